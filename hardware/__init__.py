@@ -1,0 +1,1 @@
+"""GPU table and number formats (swappable CSV data)."""

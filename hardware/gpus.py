@@ -1,0 +1,131 @@
+"""The GPU table: capacity, bandwidth, dense tensor throughput, interconnect, native formats."""
+
+from __future__ import annotations
+
+import difflib
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hardware.csvrows import read_rows
+from hardware.errors import InputError
+
+GPUS_CSV = Path(__file__).with_name("gpus.csv")
+GIB = 2**30
+
+
+class GPU(BaseModel):
+    """One accelerator row. Throughputs are dense (no sparsity), per GPU."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    vendor: str
+    arch: str | None = None
+    form_factor: str | None = None
+    aliases: tuple[str, ...] = ()
+    memory_gib: float = Field(gt=0)
+    memory_bw_gb_s: float = Field(gt=0)
+    bf16_tflops: float | None = Field(default=None, gt=0)
+    fp16_tflops: float | None = Field(default=None, gt=0)
+    fp8_tflops: float | None = Field(default=None, gt=0)
+    int8_tops: float | None = Field(default=None, gt=0)
+    fp4_tflops: float | None = Field(default=None, gt=0)
+    link: str = "pcie"
+    link_gb_s: float = Field(default=0, ge=0)  # GPU-to-GPU, per GPU, bidirectional total
+    nvlink_domain: int = Field(default=1, ge=1)
+    pcie_gb_s: float | None = Field(default=None, ge=0)  # host x16, one direction
+    tdp_w: float | None = Field(default=None, gt=0)
+    native_formats: frozenset[str] = frozenset()
+    source: str
+    as_of: str
+    notes: str | None = None
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _split_aliases(cls, v: object) -> object:
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            return tuple(a.strip().lower() for a in v.split(";") if a.strip())
+        return v
+
+    @field_validator("native_formats", mode="before")
+    @classmethod
+    def _split_formats(cls, v: object) -> object:
+        if v is None:
+            return frozenset()
+        if isinstance(v, str):
+            return frozenset(a.strip().lower() for a in v.split(";") if a.strip())
+        return v
+
+    @property
+    def memory_bytes(self) -> int:
+        return int(self.memory_gib * GIB)
+
+    @property
+    def memory_bw_bytes_s(self) -> float:
+        return self.memory_bw_gb_s * 1e9
+
+    @property
+    def has_fast_link(self) -> bool:
+        """NVLink / Infinity Fabric / bridge rather than PCIe only."""
+        return self.nvlink_domain > 1 and self.link != "pcie"
+
+    def runs_natively(self, fmt: str) -> bool:
+        return fmt in self.native_formats
+
+    def peak_flops(self, compute: str) -> float:
+        """Dense FLOP/s of the tensor path; falls back to the 16-bit rate where the path is missing."""
+        table = {"bf16": self.bf16_tflops or self.fp16_tflops, "fp16": self.fp16_tflops or self.bf16_tflops,
+                 "fp8": self.fp8_tflops, "int8": self.int8_tops, "fp4": self.fp4_tflops}
+        value = table.get(compute) if self.runs_natively(compute) or compute in ("bf16", "fp16") else None
+        value = value or self.bf16_tflops or self.fp16_tflops
+        if not value:
+            raise InputError(f"GPU '{self.id}' has no tensor throughput in the hardware table")
+        return value * 1e12
+
+    def link_bytes_s(self, tp: int) -> float:
+        """One-direction GPU-to-GPU bandwidth used by a TP group: fast link inside its domain, else PCIe."""
+        if self.has_fast_link and tp <= self.nvlink_domain and self.link_gb_s > 0:
+            return self.link_gb_s / 2 * 1e9
+        return (self.pcie_gb_s or 32.0) * 1e9
+
+
+class GpuTable(BaseModel):
+    gpus: dict[str, GPU]
+    aliases: dict[str, str]
+    path: str
+
+    def get(self, name: str) -> GPU:
+        key = name.strip().lower()
+        key = self.aliases.get(key, key)
+        if key in self.gpus:
+            return self.gpus[key]
+        close = difflib.get_close_matches(key, [*self.gpus, *self.aliases], n=1)
+        hint = f"; did you mean '{self.aliases.get(close[0], close[0])}'?" if close else ""
+        raise InputError(f"unknown GPU '{name}' in {self.path}{hint}")
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self.gpus.values())
+
+
+@cache
+def load_gpus(path: Path = GPUS_CSV) -> GpuTable:
+    """Load and index the GPU table by id and alias (case-insensitive)."""
+    gpus: dict[str, GPU] = {}
+    aliases: dict[str, str] = {}
+    for i, row in enumerate(read_rows(path, GPU), start=2):
+        gid = row.id.lower()
+        if gid in gpus or gid in aliases:
+            raise InputError(f"{path}, row {i}, column 'id': duplicate GPU id '{row.id}'")
+        gpus[gid] = row
+        for alias in row.aliases:
+            if alias in gpus or (alias in aliases and aliases[alias] != gid):
+                raise InputError(f"{path}, row {i}, column 'aliases': alias '{alias}' is used twice")
+            aliases[alias] = gid
+    if not gpus:
+        raise InputError(f"{path}: no GPU rows")
+    return GpuTable(gpus=gpus, aliases=aliases, path=str(path))

@@ -1,0 +1,105 @@
+"""The model catalog: Hugging Face config.json files by id and alias, or any config path."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from models.arch import Architecture, parse_config
+from models.errors import InputError
+from models.params import ParamCount, count_params
+
+CATALOG_CSV = Path(__file__).with_name("catalog.csv")
+
+
+class Model(BaseModel):
+    """A resolved model: its architecture, exact counts and provenance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    aliases: tuple[str, ...] = ()
+    hf_repo: str | None = None
+    arch: Architecture
+    params: ParamCount
+    official_total_params: float | None = None  # billions, as published
+    official_active_params: float | None = None
+    source: str
+    as_of: str
+    config_path: str
+
+
+def read_config(path: Path) -> Architecture:
+    """Parse one config.json; errors name the file and the field."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from None
+    return parse_config(data, str(path))
+
+
+def _float(cell: str | None) -> float | None:
+    return float(cell) if cell not in (None, "") else None
+
+
+@cache
+def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
+    """id → Model for every catalog row (aliases resolved by ``resolve``)."""
+    out: dict[str, Model] = {}
+    try:
+        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    for line, row in enumerate(rows, start=2):
+        mid = (row.get("id") or "").strip().lower()
+        if not mid:
+            raise InputError(f"{path}, row {line}, column 'id': empty")
+        if not row.get("source") or not row.get("as_of"):
+            raise InputError(f"{path}, row {line}: every model needs 'source' and 'as_of'")
+        cfg_path = path.parent / (row.get("config_file") or f"configs/{mid}.json")
+        arch = read_config(cfg_path)
+        try:
+            official_total = _float(row.get("official_total_params"))
+            official_active = _float(row.get("official_active_params"))
+        except ValueError:
+            raise InputError(f"{path}, row {line}, column 'official_total_params': not a number") from None
+        aliases = tuple(a.strip().lower() for a in (row.get("aliases") or "").split(";") if a.strip())
+        out[mid] = Model(id=mid, aliases=aliases, hf_repo=row.get("hf_repo") or None, arch=arch,
+                         params=count_params(arch), official_total_params=official_total,
+                         official_active_params=official_active, source=row["source"], as_of=row["as_of"],
+                         config_path=str(cfg_path))
+    return out
+
+
+def _alias_index(catalog: dict[str, Model]) -> dict[str, str]:
+    index = {mid: mid for mid in catalog}
+    for model in catalog.values():
+        for alias in model.aliases:
+            index.setdefault(alias, model.id)
+    return index
+
+
+def resolve(name: str, catalog_path: Path = CATALOG_CSV) -> Model:
+    """A catalog id or alias (case-insensitive), or a path to a config.json."""
+    key = name.strip().lower()
+    catalog = load_catalog(catalog_path)
+    index = _alias_index(catalog)
+    if key in index:
+        return catalog[index[key]]
+    as_path = Path(name)
+    if as_path.suffix == ".json" or as_path.exists():
+        cfg = as_path / "config.json" if as_path.is_dir() else as_path
+        arch = read_config(cfg)
+        stem = cfg.parent.name if cfg.name == "config.json" else cfg.stem
+        return Model(id=stem.lower(), arch=arch, params=count_params(arch), source=str(cfg),
+                     as_of="user-supplied", config_path=str(cfg))
+    close = difflib.get_close_matches(key, list(index), n=1, cutoff=0.5)
+    hint = f"; did you mean '{index[close[0]]}'?" if close else ""
+    raise InputError(f"unknown model '{name}' (not in the catalog and not a config.json path){hint}")

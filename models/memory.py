@@ -1,0 +1,126 @@
+"""The memory model: weights, KV cache, activations and runtime overhead, in bytes.
+
+Formats come in as any object with ``bits``, ``group_size``, ``scale_bits``, ``zero_bits``
+and ``scope`` (the hardware format table satisfies this), so this layer imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from models.arch import Architecture
+from models.params import Kind, TensorGroup, tensor_groups
+
+GIB = 2**30
+ACT_BYTES = 2  # activations are 16-bit in every engine modelled here
+VECTOR_BITS_16 = 16
+VECTOR_BITS_GGUF = 32
+
+
+class Encoding(Protocol):
+    """A storage format (see hardware/formats.csv)."""
+
+    bits: float
+    group_size: int
+    scale_bits: float
+    zero_bits: float
+    scope: str
+
+
+def _encoded_bits(g: TensorGroup, enc: Encoding, copies: int) -> float:
+    """bits of ``copies`` copies of a matrix: elements × bits + group/row scale overhead."""
+    elements = g.rows * g.cols * copies
+    bits = elements * enc.bits
+    if enc.group_size > 0:
+        bits += math.ceil(g.cols / enc.group_size) * g.rows * copies * (enc.scale_bits + enc.zero_bits)
+    elif enc.group_size == -1:
+        bits += g.rows * copies * (enc.scale_bits + enc.zero_bits)
+    return bits
+
+
+def _group_bits(g: TensorGroup, enc: Encoding, copies: int) -> float:
+    """Bits of one tensor group under a format's scope rule (see NumberFormat docstring)."""
+    if enc.scope == "all":
+        return g.rows * g.cols * copies * enc.bits
+    if not g.is_matrix:
+        width = VECTOR_BITS_GGUF if enc.scope == "matrices" else VECTOR_BITS_16
+        return g.rows * copies * width
+    if enc.scope == "linear" and g.kind in (Kind.EMBED, Kind.LM_HEAD, Kind.ROUTER, Kind.VISION):
+        return g.rows * g.cols * copies * VECTOR_BITS_16
+    return _encoded_bits(g, enc, copies)
+
+
+def weights_bytes(arch: Architecture, enc: Encoding) -> int:
+    """Σ over tensors of elements × bits of the tensor's format / 8 (scales included)."""
+    return math.ceil(sum(_group_bits(g, enc, g.count) for g in tensor_groups(arch)) / 8)
+
+
+def active_weights_bytes(arch: Architecture, enc: Encoding, experts_touched: float | None = None) -> float:
+    """Bytes read for one forward step: every non-expert weight once, plus ``experts_touched`` experts
+    per MoE layer (default top_k), without the embedding table (a gather, not a matmul) and vision tower."""
+    total = 0.0
+    for g in tensor_groups(arch):
+        if g.kind in (Kind.EMBED, Kind.VISION):
+            continue
+        if g.kind is Kind.EXPERT or (g.kind is Kind.VECTOR and g.name == "moe.expert_bias"):
+            assert arch.moe is not None
+            per_copy = _group_bits(g, enc, 1)
+            layers = g.count / arch.moe.num_experts
+            touched = arch.moe.top_k if experts_touched is None else experts_touched
+            total += per_copy * layers * touched
+        else:
+            total += _group_bits(g, enc, g.count)
+    return total / 8
+
+
+def expected_experts_touched(num_experts: int, top_k: int, tokens: float) -> float:
+    """E × (1 − (1 − k/E)^tokens): distinct experts hit by ``tokens`` tokens routing uniformly to k of E."""
+    if tokens <= 0:
+        return 0.0
+    return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
+
+
+def kv_bits_per_element(enc: Encoding) -> float:
+    return enc.bits + ((enc.scale_bits + enc.zero_bits) / enc.group_size if enc.group_size > 0 else 0.0)
+
+
+def kv_bytes_per_token_layer(arch: Architecture, enc: Encoding) -> float:
+    """MHA/GQA: 2 × kv_heads × head_dim × bytes; MLA: (kv_lora_rank + qk_rope_head_dim) × bytes."""
+    width = (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim if arch.mla
+             else 2 * arch.kv_heads * arch.head_dim)
+    return width * kv_bits_per_element(enc) / 8
+
+
+def kv_bytes_per_token(arch: Architecture, enc: Encoding) -> float:
+    """Per-token KV bytes summed over all layers (the marginal cost while context ≤ any window)."""
+    return kv_bytes_per_token_layer(arch, enc) * arch.layers
+
+
+def kv_cache_bytes(arch: Architecture, enc: Encoding, context: int, sequences: int = 1) -> int:
+    """Σ over layers of per-layer bytes × tokens held; sliding-window layers hold min(context, window)."""
+    per_layer = kv_bytes_per_token_layer(arch, enc)
+    windowed = sum(arch.sliding_layers)
+    full = arch.layers - windowed
+    held = full * context + windowed * min(context, arch.sliding_window or context)
+    return math.ceil(per_layer * held * sequences)
+
+
+def prefill_activation_bytes(arch: Architecture, chunk_tokens: int, tp: int = 1, batch: int = 1) -> int:
+    """Peak live activations of one forward pass over ``chunk_tokens`` (flash attention, 16-bit):
+    chunk × 2 B × (4·hidden + (q + 2·kv widths) + 3·I_peak) / tp, plus fp32 logits for ``batch`` rows.
+    I_peak is the dense MLP width, or top_k × expert width for MoE layers if larger."""
+    width = arch.intermediate
+    if arch.moe:
+        width = max(width if not all(arch.moe_layers) else 0, arch.moe.top_k * arch.moe.expert_intermediate)
+    qkv = (arch.heads + 2 * arch.kv_heads) * arch.head_dim
+    per_token = ACT_BYTES * (4 * arch.hidden + (qkv + 3 * width) / tp)
+    logits = batch * arch.vocab * 4
+    return math.ceil(chunk_tokens * per_token + logits)
+
+
+def max_sequences(kv_budget_bytes: float, kv_bytes_per_sequence: float) -> int:
+    """floor(budget / bytes per sequence), never negative."""
+    if kv_bytes_per_sequence <= 0:
+        return 0
+    return max(0, math.floor(kv_budget_bytes / kv_bytes_per_sequence))

@@ -1,0 +1,65 @@
+"""Training and fine-tuning memory: optimizer states, gradients, ZeRO sharding, activations, LoRA.
+
+Mixed-precision AdamW keeps 16 bytes per trainable parameter (bf16 weights 2 + fp32 master 4 +
+bf16 grads 2 + fp32 m 4 + fp32 v 4); SGD with momentum 12 (no v). ZeRO over N GPUs shards the
+fp32 states (stage ≥ 1), the gradients (≥ 2) and the 16-bit weights (3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from models.arch import Architecture
+from models.memory import ACT_BYTES
+from models.params import Kind, tensor_groups
+
+Optimizer = Literal["adamw", "sgd"]
+WEIGHT_BYTES = 2  # bf16 working copy
+GRAD_BYTES = 2  # bf16 gradients
+STATE_BYTES = {"adamw": 12, "sgd": 8}  # fp32 master + moments
+ADAPTER_BYTES_PER_PARAM = 16  # LoRA adapters are trained with mixed-precision AdamW
+LOGIT_BYTES = 6  # bf16 logits + fp32 copy for the loss
+
+
+def trainable_state_bytes(params: int, optimizer: Optimizer, zero_stage: int, gpus: int) -> dict[str, int]:
+    """Per-GPU bytes of weights, gradients and optimizer states under ZeRO ``zero_stage`` over ``gpus``."""
+    if zero_stage not in (0, 1, 2, 3):
+        raise ValueError("zero_stage must be 0, 1, 2 or 3")
+    shard = max(1, gpus)
+    return {
+        "weights": math.ceil(params * WEIGHT_BYTES / (shard if zero_stage >= 3 else 1)),
+        "gradients": math.ceil(params * GRAD_BYTES / (shard if zero_stage >= 2 else 1)),
+        "optimizer": math.ceil(params * STATE_BYTES[optimizer] / (shard if zero_stage >= 1 else 1)),
+    }
+
+
+def _stored_width_per_token_layer(arch: Architecture) -> int:
+    """Elements saved per token per layer for backward (flash attention, no dropout):
+    4·hidden (norm/residual inputs) + q + 2·kv (projections) + q (attention output) + 3·I (gate, up, act)."""
+    width = arch.intermediate
+    if arch.moe:
+        width = arch.moe.top_k * arch.moe.expert_intermediate + arch.moe.shared_intermediate
+    q_dim = arch.heads * arch.head_dim
+    kv_dim = arch.kv_heads * arch.head_dim
+    return 4 * arch.hidden + q_dim + 2 * kv_dim + q_dim + 3 * width
+
+
+def training_activation_bytes(arch: Architecture, seq_len: int, micro_batch: int, checkpointing: bool) -> int:
+    """Without checkpointing: tokens × layers × stored width × 2 B; with full per-layer checkpointing:
+    tokens × (layers × hidden + one layer's stored width) × 2 B. Plus tokens × vocab × 6 B of logits."""
+    tokens = seq_len * micro_batch
+    per_layer = _stored_width_per_token_layer(arch)
+    if checkpointing:
+        width = arch.layers * arch.hidden + per_layer
+    else:
+        width = arch.layers * per_layer
+    return tokens * (width * ACT_BYTES + arch.vocab * LOGIT_BYTES)
+
+
+def lora_params(arch: Architecture, rank: int) -> int:
+    """rank × (rows + cols) per adapted matrix; every linear layer (attention, MLP, experts) is adapted."""
+    if rank <= 0:
+        raise ValueError("LoRA rank must be positive")
+    kinds = (Kind.LINEAR, Kind.EXPERT, Kind.SHARED)
+    return sum(rank * (g.rows + g.cols) * g.count for g in tensor_groups(arch) if g.kind in kinds)

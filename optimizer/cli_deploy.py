@@ -1,0 +1,109 @@
+"""``gpuplan memory`` and ``gpuplan perf``: one deployment at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from optimizer.calibration import ENGINES
+from optimizer.cli_common import cli, output_options, show, tables_of
+from optimizer.deployment import memory, perf
+from optimizer.output import Result, View
+
+
+@cli.command("memory")
+@click.option("--model", required=True, help="Model id or alias, or a path to a config.json.")
+@click.option("--weights", default="bf16", show_default=True, help="Weight format (see hardware/formats.csv).")
+@click.option("--kv", default="bf16", show_default=True, help="KV-cache format.")
+@click.option("--context", type=int, required=True, help="Tokens per sequence.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences (or micro-batch).")
+@click.option("--mode", type=click.Choice(["inference", "train", "lora", "qlora"]), default="inference",
+              show_default=True)
+@click.option("--overhead-fraction", type=float, default=None,
+              help="Textbook rule: overhead = F × weights (replaces runtime overhead, activations, engine cap).")
+@click.option("--gpu", default=None, help="Check the fit on this GPU.")
+@click.option("--gpus", type=int, default=1, show_default=True,
+              help="GPUs: the tensor-parallel group for inference, data-parallel ranks for training.")
+@click.option("--optimizer", "optim", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
+@click.option("--zero", "zero_stage", type=click.IntRange(0, 3), default=0, show_default=True,
+              help="ZeRO stage for training over --gpus.")
+@click.option("--checkpointing/--no-checkpointing", default=True, show_default=True,
+              help="Activation checkpointing (training modes).")
+@click.option("--lora-rank", type=int, default=16, show_default=True)
+@click.option("--engine", type=click.Choice(ENGINES), default=None, help="Engine whose memory cap applies.")
+@output_options
+@click.pass_context
+def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: int, batch: int, mode: str,
+               overhead_fraction: float | None, gpu: str | None, gpus: int, optim: str, zero_stage: int,
+               checkpointing: bool, lora_rank: int, engine: str | None, fmt: str, out: Path | None) -> None:
+    """Memory breakdown (weights, KV cache, activations, overhead); with --gpu, fit and max sequences.
+
+    \b
+    Examples:
+      gpuplan memory --model llama-3-8b --weights bf16 --context 8192 --overhead-fraction 0.15
+      gpuplan memory --model llama-3.1-70b --context 2000 --gpu h100-sxm --gpus 8 --overhead-fraction 0.15
+      gpuplan memory --model deepseek-v3 --weights fp8 --kv fp8 --context 32768 --gpu h200 --gpus 8
+      gpuplan memory --model llama-3.1-8b --mode train --context 4096 --gpus 8 --zero 3
+      gpuplan memory --model llama-3.1-70b --mode qlora --context 2048 --gpu h100-sxm
+    """
+    r = memory(model, weights, kv, context, batch, mode, gpu, gpus, overhead_fraction, optim,  # type: ignore[arg-type]
+               zero_stage, checkpointing, lora_rank, engine, tables_of(ctx))
+    parts = [("weights", r.weights_bytes), ("kv_cache", r.kv_cache_bytes), ("activations", r.activation_bytes),
+             ("overhead", r.overhead_bytes), ("gradients", r.gradient_bytes), ("optimizer", r.optimizer_bytes),
+             ("adapters", r.adapter_bytes), ("total", r.total_bytes)]
+    rows = [{"part": p, "bytes": v, "gib": v / 2**30, "gb": v / 1e9} for p, v in parts if v or p == "total"]
+    title = f"{r.model} · {r.mode} · weights {r.weights} · KV {r.kv} · {r.context:,} tokens × {r.batch}"
+    views = [View(title=title, columns=[("part", "part"), ("gib", "GiB"), ("gb", "GB"), ("bytes", "bytes")],
+                  rows=rows)]
+    notes = [f"warning: {w}" for w in r.warnings]
+    if r.gpu:
+        verdict = "fits" if r.fits else "does NOT fit"
+        seq = f"; holds {r.max_sequences:,} concurrent sequences of {r.context:,} tokens" \
+            if r.max_sequences is not None else ""
+        notes.append(f"{r.gpus} × {r.gpu}: {r.capacity_gib:.1f} GiB usable, {verdict}{seq}")
+    show(Result(payload=r.model_dump(mode="json"), csv_rows=[r.model_dump(mode="json")], views=views,
+                notes=notes), fmt, out)
+
+
+@cli.command("perf")
+@click.option("--model", required=True, help="Model id or alias, or a path to a config.json.")
+@click.option("--gpu", required=True, help="GPU id or alias.")
+@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree.")
+@click.option("--weights", default="bf16", show_default=True)
+@click.option("--kv", default="bf16", show_default=True)
+@click.option("--input", "input_tokens", type=int, default=1024, show_default=True, help="Prompt tokens.")
+@click.option("--output", "output_tokens", type=int, default=256, show_default=True, help="Generated tokens.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences in decode.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Calibration row to use (default: vllm; llama.cpp on Apple and for GGUF).")
+@click.option("--tpot-ms", type=float, default=None, help="Also report the largest batch meeting this TPOT.")
+@click.option("--utilization", type=float, default=0.0, show_default=True,
+              help="Load as a fraction of the replica's request-rate limit (queueing in TTFT, prefill in TPOT).")
+@output_options
+@click.pass_context
+def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str, kv: str, input_tokens: int,
+             output_tokens: int, batch: int, engine: str | None, tpot_ms: float | None, utilization: float,
+             fmt: str, out: Path | None) -> None:
+    """One replica: TPOT, TTFT, tok/s, memory- or compute-bound, largest batch that fits.
+
+    \b
+    Examples:
+      gpuplan perf --model llama-3.1-8b --gpu h100-sxm --batch 1
+      gpuplan perf --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --kv fp8 --batch 64 --tpot-ms 50
+      gpuplan perf --model llama-2-7b --gpu m2-ultra --weights q4_0 --input 512 --output 128
+    """
+    r = perf(model, gpu, weights, kv, tp, input_tokens, output_tokens, batch, engine, tpot_ms, utilization,
+             tables_of(ctx))
+    keys = [("tpot_ms", "TPOT ms"), ("ttft_ms", "TTFT ms"), ("decode_tok_s", "decode tok/s (replica)"),
+            ("decode_tok_s_per_user", "tok/s per user"), ("prefill_tok_s", "prefill tok/s"), ("bound", "bound"),
+            ("max_batch", "max batch (memory)"), ("max_batch_for_tpot", "max batch for TPOT"), ("fits", "fits"),
+            ("weights_gib_per_gpu", "weights GiB/GPU")]
+    payload = r.model_dump(mode="json")
+    rows = [{"metric": label, "value": payload[k]} for k, label in keys if not (k == "max_batch_for_tpot"
+                                                                                and payload[k] is None)]
+    title = (f"{r.model} on {r.tp} × {r.gpu} · {r.weights}/{r.kv} · {r.engine} · "
+             f"{r.input_tokens}→{r.output_tokens} tokens · batch {r.batch}")
+    show(Result(payload=payload, csv_rows=[payload], views=[View(title=title, columns=[
+        ("metric", "metric"), ("value", "value")], rows=rows)], notes=[f"warning: {w}" for w in r.warnings]),
+         fmt, out)

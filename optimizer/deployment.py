@@ -1,0 +1,223 @@
+"""One deployment, evaluated: memory breakdown and fit (``memory``) and the roofline (``perf``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from hardware.formats import NumberFormat
+from hardware.gpus import GPU
+from models.arch import Architecture
+from models.breakdown import Mode, fit, inference_breakdown, training_breakdown
+from models.catalog import Model, resolve
+from models.memory import GIB
+from optimizer.calibration import CalibrationRow
+from optimizer.errors import InputError
+from optimizer.perf import decode_step_s, make_shape, prefill_s, serving
+from optimizer.tables import DEFAULT, Tables
+
+MAX_BATCH = 4096
+
+
+class Frame(BaseModel):
+    """Pydantic result with a one-row (or many-row) pandas view for notebooks."""
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([self.model_dump(mode="json")])
+
+
+def default_engine(gpu: GPU, wfmt: NumberFormat) -> str:
+    """llama.cpp for Apple silicon and GGUF formats, vLLM otherwise."""
+    if gpu.vendor.lower() == "apple" or wfmt.vllm_quantization == "gguf":
+        return "llama.cpp"
+    return "vllm"
+
+
+PCIE_HOST_GPUS = 8
+
+
+def max_tp(gpu: GPU) -> int:
+    """Largest TP group: the NVLink/fabric domain, or up to 8 cards behind one PCIe host (bridged pairs
+    talk over PCIe beyond the pair); 1 for GPUs without a PCIe host link (Apple, GH200)."""
+    if gpu.pcie_gb_s:
+        return max(gpu.nvlink_domain, PCIE_HOST_GPUS)
+    return gpu.nvlink_domain
+
+
+def check_tp(arch: Architecture, gpu: GPU, tp: int, model_id: str) -> None:
+    if tp < 1:
+        raise InputError(f"--tp must be ≥ 1, got {tp}")
+    if tp > max_tp(gpu):
+        raise InputError(f"TP {tp} exceeds {gpu.id}'s largest tensor-parallel group ({max_tp(gpu)} GPUs, "
+                         f"link '{gpu.link}'); pipeline parallelism across nodes is not modelled")
+    if arch.heads % tp:
+        raise InputError(f"TP {tp} does not divide {model_id}'s {arch.heads} attention heads")
+    if arch.mla is None and arch.kv_heads % tp and tp % arch.kv_heads:
+        raise InputError(f"TP {tp} and {model_id}'s {arch.kv_heads} KV heads do not divide one another")
+
+
+def _positive(name: str, value: int) -> None:
+    if value is None or value <= 0:
+        raise InputError(f"{name} must be a positive integer, got {value}")
+
+
+class MemoryReport(Frame):
+    model: str
+    mode: str
+    weights: str
+    kv: str
+    context: int
+    batch: int
+    gpu: str | None
+    gpus: int
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    adapter_bytes: int
+    total_bytes: int
+    weights_gib: float
+    kv_cache_gib: float
+    activation_gib: float
+    overhead_gib: float
+    gradient_gib: float
+    optimizer_gib: float
+    adapter_gib: float
+    total_gib: float
+    per_gpu_gib: float
+    trainable_params: int
+    fits: bool | None = None
+    max_sequences: int | None = None
+    capacity_gib: float | None = None
+    warnings: list[str] = []
+
+
+def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context: int = 4096, batch: int = 1,
+           mode: Mode = "inference", gpu: str | None = None, gpus: int = 1,
+           overhead_fraction: float | None = None, optimizer: Literal["adamw", "sgd"] = "adamw",
+           zero_stage: int = 0, checkpointing: bool = True, lora_rank: int = 16, engine: str | None = None,
+           tables: Tables = DEFAULT) -> MemoryReport:
+    """Memory breakdown of a model at a context and batch; with ``gpu``, fit and max sequences."""
+    m = model if isinstance(model, Model) else resolve(model)
+    _positive("context", context)
+    _positive("batch", batch)
+    _positive("gpus", gpus)
+    if overhead_fraction is not None and not 0 <= overhead_fraction < 10:
+        raise InputError(f"--overhead-fraction must be in [0, 10), got {overhead_fraction}")
+    wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
+    warnings: list[str] = []
+    g = tables.gpus.get(gpu) if gpu else None
+    cal = None
+    if g is not None:
+        cal = tables.calibration.lookup(engine or default_engine(g, wfmt), g.id, g.vendor)
+        if mode == "inference":
+            check_tp(m.arch, g, gpus, m.id)
+        from optimizer.perf import compute_path  # local: only needed with a GPU
+        warnings += [w for w in [compute_path(g, wfmt)[1]] if w]
+    if m.arch.max_context and context > m.arch.max_context:
+        warnings.append(f"context {context} exceeds {m.id}'s max_position_embeddings ({m.arch.max_context})")
+    runtime = cal.runtime_overhead_gib if cal else 1.0
+    if mode == "inference":
+        b = inference_breakdown(m.arch, wfmt, kvfmt, context, batch, gpus, overhead_fraction, runtime)
+    else:
+        if mode == "qlora" and weights == "bf16":
+            wfmt = tables.formats.weight("nf4")
+            weights = "nf4"
+        b = training_breakdown(m.arch, mode, wfmt, context, batch, gpus, optimizer, zero_stage, checkpointing,
+                               lora_rank, overhead_fraction, runtime)
+    fields = {k: getattr(b, k) for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes", "overhead_bytes",
+                                         "gradient_bytes", "optimizer_bytes", "adapter_bytes", "total_bytes")}
+    report = dict(model=m.id, mode=mode, weights=wfmt.id, kv=kvfmt.id, context=context, batch=batch,
+                  gpu=g.id if g else None, gpus=gpus, trainable_params=b.trainable_params, warnings=warnings,
+                  per_gpu_gib=b.total_bytes / gpus / GIB, **fields,
+                  **{k.replace("_bytes", "_gib"): v / GIB for k, v in fields.items()})
+    if g is not None and cal is not None:
+        textbook = overhead_fraction is not None
+        f = fit(b, m.arch, kvfmt if mode == "inference" else None, context, g.memory_bytes,
+                cal.mem_util, textbook)
+        report.update(fits=f.fits, max_sequences=f.max_sequences, capacity_gib=f.capacity_bytes / GIB)
+    return MemoryReport(**report)
+
+
+class PerfReport(Frame):
+    model: str
+    gpu: str
+    tp: int
+    weights: str
+    kv: str
+    engine: str
+    input_tokens: int
+    output_tokens: int
+    batch: int
+    utilization: float
+    tpot_ms: float
+    ttft_ms: float
+    prefill_ms: float
+    decode_tok_s: float
+    decode_tok_s_per_user: float
+    prefill_tok_s: float
+    bound: Literal["memory", "compute"]
+    max_batch: int
+    fits: bool
+    max_batch_for_tpot: int | None = None
+    weights_gib_per_gpu: float
+    kv_gib_per_sequence: float
+    warnings: list[str] = []
+
+
+def max_batch_in_memory(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
+                        cal: CalibrationRow) -> int:
+    """Largest number of ``context``-token sequences the KV budget of a TP group holds."""
+    b = inference_breakdown(m.arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
+    f = fit(b, m.arch, kvfmt, context, g.memory_bytes, cal.mem_util)
+    return min(f.max_sequences or 0, MAX_BATCH)
+
+
+def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: int = 1,
+         input_tokens: int = 1024, output_tokens: int = 256, batch: int = 1, engine: str | None = None,
+         tpot_ms: float | None = None, utilization: float = 0.0, tables: Tables = DEFAULT) -> PerfReport:
+    """TPOT, TTFT and throughput of one replica at ``batch`` (utilization 0 = an isolated request)."""
+    m = model if isinstance(model, Model) else resolve(model)
+    g = tables.gpus.get(gpu)
+    _positive("input tokens", input_tokens)
+    _positive("output tokens", output_tokens)
+    _positive("batch", batch)
+    if not 0 <= utilization < 1:
+        raise InputError(f"utilization must be in [0, 1), got {utilization}")
+    wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
+    check_tp(m.arch, g, tp, m.id)
+    eng = engine or default_engine(g, wfmt)
+    cal = tables.calibration.lookup(eng, g.id, g.vendor)
+    context = input_tokens + output_tokens
+    shape, warning = make_shape(m.arch, g, tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal)
+    t_pre = prefill_s(shape, m.arch, input_tokens)
+    batches = np.array([batch], dtype=float)
+    t_step, mem_bound = decode_step_s(shape, batches)
+    op = serving(t_step, t_pre, batches, output_tokens, utilization)
+    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal)
+    best_for_tpot = None
+    if tpot_ms is not None:
+        grid = np.arange(1, max(limit, 1) + 1, dtype=float)
+        steps, _ = decode_step_s(shape, grid)
+        tpots = serving(steps, t_pre, grid, output_tokens, utilization)["tpot"] * 1e3
+        ok = np.nonzero((tpots <= tpot_ms) & (grid <= limit))[0]
+        best_for_tpot = int(grid[ok[-1]]) if ok.size else 0
+    tpot = float(op["tpot"][0])
+    w_bytes = inference_breakdown(m.arch, wfmt, kvfmt, context, 1, tp).weights_bytes
+    return PerfReport(
+        model=m.id, gpu=g.id, tp=tp, weights=wfmt.id, kv=kvfmt.id, engine=eng, input_tokens=input_tokens,
+        output_tokens=output_tokens, batch=batch, utilization=utilization, tpot_ms=tpot * 1e3,
+        ttft_ms=float(op["ttft"][0]) * 1e3, prefill_ms=t_pre * 1e3, decode_tok_s=batch / tpot,
+        decode_tok_s_per_user=1.0 / tpot, prefill_tok_s=input_tokens / t_pre,
+        bound="memory" if bool(mem_bound[0]) else "compute", max_batch=limit, fits=batch <= limit,
+        max_batch_for_tpot=best_for_tpot, weights_gib_per_gpu=w_bytes / tp / GIB,
+        kv_gib_per_sequence=shape.kv_bytes_per_seq / GIB,
+        warnings=[w for w in [warning] if w] + ([] if batch <= limit else
+                                               [f"batch {batch} does not fit: at most {limit} sequences of "
+                                                f"{context} tokens"]),
+    )

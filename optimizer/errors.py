@@ -1,0 +1,16 @@
+"""Errors of the decision layer and the one tuple the CLI maps to exit code 2."""
+
+from hardware.errors import InputError as HardwareInputError
+from models.errors import InputError as ModelInputError
+from pricing.errors import InputError as PricingInputError
+
+
+class InputError(ValueError):
+    """A workload file, option or combination the user must fix (exit 2)."""
+
+
+class InfeasibleError(RuntimeError):
+    """No plan meets the constraints; the message says which constraint binds (exit 3)."""
+
+
+INPUT_ERRORS = (InputError, ModelInputError, HardwareInputError, PricingInputError)

@@ -1,0 +1,1 @@
+"""Offer tables (our CSV and SkyPilot catalogs) and owned-hardware cost inputs."""

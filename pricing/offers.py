@@ -1,0 +1,177 @@
+"""Offer tables: our CSV (one row per provider × instance) and SkyPilot catalog ``vms.csv`` files.
+
+An offer is one rentable (or owned) instance: a GPU type, how many per instance, and $/h per
+pricing tier. Instances are paid whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pricing.errors import InputError
+
+OFFERS_CSV = Path(__file__).with_name("offers.csv")
+Tier = Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"]
+TIERS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
+
+
+class Offer(BaseModel):
+    """One instance type of one provider, priced per instance-hour."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    instance: str
+    region: str | None = None
+    gpu: str
+    gpus_per_instance: int = Field(ge=1)
+    on_demand_usd_per_hour: float | None = Field(default=None, gt=0)
+    spot_usd_per_hour: float | None = Field(default=None, gt=0)
+    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0)
+    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0)
+    owned_usd_per_hour: float | None = Field(default=None, gt=0)
+    max_instances: int | None = Field(default=None, ge=0)
+    source: str
+    as_of: str
+    notes: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.instance}"
+
+    def price(self, tier: str) -> float | None:
+        """$/h of one instance in ``tier``, None when the provider has no such price."""
+        return getattr(self, f"{tier}_usd_per_hour", None)
+
+
+_OUR_COLUMNS = {"provider", "instance", "gpu", "gpus_per_instance", "source", "as_of"}
+_SKY_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Price"}
+
+# SkyPilot accelerator names → our GPU ids (form factor per the catalog conventions of each cloud).
+SKYPILOT_GPU = {
+    "a100": "a100-40gb", "a100-80gb": "a100-80gb", "h100": "h100-sxm", "h100-sxm": "h100-sxm",
+    "h100-mega": "h100-sxm", "h200": "h200", "b200": "b200", "b300": "b300", "gh200": "gh200-96gb",
+    "l4": "l4", "l40s": "l40s", "a10g": "a10g", "a10": "a10", "rtx4090": "rtx-4090", "rtx3090": "rtx-3090",
+    "rtx5090": "rtx-5090", "rtxa6000": "rtx-a6000", "rtx6000ada": "rtx-6000-ada", "mi300x": "mi300x",
+}
+
+
+def _cell(raw: dict[str, str | None], key: str) -> str | None:
+    value = raw.get(key)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _validate(path: Path, line: int, cells: dict[str, object]) -> Offer:
+    try:
+        return Offer.model_validate(cells)
+    except ValidationError as err:
+        first = err.errors()[0]
+        column = str(first["loc"][0]) if first["loc"] else "?"
+        raise InputError(f"{path}, row {line}, column '{column}': {first['msg']} "
+                         f"(got {cells.get(column)!r})") from None
+
+
+def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
+    offers = []
+    for line, raw in enumerate(rows, start=2):
+        if None in raw:
+            raise InputError(f"{path}, row {line}: more cells than header columns")
+        cells = {k: _cell(raw, k) for k in Offer.model_fields if _cell(raw, k) is not None}
+        if "gpu" in cells:
+            cells["gpu"] = str(cells["gpu"]).lower()
+        offer = _validate(path, line, cells)
+        if not any(offer.price(t) for t in TIERS):
+            raise InputError(f"{path}, row {line}: offer '{offer.key}' has no price in any tier")
+        offers.append(offer)
+    return offers
+
+
+def _read_skypilot(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
+    """Cheapest row per instance type (as SkyPilot costs it); rows without a mapped GPU are skipped."""
+    as_of = dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
+    best: dict[str, dict[str, object]] = {}
+    for line, raw in enumerate(rows, start=2):
+        name, inst = _cell(raw, "AcceleratorName"), _cell(raw, "InstanceType")
+        gpu = SKYPILOT_GPU.get((name or "").lower())
+        if not gpu or not inst:
+            continue
+        try:
+            count = float(_cell(raw, "AcceleratorCount") or "nan")
+            price = float(_cell(raw, "Price") or "nan")
+            spot = float(_cell(raw, "SpotPrice") or "nan")
+        except ValueError as err:
+            raise InputError(f"{path}, row {line}: not a number ({err})") from None
+        if not count >= 1 or not price > 0 or count != int(count):
+            continue
+        cells: dict[str, object] = {
+            "provider": path.parent.name.lower() or "skypilot", "instance": inst,
+            "region": _cell(raw, "Region"), "gpu": gpu, "gpus_per_instance": int(count),
+            "on_demand_usd_per_hour": price, "spot_usd_per_hour": spot if spot > 0 and spot != price else None,
+            "source": f"SkyPilot catalog {path}", "as_of": as_of, "_line": line,
+        }
+        if inst not in best or price < float(best[inst]["on_demand_usd_per_hour"]):  # type: ignore[arg-type]
+            best[inst] = cells
+    out = []
+    for cells in best.values():
+        line = int(cells.pop("_line"))  # type: ignore[arg-type]
+        out.append(_validate(path, line, cells))
+    return out
+
+
+@cache
+def load_offers(path: Path = OFFERS_CSV) -> tuple[Offer, ...]:
+    """Read one pricing file, detecting our schema or SkyPilot's ``vms.csv`` by its header."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = set(reader.fieldnames or [])
+            rows = list(reader)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"{path}: not a readable CSV file ({err})") from None
+    if _SKY_COLUMNS <= header:
+        return tuple(_read_skypilot(path, rows))
+    missing = sorted(_OUR_COLUMNS - header)
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}' (neither gpuplan nor SkyPilot vms.csv format)")
+    return tuple(_read_ours(path, rows))
+
+
+def merge_offers(tables: Iterable[tuple[Offer, ...]]) -> list[Offer]:
+    """Concatenate tables; a later table's row replaces an earlier one with the same provider:instance."""
+    merged: dict[str, Offer] = {}
+    for table in tables:
+        for offer in table:
+            merged[offer.key] = offer
+    return sorted(merged.values(), key=lambda o: (o.provider, o.gpu, o.gpus_per_instance, o.instance))
+
+
+def filter_offers(offers: Iterable[Offer], gpu: str | None = None, provider: Iterable[str] | None = None,
+                  tier: str | None = None) -> list[Offer]:
+    """Offers matching a GPU id, any of the providers, and having a price in ``tier``."""
+    providers = {p.lower() for p in provider} if provider else None
+    out = []
+    for o in offers:
+        if gpu and o.gpu != gpu:
+            continue
+        if providers and o.provider not in providers:
+            continue
+        if tier and o.price(tier) is None:
+            continue
+        out.append(o)
+    return out
+
+
+def usd_per_gpu_hour(offer: Offer, tier: str) -> float:
+    """Instance price / GPUs per instance (NaN if the tier has no price)."""
+    price = offer.price(tier)
+    return price / offer.gpus_per_instance if price else math.nan
