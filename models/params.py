@@ -153,6 +153,7 @@ class ParamCount(BaseModel):
     active: int
     text: int  # total without the vision tower
     embedding: int  # embed + lm_head
+    embedding_table: int  # the input embedding alone (a gather, not a matmul)
     expert: int  # routed-expert parameters, all experts
 
 
@@ -167,5 +168,6 @@ def count_params(a: Architecture) -> ParamCount:
         active=active,
         text=total - vision,
         embedding=sum(g.elements for g in groups if g.kind in (Kind.EMBED, Kind.LM_HEAD)),
+        embedding_table=sum(g.elements for g in groups if g.kind is Kind.EMBED),
         expert=sum(g.elements for g in groups if g.kind is Kind.EXPERT),
     )

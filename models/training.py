@@ -50,10 +50,7 @@ def training_activation_bytes(arch: Architecture, seq_len: int, micro_batch: int
     tokens × (layers × hidden + one layer's stored width) × 2 B. Plus tokens × vocab × 6 B of logits."""
     tokens = seq_len * micro_batch
     per_layer = _stored_width_per_token_layer(arch)
-    if checkpointing:
-        width = arch.layers * arch.hidden + per_layer
-    else:
-        width = arch.layers * per_layer
+    width = arch.layers * arch.hidden + per_layer if checkpointing else arch.layers * per_layer
     return tokens * (width * ACT_BYTES + arch.vocab * LOGIT_BYTES)
 
 

@@ -138,7 +138,7 @@ def load_offers(path: Path = OFFERS_CSV) -> tuple[Offer, ...]:
         raise InputError(f"{path}: file not found") from None
     except (UnicodeDecodeError, csv.Error) as err:
         raise InputError(f"{path}: not a readable CSV file ({err})") from None
-    if _SKY_COLUMNS <= header:
+    if header >= _SKY_COLUMNS:
         return tuple(_read_skypilot(path, rows))
     missing = sorted(_OUR_COLUMNS - header)
     if missing:

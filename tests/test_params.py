@@ -1,0 +1,74 @@
+"""Parameter counts computed from the shipped config.json files against published figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.catalog import load_catalog, resolve
+
+# Published totals precise to at least three significant digits (model cards / HF safetensors metadata;
+# the source of each figure is in models/catalog.csv).
+PRECISE_TOTALS_B = {
+    "llama-3.1-8b": 8.03,  # Meta model card: 8.03B
+    "llama-3.1-70b": 70.55,  # Meta model card / HF safetensors: 70.55B
+    "llama-3.1-405b": 405.85,  # HF safetensors: 405.85B (DESIGN issue example)
+    "mixtral-8x7b": 46.7,  # Mistral AI: 46.7B total
+    "deepseek-v3": 671.0,  # DeepSeek-V3 report: 671B total, MTP module excluded
+    "qwen3-8b": 8.19,  # Qwen3-8B model card: 8.2B, HF safetensors 8.19B
+    "qwen3-32b": 32.76,  # Qwen3-32B model card: 32.8B
+    "gpt-oss-20b": 20.91,  # OpenAI gpt-oss model card: 20.91B total
+    "gpt-oss-120b": 116.83,  # OpenAI gpt-oss model card: 116.83B total
+    "llama-2-7b": 6.74,  # HF safetensors: 6.74B
+    "llama-2-70b": 68.98,  # HF safetensors: 68.98B
+}
+
+
+@pytest.mark.parametrize("model_id", sorted(load_catalog()))
+def test_every_catalog_model_matches_its_official_total_within_half_a_percent(model_id: str) -> None:
+    m = load_catalog()[model_id]
+    assert m.official_total_params, f"{model_id} has no official count in catalog.csv"
+    assert m.params.total / 1e9 == pytest.approx(m.official_total_params, rel=0.005)
+
+
+@pytest.mark.parametrize(("model_id", "billions"), sorted(PRECISE_TOTALS_B.items()))
+def test_totals_match_published_figures(model_id: str, billions: float) -> None:
+    assert resolve(model_id).params.total / 1e9 == pytest.approx(billions, rel=0.005)
+
+
+def test_llama_3_1_8b_exact_count() -> None:
+    # 128256×4096 embed + untied lm_head + 32 × (q 4096² + k,v 2×4096×1024 + o 4096² + MLP 3×4096×14336
+    # + 2×4096 norms) + 4096 final norm = 8,030,261,248 (HF safetensors "8.03B").
+    assert resolve("llama-3.1-8b").params.total == 8_030_261_248
+
+
+def test_mixtral_active_params_include_embeddings() -> None:
+    # Mistral AI, "Mixtral of experts": 46.7B total, 12.9B active (two of eight experts per token).
+    m = resolve("mixtral-8x7b")
+    assert m.params.active / 1e9 == pytest.approx(12.9, rel=0.005)
+
+
+@pytest.mark.parametrize(("model_id", "billions"), [("gpt-oss-20b", 3.61), ("gpt-oss-120b", 5.13)])
+def test_gpt_oss_active_without_embedding_table(model_id: str, billions: float) -> None:
+    # OpenAI gpt-oss model card counts active parameters without the embedding table: 3.61B and 5.13B.
+    p = resolve(model_id).params
+    assert (p.active - p.embedding_table) / 1e9 == pytest.approx(billions, rel=0.005)
+
+
+def test_deepseek_v3_active_rounds_to_published_37b() -> None:
+    # DeepSeek-V3 report: "671B total parameters with 37B activated for each token" (a rounded figure).
+    p = resolve("deepseek-v3").params
+    assert round((p.active - p.embedding_table) / 1e9) == 37
+
+
+def test_aliases_and_case_resolve_to_the_same_model() -> None:
+    assert resolve("LLaMA-3-8B").id == "llama-3.1-8b"
+    assert resolve("llama-3-70b").id == "llama-3.1-70b"
+
+
+def test_moe_layers_follow_the_config() -> None:
+    ds = resolve("deepseek-v3").arch  # first_k_dense_replace = 3 → 58 of 61 layers are MoE
+    assert sum(ds.moe_layers) == 58
+    mav = resolve("llama-4-maverick").arch  # interleave_moe_layer_step = 2 → every other layer
+    assert sum(mav.moe_layers) == 24
+    oss = resolve("gpt-oss-20b").arch  # layer_types alternates sliding/full, window 128
+    assert sum(oss.sliding_layers) == 12 and oss.sliding_window == 128
