@@ -157,6 +157,7 @@ class PerfReport(Frame):
     utilization: float
     tpot_ms: float
     ttft_ms: float
+    step_ms: float  # one decode step at this batch, before prefill interleaving
     prefill_ms: float
     decode_tok_s: float
     decode_tok_s_per_user: float
@@ -187,8 +188,8 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     _positive("input tokens", input_tokens)
     _positive("output tokens", output_tokens)
     _positive("batch", batch)
-    if not 0 <= utilization < 1:
-        raise InputError(f"utilization must be in [0, 1), got {utilization}")
+    if not 0 <= utilization <= 1:
+        raise InputError(f"utilization must be in [0, 1], got {utilization}")
     wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
     check_tp(m.arch, g, tp, m.id)
     eng = engine or default_engine(g, wfmt)
@@ -212,7 +213,8 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     return PerfReport(
         model=m.id, gpu=g.id, tp=tp, weights=wfmt.id, kv=kvfmt.id, engine=eng, input_tokens=input_tokens,
         output_tokens=output_tokens, batch=batch, utilization=utilization, tpot_ms=tpot * 1e3,
-        ttft_ms=float(op["ttft"][0]) * 1e3, prefill_ms=t_pre * 1e3, decode_tok_s=batch / tpot,
+        ttft_ms=float(op["ttft"][0]) * 1e3, step_ms=float(t_step[0]) * 1e3, prefill_ms=t_pre * 1e3,
+        decode_tok_s=batch / tpot,
         decode_tok_s_per_user=1.0 / tpot, prefill_tok_s=input_tokens / t_pre,
         bound="memory" if bool(mem_bound[0]) else "compute", max_batch=limit, fits=batch <= limit,
         max_batch_for_tpot=best_for_tpot, weights_gib_per_gpu=w_bytes / tp / GIB,

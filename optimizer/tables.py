@@ -38,5 +38,14 @@ class Tables:
     def calibration(self) -> Calibration:
         return load_calibration(self.calibration_path)
 
+    def with_calibration(self, calibration: Calibration) -> Tables:
+        """The same tables with another calibration (used while fitting)."""
+        other = Tables(self.hardware_path, self.pricing_paths, self.calibration_path, self.formats_path)
+        other.__dict__["calibration"] = calibration
+        for name in ("gpus", "formats"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
+
 
 DEFAULT = Tables()

@@ -1,0 +1,15 @@
+"""Run every benchmark and print its figures (``make bench``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import perf_bench
+
+if __name__ == "__main__":
+    r = perf_bench.run()
+    print(f"perf model: {r['deployments']:,} deployments × 256 batch sizes = {r['evaluations']:,} evaluations "
+          f"in {r['seconds']:.3f} s → {r['evals_per_s']:,.0f} evaluations/s")
