@@ -1,0 +1,228 @@
+"""Candidate generation: every deployable replica shape for a workload, with its capacity and price.
+
+A candidate is (offer, weight format, KV format, TP) at its best batch: the batch that maximises
+the replica's capacity while TPOT and TTFT meet the targets at the target utilisation
+(rate workloads) or saturated with ``batch`` sequences (concurrency workloads). It must hold
+``batch`` sequences of input + output tokens and at least one sequence of ``max_context``.
+
+Pruning (safe for every constraint of the solver): on the same offer, candidate B is dominated by
+A when tp_A divides tp_B and (tp_B / tp_A) replicas of A have at least B's capacity — they use
+the same GPUs of the same instances. Among offers of the same GPU and GPUs per instance without an
+availability cap, only the cheapest is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from pydantic import BaseModel
+
+from hardware.gpus import GPU
+from models.catalog import Model, resolve
+from optimizer.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
+from optimizer.errors import InputError
+from optimizer.perf import compute_path, decode_step_s, make_shape, prefill_s, serving
+from optimizer.tables import Tables
+from optimizer.workload import Constraints, Workload
+from pricing.offers import Offer, filter_offers
+
+TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
+
+
+class Candidate(BaseModel):
+    id: str
+    workload: str
+    model: str
+    gpu: str
+    provider: str
+    offer: str
+    region: str | None
+    weights: str
+    kv: str
+    tp: int
+    gpus_per_replica: int
+    gpus_per_instance: int
+    instance_usd_per_hour: float
+    usd_per_hour: float  # the replica's share of its instance
+    engine: str
+    batch: int
+    tpot_ms: float
+    ttft_ms: float
+    bound: str
+    capacity_req_s: float
+    capacity_sequences: int
+    capacity_tok_s: float
+    max_model_len: int
+    offer_max_instances: int | None = None
+    source: str
+    as_of: str
+
+
+class CandidateSet(BaseModel):
+    workload: str
+    candidates: list[Candidate]
+    reasons: dict[str, str]  # GPU id → why it has no candidate (closest miss)
+    considered: int
+    pruned: int
+
+
+def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str]]:
+    """Offers priced in the tier, of allowed providers and GPUs, whose GPU is in the table; cheapest per
+    (GPU, GPUs per instance) unless capped."""
+    notes = []
+    offers = filter_offers(tables.offers, provider=c.providers, tier=c.tier)
+    allowed = {tables.gpus.get(g).id for g in c.gpus} if c.gpus else None
+    known = []
+    unknown = set()
+    for o in offers:
+        if o.gpu not in tables.gpus.gpus:
+            unknown.add(o.gpu)
+        elif allowed is None or o.gpu in allowed:
+            known.append(o)
+    if unknown:
+        notes.append(f"offers of GPUs not in the hardware table were skipped: {', '.join(sorted(unknown))}")
+    best: dict[tuple[str, int], Offer] = {}
+    capped = []
+    for o in known:
+        if o.max_instances is not None:
+            capped.append(o)
+            continue
+        key = (o.gpu, o.gpus_per_instance)
+        price = o.price(c.tier) or float("inf")
+        if key not in best or (price, o.key) < (best[key].price(c.tier) or float("inf"), best[key].key):
+            best[key] = o
+    return sorted([*best.values(), *capped], key=lambda o: (o.gpu, o.gpus_per_instance, o.key)), notes
+
+
+class _Shape(BaseModel):
+    """Best operating point of one (GPU, formats, TP) for a workload, independent of the offer."""
+
+    weights: str
+    kv: str
+    tp: int
+    engine: str
+    batch: int
+    tpot_ms: float
+    ttft_ms: float
+    bound: str
+    capacity_req_s: float
+    capacity_sequences: int
+
+
+def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int, tables: Tables,
+                utilization: float) -> tuple[_Shape | None, tuple[int, str] | None]:
+    """(operating point, None) or (None, (rank, reason)); lower rank = closer to feasible."""
+    wfmt, kvfmt = tables.formats.weight(wname), tables.formats.kv_format(kvname)
+    try:
+        compute_path(g, wfmt)
+    except InputError as e:
+        return None, (5, str(e))
+    engine = w.engine or default_engine(g, wfmt)
+    cal = tables.calibration.lookup(engine, g.id, g.vendor)
+    assert w.max_context is not None
+    if max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.max_context, cal) < 1:
+        return None, (4, f"{wname} weights + one {w.max_context:,}-token sequence do not fit on {tp} × {g.id}")
+    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.input_tokens + w.output_tokens, cal)
+    shape, _ = make_shape(m.arch, g, tp, wfmt, kvfmt, w.input_tokens + w.output_tokens / 2, cal)
+    t_pre = prefill_s(shape, m.arch, w.input_tokens)
+    grid = np.arange(1, limit + 1, dtype=float)
+    t_step, mem_bound = decode_step_s(shape, grid)
+    load = utilization if w.rate_rps is not None else 1.0
+    op = serving(t_step, t_pre, grid, w.output_tokens, load)
+    tpot, ttft = op["tpot"] * 1e3, op["ttft"] * 1e3
+    ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms)
+    if not ok.any():
+        if tpot[0] > w.slo.tpot_ms:
+            return None, (2, f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, TP {tp})")
+        return None, (1, f"TTFT is {ttft[0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, TP {tp})")
+    if w.rate_rps is not None:
+        score = np.where(ok, op["rate"], -1.0)
+        i = int(np.argmax(score))
+    else:
+        i = int(np.nonzero(ok)[0][-1])
+    return _Shape(weights=wname, kv=kvname, tp=tp, engine=engine, batch=int(grid[i]), tpot_ms=float(tpot[i]),
+                  ttft_ms=float(ttft[i]), bound="memory" if mem_bound[i] else "compute",
+                  capacity_req_s=float(op["rate"][i] if w.rate_rps is not None else op["rate_max"][i]),
+                  capacity_sequences=int(grid[i])), None
+
+
+def _dominated(a: Candidate, b: Candidate) -> bool:
+    """True when replicas of ``a`` can replace ``b`` on the same GPUs of the same offer."""
+    if a.offer != b.offer or a.provider != b.provider or b.tp % a.tp or a.id == b.id:
+        return False
+    k = b.tp // a.tp
+    ge = (k * a.capacity_req_s >= b.capacity_req_s and k * a.capacity_sequences >= b.capacity_sequences)
+    strict = (k * a.capacity_req_s > b.capacity_req_s or k * a.capacity_sequences > b.capacity_sequences
+              or (a.tp, a.id) < (b.tp, b.id))
+    return ge and strict
+
+
+def prune(cands: list[Candidate]) -> list[Candidate]:
+    by_offer: dict[str, list[Candidate]] = {}
+    for c in cands:
+        by_offer.setdefault(f"{c.provider}:{c.offer}", []).append(c)
+    kept = []
+    for group in by_offer.values():
+        kept += [b for b in group if not any(_dominated(a, b) for a in group)]
+    return sorted(kept, key=lambda c: c.id)
+
+
+def generate(w: Workload, constraints: Constraints, tables: Tables,
+             offers: Iterable[Offer] | None = None) -> CandidateSet:
+    """Feasible, non-dominated candidates of one workload, and why each GPU type has none."""
+    m = resolve(w.model)
+    assert w.max_context is not None
+    if offers is None:
+        offers, _ = usable_offers(tables, constraints)
+    offers = list(offers)
+    reasons: dict[str, tuple[int, str]] = {}
+    if m.arch.max_context and w.max_context > m.arch.max_context:
+        msg = f"max_context {w.max_context:,} is beyond {m.id}'s limit of {m.arch.max_context:,} tokens"
+        return CandidateSet(workload=w.name, candidates=[], reasons={"*": msg}, considered=0, pruned=0)
+    for name in w.weights:
+        tables.formats.weight(name)
+    for name in w.kv:
+        tables.formats.kv_format(name)
+    by_gpu: dict[str, list[Offer]] = {}
+    for o in offers:
+        by_gpu.setdefault(o.gpu, []).append(o)
+    cands: list[Candidate] = []
+    for gid, gpu_offers in sorted(by_gpu.items()):
+        g = tables.gpus.get(gid)
+        widest = max(o.gpus_per_instance for o in gpu_offers)
+        for tp in TP_DEGREES:
+            if tp > widest or tp > max_tp(g):
+                continue
+            try:
+                check_tp(m.arch, g, tp, m.id)
+            except InputError as e:
+                reasons.setdefault(gid, (6, str(e)))
+                continue
+            for wname in w.weights:
+                for kvname in w.kv:
+                    point, why = _best_point(m, g, w, wname, kvname, tp, tables, constraints.utilization)
+                    if point is None:
+                        assert why is not None
+                        if gid not in reasons or why[0] < reasons[gid][0]:
+                            reasons[gid] = why
+                        continue
+                    for o in gpu_offers:
+                        if o.gpus_per_instance < tp:
+                            continue
+                        price = o.price(constraints.tier)
+                        assert price is not None
+                        cands.append(Candidate(
+                            id=f"{w.name}/{o.provider}:{o.instance}/{wname}-{kvname}/tp{tp}", workload=w.name,
+                            model=m.id, gpu=gid, provider=o.provider, offer=o.instance, region=o.region,
+                            weights=wname, kv=kvname, tp=tp, gpus_per_replica=tp,
+                            gpus_per_instance=o.gpus_per_instance, instance_usd_per_hour=price,
+                            usd_per_hour=price * tp / o.gpus_per_instance, engine=point.engine, batch=point.batch,
+                            tpot_ms=point.tpot_ms, ttft_ms=point.ttft_ms, bound=point.bound,
+                            capacity_req_s=point.capacity_req_s, capacity_sequences=point.capacity_sequences,
+                            capacity_tok_s=point.capacity_req_s * w.output_tokens, max_model_len=w.max_context,
+                            offer_max_instances=o.max_instances, source=o.source, as_of=o.as_of))
+    kept = prune(cands)
+    have = {c.gpu for c in kept}
+    return CandidateSet(workload=w.name, candidates=kept, considered=len(cands), pruned=len(cands) - len(kept),
+                        reasons={g: r for g, (_, r) in sorted(reasons.items()) if g not in have})

@@ -1,0 +1,142 @@
+"""``gpuplan candidates`` and ``gpuplan plan``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from models.catalog import resolve
+from optimizer.cli_common import cli, show, tables_of
+from optimizer.launch import skypilot_task
+from optimizer.output import FORMATS, Result, View, write_atomic
+from optimizer.plan import PlanReport, all_candidates, build_plan
+from optimizer.workload import load_fleet
+from pricing.offers import TIERS
+
+
+def _fleet(path: Path, tier: str | None):
+    fleet = load_fleet(path)
+    if tier:
+        fleet = fleet.model_copy(update={"constraints": fleet.constraints.model_copy(update={"tier": tier})})
+    return fleet
+
+
+@cli.command("candidates")
+@click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tier", type=click.Choice(TIERS), default=None, help="Override constraints.tier.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("-o", "--output-path", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.pass_context
+def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: str, out: Path | None) -> None:
+    """The feasible, non-dominated candidates the solver chooses from, per workload.
+
+    \b
+    Example:
+      gpuplan candidates examples/fleet.yaml --format csv -o candidates.csv
+    """
+    fleet = _fleet(workloads, tier)
+    sets, notes = all_candidates(fleet, tables_of(ctx))
+    rows = [c.model_dump() for s in sets for c in s.candidates]
+    views = []
+    for s in sets:
+        best = sorted(s.candidates, key=lambda c: c.usd_per_hour / max(c.capacity_req_s, 1e-9))[:15]
+        views.append(View(title=f"{s.workload}: {len(s.candidates)} candidates ({s.pruned} dominated pruned of "
+                                f"{s.considered}); cheapest per req/s first", columns=[
+            ("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"), ("weights", "weights"), ("kv", "kv"),
+            ("tp", "tp"), ("batch", "batch"), ("tpot_ms", "TPOT ms"), ("ttft_ms", "TTFT ms"),
+            ("capacity_req_s", "req/s"), ("capacity_sequences", "seqs"), ("usd_per_hour", "$/h")],
+            rows=[c.model_dump() for c in best],
+            caption="; ".join(f"{g}: {r}" for g, r in s.reasons.items()) or None))
+    show(Result(payload=rows, csv_rows=rows, views=views, notes=notes), fmt, out)
+
+
+def plan_views(p: PlanReport) -> list[View]:
+    views = []
+    for w in p.workloads:
+        views.append(View(title=f"{w.name} · {w.model} · {w.demand} · ${w.usd_per_hour:,.2f}/h · "
+                                f"${w.usd_per_mtok_output:,.3f}/Mtok output · ${w.usd_per_mtok_total:,.3f}/Mtok in+out",
+                          columns=[("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"),
+                                   ("weights", "weights"), ("kv", "kv"), ("tp", "tp"), ("replicas", "replicas"),
+                                   ("gpus", "GPUs"), ("batch", "batch"), ("tpot_ms", "TPOT ms"),
+                                   ("ttft_ms", "TTFT ms"), ("output_tok_s", "out tok/s"), ("usd_per_hour", "$/h")],
+                          rows=[d.model_dump() for d in w.deployments]))
+    views.append(View(title="Instances", columns=[
+        ("provider", "provider"), ("offer", "offer"), ("gpu", "gpu"), ("count", "count"),
+        ("gpus_per_instance", "GPUs each"), ("gpus_used", "GPUs used"), ("usd_per_hour", "$/h")],
+        rows=[i.model_dump() for i in p.instances],
+        caption=(f"total ${p.total_usd_per_hour:,.2f}/h · {p.total_gpus} GPUs · ${p.usd_per_mtok_output:,.3f}/Mtok "
+                 f"output · ${p.usd_per_mtok_total:,.3f}/Mtok in+out · {p.status}, gap {p.gap:.2%}, "
+                 f"{p.solve_seconds:.2f} s, {p.candidates:,} candidates")))
+    return views
+
+
+def plan_payload(p: PlanReport) -> dict:
+    data = p.model_dump(mode="json")
+    return data
+
+
+@cli.command("plan")
+@click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--objective", type=click.Choice(["min-cost", "max-throughput"]), default="min-cost",
+              show_default=True, help="Cheapest fleet for the demand, or most output tok/s within the budget.")
+@click.option("--budget-usd-per-hour", type=float, default=None, help="Cap on the fleet's $/h.")
+@click.option("--tier", type=click.Choice(TIERS), default=None, help="Pricing tier (overrides the file).")
+@click.option("--time-limit", type=float, default=10.0, show_default=True, help="Solver time limit, seconds.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("-o", "--output-path", "out", type=click.Path(path_type=Path), default=None,
+              help="With --format json/csv: the file to write. With table: a folder for plan.json, plan.csv "
+                   "and one SkyPilot task YAML per deployment.")
+@click.pass_context
+def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per_hour: float | None,
+             tier: str | None, time_limit: float, fmt: str, out: Path | None) -> None:
+    """The optimal fleet: deployments per workload, instances, $/h, $/Mtok, launch commands.
+
+    Exit code 3 when no plan meets the constraints, with the constraint that binds.
+
+    \b
+    Examples:
+      gpuplan plan examples/fleet.yaml
+      gpuplan plan examples/fleet.yaml --tier spot --format json -o plan.json
+      gpuplan plan examples/fleet.yaml -o out/            # plan.json, plan.csv, SkyPilot YAMLs
+      gpuplan plan examples/fleet.yaml --objective max-throughput --budget-usd-per-hour 200
+    """
+    tables = tables_of(ctx)
+    fleet = _fleet(workloads, tier)
+    console = Console(stderr=True)
+    with console.status("planning…") as status:
+        report = build_plan(fleet, tables, objective, time_limit, budget_usd_per_hour,
+                            progress=lambda msg: status.update(msg))
+    rows = [{"workload": w.name, **d.model_dump()} for w in report.workloads for d in w.deployments]
+    launches = View(title="Launch commands (one per deployment; the checkpoint must be in the chosen format)",
+                    columns=[("candidate", "deployment"), ("replicas", "replicas"), ("launch", "command")],
+                    rows=[d.model_dump() for w in report.workloads for d in w.deployments])
+    result = Result(payload=plan_payload(report), csv_rows=rows, views=[*plan_views(report), launches],
+                    notes=report.notes)
+    if fmt == "table" and out is not None:
+        write_outputs(report, result, out, fleet.constraints.tier)
+        show(result, "table", None)
+        click.echo(f"wrote {out}/plan.json, plan.csv and {sum(len(w.deployments) for w in report.workloads)} "
+                   "SkyPilot task(s)")
+        return
+    show(result, fmt, out)
+
+
+def write_outputs(report: PlanReport, result: Result, folder: Path, tier: str) -> None:
+    from optimizer.output import render
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "plan.json", render(result, "json"))
+    write_atomic(folder / "plan.csv", render(result, "csv"))
+    for w in report.workloads:
+        for d in w.deployments:
+            from optimizer.candidates import Candidate
+
+            c = Candidate(id=d.candidate, workload=w.name, model=resolve(w.model).id, gpu=d.gpu, provider=d.provider,
+                          offer=d.offer, region=d.region, weights=d.weights, kv=d.kv, tp=d.tp, gpus_per_replica=d.tp,
+                          gpus_per_instance=d.tp, instance_usd_per_hour=0, usd_per_hour=0, engine=d.engine,
+                          batch=d.batch, tpot_ms=d.tpot_ms, ttft_ms=d.ttft_ms, bound="", capacity_req_s=0,
+                          capacity_sequences=0, capacity_tok_s=0, max_model_len=0, source="", as_of="")
+            name = d.candidate.replace("/", "__").replace(":", "_")
+            write_atomic(folder / f"{name}.sky.yaml", skypilot_task(c, d.replicas, d.launch, tier))

@@ -1,0 +1,218 @@
+"""From a workload file to a plan: candidates → CP-SAT → deployments, instances, costs, launch configs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pandas as pd
+from pydantic import BaseModel
+
+from models.catalog import resolve
+from optimizer.candidates import Candidate, CandidateSet, generate, usable_offers
+from optimizer.errors import InfeasibleError, InputError
+from optimizer.launch import launch_command
+from optimizer.solver import Problem, Solution, solve
+from optimizer.tables import Tables
+from optimizer.workload import Fleet, Workload
+
+MTOK = 1e6
+
+
+class Deployment(BaseModel):
+    candidate: str
+    gpu: str
+    provider: str
+    offer: str
+    region: str | None
+    weights: str
+    kv: str
+    tp: int
+    replicas: int
+    gpus: int
+    batch: int
+    tpot_ms: float
+    ttft_ms: float
+    output_tok_s: float  # capacity of these replicas at the target utilisation
+    capacity_req_s: float
+    usd_per_hour: float  # replicas' share of their instances (idle GPUs allocated pro rata)
+    engine: str
+    launch: str
+
+
+class WorkloadPlan(BaseModel):
+    name: str
+    model: str
+    demand: str
+    usd_per_hour: float
+    usd_per_mtok_output: float
+    usd_per_mtok_total: float
+    served_output_tok_s: float
+    deployments: list[Deployment]
+
+
+class InstanceCount(BaseModel):
+    provider: str
+    offer: str
+    gpu: str
+    gpus_per_instance: int
+    count: int
+    usd_per_hour: float  # all instances of this offer
+    gpus_used: int
+
+
+class PlanReport(BaseModel):
+    status: str
+    objective: str
+    tier: str
+    solve_seconds: float
+    gap: float
+    total_usd_per_hour: float
+    usd_per_mtok_output: float
+    usd_per_mtok_total: float
+    total_gpus: int
+    workloads: list[WorkloadPlan]
+    instances: list[InstanceCount]
+    candidates: int
+    variables: int
+    notes: list[str]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per deployment, with its workload's totals."""
+        rows = []
+        for w in self.workloads:
+            for d in w.deployments:
+                rows.append({"workload": w.name, "model": w.model, **d.model_dump(exclude={"launch"}),
+                             "workload_usd_per_mtok_output": w.usd_per_mtok_output})
+        return pd.DataFrame(rows)
+
+
+def all_candidates(fleet: Fleet, tables: Tables) -> tuple[list[CandidateSet], list[str]]:
+    offers, notes = usable_offers(tables, fleet.constraints)
+    if not offers:
+        where = f" from providers {', '.join(fleet.constraints.providers)}" if fleet.constraints.providers else ""
+        raise InfeasibleError(f"no offer is priced in tier '{fleet.constraints.tier}'{where}")
+    return [generate(w, fleet.constraints, tables, offers) for w in fleet.workloads], notes
+
+
+def explain_empty(sets: list[CandidateSet], fleet: Fleet) -> str | None:
+    """One line per workload without candidates: the closest miss per GPU type."""
+    lines = []
+    for s in sets:
+        if s.candidates:
+            continue
+        w = next(x for x in fleet.workloads if x.name == s.workload)
+        reasons = "; ".join(f"{g}: {r}" if g != "*" else r for g, r in s.reasons.items()) or "no offers"
+        lines.append(f"workload '{w.name}' ({w.model}, TPOT ≤ {w.slo.tpot_ms:g} ms, TTFT ≤ {w.slo.ttft_ms:g} ms) "
+                     f"has no feasible deployment — {reasons}")
+    return "\n".join(lines) or None
+
+
+def _diagnose(problem: Problem, time_limit_s: float) -> str:
+    """Which fleet constraint binds: relax budget and caps, then compare the relaxed plan with them."""
+    relaxed = Problem(problem.workloads, problem.candidates, problem.tier, {}, None, problem.single_gpu_type)
+    sol = solve(relaxed, time_limit_s)
+    if sol.status not in ("optimal", "feasible"):
+        return "no combination of candidates meets every workload's demand"
+    by_id = {c.id: c for c in problem.candidates}
+    parts = []
+    if problem.budget_usd_per_hour is not None and sol.objective_value > problem.budget_usd_per_hour:
+        parts.append(f"budget ${problem.budget_usd_per_hour:,.2f}/h binds: the cheapest fleet without caps costs "
+                     f"${sol.objective_value:,.2f}/h (${sol.objective_value - problem.budget_usd_per_hour:,.2f}/h more)")
+    used: dict[str, int] = {}
+    for (provider, offer), count in sol.instances.items():
+        c = next(c for c in problem.candidates if c.provider == provider and c.offer == offer)
+        used[c.gpu] = used.get(c.gpu, 0) + count * c.gpus_per_instance
+    for gpu, cap in sorted(problem.max_gpus.items()):
+        if used.get(gpu, 0) > cap:
+            parts.append(f"max_gpus {gpu} = {cap} binds: the cheapest fleet uses {used[gpu]} (needs {used[gpu] - cap} more)")
+    if not parts:
+        offers = sorted({(by_id[c].provider, by_id[c].offer) for c in sol.replicas})
+        parts.append("the combination of caps and budget binds (each alone is satisfiable); offers used without "
+                     f"caps: {', '.join(f'{p}:{o}' for p, o in offers)}")
+    return "; ".join(parts)
+
+
+def _served_tok_s(w: Workload, picked: list[tuple[Candidate, int]]) -> float:
+    """Output tokens/s actually demanded (rate workloads) or produced by the concurrent users."""
+    if w.rate_rps is not None:
+        return w.rate_rps * w.output_tokens
+    seqs = sum(c.capacity_sequences * k for c, k in picked)
+    share = min(1.0, (w.concurrency or 0) / max(seqs, 1))
+    return sum(c.capacity_sequences * k * 1e3 / c.tpot_ms for c, k in picked) * share
+
+
+def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_limit_s: float = 10.0,
+               budget: float | None = None, progress: Callable[[str], None] | None = None) -> PlanReport:
+    c = fleet.constraints
+    if budget is not None:
+        c = c.model_copy(update={"budget_usd_per_hour": budget})
+    if objective == "max-throughput" and c.budget_usd_per_hour is None:
+        raise InputError("objective max-throughput needs a budget (--budget-usd-per-hour or constraints)")
+    caps = {tables.gpus.get(g).id: v for g, v in c.max_gpus.items()}
+    if progress:
+        progress("generating candidates")
+    sets, notes = all_candidates(fleet.model_copy(update={"constraints": c}), tables)
+    empty = explain_empty(sets, fleet)
+    if empty:
+        raise InfeasibleError(empty)
+    cands = [x for s in sets for x in s.candidates]
+    problem = Problem(fleet.workloads, cands, c.tier, caps, c.budget_usd_per_hour, c.single_gpu_type, objective)
+    if progress:
+        progress(f"solving: {len(cands):,} candidates")
+    sol = solve(problem, time_limit_s)
+    if sol.status == "infeasible":
+        raise InfeasibleError(_diagnose(problem, time_limit_s))
+    if sol.status == "unknown":
+        raise InfeasibleError(f"no feasible plan found within the time limit of {time_limit_s:g} s "
+                              "(raise --time-limit)")
+    return assemble(fleet, tables, cands, sol, c.tier, objective, notes)
+
+
+def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution, tier: str, objective: str,
+             notes: list[str]) -> PlanReport:
+    by_id = {c.id: c for c in cands}
+    offer_gpus: dict[tuple[str, str], int] = {}
+    for cid, k in sol.replicas.items():
+        c = by_id[cid]
+        offer_gpus[(c.provider, c.offer)] = offer_gpus.get((c.provider, c.offer), 0) + k * c.tp
+    instances = []
+    for (provider, offer), count in sorted(sol.instances.items()):
+        c0 = next(c for c in cands if c.provider == provider and c.offer == offer)
+        instances.append(InstanceCount(provider=provider, offer=offer, gpu=c0.gpu, count=count,
+                                       gpus_per_instance=c0.gpus_per_instance,
+                                       usd_per_hour=count * c0.instance_usd_per_hour,
+                                       gpus_used=offer_gpus.get((provider, offer), 0)))
+    offer_cost = {(i.provider, i.offer): i.usd_per_hour for i in instances}
+    plans = []
+    for w in fleet.workloads:
+        picked = sorted(((by_id[cid], k) for cid, k in sol.replicas.items() if by_id[cid].workload == w.name),
+                        key=lambda t: t[0].id)
+        deps = []
+        for c, k in picked:
+            key = (c.provider, c.offer)
+            share = k * c.tp / offer_gpus[key] * offer_cost[key]
+            deps.append(Deployment(
+                candidate=c.id, gpu=c.gpu, provider=c.provider, offer=c.offer, region=c.region, weights=c.weights,
+                kv=c.kv, tp=c.tp, replicas=k, gpus=k * c.tp, batch=c.batch, tpot_ms=c.tpot_ms, ttft_ms=c.ttft_ms,
+                output_tok_s=k * c.capacity_tok_s, capacity_req_s=k * c.capacity_req_s, usd_per_hour=share,
+                engine=c.engine, launch=launch_command(c, resolve(w.model).hf_repo, tables.formats.weight(c.weights),
+                                                       tables.formats.kv_format(c.kv))))
+        usd = sum(d.usd_per_hour for d in deps)
+        served = _served_tok_s(w, picked)
+        total_tok = served * (1 + w.input_tokens / w.output_tokens)
+        demand = f"{w.rate_rps:g} req/s" if w.rate_rps is not None else f"{w.concurrency} concurrent"
+        plans.append(WorkloadPlan(name=w.name, model=resolve(w.model).id, demand=demand, usd_per_hour=usd,
+                                  usd_per_mtok_output=usd / (served * 3600) * MTOK if served else math.nan,
+                                  usd_per_mtok_total=usd / (total_tok * 3600) * MTOK if total_tok else math.nan,
+                                  served_output_tok_s=served, deployments=deps))
+    total = sum(i.usd_per_hour for i in instances)
+    out_tok = sum(p.served_output_tok_s for p in plans)
+    all_tok = sum(p.served_output_tok_s * (1 + w.input_tokens / w.output_tokens)
+                  for p, w in zip(plans, fleet.workloads, strict=True))
+    return PlanReport(status=sol.status, objective=objective, tier=tier, solve_seconds=sol.solve_seconds,
+                      gap=sol.gap, total_usd_per_hour=total,
+                      usd_per_mtok_output=total / (out_tok * 3600) * MTOK if out_tok else math.nan,
+                      usd_per_mtok_total=total / (all_tok * 3600) * MTOK if all_tok else math.nan,
+                      total_gpus=sum(i.count * i.gpus_per_instance for i in instances), workloads=plans,
+                      instances=instances, candidates=len(cands), variables=sol.variables, notes=notes)
