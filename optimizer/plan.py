@@ -116,16 +116,18 @@ def _diagnose(problem: Problem, time_limit_s: float) -> str:
         return "no combination of candidates meets every workload's demand"
     by_id = {c.id: c for c in problem.candidates}
     parts = []
-    if problem.budget_usd_per_hour is not None and sol.objective_value > problem.budget_usd_per_hour:
-        parts.append(f"budget ${problem.budget_usd_per_hour:,.2f}/h binds: the cheapest fleet without caps costs "
-                     f"${sol.objective_value:,.2f}/h (${sol.objective_value - problem.budget_usd_per_hour:,.2f}/h more)")
+    budget = problem.budget_usd_per_hour
+    if budget is not None and sol.objective_value > budget:
+        parts.append(f"budget ${budget:,.2f}/h binds: the cheapest fleet without caps costs "
+                     f"${sol.objective_value:,.2f}/h (${sol.objective_value - budget:,.2f}/h more)")
     used: dict[str, int] = {}
     for (provider, offer), count in sol.instances.items():
         c = next(c for c in problem.candidates if c.provider == provider and c.offer == offer)
         used[c.gpu] = used.get(c.gpu, 0) + count * c.gpus_per_instance
     for gpu, cap in sorted(problem.max_gpus.items()):
         if used.get(gpu, 0) > cap:
-            parts.append(f"max_gpus {gpu} = {cap} binds: the cheapest fleet uses {used[gpu]} (needs {used[gpu] - cap} more)")
+            parts.append(f"max_gpus {gpu} = {cap} binds: the cheapest fleet uses {used[gpu]} "
+                         f"(needs {used[gpu] - cap} more)")
     if not parts:
         offers = sorted({(by_id[c].provider, by_id[c].offer) for c in sol.replicas})
         parts.append("the combination of caps and budget binds (each alone is satisfiable); offers used without "
