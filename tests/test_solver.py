@@ -1,0 +1,136 @@
+"""The CP-SAT model against exhaustive enumeration on small random instances, and its properties."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from optimizer.candidates import Candidate
+from optimizer.solver import PRICE_SCALE, RATE_SCALE, Problem, solve
+from optimizer.workload import SLO, Workload
+
+GPUS = ("g1", "g2")
+
+
+def _workload(name: str, rate: float) -> Workload:
+    return Workload(name=name, model="llama-3.1-8b", input_tokens=100, output_tokens=100, rate_rps=rate,
+                    slo=SLO(ttft_ms=1000, tpot_ms=100))
+
+
+def _cand(i: int, workload: str, offer: tuple[str, str, int, float], tp: int, cap: float) -> Candidate:
+    provider, gpu, gpi, price = offer
+    return Candidate(id=f"{workload}/c{i}", workload=workload, model="m", gpu=gpu, provider=provider,
+                     offer=f"{gpu}x{gpi}", region=None, weights="bf16", kv="bf16", tp=tp, gpus_per_replica=tp,
+                     gpus_per_instance=gpi, instance_usd_per_hour=price, usd_per_hour=price * tp / gpi, engine="vllm",
+                     batch=8, tpot_ms=10, ttft_ms=100, bound="memory", capacity_req_s=cap, capacity_sequences=8,
+                     capacity_tok_s=cap * 100, max_model_len=200, source="test", as_of="2026")
+
+
+offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(GPUS), st.sampled_from([1, 2, 3, 4, 8]),
+                     st.floats(0.5, 20).map(lambda x: round(x, 2)))
+
+
+@st.composite
+def instances(draw):
+    offers = draw(st.lists(offer_st, min_size=1, max_size=3, unique_by=lambda o: (o[0], o[1], o[2])))
+    names = ["w1", "w2"][: draw(st.integers(1, 2))]
+    workloads = [_workload(n, round(draw(st.floats(0.5, 6.0)), 2)) for n in names]
+    cands = []
+    for w in workloads:
+        for _ in range(draw(st.integers(1, 3))):
+            o = draw(st.sampled_from(offers))
+            tp = draw(st.sampled_from([t for t in (1, 2, 4, 8) if t <= o[2]]))
+            cands.append(_cand(len(cands), w.name, o, tp, round(draw(st.floats(0.3, 5.0)), 2)))
+    caps = {g: draw(st.integers(0, 12)) for g in GPUS if draw(st.booleans())}
+    budget = draw(st.one_of(st.none(), st.floats(1, 120).map(lambda x: round(x, 2))))
+    single = draw(st.booleans())
+    return Problem(workloads, cands, "on_demand", caps, budget, single)
+
+
+def _instances_needed(chosen: dict[str, int], cands: list[Candidate]) -> dict[str, int]:
+    """Fewest whole instances per offer that pack the replicas (GPU count and per-TP slots)."""
+    need: dict[str, int] = {}
+    for offer in {c.offer + c.provider for c in cands}:
+        group = [c for c in cands if c.offer + c.provider == offer]
+        gpi = group[0].gpus_per_instance
+        gpus = sum(chosen[c.id] * c.tp for c in group)
+        n = math.ceil(gpus / gpi)
+        for tp in {c.tp for c in group}:
+            if gpi % tp:
+                n = max(n, math.ceil(sum(chosen[c.id] for c in group if c.tp == tp) / (gpi // tp)))
+        need[offer] = n
+    return need
+
+
+def brute_force(p: Problem) -> float | None:
+    """Enumerate replica counts up to ceil(demand / capacity) per candidate; min cost or None."""
+    demand = {w.name: math.ceil(w.rate_rps * RATE_SCALE) for w in p.workloads}
+    ranges = [range(0, math.ceil(demand[c.workload] / math.floor(c.capacity_req_s * RATE_SCALE)) + 1)
+              for c in p.candidates]
+    best = None
+    for combo in itertools.product(*ranges):
+        chosen = {c.id: k for c, k in zip(p.candidates, combo, strict=True)}
+        if any(sum(math.floor(c.capacity_req_s * RATE_SCALE) * chosen[c.id] for c in p.candidates
+                   if c.workload == w) < d for w, d in demand.items()):
+            continue
+        if p.single_gpu_type and any(len({c.gpu for c in p.candidates if c.workload == w.name and chosen[c.id]}) > 1
+                                     for w in p.workloads):
+            continue
+        need = _instances_needed(chosen, p.candidates)
+        price = {c.offer + c.provider: c.instance_usd_per_hour for c in p.candidates}
+        gpi = {c.offer + c.provider: c.gpus_per_instance for c in p.candidates}
+        gpu_of = {c.offer + c.provider: c.gpu for c in p.candidates}
+        if any(sum(n * gpi[o] for o, n in need.items() if gpu_of[o] == g) > cap for g, cap in p.max_gpus.items()):
+            continue
+        cost = sum(round(price[o] * PRICE_SCALE) * n for o, n in need.items())
+        if p.budget_usd_per_hour is not None and cost > math.floor(p.budget_usd_per_hour * PRICE_SCALE):
+            continue
+        best = cost if best is None else min(best, cost)
+    return None if best is None else best / PRICE_SCALE
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_solver_equals_brute_force(p: Problem) -> None:
+    expected = brute_force(p)
+    sol = solve(p, time_limit_s=5)
+    if expected is None:
+        assert sol.status == "infeasible"
+    else:
+        assert sol.status == "optimal"
+        assert sol.objective_value == pytest.approx(expected, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances(), st.floats(1.0, 3.0))
+def test_more_demand_never_costs_less(p: Problem, factor: float) -> None:
+    base = solve(p, time_limit_s=5)
+    heavier = Problem([w.model_copy(update={"rate_rps": w.rate_rps * factor}) for w in p.workloads], p.candidates,
+                      p.tier, p.max_gpus, p.budget_usd_per_hour, p.single_gpu_type)
+    more = solve(heavier, time_limit_s=5)
+    if base.status == "optimal" and more.status == "optimal":
+        assert more.objective_value >= base.objective_value - 1e-9
+    if base.status == "infeasible":
+        assert more.status == "infeasible"
+
+
+def test_packing_tp2_replicas_share_an_8_gpu_instance() -> None:
+    # 4 replicas of TP 2 fill one 8-GPU instance exactly: one instance is paid, not four.
+    w = _workload("w", 4.0)
+    c = _cand(0, "w", ("p", "g1", 8, 10.0), 2, 1.0)
+    sol = solve(Problem([w], [c], "on_demand"))
+    assert sol.replicas == {"w/c0": 4} and sol.objective_value == pytest.approx(10.0)
+
+
+def test_identical_input_gives_identical_plan() -> None:
+    w = _workload("w", 5.0)
+    offers = [("p1", "g1", 8, 16.0), ("p2", "g1", 8, 16.0), ("p1", "g2", 4, 8.0)]
+    cands = [_cand(i, "w", o, 1, 1.0) for i, o in enumerate(offers)]
+    first = solve(Problem([w], cands, "on_demand"))
+    for _ in range(3):
+        again = solve(Problem([w], cands, "on_demand"))
+        assert again.replicas == first.replicas and again.instances == first.instances
