@@ -226,3 +226,40 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
     have = {c.gpu for c in kept}
     return CandidateSet(workload=w.name, candidates=kept, considered=len(cands), pruned=len(cands) - len(kept),
                         reasons={g: r for g, (_, r) in sorted(reasons.items()) if g not in have})
+
+
+def _covers(a_cands: list[Candidate], b: Candidate) -> bool:
+    """Some candidate of the same workload replaces ``b`` with replicas whose TP divides b's."""
+    return any(a.workload == b.workload and b.tp % a.tp == 0
+               and (b.tp // a.tp) * a.capacity_req_s >= b.capacity_req_s
+               and (b.tp // a.tp) * a.capacity_sequences >= b.capacity_sequences for a in a_cands)
+
+
+def prune_offers(cands: list[Candidate], capped_gpus: set[str], single_gpu_type: bool) -> list[Candidate]:
+    """Drop every offer B for which an offer A with the same GPUs per instance, no availability cap and a price
+    no higher covers each of B's candidates (same workload, capacity at least as high). Moving all of B's
+    instances and replicas to A keeps every constraint and never costs more, so the optimum is unchanged.
+    Under ``single_gpu_type`` only offers of the same GPU type may replace one another."""
+    by_offer: dict[tuple[str, str], list[Candidate]] = {}
+    for c in cands:
+        by_offer.setdefault((c.provider, c.offer), []).append(c)
+
+    def order(key: tuple[str, str]) -> tuple[float, tuple[str, str]]:
+        return (by_offer[key][0].instance_usd_per_hour, key)
+
+    dropped: set[tuple[str, str]] = set()
+    keys = sorted(by_offer, key=order)
+    for i, kb in enumerate(keys):
+        b0 = by_offer[kb][0]
+        for ka in keys[:i]:
+            a0 = by_offer[ka][0]
+            if ka in dropped or a0.gpus_per_instance != b0.gpus_per_instance:
+                continue
+            if a0.offer_max_instances is not None or a0.gpu in capped_gpus:
+                continue
+            if single_gpu_type and a0.gpu != b0.gpu:
+                continue
+            if all(_covers(by_offer[ka], b) for b in by_offer[kb]):
+                dropped.add(kb)
+                break
+    return [c for c in cands if (c.provider, c.offer) not in dropped]

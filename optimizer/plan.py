@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from models.catalog import resolve
-from optimizer.candidates import Candidate, CandidateSet, generate, usable_offers
+from optimizer.candidates import Candidate, CandidateSet, generate, prune_offers, usable_offers
 from optimizer.errors import InfeasibleError, InputError
 from optimizer.launch import launch_command
 from optimizer.solver import Problem, Solution, solve
@@ -158,7 +158,7 @@ def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_l
     empty = explain_empty(sets, fleet)
     if empty:
         raise InfeasibleError(empty)
-    cands = [x for s in sets for x in s.candidates]
+    cands = prune_offers([x for s in sets for x in s.candidates], set(caps), c.single_gpu_type)
     problem = Problem(fleet.workloads, cands, c.tier, caps, c.budget_usd_per_hour, c.single_gpu_type, objective)
     if progress:
         progress(f"solving: {len(cands):,} candidates")

@@ -88,18 +88,26 @@ def _rank(c: Candidate, w: Workload) -> tuple[float, str]:
 
 WORKERS = 8  # CP-SAT's portfolio needs its bound-raising subsolvers (max_lp, core, lb search) even on 2 cores
 TIE_BREAK_DETERMINISTIC_S = 0.5
+LARGE_MODEL = 2000  # candidates above which a shortlist solve provides the incumbent
+SHORTLIST = 10
+SHORTLIST_TIME_SHARE = 0.5
 
 
-def solve(p: Problem, time_limit_s: float = 10.0, workers: int = WORKERS, hint: bool = True) -> Solution:
-    start = time.perf_counter()
+@dataclass
+class _Model:
+    model: cp_model.CpModel
+    r: dict[str, cp_model.IntVar]
+    n: dict[tuple[str, str], cp_model.IntVar]
+    offers: dict[tuple[str, str], list[Candidate]]
+    objective: cp_model.LinearExpr
+    cands: list[Candidate]
+
+
+def _build(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]) -> _Model:
     model = cp_model.CpModel()
-    by_name = {w.name: w for w in p.workloads}
-    cands = [c for c in p.candidates if _cap(c, by_name[c.workload]) > 0]
     ubs = {c.id: _upper_bound(c, by_name[c.workload], p) for c in cands}
     r = {c.id: model.NewIntVar(0, ubs[c.id], f"r[{c.id}]") for c in cands}
-    offers: dict[tuple[str, str], list[Candidate]] = {}
-    for c in cands:
-        offers.setdefault((c.provider, c.offer), []).append(c)
+    offers = _group_by_offer(cands)
     n = {}
     for key, group in sorted(offers.items()):
         c0 = group[0]
@@ -133,14 +141,52 @@ def solve(p: Problem, time_limit_s: float = 10.0, workers: int = WORKERS, hint: 
     else:
         objective = cost
         model.Minimize(objective)
-    if hint:
-        _add_greedy_hint(model, p, cands, r, n, offers, by_name)
+    return _Model(model, r, n, offers, objective, cands)
+
+
+def _run(m: _Model, time_limit_s: float, workers: int) -> tuple[int, cp_model.CpSolver]:
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
+    solver.parameters.max_time_in_seconds = max(time_limit_s, 0.1)
     solver.parameters.num_workers = workers
     solver.parameters.relative_gap_limit = 0.0
-    status = solver.Solve(model)
-    variables, constraints = len(model.Proto().variables), len(model.Proto().constraints)
+    return solver.Solve(m.model), solver
+
+
+def _hint(m: _Model, replicas: dict[str, int]) -> None:
+    for c in m.cands:
+        m.model.AddHint(m.r[c.id], replicas.get(c.id, 0))
+    for key, group in m.offers.items():
+        m.model.AddHint(m.n[key], _instances_for(group, replicas))
+
+
+def _shortlist(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]) -> list[Candidate]:
+    """Per workload, the SHORTLIST best candidates by standalone whole-instance cost and by $ per capacity."""
+    keep: set[str] = set()
+    for w in p.workloads:
+        mine = [c for c in cands if c.workload == w.name]
+        keep |= {c.id for c in sorted(mine, key=lambda c: (_standalone_cost(c, w)[0], _rank(c, w)))[:SHORTLIST]}
+        keep |= {c.id for c in sorted(mine, key=lambda c: _rank(c, w))[:SHORTLIST]}
+    return [c for c in cands if c.id in keep]
+
+
+def solve(p: Problem, time_limit_s: float = 10.0, workers: int = WORKERS, hint: bool = True) -> Solution:
+    """Solve to optimality (or the time limit). Large models first solve a shortlist of candidates per
+    workload for a good incumbent, which then hints the full model; the bound is always the full model's."""
+    start = time.perf_counter()
+    by_name = {w.name: w for w in p.workloads}
+    cands = [c for c in p.candidates if _cap(c, by_name[c.workload]) > 0]
+    start_values = _greedy(p, cands, by_name) if hint else {}
+    if hint and len(cands) > LARGE_MODEL and p.objective == "min-cost" and not p.max_gpus:
+        small = _build(p, _shortlist(p, cands, by_name), by_name)
+        _hint(small, start_values)
+        status, solver = _run(small, SHORTLIST_TIME_SHARE * time_limit_s, workers)
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            start_values = {c.id: solver.Value(small.r[c.id]) for c in small.cands}
+    m = _build(p, cands, by_name)
+    if hint:
+        _hint(m, start_values)
+    status, solver = _run(m, time_limit_s - (time.perf_counter() - start), workers)
+    variables, constraints = len(m.model.Proto().variables), len(m.model.Proto().constraints)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         name = "infeasible" if status == cp_model.INFEASIBLE else "unknown"
         return Solution(status=name, replicas={}, instances={}, objective_value=math.nan, bound=math.nan,
@@ -148,11 +194,11 @@ def solve(p: Problem, time_limit_s: float = 10.0, workers: int = WORKERS, hint: 
                         constraints=constraints)
     best, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
     optimal = status == cp_model.OPTIMAL
-    values = {v.Name(): solver.Value(v) for v in [*r.values(), *n.values()]}
+    values = {v.Name(): solver.Value(v) for v in [*m.r.values(), *m.n.values()]}
     if optimal:
-        values = _tie_break(model, objective, round(best), cands, r, n, values, by_name, time_limit_s)
-    replicas = {c.id: values[r[c.id].Name()] for c in cands if values[r[c.id].Name()] > 0}
-    instances = {key: values[var.Name()] for key, var in n.items() if values[var.Name()] > 0}
+        values = _tie_break(m.model, m.objective, round(best), cands, m.r, m.n, values, by_name, time_limit_s)
+    replicas = {c.id: values[m.r[c.id].Name()] for c in cands if values[m.r[c.id].Name()] > 0}
+    instances = {key: values[var.Name()] for key, var in m.n.items() if values[var.Name()] > 0}
     scale = PRICE_SCALE if p.objective == "min-cost" else TOK_SCALE
     gap = 0.0 if optimal else abs(best - bound) / max(abs(best), 1e-9)
     return Solution(status="optimal" if optimal else "feasible", replicas=replicas, instances=instances,
@@ -182,16 +228,36 @@ def _tie_break(model: cp_model.CpModel, objective: cp_model.LinearExpr, best: in
     return {var.Name(): solver.Value(var) for var in [*r.values(), *n.values()]}
 
 
-def _add_greedy_hint(model: cp_model.CpModel, p: Problem, cands: list[Candidate], r: dict, n: dict,
-                     offers: dict, by_name: dict[str, Workload]) -> None:
-    """Each workload on its cheapest $-per-capacity candidate: a feasible start when no cap binds."""
+def _greedy(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]) -> dict[str, int]:
+    """Replicas per candidate: each workload on the candidate that serves it alone in the cheapest whole
+    instances (ties by rank)."""
     counts: dict[str, int] = {}
     for w in p.workloads:
-        mine = sorted((c for c in cands if c.workload == w.name), key=lambda c: _rank(c, w))
+        mine = [c for c in cands if c.workload == w.name]
         if mine:
-            counts[mine[0].id] = math.ceil(_demand(w) / _cap(mine[0], w))
+            best = min(mine, key=lambda c: (_standalone_cost(c, w)[0], _rank(c, w)))
+            counts[best.id] = _standalone_cost(best, w)[1]
+    return counts
+
+
+def _instances_for(group: list[Candidate], counts: dict[str, int]) -> int:
+    """Fewest whole instances of one offer that pack these replicas (GPU count and per-TP slots)."""
+    gpi = group[0].gpus_per_instance
+    need = math.ceil(sum(counts.get(c.id, 0) * c.tp for c in group) / gpi)
+    for tp in {c.tp for c in group if gpi % c.tp}:
+        need = max(need, math.ceil(sum(counts.get(c.id, 0) for c in group if c.tp == tp) / (gpi // tp)))
+    return need
+
+
+def _group_by_offer(cands: list[Candidate]) -> dict[tuple[str, str], list[Candidate]]:
+    offers: dict[tuple[str, str], list[Candidate]] = {}
     for c in cands:
-        model.AddHint(r[c.id], counts.get(c.id, 0))
-    for key, group in offers.items():
-        gpus = sum(counts.get(c.id, 0) * c.tp for c in group)
-        model.AddHint(n[key], math.ceil(gpus / group[0].gpus_per_instance))
+        offers.setdefault((c.provider, c.offer), []).append(c)
+    return offers
+
+
+def _standalone_cost(c: Candidate, w: Workload) -> tuple[float, int]:
+    """(cost of whole instances, replicas) to serve ``w`` with ``c`` alone."""
+    k = math.ceil(_demand(w) / _cap(c, w))
+    per_instance = c.gpus_per_instance // c.tp
+    return math.ceil(k / per_instance) * c.instance_usd_per_hour, k
