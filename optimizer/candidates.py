@@ -111,18 +111,18 @@ class _Shape(BaseModel):
 
 
 def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int, tables: Tables,
-                utilization: float) -> tuple[_Shape | None, tuple[int, str] | None]:
-    """(operating point, None) or (None, (rank, reason)); lower rank = closer to feasible."""
+                utilization: float) -> tuple[_Shape | None, tuple[int, float, str] | None]:
+    """(operating point, None) or (None, (rank, miss, reason)); lower (rank, miss) = closer to feasible."""
     wfmt, kvfmt = tables.formats.weight(wname), tables.formats.kv_format(kvname)
     try:
         compute_path(g, wfmt)
     except InputError as e:
-        return None, (5, str(e))
+        return None, (5, 0.0, str(e))
     engine = w.engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(engine, g.id, g.vendor)
     assert w.max_context is not None
     if max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.max_context, cal) < 1:
-        return None, (4, f"{wname} weights + one {w.max_context:,}-token sequence do not fit on {tp} × {g.id}")
+        return None, (4, -tp, f"{wname} weights + one {w.max_context:,}-token sequence do not fit on {tp} × {g.id}")
     limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.input_tokens + w.output_tokens, cal)
     shape, _ = make_shape(m.arch, g, tp, wfmt, kvfmt, w.input_tokens + w.output_tokens / 2, cal)
     t_pre = prefill_s(shape, m.arch, w.input_tokens)
@@ -134,8 +134,8 @@ def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int,
     ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms)
     if not ok.any():
         if tpot[0] > w.slo.tpot_ms:
-            return None, (2, f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, TP {tp})")
-        return None, (1, f"TTFT is {ttft[0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, TP {tp})")
+            return None, (2, float(tpot[0]), f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, TP {tp})")
+        return None, (1, float(ttft[0]), f"TTFT is {ttft[0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, TP {tp})")
     if w.rate_rps is not None:
         score = np.where(ok, op["rate"], -1.0)
         i = int(np.argmax(score))
@@ -176,7 +176,7 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
     if offers is None:
         offers, _ = usable_offers(tables, constraints)
     offers = list(offers)
-    reasons: dict[str, tuple[int, str]] = {}
+    reasons: dict[str, tuple[int, float, str]] = {}
     if m.arch.max_context and w.max_context > m.arch.max_context:
         msg = f"max_context {w.max_context:,} is beyond {m.id}'s limit of {m.arch.max_context:,} tokens"
         return CandidateSet(workload=w.name, candidates=[], reasons={"*": msg}, considered=0, pruned=0)
@@ -197,14 +197,14 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
             try:
                 check_tp(m.arch, g, tp, m.id)
             except InputError as e:
-                reasons.setdefault(gid, (6, str(e)))
+                reasons.setdefault(gid, (6, 0.0, str(e)))
                 continue
             for wname in w.weights:
                 for kvname in w.kv:
                     point, why = _best_point(m, g, w, wname, kvname, tp, tables, constraints.utilization)
                     if point is None:
                         assert why is not None
-                        if gid not in reasons or why[0] < reasons[gid][0]:
+                        if gid not in reasons or why[:2] < reasons[gid][:2]:
                             reasons[gid] = why
                         continue
                     for o in gpu_offers:
@@ -225,7 +225,7 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
     kept = prune(cands)
     have = {c.gpu for c in kept}
     return CandidateSet(workload=w.name, candidates=kept, considered=len(cands), pruned=len(cands) - len(kept),
-                        reasons={g: r for g, (_, r) in sorted(reasons.items()) if g not in have})
+                        reasons={g: r for g, (_, _, r) in sorted(reasons.items()) if g not in have})
 
 
 def _covers(a_cands: list[Candidate], b: Candidate) -> bool:

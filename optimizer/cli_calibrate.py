@@ -38,7 +38,7 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, 
     views = []
     if show_rows:
         views.append(View(title=f"Predicted vs measured ({len(comparisons)} rows, calibration "
-                                f"{tables.calibration.path})", columns=[
+                                f"{Path(tables.calibration.path).name})", columns=[
             ("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("weights", "weights"), ("batch", "batch"),
             ("engine", "engine"), ("metric", "metric"), ("measured", "measured"), ("predicted", "predicted"),
             ("error_pct", "error %")], rows=[c.model_dump() for c in comparisons]))

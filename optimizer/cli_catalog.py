@@ -64,7 +64,7 @@ def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, f
             if (not wanted or g.id in wanted) and (not vendor or g.vendor.lower() == vendor.lower())]
     for r in rows:
         r["native_formats"] = sorted(r["native_formats"])
-    view = View(title=f"GPUs ({table.path})", columns=[
+    view = View(title=f"GPUs ({Path(table.path).name})", columns=[
         ("id", "id"), ("memory_gib", "GiB"), ("memory_bw_gb_s", "GB/s"), ("bf16_tflops", "BF16 TF"),
         ("fp8_tflops", "FP8 TF"), ("fp4_tflops", "FP4 TF"), ("int8_tops", "INT8 TOPS"), ("link", "link"),
         ("link_gb_s", "link GB/s"), ("nvlink_domain", "domain"), ("tdp_w", "TDP W"), ("as_of", "as of")],
