@@ -134,7 +134,8 @@ def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int,
     ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms)
     if not ok.any():
         if tpot[0] > w.slo.tpot_ms:
-            return None, (2, float(tpot[0]), f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, TP {tp})")
+            msg = f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, TP {tp})"
+            return None, (2, float(tpot[0]), msg)
         return None, (1, float(ttft[0]), f"TTFT is {ttft[0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, TP {tp})")
     if w.rate_rps is not None:
         score = np.where(ok, op["rate"], -1.0)
