@@ -111,7 +111,7 @@ def _build(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]) -> 
     n = {}
     for key, group in sorted(offers.items()):
         c0 = group[0]
-        ub = sum(math.ceil(ubs[c.id] * c.tp / c.gpus_per_instance) for c in group)
+        ub = sum(math.ceil(ubs[c.id] / (c.gpus_per_instance // c.tp)) for c in group)
         if c0.offer_max_instances is not None:
             ub = min(ub, c0.offer_max_instances)
         n[key] = model.NewIntVar(0, ub, f"n[{key[0]}:{key[1]}]")
