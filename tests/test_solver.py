@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -93,7 +94,8 @@ def brute_force(p: Problem) -> float | None:
     return None if best is None else best / PRICE_SCALE
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("SOLVER_EXAMPLES", "200")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_solver_equals_brute_force(p: Problem) -> None:
     expected = brute_force(p)
