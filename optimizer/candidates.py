@@ -71,7 +71,8 @@ def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str
     """Offers priced in the tier, of allowed providers and GPUs, whose GPU is in the table; cheapest per
     (GPU, GPUs per instance) unless capped."""
     notes = []
-    offers = filter_offers(tables.offers, provider=c.providers, tier=c.tier)
+    providers = [*c.providers, "owned"] if c.providers else None  # owned servers are no provider's
+    offers = filter_offers(tables.offers, provider=providers, tier=c.tier)
     allowed = {tables.gpus.get(g).id for g in c.gpus} if c.gpus else None
     known = []
     unknown = set()

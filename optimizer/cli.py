@@ -11,7 +11,7 @@ import click
 import yaml
 from pydantic import ValidationError
 
-from optimizer import cli_calibrate, cli_catalog, cli_deploy, cli_plan  # noqa: F401  (registers commands)
+from optimizer import cli_calibrate, cli_catalog, cli_deploy, cli_plan, cli_whatif  # noqa: F401  (registers)
 from optimizer.cli_common import cli
 from optimizer.errors import INPUT_ERRORS, InfeasibleError
 

@@ -10,17 +10,34 @@ from hardware.formats import FORMATS_CSV, FormatTable, load_formats
 from hardware.gpus import GPUS_CSV, GpuTable, load_gpus
 from optimizer.calibration import CALIBRATION_CSV, Calibration, load_calibration
 from pricing.offers import OFFERS_CSV, Offer, load_offers, merge_offers
+from pricing.ownership import (
+    DEFAULT_POWER_UTILIZATION,
+    ENERGY_CSV,
+    OWNERSHIP_CSV,
+    RESERVED_CSV,
+    apply_reserved,
+    load_energy,
+    load_ownership,
+    load_reserved,
+    owned_offers,
+)
 
 
 class Tables:
     """Lazily loaded tables; the shipped CSVs are defaults, never code."""
 
     def __init__(self, hardware: Path | None = None, pricing: Sequence[Path] = (),
-                 calibration: Path | None = None, formats: Path | None = None) -> None:
+                 calibration: Path | None = None, formats: Path | None = None, reserved: Path | None = None,
+                 ownership: Path | None = None, energy: Path | None = None,
+                 power_utilization: float = DEFAULT_POWER_UTILIZATION) -> None:
         self.hardware_path = Path(hardware) if hardware else GPUS_CSV
         self.pricing_paths = [Path(p) for p in pricing] or [OFFERS_CSV]
         self.calibration_path = Path(calibration) if calibration else CALIBRATION_CSV
         self.formats_path = Path(formats) if formats else FORMATS_CSV
+        self.reserved_path = Path(reserved) if reserved else RESERVED_CSV
+        self.ownership_path = Path(ownership) if ownership else OWNERSHIP_CSV
+        self.energy_path = Path(energy) if energy else ENERGY_CSV
+        self.power_utilization = power_utilization
 
     @cached_property
     def gpus(self) -> GpuTable:
@@ -32,7 +49,14 @@ class Tables:
 
     @cached_property
     def offers(self) -> list[Offer]:
-        return merge_offers(load_offers(p) for p in self.pricing_paths)
+        """Cloud offers with reserved prices merged in, plus one 'owned' offer per server type."""
+        cloud = apply_reserved(merge_offers(load_offers(p) for p in self.pricing_paths), load_reserved(self.reserved_path))
+        rows, _ = load_ownership(self.ownership_path)
+        return [*cloud, *owned_offers(rows, load_energy(self.energy_path), self.power_utilization)]
+
+    @property
+    def ownership_notes(self) -> tuple[str, ...]:
+        return load_ownership(self.ownership_path)[1]
 
     @cached_property
     def calibration(self) -> Calibration:
@@ -40,9 +64,10 @@ class Tables:
 
     def with_calibration(self, calibration: Calibration) -> Tables:
         """The same tables with another calibration (used while fitting)."""
-        other = Tables(self.hardware_path, self.pricing_paths, self.calibration_path, self.formats_path)
+        other = Tables(self.hardware_path, self.pricing_paths, self.calibration_path, self.formats_path,
+                       self.reserved_path, self.ownership_path, self.energy_path, self.power_utilization)
         other.__dict__["calibration"] = calibration
-        for name in ("gpus", "formats"):
+        for name in ("gpus", "formats", "offers"):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
         return other

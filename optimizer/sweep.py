@@ -1,0 +1,141 @@
+"""What-if sweeps: vary workload or constraint fields over a grid and plan every point.
+
+A ``--vary KEY=v1,v2,…`` key is a dotted field path. ``constraints.X`` changes the fleet constraints;
+``NAME/field`` changes one workload; any other key changes every workload (``slo.tpot_ms``,
+``rate_rps``, ``input_tokens``, ``weights``…). Values are parsed as YAML scalars.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel
+
+from optimizer.errors import InfeasibleError, InputError
+from optimizer.plan import build_plan
+from optimizer.tables import Tables
+from optimizer.workload import Fleet, parse_fleet
+
+
+class SweepPoint(BaseModel):
+    values: dict[str, Any]
+    status: str
+    total_usd_per_hour: float | None = None
+    usd_per_mtok_output: float | None = None
+    total_gpus: int | None = None
+    gpu_mix: str | None = None
+    reason: str | None = None
+
+    def flat(self) -> dict[str, Any]:
+        return {**self.values, **self.model_dump(exclude={"values"})}
+
+
+class SweepResult(BaseModel):
+    keys: list[str]
+    points: list[SweepPoint]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([p.flat() for p in self.points])
+
+
+def parse_vary(items: Sequence[str]) -> dict[str, list[Any]]:
+    """['slo.tpot_ms=20,30'] → {'slo.tpot_ms': [20, 30]}."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise InputError(f"--vary '{item}': expected KEY=v1,v2,...")
+        parsed = [yaml.safe_load(v.strip()) for v in values.split(",") if v.strip()]
+        grid[key.strip()] = parsed
+    if not grid:
+        raise InputError("give at least one --vary KEY=v1,v2,...")
+    return grid
+
+
+def _set(target: dict[str, Any], path: list[str], value: Any, key: str) -> None:
+    node = target
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise InputError(f"--vary '{key}': '{part}' is not a mapping")
+        node = child
+    node[path[-1]] = value
+
+
+def apply_point(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the raw workload file with the point's values set."""
+    data = yaml.safe_load(yaml.safe_dump(base))
+    names = [w.get("name") for w in data.get("workloads", [])]
+    for key, value in values.items():
+        if key.startswith("constraints."):
+            data.setdefault("constraints", {})
+            _set(data["constraints"], key.split(".")[1:], value, key)
+        elif "/" in key:
+            name, field = key.split("/", 1)
+            if name not in names:
+                raise InputError(f"--vary '{key}': no workload named '{name}'")
+            _set(data["workloads"][names.index(name)], field.split("."), value, key)
+        else:
+            for w in data["workloads"]:
+                _set(w, key.split("."), value, key)
+    return data
+
+
+def _solve_point(args: tuple[dict[str, Any], dict[str, Any], str, Tables, float]) -> SweepPoint:
+    base, values, source, tables, time_limit = args
+    fleet = parse_fleet(apply_point(base, values), f"{source} with {values}")
+    try:
+        report = build_plan(fleet, tables, time_limit_s=time_limit)
+    except InfeasibleError as e:
+        return SweepPoint(values=values, status="infeasible", reason=str(e).splitlines()[0][:300])
+    mix: dict[str, int] = {}
+    for i in report.instances:
+        mix[i.gpu] = mix.get(i.gpu, 0) + i.count * i.gpus_per_instance
+    return SweepPoint(values=values, status=report.status, total_usd_per_hour=report.total_usd_per_hour,
+                      usd_per_mtok_output=report.usd_per_mtok_output, total_gpus=report.total_gpus,
+                      gpu_mix=", ".join(f"{n} × {g}" for g, n in sorted(mix.items())))
+
+
+def sweep(base: dict[str, Any], grid: dict[str, list[Any]], tables: Tables, source: str = "workloads",
+          workers: int = 1, time_limit_s: float = 10.0,
+          progress: Callable[[int, int], None] | None = None) -> SweepResult:
+    """Plan every point of the grid (cartesian product), in parallel processes with ``workers`` > 1."""
+    if workers < 1:
+        raise InputError(f"--workers must be ≥ 1, got {workers}")
+    keys = list(grid)
+    points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
+    parse_fleet(apply_point(base, points[0]), source)  # fail fast on bad keys or values
+    jobs = [(base, values, source, tables, time_limit_s) for values in points]
+    results: list[SweepPoint] = []
+    if workers == 1:
+        for i, job in enumerate(jobs):
+            results.append(_solve_point(job))
+            if progress:
+                progress(i + 1, len(jobs))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for i, point in enumerate(pool.map(_solve_point, jobs)):
+                results.append(point)
+                if progress:
+                    progress(i + 1, len(jobs))
+    return SweepResult(keys=keys, points=results)
+
+
+def load_raw(path: Path) -> dict[str, Any]:
+    """The workload file as plain data (validated once as a Fleet)."""
+    from optimizer.workload import load_fleet
+
+    load_fleet(path)
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def fleet_to_raw(fleet: Fleet) -> dict[str, Any]:
+    return fleet.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,161 @@
+"""Owned hardware as an offer: purchase price, lifetime, power, hosting and cost of capital → $/h.
+
+  capital $/month = P · i / (1 − (1 + i)^−n)          annuity, i = annual cost of capital / 12, n = lifetime
+  power   $/month = W/1000 · u · PUE · $/kWh · 730     W = server max power, u = average power utilisation
+  owned   $/h     = (capital + power + hosting $/month) / 730
+Reserved (committed-use) prices are a separate table merged onto the cloud offers by provider + instance.
+"""
+
+from __future__ import annotations
+
+import csv
+from functools import cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pricing.errors import InputError
+from pricing.offers import Offer
+
+OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
+ENERGY_CSV = Path(__file__).with_name("energy.csv")
+RESERVED_CSV = Path(__file__).with_name("reserved.csv")
+HOURS_PER_MONTH = 730.0  # 8,760 h / 12
+DEFAULT_POWER_UTILIZATION = 0.7  # average draw / max power of a busy inference server (assumption, override it)
+
+
+class OwnershipRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    gpu: str
+    server: str
+    gpus_per_server: int = Field(ge=1)
+    server_price_usd: float = Field(gt=0)
+    lifetime_months: int = Field(gt=0)
+    server_power_w: float = Field(gt=0)
+    hosting_usd_per_month: float = Field(ge=0)
+    source: str
+    as_of: str
+    notes: str | None = None
+
+
+class Energy(BaseModel):
+    pue: float = Field(ge=1)
+    electricity_usd_per_kwh: float = Field(ge=0)
+    cost_of_capital_annual: float = Field(ge=0)
+    source: str
+
+
+class ReservedRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    instance: str
+    region: str | None = None
+    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0)
+    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0)
+    source: str
+    as_of: str
+    notes: str | None = None
+
+
+def _rows(path: Path) -> list[dict[str, str | None]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    return [{k: (v.strip() if v and v.strip() else None) for k, v in r.items() if k} for r in rows]
+
+
+def _validate(model: type[BaseModel], path: Path, line: int, cells: dict) -> BaseModel:
+    try:
+        return model.model_validate(cells)
+    except ValidationError as err:
+        first = err.errors()[0]
+        column = str(first["loc"][0]) if first["loc"] else "?"
+        raise InputError(f"{path}, row {line}, column '{column}': {first['msg']} (got {cells.get(column)!r})") from None
+
+
+@cache
+def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...], tuple[str, ...]]:
+    """Rows with a sourced, dated price; rows without one are skipped with a note."""
+    rows, skipped = [], []
+    for line, cells in enumerate(_rows(path), start=2):
+        if cells.get("server_price_usd") is None or cells.get("as_of") is None:
+            skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
+            continue
+        rows.append(_validate(OwnershipRow, path, line, cells))
+    return tuple(rows), tuple(skipped)  # type: ignore[return-value]
+
+
+@cache
+def load_energy(path: Path = ENERGY_CSV) -> Energy:
+    values: dict[str, object] = {}
+    sources = []
+    for line, cells in enumerate(_rows(path), start=2):
+        name = cells.get("name")
+        if name in ("pue", "electricity_usd_per_kwh", "cost_of_capital_annual"):
+            try:
+                values[name] = float(cells.get("value") or "")
+            except ValueError:
+                raise InputError(f"{path}, row {line}, column 'value': not a number") from None
+            sources.append(f"{name}: {cells.get('source')}")
+    values["source"] = "; ".join(sources)
+    missing = {"pue", "electricity_usd_per_kwh", "cost_of_capital_annual"} - set(values)
+    if missing:
+        raise InputError(f"{path}: missing row '{sorted(missing)[0]}'")
+    return _validate(Energy, path, 0, values)  # type: ignore[return-value]
+
+
+def capital_usd_per_month(price_usd: float, lifetime_months: int, annual_rate: float) -> float:
+    """Annuity: P · i / (1 − (1 + i)^−n), i = annual rate / 12 (straight line when the rate is 0)."""
+    i = annual_rate / 12
+    if i == 0:
+        return price_usd / lifetime_months
+    return price_usd * i / (1 - (1 + i) ** -lifetime_months)
+
+
+def power_usd_per_month(power_w: float, utilization: float, pue: float, usd_per_kwh: float) -> float:
+    """W / 1000 · utilisation · PUE · $/kWh · 730 h."""
+    return power_w / 1000 * utilization * pue * usd_per_kwh * HOURS_PER_MONTH
+
+
+def owned_usd_per_hour(row: OwnershipRow, energy: Energy, utilization: float = DEFAULT_POWER_UTILIZATION) -> float:
+    monthly = (capital_usd_per_month(row.server_price_usd, row.lifetime_months, energy.cost_of_capital_annual)
+               + power_usd_per_month(row.server_power_w, utilization, energy.pue, energy.electricity_usd_per_kwh)
+               + row.hosting_usd_per_month)
+    return monthly / HOURS_PER_MONTH
+
+
+def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
+                 utilization: float = DEFAULT_POWER_UTILIZATION) -> list[Offer]:
+    """One 'owned' offer per server type, priced by ``owned_usd_per_hour``."""
+    if not 0 < utilization <= 1:
+        raise InputError(f"power utilisation must be in (0, 1], got {utilization}")
+    return [Offer(provider="owned", instance=f"{r.gpu}-server", region=None, gpu=r.gpu,
+                  gpus_per_instance=r.gpus_per_server, owned_usd_per_hour=owned_usd_per_hour(r, energy, utilization),
+                  source=f"{r.server}: {r.source}; {energy.source}", as_of=r.as_of, notes=r.notes)
+            for r in rows]
+
+
+@cache
+def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
+    return tuple(_validate(ReservedRow, path, line, cells)  # type: ignore[misc]
+                 for line, cells in enumerate(_rows(path), start=2))
+
+
+def apply_reserved(offers: list[Offer], reserved: tuple[ReservedRow, ...]) -> list[Offer]:
+    """Fill reserved_1y/3y prices of offers matched by provider + instance."""
+    by_key = {f"{r.provider}:{r.instance}": r for r in reserved}
+    out = []
+    for o in offers:
+        r = by_key.get(o.key)
+        if r is None:
+            out.append(o)
+            continue
+        out.append(o.model_copy(update={
+            "reserved_1y_usd_per_hour": r.reserved_1y_usd_per_hour or o.reserved_1y_usd_per_hour,
+            "reserved_3y_usd_per_hour": r.reserved_3y_usd_per_hour or o.reserved_3y_usd_per_hour,
+            "notes": "; ".join(x for x in (o.notes, f"reserved: {r.source} ({r.as_of})") if x)}))
+    return out
