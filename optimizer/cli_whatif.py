@@ -97,7 +97,8 @@ def procure_cmd(ctx: click.Context, workloads: Path, months: int, power_utilizat
             f"{report.owning_wins_above_utilization:.0%} of hours" if report.owning_wins_above_utilization else "")
     view = View(title=f"Buy vs rent over {months} months — owning breaks even with on-demand: {be}{wins}",
                 columns=[("tier", "tier"), ("status", "status"), ("usd_per_hour", "$/h"),
-                         ("monthly_usd", "$/month"), ("upfront_usd", "upfront $"), ("total_usd", f"total $ ({months} mo)"),
+                         ("monthly_usd", "$/month"), ("upfront_usd", "upfront $"),
+                         ("total_usd", f"total $ ({months} mo)"),
                          ("usd_per_mtok_output", "$/Mtok out"), ("gpus", "GPUs"), ("fleet", "fleet"),
                          ("reason", "why not")], rows=rows,
                 caption="owned: $/month is power + hosting; $/h includes the capital annuity")

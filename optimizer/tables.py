@@ -50,7 +50,8 @@ class Tables:
     @cached_property
     def offers(self) -> list[Offer]:
         """Cloud offers with reserved prices merged in, plus one 'owned' offer per server type."""
-        cloud = apply_reserved(merge_offers(load_offers(p) for p in self.pricing_paths), load_reserved(self.reserved_path))
+        cloud = merge_offers(load_offers(p) for p in self.pricing_paths)
+        cloud = apply_reserved(cloud, load_reserved(self.reserved_path))
         rows, _ = load_ownership(self.ownership_path)
         return [*cloud, *owned_offers(rows, load_energy(self.energy_path), self.power_utilization)]
 
