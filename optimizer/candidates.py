@@ -129,7 +129,7 @@ def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int,
     t_pre = prefill_s(shape, m.arch, w.input_tokens)
     grid = np.arange(1, limit + 1, dtype=float)
     t_step, mem_bound = decode_step_s(shape, grid)
-    load = utilization if w.rate_rps is not None else 1.0
+    load = utilization if w.concurrency is None else 1.0
     op = serving(t_step, t_pre, grid, w.output_tokens, load)
     tpot, ttft = op["tpot"] * 1e3, op["ttft"] * 1e3
     ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms)
@@ -138,14 +138,14 @@ def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int,
             msg = f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, TP {tp})"
             return None, (2, float(tpot[0]), msg)
         return None, (1, float(ttft[0]), f"TTFT is {ttft[0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, TP {tp})")
-    if w.rate_rps is not None:
+    if w.concurrency is None:
         score = np.where(ok, op["rate"], -1.0)
         i = int(np.argmax(score))
     else:
         i = int(np.nonzero(ok)[0][-1])
     return _Shape(weights=wname, kv=kvname, tp=tp, engine=engine, batch=int(grid[i]), tpot_ms=float(tpot[i]),
                   ttft_ms=float(ttft[i]), bound="memory" if mem_bound[i] else "compute",
-                  capacity_req_s=float(op["rate"][i] if w.rate_rps is not None else op["rate_max"][i]),
+                  capacity_req_s=float(op["rate"][i] if w.concurrency is None else op["rate_max"][i]),
                   capacity_sequences=int(grid[i])), None
 
 
@@ -171,8 +171,9 @@ def prune(cands: list[Candidate]) -> list[Candidate]:
 
 
 def generate(w: Workload, constraints: Constraints, tables: Tables,
-             offers: Iterable[Offer] | None = None) -> CandidateSet:
-    """Feasible, non-dominated candidates of one workload, and why each GPU type has none."""
+             offers: Iterable[Offer] | None = None, price_any: tuple[str, ...] | None = None) -> CandidateSet:
+    """Feasible, non-dominated candidates of one workload, and why each GPU type has none.
+    ``price_any``: price instances at the first of these tiers an offer has (daily plans mix tiers)."""
     m = resolve(w.model)
     assert w.max_context is not None
     if offers is None:
@@ -212,8 +213,8 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
                     for o in gpu_offers:
                         if o.gpus_per_instance < tp:
                             continue
-                        price = o.price(constraints.tier)
-                        assert price is not None
+                        tiers = price_any or (constraints.tier,)
+                        price = next(p for t in tiers if (p := o.price(t)) is not None)
                         cands.append(Candidate(
                             id=f"{w.name}/{o.provider}:{o.instance}/{wname}-{kvname}/tp{tp}", workload=w.name,
                             model=m.id, gpu=gid, provider=o.provider, offer=o.instance, region=o.region,

@@ -93,7 +93,9 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
              tier: str | None, time_limit: float, fmt: str, out: Path | None) -> None:
     """The optimal fleet: deployments per workload, instances, $/h, $/Mtok, launch commands.
 
-    Exit code 3 when no plan meets the constraints, with the constraint that binds.
+    Exit code 3 when no plan meets the constraints, with the constraint that binds. Workloads with an
+    hourly rate_profile get a daily plan: a committed base (constraints.committed_tier) plus on-demand
+    and spot capacity per hour, spot capped at constraints.spot_max_share of each hour's GPUs.
 
     \b
     Examples:
@@ -104,6 +106,12 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     """
     tables = tables_of(ctx)
     fleet = _fleet(workloads, tier)
+    if any(w.rate_profile for w in fleet.workloads):
+        from optimizer.cli_day import day_result
+        from optimizer.day import plan_day
+
+        show(day_result(plan_day(fleet, tables, max(time_limit, 20.0))), fmt, out)
+        return
     console = Console(stderr=True)
     with console.status("planning…") as status:
         report = build_plan(fleet, tables, objective, time_limit, budget_usd_per_hour,

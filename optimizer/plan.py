@@ -147,6 +147,10 @@ def _served_tok_s(w: Workload, picked: list[tuple[Candidate, int]]) -> float:
 def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_limit_s: float = 10.0,
                budget: float | None = None, progress: Callable[[str], None] | None = None) -> PlanReport:
     c = fleet.constraints
+    profiled = [w.name for w in fleet.workloads if w.rate_profile]
+    if profiled:
+        raise InputError(f"workload '{profiled[0]}' has a rate_profile: plan it with 'gpuplan plan' (daily mode) "
+                         "or give rate_rps")
     if budget is not None:
         c = c.model_copy(update={"budget_usd_per_hour": budget})
     if objective == "max-throughput" and c.budget_usd_per_hour is None:

@@ -159,13 +159,15 @@ def _hint(m: _Model, replicas: dict[str, int]) -> None:
         m.model.AddHint(m.n[key], _instances_for(group, replicas))
 
 
-def _shortlist(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]) -> list[Candidate]:
-    """Per workload, the SHORTLIST best candidates by standalone whole-instance cost and by $ per capacity."""
+def shortlist(p: Problem, cands: list[Candidate], size: int = 0) -> list[Candidate]:
+    """Per workload, the ``size`` best candidates by standalone whole-instance cost and by $ per capacity."""
+    size = size or SHORTLIST
+    by_name = {w.name: w for w in p.workloads}
     keep: set[str] = set()
     for w in p.workloads:
         mine = [c for c in cands if c.workload == w.name]
-        keep |= {c.id for c in sorted(mine, key=lambda c: (_standalone_cost(c, w)[0], _rank(c, w)))[:SHORTLIST]}
-        keep |= {c.id for c in sorted(mine, key=lambda c: _rank(c, w))[:SHORTLIST]}
+        keep |= {c.id for c in sorted(mine, key=lambda c: (_standalone_cost(c, w)[0], _rank(c, w)))[:size]}
+        keep |= {c.id for c in sorted(mine, key=lambda c: _rank(c, w))[:size]}
     return [c for c in cands if c.id in keep]
 
 
@@ -177,7 +179,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, workers: int = WORKERS, hint: 
     cands = [c for c in p.candidates if _cap(c, by_name[c.workload]) > 0]
     start_values = _greedy(p, cands, by_name) if hint else {}
     if hint and len(cands) > LARGE_MODEL and p.objective == "min-cost" and not p.max_gpus:
-        small = _build(p, _shortlist(p, cands, by_name), by_name)
+        small = _build(p, shortlist(p, cands), by_name)
         _hint(small, start_values)
         status, solver = _run(small, SHORTLIST_TIME_SHARE * time_limit_s, workers)
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):

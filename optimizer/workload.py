@@ -12,6 +12,7 @@ from optimizer.errors import InputError
 from pricing.offers import TIERS
 
 DEFAULT_UTILIZATION = 0.8
+HOURS = 24
 
 
 class SLO(BaseModel):
@@ -35,6 +36,8 @@ class Workload(BaseModel):
     max_context: int | None = Field(default=None, gt=0)
     rate_rps: float | None = Field(default=None, gt=0)
     concurrency: int | None = Field(default=None, gt=0)
+    rate_profile: list[float] | None = None  # 24 hourly request rates (req/s), hour 0 first
+    rate_profile_csv: str | None = None  # or a CSV with columns hour,rate (path relative to the file)
     slo: SLO
     engine: str | None = None
 
@@ -43,15 +46,31 @@ class Workload(BaseModel):
     def _listify(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
 
+    @field_validator("rate_profile")
+    @classmethod
+    def _profile(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if len(v) != HOURS:
+            raise ValueError(f"rate_profile needs {HOURS} hourly values, got {len(v)}")
+        if any(x < 0 for x in v) or not any(x > 0 for x in v):
+            raise ValueError("rate_profile values must be ≥ 0 and not all 0")
+        return v
+
     @model_validator(mode="after")
     def _demand(self) -> Workload:
-        if (self.rate_rps is None) == (self.concurrency is None):
-            raise ValueError("give exactly one of rate_rps or concurrency")
+        given = [self.rate_rps is not None, self.concurrency is not None, self.rate_profile is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of rate_rps, concurrency or rate_profile (or rate_profile_csv)")
         if self.max_context is None:
             self.max_context = self.input_tokens + self.output_tokens
         if self.max_context < self.input_tokens + self.output_tokens:
             raise ValueError(f"max_context ({self.max_context}) is below input_tokens + output_tokens")
         return self
+
+    @property
+    def peak_rate_rps(self) -> float | None:
+        return max(self.rate_profile) if self.rate_profile else self.rate_rps
 
     @property
     def output_tok_s(self) -> float | None:
@@ -69,6 +88,8 @@ class Constraints(BaseModel):
     single_gpu_type: bool = False  # one GPU type per workload (else a mix when cheaper)
     utilization: float = Field(default=DEFAULT_UTILIZATION, gt=0, le=1)
     gpus: list[str] | None = None  # only these GPU types
+    committed_tier: Literal["reserved_1y", "reserved_3y", "owned"] = "reserved_1y"  # base of a daily profile
+    spot_max_share: float = Field(default=0.3, ge=0, le=1)  # spot GPUs ≤ this share of each hour's GPUs
 
     @field_validator("max_gpus")
     @classmethod
@@ -105,7 +126,43 @@ def _where(fleet: dict, loc: tuple) -> str:
     return f"field '{'.'.join(str(p) for p in loc)}'"
 
 
-def parse_fleet(data: object, source: str) -> Fleet:
+def _read_profile_csv(path: Path, where: str) -> list[float]:
+    """hour,rate rows for hours 0..23 → 24 rates; errors name the file and row."""
+    import csv
+
+    try:
+        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    except FileNotFoundError:
+        raise InputError(f"{where}: rate_profile_csv '{path}' not found") from None
+    if not rows or {"hour", "rate"} - set(rows[0]):
+        raise InputError(f"{path}: needs columns hour,rate")
+    rates: dict[int, float] = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            hour, rate = int(row["hour"]), float(row["rate"])
+        except (TypeError, ValueError):
+            raise InputError(f"{path}, row {line}: hour must be an integer and rate a number") from None
+        if not 0 <= hour < HOURS or hour in rates or rate < 0:
+            raise InputError(f"{path}, row {line}: hour must be 0-23, once each, and rate ≥ 0")
+        rates[hour] = rate
+    if len(rates) != HOURS:
+        raise InputError(f"{path}: needs {HOURS} hours (0-23), got {len(rates)}")
+    return [rates[h] for h in range(HOURS)]
+
+
+def _inline_profiles(data: dict, base: Path | None, source: str) -> dict:
+    for i, w in enumerate(data.get("workloads") or []):
+        if isinstance(w, dict) and w.get("rate_profile_csv") and "rate_profile" not in w:
+            path = Path(w["rate_profile_csv"])
+            if base is not None and not path.is_absolute():
+                path = base / path
+            w["rate_profile"] = _read_profile_csv(path, f"{source}: workload '{w.get('name', i + 1)}'")
+    return data
+
+
+def parse_fleet(data: object, source: str, base: Path | None = None) -> Fleet:
+    if isinstance(data, dict):
+        data = _inline_profiles(data, base, source)
     if not isinstance(data, dict):
         raise InputError(f"{source}: expected a mapping with 'workloads' (and optional 'constraints')")
     try:
@@ -129,4 +186,4 @@ def load_fleet(path: Path) -> Fleet:
         mark = getattr(err, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""
         raise InputError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    return parse_fleet(data, str(path))
+    return parse_fleet(data, str(path), path.parent)
