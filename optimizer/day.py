@@ -64,8 +64,8 @@ class DayPlan(BaseModel):
     def to_frame(self):
         import pandas as pd
 
-        return pd.DataFrame([{**h.model_dump(exclude={"demand_rps"}), **{f"rps_{k}": v for k, v in h.demand_rps.items()}}
-                             for h in self.hours])
+        return pd.DataFrame([{**h.model_dump(exclude={"demand_rps"}),
+                              **{f"rps_{k}": v for k, v in h.demand_rps.items()}} for h in self.hours])
 
 
 def _day_offers(tables: Tables, fleet: Fleet) -> list[Offer]:

@@ -162,7 +162,6 @@ def _hint(m: _Model, replicas: dict[str, int]) -> None:
 def shortlist(p: Problem, cands: list[Candidate], size: int = 0) -> list[Candidate]:
     """Per workload, the ``size`` best candidates by standalone whole-instance cost and by $ per capacity."""
     size = size or SHORTLIST
-    by_name = {w.name: w for w in p.workloads}
     keep: set[str] = set()
     for w in p.workloads:
         mine = [c for c in cands if c.workload == w.name]

@@ -47,7 +47,7 @@ def test_skypilot_catalog_is_a_pricing_source(gpuplan, tmp_path: Path) -> None:
         "p5.48xlarge,H100,8.0,192.0,2048.0,\"{}\",55.04,us-east-1,14.25\n"
         "p5.48xlarge,H100,8.0,192.0,2048.0,\"{}\",57.00,us-west-2,15.00\n"
         "m5.large,,,2,8,,0.096,us-east-1,0.03\n")
-    r = gpuplan("--pricing", str(vms), "prices", "--format", "json")
+    r = gpuplan("--pricing", str(vms), "prices", "--provider", "aws", "--format", "json")
     assert r.code == 0, r.err
     (offer,) = r.json()
     assert offer["instance"] == "p5.48xlarge" and offer["gpu"] == "h100-sxm"
