@@ -114,7 +114,7 @@ def test_gpu_cap_that_binds_is_named(gpuplan, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("patch", "needle"), [
     ({"rate_rps": -1}, "workload 'chat', field 'rate_rps'"),
-    ({"concurrency": 5}, "exactly one of rate_rps or concurrency"),
+    ({"concurrency": 5}, "exactly one of rate_rps, concurrency or rate_profile"),
     ({"slo": {"ttft_ms": 100}}, "field 'slo.tpot_ms'"),
     ({"model": "llama-9"}, "unknown model 'llama-9'"),
     ({"weights": ["fp7"]}, "unknown weight format 'fp7'"),
