@@ -10,7 +10,7 @@ import numpy as np
 from models.catalog import load_catalog
 from optimizer.deployment import check_tp, default_engine, max_tp
 from optimizer.errors import InputError
-from optimizer.perf import decode_step_s, make_shape, prefill_s, serving
+from optimizer.roofline import decode_step_s, make_shape, prefill_s, serving
 from optimizer.tables import Tables
 
 BATCHES = np.arange(1, 257, dtype=float)

@@ -7,7 +7,7 @@ import random
 import time
 
 from models.catalog import load_catalog
-from optimizer.plan import all_candidates, build_plan
+from optimizer.planner import all_candidates, build_plan
 from optimizer.tables import Tables
 from optimizer.workload import Fleet
 

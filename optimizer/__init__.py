@@ -14,6 +14,7 @@ _API = {
     "plan": "optimizer.api",
     "sweep": "optimizer.api",
     "procure": "optimizer.api",
+    "fleet": "optimizer.api",
     "Tables": "optimizer.tables",
 }
 

@@ -1,25 +1,31 @@
-"""Matplotlib charts for sweeps, plans and procurement (Agg backend: files, notebooks, no display)."""
+"""Matplotlib charts for sweeps, plans and procurement.
+
+Figures are built without pyplot (no display needed, no global state): save them with ``save`` or show
+them in a notebook with ``display(fig)``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from optimizer.plan import PlanReport
-from optimizer.procure import ProcureReport
-from optimizer.sweep import SweepResult
+from optimizer.planner import PlanReport
+from optimizer.procurement import ProcureReport
+from optimizer.sweeps import SweepResult
+
+
+def _figure() -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(7, 4.2))
+    return fig, fig.subplots()
 
 
 def sweep_chart(result: SweepResult, metric: str = "usd_per_mtok_output") -> Figure:
     """Metric against the first varied key, one line per value of the second key (log x when it spans 10×)."""
     df = result.to_frame()
     x = result.keys[0]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _figure()
     groups = df.groupby(result.keys[1]) if len(result.keys) > 1 else [(None, df)]
     for label, part in groups:
         ok = part[part["status"] != "infeasible"]
@@ -49,7 +55,7 @@ def pareto_front(result: SweepResult, slo_key: str = "slo.tpot_ms") -> Figure:
         if row["total_usd_per_hour"] < best:
             front.append(row)
             best = row["total_usd_per_hour"]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _figure()
     ax.scatter(ok[slo_key], ok["total_usd_per_hour"], alpha=0.5, label="plans")
     if front:
         ax.step([r[slo_key] for r in front], [r["total_usd_per_hour"] for r in front], where="post", color="C1",
@@ -71,7 +77,7 @@ def cost_by_gpu(report: PlanReport) -> Figure:
             rows.setdefault(w.name, {}).setdefault(d.gpu, 0.0)
             rows[w.name][d.gpu] += d.usd_per_hour
     gpus = sorted({g for r in rows.values() for g in r})
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _figure()
     bottom = [0.0] * len(rows)
     names = list(rows)
     for g in gpus:
@@ -88,7 +94,7 @@ def cost_by_gpu(report: PlanReport) -> Figure:
 def buy_vs_rent(report: ProcureReport) -> Figure:
     """Cumulative cost per tier over the horizon, break-even month marked."""
     df = report.cumulative()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _figure()
     for tier, part in df.groupby("tier"):
         ax.plot(part["month"], part["cumulative_usd"] / 1e3, label=tier)
     if report.break_even_month:
@@ -109,4 +115,3 @@ def save(fig: Figure, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
     tmp.replace(path)
-    plt.close(fig)

@@ -29,12 +29,20 @@ Examples:
               help="Offer table: gpuplan CSV or a SkyPilot vms.csv; repeat to merge (later rows win).")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibration CSV from 'gpuplan calibrate' (default: shipped defaults).")
+@click.option("--reserved", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Reserved (1y/3y) prices merged onto offers by provider + instance (default: pricing/reserved.csv).")
+@click.option("--ownership", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Owned-server TCO inputs (default: pricing/ownership.csv).")
+@click.option("--energy", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PUE, $/kWh, cost of capital (default: pricing/energy.csv).")
 @click.version_option(package_name="gpuplan")
 @click.pass_context
-def cli(ctx: click.Context, hardware: Path | None, pricing: tuple[Path, ...], calibration: Path | None) -> None:
+def cli(ctx: click.Context, hardware: Path | None, pricing: tuple[Path, ...], calibration: Path | None,
+        reserved: Path | None, ownership: Path | None, energy: Path | None) -> None:
     """gpuplan: which GPUs, at which precision and layout, serve your LLM workloads within their latency
     targets at the lowest cost per million tokens."""
-    ctx.obj = Tables(hardware=hardware, pricing=pricing, calibration=calibration)
+    ctx.obj = Tables(hardware=hardware, pricing=pricing, calibration=calibration, reserved=reserved,
+                     ownership=ownership, energy=energy)
 
 
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:

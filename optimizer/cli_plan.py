@@ -11,7 +11,7 @@ from models.catalog import resolve
 from optimizer.cli_common import cli, show, tables_of
 from optimizer.launch import skypilot_task
 from optimizer.output import FORMATS, Result, View, write_atomic
-from optimizer.plan import PlanReport, all_candidates, build_plan
+from optimizer.planner import PlanReport, all_candidates, build_plan
 from optimizer.workload import load_fleet
 from pricing.offers import TIERS
 
@@ -139,7 +139,7 @@ def write_outputs(report: PlanReport, result: Result, folder: Path, tier: str) -
     write_atomic(folder / "plan.csv", render(result, "csv"))
     for w in report.workloads:
         for d in w.deployments:
-            from optimizer.candidates import Candidate
+            from optimizer.candidate_gen import Candidate
 
             c = Candidate(id=d.candidate, workload=w.name, model=resolve(w.model).id, gpu=d.gpu, provider=d.provider,
                           offer=d.offer, region=d.region, weights=d.weights, kv=d.kv, tp=d.tp, gpus_per_replica=d.tp,

@@ -9,8 +9,8 @@ from rich.progress import Progress
 
 from optimizer.cli_common import cli, output_options, show, tables_of
 from optimizer.output import Result, View
-from optimizer.procure import procure
-from optimizer.sweep import load_raw, parse_vary, sweep
+from optimizer.procurement import procure
+from optimizer.sweeps import load_raw, parse_vary, sweep
 from optimizer.workload import load_fleet
 
 

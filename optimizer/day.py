@@ -18,9 +18,9 @@ import time
 from ortools.sat.python import cp_model
 from pydantic import BaseModel
 
-from optimizer.candidates import Candidate, generate, prune_offers
+from optimizer.candidate_gen import Candidate, generate, prune_offers
 from optimizer.errors import InfeasibleError
-from optimizer.plan import explain_empty
+from optimizer.planner import explain_empty
 from optimizer.solver import PRICE_SCALE, RATE_SCALE, WORKERS, Problem, shortlist
 from optimizer.tables import Tables
 from optimizer.workload import HOURS, Fleet, Workload

@@ -7,7 +7,7 @@ import shlex
 import yaml
 
 from hardware.formats import NumberFormat
-from optimizer.candidates import Candidate
+from optimizer.candidate_gen import Candidate
 
 MEM_UTIL = 0.9
 SKYPILOT_ACCELERATOR = {

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from optimizer.candidates import Candidate
+from optimizer.candidate_gen import Candidate
 from optimizer.workload import Workload
 
 PRICE_SCALE = 10_000  # $/h → 1e-4 $/h units

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from optimizer.candidates import generate, prune, usable_offers
+from optimizer.candidate_gen import generate, prune, usable_offers
 from optimizer.solver import Problem, solve
 from optimizer.tables import Tables
 from optimizer.workload import Constraints, load_fleet
@@ -152,7 +152,7 @@ def test_pruning_is_safe() -> None:
     offers, _ = usable_offers(tables, c)
     for w in fleet.workloads[:2]:
         kept = generate(w, c, tables, offers)
-        import optimizer.candidates as mod
+        import optimizer.candidate_gen as mod
 
         original = mod.prune
         try:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimizer.candidates import Candidate
+from optimizer.candidate_gen import Candidate
 from optimizer.solver import PRICE_SCALE, RATE_SCALE, Problem, solve
 from optimizer.workload import SLO, Workload
 

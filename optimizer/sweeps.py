@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel
 
 from optimizer.errors import InfeasibleError, InputError
-from optimizer.plan import build_plan
+from optimizer.planner import build_plan
 from optimizer.tables import Tables
 from optimizer.workload import Fleet, parse_fleet
 

@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from models.catalog import resolve
-from optimizer.candidates import Candidate, CandidateSet, generate, prune_offers, usable_offers
+from optimizer.candidate_gen import Candidate, CandidateSet, generate, prune_offers, usable_offers
 from optimizer.errors import InfeasibleError, InputError
 from optimizer.launch import launch_command
 from optimizer.solver import Problem, Solution, solve

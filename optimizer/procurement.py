@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from optimizer.errors import InfeasibleError, InputError
-from optimizer.plan import PlanReport, build_plan
+from optimizer.planner import PlanReport, build_plan
 from optimizer.tables import Tables
 from optimizer.workload import Fleet
 from pricing.ownership import HOURS_PER_MONTH, load_energy, load_ownership, power_usd_per_month

@@ -22,7 +22,7 @@ from hardware.gpus import GPU
 from models.catalog import Model, resolve
 from optimizer.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
 from optimizer.errors import InputError
-from optimizer.perf import compute_path, decode_step_s, make_shape, prefill_s, serving
+from optimizer.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
 from optimizer.tables import Tables
 from optimizer.workload import Constraints, Workload
 from pricing.offers import Offer, filter_offers
