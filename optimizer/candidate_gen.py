@@ -30,21 +30,12 @@ from pricing.offers import Offer, filter_offers
 TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
 
 
-class Candidate(BaseModel):
-    id: str
-    workload: str
-    model: str
-    gpu: str
-    provider: str
-    offer: str
-    region: str | None
+class OperatingPoint(BaseModel):
+    """Best operating point of one (GPU, formats, TP) for a workload, independent of the offer."""
+
     weights: str
     kv: str
     tp: int
-    gpus_per_replica: int
-    gpus_per_instance: int
-    instance_usd_per_hour: float
-    usd_per_hour: float  # the replica's share of its instance
     engine: str
     batch: int
     tpot_ms: float
@@ -52,6 +43,22 @@ class Candidate(BaseModel):
     bound: str
     capacity_req_s: float
     capacity_sequences: int
+
+
+class Candidate(OperatingPoint):
+    """An operating point placed on an offer: what the solver buys replicas of."""
+
+    id: str
+    workload: str
+    model: str
+    gpu: str
+    provider: str
+    offer: str
+    region: str | None
+    gpus_per_replica: int
+    gpus_per_instance: int
+    instance_usd_per_hour: float
+    usd_per_hour: float  # the replica's share of its instance
     capacity_tok_s: float
     max_model_len: int
     offer_max_instances: int | None = None
@@ -96,23 +103,8 @@ def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str
     return sorted([*best.values(), *capped], key=lambda o: (o.gpu, o.gpus_per_instance, o.key)), notes
 
 
-class _Shape(BaseModel):
-    """Best operating point of one (GPU, formats, TP) for a workload, independent of the offer."""
-
-    weights: str
-    kv: str
-    tp: int
-    engine: str
-    batch: int
-    tpot_ms: float
-    ttft_ms: float
-    bound: str
-    capacity_req_s: float
-    capacity_sequences: int
-
-
 def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int, tables: Tables,
-                utilization: float) -> tuple[_Shape | None, tuple[int, float, str] | None]:
+                utilization: float) -> tuple[OperatingPoint | None, tuple[int, float, str] | None]:
     """(operating point, None) or (None, (rank, miss, reason)); lower (rank, miss) = closer to feasible."""
     wfmt, kvfmt = tables.formats.weight(wname), tables.formats.kv_format(kvname)
     try:
@@ -143,7 +135,7 @@ def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int,
         i = int(np.argmax(score))
     else:
         i = int(np.nonzero(ok)[0][-1])
-    return _Shape(weights=wname, kv=kvname, tp=tp, engine=engine, batch=int(grid[i]), tpot_ms=float(tpot[i]),
+    return OperatingPoint(weights=wname, kv=kvname, tp=tp, engine=engine, batch=int(grid[i]), tpot_ms=float(tpot[i]),
                   ttft_ms=float(ttft[i]), bound="memory" if mem_bound[i] else "compute",
                   capacity_req_s=float(op["rate"][i] if w.concurrency is None else op["rate_max"][i]),
                   capacity_sequences=int(grid[i])), None
@@ -216,13 +208,10 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
                         tiers = price_any or (constraints.tier,)
                         price = next(p for t in tiers if (p := o.price(t)) is not None)
                         cands.append(Candidate(
-                            id=f"{w.name}/{o.provider}:{o.instance}/{wname}-{kvname}/tp{tp}", workload=w.name,
-                            model=m.id, gpu=gid, provider=o.provider, offer=o.instance, region=o.region,
-                            weights=wname, kv=kvname, tp=tp, gpus_per_replica=tp,
-                            gpus_per_instance=o.gpus_per_instance, instance_usd_per_hour=price,
-                            usd_per_hour=price * tp / o.gpus_per_instance, engine=point.engine, batch=point.batch,
-                            tpot_ms=point.tpot_ms, ttft_ms=point.ttft_ms, bound=point.bound,
-                            capacity_req_s=point.capacity_req_s, capacity_sequences=point.capacity_sequences,
+                            **point.model_dump(), id=f"{w.name}/{o.provider}:{o.instance}/{wname}-{kvname}/tp{tp}",
+                            workload=w.name, model=m.id, gpu=gid, provider=o.provider, offer=o.instance,
+                            region=o.region, gpus_per_replica=tp, gpus_per_instance=o.gpus_per_instance,
+                            instance_usd_per_hour=price, usd_per_hour=price * tp / o.gpus_per_instance,
                             capacity_tok_s=point.capacity_req_s * w.output_tokens, max_model_len=w.max_context,
                             offer_max_instances=o.max_instances, source=o.source, as_of=o.as_of))
     kept = prune(cands)

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from models.catalog import resolve
 from optimizer.cli_common import cli, show, tables_of
 from optimizer.launch import skypilot_task
 from optimizer.output import FORMATS, Result, View, write_atomic
@@ -72,11 +71,6 @@ def plan_views(p: PlanReport) -> list[View]:
     return views
 
 
-def plan_payload(p: PlanReport) -> dict:
-    data = p.model_dump(mode="json")
-    return data
-
-
 @cli.command("plan")
 @click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--objective", type=click.Choice(["min-cost", "max-throughput"]), default="min-cost",
@@ -120,7 +114,7 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     launches = View(title="Launch commands (one per deployment; the checkpoint must be in the chosen format)",
                     columns=[("candidate", "deployment"), ("replicas", "replicas"), ("launch", "command")],
                     rows=[d.model_dump() for w in report.workloads for d in w.deployments])
-    result = Result(payload=plan_payload(report), csv_rows=rows, views=[*plan_views(report), launches],
+    result = Result(payload=report.model_dump(mode="json"), csv_rows=rows, views=[*plan_views(report), launches],
                     notes=report.notes)
     if fmt == "table" and out is not None:
         write_outputs(report, result, out, fleet.constraints.tier)
@@ -139,12 +133,5 @@ def write_outputs(report: PlanReport, result: Result, folder: Path, tier: str) -
     write_atomic(folder / "plan.csv", render(result, "csv"))
     for w in report.workloads:
         for d in w.deployments:
-            from optimizer.candidate_gen import Candidate
-
-            c = Candidate(id=d.candidate, workload=w.name, model=resolve(w.model).id, gpu=d.gpu, provider=d.provider,
-                          offer=d.offer, region=d.region, weights=d.weights, kv=d.kv, tp=d.tp, gpus_per_replica=d.tp,
-                          gpus_per_instance=d.tp, instance_usd_per_hour=0, usd_per_hour=0, engine=d.engine,
-                          batch=d.batch, tpot_ms=d.tpot_ms, ttft_ms=d.ttft_ms, bound="", capacity_req_s=0,
-                          capacity_sequences=0, capacity_tok_s=0, max_model_len=0, source="", as_of="")
             name = d.candidate.replace("/", "__").replace(":", "_")
-            write_atomic(folder / f"{name}.sky.yaml", skypilot_task(c, d.replicas, d.launch, tier))
+            write_atomic(folder / f"{name}.sky.yaml", skypilot_task(d, d.replicas, d.launch, tier))

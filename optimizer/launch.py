@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from typing import Protocol
 
 import yaml
 
@@ -47,7 +48,22 @@ def launch_command(c: Candidate, hf_repo: str | None, wfmt: NumberFormat, kvfmt:
     return shlex.join(args)
 
 
-def skypilot_task(c: Candidate, replicas: int, command: str, tier: str) -> str:
+class Placed(Protocol):
+    """What a SkyPilot task needs of a deployment (a plan's Deployment has all of it)."""
+
+    candidate: str
+    provider: str
+    offer: str
+    region: str | None
+    gpu: str
+    tp: int
+    engine: str
+    batch: int
+    tpot_ms: float
+    ttft_ms: float
+
+
+def skypilot_task(c: Placed, replicas: int, command: str, tier: str) -> str:
     """A SkyServe service YAML: the offer's instance type, ``replicas`` copies, the launch command."""
     resources: dict[str, object] = {"cloud": c.provider, "instance_type": c.offer,
                                     "accelerators": f"{SKYPILOT_ACCELERATOR.get(c.gpu, c.gpu.upper())}:{c.tp}",
@@ -55,12 +71,12 @@ def skypilot_task(c: Candidate, replicas: int, command: str, tier: str) -> str:
     if c.region:
         resources["region"] = c.region
     task = {
-        "name": c.id.replace("/", "-").replace(":", "-").replace(".", "-"),
+        "name": c.candidate.replace("/", "-").replace(":", "-").replace(".", "-"),
         "resources": resources,
         "service": {"readiness_probe": "/v1/models" if c.engine != "llama.cpp" else "/health",
                     "replicas": replicas},
         "run": command + (" --port 8000" if c.engine != "llama.cpp" else " --port 8000 --host 0.0.0.0"),
     }
-    header = (f"# gpuplan deployment {c.id}\n# {replicas} replica(s) of {c.tp} × {c.gpu}, batch {c.batch}, "
+    header = (f"# gpuplan deployment {c.candidate}\n# {replicas} replica(s) of {c.tp} × {c.gpu}, batch {c.batch}, "
               f"TPOT {c.tpot_ms:.1f} ms, TTFT {c.ttft_ms:.0f} ms (predicted)\n")
     return header + yaml.safe_dump(task, sort_keys=False)

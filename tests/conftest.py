@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,16 @@ class Run:
 
     def json(self):
         return json.loads(self.out)
+
+
+def corrupt_csv(src: Path, column: str, value: str, dest: Path) -> Path:
+    """A copy of ``src`` with ``column`` of its first data row set to ``value`` (row 2 of the file)."""
+    lines = src.read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index(column)] = value
+    dest.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    return dest
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import corrupt_csv
 
 
 def test_models_json_fields(gpuplan) -> None:
@@ -94,12 +95,7 @@ def test_malformed_config_names_the_field(gpuplan, tmp_path: Path) -> None:
 
 def test_malformed_gpu_csv_names_row_and_column(gpuplan, tmp_path: Path) -> None:
     src = Path(__file__).parents[1] / "hardware" / "gpus.csv"
-    lines = src.read_text().splitlines()
-    header = lines[0].split(",")
-    bad = lines[1].split(",")
-    bad[header.index("memory_bw_gb_s")] = "fast"
-    path = tmp_path / "gpus.csv"
-    path.write_text("\n".join([lines[0], ",".join(bad), *lines[2:]]) + "\n")
+    path = corrupt_csv(src, "memory_bw_gb_s", "fast", tmp_path / "gpus.csv")
     r = gpuplan("--hardware", str(path), "gpus")
     assert r.code == 2
     assert "row 2" in r.err and "memory_bw_gb_s" in r.err and str(path) in r.err
