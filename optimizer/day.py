@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from optimizer.candidate_gen import Candidate, generate, prune_offers
 from optimizer.errors import InfeasibleError
 from optimizer.planner import explain_empty
-from optimizer.solver import PRICE_SCALE, RATE_SCALE, WORKERS, Problem, shortlist
+from optimizer.solver import PRICE_SCALE, RATE_SCALE, TIE_BREAK_DETERMINISTIC_S, WORKERS, Problem, shortlist
 from optimizer.tables import Tables
 from optimizer.workload import HOURS, Fleet, Workload
 from pricing.offers import Offer, filter_offers
@@ -148,6 +148,10 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0) -> DayPla
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = WORKERS
     status = solver.Solve(m)
+    if status == cp_model.OPTIMAL:
+        solver = _tie_break(m, cost, round(solver.ObjectiveValue()), solver, [*base.values(), *od.values(),
+                                                                              *spot.values(), *r.values()],
+                            [base[k] for k in sorted(groups)]) or solver
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise InfeasibleError("no daily fleet meets every hour's demand within the caps, spot share and budget"
                               if status == cp_model.INFEASIBLE else f"no daily plan found in {time_limit_s:g} s")
@@ -180,6 +184,23 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0) -> DayPla
                    committed_tier=c.committed_tier, committed_usd_per_day=committed,
                    usd_per_mtok_output=daily / tokens * 1e6 if tokens else math.nan, hours=hours, instances=lines,
                    candidates=len(cands))
+
+
+def _tie_break(m: cp_model.CpModel, cost: cp_model.LinearExpr, best: int, first: cp_model.CpSolver,
+               variables: list[cp_model.IntVar], ranked: list[cp_model.IntVar]) -> cp_model.CpSolver | None:
+    """Same cost, then the fewest committed instances in a fixed offer order, on one worker within a
+    deterministic-time budget: the same file gives the same daily plan."""
+    m.Add(cost == best)
+    m.ClearObjective()
+    m.ClearHints()
+    for v in variables:
+        m.AddHint(v, first.Value(v))
+    m.Minimize(sum((i + 1) * v for i, v in enumerate(ranked)))
+    second = cp_model.CpSolver()
+    second.parameters.num_workers = 1
+    second.parameters.max_deterministic_time = TIE_BREAK_DETERMINISTIC_S
+    status = second.Solve(m)
+    return second if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
 
 
 def has_profile(workloads: list[Workload]) -> bool:
