@@ -7,7 +7,7 @@ and ``scope`` (the hardware format table satisfies this), so this layer imports 
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 from models.arch import Architecture
 from models.params import Kind, TensorGroup, tensor_groups
@@ -74,10 +74,9 @@ def active_weights_bytes(arch: Architecture, enc: Encoding, experts_touched: flo
     return total / 8
 
 
-def expected_experts_touched(num_experts: int, top_k: int, tokens: float) -> float:
-    """E × (1 − (1 − k/E)^tokens): distinct experts hit by ``tokens`` tokens routing uniformly to k of E."""
-    if tokens <= 0:
-        return 0.0
+def expected_experts_touched(num_experts: int, top_k: int, tokens: Any) -> Any:
+    """E × (1 − (1 − k/E)^tokens): distinct experts hit by ``tokens`` tokens routing uniformly to k of E
+    (0 for 0 tokens; works element-wise on numpy arrays)."""
     return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
 
 

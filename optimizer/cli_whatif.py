@@ -81,8 +81,7 @@ def procure_cmd(ctx: click.Context, workloads: Path, months: int, power_utilizat
     """
     tables = tables_of(ctx)
     if power_utilization is not None:
-        tables.power_utilization = power_utilization
-        tables.__dict__.pop("offers", None)
+        tables = tables.replace(power_utilization)
     report = procure(load_fleet(workloads), tables, months, time_limit)
     if plot is not None:
         from optimizer.charts import buy_vs_rent, save

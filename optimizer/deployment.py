@@ -16,7 +16,7 @@ from models.catalog import Model, resolve
 from models.memory import GIB
 from optimizer.calibration import CalibrationRow
 from optimizer.errors import InputError
-from optimizer.roofline import decode_step_s, make_shape, prefill_s, serving
+from optimizer.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
 from optimizer.tables import DEFAULT, Tables
 
 MAX_BATCH = 4096
@@ -117,7 +117,6 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
         cal = tables.calibration.lookup(engine or default_engine(g, wfmt), g.id, g.vendor)
         if mode == "inference":
             check_tp(m.arch, g, gpus, m.id)
-        from optimizer.roofline import compute_path  # local: only needed with a GPU
         warnings += [w for w in [compute_path(g, wfmt)[1]] if w]
     if m.arch.max_context and context > m.arch.max_context:
         warnings.append(f"context {context} exceeds {m.id}'s max_position_embeddings ({m.arch.max_context})")

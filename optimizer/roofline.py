@@ -21,7 +21,7 @@ from hardware.formats import NumberFormat
 from hardware.gpus import GPU
 from models.arch import Architecture
 from models.breakdown import kv_replication
-from models.memory import active_weights_bytes, kv_cache_bytes
+from models.memory import active_weights_bytes, expected_experts_touched, kv_cache_bytes
 from models.params import Kind, tensor_groups
 from optimizer.calibration import CalibrationRow
 from optimizer.errors import InputError
@@ -111,7 +111,7 @@ def weight_bytes_read(s: Shape, tokens: np.ndarray) -> np.ndarray:
     """Dense bytes + experts touched: E · (1 − (1 − k/E)^tokens) distinct experts per MoE layer."""
     if not s.moe_layers:
         return np.full_like(tokens, s.dense_bytes, dtype=float)
-    touched = s.num_experts * (1.0 - (1.0 - s.top_k / s.num_experts) ** tokens)
+    touched = expected_experts_touched(s.num_experts, s.top_k, tokens)
     return s.dense_bytes + s.moe_layers * s.expert_bytes_per_layer_expert * touched
 
 

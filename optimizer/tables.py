@@ -63,10 +63,14 @@ class Tables:
     def calibration(self) -> Calibration:
         return load_calibration(self.calibration_path)
 
+    def replace(self, power_utilization: float) -> Tables:
+        """The same tables with another average power draw for owned servers."""
+        return Tables(self.hardware_path, self.pricing_paths, self.calibration_path, self.formats_path,
+                      self.reserved_path, self.ownership_path, self.energy_path, power_utilization)
+
     def with_calibration(self, calibration: Calibration) -> Tables:
         """The same tables with another calibration (used while fitting)."""
-        other = Tables(self.hardware_path, self.pricing_paths, self.calibration_path, self.formats_path,
-                       self.reserved_path, self.ownership_path, self.energy_path, self.power_utilization)
+        other = self.replace(self.power_utilization)
         other.__dict__["calibration"] = calibration
         for name in ("gpus", "formats", "offers"):
             if name in self.__dict__:

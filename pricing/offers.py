@@ -12,13 +12,14 @@ import math
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pricing.errors import InputError
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
+Row = TypeVar("Row", bound=BaseModel)
 Tier = Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"]
 TIERS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
 
@@ -69,9 +70,10 @@ def _cell(raw: dict[str, str | None], key: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _validate(path: Path, line: int, cells: dict[str, object]) -> Offer:
+def validate_row(model: type[Row], path: Path, line: int, cells: dict[str, object]) -> Row:
+    """``model`` from one CSV row; a bad cell becomes one line naming the file, row and column."""
     try:
-        return Offer.model_validate(cells)
+        return model.model_validate(cells)
     except ValidationError as err:
         first = err.errors()[0]
         column = str(first["loc"][0]) if first["loc"] else "?"
@@ -87,7 +89,7 @@ def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
         cells = {k: _cell(raw, k) for k in Offer.model_fields if _cell(raw, k) is not None}
         if "gpu" in cells:
             cells["gpu"] = str(cells["gpu"]).lower()
-        offer = _validate(path, line, cells)
+        offer = validate_row(Offer, path, line, cells)
         if not any(offer.price(t) for t in TIERS):
             raise InputError(f"{path}, row {line}: offer '{offer.key}' has no price in any tier")
         offers.append(offer)
@@ -122,7 +124,7 @@ def _read_skypilot(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]
     out = []
     for cells in best.values():
         line = int(cells.pop("_line"))  # type: ignore[arg-type]
-        out.append(_validate(path, line, cells))
+        out.append(validate_row(Offer, path, line, cells))
     return out
 
 

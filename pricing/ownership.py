@@ -12,10 +12,10 @@ import csv
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pricing.errors import InputError
-from pricing.offers import Offer
+from pricing.offers import Offer, validate_row
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
 ENERGY_CSV = Path(__file__).with_name("energy.csv")
@@ -68,15 +68,6 @@ def _rows(path: Path) -> list[dict[str, str | None]]:
     return [{k: (v.strip() if v and v.strip() else None) for k, v in r.items() if k} for r in rows]
 
 
-def _validate(model: type[BaseModel], path: Path, line: int, cells: dict) -> BaseModel:
-    try:
-        return model.model_validate(cells)
-    except ValidationError as err:
-        first = err.errors()[0]
-        column = str(first["loc"][0]) if first["loc"] else "?"
-        raise InputError(f"{path}, row {line}, column '{column}': {first['msg']} (got {cells.get(column)!r})") from None
-
-
 @cache
 def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...], tuple[str, ...]]:
     """Rows with a sourced, dated price; rows without one are skipped with a note."""
@@ -85,7 +76,7 @@ def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...]
         if cells.get("server_price_usd") is None or cells.get("as_of") is None:
             skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
             continue
-        rows.append(_validate(OwnershipRow, path, line, cells))
+        rows.append(validate_row(OwnershipRow, path, line, cells))
     return tuple(rows), tuple(skipped)  # type: ignore[return-value]
 
 
@@ -105,7 +96,7 @@ def load_energy(path: Path = ENERGY_CSV) -> Energy:
     missing = {"pue", "electricity_usd_per_kwh", "cost_of_capital_annual"} - set(values)
     if missing:
         raise InputError(f"{path}: missing row '{sorted(missing)[0]}'")
-    return _validate(Energy, path, 0, values)  # type: ignore[return-value]
+    return validate_row(Energy, path, 0, values)
 
 
 def capital_usd_per_month(price_usd: float, lifetime_months: int, annual_rate: float) -> float:
@@ -141,7 +132,7 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 
 @cache
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
-    return tuple(_validate(ReservedRow, path, line, cells)  # type: ignore[misc]
+    return tuple(validate_row(ReservedRow, path, line, cells)
                  for line, cells in enumerate(_rows(path), start=2))
 
 
