@@ -227,17 +227,36 @@ def _covers(a_cands: list[Candidate], b: Candidate) -> bool:
                and (b.tp // a.tp) * a.capacity_sequences >= b.capacity_sequences for a in a_cands)
 
 
+def _pow2(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _replaces(a0: Candidate, b0: Candidate, b_cands: list[Candidate]) -> bool:
+    """k = gpi_b / gpi_a instances of A can host whatever one instance of B hosts: same size, or A's size a
+    power of two dividing B's with every TP on B a power of two no larger than A (buddy packing is exact)."""
+    if b0.gpus_per_instance % a0.gpus_per_instance:
+        return False
+    k = b0.gpus_per_instance // a0.gpus_per_instance
+    if k * a0.instance_usd_per_hour > b0.instance_usd_per_hour:
+        return False
+    if k == 1:
+        return True
+    return _pow2(a0.gpus_per_instance) and all(_pow2(b.tp) and b.tp <= a0.gpus_per_instance for b in b_cands)
+
+
 def prune_offers(cands: list[Candidate], capped_gpus: set[str], single_gpu_type: bool) -> list[Candidate]:
-    """Drop every offer B for which an offer A with the same GPUs per instance, no availability cap and a price
-    no higher covers each of B's candidates (same workload, capacity at least as high). Moving all of B's
-    instances and replicas to A keeps every constraint and never costs more, so the optimum is unchanged.
-    Under ``single_gpu_type`` only offers of the same GPU type may replace one another."""
+    """Drop every offer B that an uncapped offer A replaces at no higher cost: k = gpi_B / gpi_A instances of A
+    cost at most one of B and host whatever B hosts (see ``_replaces``), and A covers each of B's candidates
+    (same workload, TP dividing, capacity at least as high). Moving all of B's instances and replicas to A
+    keeps every constraint and never costs more, so the optimum is unchanged. Under ``single_gpu_type`` only
+    offers of the same GPU type may replace one another."""
     by_offer: dict[tuple[str, str], list[Candidate]] = {}
     for c in cands:
         by_offer.setdefault((c.provider, c.offer), []).append(c)
 
-    def order(key: tuple[str, str]) -> tuple[float, tuple[str, str]]:
-        return (by_offer[key][0].instance_usd_per_hour, key)
+    def order(key: tuple[str, str]) -> tuple[float, int, tuple[str, str]]:
+        c0 = by_offer[key][0]
+        return (c0.instance_usd_per_hour / c0.gpus_per_instance, c0.gpus_per_instance, key)
 
     dropped: set[tuple[str, str]] = set()
     keys = sorted(by_offer, key=order)
@@ -245,13 +264,11 @@ def prune_offers(cands: list[Candidate], capped_gpus: set[str], single_gpu_type:
         b0 = by_offer[kb][0]
         for ka in keys[:i]:
             a0 = by_offer[ka][0]
-            if ka in dropped or a0.gpus_per_instance != b0.gpus_per_instance:
-                continue
-            if a0.offer_max_instances is not None or a0.gpu in capped_gpus:
+            if ka in dropped or a0.offer_max_instances is not None or a0.gpu in capped_gpus:
                 continue
             if single_gpu_type and a0.gpu != b0.gpu:
                 continue
-            if all(_covers(by_offer[ka], b) for b in by_offer[kb]):
+            if _replaces(a0, b0, by_offer[kb]) and all(_covers(by_offer[ka], b) for b in by_offer[kb]):
                 dropped.add(kb)
                 break
     return [c for c in cands if (c.provider, c.offer) not in dropped]

@@ -136,3 +136,18 @@ def test_identical_input_gives_identical_plan() -> None:
     for _ in range(3):
         again = solve(Problem([w], cands, "on_demand"))
         assert again.replicas == first.replicas and again.instances == first.instances
+
+
+@settings(max_examples=int(os.environ.get("SOLVER_EXAMPLES", "200")) // 2, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_offer_pruning_keeps_the_optimum(p: Problem) -> None:
+    from optimizer.candidate_gen import prune_offers
+
+    kept = prune_offers(p.candidates, set(p.max_gpus), p.single_gpu_type)
+    full = solve(p, time_limit_s=5)
+    pruned = solve(Problem(p.workloads, kept, p.tier, p.max_gpus, p.budget_usd_per_hour, p.single_gpu_type),
+                   time_limit_s=5)
+    assert pruned.status == full.status
+    if full.status == "optimal":
+        assert pruned.objective_value == pytest.approx(full.objective_value, abs=1e-9)
