@@ -23,7 +23,7 @@ from optimizer.errors import InfeasibleError
 from optimizer.planner import explain_empty
 from optimizer.solver import PRICE_SCALE, RATE_SCALE, TIE_BREAK_DETERMINISTIC_S, WORKERS, Problem, shortlist
 from optimizer.tables import Tables
-from optimizer.workload import HOURS, Fleet, Workload
+from optimizer.workload import HOURS, Fleet
 from pricing.offers import Offer, filter_offers
 
 SHARE_SCALE = 1000
@@ -202,6 +202,3 @@ def _tie_break(m: cp_model.CpModel, cost: cp_model.LinearExpr, best: int, first:
     status = second.Solve(m)
     return second if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
 
-
-def has_profile(workloads: list[Workload]) -> bool:
-    return any(w.rate_profile for w in workloads)

@@ -9,7 +9,6 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +134,3 @@ def emit(result: Result, fmt: str, out: Path | None) -> None:
     else:
         write_atomic(out, text)
 
-
-def rows_of(items: Sequence[BaseModel], fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    rows = [i.model_dump(mode="json") for i in items]
-    if fields is None:
-        return rows
-    return [{k: r.get(k) for k in fields} for r in rows]
