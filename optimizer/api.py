@@ -52,7 +52,7 @@ class CandidateTable(BaseModel):
         return [c for s in self.sets for c in s.candidates]
 
     def to_frame(self) -> pd.DataFrame:
-        df = pd.DataFrame([c.model_dump() for c in self.candidates])
+        df = pd.DataFrame([c.row() for c in self.candidates])
         if len(df):
             df["usd_per_mtok_output"] = df["usd_per_hour"] / (df["capacity_tok_s"] * 3600) * 1e6
         return df

@@ -48,6 +48,12 @@ class OperatingPoint(BaseModel):
 class Candidate(OperatingPoint):
     """An operating point placed on an offer: what the solver buys replicas of."""
 
+    def row(self) -> dict[str, object]:
+        """Plain fields with the identity first (id, workload, model, gpu, offer…), then the operating point."""
+        data = self.model_dump()
+        head = {k: data.pop(k) for k in ("id", "workload", "model", "gpu", "provider", "offer", "region")}
+        return {**head, **data}
+
     id: str
     workload: str
     model: str

@@ -7,15 +7,15 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from optimizer.cli_common import cli, show, tables_of
+from optimizer.cli_common import cli, output_options, show, tables_of
 from optimizer.launch import skypilot_task
 from optimizer.output import FORMATS, Result, View, write_atomic
 from optimizer.planner import PlanReport, all_candidates, build_plan
-from optimizer.workload import load_fleet
+from optimizer.workload import Fleet, load_fleet
 from pricing.offers import TIERS
 
 
-def _fleet(path: Path, tier: str | None):
+def _fleet(path: Path, tier: str | None) -> Fleet:
     fleet = load_fleet(path)
     if tier:
         fleet = fleet.model_copy(update={"constraints": fleet.constraints.model_copy(update={"tier": tier})})
@@ -25,8 +25,7 @@ def _fleet(path: Path, tier: str | None):
 @cli.command("candidates")
 @click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tier", type=click.Choice(TIERS), default=None, help="Override constraints.tier.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("-o", "--output-path", "out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@output_options
 @click.pass_context
 def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: str, out: Path | None) -> None:
     """The feasible, non-dominated candidates the solver chooses from, per workload.
@@ -37,7 +36,7 @@ def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: s
     """
     fleet = _fleet(workloads, tier)
     sets, notes = all_candidates(fleet, tables_of(ctx))
-    rows = [c.model_dump() for s in sets for c in s.candidates]
+    rows = [c.row() for s in sets for c in s.candidates]
     views = []
     for s in sets:
         best = sorted(s.candidates, key=lambda c: c.usd_per_hour / max(c.capacity_req_s, 1e-9))[:15]
