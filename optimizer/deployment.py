@@ -13,7 +13,7 @@ from hardware.gpus import GPU
 from models.arch import Architecture
 from models.breakdown import Mode, fit, inference_breakdown, training_breakdown
 from models.catalog import Model, resolve
-from models.memory import GIB
+from models.memory import GIB, weights_bytes
 from optimizer.calibration import CalibrationRow
 from optimizer.errors import InputError
 from optimizer.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
@@ -208,7 +208,7 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
         ok = np.nonzero((tpots <= tpot_ms) & (grid <= limit))[0]
         best_for_tpot = int(grid[ok[-1]]) if ok.size else 0
     tpot = float(op["tpot"][0])
-    w_bytes = inference_breakdown(m.arch, wfmt, kvfmt, context, 1, tp).weights_bytes
+    w_bytes = weights_bytes(m.arch, wfmt)
     return PerfReport(
         model=m.id, gpu=g.id, tp=tp, weights=wfmt.id, kv=kvfmt.id, engine=eng, input_tokens=input_tokens,
         output_tokens=output_tokens, batch=batch, utilization=utilization, tpot_ms=tpot * 1e3,
