@@ -6,12 +6,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from models.catalog import load_catalog
-from optimizer.deployment import check_tp, default_engine, max_tp
-from optimizer.errors import InputError
-from optimizer.roofline import decode_step_s, make_shape, prefill_s, serving
-from optimizer.tables import Tables
+from gpuplan.models.catalog import load_catalog
+from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_tp
+from gpuplan.optimizer.serving.roofline import decode_step_s, make_shape, prefill_s, serving
+from gpuplan.optimizer.tables import Tables
 
 BATCHES = np.arange(1, 257, dtype=float)
 WEIGHTS = ("bf16", "fp8", "awq", "nvfp4")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 import time
 
-from models.catalog import load_catalog
-from optimizer.planner import all_candidates, build_plan
-from optimizer.tables import Tables
-from optimizer.workload import Fleet
+from gpuplan.models.catalog import load_catalog
+from gpuplan.optimizer.planning.planner import all_candidates, build_plan
+from gpuplan.optimizer.planning.workload import Fleet
+from gpuplan.optimizer.tables import Tables
 
 SHAPES = [(1500, 300, 1500, 50), (800, 200, 500, 25), (4000, 500, 2000, 30), (3000, 400, 30000, 200),
           (200, 800, 800, 40), (8000, 1000, 5000, 80)]

@@ -6,9 +6,8 @@ import csv
 from pathlib import Path
 from typing import TypeVar
 
+from gpuplan.hardware.errors import InputError
 from pydantic import BaseModel, ValidationError
-
-from hardware.errors import InputError
 
 Row = TypeVar("Row", bound=BaseModel)
 

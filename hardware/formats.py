@@ -7,10 +7,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from gpuplan.hardware.csvrows import read_rows
+from gpuplan.hardware.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field
-
-from hardware.csvrows import read_rows
-from hardware.errors import InputError
 
 FORMATS_CSV = Path(__file__).with_name("formats.csv")
 

@@ -6,10 +6,9 @@ import difflib
 from functools import cache
 from pathlib import Path
 
+from gpuplan.hardware.csvrows import read_rows
+from gpuplan.hardware.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from hardware.csvrows import read_rows
-from hardware.errors import InputError
 
 GPUS_CSV = Path(__file__).with_name("gpus.csv")
 GIB = 2**30

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gpuplan.models.errors import InputError
 from pydantic import BaseModel, ConfigDict
-
-from models.errors import InputError
 
 
 class MoE(BaseModel):

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
-
-from models.arch import Architecture
-from models.memory import (
+from gpuplan.models.arch import Architecture
+from gpuplan.models.memory import (
     GIB,
     Encoding,
     kv_cache_bytes,
@@ -24,14 +22,15 @@ from models.memory import (
     prefill_activation_bytes,
     weights_bytes,
 )
-from models.params import count_params
-from models.training import (
+from gpuplan.models.params import count_params
+from gpuplan.models.training import (
     ADAPTER_BYTES_PER_PARAM,
     Optimizer,
     lora_params,
     trainable_state_bytes,
     training_activation_bytes,
 )
+from pydantic import BaseModel
 
 Mode = Literal["inference", "train", "lora", "qlora"]
 DEFAULT_RUNTIME_OVERHEAD_GIB = 1.0  # CUDA context + engine buffers + CUDA graphs, per GPU

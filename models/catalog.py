@@ -8,11 +8,10 @@ import json
 from functools import cache
 from pathlib import Path
 
+from gpuplan.models.arch import Architecture, parse_config
+from gpuplan.models.errors import InputError
+from gpuplan.models.params import ParamCount, count_params
 from pydantic import BaseModel, ConfigDict
-
-from models.arch import Architecture, parse_config
-from models.errors import InputError
-from models.params import ParamCount, count_params
 
 CATALOG_CSV = Path(__file__).with_name("catalog.csv")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol
 
-from models.arch import Architecture
-from models.params import Kind, TensorGroup, tensor_groups
+from gpuplan.models.arch import Architecture
+from gpuplan.models.params import Kind, TensorGroup, tensor_groups
 
 GIB = 2**30
 ACT_BYTES = 2  # activations are 16-bit in every engine modelled here

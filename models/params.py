@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from gpuplan.models.arch import Architecture
 from pydantic import BaseModel, ConfigDict
-
-from models.arch import Architecture
 
 
 class Kind(StrEnum):

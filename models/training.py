@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from models.arch import Architecture
-from models.memory import ACT_BYTES
-from models.params import Kind, tensor_groups
+from gpuplan.models.arch import Architecture
+from gpuplan.models.memory import ACT_BYTES
+from gpuplan.models.params import Kind, tensor_groups
 
 Optimizer = Literal["adamw", "sgd"]
 WEIGHT_BYTES = 2  # bf16 working copy

@@ -1,6 +1,6 @@
 """Decision layer: performance model, candidates, CP-SAT plans, and the notebook API.
 
-``from optimizer import memory, perf, candidates, plan`` — imported lazily so the CLI starts fast.
+``from gpuplan.optimizer import memory, perf, candidates, plan`` — imported lazily so the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 _API = {
-    "memory": "optimizer.deployment",
-    "perf": "optimizer.deployment",
-    "candidates": "optimizer.api",
-    "plan": "optimizer.api",
-    "sweep": "optimizer.api",
-    "procure": "optimizer.api",
-    "fleet": "optimizer.api",
-    "Tables": "optimizer.tables",
+    "memory": "gpuplan.optimizer.serving.deployment",
+    "perf": "gpuplan.optimizer.serving.deployment",
+    "candidates": "gpuplan.optimizer.api",
+    "plan": "gpuplan.optimizer.api",
+    "sweep": "gpuplan.optimizer.api",
+    "procure": "gpuplan.optimizer.api",
+    "fleet": "gpuplan.optimizer.api",
+    "Tables": "gpuplan.optimizer.tables",
 }
 
 __all__ = sorted(_API)

@@ -1,8 +1,8 @@
 """The Python API for notebooks: the CLI's commands as functions returning pydantic objects.
 
-Every result has ``.to_frame()`` (pandas); charts are in ``optimizer.charts``.
+Every result has ``.to_frame()`` (pandas); charts are in ``gpuplan.optimizer.charts``.
 
-    from optimizer import plan, candidates, memory, perf, sweep, procure
+    from gpuplan.optimizer import plan, candidates, memory, perf, sweep, procure
     report = plan("examples/fleet.yaml", tier="spot")
     report.to_frame()
 """
@@ -13,18 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet
+from gpuplan.optimizer.planning.day import DayPlan, plan_day
+from gpuplan.optimizer.planning.planner import PlanReport, all_candidates, build_plan
+from gpuplan.optimizer.planning.procurement import ProcureReport
+from gpuplan.optimizer.planning.procurement import procure as _procure
+from gpuplan.optimizer.planning.sweeps import SweepResult, fleet_to_raw
+from gpuplan.optimizer.planning.sweeps import sweep as _sweep
+from gpuplan.optimizer.planning.workload import Fleet, load_fleet, parse_fleet
+from gpuplan.optimizer.serving.deployment import memory, perf
+from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
-
-from optimizer.candidate_gen import Candidate, CandidateSet
-from optimizer.day import DayPlan, plan_day
-from optimizer.deployment import memory, perf
-from optimizer.planner import PlanReport, all_candidates, build_plan
-from optimizer.procurement import ProcureReport
-from optimizer.procurement import procure as _procure
-from optimizer.sweeps import SweepResult, fleet_to_raw
-from optimizer.sweeps import sweep as _sweep
-from optimizer.tables import DEFAULT, Tables
-from optimizer.workload import Fleet, load_fleet, parse_fleet
 
 __all__ = ["candidates", "fleet", "memory", "perf", "plan", "procure", "sweep"]
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gpuplan.optimizer.planning.planner import PlanReport
+from gpuplan.optimizer.planning.procurement import ProcureReport
+from gpuplan.optimizer.planning.sweeps import SweepResult
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-
-from optimizer.planner import PlanReport
-from optimizer.procurement import ProcureReport
-from optimizer.sweeps import SweepResult
 
 
 def _figure() -> tuple[Figure, Axes]:

@@ -1,8 +1,8 @@
 """Errors of the decision layer and the one tuple the CLI maps to exit code 2."""
 
-from hardware.errors import InputError as HardwareInputError
-from models.errors import InputError as ModelInputError
-from pricing.errors import InputError as PricingInputError
+from gpuplan.hardware.errors import InputError as HardwareInputError
+from gpuplan.models.errors import InputError as ModelInputError
+from gpuplan.pricing.errors import InputError as PricingInputError
 
 
 class InputError(ValueError):

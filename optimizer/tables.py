@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from hardware.formats import FORMATS_CSV, FormatTable, load_formats
-from hardware.gpus import GPUS_CSV, GpuTable, load_gpus
-from optimizer.calibration import CALIBRATION_CSV, Calibration, load_calibration
-from pricing.offers import OFFERS_CSV, Offer, load_offers, merge_offers
-from pricing.ownership import (
+from gpuplan.hardware.formats import FORMATS_CSV, FormatTable, load_formats
+from gpuplan.hardware.gpus import GPUS_CSV, GpuTable, load_gpus
+from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV, Calibration, load_calibration
+from gpuplan.pricing.offers import OFFERS_CSV, Offer, load_offers, merge_offers
+from gpuplan.pricing.ownership import (
     DEFAULT_POWER_UTILIZATION,
     ENERGY_CSV,
     OWNERSHIP_CSV,

@@ -14,9 +14,8 @@ from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from gpuplan.pricing.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from pricing.errors import InputError
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
 Row = TypeVar("Row", bound=BaseModel)

@@ -12,10 +12,9 @@ import csv
 from functools import cache
 from pathlib import Path
 
+from gpuplan.pricing.errors import InputError
+from gpuplan.pricing.offers import Offer, validate_row
 from pydantic import BaseModel, ConfigDict, Field
-
-from pricing.errors import InputError
-from pricing.offers import Offer, validate_row
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
 ENERGY_CSV = Path(__file__).with_name("energy.csv")

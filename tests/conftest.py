@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from optimizer.cli import main
+from gpuplan.optimizer.cli.main import main
 
 
 @dataclass

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from gpuplan.hardware.formats import load_formats
+from gpuplan.models.arch import parse_config
+from gpuplan.models.catalog import resolve
+from gpuplan.models.memory import GIB, kv_bytes_per_token, kv_cache_bytes, weights_bytes
+from gpuplan.optimizer.serving.deployment import memory
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hardware.formats import load_formats
-from models.arch import parse_config
-from models.catalog import resolve
-from models.memory import GIB, kv_bytes_per_token, kv_cache_bytes, weights_bytes
-from optimizer.deployment import memory
 
 F = load_formats()
 BF16_KV = F.kv_format("bf16")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from models.catalog import load_catalog, resolve
+from gpuplan.models.catalog import load_catalog, resolve
 
 # Published totals precise to at least three significant digits (model cards / HF safetensors metadata;
 # the source of each figure is in models/catalog.csv).

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from gpuplan.hardware.gpus import load_gpus
+from gpuplan.models.catalog import resolve
+from gpuplan.optimizer.serving.calibration import Calibration, CalibrationRow
+from gpuplan.optimizer.serving.deployment import memory, perf
+from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hardware.gpus import load_gpus
-from models.catalog import resolve
-from optimizer.calibration import Calibration, CalibrationRow
-from optimizer.deployment import memory, perf
-from optimizer.tables import Tables
 
 IDEAL = CalibrationRow(engine="vllm", gpu="*", eta_mem=1.0, eta_cmp=1.0, eta_prefill=1.0, t_fixed_ms=0.0,
                        comm_latency_us=0.0, runtime_overhead_gib=1.0, mem_util=0.9, source="test", as_of="2026")
@@ -81,8 +80,8 @@ def test_batch1_decode_never_beats_the_bandwidth_limit(model, gpu, fmt, inp) -> 
     m = resolve(model)
     g = load_gpus().get(gpu)
     r = perf(m, gpu, fmt, input_tokens=inp, output_tokens=1, batch=1)
-    from hardware.formats import load_formats
-    from models.memory import active_weights_bytes
+    from gpuplan.hardware.formats import load_formats
+    from gpuplan.models.memory import active_weights_bytes
     bytes_per_token = active_weights_bytes(m.arch, load_formats().weight(fmt))
     assert r.decode_tok_s_per_user <= g.memory_bw_gb_s * 1e9 / bytes_per_token
 

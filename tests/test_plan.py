@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from optimizer.candidate_gen import generate, prune, usable_offers
-from optimizer.solver import Problem, solve
-from optimizer.tables import Tables
-from optimizer.workload import Constraints, load_fleet
+from gpuplan.optimizer.planning.candidate_gen import generate, prune, usable_offers
+from gpuplan.optimizer.planning.solver import Problem, solve
+from gpuplan.optimizer.planning.workload import Constraints, load_fleet
+from gpuplan.optimizer.tables import Tables
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "fleet.yaml"
 
@@ -152,7 +151,7 @@ def test_pruning_is_safe() -> None:
     offers, _ = usable_offers(tables, c)
     for w in fleet.workloads[:2]:
         kept = generate(w, c, tables, offers)
-        import optimizer.candidate_gen as mod
+        import gpuplan.optimizer.planning.candidate_gen as mod
 
         original = mod.prune
         try:

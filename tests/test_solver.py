@@ -7,12 +7,11 @@ import math
 import os
 
 import pytest
+from gpuplan.optimizer.planning.candidate_gen import Candidate
+from gpuplan.optimizer.planning.solver import PRICE_SCALE, RATE_SCALE, Problem, solve
+from gpuplan.optimizer.planning.workload import SLO, Workload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from optimizer.candidate_gen import Candidate
-from optimizer.solver import PRICE_SCALE, RATE_SCALE, Problem, solve
-from optimizer.workload import SLO, Workload
 
 GPUS = ("g1", "g2")
 
@@ -142,7 +141,7 @@ def test_identical_input_gives_identical_plan() -> None:
           suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_offer_pruning_keeps_the_optimum(p: Problem) -> None:
-    from optimizer.candidate_gen import prune_offers
+    from gpuplan.optimizer.planning.candidate_gen import prune_offers
 
     kept = prune_offers(p.candidates, set(p.max_gpus), p.single_gpu_type)
     full = solve(p, time_limit_s=5)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from optimizer.tables import Tables
-from optimizer.validation import calibrate, compare, read_measurements, summarise
+from gpuplan.optimizer.serving.validation import calibrate, compare, read_measurements, summarise
+from gpuplan.optimizer.tables import Tables
 
 MEASURED = Path(__file__).parent / "data" / "measured.csv"
 

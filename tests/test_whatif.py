@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import corrupt_csv
-
-from optimizer.procurement import procure
-from optimizer.tables import Tables
-from optimizer.workload import load_fleet
-from pricing.ownership import OwnershipRow, capital_usd_per_month, load_energy, owned_usd_per_hour, power_usd_per_month
+from gpuplan.optimizer.planning.procurement import procure
+from gpuplan.optimizer.planning.workload import load_fleet
+from gpuplan.optimizer.tables import Tables
+from gpuplan.pricing.ownership import (
+    OwnershipRow,
+    capital_usd_per_month,
+    load_energy,
+    owned_usd_per_hour,
+    power_usd_per_month,
+)
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 SMALL = {"workloads": [{"name": "chat", "model": "llama-3.1-8b", "weights": ["fp8"], "kv": ["fp8"],
@@ -178,7 +183,7 @@ def test_profile_csv_with_missing_hours_is_exit_2(gpuplan, tmp_path: Path) -> No
 
 
 def test_python_api_returns_frames() -> None:
-    from optimizer import candidates, memory, perf, plan
+    from gpuplan.optimizer import candidates, memory, perf, plan
 
     report = plan(SMALL, time_limit_s=5)
     assert len(report.to_frame()) >= 1

@@ -9,11 +9,10 @@ import sys
 
 import click
 import yaml
+from gpuplan.optimizer.cli import calibrate, catalog, deploy, plan, whatif  # noqa: F401  (registers)
+from gpuplan.optimizer.cli.common import cli
+from gpuplan.optimizer.errors import INPUT_ERRORS, InfeasibleError
 from pydantic import ValidationError
-
-from optimizer import cli_calibrate, cli_catalog, cli_deploy, cli_plan, cli_whatif  # noqa: F401  (registers)
-from optimizer.cli_common import cli
-from optimizer.errors import INPUT_ERRORS, InfeasibleError
 
 
 def _one_line(err: Exception) -> str:

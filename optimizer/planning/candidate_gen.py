@@ -16,16 +16,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+from gpuplan.hardware.gpus import GPU
+from gpuplan.models.catalog import Model, resolve
+from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.planning.workload import Constraints, Workload
+from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
+from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
+from gpuplan.optimizer.tables import Tables
+from gpuplan.pricing.offers import Offer, filter_offers
 from pydantic import BaseModel
-
-from hardware.gpus import GPU
-from models.catalog import Model, resolve
-from optimizer.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
-from optimizer.errors import InputError
-from optimizer.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
-from optimizer.tables import Tables
-from optimizer.workload import Constraints, Workload
-from pricing.offers import Offer, filter_offers
 
 TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
 

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from gpuplan.hardware.csvrows import read_rows
+from gpuplan.models.catalog import resolve
+from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.calibration import Calibration, CalibrationRow
+from gpuplan.optimizer.serving.deployment import perf
+from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel, ConfigDict, Field
-
-from hardware.csvrows import read_rows
-from models.catalog import resolve
-from optimizer.calibration import Calibration, CalibrationRow
-from optimizer.deployment import perf
-from optimizer.errors import InputError
-from optimizer.tables import Tables
 
 Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "decode_tok_s", "prefill_tok_s"]
 GROUPS = {"decode_tok_s_per_user": "batch-1 decode", "tpot_ms": "at load", "decode_tok_s": "at load",

@@ -15,12 +15,11 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from gpuplan.optimizer.errors import InfeasibleError, InputError
+from gpuplan.optimizer.planning.planner import build_plan
+from gpuplan.optimizer.planning.workload import Fleet, parse_fleet
+from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
-
-from optimizer.errors import InfeasibleError, InputError
-from optimizer.planner import build_plan
-from optimizer.tables import Tables
-from optimizer.workload import Fleet, parse_fleet
 
 
 class SweepPoint(BaseModel):
@@ -131,7 +130,7 @@ def sweep(base: dict[str, Any], grid: dict[str, list[Any]], tables: Tables, sour
 
 def load_raw(path: Path) -> dict[str, Any]:
     """The workload file as plain data (validated once as a Fleet)."""
-    from optimizer.workload import load_fleet
+    from gpuplan.optimizer.planning.workload import load_fleet
 
     load_fleet(path)
     return yaml.safe_load(path.read_text(encoding="utf-8"))

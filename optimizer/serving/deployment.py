@@ -6,18 +6,17 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from gpuplan.hardware.formats import NumberFormat
+from gpuplan.hardware.gpus import GPU
+from gpuplan.models.arch import Architecture
+from gpuplan.models.breakdown import Mode, fit, inference_breakdown, training_breakdown
+from gpuplan.models.catalog import Model, resolve
+from gpuplan.models.memory import GIB, weights_bytes
+from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
+from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
-
-from hardware.formats import NumberFormat
-from hardware.gpus import GPU
-from models.arch import Architecture
-from models.breakdown import Mode, fit, inference_breakdown, training_breakdown
-from models.catalog import Model, resolve
-from models.memory import GIB, weights_bytes
-from optimizer.calibration import CalibrationRow
-from optimizer.errors import InputError
-from optimizer.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
-from optimizer.tables import DEFAULT, Tables
 
 MAX_BATCH = 4096
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from gpuplan.hardware.csvrows import read_rows
+from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field
-
-from hardware.csvrows import read_rows
-from optimizer.errors import InputError
 
 CALIBRATION_CSV = Path(__file__).with_name("calibration.csv")
 ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp")

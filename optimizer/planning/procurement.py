@@ -14,13 +14,12 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from gpuplan.optimizer.errors import InfeasibleError, InputError
+from gpuplan.optimizer.planning.planner import PlanReport, build_plan
+from gpuplan.optimizer.planning.workload import Fleet
+from gpuplan.optimizer.tables import Tables
+from gpuplan.pricing.ownership import HOURS_PER_MONTH, load_energy, load_ownership, power_usd_per_month
 from pydantic import BaseModel
-
-from optimizer.errors import InfeasibleError, InputError
-from optimizer.planner import PlanReport, build_plan
-from optimizer.tables import Tables
-from optimizer.workload import Fleet
-from pricing.ownership import HOURS_PER_MONTH, load_energy, load_ownership, power_usd_per_month
 
 PROCURE_TIERS = ("owned", "reserved_3y", "reserved_1y", "on_demand", "spot")
 TERM_MONTHS = {"reserved_1y": 12, "reserved_3y": 36}

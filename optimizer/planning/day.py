@@ -15,16 +15,22 @@ from __future__ import annotations
 import math
 import time
 
+from gpuplan.optimizer.errors import InfeasibleError
+from gpuplan.optimizer.planning.candidate_gen import Candidate, generate, prune_offers
+from gpuplan.optimizer.planning.planner import explain_empty
+from gpuplan.optimizer.planning.solver import (
+    PRICE_SCALE,
+    RATE_SCALE,
+    TIE_BREAK_DETERMINISTIC_S,
+    WORKERS,
+    Problem,
+    shortlist,
+)
+from gpuplan.optimizer.planning.workload import HOURS, Fleet
+from gpuplan.optimizer.tables import Tables
+from gpuplan.pricing.offers import Offer, filter_offers
 from ortools.sat.python import cp_model
 from pydantic import BaseModel
-
-from optimizer.candidate_gen import Candidate, generate, prune_offers
-from optimizer.errors import InfeasibleError
-from optimizer.planner import explain_empty
-from optimizer.solver import PRICE_SCALE, RATE_SCALE, TIE_BREAK_DETERMINISTIC_S, WORKERS, Problem, shortlist
-from optimizer.tables import Tables
-from optimizer.workload import HOURS, Fleet
-from pricing.offers import Offer, filter_offers
 
 SHARE_SCALE = 1000
 DAY_SHORTLIST = 4  # candidates per workload and ranking: the daily model is 24 × larger than a plan

@@ -7,10 +7,9 @@ import io
 from pathlib import Path
 
 import click
-
-from optimizer.cli_common import cli, output_options, show, tables_of
-from optimizer.output import Result, View, write_atomic
-from optimizer.validation import calibrate, compare, read_measurements, summarise
+from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.output import Result, View, write_atomic
+from gpuplan.optimizer.serving.validation import calibrate, compare, read_measurements, summarise
 
 MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,engine,metric,value,source,as_of "
                  "(metric: decode_tok_s_per_user, tpot_ms, ttft_ms, decode_tok_s, prefill_tok_s).")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
-from optimizer.calibration import ENGINES
-from optimizer.cli_common import cli, output_options, show, tables_of
-from optimizer.deployment import memory, perf
-from optimizer.output import Result, View
+from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.output import Result, View
+from gpuplan.optimizer.serving.calibration import ENGINES
+from gpuplan.optimizer.serving.deployment import memory, perf
 
 
 @cli.command("memory")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from optimizer.day import DayPlan
-from optimizer.output import Result, View
+from gpuplan.optimizer.output import Result, View
+from gpuplan.optimizer.planning.day import DayPlan
 
 
 def day_result(p: DayPlan) -> Result:

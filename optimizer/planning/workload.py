@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from gpuplan.optimizer.errors import InputError
+from gpuplan.pricing.offers import TIERS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from optimizer.errors import InputError
-from pricing.offers import TIERS
 
 DEFAULT_UTILIZATION = 0.8
 HOURS = 24

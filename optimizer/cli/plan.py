@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.launch.commands import skypilot_task
+from gpuplan.optimizer.output import FORMATS, Result, View, write_atomic
+from gpuplan.optimizer.planning.planner import PlanReport, all_candidates, build_plan
+from gpuplan.optimizer.planning.workload import Fleet, load_fleet
+from gpuplan.pricing.offers import TIERS
 from rich.console import Console
-
-from optimizer.cli_common import cli, output_options, show, tables_of
-from optimizer.launch import skypilot_task
-from optimizer.output import FORMATS, Result, View, write_atomic
-from optimizer.planner import PlanReport, all_candidates, build_plan
-from optimizer.workload import Fleet, load_fleet
-from pricing.offers import TIERS
 
 
 def _fleet(path: Path, tier: str | None) -> Fleet:
@@ -100,8 +99,8 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     tables = tables_of(ctx)
     fleet = _fleet(workloads, tier)
     if any(w.rate_profile for w in fleet.workloads):
-        from optimizer.cli_day import day_result
-        from optimizer.day import plan_day
+        from gpuplan.optimizer.cli.day import day_result
+        from gpuplan.optimizer.planning.day import plan_day
 
         show(day_result(plan_day(fleet, tables, max(time_limit, 20.0))), fmt, out)
         return
@@ -125,7 +124,7 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
 
 
 def write_outputs(report: PlanReport, result: Result, folder: Path, tier: str) -> None:
-    from optimizer.output import render
+    from gpuplan.optimizer.output import render
 
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "plan.json", render(result, "json"))

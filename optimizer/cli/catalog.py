@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
-from models.catalog import load_catalog
-from models.memory import kv_bytes_per_token
-from optimizer.cli_common import cli, output_options, show, tables_of
-from optimizer.output import Result, View
-from pricing.offers import TIERS, filter_offers, usd_per_gpu_hour
+from gpuplan.models.catalog import load_catalog
+from gpuplan.models.memory import kv_bytes_per_token
+from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.output import Result, View
+from gpuplan.pricing.offers import TIERS, filter_offers, usd_per_gpu_hour
 
 
 @cli.command("models")

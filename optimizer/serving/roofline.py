@@ -16,15 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from hardware.formats import NumberFormat
-from hardware.gpus import GPU
-from models.arch import Architecture
-from models.breakdown import kv_replication
-from models.memory import active_weights_bytes, expected_experts_touched, kv_cache_bytes
-from models.params import Kind, tensor_groups
-from optimizer.calibration import CalibrationRow
-from optimizer.errors import InputError
+from gpuplan.hardware.formats import NumberFormat
+from gpuplan.hardware.gpus import GPU
+from gpuplan.models.arch import Architecture
+from gpuplan.models.breakdown import kv_replication
+from gpuplan.models.memory import active_weights_bytes, expected_experts_touched, kv_cache_bytes
+from gpuplan.models.params import Kind, tensor_groups
+from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.calibration import CalibrationRow
 
 ALLREDUCE_BYTES_PER_ELEMENT = 2  # 16-bit activations
 

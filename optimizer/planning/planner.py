@@ -6,15 +6,14 @@ import math
 from collections.abc import Callable
 
 import pandas as pd
+from gpuplan.models.catalog import resolve
+from gpuplan.optimizer.errors import InfeasibleError, InputError
+from gpuplan.optimizer.launch.commands import launch_command
+from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet, generate, prune_offers, usable_offers
+from gpuplan.optimizer.planning.solver import Problem, Solution, solve
+from gpuplan.optimizer.planning.workload import Fleet, Workload
+from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
-
-from models.catalog import resolve
-from optimizer.candidate_gen import Candidate, CandidateSet, generate, prune_offers, usable_offers
-from optimizer.errors import InfeasibleError, InputError
-from optimizer.launch import launch_command
-from optimizer.solver import Problem, Solution, solve
-from optimizer.tables import Tables
-from optimizer.workload import Fleet, Workload
 
 MTOK = 1e6
 

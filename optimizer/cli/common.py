@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from optimizer.output import FORMATS, Result, emit
-from optimizer.tables import Tables
+from gpuplan.optimizer.output import FORMATS, Result, emit
+from gpuplan.optimizer.tables import Tables
 
 EPILOG = """\b
 Examples:

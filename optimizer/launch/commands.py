@@ -6,9 +6,8 @@ import shlex
 from typing import Protocol
 
 import yaml
-
-from hardware.formats import NumberFormat
-from optimizer.candidate_gen import Candidate
+from gpuplan.hardware.formats import NumberFormat
+from gpuplan.optimizer.planning.candidate_gen import Candidate
 
 MEM_UTIL = 0.9
 SKYPILOT_ACCELERATOR = {

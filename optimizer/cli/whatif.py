@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.output import Result, View
+from gpuplan.optimizer.planning.procurement import procure
+from gpuplan.optimizer.planning.sweeps import load_raw, parse_vary, sweep
+from gpuplan.optimizer.planning.workload import load_fleet
 from rich.progress import Progress
-
-from optimizer.cli_common import cli, output_options, show, tables_of
-from optimizer.output import Result, View
-from optimizer.procurement import procure
-from optimizer.sweeps import load_raw, parse_vary, sweep
-from optimizer.workload import load_fleet
 
 
 @cli.command("sweep")
@@ -46,7 +45,7 @@ def sweep_cmd(ctx: click.Context, workloads: Path, vary: tuple[str, ...], worker
                        progress=lambda done, _n: bar.update(task, completed=done))
     rows = [p.flat() for p in result.points]
     if plot is not None:
-        from optimizer.charts import save, sweep_chart
+        from gpuplan.optimizer.charts import save, sweep_chart
 
         save(sweep_chart(result), plot)
     view = View(title=f"Sweep over {', '.join(result.keys)} ({len(rows)} points)", columns=[
@@ -84,7 +83,7 @@ def procure_cmd(ctx: click.Context, workloads: Path, months: int, power_utilizat
         tables = tables.replace(power_utilization)
     report = procure(load_fleet(workloads), tables, months, time_limit)
     if plot is not None:
-        from optimizer.charts import buy_vs_rent, save
+        from gpuplan.optimizer.charts import buy_vs_rent, save
 
         save(buy_vs_rent(report), plot)
     rows = [o.model_dump(exclude={"plan"}) for o in report.options]

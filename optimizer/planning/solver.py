@@ -18,10 +18,9 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from gpuplan.optimizer.planning.candidate_gen import Candidate
+from gpuplan.optimizer.planning.workload import Workload
 from ortools.sat.python import cp_model
-
-from optimizer.candidate_gen import Candidate
-from optimizer.workload import Workload
 
 PRICE_SCALE = 10_000  # $/h → 1e-4 $/h units
 RATE_SCALE = 1_000  # req/s → mreq/s

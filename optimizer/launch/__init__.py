@@ -1,0 +1,1 @@
+"""Launch artefacts for a plan: engine command lines, SkyPilot tasks, Kubernetes manifests."""
