@@ -1,0 +1,139 @@
+"""Requests for the simulator: when they arrive and how long they are.
+
+Arrivals: open loop, Poisson at ``rate_rps`` (exponential gaps, first request at t = 0, as
+``benchmark_serving --request-rate`` sends them) or the times of a trace CSV; closed loop with
+``concurrency`` clients (``benchmark_serving --max-concurrency``), whose arrival times the simulator
+sets. Lengths: fixed; uniform integers in [L·(1 − r), L·(1 + r)] for a range ratio r in [0, 1) (vLLM's
+random dataset, ``--random-range-ratio``); or drawn from an empirical histogram CSV of (input_tokens,
+output_tokens, probability) rows whose probabilities sum to 1.
+
+Lengths and gaps use separate random streams of the seed, so the same seed gives the same lengths at
+every rate and arrival times that only scale with 1 / rate (common random numbers).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from gpuplan.optimizer.errors import InputError
+
+PROBABILITY_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Requests:
+    input_tokens: list[int]
+    output_tokens: list[int]
+    arrivals: list[float] | None  # None: closed loop
+    concurrency: int | None
+
+
+def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            rows = list(reader)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}' (needs {', '.join(required)})")
+    if not rows:
+        raise InputError(f"{path}: no rows")
+    return rows
+
+
+def _number(path: Path, line: int, row: dict[str, str], column: str, kind: type) -> float:
+    try:
+        value = kind(row[column])
+    except (TypeError, ValueError):
+        raise InputError(f"{path}, row {line}, column '{column}': not a number ({row[column]!r})") from None
+    if value < 0 or (kind is int and value == 0 and column != "probability"):
+        raise InputError(f"{path}, row {line}, column '{column}': must be positive, got {value}")
+    return value
+
+
+def read_histogram(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input_tokens, output_tokens, probability) columns; probabilities must sum to 1 (± 1e-6)."""
+    rows = _rows(path, ("input_tokens", "output_tokens", "probability"))
+    inp, out, prob = [], [], []
+    for line, row in enumerate(rows, start=2):
+        inp.append(int(_number(path, line, row, "input_tokens", int)))
+        out.append(int(_number(path, line, row, "output_tokens", int)))
+        p = _number(path, line, row, "probability", float)
+        if p > 1:
+            raise InputError(f"{path}, row {line}, column 'probability': must be in [0, 1], got {p}")
+        prob.append(p)
+    total = sum(prob)
+    if abs(total - 1.0) > PROBABILITY_TOLERANCE:
+        raise InputError(f"{path}: probabilities sum to {total:.6g}, not 1")
+    return np.array(inp), np.array(out), np.array(prob) / total
+
+
+def read_trace(path: Path) -> tuple[list[float], list[int] | None, list[int] | None]:
+    """arrival_s column (sorted, ≥ 0) and optional input_tokens / output_tokens columns."""
+    rows = _rows(path, ("arrival_s",))
+    times: list[float] = []
+    lengths = {c: [] for c in ("input_tokens", "output_tokens") if c in rows[0]}
+    for line, row in enumerate(rows, start=2):
+        t = _number(path, line, row, "arrival_s", float)
+        if times and t < times[-1]:
+            raise InputError(f"{path}, row {line}: arrival_s {t:g} is earlier than the row before "
+                             f"({times[-1]:g}); the trace must be sorted by arrival time")
+        times.append(t)
+        for c, values in lengths.items():
+            values.append(int(_number(path, line, row, c, int)))
+    return times, lengths.get("input_tokens"), lengths.get("output_tokens")
+
+
+def uniform_lengths(mean: int, ratio: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Integers uniform in [⌊L(1 − r)⌋, ⌊L(1 + r)⌋], at least 1 (vLLM random dataset)."""
+    if ratio == 0:
+        return np.full(n, mean, dtype=np.int64)
+    lo, hi = max(1, int(mean * (1 - ratio))), max(1, int(mean * (1 + ratio)))
+    return rng.integers(lo, hi + 1, size=n)
+
+
+def make_requests(input_tokens: int, output_tokens: int, requests: int, seed: int = 0,
+                  rate_rps: float | None = None, concurrency: int | None = None, trace: Path | None = None,
+                  range_ratio: float = 0.0, lengths_csv: Path | None = None) -> Requests:
+    """The request stream of one simulation (exactly one of rate_rps, concurrency, trace)."""
+    if sum(x is not None for x in (rate_rps, concurrency, trace)) != 1:
+        raise InputError("give exactly one of --rate, --concurrency or --trace")
+    if not 0 <= range_ratio < 1:
+        raise InputError(f"--input-range-ratio must be in [0, 1), got {range_ratio}")
+    for name, v in (("--input", input_tokens), ("--output", output_tokens), ("--requests", requests)):
+        if v <= 0:
+            raise InputError(f"{name} must be a positive integer, got {v}")
+    if rate_rps is not None and not rate_rps > 0:
+        raise InputError(f"--rate must be > 0 requests/s, got {rate_rps}")
+    if concurrency is not None and concurrency <= 0:
+        raise InputError(f"--concurrency must be a positive integer, got {concurrency}")
+    arrivals = None
+    t_inp = t_out = None
+    if trace is not None:
+        arrivals, t_inp, t_out = read_trace(trace)
+        requests = min(requests, len(arrivals))
+        arrivals = arrivals[:requests]
+    length_rng = np.random.default_rng([seed, 1])
+    if lengths_csv is not None:
+        h_inp, h_out, prob = read_histogram(lengths_csv)
+        pick = length_rng.choice(len(prob), size=requests, p=prob)
+        inp, out = h_inp[pick], h_out[pick]
+    else:
+        inp = uniform_lengths(input_tokens, range_ratio, requests, length_rng)
+        out = uniform_lengths(output_tokens, range_ratio, requests, length_rng)
+    inp_l, out_l = inp.tolist(), out.tolist()
+    if t_inp is not None:
+        inp_l = t_inp[:requests]
+    if t_out is not None:
+        out_l = t_out[:requests]
+    if rate_rps is not None:
+        gaps = np.random.default_rng([seed, 2]).standard_exponential(requests) / rate_rps
+        arrivals = np.concatenate([[0.0], np.cumsum(gaps[:-1])]).tolist()
+    return Requests(input_tokens=inp_l, output_tokens=out_l, arrivals=arrivals,
+                    concurrency=min(concurrency, requests) if concurrency else None)

@@ -1,0 +1,181 @@
+"""``simulate``: one deployment, one request stream, through the continuous-batching simulator.
+
+Latency metrics follow ``benchmark_serving``: TTFT = first token − arrival; TPOT = (E2E − TTFT) /
+(output − 1) per request (requests of one output token have none); ITL = every gap between two
+tokens of a request, weighted by token; E2E = finish − arrival. Throughput counts every request from
+the first arrival to the last completion.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from gpuplan.models.catalog import Model, resolve
+from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.arrivals import Requests, make_requests
+from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
+from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
+from gpuplan.optimizer.serving.steps import StepModel, build_steps, engine_defaults
+from gpuplan.optimizer.tables import DEFAULT, Tables
+from pydantic import BaseModel
+
+PERCENTILES = (50, 90, 99)
+TIMELINE_POINTS = 200
+
+
+class Stats(BaseModel):
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+
+    def at(self, percentile: float | None) -> float:
+        """The mean (None) or a stored percentile."""
+        return self.mean if percentile is None else float(getattr(self, f"p{percentile:g}"))
+
+
+class TimelinePoint(BaseModel):
+    t_s: float
+    kv_fraction: float
+    running: int
+    waiting: int
+
+
+class SimReport(Frame):
+    model: str
+    gpu: str
+    tp: int
+    weights: str
+    kv: str
+    engine: str
+    mode: str  # open | closed | trace
+    rate_rps: float | None
+    concurrency: int | None
+    requests: int
+    seed: int
+    input_tokens: int
+    output_tokens: int
+    max_num_seqs: int
+    max_batched_tokens: int
+    ttft_ms: Stats
+    tpot_ms: Stats
+    itl_ms: Stats
+    e2e_ms: Stats
+    duration_s: float
+    output_tok_s: float
+    req_s: float
+    mean_running: float  # time-averaged sequences admitted
+    mean_in_system: float  # time-averaged requests waiting or running (Little's L)
+    kv_capacity_tokens: int
+    kv_mean_fraction: float
+    kv_peak_fraction: float
+    preemptions: int
+    steps: int
+    isolated_ttft_ms: float  # one request alone: prefill of the mean prompt
+    isolated_tpot_ms: float  # one request alone: decode step at batch 1, mean context
+    kv_timeline: list[TimelinePoint]
+
+    def metric(self, name: str, percentile: float | None = None) -> float:
+        """e.g. ``metric('ttft_ms', 90)``; percentile None is the mean."""
+        return getattr(self, name).at(percentile)
+
+
+def stats(values: np.ndarray, weights: np.ndarray | None = None) -> Stats:
+    """Mean and p50/p90/p99; with weights, the inverted-CDF percentile of the weighted samples."""
+    if values.size == 0:
+        return Stats(mean=float("nan"), p50=float("nan"), p90=float("nan"), p99=float("nan"))
+    if weights is None:
+        p = np.percentile(values, PERCENTILES)
+        return Stats(mean=float(values.mean()), p50=float(p[0]), p90=float(p[1]), p99=float(p[2]))
+    order = np.argsort(values, kind="stable")
+    v, cum = values[order], np.cumsum(weights[order])
+    idx = np.searchsorted(cum, np.array(PERCENTILES) / 100 * cum[-1])
+    p = v[np.minimum(idx, v.size - 1)]
+    return Stats(mean=float(np.average(values, weights=weights)), p50=float(p[0]), p90=float(p[1]),
+                 p99=float(p[2]))
+
+
+def _timeline(tr: Trace) -> list[TimelinePoint]:
+    """At most TIMELINE_POINTS evenly spaced samples of the event timeline."""
+    if not tr.t:
+        return []
+    idx = np.unique(np.linspace(0, len(tr.t) - 1, min(TIMELINE_POINTS, len(tr.t))).astype(int))
+    cap = max(tr.kv_capacity_tokens, 1)
+    return [TimelinePoint(t_s=tr.t[i], kv_fraction=tr.kv_tokens[i] / cap, running=tr.running[i],
+                          waiting=tr.waiting[i]) for i in idx]
+
+
+def _time_average(t: np.ndarray, values: np.ndarray) -> float:
+    """Average of a step function that holds values[i] over (t[i-1], t[i]] (t[-1] = 0 before the start)."""
+    dt = np.diff(np.concatenate([[0.0], t]))
+    return float((values * dt).sum() / t[-1]) if t.size and t[-1] > 0 else 0.0
+
+
+def summarise(tr: Trace) -> dict[str, object]:
+    """Latency statistics, throughput and KV use of a finished trace."""
+    arrive, first, finish = np.array(tr.arrive), np.array(tr.first), np.array(tr.finish)
+    out = np.array(tr.output_tokens)
+    ttft, e2e = first - arrive, finish - arrive
+    multi = out > 1
+    tpot = (finish - first)[multi] / (out[multi] - 1)
+    duration = float(finish.max() - arrive.min())
+    t = np.array(tr.t)
+    kv = np.array(tr.kv_tokens, dtype=float) / max(tr.kv_capacity_tokens, 1)
+    # the timeline records the state after each event; it held over the interval that ended there
+    return dict(
+        ttft_ms=stats(ttft * 1e3), tpot_ms=stats(tpot * 1e3), e2e_ms=stats(e2e * 1e3),
+        itl_ms=stats(np.array(tr.itl_s) * 1e3, np.array(tr.itl_weight, dtype=float)),
+        duration_s=duration, output_tok_s=float(out.sum()) / duration, req_s=len(out) / duration,
+        mean_running=_time_average(t[1:], np.array(tr.running[:-1], dtype=float)) if t.size > 1 else 0.0,
+        mean_in_system=tr.occupancy_integral / duration,
+        kv_mean_fraction=_time_average(t[1:], kv[:-1]) if t.size > 1 else 0.0,
+        kv_peak_fraction=float(kv.max()) if kv.size else 0.0, preemptions=tr.preemptions, steps=tr.steps,
+        kv_capacity_tokens=tr.kv_capacity_tokens, kv_timeline=_timeline(tr))
+
+
+def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine: str | None,
+                     input_tokens: int, output_tokens: int, max_num_seqs: int | None, max_context: int,
+                     tables: Tables) -> tuple[StepModel, str, int, int]:
+    """(step model, engine, max_num_seqs, max_batched_tokens) of a deployment; engine defaults fill gaps."""
+    g = tables.gpus.get(gpu)
+    wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
+    check_tp(m.arch, g, tp, m.id)
+    eng = engine or default_engine(g, wfmt)
+    cal = tables.calibration.lookup(eng, g.id, g.vendor)
+    d = engine_defaults(eng, g)
+    seqs = max_num_seqs or d.max_num_seqs
+    if not 1 <= seqs <= MAX_BATCH:
+        raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
+    steps = build_steps(m.arch, g, tp, wfmt, kvfmt, cal, seqs, max_context,
+                        input_tokens + output_tokens / 2, input_tokens + output_tokens)
+    return steps, eng, seqs, d.max_batched_tokens
+
+
+def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: int = 1,
+             input_tokens: int = 1024, output_tokens: int = 256, rate_rps: float | None = None,
+             concurrency: int | None = None, trace: str | Path | None = None, requests: int = 1000,
+             seed: int = 0, engine: str | None = None, max_num_seqs: int | None = None,
+             max_batched_tokens: int | None = None, range_ratio: float = 0.0,
+             lengths_csv: str | Path | None = None, tables: Tables = DEFAULT) -> SimReport:
+    """Simulate ``requests`` requests on one replica (``gpuplan simulate``); same seed, same numbers."""
+    m = model if isinstance(model, Model) else resolve(model)
+    reqs: Requests = make_requests(input_tokens, output_tokens, requests, seed, rate_rps, concurrency,
+                                   Path(trace) if trace else None, range_ratio,
+                                   Path(lengths_csv) if lengths_csv else None)
+    longest = max(i + o for i, o in zip(reqs.input_tokens, reqs.output_tokens, strict=True))
+    steps, eng, seqs, default_tokens = deployment_steps(m, gpu, weights, kv, tp, engine, input_tokens,
+                                                        output_tokens, max_num_seqs, longest, tables)
+    tokens = max_batched_tokens or max(default_tokens, seqs)
+    if tokens <= 0:
+        raise InputError(f"--max-batched-tokens must be positive, got {tokens}")
+    tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(seqs, tokens),
+                        reqs.arrivals, reqs.concurrency)
+    mode = "closed" if concurrency is not None else ("trace" if trace is not None else "open")
+    return SimReport(
+        model=m.id, gpu=tables.gpus.get(gpu).id, tp=tp, weights=weights, kv=kv, engine=eng, mode=mode,
+        rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
+        input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
+        isolated_ttft_ms=steps.prompt_s(input_tokens) * 1e3,
+        isolated_tpot_ms=steps.decode_s(1, input_tokens + output_tokens / 2) * 1e3,
+        **summarise(tr))  # type: ignore[arg-type]

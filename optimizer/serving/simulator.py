@@ -1,0 +1,224 @@
+"""Continuous-batching scheduler, simulated from event to event.
+
+The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
+
+- every step, each running sequence that has finished its prefill decodes one token;
+- the rest of the step's token budget (``max_batched_tokens`` minus the decodes) goes to prefill
+  chunks, first of admitted requests still prefilling, then of waiting requests in arrival order
+  (prefill priority: a waiting request is admitted at the first step with a free sequence slot, KV
+  room for its whole prompt and budget left, without waiting for decodes to drain);
+- at most ``max_num_seqs`` sequences are admitted at once;
+- when the KV cache cannot hold the next token of every decoding sequence, the most recently
+  admitted sequence is preempted (recompute: its KV is freed, it returns to the head of the queue and
+  later re-prefills its prompt plus the tokens it had generated);
+- a request's first token is sampled by the step that completes its prefill.
+
+Between events (an arrival that can be admitted, a completion, a prefill chunk, KV exhaustion) the
+batch is constant, so n identical decode steps are advanced at once: the mean context grows by one
+token per step, and n steps take n · t_decode(b, s̄ + (n − 1)/2), exact when the step time is affine
+in the context. Completions are found through a heap keyed by the global step count at which each
+sequence finishes, so an event costs O(log b), not O(b).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.steps import StepModel
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_num_seqs: int
+    max_batched_tokens: int
+
+
+@dataclass
+class Trace:
+    """What happened, per request and over time (seconds, tokens)."""
+
+    arrive: list[float]
+    first: list[float]
+    finish: list[float]
+    input_tokens: list[int]
+    output_tokens: list[int]
+    itl_s: list[float] = field(default_factory=list)  # inter-token gap …
+    itl_weight: list[int] = field(default_factory=list)  # … and how many tokens saw it
+    t: list[float] = field(default_factory=list)  # timeline: time,
+    kv_tokens: list[int] = field(default_factory=list)  # KV tokens in use,
+    running: list[int] = field(default_factory=list)  # admitted sequences,
+    waiting: list[int] = field(default_factory=list)  # queued requests
+    preemptions: int = 0
+    steps: int = 0
+    occupancy_integral: float = 0.0  # ∫ (waiting + running) dt, for Little's law
+    kv_capacity_tokens: int = 0
+
+
+def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: SchedulerConfig,
+                   arrivals: list[float] | None = None, concurrency: int | None = None) -> Trace:
+    """Run the scheduler over requests with lengths ``inp``/``out``: open loop at the sorted ``arrivals``
+    times, or closed loop with ``concurrency`` clients (each sends its next request when its last ends)."""
+    n = len(inp)
+    cap = steps.kv_capacity_tokens
+    if cfg.max_batched_tokens < cfg.max_num_seqs:
+        raise InputError(f"max batched tokens ({cfg.max_batched_tokens}) must be ≥ max sequences "
+                         f"({cfg.max_num_seqs}), as vLLM requires")
+    if cfg.max_num_seqs > steps.max_batch:
+        raise InputError(f"max sequences {cfg.max_num_seqs} exceeds the step table ({steps.max_batch})")
+    biggest = max(i + o for i, o in zip(inp, out, strict=True))
+    if biggest > cap:
+        raise InputError(f"a request of {biggest:,} tokens does not fit in the KV cache "
+                         f"({cap:,} tokens on this deployment)")
+    closed = arrivals is None
+    arrive = [0.0] * n if closed else list(arrivals)
+    first = [math.nan] * n
+    finish = [math.nan] * n
+    target = list(inp)  # tokens to prefill: the prompt, or prompt + generated after a preemption
+    prefilled = [0] * n
+    gen = [0] * n  # tokens emitted before the current decode stint
+    n0 = [0] * n  # global step count when the current decode stint began
+    version = [0] * n  # invalidates heap entries of preempted sequences
+    preempted_at = [math.nan] * n
+    tr = Trace(arrive=arrive, first=first, finish=finish, input_tokens=list(inp), output_tokens=list(out),
+               kv_capacity_tokens=cap)
+    itl_s, itl_w = tr.itl_s, tr.itl_weight
+    tl_t, tl_kv, tl_run, tl_wait = tr.t, tr.kv_tokens, tr.running, tr.waiting
+
+    waiting: deque[int] = deque()
+    running: dict[int, bool] = {}  # admission order; True once decoding
+    prefilling: list[int] = []
+    heap: list[tuple[int, int, int]] = []  # (finish step, id, version)
+    big_n = 0  # global decode-step count
+    nd = 0  # decoding sequences
+    s_dec = 0  # Σ (KV at decode start − n0) over decoding sequences: their KV is s_dec + nd · big_n
+    kv_pref = 0  # KV reserved by prefilling sequences (whole prompt at admission)
+    now = 0.0
+    occ = 0.0
+    nxt = 0  # next arrival (open loop) or next request to issue (closed loop)
+    if closed:
+        nxt = min(concurrency or 1, n)
+        waiting.extend(range(nxt))
+    done = 0
+    max_seqs, max_tokens = cfg.max_num_seqs, cfg.max_batched_tokens
+    decode_s, chunk_s = steps.decode_s, steps.chunk_s
+
+    def complete(v: int) -> None:
+        nonlocal done, nxt
+        finish[v] = now
+        del running[v]
+        done += 1
+        if closed and nxt < n:
+            arrive[nxt] = now
+            waiting.append(nxt)
+            nxt += 1
+
+    while done < n:
+        if not closed:
+            while nxt < n and arrive[nxt] <= now:
+                waiting.append(nxt)
+                occ += now - arrive[nxt]
+                nxt += 1
+        used = s_dec + nd * big_n + kv_pref
+        while nd and used + nd > cap:  # the next decode token does not fit: preempt the newest sequence
+            v = next(reversed(running))
+            decoding = running.pop(v)
+            tr.preemptions += 1
+            preempted_at[v] = now
+            if not decoding:
+                prefilling.remove(v)
+                kv_pref -= target[v]
+            else:
+                nd -= 1
+                s_dec -= target[v] - n0[v]
+                gen[v] += big_n - n0[v]
+                target[v] = inp[v] + gen[v]
+                version[v] += 1
+            prefilled[v] = 0
+            waiting.appendleft(v)
+            used = s_dec + nd * big_n + kv_pref
+        budget = max_tokens - nd
+        chunks = []
+        for p in prefilling:
+            if budget <= 0:
+                break
+            k = min(target[p] - prefilled[p], budget)
+            chunks.append((p, k))
+            budget -= k
+        while waiting and budget > 0 and len(running) < max_seqs and used + nd + target[waiting[0]] <= cap:
+            w = waiting.popleft()
+            running[w] = False
+            prefilling.append(w)
+            kv_pref += target[w]
+            used += target[w]
+            k = min(target[w], budget)
+            chunks.append((w, k))
+            budget -= k
+        occupancy = len(waiting) + len(running)
+        if chunks:  # one mixed step: the decodes plus the prefill chunks
+            ctx = (s_dec + nd * big_n) / nd if nd else 0.0
+            dt = (decode_s(nd, ctx) if nd else 0.0) + sum(chunk_s(prefilled[p], k) for p, k in chunks)
+            now += dt
+            occ += occupancy * dt
+            tr.steps += 1
+            if nd:
+                big_n += 1
+                itl_s.append(dt)
+                itl_w.append(nd)
+            for p, k in chunks:
+                prefilled[p] += k
+                if prefilled[p] < target[p]:
+                    continue
+                prefilling.remove(p)
+                kv_pref -= target[p]
+                gen[p] += 1
+                if math.isnan(first[p]):
+                    first[p] = now
+                else:
+                    itl_s.append(now - preempted_at[p])
+                    itl_w.append(1)
+                if gen[p] >= out[p]:
+                    complete(p)
+                    continue
+                running[p] = True
+                n0[p] = big_n
+                s_dec += target[p] - big_n
+                nd += 1
+                heapq.heappush(heap, (big_n + out[p] - gen[p], p, version[p]))
+        elif nd:  # a run of identical decode steps up to the next event
+            while heap[0][2] != version[heap[0][1]]:
+                heapq.heappop(heap)
+            steps_n = min(heap[0][0] - big_n, (cap - used) // nd)
+            ctx = (s_dec + nd * big_n) / nd
+            if not closed and nxt < n and len(running) < max_seqs:
+                t0 = decode_s(nd, ctx)
+                steps_n = min(steps_n, max(1, math.ceil((arrive[nxt] - now) / t0)))
+            dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
+            now += dt
+            occ += occupancy * dt
+            tr.steps += steps_n
+            big_n += steps_n
+            itl_s.append(dt / steps_n)
+            itl_w.append(nd * steps_n)
+        else:  # idle until the next arrival
+            if closed or nxt >= n:
+                raise RuntimeError("simulator stalled with requests left")  # unreachable: all requests fit
+            occ += occupancy * (arrive[nxt] - now)
+            now = arrive[nxt]
+            continue
+        while heap and heap[0][0] <= big_n:
+            _, v, ver = heapq.heappop(heap)
+            if ver != version[v]:
+                continue
+            nd -= 1
+            s_dec -= target[v] - n0[v]
+            complete(v)
+        tl_t.append(now)
+        tl_kv.append(s_dec + nd * big_n + kv_pref)
+        tl_run.append(len(running))
+        tl_wait.append(len(waiting))
+    tr.occupancy_integral = occ
+    return tr
