@@ -14,6 +14,7 @@ _API = {
     "plan": "gpuplan.optimizer.api",
     "sweep": "gpuplan.optimizer.api",
     "procure": "gpuplan.optimizer.api",
+    "simulate": "gpuplan.optimizer.api",
     "fleet": "gpuplan.optimizer.api",
     "Tables": "gpuplan.optimizer.tables",
 }

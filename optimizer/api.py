@@ -2,7 +2,7 @@
 
 Every result has ``.to_frame()`` (pandas); charts are in ``gpuplan.optimizer.charts``.
 
-    from gpuplan.optimizer import plan, candidates, memory, perf, sweep, procure
+    from gpuplan.optimizer import plan, candidates, memory, perf, sweep, procure, simulate
     report = plan("examples/fleet.yaml", tier="spot")
     report.to_frame()
 """
@@ -22,10 +22,11 @@ from gpuplan.optimizer.planning.sweeps import SweepResult, fleet_to_raw
 from gpuplan.optimizer.planning.sweeps import sweep as _sweep
 from gpuplan.optimizer.planning.workload import Fleet, load_fleet, parse_fleet
 from gpuplan.optimizer.serving.deployment import memory, perf
+from gpuplan.optimizer.serving.simulation import simulate
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
-__all__ = ["candidates", "fleet", "memory", "perf", "plan", "procure", "sweep"]
+__all__ = ["candidates", "fleet", "memory", "perf", "plan", "procure", "simulate", "sweep"]
 
 Workloads = str | Path | dict[str, Any] | Fleet
 

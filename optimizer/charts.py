@@ -11,6 +11,7 @@ from pathlib import Path
 from gpuplan.optimizer.planning.planner import PlanReport
 from gpuplan.optimizer.planning.procurement import ProcureReport
 from gpuplan.optimizer.planning.sweeps import SweepResult
+from gpuplan.optimizer.serving.simulation import SimReport
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -105,6 +106,38 @@ def buy_vs_rent(report: ProcureReport) -> Figure:
     ax.set_title(f"Buy vs rent over {report.months} months")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def latency_chart(report: SimReport) -> Figure:
+    """Simulated TTFT, TPOT and E2E distributions (CDFs with p50/p90/p99 marked) and KV use over time."""
+    fig = Figure(figsize=(10, 6.5))
+    axes = fig.subplots(2, 2).ravel()
+    for ax, name in zip(axes[:3], ("ttft_ms", "tpot_ms", "e2e_ms"), strict=True):
+        values = report.samples.get(name)
+        if values is None or not len(values):
+            continue
+        ax.ecdf(values)
+        for q, style in ((50, ":"), (90, "--"), (99, "-.")):
+            v = report.metric(name, q)
+            ax.axvline(v, color="grey", ls=style, lw=1, label=f"p{q} {v:,.1f}")
+        ax.set_xlabel(name.replace("_ms", " (ms)").upper().replace("(MS)", "(ms)"))
+        ax.set_ylabel("fraction of requests")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    ax = axes[3]
+    t = [p.t_s for p in report.kv_timeline]
+    ax.plot(t, [p.kv_fraction for p in report.kv_timeline], label="KV used / capacity")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("KV fraction")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    demand = f"{report.rate_rps:g} req/s" if report.rate_rps else f"{report.concurrency} concurrent" \
+        if report.concurrency else "trace"
+    fig.suptitle(f"{report.model} on {report.tp} × {report.gpu} · {report.weights}/{report.kv} · {demand} · "
+                 f"{report.requests:,} requests", fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -17,6 +17,7 @@ Examples:
   gpuplan prices --gpu h100-sxm --tier spot
   gpuplan memory --model llama-3.1-70b --weights fp8 --context 32768 --gpu h100-sxm --gpus 2
   gpuplan perf --model llama-3.1-8b --gpu h100-sxm --weights fp8 --input 1500 --output 300 --batch 32
+  gpuplan simulate --model llama-3.1-8b --gpu h100-sxm --input 1000 --output 200 --rate 10
   gpuplan plan examples/fleet.yaml --format json -o plan.json
 """
 

@@ -18,7 +18,7 @@ from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, def
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
 from gpuplan.optimizer.serving.steps import StepModel, build_steps, engine_defaults
 from gpuplan.optimizer.tables import DEFAULT, Tables
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 PERCENTILES = (50, 90, 99)
 TIMELINE_POINTS = 200
@@ -75,6 +75,12 @@ class SimReport(Frame):
     isolated_ttft_ms: float  # one request alone: prefill of the mean prompt
     isolated_tpot_ms: float  # one request alone: decode step at batch 1, mean context
     kv_timeline: list[TimelinePoint]
+    _samples: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)  # per-request ms, for plots
+
+    @property
+    def samples(self) -> dict[str, np.ndarray]:
+        """Per-request TTFT, TPOT and E2E in ms (not serialised)."""
+        return self._samples
 
     def metric(self, name: str, percentile: float | None = None) -> float:
         """e.g. ``metric('ttft_ms', 90)``; percentile None is the mean."""
@@ -112,19 +118,25 @@ def _time_average(t: np.ndarray, values: np.ndarray) -> float:
     return float((values * dt).sum() / t[-1]) if t.size and t[-1] > 0 else 0.0
 
 
-def summarise(tr: Trace) -> dict[str, object]:
-    """Latency statistics, throughput and KV use of a finished trace."""
+def samples_ms(tr: Trace) -> dict[str, np.ndarray]:
+    """Per-request TTFT, TPOT (requests with more than one output token) and E2E, in ms."""
     arrive, first, finish = np.array(tr.arrive), np.array(tr.first), np.array(tr.finish)
     out = np.array(tr.output_tokens)
-    ttft, e2e = first - arrive, finish - arrive
     multi = out > 1
-    tpot = (finish - first)[multi] / (out[multi] - 1)
+    return {"ttft_ms": (first - arrive) * 1e3, "tpot_ms": (finish - first)[multi] / (out[multi] - 1) * 1e3,
+            "e2e_ms": (finish - arrive) * 1e3}
+
+
+def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
+    """Latency statistics, throughput and KV use of a finished trace."""
+    arrive, finish = np.array(tr.arrive), np.array(tr.finish)
+    out = np.array(tr.output_tokens)
     duration = float(finish.max() - arrive.min())
     t = np.array(tr.t)
     kv = np.array(tr.kv_tokens, dtype=float) / max(tr.kv_capacity_tokens, 1)
     # the timeline records the state after each event; it held over the interval that ended there
     return dict(
-        ttft_ms=stats(ttft * 1e3), tpot_ms=stats(tpot * 1e3), e2e_ms=stats(e2e * 1e3),
+        ttft_ms=stats(samples["ttft_ms"]), tpot_ms=stats(samples["tpot_ms"]), e2e_ms=stats(samples["e2e_ms"]),
         itl_ms=stats(np.array(tr.itl_s) * 1e3, np.array(tr.itl_weight, dtype=float)),
         duration_s=duration, output_tok_s=float(out.sum()) / duration, req_s=len(out) / duration,
         mean_running=_time_average(t[1:], np.array(tr.running[:-1], dtype=float)) if t.size > 1 else 0.0,
@@ -172,10 +184,14 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(seqs, tokens),
                         reqs.arrivals, reqs.concurrency)
     mode = "closed" if concurrency is not None else ("trace" if trace is not None else "open")
-    return SimReport(
-        model=m.id, gpu=tables.gpus.get(gpu).id, tp=tp, weights=weights, kv=kv, engine=eng, mode=mode,
+    samples = samples_ms(tr)
+    report = SimReport(
+        model=m.id, gpu=tables.gpus.get(gpu).id, tp=tp, weights=tables.formats.weight(weights).id,
+        kv=tables.formats.kv_format(kv).id, engine=eng, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
         isolated_ttft_ms=steps.prompt_s(input_tokens) * 1e3,
         isolated_tpot_ms=steps.decode_s(1, input_tokens + output_tokens / 2) * 1e3,
-        **summarise(tr))  # type: ignore[arg-type]
+        **summarise(tr, samples))  # type: ignore[arg-type]
+    report._samples = samples
+    return report

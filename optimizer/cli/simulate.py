@@ -1,0 +1,98 @@
+"""``gpuplan simulate``: one deployment under a request stream, through the continuous-batching simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.output import Result, View
+from gpuplan.optimizer.serving.calibration import ENGINES
+from gpuplan.optimizer.serving.simulation import SimReport, simulate
+
+METRICS = (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms"), ("itl_ms", "ITL ms"), ("e2e_ms", "E2E ms"))
+SUMMARY = (("output_tok_s", "output tok/s"), ("req_s", "requests/s"), ("duration_s", "duration s"),
+           ("mean_running", "mean running sequences"), ("mean_in_system", "mean requests in system"),
+           ("kv_capacity_tokens", "KV capacity tokens"), ("kv_mean_fraction", "KV used, mean"),
+           ("kv_peak_fraction", "KV used, peak"), ("preemptions", "preemptions"), ("steps", "engine steps"),
+           ("isolated_ttft_ms", "TTFT alone ms"), ("isolated_tpot_ms", "TPOT alone ms"))
+
+
+def flat_row(r: SimReport) -> dict[str, object]:
+    """One CSV row: identity, then every metric as <metric>_<stat>, then the summary figures."""
+    data = r.model_dump(mode="json", exclude={"kv_timeline"})
+    row = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for key, _ in METRICS:
+        row.update({f"{key}_{stat}": value for stat, value in data[key].items()})
+    return row
+
+
+def sim_result(r: SimReport) -> Result:
+    demand = (f"{r.rate_rps:g} req/s Poisson" if r.mode == "open" else
+              f"{r.concurrency} concurrent clients" if r.mode == "closed" else "trace")
+    title = (f"{r.model} on {r.tp} × {r.gpu} · {r.weights}/{r.kv} · {r.engine} · {r.input_tokens}→"
+             f"{r.output_tokens} tokens · {demand} · {r.requests:,} requests · seed {r.seed}")
+    lat = [{"metric": label, **getattr(r, key).model_dump()} for key, label in METRICS]
+    summary = [{"figure": label, "value": getattr(r, key)} for key, label in SUMMARY]
+    views = [View(title=title, columns=[("metric", "metric"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"),
+                                        ("p99", "p99")], rows=lat),
+             View(title=f"throughput and KV (max {r.max_num_seqs} sequences, {r.max_batched_tokens:,} "
+                        "batched tokens per step)", columns=[("figure", "figure"), ("value", "value")],
+                  rows=summary)]
+    return Result(payload=r.model_dump(mode="json"), csv_rows=[flat_row(r)], views=views)
+
+
+@cli.command("simulate")
+@click.option("--model", required=True, help="Model id or alias, or a path to a config.json.")
+@click.option("--gpu", required=True, help="GPU id or alias.")
+@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree.")
+@click.option("--weights", default="bf16", show_default=True)
+@click.option("--kv", default="bf16", show_default=True)
+@click.option("--input", "input_tokens", type=int, default=1024, show_default=True, help="Prompt tokens (mean).")
+@click.option("--output", "output_tokens", type=int, default=256, show_default=True,
+              help="Generated tokens (mean).")
+@click.option("--rate", "rate_rps", type=float, default=None, help="Open loop: Poisson arrivals, requests/s.")
+@click.option("--concurrency", type=int, default=None,
+              help="Closed loop: clients each sending the next request when the last one ends.")
+@click.option("--trace", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Open loop from a CSV: arrival_s (sorted) and optional input_tokens, output_tokens.")
+@click.option("--requests", type=int, default=1000, show_default=True, help="Requests to simulate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same numbers).")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Calibration and scheduler defaults (default: vllm; llama.cpp on Apple and for GGUF).")
+@click.option("--max-num-seqs", type=int, default=None, help="Running sequences cap (default: the engine's).")
+@click.option("--max-batched-tokens", type=int, default=None,
+              help="Tokens per step, decodes + prefill chunks (default: the engine's).")
+@click.option("--input-range-ratio", "range_ratio", type=float, default=0.0, show_default=True,
+              help="Lengths uniform in [L(1-r), L(1+r)], as benchmark_serving --random-range-ratio.")
+@click.option("--lengths", "lengths_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Length histogram CSV: input_tokens, output_tokens, probability (summing to 1).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also draw the latency distributions and KV use to this image (PNG).")
+@output_options
+@click.pass_context
+def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str, kv: str, input_tokens: int,
+                 output_tokens: int, rate_rps: float | None, concurrency: int | None, trace: Path | None,
+                 requests: int, seed: int, engine: str | None, max_num_seqs: int | None,
+                 max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, plot: Path | None,
+                 fmt: str, out: Path | None) -> None:
+    """Continuous-batching simulation of one replica: TTFT, TPOT, ITL, E2E (mean, p50, p90, p99),
+    throughput and KV use, with the engine's scheduler (max sequences, token budget, chunked prefill,
+    preemption when the KV cache is full).
+
+    \b
+    Examples:
+      gpuplan simulate --model llama-3.1-8b --gpu h100-sxm --input 1000 --output 200 --rate 10
+      gpuplan simulate --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --kv fp8 \\
+          --input 1500 --output 300 --concurrency 64 --requests 2000 --format json
+      gpuplan simulate --model qwen3-30b-a3b --gpu h200 --input 4000 --output 500 --rate 4 \\
+          --input-range-ratio 0.5 --max-num-seqs 128 --seed 7 --plot latency.png
+    """
+    r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
+                 seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx))
+    result = sim_result(r)
+    if plot is not None:
+        from gpuplan.optimizer.charts import latency_chart, save
+
+        save(latency_chart(r), plot)
+    show(result, fmt, out)
