@@ -8,12 +8,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import perf_bench
+import sim_bench
 import solver_bench
 
 if __name__ == "__main__":
     r = perf_bench.run()
     print(f"perf model: {r['deployments']:,} deployments × 256 batch sizes = {r['evaluations']:,} evaluations "
           f"in {r['seconds']:.3f} s → {r['evals_per_s']:,.0f} evaluations/s")
+    for row in sim_bench.run():
+        print(sim_bench.describe(row))
     s = solver_bench.run()
     print(f"solver: {s['workloads']} workloads, {s['candidates']:,} candidates, {s['variables']:,} variables; "
           f"candidate generation {s['generation_s']:.2f} s, solve {s['solve_s']:.2f} s, {s['status']}, "

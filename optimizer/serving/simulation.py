@@ -176,6 +176,9 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
                                    Path(trace) if trace else None, range_ratio,
                                    Path(lengths_csv) if lengths_csv else None)
     longest = max(i + o for i, o in zip(reqs.input_tokens, reqs.output_tokens, strict=True))
+    if m.arch.max_context and longest > m.arch.max_context:
+        raise InputError(f"a request of {longest:,} tokens is beyond {m.id}'s limit of {m.arch.max_context:,} "
+                         "tokens")
     steps, eng, seqs, default_tokens = deployment_steps(m, gpu, weights, kv, tp, engine, input_tokens,
                                                         output_tokens, max_num_seqs, longest, tables)
     tokens = max_batched_tokens or max(default_tokens, seqs)

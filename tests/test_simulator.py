@@ -1,0 +1,243 @@
+"""The continuous-batching simulator against hand-computed schedules and what queueing theory knows."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from gpuplan.optimizer.serving.deployment import perf
+from gpuplan.optimizer.serving.simulation import simulate
+from gpuplan.optimizer.serving.simulator import SchedulerConfig, simulate_trace
+from gpuplan.optimizer.serving.steps import StepModel
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+MODEL, GPU = "llama-3.1-8b", "h100-sxm"
+
+
+class ToyModel(StepModel):
+    """Decode steps of a constant 10 ms; a prompt of n tokens takes n × 10 µs (so chunks add linearly)."""
+
+    def prompt_s(self, tokens: int) -> float:
+        return tokens * 1e-5
+
+
+def toy(capacity: int, batch: int = 8) -> ToyModel:
+    row = [0.0] + [0.010] * batch
+    return ToyModel(contexts=[16.0, 1e6], decode_table=[row, row], prefill_shape=None,  # type: ignore[arg-type]
+                    arch=None, kv_capacity_tokens=capacity)  # type: ignore[arg-type]
+
+
+def test_chunked_prefill_joins_the_running_batch() -> None:
+    # A (100 in, 5 out) arrives at 0: prefill 1 ms, first token at 1 ms. B (100, 5) arrives at 0.5 ms and
+    # is prefilled in the next step together with A's decode: 10 + 1 = 11 ms, so B's first token is at
+    # 12 ms. Then both decode at 10 ms a step: A has 2 tokens (3 to go) → 42 ms; B has 1 (4 to go) → 52 ms.
+    tr = simulate_trace(toy(10_000), [100, 100], [5, 5], SchedulerConfig(8, 8192), arrivals=[0.0, 0.0005])
+    assert tr.first == pytest.approx([0.001, 0.012])
+    assert tr.finish == pytest.approx([0.042, 0.052])
+    assert tr.preemptions == 0
+
+
+def test_long_prompt_is_chunked_and_costs_its_unchunked_prefill() -> None:
+    # 10,000 tokens with 4,096 tokens per step: 3 chunks (4096 + 4096 + 1808) in 3 steps, 100 ms in total.
+    tr = simulate_trace(toy(20_000), [10_000], [1], SchedulerConfig(8, 4096), arrivals=[0.0])
+    assert tr.steps == 3
+    assert tr.first[0] == pytest.approx(0.1)
+
+
+def test_preemption_recomputes_the_newest_sequence() -> None:
+    # KV holds 250 tokens. A and B (100 in, 100 out) arrive at 0 and are prefilled together (2 ms). Both
+    # decode; after 25 steps (252 ms) they hold 250 tokens and the next step does not fit: B, admitted
+    # last, is preempted with 26 tokens generated. B cannot return while A grows (125 + 1 + 126 > 250);
+    # A finishes after 99 steps at 992 ms; B re-prefills 126 tokens (1.26 ms) and emits its 27th token,
+    # then decodes 73 more: 993.26 + 730 = 1723.26 ms.
+    tr = simulate_trace(toy(250), [100, 100], [100, 100], SchedulerConfig(8, 8192), arrivals=[0.0, 0.0])
+    assert tr.preemptions == 1
+    assert tr.finish == pytest.approx([0.992, 1.72326])
+    assert max(tr.kv_tokens) <= 250
+
+
+def test_vanishing_load_equals_the_isolated_request() -> None:
+    # One request at a time (arrivals 1000 s apart): TTFT is the step model's prefill, TPOT its batch-1
+    # decode step at the mean context (perf evaluates both), E2E = TTFT + (O − 1) · TPOT.
+    r = simulate(MODEL, GPU, input_tokens=1000, output_tokens=200, rate_rps=1e-3, requests=20)
+    p = perf(MODEL, GPU, input_tokens=1000, output_tokens=200)
+    assert r.ttft_ms.p99 == pytest.approx(p.prefill_ms, rel=1e-9)
+    assert r.tpot_ms.mean == pytest.approx(p.step_ms, rel=1e-3)
+    assert r.e2e_ms.mean == pytest.approx(r.ttft_ms.mean + 199 * r.tpot_ms.mean, rel=1e-9)
+    assert r.preemptions == 0
+
+
+def test_md1_mean_wait() -> None:
+    # One sequence at a time, fixed lengths: each request is served for a deterministic D (prefill + 199
+    # decode steps), arrivals are Poisson, so the queue is M/D/1 with mean wait ρ / (2 μ (1 − ρ)) = ρ D / (2(1 − ρ)).
+    kw = dict(input_tokens=1000, output_tokens=200, max_num_seqs=1)
+    alone = simulate(MODEL, GPU, rate_rps=1e-4, requests=3, **kw)
+    service_s, prefill_s = alone.e2e_ms.mean / 1e3, alone.isolated_ttft_ms / 1e3
+    rho = 0.7
+    waits = [simulate(MODEL, GPU, rate_rps=rho / service_s, requests=50_000, seed=s, **kw).ttft_ms.mean / 1e3
+             - prefill_s for s in range(4)]
+    assert np.mean(waits) == pytest.approx(rho * service_s / (2 * (1 - rho)), rel=0.04)
+
+
+def test_littles_law() -> None:
+    # L (time-averaged requests in the system, from the simulator's own state) = λ W.
+    r = simulate(MODEL, GPU, input_tokens=1000, output_tokens=200, rate_rps=15, requests=5000, range_ratio=0.5)
+    assert r.mean_in_system == pytest.approx(r.req_s * r.e2e_ms.mean / 1e3, rel=0.01)
+    assert r.mean_running <= r.mean_in_system
+
+
+def test_ttft_percentiles_never_fall_as_load_rises() -> None:
+    # Same seed: the same lengths and arrival gaps that shrink as 1 / rate (common random numbers).
+    rows = [simulate(MODEL, GPU, input_tokens=1000, output_tokens=200, rate_rps=rate, requests=2000, seed=1,
+                     range_ratio=0.5).ttft_ms for rate in (2, 6, 10, 14, 18, 21)]
+    for q in ("p50", "p90", "p99", "mean"):
+        series = [getattr(s, q) for s in rows]
+        assert series == sorted(series), q
+
+
+@settings(max_examples=20, deadline=None)
+@given(rate=st.floats(0.5, 40), inp=st.integers(64, 4000), out=st.integers(2, 600),
+       ratio=st.sampled_from([0.0, 0.3, 0.9]), seed=st.integers(0, 10_000))
+def test_percentiles_are_ordered(rate: float, inp: int, out: int, ratio: float, seed: int) -> None:
+    r = simulate(MODEL, GPU, input_tokens=inp, output_tokens=out, rate_rps=rate, requests=300, seed=seed,
+                 range_ratio=ratio)
+    for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
+        s = getattr(r, name)
+        assert s.p99 >= s.p90 >= s.p50 > 0, name
+    assert r.kv_peak_fraction <= 1.0
+
+
+@pytest.mark.parametrize(("model", "gpu", "tp", "inp", "out", "batch"), [
+    ("llama-3.1-8b", "h100-sxm", 1, 1000, 200, 64),
+    ("llama-3.1-8b", "l4", 1, 500, 500, 16),
+    ("llama-3.1-70b", "h100-sxm", 4, 1500, 300, 32),
+    ("qwen3-30b-a3b", "h200", 1, 2000, 400, 48),
+])
+def test_saturated_tpot_matches_the_step_model(model: str, gpu: str, tp: int, inp: int, out: int,
+                                               batch: int) -> None:
+    # Arrivals at twice the replica's limit keep max_num_seqs = batch sequences busy; the analytical model
+    # (perf at utilisation 1) says TPOT = t_step / (1 − r_max · t_prefill). Within 10 %.
+    p = perf(model, gpu, tp=tp, input_tokens=inp, output_tokens=out, batch=batch, utilization=1.0)
+    r = simulate(model, gpu, tp=tp, input_tokens=inp, output_tokens=out, rate_rps=2 * p.decode_tok_s / out,
+                 max_num_seqs=batch, requests=20 * batch)
+    assert r.preemptions == 0
+    assert r.tpot_ms.mean == pytest.approx(p.tpot_ms, rel=0.10)
+    assert r.output_tok_s == pytest.approx(p.decode_tok_s, rel=0.05)
+
+
+def test_same_seed_same_numbers() -> None:
+    kw = dict(input_tokens=800, output_tokens=300, rate_rps=12.0, requests=800, range_ratio=0.4)
+    a, b = simulate(MODEL, GPU, seed=5, **kw), simulate(MODEL, GPU, seed=5, **kw)
+    assert json.dumps(a.model_dump(mode="json")) == json.dumps(b.model_dump(mode="json"))
+    assert simulate(MODEL, GPU, seed=6, **kw).ttft_ms != a.ttft_ms
+
+
+def test_closed_loop_keeps_concurrency_in_flight() -> None:
+    # 32 clients, each sending its next request when the last ends: never more than 32 in the system.
+    r = simulate(MODEL, GPU, input_tokens=1000, output_tokens=200, concurrency=32, requests=640, range_ratio=0.5)
+    assert r.mean_in_system <= 32 + 1e-9
+    assert r.mean_in_system > 30
+    assert max(p.running + p.waiting for p in r.kv_timeline) <= 32
+
+
+def test_kv_pressure_preempts_and_still_serves_everyone() -> None:
+    # Qwen3-8B bf16 on a 24 GB L4 holds only a few 8k-token sequences: at overload the KV fills, the
+    # scheduler preempts, and every request still completes with KV use never above capacity.
+    r = simulate("qwen3-8b", "l4", input_tokens=6000, output_tokens=2000, concurrency=64, requests=300)
+    assert r.preemptions > 0
+    assert r.kv_peak_fraction <= 1.0
+    assert math.isfinite(r.e2e_ms.p99)
+
+
+def test_range_ratio_and_histogram_lengths(tmp_path) -> None:
+    from gpuplan.optimizer.serving.arrivals import make_requests
+
+    req = make_requests(1000, 200, 4000, seed=2, rate_rps=1.0, range_ratio=0.5)
+    assert min(req.input_tokens) >= 500 and max(req.input_tokens) <= 1500
+    assert np.mean(req.input_tokens) == pytest.approx(1000, rel=0.02)
+    hist = tmp_path / "lengths.csv"
+    hist.write_text("input_tokens,output_tokens,probability\n100,10,0.25\n2000,400,0.75\n")
+    req = make_requests(1, 1, 8000, seed=2, concurrency=4, lengths_csv=hist)
+    assert np.mean(np.array(req.input_tokens) == 2000) == pytest.approx(0.75, abs=0.02)
+    assert set(zip(req.input_tokens, req.output_tokens, strict=True)) == {(100, 10), (2000, 400)}
+
+
+def test_help_examples_run(gpuplan, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = gpuplan("simulate", "--help").out
+    block = text.split("Examples:")[1].split("Options:")[0].replace("\\\n", " ")
+    examples = [" ".join(line.split()) for line in block.strip().splitlines()]
+    assert len(examples) == 3
+    for line in examples:
+        args = line.split()
+        assert args[0] == "gpuplan"
+        r = gpuplan(*args[1:], "--requests", "200")
+        assert r.code == 0, (line, r.err)
+    assert (tmp_path / "latency.png").stat().st_size > 10_000
+
+
+def test_json_and_csv_outputs(gpuplan, tmp_path) -> None:
+    base = ("simulate", "--model", MODEL, "--gpu", GPU, "--input", "500", "--output", "100", "--rate", "5",
+            "--requests", "300")
+    data = gpuplan(*base, "--format", "json").json()
+    assert data["ttft_ms"]["p99"] >= data["ttft_ms"]["p90"] >= data["ttft_ms"]["p50"]
+    assert data["mode"] == "open" and data["requests"] == 300 and data["kv_timeline"]
+    out = tmp_path / "sim.csv"
+    assert gpuplan(*base, "--format", "csv", "-o", str(out)).code == 0
+    header, row = out.read_text().splitlines()
+    assert "tpot_ms_p90" in header.split(",") and len(row.split(",")) == len(header.split(","))
+
+
+def test_trace_arrivals_and_lengths(gpuplan, tmp_path) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n0,1000,50\n100,1000,50\n200,1000,50\n")
+    data = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, "--trace", str(trace), "--format", "json").json()
+    assert data["requests"] == 3 and data["mode"] == "trace"
+    # 100 s apart: each request is alone, its TTFT is the prefill of 1000 tokens
+    assert data["ttft_ms"]["p99"] == pytest.approx(perf(MODEL, GPU, input_tokens=1000).prefill_ms, rel=1e-5)
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("arrival_s\n0\n2\n1\n", "row 4: arrival_s 1 is earlier than the row before (2)"),
+    ("arrival_s\n0\nsoon\n", "row 3, column 'arrival_s': not a number"),
+    ("when\n0\n", "missing column 'arrival_s'"),
+])
+def test_bad_trace(gpuplan, tmp_path, content: str, needle: str) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text(content)
+    r = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, "--trace", str(trace), "-o", str(tmp_path / "o.json"))
+    assert r.code == 2
+    assert needle in r.err and str(trace) in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("input_tokens,output_tokens,probability\n100,10,0.5\n200,20,0.4\n", "probabilities sum to 0.9, not 1"),
+    ("input_tokens,output_tokens,probability\n100,10,1.5\n", "row 2, column 'probability': must be in [0, 1]"),
+    ("input_tokens,output_tokens,probability\n0,10,1\n", "row 2, column 'input_tokens': must be positive"),
+])
+def test_bad_histogram(gpuplan, tmp_path, content: str, needle: str) -> None:
+    hist = tmp_path / "lengths.csv"
+    hist.write_text(content)
+    r = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, "--rate", "1", "--lengths", str(hist))
+    assert r.code == 2
+    assert needle in r.err and len(r.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("--rate", "1", "--concurrency", "4"), "exactly one of --rate, --concurrency or --trace"),
+    ((), "exactly one of --rate, --concurrency or --trace"),
+    (("--rate", "0"), "--rate must be > 0"),
+    (("--rate", "1", "--input-range-ratio", "1"), "--input-range-ratio must be in [0, 1)"),
+    (("--rate", "1", "--max-num-seqs", "64", "--max-batched-tokens", "32"), "must be ≥ max sequences"),
+    (("--rate", "1", "--input", "100000", "--gpu", "l4"), "does not fit in the KV cache"),
+    (("--rate", "1", "--input", "200000"), "beyond llama-3.1-8b's limit of 131,072 tokens"),
+])
+def test_bad_options(gpuplan, args: tuple[str, ...], needle: str) -> None:
+    r = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, *args)
+    assert r.code == 2
+    assert needle in r.err and len(r.err.strip().splitlines()) == 1
