@@ -52,13 +52,17 @@ def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: s
 def plan_views(p: PlanReport) -> list[View]:
     views = []
     for w in p.workloads:
+        stat = "mean" if w.percentile is None else f"p{w.percentile:g}"
         views.append(View(title=f"{w.name} · {w.model} · {w.demand} · ${w.usd_per_hour:,.2f}/h · "
                                 f"${w.usd_per_mtok_output:,.3f}/Mtok output · ${w.usd_per_mtok_total:,.3f}/Mtok in+out",
                           columns=[("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"),
                                    ("weights", "weights"), ("kv", "kv"), ("tp", "tp"), ("replicas", "replicas"),
-                                   ("gpus", "GPUs"), ("batch", "batch"), ("tpot_ms", "TPOT ms"),
-                                   ("ttft_ms", "TTFT ms"), ("output_tok_s", "out tok/s"), ("usd_per_hour", "$/h")],
-                          rows=[d.model_dump() for d in w.deployments]))
+                                   ("gpus", "GPUs"), ("batch", "batch"),
+                                   ("tpot_ms", f"TPOT {stat} ms (≤ {w.slo_tpot_ms:g})"),
+                                   ("ttft_ms", f"TTFT {stat} ms (≤ {w.slo_ttft_ms:g})"),
+                                   ("output_tok_s", "out tok/s"), ("usd_per_hour", "$/h")],
+                          rows=[d.model_dump() for d in w.deployments],
+                          caption=_latency_caption(w.deployments) if w.percentile is not None else None))
     views.append(View(title="Instances", columns=[
         ("provider", "provider"), ("offer", "offer"), ("gpu", "gpu"), ("count", "count"),
         ("gpus_per_instance", "GPUs each"), ("gpus_used", "GPUs used"), ("usd_per_hour", "$/h")],
@@ -67,6 +71,11 @@ def plan_views(p: PlanReport) -> list[View]:
                  f"output · ${p.usd_per_mtok_total:,.3f}/Mtok in+out · {p.status}, gap {p.gap:.2%}, "
                  f"{p.solve_seconds:.2f} s, {p.candidates:,} candidates")))
     return views
+
+
+def _latency_caption(deployments: list) -> str:
+    """How each deployment's percentile latencies were obtained (simulated, or scaled from the mean model)."""
+    return "; ".join(f"{d.gpu} {d.weights}/{d.kv} TP {d.tp}: {d.latency}" for d in deployments)
 
 
 @cli.command("plan")

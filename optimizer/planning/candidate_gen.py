@@ -19,6 +19,7 @@ import numpy as np
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.planning import percentile
 from gpuplan.optimizer.planning.workload import Constraints, Workload
 from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
 from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
@@ -42,6 +43,7 @@ class OperatingPoint(BaseModel):
     bound: str
     capacity_req_s: float
     capacity_sequences: int
+    latency: str = "mean model"  # how tpot_ms / ttft_ms were obtained (percentile SLOs: the simulator)
 
 
 class Candidate(OperatingPoint):
@@ -219,6 +221,9 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
                             instance_usd_per_hour=price, usd_per_hour=price * tp / o.gpus_per_instance,
                             capacity_tok_s=point.capacity_req_s * w.output_tokens, max_model_len=w.max_context,
                             offer_max_instances=o.max_instances, source=o.source, as_of=o.as_of))
+    cands, missed = percentile.refine(w, cands, tables)  # percentile SLOs: capacities from the simulator
+    for gid, msg in missed.items():
+        reasons.setdefault(gid, (0, 0.0, msg))
     kept = prune(cands)
     have = {c.gpu for c in kept}
     return CandidateSet(workload=w.name, candidates=kept, considered=len(cands), pruned=len(cands) - len(kept),

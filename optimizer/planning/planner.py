@@ -10,12 +10,14 @@ from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InfeasibleError, InputError
 from gpuplan.optimizer.launch.commands import launch_command
 from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet, generate, prune_offers, usable_offers
+from gpuplan.optimizer.planning.percentile import confirm
 from gpuplan.optimizer.planning.solver import Problem, Solution, solve
 from gpuplan.optimizer.planning.workload import Fleet, Workload
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 
 MTOK = 1e6
+CONFIRM_ROUNDS = 3
 
 
 class Deployment(BaseModel):
@@ -37,6 +39,7 @@ class Deployment(BaseModel):
     usd_per_hour: float  # replicas' share of their instances (idle GPUs allocated pro rata)
     engine: str
     launch: str
+    latency: str = "mean model"  # tpot_ms / ttft_ms: the mean model, or the SLO percentile from the simulator
 
 
 class WorkloadPlan(BaseModel):
@@ -48,6 +51,9 @@ class WorkloadPlan(BaseModel):
     usd_per_mtok_total: float
     served_output_tok_s: float
     deployments: list[Deployment]
+    percentile: float | None = None  # the SLO's percentile (None: means)
+    slo_ttft_ms: float | None = None
+    slo_tpot_ms: float | None = None
 
 
 class InstanceCount(BaseModel):
@@ -166,6 +172,13 @@ def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_l
     if progress:
         progress(f"solving: {len(cands):,} candidates")
     sol = solve(problem, time_limit_s)
+    for _ in range(CONFIRM_ROUNDS):  # percentile SLOs: simulate chosen candidates not yet simulated, re-solve
+        updated = confirm(fleet.workloads, cands, set(sol.replicas), tables)
+        if updated is None:
+            break
+        cands = updated
+        problem = Problem(fleet.workloads, cands, c.tier, caps, c.budget_usd_per_hour, c.single_gpu_type, objective)
+        sol = solve(problem, time_limit_s)
     if sol.status == "infeasible":
         raise InfeasibleError(_diagnose(problem, time_limit_s))
     if sol.status == "unknown":
@@ -201,8 +214,9 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                 candidate=c.id, gpu=c.gpu, provider=c.provider, offer=c.offer, region=c.region, weights=c.weights,
                 kv=c.kv, tp=c.tp, replicas=k, gpus=k * c.tp, batch=c.batch, tpot_ms=c.tpot_ms, ttft_ms=c.ttft_ms,
                 output_tok_s=k * c.capacity_tok_s, capacity_req_s=k * c.capacity_req_s, usd_per_hour=share,
-                engine=c.engine, launch=launch_command(c, resolve(w.model).hf_repo, tables.formats.weight(c.weights),
-                                                       tables.formats.kv_format(c.kv))))
+                engine=c.engine, latency=c.latency,
+                launch=launch_command(c, resolve(w.model).hf_repo, tables.formats.weight(c.weights),
+                                      tables.formats.kv_format(c.kv))))
         usd = sum(d.usd_per_hour for d in deps)
         served = _served_tok_s(w, picked)
         total_tok = served * (1 + w.input_tokens / w.output_tokens)
@@ -210,7 +224,8 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
         plans.append(WorkloadPlan(name=w.name, model=resolve(w.model).id, demand=demand, usd_per_hour=usd,
                                   usd_per_mtok_output=usd / (served * 3600) * MTOK if served else math.nan,
                                   usd_per_mtok_total=usd / (total_tok * 3600) * MTOK if total_tok else math.nan,
-                                  served_output_tok_s=served, deployments=deps))
+                                  served_output_tok_s=served, deployments=deps, percentile=w.slo.percentile,
+                                  slo_ttft_ms=w.slo.ttft_ms, slo_tpot_ms=w.slo.tpot_ms))
     total = sum(i.usd_per_hour for i in instances)
     out_tok = sum(p.served_output_tok_s for p in plans)
     all_tok = sum(p.served_output_tok_s * (1 + w.input_tokens / w.output_tokens)

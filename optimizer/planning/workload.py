@@ -15,10 +15,32 @@ HOURS = 24
 
 
 class SLO(BaseModel):
+    """Latency targets: means by default; with ``percentile`` (e.g. 90, also written ``p90``), that
+    percentile of TTFT and of per-request TPOT, checked with the serving simulator."""
+
     model_config = ConfigDict(extra="forbid")
 
     ttft_ms: float = Field(gt=0)
     tpot_ms: float = Field(gt=0)
+    percentile: float | None = None
+
+    @field_validator("percentile", mode="before")
+    @classmethod
+    def _percentile(cls, v: object) -> object:
+        if isinstance(v, str):
+            text = v.strip().lower()
+            if text == "mean":
+                return None
+            v = text.removeprefix("p")
+            try:
+                v = float(v)
+            except ValueError:
+                raise ValueError(f"percentile must be a number in (0, 100), 'pNN' or 'mean', got '{text}'") from None
+        if isinstance(v, bool):
+            raise ValueError("percentile must be a number in (0, 100), 'pNN' or 'mean'")
+        if isinstance(v, int | float) and not 0 < v < 100:
+            raise ValueError(f"percentile must be in (0, 100), got {v:g}")
+        return v
 
 
 class Workload(BaseModel):

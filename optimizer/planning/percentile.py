@@ -1,0 +1,228 @@
+"""Percentile SLOs: replica capacity from the serving simulator, for the candidates that can win.
+
+The analytical model works with means. When a workload's SLO names a percentile q, candidate
+generation first proposes operating points with it (GPU, formats, TP, batch b, capacity at the target
+utilisation), then the simulator decides the capacity:
+
+- rate workloads: the highest Poisson rate per replica, at most the analytical capacity, at which the
+  q-th percentiles of TTFT and of per-request TPOT meet the targets (max_num_seqs = b; the capacity is
+  tried first, then bisection on [0, capacity] in BISECTION_STEPS halvings);
+- concurrency workloads: the most closed-loop clients per replica, at most b (bisection on integers),
+  percentiles taken after the first round of requests (the cold start of all clients at once);
+- SIM_REQUESTS requests per run, fixed lengths (the workload's means), seed 0: the same input always
+  gives the same capacity.
+
+Operating points are simulated in order of analytical $/h per unit of capacity (their cheapest offer)
+until PASSING_POINTS have passed or MAX_SIMULATED have run; the rest keep the analytical capacity
+scaled by the smallest simulated / analytical ratio among the simulated points of the workload (a
+per-workload fitted correction) and are labelled so. Results are cached per deployment, workload shape
+and targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from gpuplan.models.catalog import resolve
+from gpuplan.optimizer.planning.workload import Workload
+from gpuplan.optimizer.serving.arrivals import make_requests
+from gpuplan.optimizer.serving.simulation import deployment_steps
+from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
+from gpuplan.optimizer.serving.steps import StepModel
+from gpuplan.optimizer.tables import Tables
+
+if TYPE_CHECKING:
+    from gpuplan.optimizer.planning.candidate_gen import Candidate
+
+SIM_REQUESTS = 1200
+BISECTION_STEPS = 6
+PASSING_POINTS = 6
+MAX_SIMULATED = 16
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the simulator says one replica sustains within the percentile targets."""
+
+    capacity_req_s: float
+    sequences: int  # max_num_seqs (rate) or clients (concurrency)
+    ttft_ms: float  # q-th percentiles at that load
+    tpot_ms: float
+
+
+_CACHE: dict[tuple, tuple[Tables, Verdict | None]] = {}
+_ORIGINAL: dict[tuple[int, str], Candidate] = {}  # (tables, candidate id) → before scaling
+
+
+def trace_percentiles(tr: Trace, q: float, skip: int = 0) -> tuple[float, float, float]:
+    """(TTFT, TPOT) q-th percentiles in ms and req/s, over the requests after the first ``skip``."""
+    arrive, first, finish = (np.array(x[skip:]) for x in (tr.arrive, tr.first, tr.finish))
+    out = np.array(tr.output_tokens[skip:])
+    multi = out > 1
+    tpot = (finish - first)[multi] / (out[multi] - 1)
+    ttft_p = float(np.percentile(first - arrive, q)) * 1e3
+    tpot_p = float(np.percentile(tpot, q)) * 1e3 if tpot.size else 0.0
+    return ttft_p, tpot_p, len(out) / float(finish.max() - arrive.min())
+
+
+def _meets(w: Workload, ttft_ms: float, tpot_ms: float) -> bool:
+    return ttft_ms <= w.slo.ttft_ms and tpot_ms <= w.slo.tpot_ms
+
+
+def max_rate(steps: StepModel, cfg: SchedulerConfig, w: Workload, q: float, ceiling: float) -> Verdict | None:
+    """Highest Poisson rate ≤ ceiling whose q-th percentiles meet the SLO (arrivals scale as 1 / rate)."""
+    reqs = make_requests(w.input_tokens, w.output_tokens, SIM_REQUESTS, SEED, rate_rps=1.0)
+    assert reqs.arrivals is not None
+
+    def run(rate: float) -> tuple[float, float, float]:
+        return trace_percentiles(simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, cfg,
+                                                arrivals=[t / rate for t in reqs.arrivals]), q)
+
+    best = None
+    ttft, tpot, _ = run(ceiling)
+    if _meets(w, ttft, tpot):
+        best = (ceiling, ttft, tpot)
+    else:
+        lo, hi = 0.0, ceiling
+        for _ in range(BISECTION_STEPS):
+            mid = (lo + hi) / 2
+            ttft, tpot, _ = run(mid)
+            if _meets(w, ttft, tpot):
+                lo, best = mid, (mid, ttft, tpot)
+            else:
+                hi = mid
+    if best is None:
+        return None
+    return Verdict(capacity_req_s=best[0], sequences=cfg.max_num_seqs, ttft_ms=best[1], tpot_ms=best[2])
+
+
+def max_clients(steps: StepModel, tokens: int, w: Workload, q: float, ceiling: int) -> Verdict | None:
+    """Most closed-loop clients ≤ ceiling whose q-th percentiles (after the first round) meet the SLO."""
+    def run(n: int) -> tuple[float, float, float]:
+        reqs = make_requests(w.input_tokens, w.output_tokens, max(SIM_REQUESTS, 2 * n), SEED, concurrency=n)
+        tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(n, max(tokens, n)),
+                            concurrency=n)
+        return trace_percentiles(tr, q, skip=n)
+
+    ttft, tpot, req_s = run(ceiling)
+    if _meets(w, ttft, tpot):
+        return Verdict(capacity_req_s=req_s, sequences=ceiling, ttft_ms=ttft, tpot_ms=tpot)
+    lo, hi, best = 0, ceiling, None  # hi fails; 0 clients trivially pass
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        ttft, tpot, req_s = run(mid)
+        if _meets(w, ttft, tpot):
+            lo, best = mid, Verdict(capacity_req_s=req_s, sequences=mid, ttft_ms=ttft, tpot_ms=tpot)
+        else:
+            hi = mid
+    return best
+
+
+def verify(c: Candidate, w: Workload, tables: Tables) -> Verdict | None:
+    """Simulated capacity of a candidate's operating point (cached)."""
+    q = w.slo.percentile
+    assert q is not None
+    rate_mode = w.concurrency is None
+    ceiling = c.capacity_req_s if rate_mode else c.capacity_sequences
+    key = (id(tables), c.model, c.gpu, c.weights, c.kv, c.tp, c.engine, c.batch, w.input_tokens, w.output_tokens,
+           q, w.slo.ttft_ms, w.slo.tpot_ms, rate_mode, round(float(ceiling), 9))
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is tables:
+        return hit[1]
+    steps, _, seqs, tokens = deployment_steps(resolve(c.model), c.gpu, c.weights, c.kv, c.tp, c.engine,
+                                              w.input_tokens, w.output_tokens, c.batch,
+                                              w.input_tokens + w.output_tokens, tables)
+    if rate_mode:
+        verdict = max_rate(steps, SchedulerConfig(seqs, max(tokens, seqs)), w, q, c.capacity_req_s)
+    else:
+        verdict = max_clients(steps, tokens, w, q, c.capacity_sequences)
+    _CACHE[key] = (tables, verdict)
+    return verdict
+
+
+def _capacity(c: Candidate, rate_mode: bool) -> float:
+    return c.capacity_req_s if rate_mode else float(c.capacity_sequences)
+
+
+def refine(w: Workload, cands: list[Candidate], tables: Tables) -> tuple[list[Candidate], dict[str, str]]:
+    """Candidates with simulator capacities for a percentile SLO (unchanged for a mean SLO), and why GPU
+    types lost all their candidates."""
+    q = w.slo.percentile
+    if q is None or not cands:
+        return cands, {}
+    rate_mode = w.concurrency is None
+    groups: dict[tuple[str, str, str, int], list[Candidate]] = {}
+    for c in cands:
+        groups.setdefault((c.gpu, c.weights, c.kv, c.tp), []).append(c)
+
+    def cost(key: tuple[str, str, str, int]) -> tuple[float, tuple[str, str, str, int]]:
+        return min(c.usd_per_hour / max(_capacity(c, rate_mode), 1e-12) for c in groups[key]), key
+
+    verdicts: dict[tuple[str, str, str, int], Verdict | None] = {}
+    ratios: list[float] = []
+    for key in sorted(groups, key=cost):
+        if len(ratios) >= PASSING_POINTS or len(verdicts) >= MAX_SIMULATED:
+            break
+        c0 = groups[key][0]
+        v = verify(c0, w, tables)
+        verdicts[key] = v
+        if v is not None:
+            ratios.append((v.capacity_req_s if rate_mode else v.sequences) / max(_capacity(c0, rate_mode), 1e-12))
+    factor = min(ratios) if ratios else 0.0
+    out: list[Candidate] = []
+    reasons: dict[str, str] = {}
+    for key, group in groups.items():
+        if key in verdicts:
+            v = verdicts[key]
+            if v is None:
+                reasons[key[0]] = _miss(w, key)
+                continue
+            out += [_simulated(c, v, w) for c in group]
+        elif factor > 0:
+            for c in group:
+                _ORIGINAL[(id(tables), c.id)] = c
+            out += [c.model_copy(update=dict(
+                capacity_req_s=c.capacity_req_s * factor, capacity_tok_s=c.capacity_tok_s * factor,
+                capacity_sequences=max(1, int(c.capacity_sequences * factor)) if not rate_mode
+                else c.capacity_sequences, latency=f"p{q:g} ≈ mean model, capacity × {factor:.2f}"))
+                for c in group]
+    return out, reasons
+
+
+def _miss(w: Workload, key: tuple[str, str, str, int]) -> str:
+    return (f"simulated p{w.slo.percentile:g} TTFT/TPOT miss {w.slo.ttft_ms:g}/{w.slo.tpot_ms:g} ms even at a "
+            f"light load ({key[1]}/{key[2]}, TP {key[3]})")
+
+
+def _simulated(c: Candidate, v: Verdict, w: Workload) -> Candidate:
+    """The candidate with the simulator's capacity and its percentile latencies at that load."""
+    return c.model_copy(update=dict(
+        batch=v.sequences, ttft_ms=v.ttft_ms, tpot_ms=v.tpot_ms, capacity_req_s=v.capacity_req_s,
+        capacity_sequences=c.capacity_sequences if w.concurrency is None else v.sequences,
+        capacity_tok_s=v.capacity_req_s * w.output_tokens, latency=f"p{w.slo.percentile:g} simulated"))
+
+
+def confirm(workloads: list[Workload], cands: list[Candidate], chosen: set[str],
+            tables: Tables) -> list[Candidate] | None:
+    """Simulate the chosen candidates that still carry scaled model capacities; the updated candidate list
+    (their operating points replaced, or dropped when they miss the SLO), or None when nothing changed."""
+    todo = {(c.workload, c.gpu, c.weights, c.kv, c.tp) for c in cands
+            if c.id in chosen and (id(tables), c.id) in _ORIGINAL and "≈ mean model" in c.latency}
+    if not todo:
+        return None
+    by_name = {w.name: w for w in workloads}
+    out = []
+    for c in cands:
+        key = (c.workload, c.gpu, c.weights, c.kv, c.tp)
+        original = _ORIGINAL.get((id(tables), c.id))
+        if key not in todo or original is None:
+            out.append(c)
+            continue
+        w = by_name[c.workload]
+        v = verify(original, w, tables)
+        if v is not None:
+            out.append(_simulated(original, v, w))
+    return out
