@@ -221,7 +221,8 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
                             instance_usd_per_hour=price, usd_per_hour=price * tp / o.gpus_per_instance,
                             capacity_tok_s=point.capacity_req_s * w.output_tokens, max_model_len=w.max_context,
                             offer_max_instances=o.max_instances, source=o.source, as_of=o.as_of))
-    cands, missed = percentile.refine(w, cands, tables)  # percentile SLOs: capacities from the simulator
+    # percentile SLOs: capacities from the simulator
+    cands, missed = percentile.refine(w, cands, tables, constraints.utilization)
     for gid, msg in missed.items():
         reasons.setdefault(gid, (0, 0.0, msg))
     kept = prune(cands)

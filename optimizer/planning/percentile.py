@@ -28,6 +28,7 @@ import numpy as np
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.serving.arrivals import make_requests
+from gpuplan.optimizer.serving.deployment import max_batch_in_memory
 from gpuplan.optimizer.serving.simulation import deployment_steps
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
 from gpuplan.optimizer.serving.steps import StepModel
@@ -36,8 +37,8 @@ from gpuplan.optimizer.tables import Tables
 if TYPE_CHECKING:
     from gpuplan.optimizer.planning.candidate_gen import Candidate
 
-SIM_REQUESTS = 1200
-BISECTION_STEPS = 6
+SIM_REQUESTS = 1000
+BISECTION_STEPS = 5
 PASSING_POINTS = 6
 MAX_SIMULATED = 16
 SEED = 0
@@ -121,24 +122,36 @@ def max_clients(steps: StepModel, tokens: int, w: Workload, q: float, ceiling: i
     return best
 
 
-def verify(c: Candidate, w: Workload, tables: Tables) -> Verdict | None:
-    """Simulated capacity of a candidate's operating point (cached)."""
+def largest_batch(c: Candidate, w: Workload, tables: Tables) -> int:
+    """The most sequences of input + output tokens the replica's KV cache holds (the memory model)."""
+    g = tables.gpus.get(c.gpu)
+    cal = tables.calibration.lookup(c.engine, g.id, g.vendor)
+    return max_batch_in_memory(resolve(c.model), g, tables.formats.weight(c.weights), tables.formats.kv_format(c.kv),
+                               c.tp, w.input_tokens + w.output_tokens, cal)
+
+
+def verify(c: Candidate, w: Workload, tables: Tables, utilization: float) -> Verdict | None:
+    """Simulated capacity of a candidate's deployment at its largest batch L (cached): rate workloads search
+    [0, utilization × r_sat] with r_sat = L / (O · t_step(L) + L · t_prefill), the step model's saturation
+    rate; concurrency workloads search [1, L] clients."""
     q = w.slo.percentile
     assert q is not None
     rate_mode = w.concurrency is None
-    ceiling = c.capacity_req_s if rate_mode else c.capacity_sequences
-    key = (id(tables), c.model, c.gpu, c.weights, c.kv, c.tp, c.engine, c.batch, w.input_tokens, w.output_tokens,
-           q, w.slo.ttft_ms, w.slo.tpot_ms, rate_mode, round(float(ceiling), 9))
+    key = (id(tables), c.model, c.gpu, c.weights, c.kv, c.tp, c.engine, w.input_tokens, w.output_tokens,
+           q, w.slo.ttft_ms, w.slo.tpot_ms, rate_mode, utilization)
     hit = _CACHE.get(key)
     if hit is not None and hit[0] is tables:
         return hit[1]
+    limit = largest_batch(c, w, tables)
     steps, _, seqs, tokens = deployment_steps(resolve(c.model), c.gpu, c.weights, c.kv, c.tp, c.engine,
-                                              w.input_tokens, w.output_tokens, c.batch,
+                                              w.input_tokens, w.output_tokens, limit,
                                               w.input_tokens + w.output_tokens, tables)
     if rate_mode:
-        verdict = max_rate(steps, SchedulerConfig(seqs, max(tokens, seqs)), w, q, c.capacity_req_s)
+        t_step = steps.decode_s(seqs, w.input_tokens + w.output_tokens / 2)
+        r_sat = seqs / (w.output_tokens * t_step + seqs * steps.prompt_s(w.input_tokens))
+        verdict = max_rate(steps, SchedulerConfig(seqs, max(tokens, seqs)), w, q, utilization * r_sat)
     else:
-        verdict = max_clients(steps, tokens, w, q, c.capacity_sequences)
+        verdict = max_clients(steps, tokens, w, q, seqs)
     _CACHE[key] = (tables, verdict)
     return verdict
 
@@ -147,7 +160,8 @@ def _capacity(c: Candidate, rate_mode: bool) -> float:
     return c.capacity_req_s if rate_mode else float(c.capacity_sequences)
 
 
-def refine(w: Workload, cands: list[Candidate], tables: Tables) -> tuple[list[Candidate], dict[str, str]]:
+def refine(w: Workload, cands: list[Candidate], tables: Tables,
+           utilization: float) -> tuple[list[Candidate], dict[str, str]]:
     """Candidates with simulator capacities for a percentile SLO (unchanged for a mean SLO), and why GPU
     types lost all their candidates."""
     q = w.slo.percentile
@@ -167,7 +181,7 @@ def refine(w: Workload, cands: list[Candidate], tables: Tables) -> tuple[list[Ca
         if len(ratios) >= PASSING_POINTS or len(verdicts) >= MAX_SIMULATED:
             break
         c0 = groups[key][0]
-        v = verify(c0, w, tables)
+        v = verify(c0, w, tables, utilization)
         verdicts[key] = v
         if v is not None:
             ratios.append((v.capacity_req_s if rate_mode else v.sequences) / max(_capacity(c0, rate_mode), 1e-12))
@@ -205,8 +219,8 @@ def _simulated(c: Candidate, v: Verdict, w: Workload) -> Candidate:
         capacity_tok_s=v.capacity_req_s * w.output_tokens, latency=f"p{w.slo.percentile:g} simulated"))
 
 
-def confirm(workloads: list[Workload], cands: list[Candidate], chosen: set[str],
-            tables: Tables) -> list[Candidate] | None:
+def confirm(workloads: list[Workload], cands: list[Candidate], chosen: set[str], tables: Tables,
+            utilization: float) -> list[Candidate] | None:
     """Simulate the chosen candidates that still carry scaled model capacities; the updated candidate list
     (their operating points replaced, or dropped when they miss the SLO), or None when nothing changed."""
     todo = {(c.workload, c.gpu, c.weights, c.kv, c.tp) for c in cands
@@ -222,7 +236,7 @@ def confirm(workloads: list[Workload], cands: list[Candidate], chosen: set[str],
             out.append(c)
             continue
         w = by_name[c.workload]
-        v = verify(original, w, tables)
+        v = verify(original, w, tables, utilization)
         if v is not None:
             out.append(_simulated(original, v, w))
     return out

@@ -173,7 +173,7 @@ def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_l
         progress(f"solving: {len(cands):,} candidates")
     sol = solve(problem, time_limit_s)
     for _ in range(CONFIRM_ROUNDS):  # percentile SLOs: simulate chosen candidates not yet simulated, re-solve
-        updated = confirm(fleet.workloads, cands, set(sol.replicas), tables)
+        updated = confirm(fleet.workloads, cands, set(sol.replicas), tables, c.utilization)
         if updated is None:
             break
         cands = updated
