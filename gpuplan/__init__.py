@@ -15,7 +15,7 @@ from typing import Any
 
 __version__ = "0.2.0"
 
-_API = ("memory", "perf", "candidates", "plan", "sweep", "procure", "fleet", "Tables")
+_API = ("memory", "perf", "candidates", "plan", "sweep", "procure", "simulate", "fleet", "Tables")
 
 __all__ = ["__version__", *_API]
 

@@ -160,7 +160,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     if not 1 <= seqs <= MAX_BATCH:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
     steps = build_steps(m.arch, g, tp, wfmt, kvfmt, cal, seqs, max_context,
-                        input_tokens + output_tokens / 2, input_tokens + output_tokens)
+                        input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size)
     return steps, eng, seqs, d.max_batched_tokens
 
 

@@ -129,9 +129,10 @@ class StepModel:
 
 def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
-                kv_context: int) -> StepModel:
+                kv_context: int, block_size: int = 1) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context``; the prefill
-    shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``."""
+    shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``. The KV
+    capacity is rounded down to whole blocks of ``block_size`` tokens."""
     grid = context_grid(max_context)
     batches = np.arange(0, max_batch + 1, dtype=float)
     table = []
@@ -139,5 +140,6 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
         shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal)
         table.append(decode_step_s(shape, batches)[0].tolist())
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal)
+    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal) // block_size * block_size
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
-                     kv_capacity_tokens=kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal))
+                     kv_capacity_tokens=capacity)
