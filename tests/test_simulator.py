@@ -241,3 +241,22 @@ def test_bad_options(gpuplan, args: tuple[str, ...], needle: str) -> None:
     r = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, *args)
     assert r.code == 2
     assert needle in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_measured_rows_replay_their_benchmark() -> None:
+    # A static batch-1 row is one isolated request: its p50 TTFT is the step model's prefill. A closed-loop
+    # row replays `batch` clients: its throughput is what `simulate` reports for that run.
+    from types import SimpleNamespace
+
+    from gpuplan.optimizer.serving.simulated_rows import CLOSED_ROUNDS, predict_simulated
+    from gpuplan.optimizer.tables import Tables
+
+    row = dict(model=MODEL, gpu=GPU, tp=1, weights="bf16", kv="bf16", input=1000, output=200, batch=1,
+               engine="vllm", metric="ttft_ms", mode="static", rate_rps=None, percentile="p50")
+    assert predict_simulated(SimpleNamespace(**row), Tables()) == pytest.approx(
+        perf(MODEL, GPU, input_tokens=1000, output_tokens=200).prefill_ms, rel=1e-9)
+    closed = SimpleNamespace(**{**row, "batch": 32, "mode": "closed", "metric": "decode_tok_s", "percentile": "mean"})
+    r = simulate(MODEL, GPU, input_tokens=1000, output_tokens=200, concurrency=32, requests=CLOSED_ROUNDS * 32)
+    assert predict_simulated(closed, Tables()) == pytest.approx(r.output_tok_s, rel=1e-12)
+    opened = SimpleNamespace(**{**row, "mode": "open", "rate_rps": 5.0, "metric": "tpot_ms", "percentile": "p99"})
+    assert predict_simulated(opened, Tables()) > perf(MODEL, GPU, input_tokens=1000, output_tokens=200).step_ms
