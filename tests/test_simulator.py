@@ -260,3 +260,24 @@ def test_measured_rows_replay_their_benchmark() -> None:
     assert predict_simulated(closed, Tables()) == pytest.approx(r.output_tok_s, rel=1e-12)
     opened = SimpleNamespace(**{**row, "mode": "open", "rate_rps": 5.0, "metric": "tpot_ms", "percentile": "p99"})
     assert predict_simulated(opened, Tables()) > perf(MODEL, GPU, input_tokens=1000, output_tokens=200).step_ms
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 60), seqs=st.integers(1, 8), extra_tokens=st.integers(0, 600),
+       capacity=st.integers(400, 3000), closed=st.booleans(), seed=st.integers(0, 1000))
+def test_scheduler_invariants_under_any_pressure(n: int, seqs: int, extra_tokens: int, capacity: int,
+                                                 closed: bool, seed: int) -> None:
+    # Whatever the limits (few slots, small budget, a KV cache that forces preemptions), every request
+    # completes after it arrives, never more than max_num_seqs run, the KV never exceeds its capacity,
+    # and the occupancy integral equals the total time requests spent in the system (Little's law).
+    rng = np.random.default_rng(seed)
+    inp = rng.integers(1, 300, n).tolist()
+    out = rng.integers(1, 100, n).tolist()
+    arrivals = None if closed else np.cumsum(rng.exponential(0.02, n)).tolist()
+    tr = simulate_trace(toy(capacity), inp, out, SchedulerConfig(seqs, seqs + extra_tokens), arrivals=arrivals,
+                        concurrency=3 if closed else None)
+    first, finish, arrive = np.array(tr.first), np.array(tr.finish), np.array(tr.arrive)
+    assert np.all(np.isfinite(finish)) and np.all(arrive <= first) and np.all(first <= finish)
+    assert max(tr.running) <= seqs
+    assert max(tr.kv_tokens) <= capacity
+    assert tr.occupancy_integral == pytest.approx(float((finish - arrive).sum()), rel=1e-9, abs=1e-12)
