@@ -126,6 +126,7 @@ def test_saturated_tpot_matches_the_step_model(model: str, gpu: str, tp: int, in
     assert r.preemptions == 0
     assert r.tpot_ms.mean == pytest.approx(p.tpot_ms, rel=0.10)
     assert r.output_tok_s == pytest.approx(p.decode_tok_s, rel=0.05)
+    assert 0.9 * batch <= r.mean_running <= batch  # the queue keeps every slot busy but for the final drain
 
 
 def test_same_seed_same_numbers() -> None:
@@ -281,3 +282,29 @@ def test_scheduler_invariants_under_any_pressure(n: int, seqs: int, extra_tokens
     assert max(tr.running) <= seqs
     assert max(tr.kv_tokens) <= capacity
     assert tr.occupancy_integral == pytest.approx(float((finish - arrive).sum()), rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(deployment=st.sampled_from([("llama-3.1-8b", 1), ("llama-3.1-70b", 4), ("qwen3-30b-a3b", 1),
+                                   ("mixtral-8x7b", 2), ("gpt-oss-20b", 1), ("llama-3.1-70b", 8)]),
+       gpu=st.sampled_from(["h100-sxm", "a100-80gb", "h200", "b200", "mi300x"]),
+       inp=st.integers(64, 4000), out=st.integers(64, 1000), batch=st.integers(16, 256))
+def test_saturated_tpot_within_10_percent_anywhere(deployment: tuple[str, int], gpu: str, inp: int, out: int,
+                                                   batch: int) -> None:
+    # The same invariant over random deployments with lengths spread ±50 % (benchmark_serving's random
+    # dataset), wherever the batch fits in KV and prefill takes at most half of the GPU's time at saturation
+    # (f ≤ 0.5). The analytical TPOT = t_step / (1 − f) charges every prefill to every decoding request; in
+    # the simulator a request's own prefill is in its TTFT, so TPOT is lower by about f / b (10 % at batch 1
+    # with f = 0.1: hence batches from 16), and by f × cohort / b when fixed lengths make requests finish and
+    # re-enter in cohorts (11 % for gpt-oss-20b on H100 at batch 63 with 256 → 64 tokens), which spread
+    # lengths break up.
+    from hypothesis import assume
+
+    model, tp = deployment
+    p = perf(model, gpu, tp=tp, input_tokens=inp, output_tokens=out, batch=batch, utilization=1.0)
+    share = batch * p.prefill_ms / (out * p.step_ms + batch * p.prefill_ms)
+    assume(p.fits and share <= 0.5)
+    r = simulate(model, gpu, tp=tp, input_tokens=inp, output_tokens=out, rate_rps=2 * p.decode_tok_s / out,
+                 max_num_seqs=batch, requests=max(20 * batch, 200), range_ratio=0.5)
+    assume(r.preemptions == 0)
+    assert r.tpot_ms.mean == pytest.approx(p.tpot_ms, rel=0.10)

@@ -112,12 +112,6 @@ def _timeline(tr: Trace) -> list[TimelinePoint]:
                           waiting=tr.waiting[i]) for i in idx]
 
 
-def _time_average(t: np.ndarray, values: np.ndarray) -> float:
-    """Average of a step function that holds values[i] over (t[i-1], t[i]] (t[-1] = 0 before the start)."""
-    dt = np.diff(np.concatenate([[0.0], t]))
-    return float((values * dt).sum() / t[-1]) if t.size and t[-1] > 0 else 0.0
-
-
 def samples_ms(tr: Trace) -> dict[str, np.ndarray]:
     """Per-request TTFT, TPOT (requests with more than one output token) and E2E, in ms."""
     arrive, first, finish = np.array(tr.arrive), np.array(tr.first), np.array(tr.finish)
@@ -132,16 +126,13 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
     arrive, finish = np.array(tr.arrive), np.array(tr.finish)
     out = np.array(tr.output_tokens)
     duration = float(finish.max() - arrive.min())
-    t = np.array(tr.t)
     kv = np.array(tr.kv_tokens, dtype=float) / max(tr.kv_capacity_tokens, 1)
-    # the timeline records the state after each event; it held over the interval that ended there
     return dict(
         ttft_ms=stats(samples["ttft_ms"]), tpot_ms=stats(samples["tpot_ms"]), e2e_ms=stats(samples["e2e_ms"]),
         itl_ms=stats(np.array(tr.itl_s) * 1e3, np.array(tr.itl_weight, dtype=float)),
         duration_s=duration, output_tok_s=float(out.sum()) / duration, req_s=len(out) / duration,
-        mean_running=_time_average(t[1:], np.array(tr.running[:-1], dtype=float)) if t.size > 1 else 0.0,
-        mean_in_system=tr.occupancy_integral / duration,
-        kv_mean_fraction=_time_average(t[1:], kv[:-1]) if t.size > 1 else 0.0,
+        mean_running=tr.running_integral / duration, mean_in_system=tr.occupancy_integral / duration,
+        kv_mean_fraction=tr.kv_integral / duration / max(tr.kv_capacity_tokens, 1),
         kv_peak_fraction=float(kv.max()) if kv.size else 0.0, preemptions=tr.preemptions, steps=tr.steps,
         kv_capacity_tokens=tr.kv_capacity_tokens, kv_timeline=_timeline(tr))
 

@@ -55,6 +55,8 @@ class Trace:
     preemptions: int = 0
     steps: int = 0
     occupancy_integral: float = 0.0  # ∫ (waiting + running) dt, for Little's law
+    running_integral: float = 0.0  # ∫ admitted sequences dt
+    kv_integral: float = 0.0  # ∫ KV tokens in use dt
     kv_capacity_tokens: int = 0
 
 
@@ -97,7 +99,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     s_dec = 0  # Σ (KV at decode start − n0) over decoding sequences: their KV is s_dec + nd · big_n
     kv_pref = 0  # KV reserved by prefilling sequences (whole prompt at admission)
     now = 0.0
-    occ = 0.0
+    occ = run_int = kv_int = 0.0
     nxt = 0  # next arrival (open loop) or next request to issue (closed loop)
     if closed:
         nxt = min(concurrency or 1, n)
@@ -163,6 +165,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             dt = (decode_s(nd, ctx) if nd else 0.0) + sum(chunk_s(prefilled[p], k) for p, k in chunks)
             now += dt
             occ += occupancy * dt
+            run_int += len(running) * dt
+            kv_int += used * dt
             tr.steps += 1
             if nd:
                 big_n += 1
@@ -199,6 +203,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
             now += dt
             occ += occupancy * dt
+            run_int += len(running) * dt
+            kv_int += (used + nd * steps_n / 2) * dt
             tr.steps += steps_n
             big_n += steps_n
             itl_s.append(dt / steps_n)
@@ -220,5 +226,5 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         tl_kv.append(s_dec + nd * big_n + kv_pref)
         tl_run.append(len(running))
         tl_wait.append(len(waiting))
-    tr.occupancy_integral = occ
+    tr.occupancy_integral, tr.running_integral, tr.kv_integral = occ, run_int, kv_int
     return tr
