@@ -205,6 +205,7 @@ def test_trace_arrivals_and_lengths(gpuplan, tmp_path) -> None:
     ("arrival_s\n0\n2\n1\n", "row 4: arrival_s 1 is earlier than the row before (2)"),
     ("arrival_s\n0\nsoon\n", "row 3, column 'arrival_s': not a number"),
     ("when\n0\n", "missing column 'arrival_s'"),
+    ("arrival_s\n0\ninf\n", "row 3, column 'arrival_s': must be a finite number ≥ 0"),
 ])
 def test_bad_trace(gpuplan, tmp_path, content: str, needle: str) -> None:
     trace = tmp_path / "trace.csv"
@@ -219,7 +220,7 @@ def test_bad_trace(gpuplan, tmp_path, content: str, needle: str) -> None:
 @pytest.mark.parametrize(("content", "needle"), [
     ("input_tokens,output_tokens,probability\n100,10,0.5\n200,20,0.4\n", "probabilities sum to 0.9, not 1"),
     ("input_tokens,output_tokens,probability\n100,10,1.5\n", "row 2, column 'probability': must be in [0, 1]"),
-    ("input_tokens,output_tokens,probability\n0,10,1\n", "row 2, column 'input_tokens': must be positive"),
+    ("input_tokens,output_tokens,probability\n0,10,1\n", "row 2, column 'input_tokens': must be a finite number ≥ 1"),
 ])
 def test_bad_histogram(gpuplan, tmp_path, content: str, needle: str) -> None:
     hist = tmp_path / "lengths.csv"

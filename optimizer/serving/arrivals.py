@@ -14,6 +14,7 @@ every rate and arrival times that only scale with 1 / rate (common random number
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,12 +49,14 @@ def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
 
 
 def _number(path: Path, line: int, row: dict[str, str], column: str, kind: type) -> float:
+    """A cell as ``kind``: integers (token counts) must be ≥ 1, floats (times, probabilities) ≥ 0."""
     try:
         value = kind(row[column])
     except (TypeError, ValueError):
         raise InputError(f"{path}, row {line}, column '{column}': not a number ({row[column]!r})") from None
-    if value < 0 or (kind is int and value == 0 and column != "probability"):
-        raise InputError(f"{path}, row {line}, column '{column}': must be positive, got {value}")
+    if not math.isfinite(value) or value < (1 if kind is int else 0):
+        raise InputError(f"{path}, row {line}, column '{column}': must be a finite number ≥ {1 if kind is int else 0}, "
+                         f"got {value}")
     return value
 
 

@@ -31,8 +31,12 @@ class Stats(BaseModel):
     p99: float
 
     def at(self, percentile: float | None) -> float:
-        """The mean (None) or a stored percentile."""
-        return self.mean if percentile is None else float(getattr(self, f"p{percentile:g}"))
+        """The mean (None) or a stored percentile (50, 90 or 99)."""
+        if percentile is None:
+            return self.mean
+        if percentile not in PERCENTILES:
+            raise InputError(f"percentile {percentile:g} is not stored (only {', '.join(map(str, PERCENTILES))})")
+        return float(getattr(self, f"p{percentile:g}"))
 
 
 class TimelinePoint(BaseModel):
