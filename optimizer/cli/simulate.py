@@ -56,7 +56,7 @@ def sim_result(r: SimReport) -> Result:
               help="Closed loop: clients each sending the next request when the last one ends.")
 @click.option("--trace", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Open loop from a CSV: arrival_s (sorted) and optional input_tokens, output_tokens.")
-@click.option("--requests", type=int, default=1000, show_default=True, help="Requests to simulate.")
+@click.option("--requests", type=int, default=None, help="Requests to simulate (default 1000; a trace: all its rows).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same numbers).")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="Calibration and scheduler defaults (default: vllm; llama.cpp on Apple and for GGUF).")
@@ -73,7 +73,7 @@ def sim_result(r: SimReport) -> Result:
 @click.pass_context
 def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str, kv: str, input_tokens: int,
                  output_tokens: int, rate_rps: float | None, concurrency: int | None, trace: Path | None,
-                 requests: int, seed: int, engine: str | None, max_num_seqs: int | None,
+                 requests: int | None, seed: int, engine: str | None, max_num_seqs: int | None,
                  max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, plot: Path | None,
                  fmt: str, out: Path | None) -> None:
     """Continuous-batching simulation of one replica: TTFT, TPOT, ITL, E2E (mean, p50, p90, p99),

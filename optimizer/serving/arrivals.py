@@ -101,14 +101,20 @@ def uniform_lengths(mean: int, ratio: float, n: int, rng: np.random.Generator) -
     return rng.integers(lo, hi + 1, size=n)
 
 
-def make_requests(input_tokens: int, output_tokens: int, requests: int, seed: int = 0,
+DEFAULT_REQUESTS = 1000
+
+
+def make_requests(input_tokens: int, output_tokens: int, requests: int | None, seed: int = 0,
                   rate_rps: float | None = None, concurrency: int | None = None, trace: Path | None = None,
                   range_ratio: float = 0.0, lengths_csv: Path | None = None) -> Requests:
-    """The request stream of one simulation (exactly one of rate_rps, concurrency, trace)."""
+    """The request stream of one simulation (exactly one of rate_rps, concurrency, trace); ``requests``
+    None means every row of a trace, else DEFAULT_REQUESTS."""
     if sum(x is not None for x in (rate_rps, concurrency, trace)) != 1:
         raise InputError("give exactly one of --rate, --concurrency or --trace")
     if not 0 <= range_ratio < 1:
         raise InputError(f"--input-range-ratio must be in [0, 1), got {range_ratio}")
+    if requests is None:
+        requests = DEFAULT_REQUESTS if trace is None else 2**62
     for name, v in (("--input", input_tokens), ("--output", output_tokens), ("--requests", requests)):
         if v <= 0:
             raise InputError(f"{name} must be a positive integer, got {v}")

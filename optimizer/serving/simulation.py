@@ -161,11 +161,12 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
 
 def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: int = 1,
              input_tokens: int = 1024, output_tokens: int = 256, rate_rps: float | None = None,
-             concurrency: int | None = None, trace: str | Path | None = None, requests: int = 1000,
+             concurrency: int | None = None, trace: str | Path | None = None, requests: int | None = None,
              seed: int = 0, engine: str | None = None, max_num_seqs: int | None = None,
              max_batched_tokens: int | None = None, range_ratio: float = 0.0,
              lengths_csv: str | Path | None = None, tables: Tables = DEFAULT) -> SimReport:
-    """Simulate ``requests`` requests on one replica (``gpuplan simulate``); same seed, same numbers."""
+    """Simulate ``requests`` requests on one replica (``gpuplan simulate``; default 1000, or every row of a
+    trace); same seed, same numbers."""
     m = model if isinstance(model, Model) else resolve(model)
     reqs: Requests = make_requests(input_tokens, output_tokens, requests, seed, rate_rps, concurrency,
                                    Path(trace) if trace else None, range_ratio,
