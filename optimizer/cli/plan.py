@@ -43,7 +43,8 @@ def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: s
                                 f"{s.considered}); cheapest per req/s first", columns=[
             ("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"), ("weights", "weights"), ("kv", "kv"),
             ("tp", "tp"), ("batch", "batch"), ("tpot_ms", "TPOT ms"), ("ttft_ms", "TTFT ms"),
-            ("capacity_req_s", "req/s"), ("capacity_sequences", "seqs"), ("usd_per_hour", "$/h")],
+            ("capacity_req_s", "req/s"), ("capacity_sequences", "seqs"), ("usd_per_hour", "$/h"),
+            ("latency", "latency")],
             rows=[c.model_dump() for c in best],
             caption="; ".join(f"{g}: {r}" for g, r in s.reasons.items()) or None))
     show(Result(payload=rows, csv_rows=rows, views=views, notes=notes), fmt, out)

@@ -215,7 +215,7 @@ def _simulated(c: Candidate, v: Verdict, w: Workload) -> Candidate:
     """The candidate with the simulator's capacity and its percentile latencies at that load."""
     return c.model_copy(update=dict(
         batch=v.sequences, ttft_ms=v.ttft_ms, tpot_ms=v.tpot_ms, capacity_req_s=v.capacity_req_s,
-        capacity_sequences=c.capacity_sequences if w.concurrency is None else v.sequences,
+        capacity_sequences=v.sequences,
         capacity_tok_s=v.capacity_req_s * w.output_tokens, latency=f"p{w.slo.percentile:g} simulated"))
 
 
