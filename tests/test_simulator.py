@@ -40,6 +40,17 @@ def test_chunked_prefill_joins_the_running_batch() -> None:
     assert tr.preemptions == 0
 
 
+def test_host_time_delays_scheduling_not_the_gpu() -> None:
+    # With 5 ms of host time per request, A (arriving at 0) is prefilled at 5–6 ms and B (arriving at 0.5 ms)
+    # reaches the scheduler at 5.5 ms, while A's prefill step runs: B joins the next step (A's first decode):
+    # 10 + 1 = 11 ms, first token at 17 ms (TTFT 16.5 ms). A's tokens: 6, 17, 27, 37, 47 ms.
+    model = toy(10_000)
+    model.request_s = 0.005
+    tr = simulate_trace(model, [100, 100], [5, 5], SchedulerConfig(8, 8192), arrivals=[0.0, 0.0005])
+    assert tr.first == pytest.approx([0.006, 0.017])
+    assert tr.finish == pytest.approx([0.047, 0.057])
+
+
 def test_long_prompt_is_chunked_and_costs_its_unchunked_prefill() -> None:
     # 10,000 tokens with 4,096 tokens per step: 3 chunks (4096 + 4096 + 1808) in 3 steps, 100 ms in total.
     tr = simulate_trace(toy(20_000), [10_000], [1], SchedulerConfig(8, 4096), arrivals=[0.0])
@@ -60,11 +71,18 @@ def test_preemption_recomputes_the_newest_sequence() -> None:
 
 
 def test_vanishing_load_equals_the_isolated_request() -> None:
-    # One request at a time (arrivals 1000 s apart): TTFT is the step model's prefill, TPOT its batch-1
-    # decode step at the mean context (perf evaluates both), E2E = TTFT + (O − 1) · TPOT.
+    # One request at a time (arrivals 1000 s apart): TTFT is the step model's host time per request (if it
+    # has one) + prefill, TPOT its batch-1 decode step at the mean context (perf evaluates both),
+    # E2E = TTFT + (O − 1) · TPOT.
+    from gpuplan.models.catalog import resolve
+    from gpuplan.optimizer.serving.simulation import deployment_steps
+    from gpuplan.optimizer.tables import Tables
+
     r = simulate(MODEL, GPU, input_tokens=1000, output_tokens=200, rate_rps=1e-3, requests=20)
     p = perf(MODEL, GPU, input_tokens=1000, output_tokens=200)
-    assert r.ttft_ms.p99 == pytest.approx(p.prefill_ms, rel=1e-9)
+    host_ms = deployment_steps(resolve(MODEL), GPU, "bf16", "bf16", 1, None, 1000, 200, None, 1200,
+                               Tables())[0].request_s * 1e3
+    assert r.ttft_ms.p99 == pytest.approx(host_ms + p.prefill_ms, rel=1e-9)
     assert r.tpot_ms.mean == pytest.approx(p.step_ms, rel=1e-3)
     assert r.e2e_ms.mean == pytest.approx(r.ttft_ms.mean + 199 * r.tpot_ms.mean, rel=1e-9)
     assert r.preemptions == 0

@@ -76,7 +76,7 @@ class SimReport(Frame):
     kv_peak_fraction: float
     preemptions: int
     steps: int
-    isolated_ttft_ms: float  # one request alone: prefill of the mean prompt
+    isolated_ttft_ms: float  # one request alone: host time + prefill of the mean prompt
     isolated_tpot_ms: float  # one request alone: decode step at batch 1, mean context
     kv_timeline: list[TimelinePoint]
     _samples: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)  # per-request ms, for plots
@@ -189,7 +189,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         kv=tables.formats.kv_format(kv).id, engine=eng, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
-        isolated_ttft_ms=steps.prompt_s(input_tokens) * 1e3,
+        isolated_ttft_ms=(steps.request_s + steps.prompt_s(input_tokens)) * 1e3,
         isolated_tpot_ms=steps.decode_s(1, input_tokens + output_tokens / 2) * 1e3,
         **summarise(tr, samples))  # type: ignore[arg-type]
     report._samples = samples

@@ -11,6 +11,8 @@ The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
 - when the KV cache cannot hold the next token of every decoding sequence, the most recently
   admitted sequence is preempted (recompute: its KV is freed, it returns to the head of the queue and
   later re-prefills its prompt plus the tokens it had generated);
+- a request reaches the scheduler ``request_s`` after it arrives (host time: tokenisation, API
+  server), when the step model has such a term;
 - a request's first token is sampled by the step that completes its prefill.
 
 Between events (an arrival that can be admitted, a completion, a prefill chunk, KV exhaustion) the
@@ -91,6 +93,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     tl_t, tl_kv, tl_run, tl_wait = tr.t, tr.kv_tokens, tr.running, tr.waiting
 
     waiting: deque[int] = deque()
+    host_s = steps.request_s  # host time before a request reaches the scheduler (tokenisation, queueing)
+    pending: deque[tuple[float, int]] = deque()  # (time it reaches the scheduler, id), in time order
     running: dict[int, bool] = {}  # admission order; True once decoding
     prefilling: list[int] = []
     heap: list[tuple[int, int, int]] = []  # (finish step, id, version)
@@ -100,10 +104,12 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     kv_pref = 0  # KV reserved by prefilling sequences (whole prompt at admission)
     now = 0.0
     occ = run_int = kv_int = 0.0
-    nxt = 0  # next arrival (open loop) or next request to issue (closed loop)
     if closed:
-        nxt = min(concurrency or 1, n)
-        waiting.extend(range(nxt))
+        nxt = min(concurrency or 1, n)  # next request a client issues
+        pending.extend((host_s, i) for i in range(nxt))
+    else:
+        nxt = n
+        pending.extend((t + host_s, i) for i, t in enumerate(arrive))
     done = 0
     max_seqs, max_tokens = cfg.max_num_seqs, cfg.max_batched_tokens
     decode_s, chunk_s = steps.decode_s, steps.chunk_s
@@ -115,15 +121,14 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         done += 1
         if closed and nxt < n:
             arrive[nxt] = now
-            waiting.append(nxt)
+            pending.append((now + host_s, nxt))
             nxt += 1
 
     while done < n:
-        if not closed:
-            while nxt < n and arrive[nxt] <= now:
-                waiting.append(nxt)
-                occ += now - arrive[nxt]
-                nxt += 1
+        while pending and pending[0][0] <= now:
+            i = pending.popleft()[1]
+            waiting.append(i)
+            occ += now - arrive[i]
         used = s_dec + nd * big_n + kv_pref
         while nd and used + nd > cap:  # the next decode token does not fit: preempt the newest sequence
             v = next(reversed(running))
@@ -197,9 +202,9 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 heapq.heappop(heap)
             steps_n = min(heap[0][0] - big_n, (cap - used) // nd)
             ctx = (s_dec + nd * big_n) / nd
-            if not closed and nxt < n and len(running) < max_seqs:
+            if pending and len(running) < max_seqs:
                 t0 = decode_s(nd, ctx)
-                steps_n = min(steps_n, max(1, math.ceil((arrive[nxt] - now) / t0)))
+                steps_n = min(steps_n, max(1, math.ceil((pending[0][0] - now) / t0)))
             dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
             now += dt
             occ += occupancy * dt
@@ -209,11 +214,11 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             big_n += steps_n
             itl_s.append(dt / steps_n)
             itl_w.append(nd * steps_n)
-        else:  # idle until the next arrival
-            if closed or nxt >= n:
+        else:  # idle until the next request reaches the scheduler
+            if not pending:
                 raise RuntimeError("simulator stalled with requests left")  # unreachable: all requests fit
-            occ += occupancy * (arrive[nxt] - now)
-            now = arrive[nxt]
+            occ += occupancy * (pending[0][0] - now)
+            now = pending[0][0]
             continue
         while heap and heap[0][0] <= big_n:
             _, v, ver = heapq.heappop(heap)

@@ -95,6 +95,7 @@ class StepModel:
     prefill_shape: Shape
     arch: Architecture
     kv_capacity_tokens: int
+    request_s: float = 0.0  # per-request host time before scheduling (the step model's, when it has one)
     _prefill_cache: dict[int, float] = field(default_factory=lambda: {0: 0.0})
 
     @property
@@ -142,4 +143,4 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal)
     capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal) // block_size * block_size
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
-                     kv_capacity_tokens=capacity)
+                     kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)))
