@@ -220,8 +220,9 @@ def test_trace_arrivals_and_lengths(gpuplan, tmp_path) -> None:
     trace.write_text("arrival_s,input_tokens,output_tokens\n0,1000,50\n100,1000,50\n200,1000,50\n")
     data = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, "--trace", str(trace), "--format", "json").json()
     assert data["requests"] == 3 and data["mode"] == "trace"
-    # 100 s apart: each request is alone, its TTFT is the prefill of 1000 tokens
-    assert data["ttft_ms"]["p99"] == pytest.approx(perf(MODEL, GPU, input_tokens=1000).prefill_ms, rel=1e-5)
+    # 100 s apart: each request is alone, its TTFT is the host time + the prefill of 1000 tokens
+    assert data["ttft_ms"]["p99"] == pytest.approx(host_ms() + perf(MODEL, GPU, input_tokens=1000).prefill_ms,
+                                                   rel=1e-5)
 
 
 @pytest.mark.parametrize(("content", "needle"), [
@@ -269,7 +270,7 @@ def test_bad_options(gpuplan, args: tuple[str, ...], needle: str) -> None:
 
 
 def test_measured_rows_replay_their_benchmark() -> None:
-    # A static batch-1 row is one isolated request: its p50 TTFT is the step model's prefill. A closed-loop
+    # A static batch-1 row is one isolated request: its p50 TTFT is host time + prefill. A closed-loop
     # row replays `batch` clients: its throughput is what `simulate` reports for that run.
     from types import SimpleNamespace
 
@@ -279,7 +280,7 @@ def test_measured_rows_replay_their_benchmark() -> None:
     row = dict(model=MODEL, gpu=GPU, tp=1, weights="bf16", kv="bf16", input=1000, output=200, batch=1,
                engine="vllm", metric="ttft_ms", mode="static", rate_rps=None, percentile="p50")
     assert predict_simulated(SimpleNamespace(**row), Tables()) == pytest.approx(
-        perf(MODEL, GPU, input_tokens=1000, output_tokens=200).prefill_ms, rel=1e-9)
+        host_ms() + perf(MODEL, GPU, input_tokens=1000, output_tokens=200).prefill_ms, rel=1e-9)
     closed = SimpleNamespace(**{**row, "batch": 32, "mode": "closed", "metric": "decode_tok_s", "percentile": "mean"})
     r = simulate(MODEL, GPU, input_tokens=1000, output_tokens=200, concurrency=32, requests=CLOSED_ROUNDS * 32)
     assert predict_simulated(closed, Tables()) == pytest.approx(r.output_tok_s, rel=1e-12)
