@@ -45,7 +45,7 @@ def test_p90_candidates_are_simulated_and_reproducible() -> None:
     for c in sims[:3]:
         assert c.ttft_ms <= 300 and c.tpot_ms <= 20
         r = simulate(c.model, c.gpu, c.weights, c.kv, c.tp, 1000, 200, rate_rps=c.capacity_req_s,
-                     requests=percentile.SIM_REQUESTS, seed=percentile.SEED, max_num_seqs=c.batch, engine=c.engine)
+                     requests=percentile.sim_requests(90), seed=percentile.SEED, max_num_seqs=c.batch, engine=c.engine)
         assert r.ttft_ms.p90 == pytest.approx(c.ttft_ms, rel=1e-6)
         assert r.tpot_ms.p90 == pytest.approx(c.tpot_ms, rel=1e-6)
 

@@ -9,8 +9,9 @@ utilisation), then the simulator decides the capacity:
   tried first, then bisection on [0, capacity] in BISECTION_STEPS halvings);
 - concurrency workloads: the most closed-loop clients per replica, at most b (bisection on integers),
   percentiles taken after the first round of requests (the cold start of all clients at once);
-- SIM_REQUESTS requests per run, fixed lengths (the workload's means), seed 0: the same input always
-  gives the same capacity.
+- ``sim_requests(q)`` requests per run (enough for TAIL_SAMPLES above the percentile, at least
+  MIN_SIM_REQUESTS), fixed lengths (the workload's means), seed 0: the same input always gives the same
+  capacity.
 
 Operating points are simulated in order of analytical $/h per unit of capacity (their cheapest offer)
 until PASSING_POINTS have passed or MAX_SIMULATED have run; the rest keep the analytical capacity
@@ -21,6 +22,7 @@ and targets.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,11 +39,18 @@ from gpuplan.optimizer.tables import Tables
 if TYPE_CHECKING:
     from gpuplan.optimizer.planning.candidate_gen import Candidate
 
-SIM_REQUESTS = 1000
+MIN_SIM_REQUESTS = 400
+MAX_SIM_REQUESTS = 5000
+TAIL_SAMPLES = 10
 BISECTION_STEPS = 5
 PASSING_POINTS = 6
 MAX_SIMULATED = 16
 SEED = 0
+
+
+def sim_requests(q: float) -> int:
+    """Requests per simulation: TAIL_SAMPLES beyond the q-th percentile (p99: 1000), within the bounds."""
+    return min(MAX_SIM_REQUESTS, max(MIN_SIM_REQUESTS, math.ceil(TAIL_SAMPLES / (1 - q / 100))))
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ def _meets(w: Workload, ttft_ms: float, tpot_ms: float) -> bool:
 
 def max_rate(steps: StepModel, cfg: SchedulerConfig, w: Workload, q: float, ceiling: float) -> Verdict | None:
     """Highest Poisson rate ≤ ceiling whose q-th percentiles meet the SLO (arrivals scale as 1 / rate)."""
-    reqs = make_requests(w.input_tokens, w.output_tokens, SIM_REQUESTS, SEED, rate_rps=1.0)
+    reqs = make_requests(w.input_tokens, w.output_tokens, sim_requests(q), SEED, rate_rps=1.0)
     assert reqs.arrivals is not None
 
     def run(rate: float) -> tuple[float, float, float]:
@@ -103,7 +112,7 @@ def max_rate(steps: StepModel, cfg: SchedulerConfig, w: Workload, q: float, ceil
 def max_clients(steps: StepModel, tokens: int, w: Workload, q: float, ceiling: int) -> Verdict | None:
     """Most closed-loop clients ≤ ceiling whose q-th percentiles (after the first round) meet the SLO."""
     def run(n: int) -> tuple[float, float, float]:
-        reqs = make_requests(w.input_tokens, w.output_tokens, max(SIM_REQUESTS, 2 * n), SEED, concurrency=n)
+        reqs = make_requests(w.input_tokens, w.output_tokens, max(sim_requests(q), 2 * n), SEED, concurrency=n)
         tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(n, max(tokens, n)),
                             concurrency=n)
         return trace_percentiles(tr, q, skip=n)
