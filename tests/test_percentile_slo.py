@@ -94,3 +94,32 @@ def test_tighter_percentile_never_costs_less(pair: list[int], rate: int, slo: tu
         fleet["workloads"][0]["rate_rps"] = rate
         costs.append(plan(fleet).total_usd_per_hour)
     assert costs[1] >= costs[0] - 1e-9
+
+
+def test_concurrency_workload_gets_the_most_clients_meeting_p90() -> None:
+    # Closed loop: each simulated candidate holds the most clients whose p90 TTFT/TPOT (after the first round)
+    # meet the targets, never more than its KV holds; one more client would miss them (bisection on integers).
+    fleet = {"workloads": [{"name": "batch", "model": "llama-3.1-8b", "weights": ["fp8"], "kv": ["fp8"],
+                            "input_tokens": 2000, "output_tokens": 300, "concurrency": 512,
+                            "slo": {"ttft_ms": 2000, "tpot_ms": 40, "percentile": 90}}],
+             "constraints": {"gpus": ["h100-sxm"], "providers": ["aws", "lambda"]}}
+    from gpuplan.optimizer.api import fleet as make_fleet
+    from gpuplan.optimizer.serving.arrivals import make_requests
+    from gpuplan.optimizer.serving.simulation import deployment_steps
+    from gpuplan.optimizer.serving.simulator import SchedulerConfig, simulate_trace
+    from gpuplan.optimizer.tables import Tables
+
+    w = make_fleet(fleet).workloads[0]
+    sims = [c for c in candidates(fleet).candidates if c.latency == "p90 simulated"]
+    assert sims
+    c = sims[0]
+    assert c.ttft_ms <= 2000 and c.tpot_ms <= 40 and c.batch == c.capacity_sequences
+    assert c.capacity_sequences <= percentile.largest_batch(c, w, Tables())
+    steps, _, _, tokens = deployment_steps(percentile.resolve(c.model), c.gpu, c.weights, c.kv, c.tp, c.engine,
+                                           2000, 300, percentile.largest_batch(c, w, Tables()), 2300, Tables())
+    n = c.capacity_sequences + 1
+    reqs = make_requests(2000, 300, max(percentile.sim_requests(90), 2 * n), 0, concurrency=n)
+    tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(n, max(tokens, n)),
+                        concurrency=n)
+    ttft, tpot, _ = percentile.trace_percentiles(tr, 90, skip=n)
+    assert n > percentile.largest_batch(c, w, Tables()) or ttft > 2000 or tpot > 40
