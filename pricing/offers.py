@@ -149,6 +149,36 @@ def load_offers(path: Path = OFFERS_CSV, provider: str | None = None) -> tuple[O
     return read_table(path, provider).offers
 
 
+def sky_catalogs(home: Path | None = None) -> list[Path]:
+    """The newest ``~/.sky/catalogs/vN/<cloud>/vms.csv`` per cloud (as SkyPilot downloads them)."""
+    root = (home or Path.home()) / ".sky" / "catalogs"
+    newest: dict[str, tuple[int, Path]] = {}
+    for f in root.glob("v*/*/vms.csv"):
+        version = f.parent.parent.name[1:]
+        if version.isdigit() and (f.parent.name not in newest or int(version) > newest[f.parent.name][0]):
+            newest[f.parent.name] = (int(version), f)
+    if not newest:
+        raise InputError(f"--pricing skypilot: no catalogs under {root} (SkyPilot downloads them on first use, "
+                         f"e.g. 'sky show-gpus')")
+    return [newest[c][1] for c in sorted(newest)]
+
+
+def expand_pricing(sources: Iterable[Path], default_provider: str | None = None) -> list[tuple[Path, str | None]]:
+    """--pricing values → (file, provider): ``skypilot`` = the user's SkyPilot catalogs, ``PROVIDER=PATH``
+    names the provider of a catalog outside SkyPilot's layout."""
+    out: list[tuple[Path, str | None]] = []
+    for src in sources:
+        text = str(src)
+        if text == "skypilot":
+            out.extend((p, None) for p in sky_catalogs())
+        elif "=" in text and not Path(text).exists():
+            provider, _, path = text.partition("=")
+            out.append((Path(path), provider.strip().lower() or None))
+        else:
+            out.append((Path(text), default_provider))
+    return out
+
+
 def merge_offers(tables: Iterable[tuple[Offer, ...]]) -> list[Offer]:
     """Concatenate tables; a later table's row replaces an earlier one with the same provider, instance, region."""
     merged: dict[tuple[str, str, str], Offer] = {}

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from gpuplan.pricing.errors import InputError
 
@@ -23,6 +24,17 @@ COUNTRIES_CSV = Path(__file__).with_name("countries.csv")
 REGIONS_CSV = Path(__file__).with_name("regions.csv")
 IMPLIED = {"EEA": {"EU", "EEA"}}  # a constraint → the jurisdictions it admits
 _COUNTRY_IN_NAME = re.compile(r"(?:^|,\s*)([A-Z]{2})(?:\s*,\s*[A-Z]{2,3})?\s*$")
+
+
+class _HasPlace(Protocol):
+    provider: str
+    instance: str
+    region: str | None
+
+    def price(self, tier: str) -> float | None: ...
+
+
+OfferLike = TypeVar("OfferLike", bound=_HasPlace)
 
 
 @dataclass(frozen=True)
@@ -103,3 +115,53 @@ def admitted_jurisdictions(wanted: Iterable[str], table: RegionTable) -> set[str
 def region_matches(region: str | None, patterns: Sequence[str]) -> bool:
     """True when the region equals or glob-matches one pattern (case-insensitive)."""
     return bool(region) and any(fnmatch.fnmatchcase(region.lower(), p.lower()) for p in patterns)
+
+
+def describe_place(regions: Sequence[str] | None, jurisdictions: Sequence[str] | None) -> str:
+    """'in jurisdictions EU, CH and regions europe-*' — the place part of a message, '' when unconstrained."""
+    parts = []
+    if jurisdictions:
+        parts.append(f"jurisdictions {', '.join(j.upper() for j in jurisdictions)}")
+    if regions:
+        parts.append(f"regions {', '.join(regions)}")
+    return f"in {' and '.join(parts)}" if parts else ""
+
+
+def filter_place(offers: Iterable[OfferLike], regions: Sequence[str] | None, jurisdictions: Sequence[str] | None,
+                 table: RegionTable | None = None) -> list[OfferLike]:
+    """Offers whose region matches a pattern and lies in an admitted jurisdiction. Owned servers (no
+    provider region) stay: they are wherever you put them. A pattern matching no offer's region is bad
+    input, as is an unknown jurisdiction."""
+    offers = list(offers)
+    if not regions and not jurisdictions:
+        return offers
+    table = table or load_regions()
+    admitted = admitted_jurisdictions(jurisdictions, table) if jurisdictions else None
+    for pattern in regions or ():
+        if not any(region_matches(o.region, [pattern]) for o in offers):
+            raise InputError(f"constraints.regions: '{pattern}' matches no region of any offer")
+    out = []
+    for o in offers:
+        if o.provider == "owned":
+            out.append(o)
+            continue
+        if regions and not region_matches(o.region, regions):
+            continue
+        if admitted is not None:
+            place = table.place(o.provider, o.region)
+            if place is None or place.jurisdiction not in admitted:
+                continue
+        out.append(o)
+    return out
+
+
+def cheapest_region(offers: Iterable[OfferLike], tier: str) -> list[OfferLike]:
+    """One offer per (provider, instance): the region cheapest in ``tier`` (ties: region name)."""
+    best: dict[tuple[str, str], OfferLike] = {}
+    for o in offers:
+        key = (o.provider, o.instance)
+        price = o.price(tier) or float("inf")
+        cur = best.get(key)
+        if cur is None or (price, o.region or "") < (cur.price(tier) or float("inf"), cur.region or ""):
+            best[key] = o
+    return list(best.values())

@@ -13,6 +13,7 @@ from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet, ge
 from gpuplan.optimizer.planning.solver import Problem, Solution, solve
 from gpuplan.optimizer.planning.workload import Fleet, Workload
 from gpuplan.optimizer.tables import Tables
+from gpuplan.pricing.regions import describe_place
 from pydantic import BaseModel
 
 MTOK = 1e6
@@ -89,8 +90,11 @@ class PlanReport(BaseModel):
 def all_candidates(fleet: Fleet, tables: Tables) -> tuple[list[CandidateSet], list[str]]:
     offers, notes = usable_offers(tables, fleet.constraints)
     if not offers:
-        where = f" from providers {', '.join(fleet.constraints.providers)}" if fleet.constraints.providers else ""
-        raise InfeasibleError(f"no offer is priced in tier '{fleet.constraints.tier}'{where}")
+        c = fleet.constraints
+        where = f" from providers {', '.join(c.providers)}" if c.providers else ""
+        gpus = f" of {', '.join(c.gpus)}" if c.gpus else ""
+        place = describe_place(c.regions, c.jurisdictions)
+        raise InfeasibleError(f"no offer{gpus} is priced in tier '{c.tier}'{where}{' ' + place if place else ''}")
     return [generate(w, fleet.constraints, tables, offers) for w in fleet.workloads], notes
 
 
@@ -102,6 +106,9 @@ def explain_empty(sets: list[CandidateSet], fleet: Fleet) -> str | None:
             continue
         w = next(x for x in fleet.workloads if x.name == s.workload)
         reasons = "; ".join(f"{g}: {r}" if g != "*" else r for g, r in s.reasons.items()) or "no offers"
+        place = describe_place(fleet.constraints.regions, fleet.constraints.jurisdictions)
+        if place:
+            reasons += f" (offers limited to {place})"
         lines.append(f"workload '{w.name}' ({w.model}, TPOT ≤ {w.slo.tpot_ms:g} ms, TTFT ≤ {w.slo.ttft_ms:g} ms) "
                      f"has no feasible deployment — {reasons}")
     return "\n".join(lines) or None
