@@ -185,8 +185,8 @@ def _gcp_rows(rows: list[dict[str, str | None]], cat: Catalog, path: Path) -> li
         used.add(acc_line)
         host_price, host_spot = _number(raw, "Price", path, line), _number(raw, "SpotPrice", path, line)
         merged = {**raw, "AcceleratorName": family, "AcceleratorCount": str(count), "GpuInfo": gpu_info,
-                  "Price": None if host_price is None or acc_price is None else host_price + acc_price,
-                  "SpotPrice": None if host_spot is None or acc_spot is None else host_spot + acc_spot}
+                  "Price": None if host_price is None or acc_price is None else round(host_price + acc_price, 6),
+                  "SpotPrice": None if host_spot is None or acc_spot is None else round(host_spot + acc_spot, 6)}
         out.append((line, merged))
     for (name, _count, _zone), (line, *_rest) in acc.items():
         if line not in used:
