@@ -119,7 +119,7 @@ def test_a_header_that_is_not_a_catalog_is_refused(tmp_path: Path) -> None:
     vms = tmp_path / "catalogs" / "v8" / "aws" / "vms.csv"
     vms.parent.mkdir(parents=True)
     vms.write_text("InstanceType,Cost\np5.48xlarge,55\n")
-    with pytest.raises(InputError, match="not a SkyPilot catalog .missing column 'AcceleratorName'"):
+    with pytest.raises(InputError, match=r"not a SkyPilot catalog \(missing column 'AcceleratorName'"):
         read_table(vms)
 
 

@@ -12,6 +12,7 @@ from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.checks import check_offers
+from gpuplan.pricing.errors import InputError as PricingInputError
 from gpuplan.pricing.offers import TIERS, filter_offers, usd_per_gpu_hour
 from gpuplan.pricing.regions import filter_place
 
@@ -151,4 +152,4 @@ def _check(t: Tables, max_age_days: int | None, as_of: dt.date | None, fmt: str,
     show(Result(payload={"as_of": str(ref), "max_age_days": max_age_days, "findings": rows}, csv_rows=rows,
                 views=[view]), fmt, out)
     if findings:
-        raise click.exceptions.Exit(2)
+        raise PricingInputError(f"price check: {len(findings)} findings against {ref}")
