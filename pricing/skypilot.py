@@ -92,14 +92,22 @@ def load_mapping(path: Path = ACCELERATORS_CSV) -> tuple[MapRule, ...]:
     return tuple(rules)
 
 
+def _lower_keys(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
 @cache
 def _gpu_info(text: str) -> tuple[str, float | None]:
     """(GPU names joined, per-GPU memory in MiB) from SkyPilot's GpuInfo column (a Python literal)."""
     try:
-        info = ast.literal_eval(text)
-        gpus = info.get("Gpus") or []
-        names = " ".join(str(g.get("Name", "")) for g in gpus)
-        mems = [g.get("MemoryInfo", {}).get("SizeInMiB") for g in gpus]
+        info = _lower_keys(ast.literal_eval(text))  # DigitalOcean's catalog writes the keys in lower case
+        gpus = info.get("gpus") or []
+        names = " ".join(str(g.get("name", "")) for g in gpus)
+        mems = [g.get("memoryinfo", {}).get("sizeinmib") for g in gpus]
         mem = float(mems[0]) if mems and mems[0] is not None else None
         return names, mem
     except (ValueError, SyntaxError, AttributeError, TypeError):

@@ -11,10 +11,15 @@ from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.offers import read_table
 
 CATALOGS = Path(__file__).parent / "data" / "skypilot" / "catalogs" / "v8"
+V6 = CATALOGS.parent / "v6"  # clouds whose newest catalog SkyPilot publishes under v6
+
+
+def _path(cloud: str) -> Path:
+    return (V6 if cloud in ("fluidstack", "paperspace", "do") else CATALOGS) / cloud / "vms.csv"
 
 
 def _offers(cloud: str) -> dict[tuple[str, str | None], object]:
-    return {(o.instance, o.region): o for o in read_table(CATALOGS / cloud / "vms.csv").offers}
+    return {(o.instance, o.region): o for o in read_table(_path(cloud)).offers}
 
 
 def test_gcp_host_and_accelerator_rows_are_summed_per_zone() -> None:
@@ -49,6 +54,16 @@ def test_gcp_host_and_accelerator_rows_are_summed_per_zone() -> None:
     ("oci", "BM.GPU4.8", "a100-40gb"),                  # GpuInfo 40960 MiB
     ("oci", "BM.GPU.GB200.4", "gb200"),
     ("nebius", "gpu-h200-sxm_8gpu-128vcpu-1600gb", "h200"),
+    ("aws", "g5.12xlarge", "a10g"),
+    ("cudo", "epyc-genoa-a100-pcie_1x2v4gb", "a100-80gb-pcie"),  # 'A100' + pcie + 81920 MiB
+    ("cudo", "intel-ice-lake-a100-pci_1x2v4gb", "a100-80gb-pcie"),
+    ("cudo", "sapphire-rapids-h100_1x2v4gb", "h100-sxm"),
+    ("hyperbolic", "1x-H100-75-722", "h100-sxm"),            # GpuInfo 'NVIDIA-H100-80GB-HBM3'
+    ("fluidstack", "H100_PCIE_80GB::1", "h100-pcie"),
+    ("fluidstack", "H100_NVLINK_80GB::8", "h100-sxm"),        # NVLINK is not NVL
+    ("fluidstack", "A100_PCIE_80GB::1", "a100-80gb-pcie"),
+    ("paperspace", "A100-80G", "a100-80gb"),
+    ("do", "gpu-h100x8-640gb", "h100-sxm"),                   # GpuInfo with lower-case keys
 ])
 def test_accelerator_names_map_through_the_table(cloud: str, instance: str, gpu: str) -> None:
     assert {o.gpu for (inst, _), o in _offers(cloud).items() if inst == instance} == {gpu}
@@ -64,6 +79,15 @@ def test_every_region_keeps_its_prices_and_skips_are_counted() -> None:
     assert {o.region for o in run.offers if o.gpus_per_instance == 1} == {"CA", "CZ", "RO", "IS", "US"}
     assert all(o.spot_usd_per_hour is None for o in run.offers)  # SpotPrice = Price: no spot market
     assert "3 more zones merged" in run.summary
+
+
+def test_aws_spot_is_the_cheapest_zone_of_each_region() -> None:
+    # g5.12xlarge eu-central-1: on-demand 7.09282 in all three zones, spot 2.8852 / 2.3129 / 2.4566
+    offers = _offers("aws")
+    assert (offers["g5.12xlarge", "eu-central-1"].on_demand_usd_per_hour,
+            offers["g5.12xlarge", "eu-central-1"].spot_usd_per_hour) == (7.09282, 2.3129)
+    assert offers["g5.12xlarge", "ap-northeast-1"].spot_usd_per_hour == 2.4678  # not apne1-az4's 8.2261
+    assert len(offers) == 4  # four regions, each its own offer
 
 
 def test_spot_is_the_cheapest_spot_row_not_the_cheapest_on_demand_row(tmp_path: Path) -> None:
