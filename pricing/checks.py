@@ -63,3 +63,18 @@ def check_offers(offers: Iterable[Offer], domains: Mapping[str, int], max_age_da
                   for r, m in items]
     return found, ref
 
+
+
+def age_note(used: Iterable[str], table: Iterable[str]) -> tuple[str | None, str | None]:
+    """(oldest as_of among the prices a result used, one line saying how old they are). The age is counted
+    against the newest as_of in the loaded tables, not the clock, so the same input says the same thing."""
+    used_dates = sorted({dt.date.fromisoformat(d) for d in used})
+    if not used_dates:
+        return None, None
+    newest = max(dt.date.fromisoformat(d) for d in table)
+    oldest = used_dates[0]
+    span = str(oldest) if len(used_dates) == 1 else f"{oldest} … {used_dates[-1]}"
+    days = (newest - oldest).days
+    months = f", about {days / 30.44:.0f} months" if days >= 61 else ""
+    return str(oldest), (f"prices as of {span}: the oldest is {days} days{months} older than the newest row of "
+                         f"the price tables ({newest}); check them with 'gpuplan prices --check'")

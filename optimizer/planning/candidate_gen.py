@@ -83,7 +83,7 @@ class CandidateSet(BaseModel):
 def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str]]:
     """Offers priced in the tier, of allowed providers and GPUs, whose GPU is in the table; cheapest per
     (GPU, GPUs per instance) unless capped."""
-    notes = []
+    notes = [t.summary for t in tables.pricing_tables if t.summary]  # SkyPilot catalogs: what was skipped
     providers = [*c.providers, "owned"] if c.providers else None  # owned servers are no provider's
     offers = filter_offers(tables.offers, provider=providers, tier=c.tier)
     offers = cheapest_region(filter_place(offers, c.regions, c.jurisdictions), c.tier)
