@@ -114,6 +114,7 @@ def _gpu_info(text: str) -> tuple[str, float | None]:
         return "", None
 
 
+@cache
 def map_accelerator(name: str, provider: str, instance: str, gpu_info: str | None,
                     rules: tuple[MapRule, ...]) -> str | None:
     """Our GPU id for a SkyPilot accelerator name, or None when no row of the table matches."""

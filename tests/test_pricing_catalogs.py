@@ -153,7 +153,7 @@ def test_a_100k_row_catalog_loads_in_under_3_s(tmp_path: Path) -> None:
     vms.parent.mkdir(parents=True)
     body = [r.replace(",eastus,", f",region{i % 500},") for i in range(100_000 // len(rows) + 1) for r in rows[1:]]
     vms.write_text("\n".join([rows[0], *body[:100_000]]) + "\n")
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the suite shares its cores with other jobs
     table = read_table(vms)
-    assert time.perf_counter() - start < 3.0
+    assert time.process_time() - start < 3.0
     assert len(table.offers) > 1000
