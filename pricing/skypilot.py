@@ -9,7 +9,7 @@
   in the instance name and the GpuInfo names, a minimum GpuInfo memory), first matching row wins.
 - Every (instance, region) keeps its own prices: on-demand = cheapest zone's ``Price``, spot =
   cheapest zone's ``SpotPrice`` (taken independently). A spot price equal to on-demand is no spot
-  market (RunPod and some Azure rows repeat the price) and is left empty.
+  market for that zone (RunPod and some Azure rows repeat the price) and is left out.
 - Rows that yield no offer are counted by reason (``Catalog.skipped``), never dropped silently.
 """
 
