@@ -88,7 +88,7 @@ def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str
     offers = filter_offers(tables.offers, provider=providers, tier=c.tier)
     offers = cheapest_region(filter_place(offers, c.regions, c.jurisdictions), c.tier)
     if c.regions or c.jurisdictions:
-        notes.append(f"offers limited to {describe_place(c.regions, c.jurisdictions)}: {len(offers)} instance types")
+        notes.append(f"offers {describe_place(c.regions, c.jurisdictions)}: {len(offers)} instance types")
     allowed = {tables.gpus.get(g).id for g in c.gpus} if c.gpus else None
     known = []
     unknown = set()

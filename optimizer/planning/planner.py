@@ -110,7 +110,7 @@ def explain_empty(sets: list[CandidateSet], fleet: Fleet) -> str | None:
         reasons = "; ".join(f"{g}: {r}" if g != "*" else r for g, r in s.reasons.items()) or "no offers"
         place = describe_place(fleet.constraints.regions, fleet.constraints.jurisdictions)
         if place:
-            reasons += f" (offers limited to {place})"
+            reasons += f" (offers {place})"
         lines.append(f"workload '{w.name}' ({w.model}, TPOT ≤ {w.slo.tpot_ms:g} ms, TTFT ≤ {w.slo.ttft_ms:g} ms) "
                      f"has no feasible deployment — {reasons}")
     return "\n".join(lines) or None
