@@ -3,6 +3,7 @@
 Rules (one finding per offer and rule):
   - spot ≤ on-demand, reserved_3y ≤ reserved_1y ≤ on-demand (same provider, instance and region);
   - the GPU is in the GPU table and GPUs per instance divide, or are a multiple of, its NVLink domain;
+  - every reserved row attaches to an offer of the same provider, instance and region;
   - as_of no older than ``max_age_days`` before the reference date (an option, so the check is
     reproducible: by default the newest as_of in the table, never the clock).
 """
@@ -13,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from gpuplan.pricing.offers import Offer
+from gpuplan.pricing.ownership import ReservedRow
 from pydantic import BaseModel
 
 
@@ -78,3 +80,17 @@ def age_note(used: Iterable[str], table: Iterable[str]) -> tuple[str | None, str
     months = f", about {days / 30.44:.0f} months" if days >= 61 else ""
     return str(oldest), (f"prices as of {span}: the oldest is {days} days{months} older than the newest row of "
                          f"the price tables ({newest}); check them with 'gpuplan prices --check'")
+
+
+def unmatched_reserved(reserved: Iterable[ReservedRow], offers: Iterable[Offer]) -> list[Finding]:
+    """Reserved rows that attach to no offer (a region or instance mismatch leaves them unused)."""
+    keys = {(o.provider, o.instance, o.region or "") for o in offers}
+    instances = {(o.provider, o.instance) for o in offers}
+    out = []
+    for r in reserved:
+        hit = (r.provider, r.instance) in instances if not r.region else (r.provider, r.instance, r.region) in keys
+        if not hit:
+            out.append(Finding(rule="reserved_unmatched", provider=r.provider, instance=r.instance, region=r.region,
+                               message=f"reserved row {r.row} matches no offer of the same provider, instance "
+                                       f"and region"))
+    return out

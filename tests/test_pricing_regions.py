@@ -73,7 +73,7 @@ def test_check_reports_spot_above_on_demand(gpuplan, tmp_path: Path) -> None:
     offers.write_text("provider,instance,region,gpu,gpus_per_instance,on_demand_usd_per_hour,spot_usd_per_hour,"
                       "as_of,source\nx,h1,us-east-1,h100-sxm,3,2.0,2.5,2026-01-01,test\n")
     r = gpuplan("--pricing", str(offers), "prices", "--check", "--format", "json")
-    rules = {f["rule"] for f in r.json()["findings"]}
+    rules = {f["rule"] for f in r.json()["findings"]} - {"reserved_unmatched"}  # shipped reserved.csv, other offers
     assert r.code == 2 and rules == {"spot_above_on_demand", "gpus_per_instance"}
 
 
@@ -101,3 +101,22 @@ def test_year_only_dates_are_refused(gpuplan, tmp_path: Path) -> None:
                       "x,h1,us-east-1,h100-sxm,8,20,2025,test\n")
     r = gpuplan("--pricing", str(offers), "prices")
     assert r.code == 2 and "row 2, column 'as_of'" in r.err
+
+
+def test_check_reports_reserved_rows_that_attach_to_nothing(gpuplan, tmp_path: Path) -> None:
+    # the old table's p5en.48xlarge mismatch: a us-east-1 commitment against a us-east-2 offer
+    reserved = tmp_path / "reserved.csv"
+    reserved.write_text("provider,instance,region,reserved_1y_usd_per_hour,reserved_3y_usd_per_hour,source,as_of\n"
+                        "aws,p5en.48xlarge,us-east-2,39.87648,27.34387,test,2026-09-27\n")
+    r = gpuplan("--reserved", str(reserved), "prices", "--check", "--format", "json")
+    (finding,) = r.json()["findings"]
+    assert r.code == 2 and finding["rule"] == "reserved_unmatched" and finding["region"] == "us-east-2"
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-3", "0"])
+def test_non_finite_or_non_positive_prices_are_refused(gpuplan, tmp_path: Path, bad: str) -> None:
+    offers = tmp_path / "offers.csv"
+    offers.write_text("provider,instance,region,gpu,gpus_per_instance,on_demand_usd_per_hour,as_of,source\n"
+                      f"x,h1,us-east-1,h100-sxm,8,{bad},2026-01-01,test\n")
+    r = gpuplan("--pricing", str(offers), "prices")
+    assert r.code == 2 and "row 2, column 'on_demand_usd_per_hour'" in r.err

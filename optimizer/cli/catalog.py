@@ -11,10 +11,11 @@ from gpuplan.models.memory import kv_bytes_per_token
 from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.tables import Tables
-from gpuplan.pricing.checks import check_offers
+from gpuplan.pricing.checks import check_offers, unmatched_reserved
 from gpuplan.pricing.errors import InputError as PricingInputError
 from gpuplan.pricing.offers import TIERS, filter_offers, usd_per_gpu_hour
-from gpuplan.pricing.regions import filter_place
+from gpuplan.pricing.ownership import load_reserved
+from gpuplan.pricing.regions import filter_place, load_regions
 
 
 @cli.command("models")
@@ -127,15 +128,19 @@ def prices_cmd(ctx: click.Context, gpu: str | None, providers: tuple[str, ...], 
     offers.sort(key=lambda o: (o.gpu, usd_per_gpu_hour(o, sort_tier) if o.price(sort_tier) else 1e9, o.key,
                                o.region or ""))
     rows = []
+    places = load_regions()
     for o in offers:
         r = o.model_dump(mode="json")
+        place = places.place(o.provider, o.region)
+        r["country"], r["jurisdiction"] = (place.country, place.jurisdiction) if place else (None, None)
         r["usd_per_gpu_hour"] = round(usd_per_gpu_hour(o, sort_tier), 6) if o.price(sort_tier) else None
         rows.append(r)
     dates = sorted(o.as_of for o in offers if o.provider != "owned")
     caption = f"prices as of {dates[0]} … {dates[-1]}" if dates else None
     view = View(title=f"Offers ({len(rows)})", columns=[
-        ("provider", "provider"), ("instance", "instance"), ("region", "region"), ("gpu", "gpu"),
-        ("gpus_per_instance", "GPUs"), ("on_demand_usd_per_hour", "on-demand $/h"), ("spot_usd_per_hour", "spot $/h"),
+        ("provider", "provider"), ("instance", "instance"), ("region", "region"), ("jurisdiction", "jur."),
+        ("gpu", "gpu"), ("gpus_per_instance", "GPUs"), ("on_demand_usd_per_hour", "on-demand $/h"),
+        ("spot_usd_per_hour", "spot $/h"),
         ("reserved_1y_usd_per_hour", "1y $/h"), ("reserved_3y_usd_per_hour", "3y $/h"),
         ("usd_per_gpu_hour", f"$/GPU-h ({sort_tier})"), ("as_of", "as of")], rows=rows, caption=caption)
     show(Result(payload=rows, csv_rows=rows, views=[view]), fmt, out)
@@ -145,6 +150,7 @@ def _check(t: Tables, max_age_days: int | None, as_of: dt.date | None, fmt: str,
     """Print the findings of ``check_offers``; exit 2 when there is any."""
     domains = {g.id: g.nvlink_domain for g in t.gpus}
     findings, ref = check_offers(t.offers, domains, max_age_days, as_of)
+    findings += unmatched_reserved(load_reserved(t.reserved_path), t.offers)
     rows = [f.model_dump() for f in findings]
     view = View(title=f"Price check against {ref}: {len(rows)} findings", columns=[
         ("rule", "rule"), ("provider", "provider"), ("instance", "instance"), ("region", "region"),
