@@ -6,7 +6,8 @@
   instance) on separate rows; an accelerator-optimized VM costs host + its fixed accelerators in the
   same zone, so the two rows are summed per zone (N1 + attachable GPU combinations are not expanded).
 - Accelerator names map to our GPU ids through ``accelerators.csv`` (name, provider, a hint matched
-  in the instance name and the GpuInfo names, a minimum GpuInfo memory), first matching row wins.
+  in the instance name, a marketplace's ``UpstreamCloudId`` and the GpuInfo names, a minimum GpuInfo
+  memory), first matching row wins.
 - Every (instance, region) keeps its own prices: on-demand = cheapest zone's ``Price``, spot =
   cheapest zone's ``SpotPrice`` (taken independently). A spot price equal to on-demand is no spot
   market for that zone (RunPod and some Azure rows repeat the price) and is left out.
@@ -116,14 +117,16 @@ def _gpu_info(text: str) -> tuple[str, float | None]:
 
 @cache
 def map_accelerator(name: str, provider: str, instance: str, gpu_info: str | None,
-                    rules: tuple[MapRule, ...]) -> str | None:
-    """Our GPU id for a SkyPilot accelerator name, or None when no row of the table matches."""
+                    rules: tuple[MapRule, ...], upstream: str = "") -> str | None:
+    """Our GPU id for a SkyPilot accelerator name, or None when no row of the table matches. A rule's hint
+    is searched in the instance type, the upstream id of marketplace catalogs and the GpuInfo names."""
     info_names, mem = _gpu_info(gpu_info) if gpu_info else ("", None)
+    names = [n for n in (instance, upstream, info_names) if n]
     key = name.lower()
     for rule in rules:
         if rule.name != key or rule.provider not in ("*", provider):
             continue
-        if rule.hint and not (rule.hint.search(instance) or rule.hint.search(info_names)):
+        if rule.hint and not any(rule.hint.search(n) for n in names):
             continue
         if rule.min_memory_mib is not None and (mem is None or mem < rule.min_memory_mib):
             continue
@@ -230,7 +233,8 @@ def read_skypilot(path: Path, header: list[str], rows: list[dict[str, str | None
         if count is None or count < 1 or count != int(count):
             cat.skip(line, "fractional or missing accelerator count")
             continue
-        gpu = map_accelerator(name, cat.provider, inst, raw.get("GpuInfo"), rules)  # type: ignore[arg-type]
+        gpu = map_accelerator(name, cat.provider, inst, raw.get("GpuInfo"), rules,  # type: ignore[arg-type]
+                              (raw.get("UpstreamCloudId") or "").strip())
         if gpu is None:
             cat.skip(line, f"accelerator '{name}' not in the mapping table")
             continue

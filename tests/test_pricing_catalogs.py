@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.offers import read_table
+from gpuplan.pricing.regions import load_regions
 
 CATALOGS = Path(__file__).parent / "data" / "skypilot" / "catalogs" / "v8"
 BENCH = Path(__file__).parents[1] / "bench" / "catalog_bench.py"
@@ -65,6 +66,12 @@ def test_gcp_host_and_accelerator_rows_are_summed_per_zone() -> None:
     ("fluidstack", "A100_PCIE_80GB::1", "a100-80gb-pcie"),
     ("paperspace", "A100-80G", "a100-80gb"),
     ("do", "gpu-h100x8-640gb", "h100-sxm"),                   # GpuInfo with lower-case keys
+    ("verda", "1RTX6000ADA.10V", "rtx-6000-ada"),             # 'RTX-6000-Ada'; GpuInfo written as JSON
+    ("hyperstack", "n3-H100x8-NVLink", "h100-pcie"),          # PCIe cards with NVLink bridges
+    ("hyperstack", "n3-A100x1", "a100-80gb-pcie"),
+    ("hyperstack", "n3-H100-SXM5x8", "h100-sxm"),
+    ("primeintellect", "oblivus__1xA100_80GB__28__120", "a100-80gb-pcie"),  # UpstreamCloudId A100_PCIE_80GB
+    ("seeweb", "ECS1GPU3", "a100-80gb"),                      # 'A100' with 81920 MiB
 ])
 def test_accelerator_names_map_through_the_table(cloud: str, instance: str, gpu: str) -> None:
     assert {o.gpu for (inst, _), o in _offers(cloud).items() if inst == instance} == {gpu}
@@ -80,6 +87,17 @@ def test_every_region_keeps_its_prices_and_skips_are_counted() -> None:
     assert {o.region for o in run.offers if o.gpus_per_instance == 1} == {"CA", "CZ", "RO", "IS", "US"}
     assert all(o.spot_usd_per_hour is None for o in run.offers)  # SpotPrice = Price: no spot market
     assert "3 more zones merged" in run.summary
+
+
+def test_marketplace_regions_are_countries_and_spot_only_rows_are_kept() -> None:
+    prime = _offers("primeintellect")
+    places = {r: load_regions().place("primeintellect", r).jurisdiction for (_, r) in prime}
+    assert places == {"US": "US", "AU": "AU", "CA": "CA", "FI": "EU", "DE": "EU", "IS": "EEA", "FR": "EU"}
+    verda = _offers("verda")
+    b300 = verda["2B300.60V", "FIN-03"]  # no on-demand price, a spot price: kept as a spot-only offer
+    assert (b300.on_demand_usd_per_hour, b300.spot_usd_per_hour) == (None, 4.893)
+    seeweb = read_table(_path("seeweb"))
+    assert {o.region for o in seeweb.offers} == {"it-fr2", None}  # rows without a region stay, unplaced
 
 
 def test_aws_spot_is_the_cheapest_zone_of_each_region() -> None:
