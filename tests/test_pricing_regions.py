@@ -120,3 +120,15 @@ def test_non_finite_or_non_positive_prices_are_refused(gpuplan, tmp_path: Path, 
                       f"x,h1,us-east-1,h100-sxm,8,{bad},2026-01-01,test\n")
     r = gpuplan("--pricing", str(offers), "prices")
     assert r.code == 2 and "row 2, column 'on_demand_usd_per_hour'" in r.err
+
+
+def test_reserved_options_are_compared_with_the_same_instances_on_demand(gpuplan) -> None:
+    r = gpuplan("procure", str(EXAMPLES / "steady.yaml"), "--format", "json")
+    options = {o["tier"]: o for o in r.json()["options"]}
+    one_year = options["reserved_1y"]
+    # its fleet: 2 × g6e.12xlarge (us-east-2, $10.49264/h) + p4d.24xlarge ($21.95764) + p5en.48xlarge ($63.296)
+    assert one_year["fleet"].startswith("2 × g6e.12xlarge")
+    assert one_year["same_fleet_on_demand_usd_per_hour"] == pytest.approx(2 * 10.49264 + 21.95764 + 63.296)
+    for tier in ("reserved_1y", "reserved_3y"):
+        assert options[tier]["usd_per_hour"] <= options[tier]["same_fleet_on_demand_usd_per_hour"]
+    assert any(n.startswith("prices as of") for n in r.json()["notes"])
