@@ -121,9 +121,18 @@ class OfferTable:
     skipped_rows: tuple[tuple[int, str], ...] = ()
 
 
-@cache
 def read_table(path: Path = OFFERS_CSV, provider: str | None = None) -> OfferTable:
-    """Read one pricing file, detecting our schema or SkyPilot's ``vms.csv`` by its header."""
+    """Read one pricing file, detecting our schema or SkyPilot's ``vms.csv`` by its header (cached until
+    the file changes)."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    return _read_table(Path(path), provider, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _read_table(path: Path, provider: str | None, _mtime_ns: int, _size: int) -> OfferTable:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)

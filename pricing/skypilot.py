@@ -224,6 +224,9 @@ def read_skypilot(path: Path, header: list[str], rows: list[dict[str, str | None
         if not name:
             cat.skip(line, "no accelerator (CPU-only VM)")
             continue
+        if not inst:
+            cat.skip(line, "no instance type")
+            continue
         if name.lower().startswith("tpu"):
             cat.skip(line, "TPU (not a GPU)")
             continue

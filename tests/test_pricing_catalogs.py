@@ -173,3 +173,12 @@ def test_a_100k_row_catalog_loads_in_under_3_s() -> None:
     result = bench.run(100_000)  # built from the real Azure excerpt, 500 renamed regions
     assert result["cpu_seconds"] < 3.0  # CPU time: the suite shares its cores with other jobs
     assert result["offers"] > 1000
+
+
+def test_an_edited_table_is_read_again(tmp_path: Path) -> None:
+    offers = tmp_path / "offers.csv"
+    head = "provider,instance,region,gpu,gpus_per_instance,on_demand_usd_per_hour,as_of,source\n"
+    offers.write_text(head + "x,h1,us-east-1,h100-sxm,8,20,2026-01-01,test\n")
+    assert read_table(offers).offers[0].on_demand_usd_per_hour == 20
+    offers.write_text(head + "x,h1,us-east-1,h100-sxm,8,21.5,2026-01-02,test\n")  # another size: not cached
+    assert read_table(offers).offers[0].on_demand_usd_per_hour == 21.5
