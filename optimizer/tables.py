@@ -72,14 +72,15 @@ class Tables:
 
     def replace(self, power_utilization: float) -> Tables:
         """The same tables with another average power draw for owned servers."""
-        return Tables(self.hardware_path, self.pricing_paths, self.calibration_path, self.formats_path,
-                      self.reserved_path, self.ownership_path, self.energy_path, power_utilization)
+        other = Tables(self.hardware_path, self.pricing_paths, self.calibration_path, self.formats_path,
+                       self.reserved_path, self.ownership_path, self.energy_path, power_utilization)
+        other.default_provider = self.default_provider
+        return other
 
     def with_calibration(self, calibration: Calibration) -> Tables:
         """The same tables with another calibration (used while fitting)."""
         other = self.replace(self.power_utilization)
         other.__dict__["calibration"] = calibration
-        other.default_provider = self.default_provider
         for name in ("gpus", "formats", "offers", "pricing_tables"):
             if name in self.__dict__:
                 other.__dict__[name] = self.__dict__[name]
