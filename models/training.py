@@ -60,3 +60,35 @@ def lora_params(arch: Architecture, rank: int) -> int:
         raise ValueError("LoRA rank must be positive")
     kinds = (Kind.LINEAR, Kind.EXPERT, Kind.SHARED)
     return sum(rank * (g.rows + g.cols) * g.count for g in tensor_groups(arch) if g.kind in kinds)
+
+
+Offload = Literal["none", "optimizer", "optimizer+params"]
+OFFLOAD_BUFFER = 1.5  # DeepSpeed's additional_buffer_factor for pinned host buffers
+
+
+def largest_layer_params(arch: Architecture) -> int:
+    """Elements of the largest single weight matrix (ZeRO-3 gathers one layer's weights at a time)."""
+    return max(g.rows * g.cols for g in tensor_groups(arch) if g.is_matrix)
+
+
+def offload_state_bytes(params: int, largest_layer: int, zero_stage: int, gpus: int, gpus_per_node: int,
+                        offload: Offload) -> tuple[int, int]:
+    """(GPU bytes per GPU, host bytes per node) of model states with ZeRO-Offload / ZeRO-Infinity, as
+    DeepSpeed's estimate_zero{2,3}_model_states_mem_needs (zero_init, buffer factor 1.5):
+      stage 3, optimizer+params on host: GPU 4·L;            host 18·P / nodes × 1.5
+      stage 3, optimizer on host:        GPU 4·L + 2·P / N;  host 16·P / nodes × 1.5
+      stage 1-2, optimizer on host:      GPU 2·P;            host max(2·N, 16)·P × 1.5
+    where P = parameters, L = largest layer's parameters, N = GPUs. ZeRO-Infinity puts the host share
+    on NVMe instead of CPU memory."""
+    if offload == "none":
+        raise ValueError("offload_state_bytes needs an offload target")
+    if offload == "optimizer+params" and zero_stage != 3:
+        raise ValueError("parameter offload needs ZeRO stage 3")
+    if zero_stage == 0:
+        raise ValueError("optimizer offload needs ZeRO stage 1, 2 or 3")
+    nodes = max(1, math.ceil(gpus / gpus_per_node))
+    if zero_stage == 3:
+        if offload == "optimizer+params":
+            return 4 * largest_layer, math.ceil(18 * params / nodes * OFFLOAD_BUFFER)
+        return 4 * largest_layer + math.ceil(2 * params / gpus), math.ceil(16 * params / nodes * OFFLOAD_BUFFER)
+    return 2 * params, math.ceil(max(2 * gpus, 16) * params * OFFLOAD_BUFFER)
