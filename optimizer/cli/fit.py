@@ -114,10 +114,15 @@ def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, we
       gpuplan fit --model llama-3.1-70b --gpu h200 --weights fp8 --kv fp8
       gpuplan fit --model qwen3-32b --weights fp8
       gpuplan fit --model llama-3.1-70b --mode train --zero-stage 3
+      gpuplan fit --model cfg.json --mode train --offload optimizer+params --gpu a100-80gb --gpus 8
       gpuplan fit --context 32768 --weights int8 --overhead-fraction 0.2 --plot fit.png
     """
     if context <= 0 or (gpus is not None and gpus <= 0) or micro_batch <= 0:
         raise InputError("--context, --gpus and --micro-batch must be positive integers")
+    if offload != "none" and (mode != "train" or zero_stage == 0):
+        raise InputError("--offload needs --mode train and --zero-stage 1, 2 or 3")
+    if offload == "optimizer+params" and zero_stage != 3:
+        raise InputError("--offload optimizer+params (ZeRO-Infinity) needs --zero-stage 3")
     tables = tables_of(ctx)
     wfmt = tables.formats.weight(weights)
     kvfmt = tables.formats.kv_format(kv or "bf16")
@@ -125,7 +130,7 @@ def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, we
     gpu_list = [tables.gpus.get(gpu_name)] if gpu_name else list(tables.gpus)
     if mode != "inference":
         result = _training(models, gpu_list, tables.offers, mode, wfmt, context, micro_batch, zero_stage, optim,
-                           offload, offload_device, lora_rank, tier, plot)
+                           offload, offload_device, lora_rank, tier, plot, gpus)
     elif model_name and gpu_name:
         result = _longest(models[0], gpu_list[0], wfmt, kvfmt, gpus, overhead_fraction, weights, kv or "bf16")
     else:
@@ -203,12 +208,12 @@ def _longest(model: Model, gpu: GPU, wfmt, kvfmt, gpus: int | None, textbook: fl
 
 def _training(models: list[Model], gpus: list[GPU], offers: list[Offer], mode: str, wfmt, context: int,
               micro_batch: int, zero_stage: int, optim: str, offload: str, device: str, rank: int, tier: str,
-              plot: Path | None) -> Result:
+              plot: Path | None, exactly: int | None) -> Result:
     rows = []
     for m in models:
         case = training_case(m, mode, wfmt, context, micro_batch, True, rank)
         for g in gpus:
-            need = fewest_training_gpus(case, mode, g, zero_stage, optim, offload)  # type: ignore[arg-type]
+            need = fewest_training_gpus(case, mode, g, zero_stage, optim, offload, exactly)  # type: ignore[arg-type]
             offer, usd = cheapest(offers, g.id, need.gpus, tier, False) if need.gpus else (None, None)
             rows.append({"model": m.id, "gpu": g.id, "mode": mode, "zero_stage": zero_stage, "offload": offload,
                          "gpus": need.gpus, "gpu_gib": _gib(need.gpu_bytes),
@@ -219,7 +224,8 @@ def _training(models: list[Model], gpus: list[GPU], offers: list[Offer], mode: s
                            for i in range(len(models))])
         _heatmap(plot, [m.id for m in models], [g.id for g in gpus], counts,
                  f"Fewest GPUs to {mode} (ZeRO-{zero_stage}, offload {offload}, {context} tokens)")
-    view = View(title=f"Fewest GPUs to {mode} (ZeRO-{zero_stage}, offload {offload} to {device}, "
+    what = f"{exactly} GPUs (– : does not fit)" if exactly else "Fewest GPUs"
+    view = View(title=f"{what} to {mode} (ZeRO-{zero_stage}, offload {offload} to {device}, "
                       f"{micro_batch}×{context} tokens per GPU, activation checkpointing)", columns=[
         ("model", "model"), ("gpu", "gpu"), ("gpus", "GPUs"), ("gpu_gib", "GiB per GPU"),
         (f"{device}_gib_per_node", f"{device} GiB/node"), ("offer", "cheapest offer"), ("usd_per_hour", "$/h")],

@@ -174,10 +174,16 @@ def training_gpu_bytes(case: TrainingCase, mode: str, gpus: int, zero_stage: int
 
 
 def fewest_training_gpus(case: TrainingCase, mode: str, gpu: GPU, zero_stage: int, optimizer: Optimizer,
-                         offload: Offload) -> TrainingNeed:
-    """Smallest N ≤ MAX_TRAIN_GPUS whose per-GPU bytes fit the GPU (per-GPU bytes never rise with N)."""
+                         offload: Offload, exactly: int | None = None) -> TrainingNeed:
+    """Smallest N ≤ MAX_TRAIN_GPUS whose per-GPU bytes fit the GPU (per-GPU bytes never rise with N);
+    with ``exactly``, that N if it fits, else None with the bytes it would need."""
     def need(n: int) -> tuple[int, int]:
         return training_gpu_bytes(case, mode, n, zero_stage, optimizer, offload)
+
+    if exactly is not None:
+        gpu_b, host_b = need(exactly)
+        return TrainingNeed(gpus=exactly if gpu_b <= gpu.memory_bytes else None, gpu_bytes=gpu_b,
+                            host_bytes_per_node=host_b)
 
     top = need(MAX_TRAIN_GPUS)
     if top[0] > gpu.memory_bytes:
