@@ -61,7 +61,7 @@ class Vision(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str = "llama4"  # llama4 | qwen3_vl
+    kind: str = "llama4"  # llama4 | qwen3_vl | siglip
     hidden: int
     layers: int
     intermediate: int
@@ -237,5 +237,13 @@ def parse_vision(cfg: dict[str, Any], where: str) -> Vision | None:
                       temporal_patch=int(vis.get("temporal_patch_size", 2)),
                       position_embeddings=int(vis.get("num_position_embeddings", 0)),
                       merge=int(vis.get("spatial_merge_size", 2)))
+    if vtype == "siglip_vision_model" and not vis.get("vision_use_head", False):  # Gemma 3
+        patch = need(vis, "patch_size", where)
+        text_hidden = need(cfg.get("text_config") or {}, "hidden_size", where)
+        return Vision(kind="siglip", hidden=need(vis, "hidden_size", where),
+                      layers=need(vis, "num_hidden_layers", where),
+                      intermediate=need(vis, "intermediate_size", where), patch_pixels=patch**2,
+                      projector_out=text_hidden, num_channels=int(vis.get("num_channels", 3)),
+                      position_embeddings=(need(vis, "image_size", where) // patch) ** 2)
     raise InputError(f"{where}: vision tower of model_type '{vtype or '?'}' is not supported "
                      "(its parameters cannot be counted)")

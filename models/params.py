@@ -136,6 +136,21 @@ def _qwen_vision_groups(a: Architecture) -> list[TensorGroup]:
             _group("vision.merger_vectors", Kind.VISION, 3 * hv + merged + v.projector_out, 1, 1)]
 
 
+def _siglip_groups(a: Architecture) -> list[TensorGroup]:
+    """SigLIP vision tower (Gemma 3): patch conv (+bias), learned positions, ViT blocks (q, k, v, o and a
+    2-layer MLP, all with biases; two LayerNorms), post LayerNorm; projector RMSNorm + vision→text matrix."""
+    v = a.vision
+    assert v is not None
+    hv = v.hidden
+    return [_group("vision.patch", Kind.VISION, hv, v.num_channels * v.patch_pixels, 1),
+            _group("vision.pos", Kind.VISION, v.position_embeddings, hv, 1),
+            _group("vision.attn", Kind.VISION, 4 * hv, hv, v.layers),
+            _group("vision.mlp", Kind.VISION, 2 * v.intermediate, hv, v.layers),
+            _group("vision.vectors", Kind.VISION, 4 * hv + 4 * hv + v.intermediate + hv, 1, v.layers),
+            _group("vision.projector", Kind.VISION, v.projector_out, hv, 1),
+            _group("vision.final_vectors", Kind.VISION, hv + 2 * hv + hv, 1, 1)]
+
+
 def _vision_groups(a: Architecture) -> list[TensorGroup]:
     """Llama-4 vision tower: patch embedding, ViT layers (attention + MLP with biases), projector."""
     v = a.vision
@@ -143,6 +158,8 @@ def _vision_groups(a: Architecture) -> list[TensorGroup]:
         return []
     if v.kind == "qwen3_vl":
         return _qwen_vision_groups(a)
+    if v.kind == "siglip":
+        return _siglip_groups(a)
     hv = v.hidden
     return [_group("vision.patch", Kind.VISION, hv, v.num_channels * v.patch_pixels, 1),
             _group("vision.attn", Kind.VISION, 4 * hv, hv, v.layers),

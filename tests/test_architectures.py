@@ -122,3 +122,22 @@ def test_models_shows_any_config_like_a_catalog_row(gpuplan, tmp_path: Path) -> 
     row = gpuplan("models", "--model", str(cfg), "--format", "json").json()[0]
     assert row["layer_kinds"] == "mamba×64" and row["kv_bytes_per_token"] == 0
     assert row["total_params"] == count_params(parse_config(MAMBA_2_8B)).total
+
+
+def test_gemma_3_27b_counts_match_the_technical_report() -> None:
+    # google/gemma-3-27b-it shapes (as in the public copies of its config.json); the Gemma 3 technical report
+    # gives 25,600M non-embedding and 417M vision-encoder parameters for the 27B; HF lists 27.4B in all.
+    cfg = {"model_type": "gemma3",
+           "text_config": {"model_type": "gemma3_text", "head_dim": 128, "hidden_size": 5376,
+                           "intermediate_size": 21504, "num_attention_heads": 32, "num_hidden_layers": 62,
+                           "num_key_value_heads": 16, "sliding_window": 1024, "sliding_window_pattern": 6,
+                           "vocab_size": 262208},
+           "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "image_size": 896,
+                             "intermediate_size": 4304, "num_hidden_layers": 27, "patch_size": 14,
+                             "vision_use_head": False}}
+    a = parse_config(cfg)
+    p = count_params(a)
+    assert (p.text - p.embedding) / 1e6 == pytest.approx(25_600, rel=0.005)
+    assert (p.total - p.text) / 1e6 == pytest.approx(417, rel=0.02)  # projector included here, not in the 417M
+    assert p.total / 1e9 == pytest.approx(27.4, rel=0.005)
+    assert a.count("sliding") == 52 and a.attention_layers == 62  # 5 local : 1 global, 10 global layers
