@@ -81,7 +81,7 @@ def _grid_rows(grid: ServingGrid, offers: list[Offer], tier: str) -> list[dict]:
 @cli.command("fit")
 @click.option("--model", "model_name", default=None, help="Catalog id/alias or config.json (default: whole catalog).")
 @click.option("--gpu", "gpu_name", default=None, help="GPU id (default: every GPU in the table).")
-@click.option("--weights", default="bf16", show_default=True, help="Weight format (hardware/formats.csv).")
+@click.option("--weights", default=None, help="Weight format (hardware/formats.csv; default bf16, nf4 for qlora).")
 @click.option("--kv", default=None, help="KV-cache format (default: bf16).")
 @click.option("--context", type=int, default=8192, show_default=True, help="Tokens per sequence.")
 @click.option("--gpus", type=int, default=None, help="GPUs in the TP group (default: the smallest that fits).")
@@ -101,7 +101,7 @@ def _grid_rows(grid: ServingGrid, offers: list[Offer], tier: str) -> list[dict]:
               help="Write a model × GPU heatmap (GPUs needed) to this PNG.")
 @output_options
 @click.pass_context
-def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, weights: str, kv: str | None,
+def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, weights: str | None, kv: str | None,
             context: int, gpus: int | None, mode: str, zero_stage: int, offload: str, offload_device: str,
             optim: str, micro_batch: int, lora_rank: int, tier: str, overhead_fraction: float | None,
             plot: Path | None, fmt: str, out: Path | None) -> None:
@@ -124,6 +124,7 @@ def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, we
     if offload == "optimizer+params" and zero_stage != 3:
         raise InputError("--offload optimizer+params (ZeRO-Infinity) needs --zero-stage 3")
     tables = tables_of(ctx)
+    weights = weights or ("nf4" if mode == "qlora" else "bf16")
     wfmt = tables.formats.weight(weights)
     kvfmt = tables.formats.kv_format(kv or "bf16")
     models = [resolve(model_name)] if model_name else list(load_catalog().values())
