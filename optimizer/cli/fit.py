@@ -15,6 +15,7 @@ from gpuplan.optimizer.errors import InfeasibleError, InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.fit import (
     CONTEXT_STEPS,
+    GPUS_PER_NODE,
     ServingGrid,
     fewest_training_gpus,
     longest_context,
@@ -27,13 +28,13 @@ TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
 
 
 def cheapest(offers: list[Offer], gpu: str, gpus: int, tier: str,
-             one_instance: bool) -> tuple[str | None, float | None]:
-    """(offer key, $/h) of the cheapest way to rent ``gpus`` GPUs of a type: whole instances; a TP group
-    must sit inside one instance when ``one_instance``."""
+             per_instance: int) -> tuple[str | None, float | None]:
+    """(offer key, $/h) of the cheapest way to rent ``gpus`` GPUs of a type in whole instances of at
+    least ``per_instance`` GPUs each (a TP group inside one instance; training nodes of 8)."""
     best: tuple[str | None, float | None] = (None, None)
     for o in offers:
         price = o.price(tier)
-        if o.gpu != gpu or price is None or (one_instance and o.gpus_per_instance < gpus):
+        if o.gpu != gpu or price is None or o.gpus_per_instance < per_instance:
             continue
         cost = math.ceil(gpus / o.gpus_per_instance) * price
         if best[1] is None or cost < best[1]:
@@ -67,11 +68,13 @@ def _grid_rows(grid: ServingGrid, offers: list[Offer], tier: str) -> list[dict]:
     seqs, first = grid.max_sequences(), grid.smallest_tp()
     out = []
     for i, m in enumerate(grid.models):
+        too_long = bool(m.arch.max_context) and grid.context > m.arch.max_context
         for g, gpu in enumerate(grid.gpus):
-            j = int(first[i, g])
+            j = -1 if too_long else int(first[i, g])
             tp = int(grid.tps[j]) if j >= 0 else None
-            offer, usd = cheapest(offers, gpu.id, tp, tier, True) if tp else (None, None)
-            out.append({"model": m.id, "gpu": gpu.id, "fits": tp is not None, "gpus": tp, "tp": tp,
+            offer, usd = cheapest(offers, gpu.id, tp, tier, tp) if tp else (None, None)
+            why = f"context > the model's {m.arch.max_context:,}" if too_long else None if tp else "memory"
+            out.append({"model": m.id, "gpu": gpu.id, "fits": tp is not None, "why_not": why, "gpus": tp, "tp": tp,
                         "max_sequences": int(seqs[i, j, g]) if tp else 0,
                         "headroom_gib": _gib(grid.usable()[i, j, g] - grid.per_seq[i, j]) if tp else None,
                         "offer": offer, "usd_per_hour": usd})
@@ -157,7 +160,7 @@ def _serving_result(rows: list[dict], models: list[Model], gpus: list[GPU], mode
         shown = sorted(rows, key=lambda r: (not r["fits"], -(load_or(models, r["model"]).params.total)))
         view = View(title=f"Models on {gpus[0].id} ({where})", columns=[
             ("model", "model"), ("fits", "fits"), ("gpus", "GPUs"), ("headroom_gib", "headroom GiB"),
-            ("max_sequences", "max seqs")], rows=shown)
+            ("max_sequences", "max seqs"), ("why_not", "why not")], rows=shown)
         return Result(payload=shown, csv_rows=shown, views=[view])
     if model_name:
         view = View(title=f"Smallest deployment of {models[0].id} on each GPU ({where})", columns=[
@@ -215,7 +218,8 @@ def _training(models: list[Model], gpus: list[GPU], offers: list[Offer], mode: s
         case = training_case(m, mode, wfmt, context, micro_batch, True, rank)
         for g in gpus:
             need = fewest_training_gpus(case, mode, g, zero_stage, optim, offload, exactly)  # type: ignore[arg-type]
-            offer, usd = cheapest(offers, g.id, need.gpus, tier, False) if need.gpus else (None, None)
+            offer, usd = (cheapest(offers, g.id, need.gpus, tier, min(need.gpus, GPUS_PER_NODE)) if need.gpus
+                          else (None, None))
             rows.append({"model": m.id, "gpu": g.id, "mode": mode, "zero_stage": zero_stage, "offload": offload,
                          "gpus": need.gpus, "gpu_gib": _gib(need.gpu_bytes),
                          f"{device}_gib_per_node": _gib(need.host_bytes_per_node), "offer": offer,
@@ -230,5 +234,6 @@ def _training(models: list[Model], gpus: list[GPU], offers: list[Offer], mode: s
                       f"{micro_batch}×{context} tokens per GPU, activation checkpointing)", columns=[
         ("model", "model"), ("gpu", "gpu"), ("gpus", "GPUs"), ("gpu_gib", "GiB per GPU"),
         (f"{device}_gib_per_node", f"{device} GiB/node"), ("offer", "cheapest offer"), ("usd_per_hour", "$/h")],
-        rows=rows, caption="Training uses the framework's memory: the whole GPU, no serving cap.")
+        rows=rows, caption="Training uses the framework's memory: the whole GPU, no serving cap; "
+                           f"nodes of {GPUS_PER_NODE} GPUs.")
     return Result(payload=rows, csv_rows=rows, views=[view])

@@ -58,6 +58,7 @@ class ServingGrid:
 
     models: list[Model]
     gpus: list[GPU]
+    context: int
     tps: np.ndarray  # (T,)
     fixed: np.ndarray  # (M, T) weights + activations + runtime constant, all ranks
     per_seq: np.ndarray  # (M, T) one sequence's KV + state, all ranks
@@ -104,7 +105,7 @@ def serving_grid(models: list[Model], gpus: list[GPU], wfmt: NumberFormat, kvfmt
     valid = allowed[:, :, None] & (tp_arr[None, :, None] <= gpu_tp[None, None, :])
     util = 1.0 if textbook is not None else DEFAULT_MEM_UTIL
     capacity = np.array([g.memory_bytes * util for g in gpus])
-    return ServingGrid(models=models, gpus=gpus, tps=tp_arr, fixed=fixed, per_seq=per_seq, valid=valid,
+    return ServingGrid(models=models, gpus=gpus, context=context, tps=tp_arr, fixed=fixed, per_seq=per_seq, valid=valid,
                        capacity=capacity)
 
 
