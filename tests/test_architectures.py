@@ -141,3 +141,18 @@ def test_gemma_3_27b_counts_match_the_technical_report() -> None:
     assert (p.total - p.text) / 1e6 == pytest.approx(417, rel=0.02)  # projector included here, not in the 417M
     assert p.total / 1e9 == pytest.approx(27.4, rel=0.005)
     assert a.count("sliding") == 52 and a.attention_layers == 62  # 5 local : 1 global, 10 global layers
+
+
+def test_training_activations_per_layer_kind() -> None:
+    from gpuplan.models.training import _stored_widths_per_token
+
+    # Llama 3.1 8B: 4·4096 + 2·4096 (q, attention out) + 2·1024 (k, v) + 3·14336 (gate, up, act) = 69,632.
+    assert set(_stored_widths_per_token(resolve("llama-3.1-8b").arch)) == {69_632}
+    # Nemotron-3 Nano blocks (hidden 2688): Mamba-2 2·2688 + in_proj (2·4096 + 2·8·128 + 64) + 2·4096 = 23,872;
+    # attention 2·2688 + 4096 + 2·256 + 4096 = 14,080; relu² MoE 2·2688 + 2·(6·1856 + 3712) = 35,072.
+    widths = dict(zip(resolve("nemotron-3-nano-30b-a3b").arch.mixers[:3],
+                      _stored_widths_per_token(resolve("nemotron-3-nano-30b-a3b").arch)[:3], strict=True))
+    assert widths == {"mamba": 23_872, "none": 35_072}
+    arch = resolve("nemotron-3-nano-30b-a3b").arch
+    attention = [w for m, w in zip(arch.mixers, _stored_widths_per_token(arch), strict=True) if m == "attention"]
+    assert set(attention) == {14_080}
