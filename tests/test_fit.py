@@ -115,3 +115,13 @@ def test_fit_plot_writes_a_heatmap(gpuplan, tmp_path: Path) -> None:
     png = tmp_path / "fit.png"
     r = gpuplan("fit", "--gpu", "h100-sxm", "--weights", "fp8", "--plot", str(png), "--format", "json")
     assert r.code == 0 and png.stat().st_size > 1000
+
+
+def test_notebook_api_fit_frame_agrees_with_the_cli(gpuplan) -> None:
+    from gpuplan.optimizer import api
+
+    df = api.fit(context=32768, weights="fp8", kv="fp8", models=["llama-3.1-70b"], gpus=["h100-sxm", "h200"])
+    cli = {r["gpu"]: r for r in gpuplan("fit", "--model", "llama-3.1-70b", "--weights", "fp8", "--kv", "fp8",
+                                        "--context", "32768", "--format", "json").json()}
+    for row in df.to_dict("records"):
+        assert row["tp"] == cli[row["gpu"]]["tp"] and row["max_sequences"] == cli[row["gpu"]]["max_sequences"]

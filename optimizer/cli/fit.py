@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
@@ -16,8 +15,9 @@ from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.fit import (
     CONTEXT_STEPS,
     GPUS_PER_NODE,
-    ServingGrid,
+    cheapest,
     fewest_training_gpus,
+    grid_rows,
     longest_context,
     serving_grid,
     training_case,
@@ -25,21 +25,6 @@ from gpuplan.optimizer.planning.fit import (
 from gpuplan.pricing.offers import Offer
 
 TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
-
-
-def cheapest(offers: list[Offer], gpu: str, gpus: int, tier: str,
-             per_instance: int) -> tuple[str | None, float | None]:
-    """(offer key, $/h) of the cheapest way to rent ``gpus`` GPUs of a type in whole instances of at
-    least ``per_instance`` GPUs each (a TP group inside one instance; training nodes of 8)."""
-    best: tuple[str | None, float | None] = (None, None)
-    for o in offers:
-        price = o.price(tier)
-        if o.gpu != gpu or price is None or o.gpus_per_instance < per_instance:
-            continue
-        cost = math.ceil(gpus / o.gpus_per_instance) * price
-        if best[1] is None or cost < best[1]:
-            best = (o.key, cost)
-    return best
 
 
 def _gib(b: float) -> float:
@@ -62,23 +47,6 @@ def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, t
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     save(fig, path)
-
-
-def _grid_rows(grid: ServingGrid, offers: list[Offer], tier: str) -> list[dict]:
-    seqs, first = grid.max_sequences(), grid.smallest_tp()
-    out = []
-    for i, m in enumerate(grid.models):
-        too_long = bool(m.arch.max_context) and grid.context > m.arch.max_context
-        for g, gpu in enumerate(grid.gpus):
-            j = -1 if too_long else int(first[i, g])
-            tp = int(grid.tps[j]) if j >= 0 else None
-            offer, usd = cheapest(offers, gpu.id, tp, tier, tp) if tp else (None, None)
-            why = f"context > the model's {m.arch.max_context:,}" if too_long else None if tp else "memory"
-            out.append({"model": m.id, "gpu": gpu.id, "fits": tp is not None, "why_not": why, "gpus": tp, "tp": tp,
-                        "max_sequences": int(seqs[i, j, g]) if tp else 0,
-                        "headroom_gib": _gib(grid.usable()[i, j, g] - grid.per_seq[i, j]) if tp else None,
-                        "offer": offer, "usd_per_hour": usd})
-    return out
 
 
 @cli.command("fit")
@@ -143,7 +111,7 @@ def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, we
         tps = (gpus,) if gpus else None
         grid = serving_grid(models, gpu_list, wfmt, kvfmt, context, overhead_fraction,
                             **({"tps": tps} if tps else {}))
-        rows = _grid_rows(grid, tables.offers, tier)
+        rows = grid_rows(grid, tables.offers, tier)
         if plot is not None:
             counts = np.array([[r["gpus"] or 0 for r in rows[i * len(gpu_list):(i + 1) * len(gpu_list)]]
                                for i in range(len(models))])

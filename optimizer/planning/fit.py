@@ -38,6 +38,7 @@ from gpuplan.models.training import (
 )
 from gpuplan.optimizer.planning.candidate_gen import TP_DEGREES
 from gpuplan.optimizer.serving.deployment import max_tp
+from gpuplan.pricing.offers import Offer
 
 CONTEXT_STEPS = (2048, 8192, 32768, 131072)
 MAX_TRAIN_GPUS = 4096
@@ -195,3 +196,37 @@ def fewest_training_gpus(case: TrainingCase, mode: str, gpu: GPU, zero_stage: in
         lo, hi = (lo, mid) if need(mid)[0] <= gpu.memory_bytes else (mid, hi)
     best = need(hi)
     return TrainingNeed(gpus=hi, gpu_bytes=best[0], host_bytes_per_node=best[1])
+
+
+def cheapest(offers: list[Offer], gpu: str, gpus: int, tier: str,
+             per_instance: int) -> tuple[str | None, float | None]:
+    """(offer key, $/h) of the cheapest way to rent ``gpus`` GPUs of a type in whole instances of at
+    least ``per_instance`` GPUs each (a TP group inside one instance; training nodes of 8)."""
+    best: tuple[str | None, float | None] = (None, None)
+    for o in offers:
+        price = o.price(tier)
+        if o.gpu != gpu or price is None or o.gpus_per_instance < per_instance:
+            continue
+        cost = math.ceil(gpus / o.gpus_per_instance) * price
+        if best[1] is None or cost < best[1]:
+            best = (o.key, cost)
+    return best
+
+
+def grid_rows(grid: ServingGrid, offers: list[Offer], tier: str) -> list[dict]:
+    """One row per (model, GPU): the smallest TP group holding one sequence, its sequences, headroom and
+    the cheapest offer; a context beyond the model's max_position_embeddings never fits."""
+    seqs, first = grid.max_sequences(), grid.smallest_tp()
+    out = []
+    for i, m in enumerate(grid.models):
+        too_long = bool(m.arch.max_context) and grid.context > m.arch.max_context
+        for g, gpu in enumerate(grid.gpus):
+            j = -1 if too_long else int(first[i, g])
+            tp = int(grid.tps[j]) if j >= 0 else None
+            offer, usd = cheapest(offers, gpu.id, tp, tier, tp) if tp else (None, None)
+            why = f"context > the model's {m.arch.max_context:,}" if too_long else None if tp else "memory"
+            out.append({"model": m.id, "gpu": gpu.id, "fits": tp is not None, "why_not": why, "gpus": tp, "tp": tp,
+                        "max_sequences": int(seqs[i, j, g]) if tp else 0,
+                        "headroom_gib": (grid.usable()[i, j, g] - grid.per_seq[i, j]) / GIB if tp else None,
+                        "offer": offer, "usd_per_hour": usd})
+    return out
