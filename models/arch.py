@@ -191,8 +191,7 @@ def parse_config(cfg: dict[str, Any], where: str = "config.json") -> Architectur
         vocab=vocab, tie_embeddings=bool(tie), intermediate=intermediate,
         max_context=int(text.get("max_position_embeddings") or cfg.get("max_position_embeddings") or 0),
         attention_bias=bool(text.get("attention_bias", model_type in {"qwen2", "qwen2_moe"})),
-        qk_norm=model_type.startswith(("qwen3", "gemma3")) or bool(text.get("use_qk_norm")
-                                                                     and model_type != "minimax_m2"),
+        qk_norm=model_type.startswith(("qwen3", "gemma3")),  # Llama 4's use_qk_norm is a weightless L2 norm
         qk_norm_per_layer=model_type == "minimax_m2" and bool(text.get("use_qk_norm", True)),
         attn_output_gate=bool(text.get("attn_output_gate", False)),
         attention_sinks=model_type == "gpt_oss",
