@@ -193,7 +193,7 @@ def parse_config(cfg: dict[str, Any], where: str = "config.json") -> Architectur
         attention_bias=bool(text.get("attention_bias", model_type in {"qwen2", "qwen2_moe"})),
         qk_norm=model_type.startswith(("qwen3", "gemma3")),  # Llama 4's use_qk_norm is a weightless L2 norm
         qk_norm_per_layer=model_type == "minimax_m2" and bool(text.get("use_qk_norm", True)),
-        attn_output_gate=bool(text.get("attn_output_gate", False)),
+        attn_output_gate=bool(text.get("attn_output_gate", model_type == "qwen3_next")),  # always gated there
         attention_sinks=model_type == "gpt_oss",
         mlp_bias=bool(text.get("mlp_bias", False)),
         mlp_gated=model_type != "nemotron_h",

@@ -156,3 +156,18 @@ def test_training_activations_per_layer_kind() -> None:
     arch = resolve("nemotron-3-nano-30b-a3b").arch
     attention = [w for m, w in zip(arch.mixers, _stored_widths_per_token(arch), strict=True) if m == "attention"]
     assert set(attention) == {14_080}
+
+
+def test_qwen3_next_80b_from_its_model_card_shapes() -> None:
+    # Qwen3-Next-80B-A3B model card: hidden 2048, 48 layers = 12 × (3 gated DeltaNet + 1 gated attention),
+    # attention 16 Q / 2 KV heads × 256, DeltaNet 32 V / 16 QK heads × 128, 512 experts (10 active, 1 shared,
+    # width 512); vocab 151,936. Published: 80B total.
+    cfg = {"model_type": "qwen3_next", "hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 16,
+           "num_key_value_heads": 2, "head_dim": 256, "linear_num_key_heads": 16, "linear_num_value_heads": 32,
+           "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4,
+           "num_experts": 512, "num_experts_per_tok": 10, "moe_intermediate_size": 512,
+           "shared_expert_intermediate_size": 512, "vocab_size": 151936, "full_attention_interval": 4,
+           "intermediate_size": 5120}
+    a = parse_config(cfg)
+    assert a.count("linear") == 36 and a.attention_layers == 12 and a.attn_output_gate
+    assert abs(count_params(a).total / 1e9 - 80) <= 0.5 + 0.4  # "80B": rounding plus 0.5 %
