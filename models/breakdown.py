@@ -18,7 +18,7 @@ from gpuplan.models.arch import Architecture
 from gpuplan.models.memory import (
     GIB,
     Encoding,
-    decode_state_bytes,
+    held_state_bytes,
     max_sequences,
     prefill_activation_bytes,
     weights_bytes,
@@ -66,7 +66,7 @@ def kv_bytes_all_ranks(arch: Architecture, kv: Encoding, context: int, sequences
     """sequences × (attention KV × replication + SSM/linear state): the state is split by head over the
     TP ranks, so only the attention KV is replicated."""
     rep = kv_replication(arch, tp)
-    return math.ceil(decode_state_bytes(arch, kv, context, rep) * rep * sequences)
+    return math.ceil(held_state_bytes(arch, kv, context, rep) * rep * sequences)
 
 
 def _total(**parts: int) -> int:

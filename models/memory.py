@@ -147,11 +147,25 @@ def kv_cache_bytes(arch: Architecture, enc: Encoding, context: int, sequences: i
     return math.ceil(per_seq * sequences)
 
 
-def decode_state_bytes(arch: Architecture, enc: Encoding, context: float, replication: float = 1.0) -> float:
-    """KV + state one sequence reads per decode step, per KV replica: attention KV + state / replication
-    (a Mamba/DeltaNet state is split over TP ranks by head, so it is never replicated)."""
+def held_state_bytes(arch: Architecture, enc: Encoding, context: float, replication: float = 1.0) -> float:
+    """KV + state one sequence keeps, per KV replica: attention KV + state / replication (a Mamba/DeltaNet
+    state is split over TP ranks by head, so it is never replicated)."""
     attention = kv_bytes_per_token_layer(arch, enc) * tokens_held(arch, max(1, round(context)))
     return attention + state_bytes_per_sequence(arch) / replication
+
+
+def decode_state_bytes(arch: Architecture, enc: Encoding, context: float, replication: float = 1.0) -> float:
+    """KV + state one sequence reads per decode step, per KV replica: as ``held_state_bytes``, except that
+    with DeepSeek sparse attention each full layer reads every token's index key but only the top-k
+    tokens' latents: layers × (index_head_dim × context + (kv_lora_rank + rope) × min(context, topk))."""
+    ix = arch.sparse_index
+    if ix is None or arch.mla is None:
+        return held_state_bytes(arch, enc, context, replication)
+    ctx = max(1, round(context))
+    width = arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim
+    per_layer = ix.head_dim * ctx + width * min(ctx, ix.topk)
+    state = state_bytes_per_sequence(arch) / replication
+    return arch.attention_layers * per_layer * kv_bits_per_element(enc) / 8 + state
 
 
 def prefill_activation_bytes(arch: Architecture, chunk_tokens: int, tp: int = 1, batch: int = 1) -> int:

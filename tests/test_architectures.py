@@ -171,3 +171,13 @@ def test_qwen3_next_80b_from_its_model_card_shapes() -> None:
     a = parse_config(cfg)
     assert a.count("linear") == 36 and a.attention_layers == 12 and a.attn_output_gate
     assert abs(count_params(a).total / 1e9 - 80) <= 0.5 + 0.4  # "80B": rounding plus 0.5 %
+
+
+def test_sparse_attention_reads_top_k_latents_and_every_index_key() -> None:
+    from gpuplan.models.memory import decode_state_bytes, held_state_bytes
+
+    # DeepSeek-V3.2 at 128K, bf16: the cache holds 61 × (512 + 64 + 128) × 2 B per token; a decode step reads
+    # each layer's 128-wide index key for all 131,072 tokens but the 576-wide latent of only 2,048.
+    a = resolve("deepseek-v3.2").arch
+    assert held_state_bytes(a, BF16, 131072) == 61 * 704 * 2 * 131072
+    assert decode_state_bytes(a, BF16, 131072) == 61 * 2 * (128 * 131072 + 576 * 2048)
