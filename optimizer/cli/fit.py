@@ -15,6 +15,7 @@ from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.fit import (
     CONTEXT_STEPS,
     GPUS_PER_NODE,
+    SEARCH_LIMIT,
     cheapest,
     fewest_training_gpus,
     grid_rows,
@@ -172,6 +173,8 @@ def _longest(model: Model, gpu: GPU, wfmt, kvfmt, gpus: int | None, textbook: fl
                "longest_context": longest, "longest_context_memory": memory_limit,
                "max_position_embeddings": model.arch.max_context, "max_sequences": steps}
     capped = f" (memory alone: {memory_limit:,}; the config's limit binds)" if longest < memory_limit else ""
+    if memory_limit >= SEARCH_LIMIT and not model.arch.max_context:
+        capped = " (no limit from memory: constant state; searched to this many)"
     view = View(title=f"{model.id} on {tp}× {gpu.id} ({weights} weights, {kv} KV): longest single sequence "
                       f"{longest:,} tokens{capped}", columns=[("context", "context"), ("gpus", "GPUs (TP)"),
                                                       ("max_sequences", "max concurrent seqs")], rows=steps)

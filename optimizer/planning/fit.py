@@ -42,6 +42,7 @@ from gpuplan.pricing.offers import Offer
 
 CONTEXT_STEPS = (2048, 8192, 32768, 131072)
 MAX_TRAIN_GPUS = 4096
+SEARCH_LIMIT = 2**27  # longest context searched (tokens)
 GPUS_PER_NODE = 8
 
 
@@ -111,7 +112,7 @@ def serving_grid(models: list[Model], gpus: list[GPU], wfmt: NumberFormat, kvfmt
 
 
 def longest_context(model: Model, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
-                    textbook: float | None = None, limit: int = 2**27) -> int:
+                    textbook: float | None = None, limit: int = SEARCH_LIMIT) -> int:
     """Largest context ≤ ``limit`` one sequence can hold on a TP group (bisection: memory never falls as
     context grows); 0 if nothing fits."""
     w = weights_bytes(model.arch, wfmt)
