@@ -8,8 +8,9 @@ Feed-forward: ``dense``, ``moe``, ``none`` (a Mamba or Nemotron-H mixer-only blo
 Sources of the layout, by precedence: ``hybrid_override_pattern`` (Nemotron-H: M mamba, * attention,
 - MLP, E MoE), ``layers_block_type`` or the attention period/offset (Jamba), ``layer_types``
 (gpt-oss, Qwen3-Next/3.5, Gemma 3 ≥ 4.53), the family's known interleave (Gemma 2: every other layer
-sliding; Gemma 3: ``sliding_window_pattern``, default 6; Llama 4: chunked except every 4th NoPE layer;
-Mistral/Mixtral: every layer windowed when ``sliding_window`` is set). Anything else is refused.
+sliding, and gpt-oss likewise; Gemma 3: ``sliding_window_pattern``, default 6; Qwen with
+``use_sliding_window``: layers from ``max_window_layers`` on; Llama 4: chunked except every 4th NoPE
+layer; Mistral/Mixtral: every layer windowed when ``sliding_window`` is set). Anything else is refused.
 """
 
 from __future__ import annotations
@@ -75,8 +76,11 @@ def _attention_mixers(cfg: dict[str, Any], layers: int, model_type: str, where: 
         return ["chunked" if use_rope else "attention" for use_rope in no_rope]
     if not isinstance(window, int) or window <= 0 or cfg.get("use_sliding_window") is False:
         return ["attention"] * layers
-    if model_type == "gemma2":
+    if model_type in ("gemma2", "gpt_oss"):  # even layers local (HF defaults when layer_types is absent)
         return ["sliding" if i % 2 == 0 else "attention" for i in range(layers)]
+    if model_type.startswith(("qwen2", "qwen3")) and cfg.get("use_sliding_window"):
+        first = int(cfg.get("max_window_layers") or 0)  # Qwen: layers from max_window_layers on are windowed
+        return ["sliding" if i >= first else "attention" for i in range(layers)]
     if model_type.startswith("gemma3"):
         pattern = int(cfg.get("sliding_window_pattern") or 6)
         return ["sliding" if (i + 1) % pattern else "attention" for i in range(layers)]

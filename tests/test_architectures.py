@@ -82,6 +82,10 @@ def test_pure_mamba_has_no_kv_only_state() -> None:
     ({"model_type": "gemma3_text", "sliding_window": 1024, "sliding_window_pattern": 6}, [True] * 5 + [False]),
     ({"model_type": "mistral", "sliding_window": 4096}, [True] * 6),
     ({"model_type": "qwen3", "sliding_window": 4096, "use_sliding_window": False}, [False] * 6),
+    ({"model_type": "qwen2", "sliding_window": 4096, "use_sliding_window": True, "max_window_layers": 4},
+     [False] * 4 + [True] * 2),  # Qwen2: layers ≥ max_window_layers use the window
+    ({"model_type": "gpt_oss", "sliding_window": 128, "num_local_experts": 4, "num_experts_per_tok": 2},
+     [True, False] * 3),  # gpt-oss without layer_types: even layers sliding, as its HF default
 ])
 def test_family_sliding_interleave_without_layer_types(cfg: dict, sliding: list[bool]) -> None:
     base = {"hidden_size": 256, "num_hidden_layers": 6, "num_attention_heads": 4, "intermediate_size": 512,
