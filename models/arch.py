@@ -1,12 +1,13 @@
 """Normalise a Hugging Face ``config.json`` into one architecture description.
 
-Known families (``model_type``): Llama 1-3, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Phi-3/4, Gemma 2/3
-(text), DeepSeek-V2/V3/V3.2 and Kimi K2 (MLA + MoE; V3.2's sparse-attention indexer), GLM-5 (MLA +
-DSA), gpt-oss, Llama 4 (chunked attention, multimodal wrapper), MiniMax-M2, Qwen3-Next/Qwen3.5
-(gated-DeltaNet linear attention + gated full attention, Qwen3-VL vision tower), Nemotron-H
-(Mamba-2/attention/MLP/MoE blocks, latent MoE), Jamba (Mamba-1 + attention + MoE) and pure
-Mamba/Mamba-2. Any other ``model_type``, or a layer kind not listed in ``layers.py``, is refused with
-one line naming it: it is never counted as if it were a Llama.
+Known families (``model_type``): Llama 1-3, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Phi-3/4,
+Gemma 2/3 (Gemma 3 with its SigLIP vision tower), DeepSeek-V2/V3/V3.2 and Kimi K2 (MLA + MoE;
+V3.2's sparse-attention indexer), GLM-5 (MLA + DSA), gpt-oss, Llama 4 (chunked attention,
+multimodal wrapper), MiniMax-M2, Qwen3-Next/Qwen3.5 (gated-DeltaNet linear attention + gated full
+attention, Qwen3-VL vision tower), Nemotron-H (Mamba-2/attention/MLP/MoE blocks, latent MoE),
+Jamba (Mamba-1 + attention + MoE) and pure Mamba/Mamba-2. Any other ``model_type``, or a layer
+kind not listed in ``layers.py``, is refused with one line naming it: it is never counted as if it
+were a Llama.
 """
 
 from __future__ import annotations

@@ -185,3 +185,14 @@ def test_sparse_attention_reads_top_k_latents_and_every_index_key() -> None:
     a = resolve("deepseek-v3.2").arch
     assert held_state_bytes(a, BF16, 131072) == 61 * 704 * 2 * 131072
     assert decode_state_bytes(a, BF16, 131072) == 61 * 2 * (128 * 131072 + 576 * 2048)
+
+
+def test_pure_mamba2_from_published_shapes() -> None:
+    # state-spaces/mamba2-2.7b: d_model 2560, 64 layers, expand 2, headdim 64 (80 heads), 1 group, d_state 128,
+    # conv 4, vocab 50277 padded to 50288, tied embeddings; published as 2.7B.
+    cfg = {"model_type": "mamba2", "hidden_size": 2560, "num_hidden_layers": 64, "num_heads": 80, "head_dim": 64,
+           "n_groups": 1, "state_size": 128, "conv_kernel": 4, "expand": 2, "vocab_size": 50288}
+    a = parse_config(cfg)
+    assert abs(count_params(a).total / 1e9 - 2.7) <= 0.05 + 0.0135
+    # per layer: conv 3 × (5120 + 2·128) × 2 B + SSM 80 × 64 × 128 × 2 B (no float32 cache declared)
+    assert state_bytes_per_sequence(a) == 64 * (3 * 5376 * 2 + 5120 * 128 * 2)
