@@ -12,6 +12,8 @@ from gpuplan.models.catalog import resolve
 from gpuplan.models.errors import InputError
 from gpuplan.models.memory import kv_bytes_per_token, kv_cache_bytes, state_bytes_per_sequence
 from gpuplan.models.params import count_params
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BF16 = load_formats().kv_format("bf16")
 
@@ -196,3 +198,20 @@ def test_pure_mamba2_from_published_shapes() -> None:
     assert abs(count_params(a).total / 1e9 - 2.7) <= 0.05 + 0.0135
     # per layer: conv 3 × (5120 + 2·128) × 2 B + SSM 80 × 64 × 128 × 2 B (no float32 cache declared)
     assert state_bytes_per_sequence(a) == 64 * (3 * 5376 * 2 + 5120 * 128 * 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="M*-E", min_size=1, max_size=40), st.integers(1, 300_000), st.integers(1, 300_000))
+def test_hybrid_pattern_kv_counts_attention_layers_and_state_is_constant(pattern: str, c1: int, c2: int) -> None:
+    cfg = {"model_type": "nemotron_h", "hidden_size": 512, "num_hidden_layers": len(pattern),
+           "hybrid_override_pattern": pattern, "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64,
+           "intermediate_size": 1024, "vocab_size": 1000, "mamba_num_heads": 16, "mamba_head_dim": 64,
+           "n_groups": 2, "ssm_state_size": 32, "conv_kernel": 4, "n_routed_experts": 8, "num_experts_per_tok": 2,
+           "moe_intermediate_size": 256, "moe_shared_expert_intermediate_size": 512}
+    a = parse_config(cfg)
+    per_token = 2 * 2 * 64 * 2  # K and V, 2 KV heads × 64, 2 B
+    assert kv_bytes_per_token(a, BF16) == pattern.count("*") * per_token
+    state = state_bytes_per_sequence(a)
+    assert state == pattern.count("M") * (3 * (1024 + 2 * 2 * 32) * 2 + 1024 * 32 * 2)
+    lo, hi = sorted((c1, c2))
+    assert kv_cache_bytes(a, BF16, hi) - kv_cache_bytes(a, BF16, lo) == pattern.count("*") * per_token * (hi - lo)
