@@ -7,7 +7,7 @@ decode step are computed from these groups, never from the model's marketing nam
 
 from __future__ import annotations
 
-from gpuplan.models.arch import Architecture
+from gpuplan.models.arch import Architecture, Vision
 from gpuplan.models.mixers import linear_attention_groups, mamba_groups
 from gpuplan.models.tensors import Kind, TensorGroup, group
 from pydantic import BaseModel, ConfigDict
@@ -120,6 +120,14 @@ def _mixer_groups(a: Architecture) -> list[TensorGroup]:
     return out
 
 
+def _vit_blocks(v: Vision) -> list[TensorGroup]:
+    """ViT blocks: q, k, v, o and a 2-layer MLP, with their biases and two LayerNorms (weight + bias)."""
+    hv = v.hidden
+    return [_group("vision.attn", Kind.VISION, 4 * hv, hv, v.layers),
+            _group("vision.mlp", Kind.VISION, 2 * v.intermediate, hv, v.layers),
+            _group("vision.vectors", Kind.VISION, 4 * hv + 4 * hv + v.intermediate + hv, 1, v.layers)]
+
+
 def _qwen_vision_groups(a: Architecture) -> list[TensorGroup]:
     """Qwen3-VL vision tower: 3-D patch conv (+bias), learned positions, ViT blocks (qkv, proj, 2-layer MLP,
     all with biases, two LayerNorms), patch merger (LayerNorm, fc1 over merge² patches, fc2 to text width)."""
@@ -128,9 +136,7 @@ def _qwen_vision_groups(a: Architecture) -> list[TensorGroup]:
     hv, merged = v.hidden, v.hidden * v.merge**2
     return [_group("vision.patch", Kind.VISION, hv, v.num_channels * v.temporal_patch * v.patch_pixels, 1),
             _group("vision.pos", Kind.VISION, v.position_embeddings, hv, 1),
-            _group("vision.attn", Kind.VISION, 4 * hv, hv, v.layers),
-            _group("vision.mlp", Kind.VISION, 2 * v.intermediate, hv, v.layers),
-            _group("vision.vectors", Kind.VISION, 4 * hv + 4 * hv + v.intermediate + hv, 1, v.layers),
+            *_vit_blocks(v),
             _group("vision.merger", Kind.VISION, merged, merged, 1),
             _group("vision.merger_out", Kind.VISION, v.projector_out, merged, 1),
             _group("vision.merger_vectors", Kind.VISION, 3 * hv + merged + v.projector_out, 1, 1)]
@@ -144,9 +150,7 @@ def _siglip_groups(a: Architecture) -> list[TensorGroup]:
     hv = v.hidden
     return [_group("vision.patch", Kind.VISION, hv, v.num_channels * v.patch_pixels, 1),
             _group("vision.pos", Kind.VISION, v.position_embeddings, hv, 1),
-            _group("vision.attn", Kind.VISION, 4 * hv, hv, v.layers),
-            _group("vision.mlp", Kind.VISION, 2 * v.intermediate, hv, v.layers),
-            _group("vision.vectors", Kind.VISION, 4 * hv + 4 * hv + v.intermediate + hv, 1, v.layers),
+            *_vit_blocks(v),
             _group("vision.projector", Kind.VISION, v.projector_out, hv, 1),
             _group("vision.final_vectors", Kind.VISION, hv + 2 * hv + hv, 1, 1)]
 
@@ -162,9 +166,7 @@ def _vision_groups(a: Architecture) -> list[TensorGroup]:
         return _siglip_groups(a)
     hv = v.hidden
     return [_group("vision.patch", Kind.VISION, hv, v.num_channels * v.patch_pixels, 1),
-            _group("vision.attn", Kind.VISION, 4 * hv, hv, v.layers),
-            _group("vision.mlp", Kind.VISION, 2 * v.intermediate, hv, v.layers),
-            _group("vision.vectors", Kind.VISION, 4 * hv + 4 * hv + v.intermediate + hv, 1, v.layers),
+            *_vit_blocks(v),
             _group("vision.projector", Kind.VISION, a.hidden, v.projector_out, 1)]
 
 

@@ -32,6 +32,11 @@ def _gib(b: float) -> float:
     return b / GIB
 
 
+def _counts(rows: list[dict], gpus: int) -> np.ndarray:
+    """Model × GPU matrix of GPUs needed (0 where nothing fits) from rows ordered model-major."""
+    return np.array([r["gpus"] or 0 for r in rows]).reshape(-1, gpus)
+
+
 def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, title: str) -> None:
     from gpuplan.optimizer.charts import save
     from matplotlib.figure import Figure
@@ -114,9 +119,7 @@ def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, we
                             **({"tps": tps} if tps else {}))
         rows = grid_rows(grid, tables.offers, tier)
         if plot is not None:
-            counts = np.array([[r["gpus"] or 0 for r in rows[i * len(gpu_list):(i + 1) * len(gpu_list)]]
-                               for i in range(len(models))])
-            _heatmap(plot, [m.id for m in models], [g.id for g in gpu_list], counts,
+            _heatmap(plot, [m.id for m in models], [g.id for g in gpu_list], _counts(rows, len(gpu_list)),
                      f"GPUs (TP) to serve one {context}-token sequence, weights {weights}")
         result = _serving_result(rows, models, gpu_list, model_name, gpu_name, context, weights)
     show(result, fmt, out)
@@ -196,9 +199,7 @@ def _training(models: list[Model], gpus: list[GPU], offers: list[Offer], mode: s
                          f"{device}_gib_per_node": _gib(need.host_bytes_per_node), "offer": offer,
                          "usd_per_hour": usd})
     if plot is not None:
-        counts = np.array([[r["gpus"] or 0 for r in rows[i * len(gpus):(i + 1) * len(gpus)]]
-                           for i in range(len(models))])
-        _heatmap(plot, [m.id for m in models], [g.id for g in gpus], counts,
+        _heatmap(plot, [m.id for m in models], [g.id for g in gpus], _counts(rows, len(gpus)),
                  f"Fewest GPUs to {mode} (ZeRO-{zero_stage}, offload {offload}, {context} tokens)")
     what = f"{exactly} GPUs (– : does not fit)" if exactly else "Fewest GPUs"
     view = View(title=f"{what} to {mode} (ZeRO-{zero_stage}, offload {offload} to {device}, "
