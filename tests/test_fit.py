@@ -125,3 +125,9 @@ def test_notebook_api_fit_frame_agrees_with_the_cli(gpuplan) -> None:
                                         "--context", "32768", "--format", "json").json()}
     for row in df.to_dict("records"):
         assert row["tp"] == cli[row["gpu"]]["tp"] and row["max_sequences"] == cli[row["gpu"]]["max_sequences"]
+
+
+def test_nothing_fits_is_infeasible_naming_weights_and_capacity(gpuplan) -> None:
+    # Kimi K2: 1,026.4B parameters × 2 B = 1,911.8 GiB; 8 × 23.99 GiB × 0.9 = 172.7 GiB usable.
+    r = gpuplan("fit", "--model", "kimi-k2", "--gpu", "rtx-4090")
+    assert r.code == 3 and "1,911.8 GiB" in r.err and "172.7 GiB" in r.err

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import click
 import numpy as np
+from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
+from gpuplan.models.breakdown import DEFAULT_MEM_UTIL
 from gpuplan.models.catalog import Model, load_catalog, resolve
-from gpuplan.models.memory import GIB
+from gpuplan.models.memory import GIB, weights_bytes
 from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
 from gpuplan.optimizer.errors import InfeasibleError, InputError
 from gpuplan.optimizer.output import Result, View
+from gpuplan.optimizer.planning.candidate_gen import TP_DEGREES
 from gpuplan.optimizer.planning.fit import (
     CONTEXT_STEPS,
     GPUS_PER_NODE,
@@ -21,8 +24,10 @@ from gpuplan.optimizer.planning.fit import (
     grid_rows,
     longest_context,
     serving_grid,
+    tp_allowed,
     training_case,
 )
+from gpuplan.optimizer.serving.deployment import max_tp
 from gpuplan.pricing.offers import Offer
 
 TIERS = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
@@ -156,20 +161,21 @@ def load_or(models: list[Model], mid: str) -> Model:
     return next(m for m in models if m.id == mid)
 
 
-def _longest(model: Model, gpu: GPU, wfmt, kvfmt, gpus: int | None, textbook: float | None,
-             weights: str, kv: str) -> Result:
-    tps = (gpus,) if gpus else None
+def _longest(model: Model, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, gpus: int | None,
+             textbook: float | None, weights: str, kv: str) -> Result:
+    tps = (gpus,) if gpus else TP_DEGREES
     steps = []
     for c in CONTEXT_STEPS:
-        grid = serving_grid([model], [gpu], wfmt, kvfmt, c, textbook, **({"tps": tps} if tps else {}))
-        seqs = grid.max_sequences()[0, :, 0]
-        first = grid.smallest_tp()[0, 0]
-        steps.append({"context": c, "max_sequences": int(seqs[first]) if first >= 0 else 0,
-                      "gpus": int(grid.tps[first]) if first >= 0 else None})
+        row = grid_rows(serving_grid([model], [gpu], wfmt, kvfmt, c, textbook, tps), [], "on_demand")[0]
+        steps.append({"context": c, "max_sequences": row["max_sequences"], "gpus": row["gpus"],
+                      "why_not": row["why_not"]})
     tp = gpus or next((s["gpus"] for s in steps if s["gpus"]), None)
     if tp is None:
-        raise InfeasibleError(f"{model.id} with {weights} weights does not fit any TP group of {gpu.id} "
-                              f"(largest allowed: {max(grid.tps[grid.valid[0, :, 0]], default=1)} GPUs)")
+        largest = max((t for t in tps if t <= max_tp(gpu) and tp_allowed(model, t)), default=1)
+        need = weights_bytes(model.arch, wfmt) / GIB
+        usable = largest * gpu.memory_gib * (1.0 if textbook is not None else DEFAULT_MEM_UTIL)
+        raise InfeasibleError(f"{model.id} needs {need:,.1f} GiB of {weights} weights; the largest TP group of "
+                              f"{gpu.id} ({largest} GPUs) has {usable:,.1f} GiB usable")
     memory_limit = longest_context(model, gpu, wfmt, kvfmt, tp, textbook)
     longest = min(memory_limit, model.arch.max_context or memory_limit)
     payload = {"model": model.id, "gpu": gpu.id, "weights": weights, "kv": kv, "gpus": tp,
@@ -180,7 +186,8 @@ def _longest(model: Model, gpu: GPU, wfmt, kvfmt, gpus: int | None, textbook: fl
         capped = " (no limit from memory: constant state; searched to this many)"
     view = View(title=f"{model.id} on {tp}× {gpu.id} ({weights} weights, {kv} KV): longest single sequence "
                       f"{longest:,} tokens{capped}", columns=[("context", "context"), ("gpus", "GPUs (TP)"),
-                                                      ("max_sequences", "max concurrent seqs")], rows=steps)
+                                                      ("max_sequences", "max concurrent seqs"),
+                                                      ("why_not", "why not")], rows=steps)
     return Result(payload=payload, csv_rows=steps, views=[view])
 
 
