@@ -190,7 +190,8 @@ def parse_config(cfg: dict[str, Any], where: str = "config.json") -> Architectur
     return Architecture(
         model_type=model_type, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
         vocab=vocab, tie_embeddings=bool(tie), intermediate=intermediate,
-        max_context=int(text.get("max_position_embeddings") or cfg.get("max_position_embeddings") or 0),
+        max_context=opt_int(text, "max_position_embeddings", where, 0) or opt_int(cfg, "max_position_embeddings",
+                                                                                  where, 0),
         attention_bias=bool(text.get("attention_bias", model_type in {"qwen2", "qwen2_moe"})),
         qk_norm=model_type.startswith(("qwen3", "gemma3")),  # Llama 4's use_qk_norm is a weightless L2 norm
         qk_norm_per_layer=model_type == "minimax_m2" and bool(text.get("use_qk_norm", True)),
@@ -205,7 +206,7 @@ def parse_config(cfg: dict[str, Any], where: str = "config.json") -> Architectur
         sparse_index=parse_sparse_index(text, where),
         sliding_window=window if isinstance(window, int) else None,
         sliding_layers=tuple(m == "sliding" for m in mixers) if "sliding" in mixers else (),
-        chunk_size=int(text["attention_chunk_size"]) if "chunked" in mixers else None,
+        chunk_size=need(text, "attention_chunk_size", where) if "chunked" in mixers else None,
         mixers=mixers, ffn=ffn,
         mamba=parse_mamba(text, hidden, model_type, where) if "mamba" in mixers else None,
         linear=linear if "linear" in mixers else None,

@@ -223,27 +223,28 @@ def parse_vision(cfg: dict[str, Any], where: str) -> Vision | None:
         return None
     vtype = str(vis.get("model_type", ""))
     if vtype == "llama4_vision_model":
-        return Vision(kind="llama4", hidden=int(vis["hidden_size"]), layers=int(vis.get("num_hidden_layers", 0)),
-                      intermediate=int(vis.get("intermediate_size", 0)),
-                      patch_pixels=int(vis.get("patch_size", 14)) ** 2,
-                      projector_out=int(vis.get("projector_output_dim", vis["hidden_size"])),
-                      num_channels=int(vis.get("num_channels", 3)))
+        hidden = need(vis, "hidden_size", where)
+        return Vision(kind="llama4", hidden=hidden, layers=opt_int(vis, "num_hidden_layers", where, 0),
+                      intermediate=opt_int(vis, "intermediate_size", where, 0),
+                      patch_pixels=opt_int(vis, "patch_size", where, 14) ** 2,
+                      projector_out=opt_int(vis, "projector_output_dim", where, hidden),
+                      num_channels=opt_int(vis, "num_channels", where, 3))
     if vtype in ("qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe") and not vis.get("deepstack_visual_indexes"):
         return Vision(kind="qwen3_vl", hidden=need(vis, "hidden_size", where), layers=need(vis, "depth", where),
                       intermediate=need(vis, "intermediate_size", where),
                       patch_pixels=need(vis, "patch_size", where) ** 2,
                       projector_out=need(vis, "out_hidden_size", where),
-                      num_channels=int(vis.get("in_channels", 3)),
-                      temporal_patch=int(vis.get("temporal_patch_size", 2)),
-                      position_embeddings=int(vis.get("num_position_embeddings", 0)),
-                      merge=int(vis.get("spatial_merge_size", 2)))
+                      num_channels=opt_int(vis, "in_channels", where, 3),
+                      temporal_patch=opt_int(vis, "temporal_patch_size", where, 2),
+                      position_embeddings=opt_int(vis, "num_position_embeddings", where, 0),
+                      merge=opt_int(vis, "spatial_merge_size", where, 2))
     if vtype == "siglip_vision_model" and not vis.get("vision_use_head", False):  # Gemma 3
         patch = need(vis, "patch_size", where)
         text_hidden = need(cfg.get("text_config") or {}, "hidden_size", where)
         return Vision(kind="siglip", hidden=need(vis, "hidden_size", where),
                       layers=need(vis, "num_hidden_layers", where),
                       intermediate=need(vis, "intermediate_size", where), patch_pixels=patch**2,
-                      projector_out=text_hidden, num_channels=int(vis.get("num_channels", 3)),
+                      projector_out=text_hidden, num_channels=opt_int(vis, "num_channels", where, 3),
                       position_embeddings=(need(vis, "image_size", where) // patch) ** 2)
     raise InputError(f"{where}: vision tower of model_type '{vtype or '?'}' is not supported "
                      "(its parameters cannot be counted)")

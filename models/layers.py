@@ -19,6 +19,16 @@ from typing import Any
 
 from gpuplan.models.errors import InputError
 
+
+def _int(cfg: dict[str, Any], key: str, where: str, default: int, minimum: int = 1) -> int:
+    """An integer field ≥ ``minimum`` (the default when absent or null); anything else names the field."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{where}: field '{key}' must be an integer ≥ {minimum}, got {value!r}")
+    return value
+
 MIXERS = ("attention", "sliding", "chunked", "mamba", "linear", "none")
 FFNS = ("dense", "moe", "none")
 LAYER_TYPE_MIXER = {"full_attention": "attention", "attention": "attention", "sliding_attention": "sliding",
@@ -47,9 +57,9 @@ def _jamba(cfg: dict[str, Any], layers: int, where: str, has_moe: bool) -> tuple
             raise InputError(f"{where}: 'layers_block_type' must list 'attention'/'mamba' for {layers} layers")
         mixers = list(kinds)
     else:
-        period, offset = int(cfg.get("attn_layer_period", 8)), int(cfg.get("attn_layer_offset", 4))
+        period, offset = _int(cfg, "attn_layer_period", where, 8), _int(cfg, "attn_layer_offset", where, 4, 0)
         mixers = ["attention" if i % period == offset else "mamba" for i in range(layers)]
-    e_period, e_offset = int(cfg.get("expert_layer_period", 2)), int(cfg.get("expert_layer_offset", 1))
+    e_period, e_offset = _int(cfg, "expert_layer_period", where, 2), _int(cfg, "expert_layer_offset", where, 1, 0)
     ffn = ["moe" if has_moe and i % e_period == e_offset else "dense" for i in range(layers)]
     return mixers, ffn
 
@@ -79,10 +89,10 @@ def _attention_mixers(cfg: dict[str, Any], layers: int, model_type: str, where: 
     if model_type in ("gemma2", "gpt_oss"):  # even layers local (HF defaults when layer_types is absent)
         return ["sliding" if i % 2 == 0 else "attention" for i in range(layers)]
     if model_type.startswith(("qwen2", "qwen3")) and cfg.get("use_sliding_window"):
-        first = int(cfg.get("max_window_layers") or 0)  # Qwen: layers from max_window_layers on are windowed
+        first = _int(cfg, "max_window_layers", where, 0, 0)  # Qwen: layers from max_window_layers on are windowed
         return ["sliding" if i >= first else "attention" for i in range(layers)]
     if model_type.startswith("gemma3"):
-        pattern = int(cfg.get("sliding_window_pattern") or 6)
+        pattern = _int(cfg, "sliding_window_pattern", where, 6)
         return ["sliding" if (i + 1) % pattern else "attention" for i in range(layers)]
     if model_type in ("mistral", "mixtral"):
         return ["sliding"] * layers
@@ -101,7 +111,7 @@ def layer_layout(cfg: dict[str, Any], layers: int, model_type: str, where: str,
         mixers, ffn = ["mamba"] * layers, ["none"] * layers
     else:
         if model_type.startswith(("qwen3_next", "qwen3_5")) and not cfg.get("layer_types"):
-            interval = int(cfg.get("full_attention_interval") or 4)
+            interval = _int(cfg, "full_attention_interval", where, 4)
             mixers = ["attention" if (i + 1) % interval == 0 else "linear" for i in range(layers)]
         else:
             mixers = _attention_mixers(cfg, layers, model_type, where)

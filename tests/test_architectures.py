@@ -215,3 +215,14 @@ def test_hybrid_pattern_kv_counts_attention_layers_and_state_is_constant(pattern
     assert state == pattern.count("M") * (3 * (1024 + 2 * 2 * 32) * 2 + 1024 * 32 * 2)
     lo, hi = sorted((c1, c2))
     assert kv_cache_bytes(a, BF16, hi) - kv_cache_bytes(a, BF16, lo) == pattern.count("*") * per_token * (hi - lo)
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"model_type": "jamba", "attn_layer_period": 0, "mamba_expand": 2, "mamba_d_state": 16, "mamba_d_conv": 4},
+     "attn_layer_period"),
+    ({"model_type": "gemma3_text", "sliding_window": 1024, "sliding_window_pattern": "6"}, "sliding_window_pattern"),
+    ({"max_position_embeddings": "long"}, "max_position_embeddings"),
+])
+def test_odd_values_are_named_never_a_traceback(patch: dict, field: str) -> None:
+    with pytest.raises(InputError, match=field):
+        parse_config({**BASE, **patch}, "cfg.json")
