@@ -131,3 +131,15 @@ def test_nothing_fits_is_infeasible_naming_weights_and_capacity(gpuplan) -> None
     # Kimi K2: 1,026.4B parameters × 2 B = 1,911.8 GiB; 8 × 23.99 GiB × 0.9 = 172.7 GiB usable.
     r = gpuplan("fit", "--model", "kimi-k2", "--gpu", "rtx-4090")
     assert r.code == 3 and "1,911.8 GiB" in r.err and "172.7 GiB" in r.err
+
+
+def test_seed_max_model_table_with_weights_and_kv_only(gpuplan) -> None:
+    # Seed table "Max Model (INT8, 32K ctx)": RTX 4090 7B, A100/H100 80 GB 70B, MI300X 130B. Weights + KV only:
+    # Llama 3.1 70B = 70.55 GB int8 + 32768 × 80 × 2 × 8 × 128 × 1 B (5.37 GB) = 70.7 GiB < 79.65 GiB on an H100;
+    # Qwen3-32B's 32.8 GB (30.5 GiB) never fits a 24 GiB card, so the largest dense model there is an 8B.
+    r = gpuplan("fit", "--context", "32768", "--weights", "int8", "--kv", "int8", "--overhead-fraction", "0",
+                "--gpu", "rtx-4090", "--gpu", "h100-sxm", "--gpu", "mi300x", "--format", "json").json()
+    rows = {x["gpu"]: x for x in r["largest_per_gpu"]}
+    assert rows["h100-sxm"]["largest_dense_model"] == "llama-3.1-70b"
+    assert rows["rtx-4090"]["dense_params_b"] == pytest.approx(8.19, abs=0.01)
+    assert rows["mi300x"]["params_b"] > 130  # mixtral-8x22b (140.6B): nothing in the catalog sits at 130B

@@ -62,7 +62,8 @@ def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, t
 
 @cli.command("fit")
 @click.option("--model", "model_name", default=None, help="Catalog id/alias or config.json (default: whole catalog).")
-@click.option("--gpu", "gpu_name", default=None, help="GPU id (default: every GPU in the table).")
+@click.option("--gpu", "gpu_names", multiple=True,
+              help="GPU id (repeatable; default: every GPU in the table). One GPU: the models that fit it.")
 @click.option("--weights", default=None, help="Weight format (hardware/formats.csv; default bf16, nf4 for qlora).")
 @click.option("--kv", default=None, help="KV-cache format (default: bf16).")
 @click.option("--context", type=int, default=8192, show_default=True, help="Tokens per sequence.")
@@ -83,9 +84,9 @@ def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, t
               help="Write a model × GPU heatmap (GPUs needed) to this PNG.")
 @output_options
 @click.pass_context
-def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, weights: str | None, kv: str | None,
-            context: int, gpus: int | None, mode: str, zero_stage: int, offload: str, offload_device: str,
-            optim: str, micro_batch: int, lora_rank: int, tier: str, overhead_fraction: float | None,
+def fit_cmd(ctx: click.Context, model_name: str | None, gpu_names: tuple[str, ...], weights: str | None,
+            kv: str | None, context: int, gpus: int | None, mode: str, zero_stage: int, offload: str,
+            offload_device: str, optim: str, micro_batch: int, lora_rank: int, tier: str, overhead_fraction: float | None,
             plot: Path | None, fmt: str, out: Path | None) -> None:
     """The inverse questions: which models fit a GPU, the longest context and most sequences of a model
     on a GPU, the smallest deployment of a model on every GPU, the fewest GPUs that train it.
@@ -97,6 +98,7 @@ def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, we
       gpuplan fit --model qwen3-32b --weights fp8
       gpuplan fit --model llama-3.1-70b --mode train --zero-stage 3
       gpuplan fit --model cfg.json --mode train --offload optimizer+params --gpu a100-80gb --gpus 8
+      gpuplan fit --context 32768 --weights int8 --kv int8 --gpu rtx-4090 --gpu h100-sxm --gpu mi300x
       gpuplan fit --context 32768 --weights int8 --overhead-fraction 0.2 --plot fit.png
     """
     if context <= 0 or (gpus is not None and gpus <= 0) or micro_batch <= 0:
@@ -110,11 +112,12 @@ def fit_cmd(ctx: click.Context, model_name: str | None, gpu_name: str | None, we
     wfmt = tables.formats.weight(weights)
     kvfmt = tables.formats.kv_format(kv or "bf16")
     models = [resolve(model_name)] if model_name else list(load_catalog().values())
-    gpu_list = [tables.gpus.get(gpu_name)] if gpu_name else list(tables.gpus)
+    gpu_list = [tables.gpus.get(g) for g in gpu_names] if gpu_names else list(tables.gpus)
+    gpu_name = gpu_names[0] if len(gpu_names) == 1 else None
     if mode != "inference":
         result = _training(models, gpu_list, tables.offers, mode, wfmt, context, micro_batch, zero_stage, optim,
                            offload, offload_device, lora_rank, tier, plot, gpus)
-    elif model_name and gpu_name:
+    elif model_name and len(gpu_list) == 1:
         result = _longest(models[0], gpu_list[0], wfmt, kvfmt, gpus, overhead_fraction, weights, kv or "bf16")
     else:
         if gpu_name and not model_name and gpus is None:
@@ -146,14 +149,18 @@ def _serving_result(rows: list[dict], models: list[Model], gpus: list[GPU], mode
         return Result(payload=rows, csv_rows=rows, views=[view])
     largest = []
     for g in gpus:
-        on_one = [r for r in rows if r["gpu"] == g.id and r["gpus"] == 1]
-        best = max(on_one, key=lambda r: load_or(models, r["model"]).params.total, default=None)
-        largest.append({"gpu": g.id, "memory_gib": g.memory_gib, "largest_model": best["model"] if best else None,
-                        "params_b": load_or(models, best["model"]).params.total / 1e9 if best else None,
-                        "headroom_gib": best["headroom_gib"] if best else None})
+        on_one = [load_or(models, r["model"]) for r in rows if r["gpu"] == g.id and r["gpus"] == 1]
+        best = max(on_one, key=lambda m: m.params.total, default=None)
+        dense = max((m for m in on_one if m.arch.moe is None), key=lambda m: m.params.total, default=None)
+        headroom = next((r["headroom_gib"] for r in rows if best and r["gpu"] == g.id and r["model"] == best.id), None)
+        largest.append({"gpu": g.id, "memory_gib": g.memory_gib, "largest_model": best.id if best else None,
+                        "params_b": best.params.total / 1e9 if best else None, "headroom_gib": headroom,
+                        "largest_dense_model": dense.id if dense else None,
+                        "dense_params_b": dense.params.total / 1e9 if dense else None})
     view = View(title=f"Largest catalog model on one GPU ({where})", columns=[
         ("gpu", "gpu"), ("memory_gib", "GiB"), ("largest_model", "largest model"), ("params_b", "params B"),
-        ("headroom_gib", "headroom GiB")], rows=largest)
+        ("headroom_gib", "headroom GiB"), ("largest_dense_model", "largest dense"), ("dense_params_b", "dense B")],
+        rows=largest)
     return Result(payload={"largest_per_gpu": largest, "grid": rows}, csv_rows=rows, views=[view])
 
 
