@@ -86,8 +86,8 @@ def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, t
 @click.pass_context
 def fit_cmd(ctx: click.Context, model_name: str | None, gpu_names: tuple[str, ...], weights: str | None,
             kv: str | None, context: int, gpus: int | None, mode: str, zero_stage: int, offload: str,
-            offload_device: str, optim: str, micro_batch: int, lora_rank: int, tier: str, overhead_fraction: float | None,
-            plot: Path | None, fmt: str, out: Path | None) -> None:
+            offload_device: str, optim: str, micro_batch: int, lora_rank: int, tier: str,
+            overhead_fraction: float | None, plot: Path | None, fmt: str, out: Path | None) -> None:
     """The inverse questions: which models fit a GPU, the longest context and most sequences of a model
     on a GPU, the smallest deployment of a model on every GPU, the fewest GPUs that train it.
 
