@@ -85,6 +85,8 @@ class Architecture(BaseModel):
 
     @property
     def attention_kind(self) -> str:
+        if self.mixers and not self.attention_layers:
+            return "none"
         if self.mla is not None:
             return "mla"
         return "mha" if self.kv_heads == self.heads else "gqa"

@@ -33,9 +33,10 @@ def models_cmd(ctx: click.Context, model_names: tuple[str, ...], fmt: str, out: 
         rows.append({
             "id": m.id, "aliases": list(m.aliases), "hf_repo": m.hf_repo, "total_params": m.params.total,
             "active_params": m.params.active, "num_layers": a.layers, "hidden_size": a.hidden,
-            "attention": a.attention_kind, "heads": a.heads, "kv_heads": a.kv_heads,
+            "attention": a.attention_kind, "heads": a.heads if a.attention_layers else None,
+            "kv_heads": a.kv_heads if a.attention_layers else None,
             "experts": a.moe.num_experts if a.moe else None, "experts_per_token": a.moe.top_k if a.moe else None,
-            "kv_bytes_per_token": round(kv_bytes_per_token(a, bf16)), "max_context": a.max_context,
+            "kv_bytes_per_token": round(kv_bytes_per_token(a, bf16)), "max_context": a.max_context or None,
             "layer_kinds": a.kind_summary, "state_bytes_per_sequence": state_bytes_per_sequence(a),
             "official_total_b": m.official_total_params, "source": m.source, "as_of": m.as_of,
         })
