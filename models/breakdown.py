@@ -123,8 +123,9 @@ class Fit(BaseModel):
 
 def fit(b: Breakdown, arch: Architecture, kv: Encoding | None, context: int, gpu_memory_bytes: int,
         mem_util: float = DEFAULT_MEM_UTIL, textbook: bool = False) -> Fit:
-    """Does the breakdown fit on ``b.gpus`` GPUs of ``gpu_memory_bytes`` each, and how many sequences?"""
-    cap = gpu_memory_bytes * b.gpus * (1.0 if textbook else mem_util)
+    """Does the breakdown fit on ``b.gpus`` GPUs of ``gpu_memory_bytes`` each, and how many sequences?
+    Serving is held to the engine's cap (``mem_util``); training frameworks use the whole GPU."""
+    cap = gpu_memory_bytes * b.gpus * (1.0 if textbook or b.mode != "inference" else mem_util)
     fixed = b.total_bytes - b.kv_cache_bytes
     if b.mode != "inference" or kv is None:
         return Fit(fits=b.total_bytes <= cap, capacity_bytes=int(cap), kv_budget_bytes=0, max_sequences=None)

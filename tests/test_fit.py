@@ -143,3 +143,13 @@ def test_seed_max_model_table_with_weights_and_kv_only(gpuplan) -> None:
     assert rows["h100-sxm"]["largest_dense_model"] == "llama-3.1-70b"
     assert rows["rtx-4090"]["dense_params_b"] == pytest.approx(8.19, abs=0.01)
     assert rows["mi300x"]["params_b"] > 130  # mixtral-8x22b (140.6B): nothing in the catalog sits at 130B
+
+
+def test_training_fit_uses_the_whole_gpu_not_the_serving_cap() -> None:
+    from gpuplan.models.breakdown import fit, training_breakdown
+
+    arch = resolve("llama-3.1-8b").arch
+    b = training_breakdown(arch, "lora", FORMATS.weight("bf16"), 2048, 1)
+    gpu = b.total_bytes + 1  # one byte more than needed: fits only without vLLM's 0.9 cap
+    assert fit(b, arch, None, 2048, gpu).fits
+    assert fit(b, arch, None, 2048, gpu).capacity_bytes == gpu
