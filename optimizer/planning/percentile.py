@@ -1,13 +1,14 @@
 """Percentile SLOs: replica capacity from the serving simulator, for the candidates that can win.
 
 The analytical model works with means. When a workload's SLO names a percentile q, candidate
-generation first proposes operating points with it (GPU, formats, TP, batch b, capacity at the target
-utilisation), then the simulator decides the capacity:
+generation first proposes operating points with it (GPU, formats, TP, capacity at the target
+utilisation), then the simulator decides the capacity at the largest batch L the replica's KV holds:
 
-- rate workloads: the highest Poisson rate per replica, at most the analytical capacity, at which the
-  q-th percentiles of TTFT and of per-request TPOT meet the targets (max_num_seqs = b; the capacity is
-  tried first, then bisection on [0, capacity] in BISECTION_STEPS halvings);
-- concurrency workloads: the most closed-loop clients per replica, at most b (bisection on integers),
+- rate workloads: the highest Poisson rate per replica, at most utilisation × r_sat with
+  r_sat = L / (O · t_step(L) + L · t_prefill) the step model's saturation rate, at which the q-th
+  percentiles of TTFT and of per-request TPOT meet the targets (max_num_seqs = L; the ceiling is tried
+  first, then bisection on [0, ceiling] in BISECTION_STEPS halvings);
+- concurrency workloads: the most closed-loop clients per replica, at most L (bisection on integers),
   percentiles taken after the first round of requests (the cold start of all clients at once);
 - ``sim_requests(q)`` requests per run (enough for TAIL_SAMPLES above the percentile, at least
   MIN_SIM_REQUESTS), fixed lengths (the workload's means), seed 0: the same input always gives the same
@@ -31,7 +32,7 @@ from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.serving.arrivals import make_requests
 from gpuplan.optimizer.serving.deployment import max_batch_in_memory
-from gpuplan.optimizer.serving.simulation import deployment_steps
+from gpuplan.optimizer.serving.simulation import deployment_steps, samples_ms
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
 from gpuplan.optimizer.serving.steps import StepModel
 from gpuplan.optimizer.tables import Tables
@@ -69,13 +70,10 @@ _ORIGINAL: dict[tuple[int, str], Candidate] = {}  # (tables, candidate id) → b
 
 def trace_percentiles(tr: Trace, q: float, skip: int = 0) -> tuple[float, float, float]:
     """(TTFT, TPOT) q-th percentiles in ms and req/s, over the requests after the first ``skip``."""
-    arrive, first, finish = (np.array(x[skip:]) for x in (tr.arrive, tr.first, tr.finish))
-    out = np.array(tr.output_tokens[skip:])
-    multi = out > 1
-    tpot = (finish - first)[multi] / (out[multi] - 1)
-    ttft_p = float(np.percentile(first - arrive, q)) * 1e3
-    tpot_p = float(np.percentile(tpot, q)) * 1e3 if tpot.size else 0.0
-    return ttft_p, tpot_p, len(out) / float(finish.max() - arrive.min())
+    ms = samples_ms(tr, skip)
+    tpot_p = float(np.percentile(ms["tpot_ms"], q)) if ms["tpot_ms"].size else 0.0
+    span_s = max(tr.finish[skip:]) - min(tr.arrive[skip:])
+    return float(np.percentile(ms["ttft_ms"], q)), tpot_p, len(ms["ttft_ms"]) / span_s
 
 
 def _meets(w: Workload, ttft_ms: float, tpot_ms: float) -> bool:

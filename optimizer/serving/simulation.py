@@ -116,10 +116,11 @@ def _timeline(tr: Trace) -> list[TimelinePoint]:
                           waiting=tr.waiting[i]) for i in idx]
 
 
-def samples_ms(tr: Trace) -> dict[str, np.ndarray]:
-    """Per-request TTFT, TPOT (requests with more than one output token) and E2E, in ms."""
-    arrive, first, finish = np.array(tr.arrive), np.array(tr.first), np.array(tr.finish)
-    out = np.array(tr.output_tokens)
+def samples_ms(tr: Trace, skip: int = 0) -> dict[str, np.ndarray]:
+    """Per-request TTFT, TPOT (requests with more than one output token) and E2E in ms, of the requests
+    after the first ``skip``."""
+    arrive, first, finish = (np.array(x[skip:]) for x in (tr.arrive, tr.first, tr.finish))
+    out = np.array(tr.output_tokens[skip:])
     multi = out > 1
     return {"ttft_ms": (first - arrive) * 1e3, "tpot_ms": (finish - first)[multi] / (out[multi] - 1) * 1e3,
             "e2e_ms": (finish - arrive) * 1e3}
