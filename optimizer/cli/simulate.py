@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.serving.calibration import ENGINES
 from gpuplan.optimizer.serving.simulation import SimReport, simulate
@@ -88,6 +89,8 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str
       gpuplan simulate --model qwen3-30b-a3b --gpu h200 --input 4000 --output 500 --rate 4 \\
           --input-range-ratio 0.5 --max-num-seqs 128 --seed 7 --plot latency.png
     """
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
                  seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx))
     result = sim_result(r)
