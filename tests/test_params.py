@@ -119,3 +119,26 @@ def test_qwen3_5_layer_types_three_linear_to_one_full() -> None:
     a = resolve("qwen3.5-27b").arch  # layer_types: linear_attention ×3, full_attention, repeated over 64 layers
     assert a.count("linear") == 48 and a.attention_layers == 16
     assert a.vision is not None and a.vision.layers == 27
+
+
+def test_llama_3_3_70b_has_its_own_config_and_the_3_1_shapes() -> None:
+    # models/configs/llama-3.3-70b.json: 128,256×8192 embedding + untied lm_head (2,101,346,304) + 80 ×
+    # (q, o 2×8192² + k, v 2×8192×1024 + MLP 3×8192×28672 + 2×8192 norms = 855,654,400) + 8192 final norm
+    # = 70,553,706,496 (HF safetensors "70.6B"; Meta: "70B").
+    m = resolve("llama-3.3-70b")
+    assert m.config_path.endswith("llama-3.3-70b.json") and m.hf_repo == "meta-llama/Llama-3.3-70B-Instruct"
+    assert m.params.total == 70_553_706_496 == resolve("llama-3.1-70b").params.total
+    assert resolve("Llama-3.3-70B-Instruct").id == "llama-3.3-70b"
+
+
+def test_llama_3_3_70b_kv_per_token() -> None:
+    from gpuplan.hardware.formats import load_formats
+    from gpuplan.models.memory import kv_bytes_per_token, kv_cache_bytes
+
+    # 80 layers × 2 (K, V) × 8 KV heads × head_dim 8192/64 = 128 × 2 B (bf16) = 327,680 B per token;
+    # fp8 halves it; 8,192 tokens hold 2,684,354,560 B (2.5 GiB).
+    fmt = load_formats()
+    a = resolve("llama-3.3-70b").arch
+    assert kv_bytes_per_token(a, fmt.kv_format("bf16")) == 327_680
+    assert kv_bytes_per_token(a, fmt.kv_format("fp8")) == 163_840
+    assert kv_cache_bytes(a, fmt.kv_format("bf16"), 8_192) == 2_684_354_560
