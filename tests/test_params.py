@@ -142,3 +142,30 @@ def test_llama_3_3_70b_kv_per_token() -> None:
     assert kv_bytes_per_token(a, fmt.kv_format("bf16")) == 327_680
     assert kv_bytes_per_token(a, fmt.kv_format("fp8")) == 163_840
     assert kv_cache_bytes(a, fmt.kv_format("bf16"), 8_192) == 2_684_354_560
+
+
+def test_devstral_small_2_exact_count_with_its_pixtral_tower() -> None:
+    # models/configs/devstral-small-2-24b.json (mistral3 wrapper, ministral3 text tower, Pixtral vision tower).
+    # Text: 131,072×5120 embedding + untied lm_head (2 × 671,088,640) + 40 × (q 5120×4096 + k, v 2×5120×1024
+    # + o 4096×5120 = 52,428,800; MLP 3×5120×32768 = 503,316,480; 2 norms × 5120) + 5120 = 23,572,403,200.
+    # Pixtral: patch conv 3×14²×1024 (no bias) + ln_pre 1024 + 24 × (4×1024² + 3×1024×4096 + 2×1024)
+    # = 403,305,472; projector: norm 1024 + merger 4·1024×1024 + 1024×5120 + 5120×5120 = 35,652,608.
+    # Mistral AI: "24B".
+    m = resolve("devstral-small-2")
+    assert m.params.text == 23_572_403_200
+    assert m.params.total - m.params.text == 403_305_472 + 35_652_608
+    assert m.params.total == 24_011_361_280
+    assert m.arch.model_type == "ministral3" and m.arch.kind_summary == "attention×40"
+
+
+def test_devstral_small_2_kv_per_token_and_context() -> None:
+    from gpuplan.hardware.formats import load_formats
+    from gpuplan.models.memory import kv_bytes_per_token, kv_cache_bytes
+
+    # 40 layers × 2 × 8 KV heads × 128 × 2 B (bf16) = 163,840 B per token, every layer full attention
+    # (sliding_window null), so 32,768 tokens hold 5,368,709,120 B (5 GiB); YaRN factor 48 × 8,192 = 393,216.
+    bf16 = load_formats().kv_format("bf16")
+    a = resolve("devstral-small-2-24b").arch
+    assert kv_bytes_per_token(a, bf16) == 163_840
+    assert kv_cache_bytes(a, bf16, 32_768) == 5_368_709_120
+    assert a.max_context == 393_216
