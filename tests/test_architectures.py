@@ -102,6 +102,8 @@ BASE = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "nu
 
 @pytest.mark.parametrize(("patch", "field"), [
     ({"model_type": "falcon_h1"}, "model_type 'falcon_h1'"),
+    ({"model_type": "gemma3n_text", "num_kv_shared_layers": 10}, "model_type 'gemma3n_text'"),  # KV sharing
+    ({"model_type": "gemma4_text"}, "model_type 'gemma4_text'"),
     ({"model_type": None}, "model_type"),
     ({"num_attention_heads": 30}, "does not divide hidden_size"),
     ({"num_hidden_layers": 0}, "num_hidden_layers"),
@@ -240,3 +242,17 @@ def test_hybrid_pattern_kv_counts_attention_layers_and_state_is_constant(pattern
 def test_odd_values_are_named_never_a_traceback(patch: dict, field: str) -> None:
     with pytest.raises(InputError, match=field):
         parse_config({**BASE, **patch}, "cfg.json")
+
+
+def test_mistral3_wrapper_projector_bias_and_untyped_text_tower() -> None:
+    cfg = json.loads((Path(resolve("devstral-small-2").config_path)).read_text())
+    base = count_params(parse_config(cfg))
+    # multimodal_projector_bias adds the biases of linear_1 and linear_2: 2 × 5,120 (the HF default is true).
+    with_bias = count_params(parse_config({**cfg, "multimodal_projector_bias": True}))
+    assert with_bias.total - base.total == 2 * 5_120 and with_bias.text == base.text
+    # Mistral Small 3.1's wrapper names its text tower 'mistral'; a text_config without a type reads as one.
+    untyped = {**cfg, "text_config": {k: v for k, v in cfg["text_config"].items() if k != "model_type"}}
+    assert parse_config(untyped).model_type == "mistral" and count_params(parse_config(untyped)) == base
+    # A Pixtral tower outside a mistral3 wrapper is not counted: refused, naming it.
+    with pytest.raises(InputError, match="pixtral"):
+        parse_config({**cfg, "model_type": "llava", "text_config": {**cfg["text_config"], "model_type": "mistral"}})
