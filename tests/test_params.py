@@ -169,3 +169,18 @@ def test_devstral_small_2_kv_per_token_and_context() -> None:
     assert kv_bytes_per_token(a, bf16) == 163_840
     assert kv_cache_bytes(a, bf16, 32_768) == 5_368_709_120
     assert a.max_context == 393_216
+
+
+def test_qwen3_coder_480b_exact_total_active_and_kv() -> None:
+    from gpuplan.hardware.formats import load_formats
+    from gpuplan.models.memory import kv_bytes_per_token
+
+    # models/configs/qwen3-coder-480b-a35b.json. Per layer: q, o 2×6144×12288 + k, v 2×6144×1024 + q/k norms
+    # 2×128 + 160 experts × 3×6144×2560 + router 160×6144 + 2×6144 norms = 7,714,320,640; × 62, + untied
+    # 151,936×6144 embedding and lm_head, + 6144 = 480,154,875,392. A token uses 8 of 160 experts:
+    # 62 × 542,060,800 + 1,866,995,712 = 35,474,765,312. Model card: 480B total, 35B activated.
+    m = resolve("qwen3-coder")
+    assert m.params.total == 480_154_875_392
+    assert m.params.active == 35_474_765_312
+    # 62 layers × 2 × 8 KV heads × 128 × 2 B = 253,952 B of bf16 KV per token.
+    assert kv_bytes_per_token(m.arch, load_formats().kv_format("bf16")) == 253_952
