@@ -67,7 +67,7 @@ def test_preemption_recomputes_the_newest_sequence() -> None:
     tr = simulate_trace(toy(250), [100, 100], [100, 100], SchedulerConfig(8, 8192), arrivals=[0.0, 0.0])
     assert tr.preemptions == 1
     assert tr.finish == pytest.approx([0.992, 1.72326])
-    assert max(tr.kv_tokens) <= 250
+    assert max(tr.kv_tokens) <= 250 and tr.kv_peak_tokens == 250  # 2 × (100 + 25) when B is preempted
 
 
 def test_vanishing_load_equals_the_isolated_request() -> None:
@@ -133,7 +133,7 @@ def test_percentiles_are_ordered(rate: float, inp: int, out: int, ratio: float, 
     for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
         s = getattr(r, name)
         assert s.p99 >= s.p90 >= s.p50 > 0, name
-    assert r.kv_peak_fraction <= 1.0
+    assert r.kv_mean_fraction <= r.kv_peak_fraction <= 1.0
 
 
 @pytest.mark.parametrize(("model", "gpu", "tp", "inp", "out", "batch"), [
@@ -309,7 +309,8 @@ def test_scheduler_invariants_under_any_pressure(n: int, seqs: int, extra_tokens
     first, finish, arrive = np.array(tr.first), np.array(tr.finish), np.array(tr.arrive)
     assert np.all(np.isfinite(finish)) and np.all(arrive <= first) and np.all(first <= finish)
     assert max(tr.running) <= seqs
-    assert max(tr.kv_tokens) <= capacity
+    assert max(tr.kv_tokens) <= tr.kv_peak_tokens <= capacity
+    assert tr.kv_integral <= tr.kv_peak_tokens * max(finish) + 1e-9
     assert tr.occupancy_integral == pytest.approx(float((finish - arrive).sum()), rel=1e-9, abs=1e-12)
 
 

@@ -19,15 +19,6 @@ SUMMARY = (("output_tok_s", "output tok/s"), ("req_s", "requests/s"), ("duration
            ("isolated_ttft_ms", "TTFT alone ms"), ("isolated_tpot_ms", "TPOT alone ms"))
 
 
-def flat_row(r: SimReport) -> dict[str, object]:
-    """One CSV row: identity, then every metric as <metric>_<stat>, then the summary figures."""
-    data = r.model_dump(mode="json", exclude={"kv_timeline"})
-    row = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    for key, _ in METRICS:
-        row.update({f"{key}_{stat}": value for stat, value in data[key].items()})
-    return row
-
-
 def sim_result(r: SimReport) -> Result:
     demand = (f"{r.rate_rps:g} req/s Poisson" if r.mode == "open" else
               f"{r.concurrency} concurrent clients" if r.mode == "closed" else "trace")
@@ -40,7 +31,7 @@ def sim_result(r: SimReport) -> Result:
              View(title=f"throughput and KV (max {r.max_num_seqs} sequences, {r.max_batched_tokens:,} "
                         "batched tokens per step)", columns=[("figure", "figure"), ("value", "value")],
                   rows=summary)]
-    return Result(payload=r.model_dump(mode="json"), csv_rows=[flat_row(r)], views=views)
+    return Result(payload=r.model_dump(mode="json"), csv_rows=[r.row()], views=views)
 
 
 @cli.command("simulate")

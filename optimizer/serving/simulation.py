@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.arrivals import Requests, make_requests
@@ -21,6 +22,7 @@ from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel, PrivateAttr
 
 PERCENTILES = (50, 90, 99)
+LATENCY_METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
 TIMELINE_POINTS = 200
 
 
@@ -86,6 +88,17 @@ class SimReport(Frame):
         """Per-request TTFT, TPOT and E2E in ms (not serialised)."""
         return self._samples
 
+    def row(self) -> dict[str, object]:
+        """One flat row: identity, every latency metric as <metric>_<stat>, then the summary figures."""
+        data = self.model_dump(mode="json", exclude={"kv_timeline"})
+        flat = {k: v for k, v in data.items() if not isinstance(v, dict)}
+        for key in LATENCY_METRICS:
+            flat.update({f"{key}_{stat}": value for stat, value in data[key].items()})
+        return flat
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([self.row()])
+
     def metric(self, name: str, percentile: float | None = None) -> float:
         """e.g. ``metric('ttft_ms', 90)``; percentile None is the mean."""
         return getattr(self, name).at(percentile)
@@ -131,14 +144,14 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
     arrive, finish = np.array(tr.arrive), np.array(tr.finish)
     out = np.array(tr.output_tokens)
     duration = float(finish.max() - arrive.min())
-    kv = np.array(tr.kv_tokens, dtype=float) / max(tr.kv_capacity_tokens, 1)
     return dict(
         ttft_ms=stats(samples["ttft_ms"]), tpot_ms=stats(samples["tpot_ms"]), e2e_ms=stats(samples["e2e_ms"]),
         itl_ms=stats(np.array(tr.itl_s) * 1e3, np.array(tr.itl_weight, dtype=float)),
         duration_s=duration, output_tok_s=float(out.sum()) / duration, req_s=len(out) / duration,
         mean_running=tr.running_integral / duration, mean_in_system=tr.occupancy_integral / duration,
         kv_mean_fraction=tr.kv_integral / duration / max(tr.kv_capacity_tokens, 1),
-        kv_peak_fraction=float(kv.max()) if kv.size else 0.0, preemptions=tr.preemptions, steps=tr.steps,
+        kv_peak_fraction=tr.kv_peak_tokens / max(tr.kv_capacity_tokens, 1), preemptions=tr.preemptions,
+        steps=tr.steps,
         kv_capacity_tokens=tr.kv_capacity_tokens, kv_timeline=_timeline(tr))
 
 

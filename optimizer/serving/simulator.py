@@ -59,6 +59,7 @@ class Trace:
     occupancy_integral: float = 0.0  # ∫ (waiting + running) dt, for Little's law
     running_integral: float = 0.0  # ∫ admitted sequences dt
     kv_integral: float = 0.0  # ∫ KV tokens in use dt
+    kv_peak_tokens: int = 0  # most KV tokens in use at any step boundary
     kv_capacity_tokens: int = 0
 
 
@@ -104,6 +105,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     kv_pref = 0  # KV reserved by prefilling sequences (whole prompt at admission)
     now = 0.0
     occ = run_int = kv_int = 0.0
+    kv_peak = 0
     if closed:
         nxt = min(concurrency or 1, n)  # next request a client issues
         pending.extend((host_s, i) for i in range(nxt))
@@ -172,6 +174,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             occ += occupancy * dt
             run_int += len(running) * dt
             kv_int += used * dt
+            kv_peak = max(kv_peak, used + nd)
             tr.steps += 1
             if nd:
                 big_n += 1
@@ -210,6 +213,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             occ += occupancy * dt
             run_int += len(running) * dt
             kv_int += (used + nd * steps_n / 2) * dt
+            kv_peak = max(kv_peak, used + nd * steps_n)
             tr.steps += steps_n
             big_n += steps_n
             itl_s.append(dt / steps_n)
@@ -232,4 +236,5 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         tl_run.append(len(running))
         tl_wait.append(len(waiting))
     tr.occupancy_integral, tr.running_integral, tr.kv_integral = occ, run_int, kv_int
+    tr.kv_peak_tokens = kv_peak
     return tr
