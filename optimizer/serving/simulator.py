@@ -114,7 +114,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         pending.extend((t + host_s, i) for i, t in enumerate(arrive))
     done = 0
     max_seqs, max_tokens = cfg.max_num_seqs, cfg.max_batched_tokens
-    decode_s, chunk_s = steps.decode_s, steps.chunk_s
+    decode_s, mixed_s = steps.decode_s, steps.mixed_s
 
     def complete(v: int) -> None:
         nonlocal done, nxt
@@ -169,7 +169,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         occupancy = len(waiting) + len(running)
         if chunks:  # one mixed step: the decodes plus the prefill chunks
             ctx = (s_dec + nd * big_n) / nd if nd else 0.0
-            dt = (decode_s(nd, ctx) if nd else 0.0) + sum(chunk_s(prefilled[p], k) for p, k in chunks)
+            dt = mixed_s(nd, ctx, [(prefilled[p], k) for p, k in chunks])
             now += dt
             occ += occupancy * dt
             run_int += len(running) * dt
