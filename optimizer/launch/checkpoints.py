@@ -1,0 +1,133 @@
+"""Which checkpoint serves a (model, weight format, engine): the table ``models/checkpoints.csv``.
+
+Each row names a published checkpoint (a Hugging Face repo id, plus the file for GGUF), the engines
+that load it, the ``--quantization`` value to pass (empty: the engine reads the method from the
+checkpoint's config) and its kind:
+
+- ``release``: the model's own BF16 weights;
+- ``native``: the model's own release already carries a quantisation (DeepSeek-V3/R1 block FP8,
+  gpt-oss MXFP4); such models are planned at that format unless the workload lists formats;
+- ``published``: a quantised release by the model's maker or a well-known quantiser;
+- ``online``: the BF16 release quantised by the engine while loading (vLLM/SGLang ``--quantization fp8``).
+
+A workload's ``checkpoint:`` (a repo id or a local path) overrides the table; a model given by a
+config path uses that, or its config's ``_name_or_path``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+from gpuplan.models.catalog import Model
+from gpuplan.optimizer.errors import InputError
+from pydantic import BaseModel
+
+KINDS = ("release", "native", "published", "online")
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+QUANTISE_WITH = {
+    "fp8": "TensorRT Model Optimizer (hf_ptq.py --qformat fp8) or llm-compressor (FP8_DYNAMIC)",
+    "nvfp4": "TensorRT Model Optimizer (hf_ptq.py --qformat nvfp4)",
+    "mxfp4": "TensorRT Model Optimizer (--qformat mxfp4) or AMD Quark",
+    "awq": "llm-compressor (AWQModifier, W4A16 group 128) or AutoAWQ",
+    "gptq": "llm-compressor (GPTQModifier, W4A16 group 128) or GPTQModel",
+    "q8_0": "llama.cpp convert_hf_to_gguf.py, then llama-quantize … Q8_0",
+    "q4_0": "llama.cpp convert_hf_to_gguf.py, then llama-quantize … Q4_0",
+    "q4_k_m": "llama.cpp convert_hf_to_gguf.py, then llama-quantize … Q4_K_M",
+}
+
+
+class Checkpoint(BaseModel):
+    model: str
+    weights: str
+    engines: tuple[str, ...]
+    checkpoint: str  # repo id or local path
+    file: str | None = None  # GGUF file inside the repo
+    quantization: str | None = None  # value of the engine's --quantization, None: read from the checkpoint
+    kind: str
+    gated: bool
+    source: str
+    as_of: str
+
+
+def _package_csv() -> Path:
+    """The table next to the installed ``gpuplan.models`` package (editable or wheel install)."""
+    import gpuplan.models
+
+    return Path(gpuplan.models.__file__).with_name("checkpoints.csv")
+
+
+@cache
+def load_checkpoints(path: Path | None = None) -> tuple[Checkpoint, ...]:
+    """Every row of the checkpoint table; errors name the file, row and column."""
+    path = path or _package_csv()
+    try:
+        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    out = []
+    for line, row in enumerate(rows, start=2):
+        for col in ("model", "weights", "engines", "checkpoint", "kind", "source", "as_of"):
+            if not (row.get(col) or "").strip():
+                raise InputError(f"{path}, row {line}, column '{col}': empty")
+        if row["kind"] not in KINDS:
+            raise InputError(f"{path}, row {line}, column 'kind': '{row['kind']}' is not one of {', '.join(KINDS)}")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["as_of"]):
+            raise InputError(f"{path}, row {line}, column 'as_of': not a YYYY-MM-DD date")
+        out.append(Checkpoint(model=row["model"], weights=row["weights"], engines=tuple(row["engines"].split(";")),
+                              checkpoint=row["checkpoint"], file=row.get("file") or None,
+                              quantization=row.get("quantization") or None, kind=row["kind"],
+                              gated=row.get("gated") == "yes", source=row["source"], as_of=row["as_of"]))
+    return tuple(out)
+
+
+def native_formats(model_id: str) -> list[str]:
+    """Weight formats the model's own release carries (DeepSeek fp8, gpt-oss mxfp4); empty for BF16 releases."""
+    return sorted({c.weights for c in load_checkpoints() if c.model == model_id and c.kind == "native"})
+
+
+def check_override(value: str) -> str:
+    """A workload's ``checkpoint:``: a Hugging Face repo id ``org/name`` or an existing local path."""
+    if REPO_ID.fullmatch(value) or Path(value).exists():
+        return value
+    raise InputError(f"'{value}' is neither a repo id (org/name) nor an existing path")
+
+
+def _config_repo(m: Model) -> str | None:
+    """``_name_or_path`` of a config-path model, when it names a repo."""
+    try:
+        name = json.loads(Path(m.config_path).read_text(encoding="utf-8")).get("_name_or_path")
+    except (OSError, ValueError):
+        return None
+    return name if isinstance(name, str) and REPO_ID.fullmatch(name) else None
+
+
+class Resolved(BaseModel):
+    """A checkpoint to launch, or the one line saying why there is none."""
+
+    checkpoint: Checkpoint | None
+    missing: str | None = None
+
+
+def resolve_checkpoint(m: Model, weights: str, engine: str, override: str | None = None) -> Resolved:
+    """The table row for (model, format, engine), preferring published and native over online
+    quantisation; the override or a config-path model's own repo when given."""
+    if override is None and m.hf_repo is None:
+        override = _config_repo(m)
+    if override is not None:
+        return Resolved(checkpoint=Checkpoint(
+            model=m.id, weights=weights, engines=(engine,), checkpoint=override, kind="published", gated=True,
+            source="workload checkpoint:" if m.hf_repo or override != _config_repo(m) else "config _name_or_path",
+            as_of="1970-01-01"))
+    rows = [c for c in load_checkpoints() if c.model == m.id and c.weights == weights and engine in c.engines]
+    rows.sort(key=lambda c: (c.kind == "online", c.checkpoint))
+    if rows:
+        return Resolved(checkpoint=rows[0])
+    how = QUANTISE_WITH.get(weights)
+    hint = (f"quantise it first with {how} and set the workload's checkpoint: to the result" if how else
+            f"{weights} is a sizing format without a serving checkpoint: plan with awq, gptq or fp8 instead")
+    return Resolved(checkpoint=None, missing=f"no published {weights} checkpoint of {m.id} for {engine} "
+                                            f"(models/checkpoints.csv): {hint}")

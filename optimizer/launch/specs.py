@@ -1,0 +1,108 @@
+"""The files ``plan -o DIR`` writes: SkyPilot services and tasks, or Kubernetes manifests, per deployment.
+
+All documents are built in memory first (a bad input fails before anything is written), serialised
+with ``yaml.safe_dump``, and named by slugs of the workload and GPU.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol
+
+import yaml
+from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.launch.commands import Shape, plan_launch
+from gpuplan.optimizer.launch.k8s import manifests
+from gpuplan.optimizer.launch.packing import Node, Placed, pack
+from gpuplan.optimizer.launch.skypilot import slug, task
+from gpuplan.optimizer.planning.workload import Workload
+from gpuplan.optimizer.tables import Tables
+
+TARGETS = ("skypilot", "k8s")
+
+
+class Deployed(Placed, Shape, Protocol):
+    """A plan deployment as the spec writers read it."""
+
+    ep: int
+
+
+def _dump(doc: object) -> str:
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=120)
+
+
+def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: str,
+                   block: str = "") -> tuple[dict[str, str], list[str]]:
+    """{file name: YAML} and notes (deployments without a checkpoint, load-balancing across services)."""
+    by_id = {d.candidate: (w, d) for w, d in deps}
+    nodes = pack([(w.name, d) for w, d in deps])
+    files: dict[str, str] = {}
+    notes: list[str] = []
+    offers = tables.offers
+    groups: Counter[tuple[str, int]] = Counter()
+    first: dict[tuple[str, int], Node] = {}
+    for n in nodes:
+        if n.dedicated:
+            key = (n.slots[0].candidate, n.slots[0].dp)
+            groups[key] += 1
+            first.setdefault(key, n)
+    prefix = f"{block}-" if block else ""
+    per_workload: Counter[str] = Counter()
+    for (cid, dp), count in sorted(groups.items()):
+        w, d = by_id[cid]
+        got = plan_launch(w, d, tables, dp, d.ep)
+        if got.args is None:
+            notes.append(f"{w.name}: {got.missing}")
+            continue
+        name = f"{prefix}{slug(w.name)}-{slug(d.gpu, 16)}-tp{d.tp}"
+        per_workload[w.name] += 1
+        vendor = tables.gpus.get(d.gpu).vendor
+        doc = task(name, first[(cid, dp)], [got.args], tier, offers, vendor, got.args.checkpoint.gated, count)
+        files[f"{name}.sky.yaml"] = _dump(doc)
+    for i, n in enumerate(x for x in nodes if not x.dedicated):
+        args = []
+        for s in n.slots:
+            w, d = by_id[s.candidate]
+            got = plan_launch(w, d, tables, s.dp, d.ep)
+            if got.args is None:
+                notes.append(f"{w.name}: {got.missing}")
+                continue
+            args.append(got.args.model_copy(update={"port": 8000 + len(args)}))
+        if not args:
+            continue
+        name = f"{prefix}shared-{slug(n.offer, 24)}-{i + 1}"
+        vendor = tables.gpus.get(n.gpu).vendor
+        doc = task(name, n, args, tier, offers, vendor, any(a.checkpoint.gated for a in args), None)
+        files[f"{name}.sky.yaml"] = _dump(doc)
+        notes.append(f"instance {n.provider}:{n.offer} #{i + 1} runs {len(args)} deployments on ports "
+                     f"8000-{8000 + len(args) - 1}: launch {name}.sky.yaml with 'sky launch' (outside SkyServe)")
+    for wname, k in sorted(per_workload.items()):
+        if k > 1:
+            notes.append(f"{wname}: {k} SkyServe services (one per GPU type or instance shape); split its traffic "
+                         "across their endpoints in proportion to each deployment's capacity_req_s")
+    return files, notes
+
+
+def k8s_files(deps: list[tuple[Workload, Deployed]], tables: Tables, block: str = "") -> tuple[dict[str, str],
+                                                                                               list[str]]:
+    files: dict[str, str] = {}
+    notes: list[str] = []
+    prefix = f"{block}-" if block else ""
+    for w, d in deps:
+        got = plan_launch(w, d, tables, 1, d.ep)
+        if got.args is None:
+            notes.append(f"{w.name}: {got.missing}")
+            continue
+        name = f"{prefix}{slug(w.name)}-{slug(d.gpu, 16)}-tp{d.tp}"
+        docs = manifests(name, slug(w.name), got.args, d.replicas, d.gpu, tables.gpus.get(d.gpu).vendor)
+        files[f"{name}.k8s.yaml"] = yaml.safe_dump_all(docs, sort_keys=False, width=120)
+    return files, notes
+
+
+def spec_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: str, target: str,
+               block: str = "") -> tuple[dict[str, str], list[str]]:
+    if target not in TARGETS:
+        raise InputError(f"--target must be one of {', '.join(TARGETS)}, got '{target}'")
+    if target == "k8s":
+        return k8s_files(deps, tables, block)
+    return skypilot_files(deps, tables, tier, block)
