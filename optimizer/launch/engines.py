@@ -108,6 +108,8 @@ class EngineArgs(BaseModel):
     memory_fraction: float
     served_name: str
     port: int = PORT
+    first_gpu: int | None = None  # None: the process group sees every GPU of the instance
+    visible_var: str = "CUDA_VISIBLE_DEVICES"  # HIP_VISIBLE_DEVICES on ROCm
 
 
 def _vllm(a: EngineArgs) -> list[str]:
@@ -193,15 +195,18 @@ def _gpu_list(first: int, n: int) -> str:
 def command_lines(a: EngineArgs) -> list[list[str]]:
     """One argv per engine process. vLLM and SGLang run ``dp`` replicas in one process group
     (``--data-parallel-size`` / ``--dp-size``); TensorRT-LLM and llama.cpp have no data-parallel flag, so
-    each replica is its own process on its own GPUs (CUDA_VISIBLE_DEVICES) and port (``port + i``)."""
-    if a.engine == "vllm":
-        return [_vllm(a)]
-    if a.engine == "sglang":
-        return [_sglang(a)]
+    each replica is its own process on its own GPUs and port (``port + i``). A process group limited to
+    some GPUs of the instance (``first_gpu``) is started under ``env CUDA_VISIBLE_DEVICES=…``."""
+    if a.engine in ("vllm", "sglang"):
+        argv = _vllm(a) if a.engine == "vllm" else _sglang(a)
+        if a.first_gpu is None:
+            return [argv]
+        return [["env", f"{a.visible_var}={_gpu_list(a.first_gpu, a.tp * a.dp)}", *argv]]
     build = _trtllm if a.engine == "trtllm" else _llama_cpp
-    if a.dp == 1:
+    if a.dp == 1 and a.first_gpu is None:
         return [build(a, a.port)]
-    return [["env", f"CUDA_VISIBLE_DEVICES={_gpu_list(i * a.tp, a.tp)}", *build(a, a.port + i)]
+    first = a.first_gpu or 0
+    return [["env", f"{a.visible_var}={_gpu_list(first + i * a.tp, a.tp)}", *build(a, a.port + i)]
             for i in range(a.dp)]
 
 

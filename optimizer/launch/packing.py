@@ -1,9 +1,10 @@
 """Which replicas run on which instance: the plan's instances, filled with its deployments' replicas.
 
 The solver decides how many replicas of each deployment and how many instances of each offer; this
-module places the replicas. Per offer, each deployment first fills whole instances (GPUs per
-instance ÷ TP replicas each, run together by engine data parallelism); the remainders are placed
-first-fit, largest TP first, on the offer's other instances. An instance that ends up holding one
+module places the replicas, per offer, first-fit with the largest TP first and the replicas of one
+deployment one after another (so they share instances and run together by engine data parallelism).
+With power-of-two TPs on power-of-two instances first-fit decreasing is exact: it uses the plan's
+instance count; ``instances_needed`` lets callers check that for any plan. An instance that ends up holding one
 deployment only runs as many of its replicas as fit: the instance is paid whole, so its spare GPUs
 serve at no extra cost. An instance holding several deployments runs one engine per deployment,
 each on its own GPUs and port.
@@ -79,16 +80,13 @@ def pack(deployments: list[tuple[str, Placed]]) -> list[Node]:
             return Node(provider=d0.provider, offer=d0.offer, region=d0.region, gpu=d0.gpu, gpus_per_instance=gpi,
                         slots=slots)
 
-        mixed: list[list[Slot]] = []
+        filled: list[list[Slot]] = []
         for wname, d in group:
-            per = gpi // d.tp
-            for _ in range(d.replicas // per):
-                nodes.append(node([Slot(workload=wname, candidate=d.candidate, tp=d.tp, dp=per, first_gpu=0)]))
-            for _ in range(d.replicas % per):
-                if not any(_fill(slots, gpi, wname, d) for slots in mixed):
-                    mixed.append([])
-                    _fill(mixed[-1], gpi, wname, d)
-        for slots in mixed:
+            for _ in range(d.replicas):
+                if not any(_fill(slots, gpi, wname, d) for slots in filled):
+                    filled.append([])
+                    _fill(filled[-1], gpi, wname, d)
+        for slots in filled:
             if len(slots) == 1:
                 slots[0].dp = gpi // slots[0].tp  # spare GPUs of an instance bought whole
             nodes.append(node(slots))

@@ -19,7 +19,8 @@ import re
 from functools import cache
 from pathlib import Path
 
-from gpuplan.optimizer.launch.engines import EngineArgs, engine_version, shell, trtllm_options
+import yaml
+from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, engine_version, shell, trtllm_options
 from gpuplan.optimizer.launch.packing import Node
 from gpuplan.pricing.offers import Offer
 from pydantic import BaseModel
@@ -36,6 +37,12 @@ INSTALL = {
                   "sudo cp llama.cpp/build/bin/llama-server /usr/local/bin/"),
 }
 ROCM_IMAGE = "docker:rocm/vllm:latest"
+PORT = 8000
+
+
+def visible_devices(vendor: str) -> str:
+    """The variable that limits a process to some GPUs (ROCm: HIP_VISIBLE_DEVICES)."""
+    return "HIP_VISIBLE_DEVICES" if vendor.lower() == "amd" else "CUDA_VISIBLE_DEVICES"
 
 
 class Accelerator(BaseModel):
@@ -74,58 +81,63 @@ def slug(text: str, limit: int = 40) -> str:
     return s
 
 
-def install(engine: str, vendor: str) -> dict[str, str]:
-    """``setup`` that installs the pinned engine, or an ``image_id`` with it (AMD GPUs: the ROCm vLLM image)."""
-    if vendor.lower() == "amd":
-        return {"image_id": ROCM_IMAGE}
-    version = engine_version(engine).split()[1]
-    return {"setup": INSTALL[engine].format(v=version)}
-
-
-def resources(node: Node, tier: str, offers: list[Offer]) -> dict[str, object]:
+def resources(node: Node, tier: str, offers: list[Offer], ports: int = 1) -> dict[str, object]:
+    """One whole instance: the GPU in SkyPilot's canonical name × GPUs per instance, ``any_of`` the offers of
+    the same GPU, size and price in the tier (owned: the Kubernetes cluster of the current context)."""
     acc = f"{accelerator(node.gpu).skypilot}:{node.gpus_per_instance}"
+    port: object = PORT if ports == 1 else [PORT + i for i in range(ports)]
     if tier == "owned":
-        return {"infra": "k8s", "accelerators": acc, "ports": 8000}
+        return {"infra": "k8s", "accelerators": acc, "ports": port}
     price = next(o.price(tier) for o in offers if o.provider == node.provider and o.instance == node.offer)
     same = sorted({(o.provider, o.region or "", o.instance) for o in offers
                    if o.gpu == node.gpu and o.gpus_per_instance == node.gpus_per_instance
                    and o.price(tier) is not None and price is not None and abs(o.price(tier) - price) < 0.005})
-    return {"accelerators": acc, "use_spot": tier == "spot", "ports": 8000,
+    return {"accelerators": acc, "use_spot": tier == "spot", "ports": port,
             "any_of": [{"infra": f"{p}/{r}" if r else p, "instance_type": i} for p, r, i in same]}
 
 
-def run_script(engine_args: list[EngineArgs]) -> str:
-    """The shell that starts every engine of a node: one per deployment, on its own GPUs and port."""
+def processes(a: EngineArgs) -> int:
+    """Engine processes (and ports) of one process group: one with engine DP, else one per replica."""
+    return 1 if a.engine in ("vllm", "sglang") else a.dp
+
+
+def run_script(engine_args: list[EngineArgs], vendor: str) -> tuple[str, int]:
+    """The shell that starts every engine of a node, and how many ports it listens on: one process group
+    per deployment, on its own GPUs and ports; with more than one, all run in the background and the
+    script waits for them."""
     lines = []
-    for i, a in enumerate(engine_args):
+    first, port = 0, PORT
+    shared = len(engine_args) > 1
+    for a in engine_args:
+        update: dict[str, object] = {"port": port}
+        if shared:
+            update.update(first_gpu=first, visible_var=visible_devices(vendor))
+        a = a.model_copy(update=update)
+        first += a.tp * a.dp
+        port += processes(a)
         opts = trtllm_options(a)
         if opts:
-            import yaml
-
             body = yaml.safe_dump(opts, sort_keys=True)
-            lines.append(f"cat > extra_llm_api_options.yaml <<'GPUPLAN_EOF'\n{body}GPUPLAN_EOF")
-        cmd = shell(a)
-        if len(engine_args) > 1:
-            first = sum(b.tp * b.dp for b in engine_args[:i])
-            gpus = ",".join(str(g) for g in range(first, first + a.tp * a.dp))
-            cmd = f"CUDA_VISIBLE_DEVICES={gpus} {cmd} &"
-        lines.append(cmd)
-    if len(engine_args) > 1:
+            lines.append(f"cat > {TRTLLM_OPTIONS} <<'GPUPLAN_EOF'\n{body}GPUPLAN_EOF")
+        lines.append(f"{shell(a)} &" if shared else shell(a))
+    if shared:
         lines.append("wait")
-    return "\n".join(lines)
+    return "\n".join(lines), port - PORT
 
 
 def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[Offer], vendor: str,
          gated: bool, replicas: int | None) -> dict[str, object]:
     """A SkyPilot task (a SkyServe service when ``replicas`` is given)."""
-    t: dict[str, object] = {"name": name, "resources": resources(node, tier, offers)}
+    script, ports = run_script(args, vendor)
+    t: dict[str, object] = {"name": name, "resources": resources(node, tier, offers, ports)}
     if gated:
         t["envs"] = {"HF_TOKEN": None}
     engines = sorted({a.engine for a in args})
-    t.update(install(engines[0], vendor))
-    if len(engines) > 1:
-        t["setup"] = " && ".join(install(e, vendor).get("setup", "") for e in engines)
-    t["run"] = run_script(args)
+    if vendor.lower() == "amd":
+        t["resources"]["image_id"] = ROCM_IMAGE  # type: ignore[index]
+    else:
+        t["setup"] = " && ".join(INSTALL[e].format(v=engine_version(e).split()[1]) for e in engines)
+    t["run"] = script
     if replicas is not None:
         t["service"] = {"readiness_probe": {"path": HEALTH[args[0].engine], "initial_delay_seconds": READY_DELAY_S},
                         "replicas": replicas}

@@ -27,8 +27,20 @@ class Deployed(Placed, Shape, Protocol):
     ep: int
 
 
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper; multi-line strings (run scripts) as literal blocks when YAML allows it."""
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def _dump(doc: object) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=False, width=120)
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=False, width=120)
 
 
 def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: str,
@@ -67,15 +79,15 @@ def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: 
             if got.args is None:
                 notes.append(f"{w.name}: {got.missing}")
                 continue
-            args.append(got.args.model_copy(update={"port": 8000 + len(args)}))
+            args.append(got.args)
         if not args:
             continue
         name = f"{prefix}shared-{slug(n.offer, 24)}-{i + 1}"
         vendor = tables.gpus.get(n.gpu).vendor
         doc = task(name, n, args, tier, offers, vendor, any(a.checkpoint.gated for a in args), None)
         files[f"{name}.sky.yaml"] = _dump(doc)
-        notes.append(f"instance {n.provider}:{n.offer} #{i + 1} runs {len(args)} deployments on ports "
-                     f"8000-{8000 + len(args) - 1}: launch {name}.sky.yaml with 'sky launch' (outside SkyServe)")
+        notes.append(f"instance {n.provider}:{n.offer} #{i + 1} runs {len(args)} deployments, one port each from "
+                     f"8000: launch {name}.sky.yaml with 'sky launch' (outside SkyServe)")
     for wname, k in sorted(per_workload.items()):
         if k > 1:
             notes.append(f"{wname}: {k} SkyServe services (one per GPU type or instance shape); split its traffic "
