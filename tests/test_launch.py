@@ -339,3 +339,39 @@ def test_packing_uses_the_fewest_instances_for_power_of_two_shapes(shapes: list[
         assert placed >= d.replicas
     for n in nodes:
         assert sum(s.tp * s.dp for s in n.slots) <= 8
+
+
+def test_daily_plans_get_deployments_and_specs_per_tier_block(gpuplan, tmp_path: Path) -> None:
+    """A daily plan lists deployments per tier block (committed base, on-demand and spot additions) with launch
+    commands from the flag tables; -o writes a folder whose SkyServe files SkyPilot parses; each hour, the
+    replicas a block runs on an offer fit the instances the plan holds in that tier (peak for hourly tiers)."""
+    profile = [2, 2, 2, 2, 2, 3, 6, 12, 20, 24, 26, 28, 28, 26, 24, 22, 20, 18, 14, 10, 8, 6, 4, 3]
+    fleet = {"workloads": [{"name": "chat", "model": "llama-3.1-8b", "weights": ["fp8"], "kv": ["fp8"],
+                            "input_tokens": 1000, "output_tokens": 250, "max_context": 16384,
+                            "rate_profile": profile, "slo": {"ttft_ms": 800, "tpot_ms": 30}}],
+             "constraints": {"providers": ["aws"], "gpus": ["l40s"], "committed_tier": "reserved_1y",
+                             "spot_max_share": 0.3}}
+    path = tmp_path / "daily.yaml"
+    path.write_text(yaml.safe_dump(fleet))
+    out = _plan_folder(gpuplan, tmp_path, path, "daily")
+    plan = json.loads((out / "plan.json").read_text())
+    deps = plan["deployments"]
+    assert {d["block"] for d in deps} >= {"reserved_1y", "on_demand"}
+    count = {(i["pricing"], i["provider"], i["offer"]): i["count"] for i in plan["instances"]}
+    for d in deps:
+        for argv in _argvs(d["launch"]):
+            assert validate_argv(argv) == "vllm"
+        assert max(d["replicas_by_hour"]) == d["replicas"]
+    for block in {d["block"] for d in deps}:
+        for h in range(24):
+            gpus = sum(d["replicas_by_hour"][h] * d["tp"] for d in deps if d["block"] == block)
+            cap = sum(n * 1 for (t, _, _), n in count.items() if t == block)  # single-GPU l40s instances
+            assert gpus <= cap
+    for h in range(24):  # every hour's demand is covered by the replicas the blocks run
+        assert sum(d["replicas_by_hour"][h] * d["capacity_req_s"] for d in deps) >= profile[h] - 1e-6
+    files = sorted(out.glob("*.sky.yaml"))
+    loaded = _sky_check(tmp_path, files)
+    assert len(loaded) == len(files) and {f.name.split("-chat")[0] for f in files} <= {"reserved-1y", "on-demand",
+                                                                                         "spot"}
+    for item in loaded:
+        assert item["replicas"] is not None  # every block is a SkyServe service

@@ -126,8 +126,9 @@ def run_script(engine_args: list[EngineArgs], vendor: str) -> tuple[str, int]:
 
 
 def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[Offer], vendor: str,
-         gated: bool, replicas: int | None) -> dict[str, object]:
-    """A SkyPilot task (a SkyServe service when ``replicas`` is given)."""
+         gated: bool, replicas: int | None, scale: tuple[int, float] | None = None) -> dict[str, object]:
+    """A SkyPilot task; a SkyServe service when ``replicas`` is given: that many replicas, or with
+    ``scale = (min replicas, req/s per replica)`` a service autoscaled up to ``replicas`` (daily plans)."""
     script, ports = run_script(args, vendor)
     t: dict[str, object] = {"name": name, "resources": resources(node, tier, offers, ports)}
     if gated:
@@ -139,6 +140,10 @@ def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[
         t["setup"] = " && ".join(INSTALL[e].format(v=engine_version(e).split()[1]) for e in engines)
     t["run"] = script
     if replicas is not None:
-        t["service"] = {"readiness_probe": {"path": HEALTH[args[0].engine], "initial_delay_seconds": READY_DELAY_S},
-                        "replicas": replicas}
+        probe = {"path": HEALTH[args[0].engine], "initial_delay_seconds": READY_DELAY_S}
+        if scale is None or scale[0] >= replicas:
+            t["service"] = {"readiness_probe": probe, "replicas": replicas}
+        else:
+            t["service"] = {"readiness_probe": probe, "replica_policy": {
+                "min_replicas": scale[0], "max_replicas": replicas, "target_qps_per_replica": round(scale[1], 3)}}
     return t

@@ -25,6 +25,7 @@ class Deployed(Placed, Shape, Protocol):
     """A plan deployment as the spec writers read it."""
 
     ep: int
+    capacity_req_s: float
 
 
 class _Dumper(yaml.SafeDumper):
@@ -43,8 +44,8 @@ def _dump(doc: object) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=False, width=120)
 
 
-def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: str,
-                   block: str = "") -> tuple[dict[str, str], list[str]]:
+def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: str, block: str = "",
+                   autoscale: bool = False) -> tuple[dict[str, str], list[str]]:
     """{file name: YAML} and notes (deployments without a checkpoint, load-balancing across services)."""
     by_id = {d.candidate: (w, d) for w, d in deps}
     nodes = pack([(w.name, d) for w, d in deps])
@@ -69,7 +70,11 @@ def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: 
         name = f"{prefix}{slug(w.name)}-{slug(d.gpu, 16)}-tp{d.tp}"
         per_workload[w.name] += 1
         vendor = tables.gpus.get(d.gpu).vendor
-        doc = task(name, first[(cid, dp)], [got.args], tier, offers, vendor, got.args.checkpoint.gated, count)
+        scale = None
+        if autoscale:  # daily plans: replicas follow the hourly curve (DayDeployment: capacity of one replica)
+            hours = getattr(d, "replicas_by_hour", None) or [d.replicas]
+            scale = (min(hours) // dp, dp * d.capacity_req_s)
+        doc = task(name, first[(cid, dp)], [got.args], tier, offers, vendor, got.args.checkpoint.gated, count, scale)
         files[f"{name}.sky.yaml"] = _dump(doc)
     for i, n in enumerate(x for x in nodes if not x.dedicated):
         args = []
@@ -112,9 +117,9 @@ def k8s_files(deps: list[tuple[Workload, Deployed]], tables: Tables, block: str 
 
 
 def spec_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: str, target: str,
-               block: str = "") -> tuple[dict[str, str], list[str]]:
+               block: str = "", autoscale: bool = False) -> tuple[dict[str, str], list[str]]:
     if target not in TARGETS:
         raise InputError(f"--target must be one of {', '.join(TARGETS)}, got '{target}'")
     if target == "k8s":
         return k8s_files(deps, tables, block)
-    return skypilot_files(deps, tables, tier, block)
+    return skypilot_files(deps, tables, tier, block, autoscale)
