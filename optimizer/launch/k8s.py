@@ -52,12 +52,12 @@ def manifests(name: str, workload_slug: str, a: EngineArgs, replicas: int, gpu: 
         container["volumeMounts"].append({"name": "llm-api-options", "mountPath": "/config"})  # type: ignore[union-attr]
         container["workingDir"] = "/config"
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels},
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": dict(labels)},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-                 "template": {"metadata": {"labels": labels}, "spec": pod}},
+                 "template": {"metadata": {"labels": dict(labels)}, "spec": pod}},
     }
     service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": labels},
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "labels": dict(labels)},
         "spec": {"selector": {"app.kubernetes.io/name": name},
                  "ports": [{"name": "http", "port": a.port, "targetPort": "http"}]},
     }
@@ -65,6 +65,6 @@ def manifests(name: str, workload_slug: str, a: EngineArgs, replicas: int, gpu: 
     if opts:
         import yaml
 
-        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-options", "labels": labels},
+        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-options", "labels": dict(labels)},
                      "data": {"extra_llm_api_options.yaml": yaml.safe_dump(opts, sort_keys=True)}})
     return docs
