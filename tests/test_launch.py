@@ -375,3 +375,28 @@ def test_daily_plans_get_deployments_and_specs_per_tier_block(gpuplan, tmp_path:
                                                                                          "spot"}
     for item in loaded:
         assert item["replicas"] is not None  # every block is a SkyServe service
+
+
+def test_trtllm_kv_dtype_reaches_the_engine_through_its_options_yaml(tmp_path: Path) -> None:
+    """TensorRT-LLM has no KV dtype flag: the manifests mount a ConfigMap with kv_cache_config.dtype and pass
+    --extra_llm_api_options; the SkyPilot run script writes the same YAML before starting trtllm-serve."""
+    from gpuplan.optimizer.launch.k8s import manifests
+    from gpuplan.optimizer.launch.skypilot import run_script
+    from kubernetes.client import ApiClient
+
+    ck = resolve_checkpoint(resolve("llama-3.1-70b"), "fp8", "trtllm").checkpoint
+    a = EngineArgs(engine="trtllm", checkpoint=ck, kv="fp8", tp=2, max_seqs=32, max_model_len=8192,
+                   kv_pool_tokens=8192, memory_fraction=0.9, served_name="llama-3.1-70b")
+    dep, svc, cm = manifests("chat", "chat", a, 3, "h100-sxm", "NVIDIA")
+    api = ApiClient()
+    pod = api._ApiClient__deserialize(dep, "V1Deployment").spec.template.spec
+    options = api._ApiClient__deserialize(cm, "V1ConfigMap").data["extra_llm_api_options.yaml"]
+    assert yaml.safe_load(options) == {"kv_cache_config": {"dtype": "fp8"}}
+    c = pod.containers[0]
+    assert validate_argv(c.command + c.args) == "trtllm" and c.working_dir == "/config"
+    assert c.resources.limits["nvidia.com/gpu"] == "2"
+    script, ports = run_script([a.model_copy(update={"dp": 2})], "NVIDIA")
+    assert ports == 2 and "kv_cache_config:" in script
+    argvs = _argvs(script.split("GPUPLAN_EOF")[-1])
+    assert [x[1] for x in argvs] == ["CUDA_VISIBLE_DEVICES=0,1", "CUDA_VISIBLE_DEVICES=2,3"]
+    assert [_flag(x, "--port") for x in argvs] == ["8000", "8001"]

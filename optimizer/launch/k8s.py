@@ -8,7 +8,8 @@ TP inside one instance, so a replica never spans nodes (no LeaderWorkerSet is ne
 
 from __future__ import annotations
 
-from gpuplan.optimizer.launch.engines import EngineArgs, command_lines, engine_version, trtllm_options
+import yaml
+from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, command_lines, engine_version, trtllm_options
 from gpuplan.optimizer.launch.skypilot import accelerator
 
 IMAGES = {  # the engine's published container image at the version the commands were checked against
@@ -47,7 +48,6 @@ def manifests(name: str, workload_slug: str, a: EngineArgs, replicas: int, gpu: 
                               "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory"}}]}
     opts = trtllm_options(a)
     if opts:
-        container["args"] = [*argv[1:]]
         pod["volumes"].append({"name": "llm-api-options", "configMap": {"name": f"{name}-options"}})  # type: ignore[union-attr]
         container["volumeMounts"].append({"name": "llm-api-options", "mountPath": "/config"})  # type: ignore[union-attr]
         container["workingDir"] = "/config"
@@ -63,8 +63,7 @@ def manifests(name: str, workload_slug: str, a: EngineArgs, replicas: int, gpu: 
     }
     docs = [deployment, service]
     if opts:
-        import yaml
-
-        docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{name}-options", "labels": dict(labels)},
-                     "data": {"extra_llm_api_options.yaml": yaml.safe_dump(opts, sort_keys=True)}})
+        docs.append({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": f"{name}-options", "labels": dict(labels)},
+                     "data": {TRTLLM_OPTIONS: yaml.safe_dump(opts, sort_keys=True)}})
     return docs
