@@ -312,6 +312,12 @@ def test_bad_engine_or_checkpoint_exits_2_in_one_line(gpuplan, tmp_path: Path, f
     assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1
 
 
+def test_unknown_target_exits_2_in_one_line(gpuplan, tmp_path: Path) -> None:
+    r = gpuplan("plan", str(EXAMPLE), "-o", str(tmp_path / "out"), "--target", "nomad")
+    assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "'nomad' is not one of" in r.err
+    assert not (tmp_path / "out").exists()
+
+
 def test_config_path_models_launch_their_own_repo(tmp_path: Path) -> None:
     cfg = tmp_path / "my-llama" / "config.json"
     cfg.parent.mkdir()
@@ -387,7 +393,7 @@ def test_trtllm_kv_dtype_reaches_the_engine_through_its_options_yaml(tmp_path: P
     ck = resolve_checkpoint(resolve("llama-3.1-70b"), "fp8", "trtllm").checkpoint
     a = EngineArgs(engine="trtllm", checkpoint=ck, kv="fp8", tp=2, max_seqs=32, max_model_len=8192,
                    kv_pool_tokens=8192, memory_fraction=0.9, served_name="llama-3.1-70b")
-    dep, svc, cm = manifests("chat", "chat", a, 3, "h100-sxm", "NVIDIA")
+    dep, _svc, cm = manifests("chat", "chat", a, 3, "h100-sxm", "NVIDIA")
     api = ApiClient()
     pod = api._ApiClient__deserialize(dep, "V1Deployment").spec.template.spec
     options = api._ApiClient__deserialize(cm, "V1ConfigMap").data["extra_llm_api_options.yaml"]
