@@ -406,3 +406,15 @@ def test_trtllm_kv_dtype_reaches_the_engine_through_its_options_yaml(tmp_path: P
     argvs = _argvs(script.split("GPUPLAN_EOF")[-1])
     assert [x[1] for x in argvs] == ["CUDA_VISIBLE_DEVICES=0,1", "CUDA_VISIBLE_DEVICES=2,3"]
     assert [_flag(x, "--port") for x in argvs] == ["8000", "8001"]
+
+
+@pytest.mark.parametrize(("engine", "expected"), [
+    ("vllm", ["--enable-expert-parallel"]), ("sglang", ["--ep-size", "8"]), ("trtllm", ["--ep_size", "8"])])
+def test_expert_parallel_flags_when_the_plan_chose_ep(engine: str, expected: list[str]) -> None:
+    ck = resolve_checkpoint(resolve("deepseek-v3"), "fp8", engine).checkpoint
+    a = EngineArgs(engine=engine, checkpoint=ck, kv="bf16", tp=8, ep=8, max_seqs=64, max_model_len=8192,
+                   kv_pool_tokens=8192, memory_fraction=0.9, served_name="deepseek-v3")
+    (argv,) = command_lines(a)
+    i = argv.index(expected[0])
+    assert argv[i:i + len(expected)] == expected and validate_argv(argv) == engine
+    assert "--enable-expert-parallel" not in command_lines(a.model_copy(update={"ep": 1}))[0]

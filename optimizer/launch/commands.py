@@ -60,9 +60,11 @@ def plan_launch(w: Workload, c: Shape, tables: Tables, dp: int = 1, ep: int = 1)
     return Launch(args=args)
 
 
-def launch_fields(w: Workload, c: Shape, tables: Tables, replicas: int, ep: int = 1) -> dict[str, object]:
+def launch_fields(w: Workload, c: Shape, tables: Tables, replicas: int, ep: int | None = None) -> dict[str, object]:
     """Launch fields of a plan deployment: one instance runs min(replicas, GPUs per instance ÷ TP)
-    replicas of it with engine data parallelism."""
+    replicas of it with engine data parallelism; expert parallelism when the candidate has an ``ep``
+    degree above 1 (candidates without one are EP 1)."""
+    ep = ep if ep is not None else int(getattr(c, "ep", 1) or 1)
     dp = max(1, min(replicas, c.gpus_per_instance // c.tp))
     got = plan_launch(w, c, tables, dp, ep)
     a = got.args

@@ -112,26 +112,11 @@ class EngineArgs(BaseModel):
     visible_var: str = "CUDA_VISIBLE_DEVICES"  # HIP_VISIBLE_DEVICES on ROCm
 
 
-def _vllm(a: EngineArgs) -> list[str]:
-    e = "vllm"
-    out = flag_table()[(e, "program")].flag.split()
-    out += arg(e, "model", a.checkpoint.checkpoint) + arg(e, "tensor_parallel", a.tp)
-    if a.dp > 1:
-        out += arg(e, "data_parallel", a.dp)
-    if a.ep > 1:
-        out += arg(e, "expert_parallel")
-    out += arg(e, "max_model_len", a.max_model_len) + arg(e, "max_seqs", a.max_seqs)
-    out += arg(e, "memory_fraction", a.memory_fraction)
-    if a.checkpoint.quantization:
-        out += arg(e, "quantization", a.checkpoint.quantization)
-    kv = mapped(e, "kv_cache_dtype", a.kv)
-    if kv != "auto":
-        out += arg(e, "kv_cache_dtype", kv)
-    return out + arg(e, "served_model_name", a.served_name) + arg(e, "host", "0.0.0.0") + arg(e, "port", a.port)
-
-
-def _sglang(a: EngineArgs) -> list[str]:
-    e = "sglang"
+def _dp_server(a: EngineArgs) -> list[str]:
+    """vLLM and SGLang: the same keys, spelled by each engine's rows (the model is vLLM's positional
+    argument and SGLang's --model-path; vLLM's expert parallelism is a switch sized TP × DP, SGLang's
+    --ep-size a degree)."""
+    e = a.engine
     out = flag_table()[(e, "program")].flag.split()
     out += arg(e, "model", a.checkpoint.checkpoint) + arg(e, "tensor_parallel", a.tp)
     if a.dp > 1:
@@ -198,7 +183,7 @@ def command_lines(a: EngineArgs) -> list[list[str]]:
     each replica is its own process on its own GPUs and port (``port + i``). A process group limited to
     some GPUs of the instance (``first_gpu``) is started under ``env CUDA_VISIBLE_DEVICES=…``."""
     if a.engine in ("vllm", "sglang"):
-        argv = _vllm(a) if a.engine == "vllm" else _sglang(a)
+        argv = _dp_server(a)
         if a.first_gpu is None:
             return [argv]
         return [["env", f"{a.visible_var}={_gpu_list(a.first_gpu, a.tp * a.dp)}", *argv]]
@@ -235,7 +220,7 @@ def validate_argv(argv: list[str]) -> str:
     """Check every flag and value of a command line against the flag table; returns the engine."""
     engine, rest = program_of(argv)
     by_flag = {f.flag: f for (e, _), f in flag_table().items() if e == engine and f.kind not in ("program", "yaml")}
-    positional = flag_table()[(engine, "model")].kind == "positional" if (engine, "model") in flag_table() else False
+    positional = getattr(flag_table().get((engine, "model")), "kind", None) == "positional"
     i = 0
     while i < len(rest):
         tok = rest[i]
