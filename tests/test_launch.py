@@ -418,3 +418,21 @@ def test_expert_parallel_flags_when_the_plan_chose_ep(engine: str, expected: lis
     i = argv.index(expected[0])
     assert argv[i:i + len(expected)] == expected and validate_argv(argv) == engine
     assert "--enable-expert-parallel" not in command_lines(a.model_copy(update={"ep": 1}))[0]
+
+
+def test_trtllm_memory_fraction_gives_the_kv_budget_the_plan_counted() -> None:
+    """TensorRT-LLM's fraction applies to the memory left after loading, vLLM's cap to the whole GPU: the
+    fraction passed to trtllm-serve makes its KV pool the memory model's KV budget (Llama 3.1 70B FP8, TP2 H100)."""
+    from gpuplan.models.breakdown import fit, inference_breakdown, kv_replication
+    from gpuplan.optimizer.launch.commands import trtllm_kv_fraction
+
+    t = Tables()
+    m, g = resolve("llama-3.1-70b"), t.gpus.get("h100-sxm")
+    wf, kf = t.formats.weight("fp8"), t.formats.kv_format("fp8")
+    cal = t.calibration.lookup("trtllm", g.id, g.vendor)
+    f = trtllm_kv_fraction(m, g.memory_bytes, wf, kf, 2, 8192, cal)
+    b = inference_breakdown(m.arch, wf, kf, 8192, 1, 2, None, cal.runtime_overhead_gib)
+    planned = fit(b, m.arch, kf, 8192, g.memory_bytes, cal.mem_util).kv_budget_bytes * kv_replication(m.arch, 2)
+    free_after_load = 2 * g.memory_bytes - (b.total_bytes - b.kv_cache_bytes)
+    assert 0.5 < f < cal.mem_util
+    assert f * free_after_load == pytest.approx(planned, rel=2e-3)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
-from gpuplan.models.catalog import resolve
+from gpuplan.hardware.formats import NumberFormat
+from gpuplan.models.breakdown import inference_breakdown
+from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.launch.checkpoints import resolve_checkpoint
 from gpuplan.optimizer.launch.engines import EngineArgs, Unsupported, engine_version, shell
 from gpuplan.optimizer.planning.workload import Workload
+from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 
@@ -42,6 +46,20 @@ def kv_pool_tokens(w: Workload, c: Shape) -> int:
     return max(c.batch * (w.input_tokens + w.output_tokens), c.max_model_len)
 
 
+def trtllm_kv_fraction(m: Model, gpu_memory_bytes: int, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
+                       context: int, cal: CalibrationRow) -> float:
+    """TensorRT-LLM sizes its KV pool as a fraction of the memory left after loading: the fraction that
+    gives the KV budget the plan counted.
+
+    f = (mem_util × C − fixed) / (C − fixed), C = GPU memory × tp, fixed = weights + activation peak +
+    runtime overhead (the memory model's terms at one ``context`` sequence); rounded down to 0.001.
+    """
+    b = inference_breakdown(m.arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
+    fixed = b.total_bytes - b.kv_cache_bytes
+    cap = gpu_memory_bytes * tp
+    return max(0.001, math.floor(1000 * (cal.mem_util * cap - fixed) / (cap - fixed)) / 1000)
+
+
 def plan_launch(w: Workload, c: Shape, tables: Tables, dp: int = 1, ep: int = 1) -> Launch:
     """Engine arguments for ``dp`` replicas of candidate ``c`` of workload ``w`` on one instance."""
     m = resolve(w.model)
@@ -50,10 +68,14 @@ def plan_launch(w: Workload, c: Shape, tables: Tables, dp: int = 1, ep: int = 1)
         return Launch(args=None, missing=got.missing)
     g = tables.gpus.get(c.gpu)
     cal = tables.calibration.lookup(c.engine, g.id, g.vendor)
+    fraction = cal.mem_util
+    if c.engine == "trtllm":
+        fraction = trtllm_kv_fraction(m, g.memory_bytes, tables.formats.weight(c.weights),
+                                      tables.formats.kv_format(c.kv), c.tp, c.max_model_len, cal)
     try:
         args = EngineArgs(engine=c.engine, checkpoint=got.checkpoint, kv=c.kv, tp=c.tp, dp=dp, ep=ep,
                           max_seqs=c.batch, max_model_len=c.max_model_len, kv_pool_tokens=kv_pool_tokens(w, c),
-                          memory_fraction=cal.mem_util, served_name=m.id)
+                          memory_fraction=fraction, served_name=m.id)
         shell(args)  # every flag and value checked against the engine's table
     except Unsupported as e:
         return Launch(args=None, missing=str(e))
