@@ -90,6 +90,9 @@ def test_the_checkpoint_follows_the_format() -> None:
     none = resolve_checkpoint(llama70, "nvfp4", "vllm")
     assert none.checkpoint is None and none.missing.startswith("no published nvfp4 checkpoint of llama-3.1-70b")
     assert "TensorRT Model Optimizer" in none.missing and "\n" not in none.missing
+    assert "sizing format" in resolve_checkpoint(llama70, "int4", "vllm").missing
+    assert "plan it with engine llama.cpp" in resolve_checkpoint(llama70, "q4_k_m", "vllm").missing
+    assert "llama.cpp serves GGUF files" in resolve_checkpoint(llama70, "fp8", "llama.cpp").missing
     gguf = resolve_checkpoint(resolve("llama-3.1-8b"), "q4_k_m", "llama.cpp").checkpoint
     assert gguf.file == "Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf"
     assert resolve_checkpoint(llama70, "awq", "vllm", "me/my-awq").checkpoint.checkpoint == "me/my-awq"

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 KINDS = ("release", "native", "published", "online")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+GGUF_FORMATS = ("q8_0", "q4_0", "q4_k_m")
 QUANTISE_WITH = {
     "fp8": "TensorRT Model Optimizer (hf_ptq.py --qformat fp8) or llm-compressor (FP8_DYNAMIC)",
     "nvfp4": "TensorRT Model Optimizer (hf_ptq.py --qformat nvfp4)",
@@ -126,8 +127,15 @@ def resolve_checkpoint(m: Model, weights: str, engine: str, override: str | None
     rows.sort(key=lambda c: (c.kind == "online", c.checkpoint))
     if rows:
         return Resolved(checkpoint=rows[0])
+    gguf = weights in GGUF_FORMATS
     how = QUANTISE_WITH.get(weights)
-    hint = (f"quantise it first with {how} and set the workload's checkpoint: to the result" if how else
-            f"{weights} is a sizing format without a serving checkpoint: plan with awq, gptq or fp8 instead")
+    if engine == "llama.cpp" and not gguf:
+        hint = f"llama.cpp serves GGUF files: plan with {', '.join(GGUF_FORMATS)} (or another engine)"
+    elif engine != "llama.cpp" and gguf:
+        hint = f"{weights} is a GGUF format: plan it with engine llama.cpp"
+    elif how:
+        hint = f"quantise it first with {how} and set the workload's checkpoint: to the result"
+    else:
+        hint = f"{weights} is a sizing format without a serving checkpoint: plan with awq, gptq or fp8 instead"
     return Resolved(checkpoint=None, missing=f"no published {weights} checkpoint of {m.id} for {engine} "
                                             f"(models/checkpoints.csv): {hint}")
