@@ -439,3 +439,23 @@ def test_trtllm_memory_fraction_gives_the_kv_budget_the_plan_counted() -> None:
     free_after_load = 2 * g.memory_bytes - (b.total_bytes - b.kv_cache_bytes)
     assert 0.5 < f < cal.mem_util
     assert f * free_after_load == pytest.approx(planned, rel=2e-3)
+
+
+def test_two_deployments_never_share_a_file_name() -> None:
+    """Same workload, GPU and TP but another weight format (or offer): the second name carries the format, a
+    third a counter, so no spec overwrites another."""
+    from types import SimpleNamespace
+
+    from gpuplan.optimizer.launch.specs import _name
+
+    w = SimpleNamespace(name="chat")
+    taken: dict[str, str] = {}
+    names = []
+    for weights in ("bf16", "fp8", "fp8"):
+        n = _name("", w, SimpleNamespace(gpu="h100-sxm", tp=1, weights=weights), taken)
+        taken[f"{n}.sky.yaml"] = ""
+        names.append(n)
+    assert names == ["chat-h100-sxm-tp1", "chat-h100-sxm-tp1-fp8", "chat-h100-sxm-tp1-fp8-2"]
+    long = _name("reserved-1y-", SimpleNamespace(name="x" * 200), SimpleNamespace(gpu="rtx-6000-ada", tp=8,
+                                                                                  weights="q4_k_m"), taken)
+    assert len(long) <= 63 and long.startswith("reserved-1y-x")

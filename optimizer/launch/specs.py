@@ -6,6 +6,7 @@ with ``yaml.safe_dump``, and named by slugs of the workload and GPU.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.tables import Tables
 
 TARGETS = ("skypilot", "k8s")
+DNS_LABEL = 63
 
 
 class Deployed(Placed, Shape, Protocol):
@@ -44,6 +46,19 @@ def _dump(doc: object) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=False, width=120)
 
 
+def _name(prefix: str, w: Workload, d: Deployed, taken: dict[str, str]) -> str:
+    """Service, manifest and file name: block, workload and GPU slugs, TP degree (and the weight format, then
+    a counter, when two deployments would share a name)."""
+    base = f"{prefix}{slug(w.name)}-{slug(d.gpu, 16)}-tp{d.tp}"
+    name, i = base, 1
+    while any(k.startswith(f"{name}.") for k in taken):
+        i += 1
+        name = f"{base}-{slug(d.weights, 8)}" if i == 2 else f"{base}-{slug(d.weights, 8)}-{i - 1}"
+    if len(name) > DNS_LABEL:  # Kubernetes Service names are DNS labels
+        name = f"{name[:DNS_LABEL - 7].rstrip('-')}-{hashlib.sha256(name.encode()).hexdigest()[:6]}"
+    return name
+
+
 def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: str, block: str = "",
                    autoscale: bool = False) -> tuple[dict[str, str], list[str]]:
     """{file name: YAML} and notes (deployments without a checkpoint, load-balancing across services)."""
@@ -67,7 +82,7 @@ def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: 
         if got.args is None:
             notes.append(f"{w.name}: {got.missing}")
             continue
-        name = f"{prefix}{slug(w.name)}-{slug(d.gpu, 16)}-tp{d.tp}"
+        name = _name(prefix, w, d, files)
         per_workload[w.name] += 1
         vendor = tables.gpus.get(d.gpu).vendor
         scale = None
@@ -110,7 +125,7 @@ def k8s_files(deps: list[tuple[Workload, Deployed]], tables: Tables, block: str 
         if got.args is None:
             notes.append(f"{w.name}: {got.missing}")
             continue
-        name = f"{prefix}{slug(w.name)}-{slug(d.gpu, 16)}-tp{d.tp}"
+        name = _name(prefix, w, d, files)
         docs = manifests(name, slug(w.name), got.args, d.replicas, d.gpu, tables.gpus.get(d.gpu).vendor)
         files[f"{name}.k8s.yaml"] = yaml.safe_dump_all(docs, sort_keys=False, width=120)
     return files, notes
