@@ -14,6 +14,7 @@ tokens the plan reserved: max(batch × (input + output), max_context) in one uni
 from __future__ import annotations
 
 import csv
+import re
 import shlex
 from functools import cache
 from pathlib import Path
@@ -56,7 +57,14 @@ def value_table() -> dict[tuple[str, str, str], str]:
 
 
 def engine_version(engine: str) -> str:
+    """What the engine's flags were read from, e.g. 'vLLM 0.33.0 (wheel vllm-0.33.0, commit g4ba787ec9)'."""
     return flag_table()[(engine, "program")].version
+
+
+def engine_release(engine: str) -> str:
+    """The release number the commands were checked against ('0.33.0'), or '' for a commit."""
+    found = re.match(r"\S+ (\d+\.\d+\.\d+)\b", engine_version(engine))
+    return found.group(1) if found else ""
 
 
 def _check_value(f: Flag, value: str) -> None:

@@ -9,7 +9,7 @@ TP inside one instance, so a replica never spans nodes (no LeaderWorkerSet is ne
 from __future__ import annotations
 
 import yaml
-from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, command_lines, engine_version, trtllm_options
+from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, command_lines, engine_release, trtllm_options
 from gpuplan.optimizer.launch.skypilot import accelerator
 
 IMAGES = {  # the engine's published container image at the version the commands were checked against
@@ -25,7 +25,7 @@ HF_SECRET = "hf-token"
 def image(engine: str, vendor: str) -> str:
     if vendor.lower() == "amd":
         return ROCM_IMAGE
-    return IMAGES[engine].format(v=engine_version(engine).split()[1])
+    return IMAGES[engine].format(v=engine_release(engine))
 
 
 def manifests(name: str, workload_slug: str, a: EngineArgs, replicas: int, gpu: str, vendor: str) -> list[dict]:

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, engine_version, shell, trtllm_options
+from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, engine_release, shell, trtllm_options
 from gpuplan.optimizer.launch.packing import Node
 from gpuplan.pricing.offers import Offer
 from pydantic import BaseModel
@@ -137,7 +137,7 @@ def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[
     if vendor.lower() == "amd":
         t["resources"]["image_id"] = ROCM_IMAGE  # type: ignore[index]
     else:
-        t["setup"] = " && ".join(INSTALL[e].format(v=engine_version(e).split()[1]) for e in engines)
+        t["setup"] = " && ".join(INSTALL[e].format(v=engine_release(e)) for e in engines)
     t["run"] = script
     if replicas is not None:
         probe = {"path": HEALTH[args[0].engine], "initial_delay_seconds": READY_DELAY_S}
