@@ -75,7 +75,8 @@ def plan_launch(w: Workload, c: Shape, tables: Tables, dp: int = 1, ep: int = 1)
     try:
         args = EngineArgs(engine=c.engine, checkpoint=got.checkpoint, kv=c.kv, tp=c.tp, dp=dp, ep=ep,
                           max_seqs=c.batch, max_model_len=c.max_model_len, kv_pool_tokens=kv_pool_tokens(w, c),
-                          memory_fraction=fraction, served_name=m.id)
+                          memory_fraction=fraction,
+                          served_name=m.id if m.hf_repo else got.checkpoint.checkpoint)  # config path: its repo
         shell(args)  # every flag and value checked against the engine's table
     except Unsupported as e:
         return Launch(args=None, missing=str(e))
