@@ -1,13 +1,13 @@
 """Deployments of a daily plan, per tier block: the committed base, the hourly on-demand and spot additions.
 
 The daily model decides, per hour, replicas per candidate and instances per offer in each tier, but not
-which replica runs on which tier's instance. Each hour the replicas on an offer are placed on its
-committed instances first, then on-demand, then spot, in candidate order by GPUs (the tiers' GPUs of
-that hour always hold them: the model's capacity constraint). A block's deployment runs between the fewest
-and the most replicas it held in any hour: its launch spec is a SkyServe service autoscaled in that
-range on request rate (fixed when the two are equal). The base block may host different workloads at
-different hours (the model lets committed capacity follow the curves), which autoscaled services
-reproduce as long as each tracks its own load.
+which replica runs on which tier's instance. Each hour the replicas on an offer are placed by GPUs on
+its committed instances first, then on-demand, then spot, the candidates that run all day first (the
+tiers' GPUs of that hour always hold them: the model's capacity constraint). A block's deployment runs
+between the fewest and the most replicas it held in any hour: its launch spec is a SkyServe service
+autoscaled in that range on request rate (fixed when the two are equal). The base block may host
+different workloads at different hours (the model lets committed capacity follow the curves), which
+autoscaled services reproduce as long as each tracks its own load.
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ class DayDeployment(BaseModel):
 
 def _split_hour(group: list[Candidate], counts: dict[str, int], tiers: list[tuple[str, int]]) -> dict[tuple[str, str],
                                                                                                       int]:
-    """(block, candidate) → replicas this hour: GPUs of each tier filled in order."""
+    """(block, candidate) → replicas this hour: GPUs of each tier filled in ``group`` order."""
     out: dict[tuple[str, str], int] = {}
     room = [(name, gpus) for name, gpus in tiers]
     i = 0
-    for c in sorted(group, key=lambda c: c.id):
+    for c in group:
         for _ in range(counts.get(c.id, 0)):
             while i < len(room) and room[i][1] < c.tp:
                 i += 1
@@ -72,6 +72,8 @@ def tier_deployments(fleet: Fleet, tables: Tables, cands: list[Candidate], repli
         by_offer.setdefault(f"{c.provider}:{c.offer}", []).append(c)
     hourly: dict[tuple[str, str], list[int]] = {}
     for key, group in by_offer.items():
+        # candidates running all day first: the committed base then holds the steadiest replicas
+        group = sorted(group, key=lambda c: (-min(replicas[c.id]), -sum(replicas[c.id]), c.id))
         base, od, spot = instances[key]
         gpi = group[0].gpus_per_instance
         for h in range(HOURS):
