@@ -100,8 +100,9 @@ def test_the_checkpoint_follows_the_format() -> None:
 
 def test_native_quantised_releases_are_planned_at_their_format(gpuplan, tmp_path: Path) -> None:
     """gpt-oss ships MXFP4 experts, DeepSeek block FP8: without a weights list they are planned at that format."""
-    assert native_formats("gpt-oss-20b") == ["mxfp4"] and native_formats("deepseek-v3") == ["fp8"]
-    assert native_formats("llama-3.1-8b") == []
+    assert native_formats(resolve("gpt-oss-20b")) == ["mxfp4"] and native_formats(resolve("deepseek-v3")) == ["fp8"]
+    assert native_formats(resolve("llama-3.1-8b")) == []
+    assert native_formats(resolve("minimax-m2.5")) == ["fp8"]  # no table row: its config's quantization_config
     fleet = {"workloads": [{"name": "oss", "model": "gpt-oss-20b", "input_tokens": 1000, "output_tokens": 200,
                             "rate_rps": 2, "slo": {"ttft_ms": 2000, "tpot_ms": 50}}],
              "constraints": {"providers": ["aws"], "gpus": ["h100-sxm"]}}
@@ -459,3 +460,21 @@ def test_two_deployments_never_share_a_file_name() -> None:
     long = _name("reserved-1y-", SimpleNamespace(name="x" * 200), SimpleNamespace(gpu="rtx-6000-ada", tp=8,
                                                                                   weights="q4_k_m"), taken)
     assert len(long) <= 63 and long.startswith("reserved-1y-x")
+
+
+def test_every_catalog_model_has_a_checkpoint_at_its_release_format() -> None:
+    """Rows or rules: each catalog model launches on vLLM at BF16 (or the format its release carries) and, when
+    its release is BF16 or FP8, at FP8 (published, native or online); new catalog models need no table row."""
+    from gpuplan.models.catalog import load_catalog
+
+    for mid, m in load_catalog().items():
+        fmt = (native_formats(m) or ["bf16"])[0]
+        got = resolve_checkpoint(m, fmt, "vllm").checkpoint
+        assert got is not None and got.kind in ("release", "native"), mid
+        if fmt in ("bf16", "fp8"):  # gpt-oss ships MXFP4 only: no FP8 checkpoint, and none is invented
+            assert resolve_checkpoint(m, "fp8", "vllm").checkpoint is not None, mid
+    kimi = resolve_checkpoint(resolve("kimi-k2"), "fp8", "vllm").checkpoint
+    assert kimi.checkpoint == "moonshotai/Kimi-K2-Instruct" and kimi.kind == "native" and kimi.quantization is None
+    assert resolve_checkpoint(resolve("kimi-k2"), "bf16", "vllm").checkpoint is None  # its release is FP8
+    super_bf16 = resolve_checkpoint(resolve("nemotron-3-super-120b-a12b"), "bf16", "vllm").checkpoint
+    assert super_bf16.checkpoint.endswith("-BF16")

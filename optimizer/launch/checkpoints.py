@@ -10,8 +10,10 @@ checkpoint's config) and its kind:
 - ``published``: a quantised release by the model's maker or a well-known quantiser;
 - ``online``: the BF16 release quantised by the engine while loading (vLLM/SGLang ``--quantization fp8``).
 
-A workload's ``checkpoint:`` (a repo id or a local path) overrides the table; a model given by a
-config path uses that, or its config's ``_name_or_path``.
+A catalog model without rows falls back to rules (``release_rules``): its catalog ``hf_repo`` at the format
+its config declares, else BF16, and online FP8 on vLLM and SGLang. A workload's ``checkpoint:`` (a repo id
+or a local path) overrides the table; a model given by a config path uses that, or its config's
+``_name_or_path``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pydantic import BaseModel
 KINDS = ("release", "native", "published", "online")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 GGUF_FORMATS = ("q8_0", "q4_0", "q4_k_m")
+CONFIG_FORMATS = {"fp8": "fp8", "mxfp4": "mxfp4"}  # quantization_config.quant_method → weight format
+ONLINE_FP8_ENGINES = ("vllm", "sglang")  # quantise BF16 weights to FP8 while loading (--quantization fp8)
 QUANTISE_WITH = {
     "fp8": "TensorRT Model Optimizer (hf_ptq.py --qformat fp8) or llm-compressor (FP8_DYNAMIC)",
     "nvfp4": "TensorRT Model Optimizer (hf_ptq.py --qformat nvfp4)",
@@ -85,9 +89,42 @@ def load_checkpoints(path: Path | None = None) -> tuple[Checkpoint, ...]:
     return tuple(out)
 
 
-def native_formats(model_id: str) -> list[str]:
-    """Weight formats the model's own release carries (DeepSeek fp8, gpt-oss mxfp4); empty for BF16 releases."""
-    return sorted({c.weights for c in load_checkpoints() if c.model == model_id and c.kind == "native"})
+def _config(m: Model) -> dict:
+    try:
+        data = json.loads(Path(m.config_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def config_format(m: Model) -> str | None:
+    """The weight format the model's config.json declares (``quantization_config.quant_method``: fp8, mxfp4)."""
+    q = _config(m).get("quantization_config")
+    method = q.get("quant_method") if isinstance(q, dict) else None
+    return CONFIG_FORMATS.get(method) if isinstance(method, str) else None
+
+
+def native_formats(m: Model) -> list[str]:
+    """Weight formats the model's own release carries (DeepSeek fp8, gpt-oss mxfp4, or any catalog config with
+    a quantization_config); empty for BF16 releases."""
+    rows = {c.weights for c in load_checkpoints() if c.model == m.id and c.kind == "native"}
+    declared = config_format(m)
+    return sorted(rows | ({declared} if declared else set()))
+
+
+def release_rules(m: Model, weights: str, engine: str) -> list[Checkpoint]:
+    """Checkpoints for catalog models without a table row: the catalog's ``hf_repo`` is the model's release,
+    at the format its config declares (else BF16); vLLM and SGLang quantise a BF16 release to FP8 on load."""
+    if not m.hf_repo or engine == "llama.cpp":
+        return []
+    declared = config_format(m)
+    common = {"model": m.id, "weights": weights, "engines": (engine,), "checkpoint": m.hf_repo, "gated": True,
+              "source": m.source, "as_of": m.as_of}
+    if weights == (declared or "bf16") or (weights == "fp16" and declared is None):
+        return [Checkpoint(**common, kind="native" if declared else "release")]
+    if weights == "fp8" and declared is None and engine in ONLINE_FP8_ENGINES:
+        return [Checkpoint(**common, kind="online", quantization="fp8")]
+    return []
 
 
 def check_override(value: str) -> str:
@@ -99,10 +136,7 @@ def check_override(value: str) -> str:
 
 def _config_repo(m: Model) -> str | None:
     """``_name_or_path`` of a config-path model, when it names a repo."""
-    try:
-        name = json.loads(Path(m.config_path).read_text(encoding="utf-8")).get("_name_or_path")
-    except (OSError, ValueError):
-        return None
+    name = _config(m).get("_name_or_path")
     return name if isinstance(name, str) and REPO_ID.fullmatch(name) else None
 
 
@@ -125,6 +159,7 @@ def resolve_checkpoint(m: Model, weights: str, engine: str, override: str | None
             as_of="1970-01-01"))
     rows = [c for c in load_checkpoints() if c.model == m.id and c.weights == weights and engine in c.engines]
     rows.sort(key=lambda c: (c.kind == "online", c.checkpoint))
+    rows = rows or release_rules(m, weights, engine)
     if rows:
         return Resolved(checkpoint=rows[0])
     gguf = weights in GGUF_FORMATS

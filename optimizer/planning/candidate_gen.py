@@ -183,7 +183,7 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
         return CandidateSet(workload=w.name, candidates=[], reasons={"*": msg}, considered=0, pruned=0)
     # A model released in a quantised format (DeepSeek block FP8, gpt-oss MXFP4) is planned at that
     # format unless the workload lists its weight formats (models/checkpoints.csv, kind 'native').
-    weights = w.weights if "weights" in w.model_fields_set else (native_formats(m.id) or w.weights)
+    weights = w.weights if "weights" in w.model_fields_set else (native_formats(m) or w.weights)
     for name in weights:
         tables.formats.weight(name)
     for name in w.kv:
