@@ -5,7 +5,8 @@ schema only) with the environment's HOME set
 to the first argument: it writes SkyPilot catalogs (``~/.sky/catalogs/v8/<cloud>/vms.csv`` and
 ``common/accelerators.csv``) built from the offer table, so ``sky.Task.from_yaml_config`` validates
 instance types, regions and accelerators without the network, then prints one JSON line per file:
-the service replicas (None for a plain task) and SkyPilot's $/h for each resource candidate.
+the service replicas (None for a plain task) and SkyPilot's $/h for each resource candidate; first, SkyPilot's
+canonical GPU names and the name SkyPilot reads from each of our Kubernetes GPU product labels.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ COLUMNS = ["InstanceType", "AcceleratorName", "AcceleratorCount", "vCPUs", "Memo
 
 
 def write_catalogs(home: Path, offers_csv: Path, accelerators_csv: Path) -> None:
-    names = {r["gpu"]: r["skypilot"] for r in csv.DictReader(accelerators_csv.open())}
+    names = {r["gpu"]: r["skypilot_k8s"] for r in csv.DictReader(accelerators_csv.open())}
     root = home / ".sky" / "catalogs" / "v8"
     clouds: dict[str, set[str]] = {}
     by_cloud: dict[str, list[dict[str, str]]] = {}
@@ -52,7 +53,13 @@ def main(argv: list[str]) -> None:
     home, offers, accs, *files = argv
     write_catalogs(Path(home), Path(offers), Path(accs))
     import sky
-    from sky.utils import common_utils, schemas
+    from sky.provision.kubernetes.utils import GFDLabelFormatter
+    from sky.utils import common_utils, gpu_names, schemas
+
+    names = {r["gpu"]: r for r in csv.DictReader(Path(accs).read_text().splitlines())}
+    print(json.dumps({"canonical": list(gpu_names.CANONICAL_GPU_NAMES), "from_label": {
+        g: GFDLabelFormatter.get_accelerator_from_label_value(r["k8s_label_value"]) for g, r in names.items()
+        if r["k8s_label_key"] == GFDLabelFormatter.LABEL_KEY}}))
 
 
     for arg in files:

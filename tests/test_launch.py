@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 from gpuplan.models.catalog import resolve
+from gpuplan.optimizer.launch.accelerators import ACCELERATORS_CSV
 from gpuplan.optimizer.launch.checkpoints import load_checkpoints, native_formats, resolve_checkpoint
 from gpuplan.optimizer.launch.engines import EngineArgs, Unsupported, command_lines, flag_table, validate_argv
+from gpuplan.optimizer.launch.names import slug
 from gpuplan.optimizer.launch.packing import pack
-from gpuplan.optimizer.launch.skypilot import ACCELERATORS_CSV, slug
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given
 from hypothesis import strategies as st
@@ -186,7 +187,21 @@ def _sky_check(tmp_path: Path, files: list) -> list[dict]:
                         str(OFFERS), str(ACCELERATORS_CSV), *map(str, files)],
                        capture_output=True, text=True, env=env, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
-    return [json.loads(line) for line in r.stdout.splitlines()]
+    return [x for x in map(json.loads, r.stdout.splitlines()) if "canonical" not in x]
+
+
+def test_kubernetes_accelerator_names_are_what_skypilot_reads_from_the_labels(tmp_path: Path) -> None:
+    """For owned servers (infra: k8s) the accelerator name must be the one SkyPilot 0.14.1 derives from the node's
+    GPU product label (GFDLabelFormatter): checked for every NVIDIA row of accelerators.csv."""
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "skypilot_check.py"), str(tmp_path / "home"),
+                        str(OFFERS), str(ACCELERATORS_CSV)], capture_output=True, text=True, env=env, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = json.loads(r.stdout.splitlines()[0])
+    rows = [row for row in csv.DictReader(ACCELERATORS_CSV.open()) if row["k8s_resource"] == "nvidia.com/gpu"]
+    assert len(rows) >= 20
+    for row in rows:
+        assert info["from_label"][row["gpu"]] == row["skypilot_k8s"], row
 
 
 def _plan_folder(gpuplan, tmp_path: Path, workloads: Path, name: str, *extra: str) -> Path:
@@ -220,6 +235,7 @@ def test_skypilot_files_load_in_skypilot_and_cost_what_the_plan_costs(gpuplan, t
         for item in items:
             assert len(set(item["costs"])) == 1  # every any_of choice costs the same
             assert item["spot"] == [tier == "spot"]
+            assert item["accelerators"] != ["None"]  # SkyPilot read the GPU from the instance type
             total += (item["replicas"] or 1) * item["costs"][0]
         assert total == pytest.approx(plan["total_usd_per_hour"], abs=0.01)
         assert sum(i["count"] for i in plan["instances"]) == sum(item["replicas"] or 1 for item in items)

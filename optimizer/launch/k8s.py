@@ -9,8 +9,8 @@ TP inside one instance, so a replica never spans nodes (no LeaderWorkerSet is ne
 from __future__ import annotations
 
 import yaml
+from gpuplan.optimizer.launch.accelerators import accelerator
 from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, command_lines, engine_release, trtllm_options
-from gpuplan.optimizer.launch.skypilot import accelerator
 
 IMAGES = {  # the engine's published container image at the version the commands were checked against
     "vllm": "vllm/vllm-openai:v{v}",

@@ -1,8 +1,8 @@
 """SkyPilot files that reproduce a plan: one SkyServe service per (workload, deployment) whose replicas
 are exactly the instances running it, plus one task per instance shared by several deployments.
 
-A SkyServe replica is one whole instance (``accelerators: GPU:<GPUs per instance>``, ``any_of`` the
-offers of the same GPU, size and price that the plan allowed), running its replicas of the deployment
+A SkyServe replica is one whole instance (``any_of`` the instance types of the same GPU, size and price
+that the plan allowed), running its replicas of the deployment
 with engine data parallelism. A workload served by deployments on different GPU types gets one
 service per deployment: a SkyServe service has one resource shape for all replicas, so the workload's
 traffic is split across the endpoints (by the client or an external load balancer) in proportion to
@@ -13,20 +13,13 @@ Everything is written with ``yaml.safe_dump``; names from workload files only re
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import re
-from functools import cache
-from pathlib import Path
-
 import yaml
+from gpuplan.optimizer.launch.accelerators import accelerator
 from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, engine_release, shell, trtllm_options
 from gpuplan.optimizer.launch.packing import Node
 from gpuplan.pricing.offers import Offer
-from pydantic import BaseModel
 
-ACCELERATORS_CSV = Path(__file__).with_name("accelerators.csv")
-HEALTH = {"vllm": "/health", "sglang": "/health", "trtllm": "/health", "llama.cpp": "/health"}
+HEALTH = "/health"  # vLLM, SGLang, trtllm-serve and llama-server all answer it once the model is loaded
 READY_DELAY_S = 1800  # weights download and load of the largest models
 INSTALL = {
     "vllm": "pip install vllm=={v}",
@@ -45,54 +38,19 @@ def visible_devices(vendor: str) -> str:
     return "HIP_VISIBLE_DEVICES" if vendor.lower() == "amd" else "CUDA_VISIBLE_DEVICES"
 
 
-class Accelerator(BaseModel):
-    gpu: str
-    skypilot: str
-    k8s_resource: str
-    k8s_label_key: str
-    k8s_label_value: str
-    source: str
-    as_of: str
-
-
-@cache
-def accelerators() -> dict[str, Accelerator]:
-    return {r["gpu"]: Accelerator(**r) for r in csv.DictReader(ACCELERATORS_CSV.open(newline="", encoding="utf-8"))}
-
-
-def accelerator(gpu: str) -> Accelerator:
-    acc = accelerators().get(gpu)
-    if acc is None:
-        from gpuplan.optimizer.errors import InputError
-
-        raise InputError(f"GPU '{gpu}' has no row in {ACCELERATORS_CSV.name} (SkyPilot and Kubernetes names)")
-    return acc
-
-
-def slug(text: str, limit: int = 40) -> str:
-    """Lower-case letters, digits and single hyphens, starting with a letter; a short hash keeps two
-    names that differ only in other characters apart."""
-    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    if not s or not s[0].isalpha():
-        s = f"w-{s}".rstrip("-")
-    s = s[:limit].rstrip("-")
-    if s != text:
-        s = f"{s}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
-    return s
-
-
 def resources(node: Node, tier: str, offers: list[Offer], ports: int = 1) -> dict[str, object]:
-    """One whole instance: the GPU in SkyPilot's canonical name × GPUs per instance, ``any_of`` the offers of
-    the same GPU, size and price in the tier (owned: the Kubernetes cluster of the current context)."""
-    acc = f"{accelerator(node.gpu).skypilot}:{node.gpus_per_instance}"
+    """One whole instance: ``any_of`` the offers of the same GPU, size and tier price as the planned one (the
+    instance type pins the GPU; see ``accelerators``), or, for owned servers, the Kubernetes cluster of the
+    current context with the GPU as SkyPilot names it there × GPUs per server."""
     port: object = PORT if ports == 1 else [PORT + i for i in range(ports)]
     if tier == "owned":
-        return {"infra": "k8s", "accelerators": acc, "ports": port}
+        return {"infra": "k8s", "accelerators": f"{accelerator(node.gpu).skypilot_k8s}:{node.gpus_per_instance}",
+                "ports": port}
     price = next(o.price(tier) for o in offers if o.provider == node.provider and o.instance == node.offer)
     same = sorted({(o.provider, o.region or "", o.instance) for o in offers
                    if o.gpu == node.gpu and o.gpus_per_instance == node.gpus_per_instance
                    and o.price(tier) is not None and price is not None and abs(o.price(tier) - price) < 0.005})
-    return {"accelerators": acc, "use_spot": tier == "spot", "ports": port,
+    return {"use_spot": tier == "spot", "ports": port,
             "any_of": [{"infra": f"{p}/{r}" if r else p, "instance_type": i} for p, r, i in same]}
 
 
@@ -140,7 +98,7 @@ def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[
         t["setup"] = " && ".join(INSTALL[e].format(v=engine_release(e)) for e in engines)
     t["run"] = script
     if replicas is not None:
-        probe = {"path": HEALTH[args[0].engine], "initial_delay_seconds": READY_DELAY_S}
+        probe = {"path": HEALTH, "initial_delay_seconds": READY_DELAY_S}
         if scale is None or scale[0] >= replicas:
             t["service"] = {"readiness_probe": probe, "replicas": replicas}
         else:

@@ -14,8 +14,9 @@ import yaml
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.launch.commands import Shape, plan_launch
 from gpuplan.optimizer.launch.k8s import manifests
+from gpuplan.optimizer.launch.names import slug
 from gpuplan.optimizer.launch.packing import Node, Placed, pack
-from gpuplan.optimizer.launch.skypilot import slug, task
+from gpuplan.optimizer.launch.skypilot import task
 from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.tables import Tables
 
