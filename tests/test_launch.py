@@ -33,7 +33,8 @@ KV = {"vllm": ["bf16", "fp8", "int8", "int4"], "sglang": ["bf16", "fp8"], "trtll
 def _argvs(line: str) -> list[list[str]]:
     """Engine command lines of a launch string or a run script (background '&', 'wait', heredocs)."""
     out = []
-    for part in line.replace("\n", " & ").split(" & "):
+    parts = [p for ln in line.splitlines() for p in ln.strip().removesuffix("&").split(" & ")]
+    for part in parts:
         words = shlex.split(part)
         if words and words[0] not in ("wait", "cat") and not words[0].startswith(("kv_cache_config", "dtype",
                                                                                    "GPUPLAN_EOF")):
@@ -494,3 +495,27 @@ def test_every_catalog_model_has_a_checkpoint_at_its_release_format() -> None:
     assert resolve_checkpoint(resolve("kimi-k2"), "bf16", "vllm").checkpoint is None  # its release is FP8
     super_bf16 = resolve_checkpoint(resolve("nemotron-3-super-120b-a12b"), "bf16", "vllm").checkpoint
     assert super_bf16.checkpoint.endswith("-BF16")
+
+
+def test_amd_gpus_get_rocm_image_amd_resources_and_hip_device_lists() -> None:
+    """MI300X: the pod requests amd.com/gpu and selects the AMD product label; SkyPilot uses the ROCm vLLM image;
+    engines sharing an instance are split with HIP_VISIBLE_DEVICES."""
+    from gpuplan.optimizer.launch.k8s import manifests
+    from gpuplan.optimizer.launch.packing import Node, Slot
+    from gpuplan.optimizer.launch.skypilot import ROCM_IMAGE, task
+    from kubernetes.client import ApiClient
+
+    ck = resolve_checkpoint(resolve("llama-3.1-70b"), "fp8", "vllm").checkpoint
+    a = EngineArgs(engine="vllm", checkpoint=ck, kv="fp8", tp=4, max_seqs=64, max_model_len=8192,
+                   kv_pool_tokens=8192, memory_fraction=0.9, served_name="llama-3.1-70b")
+    pod = ApiClient()._ApiClient__deserialize(manifests("chat", "chat", a, 2, "mi300x", "AMD")[0],
+                                              "V1Deployment").spec.template.spec
+    assert pod.containers[0].resources.limits == {"amd.com/gpu": "4"}
+    assert pod.node_selector == {"amd.com/gpu.product-name": "AMD_Instinct_MI300X"}
+    node = Node(provider="azure", offer="Standard_ND96isr_MI300X_v5", region="eastus2", gpu="mi300x",
+                gpus_per_instance=8, slots=[Slot(workload="a", candidate="a", tp=4, dp=1, first_gpu=0),
+                                            Slot(workload="b", candidate="b", tp=4, dp=1, first_gpu=4)])
+    doc = task("shared", node, [a, a], "on_demand", Tables().offers, "AMD", True, None)
+    assert doc["resources"]["image_id"] == ROCM_IMAGE and "setup" not in doc
+    assert [x[1] for x in _argvs(doc["run"])] == ["HIP_VISIBLE_DEVICES=0,1,2,3", "HIP_VISIBLE_DEVICES=4,5,6,7"]
+    assert doc["resources"]["ports"] == [8000, 8001]
