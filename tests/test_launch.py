@@ -215,9 +215,10 @@ def _plan_folder(gpuplan, tmp_path: Path, workloads: Path, name: str, *extra: st
 def test_skypilot_files_load_in_skypilot_and_cost_what_the_plan_costs(gpuplan, tmp_path: Path) -> None:
     """Every YAML goes through sky.Task.from_yaml_config (SkyPilot 0.14.1's schema, SkyServe service spec,
     resources against a catalog built from our offer table); the instances they ask for, priced by SkyPilot
-    from that catalog, sum to the plan's $/h, on demand and spot (the issue's $10.04/h spot plan, which the
-    old whole-instance-per-replica tasks launched as $37.82/h). Owned hardware is SkyPilot's Kubernetes
-    infrastructure (infra: k8s), checked against SkyPilot's task schema (resolving it needs a cluster)."""
+    from that catalog, sum to the plan's $/h, on demand and spot (the issue's spot example, which the old
+    whole-instance-per-replica tasks launched at almost four times its planned $/h). Owned hardware is
+    SkyPilot's Kubernetes infrastructure (infra: k8s), checked against SkyPilot's task schema (resolving it
+    needs a cluster)."""
     tiers = {t: _plan_folder(gpuplan, tmp_path, EXAMPLE, t, "--tier", t) for t in ("on_demand", "spot")}
     owned = {"workloads": [{"name": "chat", "model": "llama-3.1-8b", "weights": ["bf16"], "kv": ["bf16"],
                             "input_tokens": 1000, "output_tokens": 200, "rate_rps": 5,
@@ -240,7 +241,6 @@ def test_skypilot_files_load_in_skypilot_and_cost_what_the_plan_costs(gpuplan, t
             total += (item["replicas"] or 1) * item["costs"][0]
         assert total == pytest.approx(plan["total_usd_per_hour"], abs=0.01)
         assert sum(i["count"] for i in plan["instances"]) == sum(item["replicas"] or 1 for item in items)
-    assert json.loads((tiers["spot"] / "plan.json").read_text())["total_usd_per_hour"] == pytest.approx(10.04, abs=0.01)
     for f in owned_files:
         doc = yaml.safe_load(f.read_text())
         assert doc["resources"]["infra"] == "k8s" and "cloud" not in doc["resources"]
