@@ -42,6 +42,18 @@ def _argvs(line: str) -> list[list[str]]:
     return out
 
 
+def _write(path: Path, fleet: dict) -> Path:
+    path.write_text(yaml.safe_dump(fleet))
+    return path
+
+
+def _chat_8b(name: str = "chat", **constraints: object) -> dict:
+    """One Llama 3.1 8B BF16 workload at 5 req/s (TTFT 1 s, TPOT 40 ms) with the given constraints."""
+    return {"workloads": [{"name": name, "model": "llama-3.1-8b", "weights": ["bf16"], "kv": ["bf16"],
+                           "input_tokens": 1000, "output_tokens": 200, "rate_rps": 5,
+                           "slo": {"ttft_ms": 1000, "tpot_ms": 40}}], "constraints": constraints}
+
+
 def test_every_checkpoint_row_gives_commands_made_of_table_flags() -> None:
     """Every (checkpoint row, engine, KV format, TP/DP/EP) yields argv whose every flag and value is in the
     engine's flag table; and a flag outside the table is refused (the check can fail)."""
@@ -108,8 +120,7 @@ def test_native_quantised_releases_are_planned_at_their_format(gpuplan, tmp_path
     fleet = {"workloads": [{"name": "oss", "model": "gpt-oss-20b", "input_tokens": 1000, "output_tokens": 200,
                             "rate_rps": 2, "slo": {"ttft_ms": 2000, "tpot_ms": 50}}],
              "constraints": {"providers": ["aws"], "gpus": ["h100-sxm"]}}
-    path = tmp_path / "w.yaml"
-    path.write_text(yaml.safe_dump(fleet))
+    path = _write(tmp_path / "w.yaml", fleet)
     r = gpuplan("plan", str(path), "--format", "json")
     assert r.code == 0, r.err
     d = r.json()["workloads"][0]["deployments"][0]
@@ -118,8 +129,7 @@ def test_native_quantised_releases_are_planned_at_their_format(gpuplan, tmp_path
 
 
 def _plan(gpuplan, tmp_path: Path, fleet: dict, *extra: str) -> dict:
-    path = tmp_path / "w.yaml"
-    path.write_text(yaml.safe_dump(fleet))
+    path = _write(tmp_path / "w.yaml", fleet)
     r = gpuplan("plan", str(path), "--format", "json", *extra)
     assert r.code == 0, r.err
     return r.json()
@@ -220,11 +230,8 @@ def test_skypilot_files_load_in_skypilot_and_cost_what_the_plan_costs(gpuplan, t
     SkyPilot's Kubernetes infrastructure (infra: k8s), checked against SkyPilot's task schema (resolving it
     needs a cluster)."""
     tiers = {t: _plan_folder(gpuplan, tmp_path, EXAMPLE, t, "--tier", t) for t in ("on_demand", "spot")}
-    owned = {"workloads": [{"name": "chat", "model": "llama-3.1-8b", "weights": ["bf16"], "kv": ["bf16"],
-                            "input_tokens": 1000, "output_tokens": 200, "rate_rps": 5,
-                            "slo": {"ttft_ms": 1000, "tpot_ms": 40}}], "constraints": {"tier": "owned"}}
-    path = tmp_path / "owned.yaml"
-    path.write_text(yaml.safe_dump(owned))
+    owned = _chat_8b(tier="owned")
+    path = _write(tmp_path / "owned.yaml", owned)
     owned_files = sorted(_plan_folder(gpuplan, tmp_path, path, "owned").glob("*.sky.yaml"))
     files = {t: sorted(out.glob("*.sky.yaml")) for t, out in tiers.items()}
     assert all(files.values()) and owned_files
@@ -283,11 +290,8 @@ HOSTILE = "chat: x `id` $(rm -rf ~) 'q' \"d\" #c"
 def test_hostile_workload_names_are_escaped_everywhere(gpuplan, tmp_path: Path) -> None:
     """A name with ': ', backticks, $( and quotes reaches no generated file verbatim: files, service and
     Kubernetes names are slugs; YAML loads to exactly the keys written; commands parse back with shlex."""
-    fleet = {"workloads": [{"name": HOSTILE, "model": "llama-3.1-8b", "weights": ["bf16"], "kv": ["bf16"],
-                            "input_tokens": 1000, "output_tokens": 200, "rate_rps": 5,
-                            "slo": {"ttft_ms": 1000, "tpot_ms": 40}}], "constraints": {"providers": ["aws"]}}
-    path = tmp_path / "w.yaml"
-    path.write_text(yaml.safe_dump(fleet))
+    fleet = _chat_8b(HOSTILE, providers=["aws"])
+    path = _write(tmp_path / "w.yaml", fleet)
     for target in ("skypilot", "k8s"):
         out = tmp_path / target
         r = gpuplan("plan", str(path), "-o", str(out), "--target", target)
@@ -327,8 +331,7 @@ def test_bad_engine_or_checkpoint_exits_2_in_one_line(gpuplan, tmp_path: Path, f
                                                       message: str) -> None:
     fleet = {"workloads": [{"name": "chat", "model": "llama-3.1-8b", "input_tokens": 100, "output_tokens": 10,
                             "rate_rps": 1, "slo": {"ttft_ms": 1000, "tpot_ms": 50}, field: value}]}
-    path = tmp_path / "w.yaml"
-    path.write_text(yaml.safe_dump(fleet))
+    path = _write(tmp_path / "w.yaml", fleet)
     r = gpuplan("plan", str(path))
     assert r.code == 2 and message in r.err and len(r.err.strip().splitlines()) == 1
 
@@ -378,8 +381,7 @@ def test_daily_plans_get_deployments_and_specs_per_tier_block(gpuplan, tmp_path:
                             "rate_profile": profile, "slo": {"ttft_ms": 800, "tpot_ms": 30}}],
              "constraints": {"providers": ["aws"], "gpus": ["l40s"], "committed_tier": "reserved_1y",
                              "spot_max_share": 0.3}}
-    path = tmp_path / "daily.yaml"
-    path.write_text(yaml.safe_dump(fleet))
+    path = _write(tmp_path / "daily.yaml", fleet)
     out = _plan_folder(gpuplan, tmp_path, path, "daily")
     plan = json.loads((out / "plan.json").read_text())
     deps = plan["deployments"]
