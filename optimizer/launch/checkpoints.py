@@ -53,7 +53,7 @@ class Checkpoint(BaseModel):
     file: str | None = None  # GGUF file inside the repo
     quantization: str | None = None  # value of the engine's --quantization, None: read from the checkpoint
     kind: str
-    gated: bool
+    gated: bool  # the launch passes HF_TOKEN: Meta and Mistral releases (and their derivatives) ask for a licence
     source: str
     as_of: str
 
