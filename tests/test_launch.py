@@ -31,13 +31,16 @@ KV = {"vllm": ["bf16", "fp8", "int8", "int4"], "sglang": ["bf16", "fp8"], "trtll
 
 
 def _argvs(line: str) -> list[list[str]]:
-    """Engine command lines of a launch string or a run script (background '&', 'wait', heredocs)."""
-    out = []
-    parts = [p for ln in line.splitlines() for p in ln.strip().removesuffix("&").split(" & ")]
-    for part in parts:
-        words = shlex.split(part)
-        if words and words[0] not in ("wait", "cat") and not words[0].startswith(("kv_cache_config", "dtype",
-                                                                                   "GPUPLAN_EOF")):
+    """Engine command lines of a launch string or a run script: heredocs (options YAML, nginx configuration),
+    the nginx start, background '&' and 'wait' left out."""
+    out, heredoc = [], False
+    for ln in line.splitlines():
+        ln = ln.strip()
+        if heredoc or ln.startswith("cat > "):
+            heredoc = ln != "GPUPLAN_EOF"
+            continue
+        words = shlex.split(ln.removesuffix("&"))
+        if words and words[0] not in ("wait", "nginx"):
             out.append(words)
     return out
 
@@ -419,16 +422,19 @@ def test_trtllm_kv_dtype_reaches_the_engine_through_its_options_yaml(tmp_path: P
     dep, _svc, cm = manifests("chat", "chat", a, 3, "h100-sxm", "NVIDIA")
     api = ApiClient()
     pod = api._ApiClient__deserialize(dep, "V1Deployment").spec.template.spec
-    options = api._ApiClient__deserialize(cm, "V1ConfigMap").data["extra_llm_api_options.yaml"]
+    options = api._ApiClient__deserialize(cm, "V1ConfigMap").data["gpuplan-llm-api-options-8000.yaml"]
     assert yaml.safe_load(options) == {"kv_cache_config": {"dtype": "fp8"}}
     c = pod.containers[0]
     assert validate_argv(c.command + c.args) == "trtllm" and c.working_dir == "/config"
     assert c.resources.limits["nvidia.com/gpu"] == "2"
     script, ports = run_script([a.model_copy(update={"dp": 2})], "NVIDIA")
-    assert ports == 2 and "kv_cache_config:" in script
-    argvs = _argvs(script.split("GPUPLAN_EOF")[-1])
+    assert ports == 1 and "kv_cache_config:" in script
+    argvs = _argvs(script)
     assert [x[1] for x in argvs] == ["CUDA_VISIBLE_DEVICES=0,1", "CUDA_VISIBLE_DEVICES=2,3"]
-    assert [_flag(x, "--port") for x in argvs] == ["8000", "8001"]
+    backends = [_flag(x, "--port") for x in argvs]
+    assert backends == ["20000", "20001"] and all(validate_argv(x) == "trtllm" for x in argvs)
+    # nginx listens on 8000 and spreads requests over exactly those two processes
+    assert "listen 8000;" in script and all(f"server 127.0.0.1:{p};" in script for p in backends)
 
 
 @pytest.mark.parametrize(("engine", "expected"), [

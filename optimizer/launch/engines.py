@@ -19,13 +19,15 @@ import shlex
 from functools import cache
 from pathlib import Path
 
+import yaml
 from gpuplan.optimizer.launch.checkpoints import Checkpoint
+from gpuplan.optimizer.launch.proxy import backend_port, start_lines
 from pydantic import BaseModel
 
 FLAGS_CSV = Path(__file__).with_name("engine_flags.csv")
 VALUES_CSV = Path(__file__).with_name("engine_values.csv")
 PORT = 8000
-TRTLLM_OPTIONS = "extra_llm_api_options.yaml"
+DP_ENGINES = ("vllm", "sglang")  # engines with a data-parallel flag: several replicas in one process group
 
 
 class Flag(BaseModel):
@@ -150,8 +152,13 @@ def _trtllm(a: EngineArgs, port: int) -> list[str]:
     out += arg(e, "max_seqs", a.max_seqs) + arg(e, "max_model_len", a.max_model_len)
     out += arg(e, "memory_fraction", a.memory_fraction)
     if trtllm_options(a):
-        out += arg(e, "extra_options", TRTLLM_OPTIONS)
+        out += arg(e, "extra_options", options_file(a))
     return out + arg(e, "host", "0.0.0.0") + arg(e, "port", port)
+
+
+def options_file(a: EngineArgs) -> str:
+    """The LLM API options YAML of the process group on ``a.port`` (relative to the working directory)."""
+    return f"gpuplan-llm-api-options-{a.port}.yaml"
 
 
 def trtllm_options(a: EngineArgs) -> dict[str, object]:
@@ -185,12 +192,18 @@ def _gpu_list(first: int, n: int) -> str:
     return ",".join(str(i) for i in range(first, first + n))
 
 
+def proxied(a: EngineArgs) -> bool:
+    """Several processes of an engine without data parallelism: they sit behind one nginx port."""
+    return a.engine not in DP_ENGINES and a.dp > 1
+
+
 def command_lines(a: EngineArgs) -> list[list[str]]:
     """One argv per engine process. vLLM and SGLang run ``dp`` replicas in one process group
     (``--data-parallel-size`` / ``--dp-size``); TensorRT-LLM and llama.cpp have no data-parallel flag, so
-    each replica is its own process on its own GPUs and port (``port + i``). A process group limited to
-    some GPUs of the instance (``first_gpu``) is started under ``env CUDA_VISIBLE_DEVICES=…``."""
-    if a.engine in ("vllm", "sglang"):
+    each replica is its own process on its own GPUs and backend port behind nginx on ``port``
+    (``proxy.py``). A process group limited to some GPUs of the instance (``first_gpu``) is started
+    under ``env CUDA_VISIBLE_DEVICES=…``."""
+    if a.engine in DP_ENGINES:
         argv = _dp_server(a)
         if a.first_gpu is None:
             return [argv]
@@ -199,15 +212,26 @@ def command_lines(a: EngineArgs) -> list[list[str]]:
     if a.dp == 1 and a.first_gpu is None:
         return [build(a, a.port)]
     first = a.first_gpu or 0
-    return [["env", f"{a.visible_var}={_gpu_list(first + i * a.tp, a.tp)}", *build(a, a.port + i)]
+    ports = [backend_port(a.port, i) for i in range(a.dp)] if proxied(a) else [a.port]
+    return [["env", f"{a.visible_var}={_gpu_list(first + i * a.tp, a.tp)}", *build(a, ports[i])]
             for i in range(a.dp)]
 
 
+def shell_lines(a: EngineArgs, background: bool = False) -> list[str]:
+    """Shell lines that start the process group, every argument quoted with shlex: nginx first when the
+    processes share a port; several processes (or ``background``) run in the background."""
+    lines = start_lines(a.port, a.dp) if proxied(a) else []
+    opts = trtllm_options(a)
+    if opts:  # written next to the command that reads it (a quoted heredoc: no expansion)
+        lines.insert(0, f"cat > {options_file(a)} <<'GPUPLAN_EOF'\n{yaml.safe_dump(opts, sort_keys=True)}GPUPLAN_EOF")
+    procs = [shlex.join(argv) for argv in command_lines(a)]
+    if len(procs) == 1 and not background:
+        return [*lines, procs[0]]
+    return [*lines, *(f"{p} &" for p in procs), *([] if background else ["wait"])]
+
+
 def shell(a: EngineArgs) -> str:
-    """The command lines as one shell string: every argument quoted with shlex; several processes run
-    in the background and the shell waits for them."""
-    lines = [shlex.join(argv) for argv in command_lines(a)]
-    return lines[0] if len(lines) == 1 else " & ".join(lines) + " & wait"
+    return "\n".join(shell_lines(a))
 
 
 def program_of(argv: list[str]) -> tuple[str, list[str]]:

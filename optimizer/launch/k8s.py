@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import yaml
 from gpuplan.optimizer.launch.accelerators import accelerator
-from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, command_lines, engine_release, trtllm_options
+from gpuplan.optimizer.launch.engines import EngineArgs, command_lines, engine_release, options_file, trtllm_options
 
 IMAGES = {  # the engine's published container image at the version the commands were checked against
     "vllm": "vllm/vllm-openai:v{v}",
@@ -65,5 +65,5 @@ def manifests(name: str, workload_slug: str, a: EngineArgs, replicas: int, gpu: 
     if opts:
         docs.append({"apiVersion": "v1", "kind": "ConfigMap",
                      "metadata": {"name": f"{name}-options", "labels": dict(labels)},
-                     "data": {TRTLLM_OPTIONS: yaml.safe_dump(opts, sort_keys=True)}})
+                     "data": {options_file(a): yaml.safe_dump(opts, sort_keys=True)}})
     return docs

@@ -13,10 +13,15 @@ Everything is written with ``yaml.safe_dump``; names from workload files only re
 
 from __future__ import annotations
 
-import yaml
 from gpuplan.optimizer.launch.accelerators import accelerator
-from gpuplan.optimizer.launch.engines import TRTLLM_OPTIONS, EngineArgs, engine_release, shell, trtllm_options
+from gpuplan.optimizer.launch.engines import (
+    EngineArgs,
+    engine_release,
+    proxied,
+    shell_lines,
+)
 from gpuplan.optimizer.launch.packing import Node
+from gpuplan.optimizer.launch.proxy import INSTALL as PROXY_INSTALL
 from gpuplan.pricing.offers import Offer
 
 HEALTH = "/health"  # vLLM, SGLang, trtllm-serve and llama-server all answer it once the model is loaded
@@ -54,33 +59,23 @@ def resources(node: Node, tier: str, offers: list[Offer], ports: int = 1) -> dic
             "any_of": [{"infra": f"{p}/{r}" if r else p, "instance_type": i} for p, r, i in same]}
 
 
-def processes(a: EngineArgs) -> int:
-    """Engine processes (and ports) of one process group: one with engine DP, else one per replica."""
-    return 1 if a.engine in ("vllm", "sglang") else a.dp
-
-
 def run_script(engine_args: list[EngineArgs], vendor: str) -> tuple[str, int]:
     """The shell that starts every engine of a node, and how many ports it listens on: one process group
-    per deployment, on its own GPUs and ports; with more than one, all run in the background and the
-    script waits for them."""
-    lines = []
-    first, port = 0, PORT
+    per deployment, on its own GPUs and port (engines without data parallelism behind nginx on it); with
+    more than one group, all run in the background and the script waits for them."""
+    lines: list[str] = []
+    first = 0
     shared = len(engine_args) > 1
-    for a in engine_args:
-        update: dict[str, object] = {"port": port}
+    for i, a in enumerate(engine_args):
+        update: dict[str, object] = {"port": PORT + i}
         if shared:
             update.update(first_gpu=first, visible_var=visible_devices(vendor))
         a = a.model_copy(update=update)
         first += a.tp * a.dp
-        port += processes(a)
-        opts = trtllm_options(a)
-        if opts:
-            body = yaml.safe_dump(opts, sort_keys=True)
-            lines.append(f"cat > {TRTLLM_OPTIONS} <<'GPUPLAN_EOF'\n{body}GPUPLAN_EOF")
-        lines.append(f"{shell(a)} &" if shared else shell(a))
+        lines += shell_lines(a, background=shared)
     if shared:
         lines.append("wait")
-    return "\n".join(lines), port - PORT
+    return "\n".join(lines), len(engine_args)
 
 
 def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[Offer], vendor: str,
@@ -92,10 +87,13 @@ def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[
     if gated:
         t["envs"] = {"HF_TOKEN": None}
     engines = sorted({a.engine for a in args})
-    if vendor.lower() == "amd":
+    amd = vendor.lower() == "amd"
+    if amd:  # the ROCm vLLM image carries vLLM; anything else is installed on top
         t["resources"]["image_id"] = ROCM_IMAGE  # type: ignore[index]
-    else:
-        t["setup"] = " && ".join(INSTALL[e].format(v=engine_release(e)) for e in engines)
+    steps = [INSTALL[e].format(v=engine_release(e)) for e in engines if not (amd and e == "vllm")]
+    steps += [PROXY_INSTALL] if any(proxied(a) for a in args) else []
+    if steps:
+        t["setup"] = " && ".join(steps)
     t["run"] = script
     if replicas is not None:
         probe = {"path": HEALTH, "initial_delay_seconds": READY_DELAY_S}
