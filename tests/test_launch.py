@@ -527,3 +527,15 @@ def test_amd_gpus_get_rocm_image_amd_resources_and_hip_device_lists() -> None:
     assert doc["resources"]["image_id"] == ROCM_IMAGE and "setup" not in doc
     assert [x[1] for x in _argvs(doc["run"])] == ["HIP_VISIBLE_DEVICES=0,1,2,3", "HIP_VISIBLE_DEVICES=4,5,6,7"]
     assert doc["resources"]["ports"] == [8000, 8001]
+
+
+def test_nginx_front_lists_every_backend_once_and_ports_never_collide() -> None:
+    """Backends of different listen ports never share a port; the configuration names each backend once."""
+    from gpuplan.optimizer.launch.proxy import BACKENDS_PER_PORT, backend_port, nginx_config
+
+    ports = [backend_port(listen, i) for listen in (8000, 8001, 8002) for i in range(BACKENDS_PER_PORT)]
+    assert len(set(ports)) == len(ports) and max(ports) < 65536
+    conf = nginx_config(8001, 3)
+    assert conf.count("server 127.0.0.1:") == 3 and "listen 8001;" in conf and "proxy_buffering off;" in conf
+    with pytest.raises(ValueError, match="at most 64"):
+        backend_port(8000, 64)
