@@ -535,7 +535,38 @@ def test_nginx_front_lists_every_backend_once_and_ports_never_collide() -> None:
 
     ports = [backend_port(listen, i) for listen in (8000, 8001, 8002) for i in range(BACKENDS_PER_PORT)]
     assert len(set(ports)) == len(ports) and max(ports) < 65536
-    conf = nginx_config(8001, 3)
+    conf = nginx_config(8001, [(20064, 1), (20065, 1), (20066, 3)])
     assert conf.count("server 127.0.0.1:") == 3 and "listen 8001;" in conf and "proxy_buffering off;" in conf
+    assert "server 127.0.0.1:20066 weight=3;" in conf
     with pytest.raises(ValueError, match="at most 64"):
         backend_port(8000, 64)
+
+
+def test_one_workload_on_one_instance_is_one_endpoint_behind_nginx(gpuplan, tmp_path: Path) -> None:
+    """Two deployments of one workload packed on one 8-GPU instance (TP4 × 1 and TP2 × 2) are one SkyServe
+    replica: nginx on 8000 in front of the two engines (ports 8001, 8002, weighted by capacity), each on its
+    own GPUs; the instance is paid once."""
+    from gpuplan.optimizer.launch.specs import skypilot_files
+    from gpuplan.optimizer.planning.planner import Deployment
+    from gpuplan.optimizer.planning.workload import parse_fleet
+
+    fleet = {"workloads": [{"name": "chat", "model": "llama-3.1-8b", "weights": ["bf16"], "kv": ["bf16"],
+                            "input_tokens": 1000, "output_tokens": 200, "max_context": 4096, "rate_rps": 60,
+                            "slo": {"ttft_ms": 1000, "tpot_ms": 25}}],
+             "constraints": {"providers": ["aws"], "gpus": ["h200"]}}
+    (d,) = _plan(gpuplan, tmp_path, fleet)["workloads"][0]["deployments"]
+    w = parse_fleet(fleet, "test").workloads[0]
+    per_replica = d["capacity_req_s"] / d["replicas"]
+    d4 = Deployment(**{**d, "candidate": "chat/tp4", "tp": 4, "replicas": 1, "capacity_req_s": 3 * per_replica})
+    d2 = Deployment(**{**d, "candidate": "chat/tp2", "tp": 2, "replicas": 2, "capacity_req_s": 2 * per_replica})
+    files, notes = skypilot_files([(w, d4), (w, d2)], Tables(), "on_demand")
+    (doc,) = [yaml.safe_load(text) for text in files.values()]
+    assert doc["service"]["replicas"] == 1 and doc["resources"]["ports"] == 8000 and not notes
+    run = doc["run"]
+    assert "listen 8000;" in run
+    assert "server 127.0.0.1:8001 weight=15;" in run and "server 127.0.0.1:8002 weight=10;" in run
+    argvs = _argvs(run)
+    assert [(a[1], _flag(a, "--port"), _flag(a, "--tensor-parallel-size"), _flag(a, "--data-parallel-size"))
+            for a in argvs] == [("CUDA_VISIBLE_DEVICES=0,1,2,3", "8001", "4", None),
+                                ("CUDA_VISIBLE_DEVICES=4,5,6,7", "8002", "2", "2")]
+    assert "nginx" in doc["setup"]

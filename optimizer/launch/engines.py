@@ -220,7 +220,7 @@ def command_lines(a: EngineArgs) -> list[list[str]]:
 def shell_lines(a: EngineArgs, background: bool = False) -> list[str]:
     """Shell lines that start the process group, every argument quoted with shlex: nginx first when the
     processes share a port; several processes (or ``background``) run in the background."""
-    lines = start_lines(a.port, a.dp) if proxied(a) else []
+    lines = start_lines(a.port, [(backend_port(a.port, i), 1) for i in range(a.dp)]) if proxied(a) else []
     opts = trtllm_options(a)
     if opts:  # written next to the command that reads it (a quoted heredoc: no expansion)
         lines.insert(0, f"cat > {options_file(a)} <<'GPUPLAN_EOF'\n{yaml.safe_dump(opts, sort_keys=True)}GPUPLAN_EOF")

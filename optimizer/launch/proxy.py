@@ -1,10 +1,11 @@
 """One port in front of several engine processes: an nginx configuration.
 
 TensorRT-LLM and llama.cpp have no data-parallel mode, so an instance running several replicas of one
-deployment runs one engine process per replica. SkyServe (and a Kubernetes Service) reach one port per
-replica, so nginx listens there and spreads requests over the processes, each on its own backend port,
-least connections first; responses are streamed (no buffering) and long generations keep the
-connection (read timeout one hour). Only integers reach the text: nothing from workload files.
+deployment runs one engine process per replica; an instance running two deployments of one workload
+runs two engines. SkyServe reaches one port per replica, so nginx listens there and spreads requests
+over the processes, each on its own backend port, least connections first (weighted by capacity);
+responses are streamed (no buffering) and long generations keep the connection (read timeout one
+hour). Only integers reach the text: nothing from workload files.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ def config_name(listen: int) -> str:
     return f"gpuplan-nginx-{listen}.conf"
 
 
-def nginx_config(listen: int, processes: int) -> str:
-    """An nginx configuration (run as the login user: pid, logs and buffers under /tmp)."""
-    servers = "".join(f"    server 127.0.0.1:{backend_port(listen, i)};\n" for i in range(processes))
+def nginx_config(listen: int, backends: list[tuple[int, int]]) -> str:
+    """An nginx configuration for (port, weight) backends, run as the login user (pid, logs and buffers
+    under /tmp)."""
+    servers = "".join(f"    server 127.0.0.1:{port}" + (f" weight={w}" if w != 1 else "") + ";\n"
+                      for port, w in backends)
     return (f"pid /tmp/gpuplan-nginx-{listen}.pid;\n"
             f"error_log /tmp/gpuplan-nginx-{listen}.log;\n"
             "events {}\n"
@@ -51,8 +54,8 @@ def nginx_config(listen: int, processes: int) -> str:
             "}\n")
 
 
-def start_lines(listen: int, processes: int) -> list[str]:
+def start_lines(listen: int, backends: list[tuple[int, int]]) -> list[str]:
     """Shell lines that write the configuration (quoted heredoc) and start nginx in the background."""
     name = config_name(listen)
-    return [f"cat > {name} <<'GPUPLAN_EOF'\n{nginx_config(listen, processes)}GPUPLAN_EOF",
+    return [f"cat > {name} <<'GPUPLAN_EOF'\n{nginx_config(listen, backends)}GPUPLAN_EOF",
             f'nginx -c "$PWD/{name}"']

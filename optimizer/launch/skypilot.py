@@ -22,6 +22,7 @@ from gpuplan.optimizer.launch.engines import (
 )
 from gpuplan.optimizer.launch.packing import Node
 from gpuplan.optimizer.launch.proxy import INSTALL as PROXY_INSTALL
+from gpuplan.optimizer.launch.proxy import start_lines
 from gpuplan.pricing.offers import Offer
 
 HEALTH = "/health"  # vLLM, SGLang, trtllm-serve and llama-server all answer it once the model is loaded
@@ -59,30 +60,35 @@ def resources(node: Node, tier: str, offers: list[Offer], ports: int = 1) -> dic
             "any_of": [{"infra": f"{p}/{r}" if r else p, "instance_type": i} for p, r, i in same]}
 
 
-def run_script(engine_args: list[EngineArgs], vendor: str) -> tuple[str, int]:
+def run_script(engine_args: list[EngineArgs], vendor: str, front: list[int] | None = None) -> tuple[str, int]:
     """The shell that starts every engine of a node, and how many ports it listens on: one process group
     per deployment, on its own GPUs and port (engines without data parallelism behind nginx on it); with
-    more than one group, all run in the background and the script waits for them."""
+    more than one group, all run in the background and the script waits for them. ``front``: weights of
+    the groups behind one nginx on 8000 (their own ports from 8001), so the node serves one endpoint."""
     lines: list[str] = []
     first = 0
     shared = len(engine_args) > 1
+    base = PORT + 1 if front else PORT
     for i, a in enumerate(engine_args):
-        update: dict[str, object] = {"port": PORT + i}
+        update: dict[str, object] = {"port": base + i}
         if shared:
             update.update(first_gpu=first, visible_var=visible_devices(vendor))
         a = a.model_copy(update=update)
         first += a.tp * a.dp
         lines += shell_lines(a, background=shared)
+    if front:
+        lines[:0] = start_lines(PORT, [(base + i, w) for i, w in enumerate(front)])
     if shared:
         lines.append("wait")
-    return "\n".join(lines), len(engine_args)
+    return "\n".join(lines), 1 if front else len(engine_args)
 
 
 def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[Offer], vendor: str,
-         gated: bool, replicas: int | None, scale: tuple[int, float] | None = None) -> dict[str, object]:
+         gated: bool, replicas: int | None, scale: tuple[int, float] | None = None,
+         front: list[int] | None = None) -> dict[str, object]:
     """A SkyPilot task; a SkyServe service when ``replicas`` is given: that many replicas, or with
     ``scale = (min replicas, req/s per replica)`` a service autoscaled up to ``replicas`` (daily plans)."""
-    script, ports = run_script(args, vendor)
+    script, ports = run_script(args, vendor, front)
     t: dict[str, object] = {"name": name, "resources": resources(node, tier, offers, ports)}
     if gated:
         t["envs"] = {"HF_TOKEN": None}
@@ -91,7 +97,7 @@ def task(name: str, node: Node, args: list[EngineArgs], tier: str, offers: list[
     if amd:  # the ROCm vLLM image carries vLLM; anything else is installed on top
         t["resources"]["image_id"] = ROCM_IMAGE  # type: ignore[index]
     steps = [INSTALL[e].format(v=engine_release(e)) for e in engines if not (amd and e == "vllm")]
-    steps += [PROXY_INSTALL] if any(proxied(a) for a in args) else []
+    steps += [PROXY_INSTALL] if front or any(proxied(a) for a in args) else []
     if steps:
         t["setup"] = " && ".join(steps)
     t["run"] = script

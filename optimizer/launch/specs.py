@@ -60,55 +60,58 @@ def _name(prefix: str, w: Workload, d: Deployed, taken: dict[str, str]) -> str:
     return name
 
 
+def replica_capacity_req_s(d: Deployed) -> float:
+    """Requests/s one replica serves (a plan deployment reports its replicas' total, a daily one per replica)."""
+    return d.capacity_req_s if hasattr(d, "replicas_by_hour") else d.capacity_req_s / max(d.replicas, 1)
+
+
 def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: str, block: str = "",
                    autoscale: bool = False) -> tuple[dict[str, str], list[str]]:
-    """{file name: YAML} and notes (deployments without a checkpoint, load-balancing across services)."""
+    """{file name: YAML} and notes. Instances are grouped by what they run: instances running one workload
+    (one deployment, or several behind an nginx front weighted by capacity) are the replicas of a SkyServe
+    service; an instance running several workloads is a plain task with one port per workload."""
     by_id = {d.candidate: (w, d) for w, d in deps}
-    nodes = pack([(w.name, d) for w, d in deps])
     files: dict[str, str] = {}
     notes: list[str] = []
-    offers = tables.offers
-    groups: Counter[tuple[str, int]] = Counter()
-    first: dict[tuple[str, int], Node] = {}
-    for n in nodes:
-        if n.dedicated:
-            key = (n.slots[0].candidate, n.slots[0].dp)
-            groups[key] += 1
-            first.setdefault(key, n)
+    groups: Counter[tuple[tuple[str, int], ...]] = Counter()
+    first: dict[tuple[tuple[str, int], ...], Node] = {}
+    for n in pack([(w.name, d) for w, d in deps]):
+        key = tuple((s.candidate, s.dp) for s in n.slots)
+        groups[key] += 1
+        first.setdefault(key, n)
     prefix = f"{block}-" if block else ""
     per_workload: Counter[str] = Counter()
-    for (cid, dp), count in sorted(groups.items()):
-        w, d = by_id[cid]
-        got = plan_launch(w, d, tables, dp, d.ep)
-        if got.args is None:
-            notes.append(f"{w.name}: {got.missing}")
+    shared = 0
+    for key, count in sorted(groups.items()):
+        launches = [(by_id[cid], plan_launch(*by_id[cid], tables, dp, by_id[cid][1].ep)) for cid, dp in key]
+        notes += [f"{w.name}: {got.missing}" for (w, _), got in launches if got.args is None]
+        ready = [((w, d), got.args) for (w, d), got in launches if got.args is not None]
+        if not ready:
             continue
+        node = first[key]
+        vendor = tables.gpus.get(node.gpu).vendor
+        args = [a for _, a in ready]
+        gated = any(a.checkpoint.gated for a in args)
+        workloads = sorted({w.name for (w, _), _ in ready})
+        if len(workloads) > 1:
+            for _ in range(count):
+                shared += 1
+                name = f"{prefix}shared-{slug(node.offer, 24)}-{shared}"
+                files[f"{name}.sky.yaml"] = _dump(task(name, node, args, tier, tables.offers, vendor, gated, None))
+                notes.append(f"instance {node.provider}:{node.offer} runs {', '.join(workloads)} (one port each from "
+                             f"8000): launch {name}.sky.yaml with 'sky launch' (outside SkyServe)")
+            continue
+        (w, d), _ = ready[0]
         name = _name(prefix, w, d, files)
         per_workload[w.name] += 1
-        vendor = tables.gpus.get(d.gpu).vendor
+        capacity = [dp * replica_capacity_req_s(dd) for ((_, dd), _), (_, dp) in zip(ready, key, strict=False)]
         scale = None
-        if autoscale:  # daily plans: replicas follow the hourly curve (DayDeployment: capacity of one replica)
+        if autoscale and len(ready) == 1:  # daily plans: replicas follow the hourly curve
             hours = getattr(d, "replicas_by_hour", None) or [d.replicas]
-            scale = (min(hours) // dp, dp * d.capacity_req_s)
-        doc = task(name, first[(cid, dp)], [got.args], tier, offers, vendor, got.args.checkpoint.gated, count, scale)
+            scale = (min(hours) // key[0][1], capacity[0])
+        doc = task(name, node, args, tier, tables.offers, vendor, gated, count, scale,
+                   front=[max(1, round(10 * c / min(capacity))) for c in capacity] if len(ready) > 1 else None)
         files[f"{name}.sky.yaml"] = _dump(doc)
-    for i, n in enumerate(x for x in nodes if not x.dedicated):
-        args = []
-        for s in n.slots:
-            w, d = by_id[s.candidate]
-            got = plan_launch(w, d, tables, s.dp, d.ep)
-            if got.args is None:
-                notes.append(f"{w.name}: {got.missing}")
-                continue
-            args.append(got.args)
-        if not args:
-            continue
-        name = f"{prefix}shared-{slug(n.offer, 24)}-{i + 1}"
-        vendor = tables.gpus.get(n.gpu).vendor
-        doc = task(name, n, args, tier, offers, vendor, any(a.checkpoint.gated for a in args), None)
-        files[f"{name}.sky.yaml"] = _dump(doc)
-        notes.append(f"instance {n.provider}:{n.offer} #{i + 1} runs {len(args)} deployments, one port each from "
-                     f"8000: launch {name}.sky.yaml with 'sky launch' (outside SkyServe)")
     for wname, k in sorted(per_workload.items()):
         if k > 1:
             notes.append(f"{wname}: {k} SkyServe services (one per GPU type or instance shape); split its traffic "
