@@ -83,16 +83,16 @@ def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: 
     per_workload: Counter[str] = Counter()
     shared = 0
     for key, count in sorted(groups.items()):
-        launches = [(by_id[cid], plan_launch(*by_id[cid], tables, dp, by_id[cid][1].ep)) for cid, dp in key]
-        notes += [f"{w.name}: {got.missing}" for (w, _), got in launches if got.args is None]
-        ready = [((w, d), got.args) for (w, d), got in launches if got.args is not None]
+        launches = [(by_id[cid], dp, plan_launch(*by_id[cid], tables, dp, by_id[cid][1].ep)) for cid, dp in key]
+        notes += [f"{w.name}: {got.missing}" for (w, _), _, got in launches if got.args is None]
+        ready = [((w, d), dp, got.args) for (w, d), dp, got in launches if got.args is not None]
         if not ready:
             continue
         node = first[key]
         vendor = tables.gpus.get(node.gpu).vendor
-        args = [a for _, a in ready]
+        args = [a for _, _, a in ready]
         gated = any(a.checkpoint.gated for a in args)
-        workloads = sorted({w.name for (w, _), _ in ready})
+        workloads = sorted({w.name for (w, _), _, _ in ready})
         if len(workloads) > 1:
             for _ in range(count):
                 shared += 1
@@ -101,14 +101,14 @@ def skypilot_files(deps: list[tuple[Workload, Deployed]], tables: Tables, tier: 
                 notes.append(f"instance {node.provider}:{node.offer} runs {', '.join(workloads)} (one port each from "
                              f"8000): launch {name}.sky.yaml with 'sky launch' (outside SkyServe)")
             continue
-        (w, d), _ = ready[0]
+        (w, d), dp0, _ = ready[0]
         name = _name(prefix, w, d, files)
         per_workload[w.name] += 1
-        capacity = [dp * replica_capacity_req_s(dd) for ((_, dd), _), (_, dp) in zip(ready, key, strict=False)]
+        capacity = [dp * replica_capacity_req_s(dd) for (_, dd), dp, _ in ready]
         scale = None
         if autoscale and len(ready) == 1:  # daily plans: replicas follow the hourly curve
             hours = getattr(d, "replicas_by_hour", None) or [d.replicas]
-            scale = (min(hours) // key[0][1], capacity[0])
+            scale = (min(hours) // dp0, capacity[0])
         doc = task(name, node, args, tier, tables.offers, vendor, gated, count, scale,
                    front=[max(1, round(10 * c / min(capacity))) for c in capacity] if len(ready) > 1 else None)
         files[f"{name}.sky.yaml"] = _dump(doc)
