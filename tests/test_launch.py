@@ -280,7 +280,10 @@ def test_k8s_manifests_deserialise_into_kubernetes_models(gpuplan, tmp_path: Pat
         assert validate_argv(c.command + c.args) == "vllm"
         tp = int(c.args[c.args.index("--tensor-parallel-size") + 1])
         assert c.resources.limits["nvidia.com/gpu"] == str(tp)
-        assert pod.node_selector == {"nvidia.com/gpu.product": "NVIDIA-GH200-480GB"}
+        # GPU Feature Discovery product labels (optimizer/launch/accelerators.csv): the p90 chat workload runs on
+        # B200, the others on GH200
+        gpu = "NVIDIA-B200" if f.name.startswith("chat-") else "NVIDIA-GH200-480GB"
+        assert pod.node_selector == {"nvidia.com/gpu.product": gpu}
         assert c.readiness_probe.http_get.path == "/health"
         assert svc.spec.selector == dep.spec.selector.match_labels
         replicas += dep.spec.replicas
