@@ -6,7 +6,6 @@ pricing tier. Instances are paid whole.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 from collections.abc import Iterable
@@ -16,6 +15,8 @@ from typing import Literal, TypeVar
 
 from gpuplan.pricing.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gpuplan.safeio import read_csv_dicts
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
 Row = TypeVar("Row", bound=BaseModel)
@@ -77,11 +78,12 @@ def validate_row(model: type[Row], path: Path, line: int, cells: dict[str, objec
         first = err.errors()[0]
         column = str(first["loc"][0]) if first["loc"] else "?"
         raise InputError(f"{path}, row {line}, column '{column}': {first['msg']} "
-                         f"(got {cells.get(column)!r})") from None
+                         f"(got {cells.get(column)!r:.60})") from None
 
 
 def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
-    offers = []
+    offers: list[Offer] = []
+    seen: dict[str, Offer] = {}
     for line, raw in enumerate(rows, start=2):
         if None in raw:
             raise InputError(f"{path}, row {line}: more cells than header columns")
@@ -91,6 +93,11 @@ def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
         offer = validate_row(Offer, path, line, cells)
         if not any(offer.price(t) for t in TIERS):
             raise InputError(f"{path}, row {line}: offer '{offer.key}' has no price in any tier")
+        earlier = seen.get(offer.key)
+        provenance = {"source": offer.source, "as_of": offer.as_of, "notes": offer.notes}
+        if earlier is not None and earlier.model_copy(update=provenance) != offer:
+            raise InputError(f"{path}, row {line}: offer '{offer.key}' is listed twice with different values")
+        seen[offer.key] = offer
         offers.append(offer)
     return offers
 
@@ -130,15 +137,8 @@ def _read_skypilot(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]
 @cache
 def load_offers(path: Path = OFFERS_CSV) -> tuple[Offer, ...]:
     """Read one pricing file, detecting our schema or SkyPilot's ``vms.csv`` by its header."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = set(reader.fieldnames or [])
-            rows = list(reader)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"{path}: not a readable CSV file ({err})") from None
+    columns, rows = read_csv_dicts(path)
+    header = set(columns)
     if header >= _SKY_COLUMNS:
         return tuple(_read_skypilot(path, rows))
     missing = sorted(_OUR_COLUMNS - header)

@@ -8,13 +8,14 @@ Reserved (committed-use) prices are a separate table merged onto the cloud offer
 
 from __future__ import annotations
 
-import csv
 from functools import cache
 from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.offers import Offer, validate_row
 from pydantic import BaseModel, ConfigDict, Field
+
+from gpuplan.safeio import read_csv_dicts
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
 ENERGY_CSV = Path(__file__).with_name("energy.csv")
@@ -59,11 +60,7 @@ class ReservedRow(BaseModel):
 
 
 def _rows(path: Path) -> list[dict[str, str | None]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+    _, rows = read_csv_dicts(path)
     return [{k: (v.strip() if v and v.strip() else None) for k, v in r.items() if k} for r in rows]
 
 

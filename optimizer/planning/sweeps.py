@@ -21,6 +21,8 @@ from gpuplan.optimizer.planning.workload import Fleet, parse_fleet
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 
+from gpuplan.safeio import load_yaml, read_yaml
+
 
 class SweepPoint(BaseModel):
     values: dict[str, Any]
@@ -50,7 +52,7 @@ def parse_vary(items: Sequence[str]) -> dict[str, list[Any]]:
         key, sep, values = item.partition("=")
         if not sep or not key.strip() or not values.strip():
             raise InputError(f"--vary '{item}': expected KEY=v1,v2,...")
-        parsed = [yaml.safe_load(v.strip()) for v in values.split(",") if v.strip()]
+        parsed = [load_yaml(v.strip(), f"--vary '{key.strip()}'") for v in values.split(",") if v.strip()]
         grid[key.strip()] = parsed
     if not grid:
         raise InputError("give at least one --vary KEY=v1,v2,...")
@@ -133,8 +135,9 @@ def load_raw(path: Path) -> dict[str, Any]:
     from gpuplan.optimizer.planning.workload import load_fleet
 
     load_fleet(path)
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    return read_yaml(path)
 
 
 def fleet_to_raw(fleet: Fleet) -> dict[str, Any]:
-    return fleet.model_dump(mode="json", exclude_none=True)
+    """The fleet as plain data; a profile read from a CSV is kept inline only."""
+    return fleet.model_dump(mode="json", exclude_none=True, exclude={"workloads": {"__all__": {"rate_profile_csv"}}})
