@@ -20,6 +20,9 @@ from gpuplan.safeio import read_csv_dicts
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
 Row = TypeVar("Row", bound=BaseModel)
+# Ceilings far above any real offer; they keep the solver's integer scaling inside int64.
+MAX_USD_PER_HOUR = 1e6
+MAX_GPUS_PER_INSTANCE = 1024
 Tier = Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"]
 TIERS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
 
@@ -27,19 +30,19 @@ TIERS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "ow
 class Offer(BaseModel):
     """One instance type of one provider, priced per instance-hour."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     provider: str
     instance: str
     region: str | None = None
     gpu: str
-    gpus_per_instance: int = Field(ge=1)
-    on_demand_usd_per_hour: float | None = Field(default=None, gt=0)
-    spot_usd_per_hour: float | None = Field(default=None, gt=0)
-    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0)
-    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0)
-    owned_usd_per_hour: float | None = Field(default=None, gt=0)
-    max_instances: int | None = Field(default=None, ge=0)
+    gpus_per_instance: int = Field(ge=1, le=MAX_GPUS_PER_INSTANCE)
+    on_demand_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    spot_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    owned_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    max_instances: int | None = Field(default=None, ge=0, le=10_000_000)
     source: str
     as_of: str
     notes: str | None = None

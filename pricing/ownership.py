@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
-from gpuplan.pricing.offers import Offer, validate_row
+from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer, validate_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuplan.safeio import read_csv_dicts
@@ -25,35 +25,37 @@ DEFAULT_POWER_UTILIZATION = 0.7  # average draw / max power of a busy inference 
 
 
 class OwnershipRow(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     gpu: str
     server: str
-    gpus_per_server: int = Field(ge=1)
-    server_price_usd: float = Field(gt=0)
-    lifetime_months: int = Field(gt=0)
-    server_power_w: float = Field(gt=0)
-    hosting_usd_per_month: float = Field(ge=0)
+    gpus_per_server: int = Field(ge=1, le=MAX_GPUS_PER_INSTANCE)
+    server_price_usd: float = Field(gt=0, le=1e9)
+    lifetime_months: int = Field(gt=0, le=1200)
+    server_power_w: float = Field(gt=0, le=1e7)
+    hosting_usd_per_month: float = Field(ge=0, le=1e9)
     source: str
     as_of: str
     notes: str | None = None
 
 
 class Energy(BaseModel):
-    pue: float = Field(ge=1)
-    electricity_usd_per_kwh: float = Field(ge=0)
-    cost_of_capital_annual: float = Field(ge=0)
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    pue: float = Field(ge=1, le=10)
+    electricity_usd_per_kwh: float = Field(ge=0, le=1000)
+    cost_of_capital_annual: float = Field(ge=0, le=10)
     source: str
 
 
 class ReservedRow(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     provider: str
     instance: str
     region: str | None = None
-    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0)
-    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0)
+    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     source: str
     as_of: str
     notes: str | None = None

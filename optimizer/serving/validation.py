@@ -26,19 +26,19 @@ GROUPS = {"decode_tok_s_per_user": "batch-1 decode", "tpot_ms": "at load", "deco
 
 
 class Measurement(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: str
     gpu: str
-    tp: int = Field(ge=1)
+    tp: int = Field(ge=1, le=4096)
     weights: str
     kv: str
-    input: int = Field(ge=0)
-    output: int = Field(ge=0)
-    batch: int = Field(ge=1)
+    input: int = Field(ge=0, le=100_000_000)
+    output: int = Field(ge=0, le=100_000_000)
+    batch: int = Field(ge=1, le=1_000_000)
     engine: str
     metric: Metric
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, le=1e12)
     source: str
     as_of: str
     notes: str | None = None
