@@ -7,8 +7,8 @@ import io
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
-from gpuplan.optimizer.output import Result, View, write_atomic
+from gpuplan.optimizer.cli.common import checked_output, cli, output_options, show, tables_of
+from gpuplan.optimizer.output import Result, View, output_file, write_atomic
 from gpuplan.optimizer.serving.validation import calibrate, compare, read_measurements, summarise
 
 MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,engine,metric,value,source,as_of "
@@ -21,7 +21,7 @@ MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,en
               help="Print every row, or only the error summary.")
 @output_options
 @click.pass_context
-def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, out: Path | None) -> None:
+def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, out: str | None) -> None:
     """Predicted vs measured per row; median and 90th-percentile absolute % error per metric.
 
     MEASURED is a CSV of published or your own measurements. """ + MEASURED_HELP + """
@@ -50,10 +50,10 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, 
 
 @cli.command("calibrate")
 @click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output-path", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output-path", "out", type=click.Path(path_type=str), required=True, callback=checked_output,
               help="Where to write the fitted calibration CSV (use it with --calibration).")
 @click.pass_context
-def calibrate_cmd(ctx: click.Context, measured: Path, out: Path) -> None:
+def calibrate_cmd(ctx: click.Context, measured: Path, out: str) -> None:
     """Fit η_mem, η_cmp, η_prefill and t_fixed per (engine, GPU) to your measurements.
 
     Each (engine, GPU) with at least two rows gets its own row (grid coordinate descent on the mean
@@ -75,10 +75,11 @@ def calibrate_cmd(ctx: click.Context, measured: Path, out: Path) -> None:
     writer.writeheader()
     for row in fitted.rows:
         writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.model_dump().items()})
-    write_atomic(out, buf.getvalue())
+    target = output_file(out, "calibration", "csv")
+    write_atomic(target, buf.getvalue())
     rows_view = [{"metric": b.metric, "rows": b.rows, "before": b.median_ape_pct, "after": a.median_ape_pct}
                  for b, a in zip(before, after, strict=True)]
     show(Result(payload=rows_view, csv_rows=rows_view, views=[View(
-        title=f"Calibration written to {out}: median absolute % error on the fitted rows (in-sample)",
+        title=f"Calibration written to {target}: median absolute % error on the fitted rows (in-sample)",
         columns=[("metric", "metric"), ("rows", "rows"), ("before", "before %"), ("after", "after %")],
         rows=rows_view)]), "table", None)

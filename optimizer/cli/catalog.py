@@ -15,7 +15,7 @@ from gpuplan.pricing.offers import TIERS, filter_offers, usd_per_gpu_hour
 @cli.command("models")
 @output_options
 @click.pass_context
-def models_cmd(ctx: click.Context, fmt: str, out: Path | None) -> None:
+def models_cmd(ctx: click.Context, fmt: str, out: str | None) -> None:
     """List the model catalog with exact parameter counts computed from each config.json.
 
     \b
@@ -49,7 +49,7 @@ def models_cmd(ctx: click.Context, fmt: str, out: Path | None) -> None:
 @click.option("--vendor", default=None, help="Only this vendor (nvidia, amd, apple, intel).")
 @output_options
 @click.pass_context
-def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, fmt: str, out: Path | None) -> None:
+def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, fmt: str, out: str | None) -> None:
     """List the GPU table: driver-reported memory, bandwidth, dense tensor throughput, links.
 
     \b
@@ -78,7 +78,7 @@ def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, f
 @output_options
 @click.pass_context
 def prices_cmd(ctx: click.Context, gpu: str | None, providers: tuple[str, ...], tier: str | None,
-               fmt: str, out: Path | None) -> None:
+               fmt: str, out: str | None) -> None:
     """List cloud offers ($ per instance-hour per tier), cheapest per GPU first.
 
     \b

@@ -5,13 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import SECONDS, checked_file_or_folder, cli, output_options, positive, show, tables_of
 from gpuplan.optimizer.launch.commands import skypilot_task
-from gpuplan.optimizer.output import FORMATS, Result, View, write_atomic
+from gpuplan.optimizer.output import (
+    FORMATS,
+    OutputError,
+    Result,
+    View,
+    check_target,
+    render,
+    safe_filename,
+    terminal_safe,
+    write_atomic,
+)
 from gpuplan.optimizer.planning.planner import PlanReport, all_candidates, build_plan
 from gpuplan.optimizer.planning.workload import Fleet, load_fleet
 from gpuplan.pricing.offers import TIERS
 from rich.console import Console
+from rich.markup import escape
 
 
 def _fleet(path: Path, tier: str | None) -> Fleet:
@@ -26,7 +37,7 @@ def _fleet(path: Path, tier: str | None) -> Fleet:
 @click.option("--tier", type=click.Choice(TIERS), default=None, help="Override constraints.tier.")
 @output_options
 @click.pass_context
-def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: str, out: Path | None) -> None:
+def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: str, out: str | None) -> None:
     """The feasible, non-dominated candidates the solver chooses from, per workload.
 
     \b
@@ -73,16 +84,17 @@ def plan_views(p: PlanReport) -> list[View]:
 @click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--objective", type=click.Choice(["min-cost", "max-throughput"]), default="min-cost",
               show_default=True, help="Cheapest fleet for the demand, or most output tok/s within the budget.")
-@click.option("--budget-usd-per-hour", type=float, default=None, help="Cap on the fleet's $/h.")
+@click.option("--budget-usd-per-hour", type=positive(1e9), default=None, help="Cap on the fleet's $/h.")
 @click.option("--tier", type=click.Choice(TIERS), default=None, help="Pricing tier (overrides the file).")
-@click.option("--time-limit", type=float, default=10.0, show_default=True, help="Solver time limit, seconds.")
+@click.option("--time-limit", type=SECONDS, default=10.0, show_default=True, help="Solver time limit, seconds.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("-o", "--output-path", "out", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output-path", "out", type=click.Path(path_type=str), default=None,
+              callback=checked_file_or_folder,
               help="With --format json/csv: the file to write. With table: a folder for plan.json, plan.csv "
                    "and one SkyPilot task YAML per deployment.")
 @click.pass_context
 def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per_hour: float | None,
-             tier: str | None, time_limit: float, fmt: str, out: Path | None) -> None:
+             tier: str | None, time_limit: float, fmt: str, out: str | None) -> None:
     """The optimal fleet: deployments per workload, instances, $/h, $/Mtok, launch commands.
 
     Exit code 3 when no plan meets the constraints, with the constraint that binds. Workloads with an
@@ -107,7 +119,7 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     console = Console(stderr=True)
     with console.status("planning…") as status:
         report = build_plan(fleet, tables, objective, time_limit, budget_usd_per_hour,
-                            progress=lambda msg: status.update(msg))
+                            progress=lambda msg: status.update(escape(terminal_safe(msg))))
     rows = [{"workload": w.name, **d.model_dump()} for w in report.workloads for d in w.deployments]
     launches = View(title="Launch commands (one per deployment; the checkpoint must be in the chosen format)",
                     columns=[("candidate", "deployment"), ("replicas", "replicas"), ("launch", "command")],
@@ -115,21 +127,26 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     result = Result(payload=report.model_dump(mode="json"), csv_rows=rows, views=[*plan_views(report), launches],
                     notes=report.notes)
     if fmt == "table" and out is not None:
-        write_outputs(report, result, out, fleet.constraints.tier)
+        folder = Path(out)
+        write_outputs(report, result, folder, fleet.constraints.tier)
         show(result, "table", None)
-        click.echo(f"wrote {out}/plan.json, plan.csv and {sum(len(w.deployments) for w in report.workloads)} "
-                   "SkyPilot task(s)")
+        click.echo(terminal_safe(f"wrote {folder}/plan.json, plan.csv and "
+                                 f"{sum(len(w.deployments) for w in report.workloads)} SkyPilot task(s)"))
         return
     show(result, fmt, out)
 
 
 def write_outputs(report: PlanReport, result: Result, folder: Path, tier: str) -> None:
-    from gpuplan.optimizer.output import render
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "plan.json", render(result, "json"))
-    write_atomic(folder / "plan.csv", render(result, "csv"))
+    """plan.json, plan.csv and one SkyPilot task per deployment, all rendered before the first write;
+    file names come from deployment ids through ``safe_filename`` (no path tricks, bounded length)."""
+    files = {"plan.json": render(result, "json"), "plan.csv": render(result, "csv")}
     for w in report.workloads:
         for d in w.deployments:
-            name = d.candidate.replace("/", "__").replace(":", "_")
-            write_atomic(folder / f"{name}.sky.yaml", skypilot_task(d, d.replicas, d.launch, tier))
+            name = safe_filename(d.candidate.replace("/", "__").replace(":", "_"))
+            files[f"{name}.sky.yaml"] = skypilot_task(d, d.replicas, d.launch, tier)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder")
+    for name in files:
+        check_target(folder / name)
+    for name, text in files.items():
+        write_atomic(folder / name, text)

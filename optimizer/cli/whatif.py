@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import SECONDS, checked_output, cli, count, output_options, positive, show, tables_of
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.procurement import procure
 from gpuplan.optimizer.planning.sweeps import load_raw, parse_vary, sweep
@@ -18,14 +18,14 @@ from rich.progress import Progress
 @click.option("--vary", "vary", multiple=True, required=True,
               help="KEY=v1,v2,… (repeatable; the grid is their product). KEY: slo.tpot_ms, rate_rps, "
                    "constraints.tier, NAME/rate_rps for one workload, …")
-@click.option("--workers", type=int, default=1, show_default=True, help="Parallel processes.")
-@click.option("--time-limit", type=float, default=10.0, show_default=True, help="Solver limit per point, s.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--workers", type=count(1024), default=1, show_default=True, help="Parallel processes.")
+@click.option("--time-limit", type=SECONDS, default=10.0, show_default=True, help="Solver limit per point, s.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_output,
               help="Write a PNG chart of $/Mtok against the first varied key.")
 @output_options
 @click.pass_context
 def sweep_cmd(ctx: click.Context, workloads: Path, vary: tuple[str, ...], workers: int, time_limit: float,
-              plot: Path | None, fmt: str, out: Path | None) -> None:
+              plot: Path | None, fmt: str, out: str | None) -> None:
     """Plan every point of a grid of what-ifs; infeasible points are rows too.
 
     \b
@@ -58,16 +58,16 @@ def sweep_cmd(ctx: click.Context, workloads: Path, vary: tuple[str, ...], worker
 
 @cli.command("procure")
 @click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--months", type=int, default=36, show_default=True, help="Horizon in months.")
-@click.option("--power-utilization", type=float, default=None,
+@click.option("--months", type=count(1200), default=36, show_default=True, help="Horizon in months.")
+@click.option("--power-utilization", type=positive(1.0), default=None,
               help="Average power draw of owned servers as a share of their max power (default 0.7).")
-@click.option("--time-limit", type=float, default=10.0, show_default=True, help="Solver limit per tier, s.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--time-limit", type=SECONDS, default=10.0, show_default=True, help="Solver limit per tier, s.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_output,
               help="Write a PNG of cumulative cost per tier.")
 @output_options
 @click.pass_context
 def procure_cmd(ctx: click.Context, workloads: Path, months: int, power_utilization: float | None,
-                time_limit: float, plot: Path | None, fmt: str, out: Path | None) -> None:
+                time_limit: float, plot: Path | None, fmt: str, out: str | None) -> None:
     """Own, reserve (1y/3y), rent on demand or on spot: the same demand, costed over --months.
 
     Owned servers become offers priced from pricing/ownership.csv (purchase price, lifetime, power,
