@@ -8,8 +8,10 @@ A ``--vary KEY=v1,v2,…`` key is a dotted field path. ``constraints.X`` changes
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
+import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,18 +118,44 @@ def sweep(base: dict[str, Any], grid: dict[str, list[Any]], tables: Tables, sour
     parse_fleet(apply_point(base, points[0]), source)  # fail fast on bad keys or values
     jobs = [(base, values, source, tables, time_limit_s) for values in points]
     results: list[SweepPoint] = []
-    if workers == 1:
+    if worker_count(workers, len(jobs)) == 1:
         for i, job in enumerate(jobs):
             results.append(_solve_point(job))
             if progress:
                 progress(i + 1, len(jobs))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for i, point in enumerate(pool.map(_solve_point, jobs)):
-                results.append(point)
-                if progress:
-                    progress(i + 1, len(jobs))
+        results = _solve_parallel(jobs, worker_count(workers, len(jobs)), progress)
     return SweepResult(keys=keys, points=results)
+
+
+def worker_count(requested: int, points: int) -> int:
+    """Processes actually started: never more than the points or the machine's cores."""
+    return max(1, min(requested, points, os.cpu_count() or 1))
+
+
+def _worker_signals() -> None:
+    """Workers die at once on SIGTERM (the parent's terminate) and leave Ctrl-C to the parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _solve_parallel(jobs: list[tuple[Any, ...]], workers: int,
+                    progress: Callable[[int, int], None] | None) -> list[SweepPoint]:
+    """Points in order, ``workers`` processes; any exception or interrupt in the parent terminates them all."""
+    results: list[SweepPoint] = []
+    pool = multiprocessing.Pool(workers, initializer=_worker_signals)
+    try:
+        for i, point in enumerate(pool.imap(_solve_point, jobs)):
+            results.append(point)
+            if progress:
+                progress(i + 1, len(jobs))
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    return results
 
 
 def load_raw(path: Path) -> dict[str, Any]:
