@@ -25,6 +25,7 @@ LIMIT_CONFIG_BYTES = 4 * MIB  # config.json, workload YAML of a few thousand wor
 LIMIT_YAML_BYTES = 16 * MIB
 MAX_YAML_DEPTH = 64
 MAX_YAML_ALIASES = 1000
+MAX_YAML_NODES = 1_000_000
 ALLOWED_YAML_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map")}
 
 
@@ -117,6 +118,12 @@ class StrictLoader(yaml.SafeLoader):
                                  "(only plain strings, numbers, booleans, lists and mappings)")
         return node
 
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
+
     def construct_mapping(self, node: Any, deep: bool = False) -> dict:
         seen: set = set()
         for key_node, _ in node.value:
@@ -129,6 +136,27 @@ class StrictLoader(yaml.SafeLoader):
                 raise yaml.YAMLError(f"line {key_node.start_mark.line + 1}: key '{key}' is given twice")
             seen.add(key)
         return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node: Any, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Nodes of the document once every alias is expanded; refuses cycles and "billion laughs" growth."""
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise yaml.YAMLError(f"line {node.start_mark.line + 1}: an alias refers to its own anchor")
+    open_nodes.add(key)
+    children: list[Any] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    total = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in children)
+    open_nodes.discard(key)
+    if total > MAX_YAML_NODES:
+        raise yaml.YAMLError(f"more than {MAX_YAML_NODES:,} values once aliases are expanded")
+    sizes[key] = total
+    return total
 
 
 def load_yaml(text: str, where: str) -> Any:

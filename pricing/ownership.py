@@ -61,8 +61,11 @@ class ReservedRow(BaseModel):
     notes: str | None = None
 
 
-def _rows(path: Path) -> list[dict[str, str | None]]:
-    _, rows = read_csv_dicts(path)
+def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str | None]]:
+    header, rows = read_csv_dicts(path)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}'")
     return [{k: (v.strip() if v and v.strip() else None) for k, v in r.items() if k} for r in rows]
 
 
@@ -70,7 +73,7 @@ def _rows(path: Path) -> list[dict[str, str | None]]:
 def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...], tuple[str, ...]]:
     """Rows with a sourced, dated price; rows without one are skipped with a note."""
     rows, skipped = [], []
-    for line, cells in enumerate(_rows(path), start=2):
+    for line, cells in enumerate(_rows(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of")), start=2):
         if cells.get("server_price_usd") is None or cells.get("as_of") is None:
             skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
             continue
@@ -82,7 +85,7 @@ def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...]
 def load_energy(path: Path = ENERGY_CSV) -> Energy:
     values: dict[str, object] = {}
     sources = []
-    for line, cells in enumerate(_rows(path), start=2):
+    for line, cells in enumerate(_rows(path, ("name", "value")), start=2):
         name = cells.get("name")
         if name in ("pue", "electricity_usd_per_kwh", "cost_of_capital_annual"):
             try:
@@ -131,7 +134,7 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 @cache
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
     return tuple(validate_row(ReservedRow, path, line, cells)
-                 for line, cells in enumerate(_rows(path), start=2))
+                 for line, cells in enumerate(_rows(path, ("provider", "instance")), start=2))
 
 
 def apply_reserved(offers: list[Offer], reserved: tuple[ReservedRow, ...]) -> list[Offer]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.procurement import procure
 from gpuplan.optimizer.planning.sweeps import load_raw, parse_vary, sweep
 from gpuplan.optimizer.planning.workload import load_fleet
+from rich.console import Console
 from rich.progress import Progress
 
 
@@ -39,7 +41,7 @@ def sweep_cmd(ctx: click.Context, workloads: Path, vary: tuple[str, ...], worker
     total = 1
     for values in grid.values():
         total *= len(values)
-    with Progress(transient=True, disable=fmt != "table" and out is None) as bar:
+    with Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(f"planning {total} points", total=total)
         result = sweep(base, grid, tables_of(ctx), str(workloads), workers, time_limit,
                        progress=lambda done, _n: bar.update(task, completed=done))
