@@ -15,22 +15,38 @@ MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,en
                  "(metric: decode_tok_s_per_user, tpot_ms, ttft_ms, decode_tok_s, prefill_tok_s).")
 
 
-@cli.command("validate")
+VALIDATE_HELP = f"""Predicted vs measured per row; median and 90th-percentile absolute % error per metric.
+
+MEASURED is a CSV of published or your own measurements: {MEASURED_HELP} Rows at batch > 1 are read as a
+saturated closed loop of `batch` concurrent requests. The summary groups rows into batch-1 decode, decode
+at load, prefill and TTFT.
+
+\b
+Examples:
+  gpuplan validate tests/data/measured.csv --summary-only
+  gpuplan validate tests/data/measured.csv --format csv -o validation.csv
+"""
+
+CALIBRATE_HELP = f"""Fit η_mem, η_cmp, η_prefill and t_fixed per (engine, GPU) to your measurements.
+
+Each (engine, GPU) with at least two rows gets its own row (grid coordinate descent on the mean squared
+log error); the rest keep the current calibration. The result is a calibration CSV for the global
+--calibration option. MEASURED: {MEASURED_HELP}
+
+\b
+Examples:
+  gpuplan calibrate tests/data/measured.csv -o calibration.csv
+  gpuplan --calibration calibration.csv validate tests/data/measured.csv --summary-only
+"""
+
+
+@cli.command("validate", help=VALIDATE_HELP)
 @click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rows/--summary-only", "show_rows", default=True, show_default=True,
               help="Print every row, or only the error summary.")
 @output_options
 @click.pass_context
 def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, out: str | None) -> None:
-    """Predicted vs measured per row; median and 90th-percentile absolute % error per metric.
-
-    MEASURED is a CSV of published or your own measurements. """ + MEASURED_HELP + """
-
-    \b
-    Examples:
-      gpuplan validate tests/data/measured.csv --summary-only
-      gpuplan --calibration my_cal.csv validate my_runs.csv
-    """
     tables = tables_of(ctx)
     comparisons = compare(read_measurements(measured), tables)
     summary = summarise(comparisons)
@@ -48,29 +64,19 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, 
     show(Result(payload=payload, csv_rows=[c.model_dump() for c in comparisons], views=views), fmt, out)
 
 
-@cli.command("calibrate")
+@cli.command("calibrate", help=CALIBRATE_HELP)
 @click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output-path", "out", type=click.Path(path_type=str), required=True, callback=checked_output,
               help="Where to write the fitted calibration CSV (use it with --calibration).")
 @click.pass_context
 def calibrate_cmd(ctx: click.Context, measured: Path, out: str) -> None:
-    """Fit η_mem, η_cmp, η_prefill and t_fixed per (engine, GPU) to your measurements.
-
-    Each (engine, GPU) with at least two rows gets its own row (grid coordinate descent on the mean
-    squared log error); the rest keep the current calibration. """ + MEASURED_HELP + """
-
-    \b
-    Example:
-      gpuplan calibrate my_runs.csv -o calibration.csv
-      gpuplan --calibration calibration.csv validate my_runs.csv --summary-only
-    """
     tables = tables_of(ctx)
     rows = read_measurements(measured)
     before = summarise(compare(rows, tables))
     fitted = calibrate(rows, tables, measured.name)
     after = summarise(compare(rows, tables.with_calibration(fitted)))
     buf = io.StringIO()
-    fields = list(fitted.rows[0].model_fields)
+    fields = list(type(fitted.rows[0]).model_fields)
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in fitted.rows:

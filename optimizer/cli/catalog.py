@@ -55,7 +55,7 @@ def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, f
     \b
     Example:
       gpuplan gpus --vendor nvidia
-      gpuplan --hardware my_gpus.csv gpus --format csv
+      gpuplan --hardware hardware/gpus.csv gpus --gpu h100-sxm --gpu mi300x --format csv
     """
     table = tables_of(ctx).gpus
     wanted = {table.get(g).id for g in gpu_ids}
@@ -81,10 +81,13 @@ def prices_cmd(ctx: click.Context, gpu: str | None, providers: tuple[str, ...], 
                fmt: str, out: str | None) -> None:
     """List cloud offers ($ per instance-hour per tier), cheapest per GPU first.
 
+    --pricing also reads a SkyPilot catalog directly, e.g. ~/.sky/catalogs/v8/aws/vms.csv (cheapest region
+    per instance type).
+
     \b
     Examples:
       gpuplan prices --gpu h100-sxm --tier spot
-      gpuplan --pricing ~/.sky/catalogs/v8/aws/vms.csv prices --gpu a100-80gb
+      gpuplan --pricing pricing/offers.csv prices --gpu a100-80gb --provider aws --provider gcp
     """
     t = tables_of(ctx)
     gpu_id = t.gpus.get(gpu).id if gpu else None

@@ -42,7 +42,7 @@ def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: s
 
     \b
     Example:
-      gpuplan candidates examples/fleet.yaml --format csv -o candidates.csv
+      gpuplan candidates examples/steady.yaml --format csv -o candidates.csv
     """
     fleet = _fleet(workloads, tier)
     sets, notes = all_candidates(fleet, tables_of(ctx))
@@ -104,9 +104,9 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     \b
     Examples:
       gpuplan plan examples/fleet.yaml
-      gpuplan plan examples/fleet.yaml --tier spot --format json -o plan.json
-      gpuplan plan examples/fleet.yaml -o out/            # plan.json, plan.csv, SkyPilot YAMLs
-      gpuplan plan examples/fleet.yaml --objective max-throughput --budget-usd-per-hour 200
+      gpuplan plan examples/steady.yaml --tier spot --format json -o plan.json
+      gpuplan plan examples/steady.yaml -o out/            # plan.json, plan.csv, SkyPilot YAMLs
+      gpuplan plan examples/steady.yaml --objective max-throughput --budget-usd-per-hour 50
     """
     tables = tables_of(ctx)
     fleet = _fleet(workloads, tier)

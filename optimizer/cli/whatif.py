@@ -32,9 +32,9 @@ def sweep_cmd(ctx: click.Context, workloads: Path, vary: tuple[str, ...], worker
 
     \b
     Examples:
-      gpuplan sweep examples/fleet.yaml --vary slo.tpot_ms=20,30,50,100 --vary rate_rps=1,10,100
-      gpuplan sweep examples/fleet.yaml --vary constraints.tier=on_demand,spot,reserved_1y --format csv
-      gpuplan sweep examples/launch.yaml --vary chat/rate_rps=5,20,80 --workers 2 --plot sweep.png
+      gpuplan sweep examples/steady.yaml --vary slo.tpot_ms=20,50 --vary rate_rps=1,100
+      gpuplan sweep examples/steady.yaml --vary constraints.tier=on_demand,spot,reserved_1y --format csv
+      gpuplan sweep examples/steady.yaml --vary assistant/rate_rps=5,20,80 --workers 2 --plot sweep.png
     """
     base = load_raw(workloads)
     grid = parse_vary(vary)
