@@ -134,8 +134,10 @@ def render_text(result: Result, width: int | None = None) -> str:
         cells = [[_fmt(row.get(key)) for key, _ in view.columns] for row in view.rows]
         widths = [max([len(header), *(len(r[i]) for r in cells)]) for i, (_, header) in enumerate(view.columns)]
         groups = column_groups(widths, width)
-        for n, columns in enumerate(groups):
-            console.print(_table(view, cells, columns, view.caption if n == len(groups) - 1 else None))
+        for columns in groups:
+            console.print(_table(view, cells, columns, view.caption if len(groups) == 1 else None))
+        if len(groups) > 1 and view.caption:
+            console.print(_text(view.caption))
     for note in result.notes:
         console.print(_text(note))
     return buf.getvalue()
