@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import perf_bench
 import solver_bench
+import sweep_bench
 
 if __name__ == "__main__":
     r = perf_bench.run()
@@ -18,3 +19,6 @@ if __name__ == "__main__":
     print(f"solver: {s['workloads']} workloads, {s['candidates']:,} candidates, {s['variables']:,} variables; "
           f"candidate generation {s['generation_s']:.2f} s, solve {s['solve_s']:.2f} s, {s['status']}, "
           f"gap {s['gap']:.2%}, ${s['usd_per_hour']:,.2f}/h")
+    w = sweep_bench.run()
+    print(f"sweep: {w['points']} points on {w['cores']} cores; --workers 1 {w['serial_s']:.1f} s, --workers 2 "
+          f"{w['parallel_s']:.1f} s → {w['speedup']:.2f}×, same costs: {w['same_costs']}")
