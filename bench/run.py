@@ -19,6 +19,4 @@ if __name__ == "__main__":
     print(f"solver: {s['workloads']} workloads, {s['candidates']:,} candidates, {s['variables']:,} variables; "
           f"candidate generation {s['generation_s']:.2f} s, solve {s['solve_s']:.2f} s, {s['status']}, "
           f"gap {s['gap']:.2%}, ${s['usd_per_hour']:,.2f}/h")
-    w = sweep_bench.run()
-    print(f"sweep: {w['points']} points on {w['cores']} cores; --workers 1 {w['serial_s']:.1f} s, --workers 2 "
-          f"{w['parallel_s']:.1f} s → {w['speedup']:.2f}×, same costs: {w['same_costs']}")
+    print(sweep_bench.report(sweep_bench.run()))

@@ -33,7 +33,10 @@ def run() -> dict[str, float]:
             "speedup": serial_s / parallel_s, "same_costs": same}
 
 
+def report(r: dict[str, float]) -> str:
+    return (f"sweep: {r['points']} points on {r['cores']} cores; --workers 1 {r['serial_s']:.1f} s, --workers 2 "
+            f"{r['parallel_s']:.1f} s → {r['speedup']:.2f}×, same costs: {r['same_costs']}")
+
+
 if __name__ == "__main__":
-    r = run()
-    print(f"sweep: {r['points']} points on {r['cores']} cores; --workers 1 {r['serial_s']:.1f} s, --workers 2 "
-          f"{r['parallel_s']:.1f} s → {r['speedup']:.2f}×, same costs: {r['same_costs']}")
+    print(report(run()))
