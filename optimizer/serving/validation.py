@@ -45,9 +45,9 @@ class Measurement(BaseModel):
     source: str
     as_of: str
     notes: str | None = None
-    ep: int = Field(default=1, ge=1)
+    ep: int = Field(default=1, ge=1, le=4096)
     mode: Literal["static", "closed", "open"] = "static"
-    rate_rps: float | None = Field(default=None, gt=0)
+    rate_rps: float | None = Field(default=None, gt=0, le=1e6)
     engine_version: str | None = None
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
 
