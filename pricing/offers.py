@@ -120,8 +120,9 @@ def _read_skypilot(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]
             spot = float(_cell(raw, "SpotPrice") or "nan")
         except ValueError as err:
             raise InputError(f"{path}, row {line}: not a number ({err})") from None
-        if not count >= 1 or not price > 0 or count != int(count):
-            continue
+        if not (math.isfinite(count) and math.isfinite(price)) or not count >= 1 or not price > 0 \
+                or count != int(count):
+            continue  # SkyPilot leaves cells empty for unknown values; non-finite ones are treated alike
         cells: dict[str, object] = {
             "provider": path.parent.name.lower() or "skypilot", "instance": inst,
             "region": _cell(raw, "Region"), "gpu": gpu, "gpus_per_instance": int(count),
@@ -143,11 +144,16 @@ def load_offers(path: Path = OFFERS_CSV) -> tuple[Offer, ...]:
     columns, rows = read_csv_dicts(path)
     header = set(columns)
     if header >= _SKY_COLUMNS:
-        return tuple(_read_skypilot(path, rows))
-    missing = sorted(_OUR_COLUMNS - header)
-    if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}' (neither gpuplan nor SkyPilot vms.csv format)")
-    return tuple(_read_ours(path, rows))
+        offers = _read_skypilot(path, rows)
+    else:
+        missing = sorted(_OUR_COLUMNS - header)
+        if missing:
+            raise InputError(f"{path}: missing column '{missing[0]}' (neither gpuplan nor SkyPilot vms.csv format)")
+        offers = _read_ours(path, rows)
+    if not offers:
+        raise InputError(f"{path}: no offer gpuplan can use ({len(rows)} rows; SkyPilot rows need a known "
+                         "accelerator, a whole AcceleratorCount ≥ 1 and a finite Price > 0)")
+    return tuple(offers)
 
 
 def merge_offers(tables: Iterable[tuple[Offer, ...]]) -> list[Offer]:

@@ -8,6 +8,7 @@ A ``--vary KEY=v1,v2,…`` key is a dotted field path. ``constraints.X`` changes
 from __future__ import annotations
 
 import itertools
+import math
 import multiprocessing
 import os
 import signal
@@ -24,6 +25,8 @@ from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 
 from gpuplan.safeio import load_yaml, read_yaml
+
+MAX_POINTS = 10_000  # a grid is solved point by point; beyond this it is a typo, not a study
 
 
 class SweepPoint(BaseModel):
@@ -114,6 +117,9 @@ def sweep(base: dict[str, Any], grid: dict[str, list[Any]], tables: Tables, sour
     if workers < 1:
         raise InputError(f"--workers must be ≥ 1, got {workers}")
     keys = list(grid)
+    size = math.prod(len(v) for v in grid.values())
+    if size > MAX_POINTS:
+        raise InputError(f"--vary: the grid has {size:,} points, more than {MAX_POINTS:,}; vary fewer values")
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
     parse_fleet(apply_point(base, points[0]), source)  # fail fast on bad keys or values
     jobs = [(base, values, source, tables, time_limit_s) for values in points]
