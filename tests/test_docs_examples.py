@@ -58,8 +58,9 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tu
 
 
 def help_examples(cmd: click.Command) -> list[str]:
-    """The 'gpuplan …' lines after an 'Example:' / 'Examples:' heading in a command's help text."""
-    text = cmd.help or ""
+    """The 'gpuplan …' lines after an 'Example:' / 'Examples:' heading in a command's help text (or, for
+    the top-level group, its epilog)."""
+    text = (cmd.help or "") + "\n" + (cmd.epilog or "")
     if "Example" not in text:
         return []
     tail = text[text.index("Example"):]
@@ -67,7 +68,7 @@ def help_examples(cmd: click.Command) -> list[str]:
 
 
 COMMANDS = _commands(cli)
-HELP_EXAMPLES = [(" ".join(path), ex) for path, cmd in COMMANDS for ex in help_examples(cmd)]
+HELP_EXAMPLES = [(" ".join(path), ex) for path, cmd in [((), cli), *COMMANDS] for ex in help_examples(cmd)]
 
 
 @pytest.mark.parametrize(("path", "cmd"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
