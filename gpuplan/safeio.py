@@ -194,12 +194,15 @@ def _no_constant(where: str) -> Callable[[str], Any]:
     return hook
 
 
-def read_json(path: Path | str, limit_bytes: int = LIMIT_CONFIG_BYTES) -> Any:
-    """Strict JSON: no NaN/Infinity, no key twice, bounded size and depth."""
+def read_json(path: Path | str, limit_bytes: int = LIMIT_CONFIG_BYTES, non_finite: bool = False) -> Any:
+    """Strict JSON: no key twice, bounded size and depth, and no NaN/Infinity unless ``non_finite`` (Hugging
+    Face configs written by Python hold them, e.g. Mamba's ``time_step_limit``; the fields a reader uses
+    must then check their own values)."""
     where = str(path)
     text = read_text(path, limit_bytes)
+    constants = {"parse_constant": _no_constant(where)} if not non_finite else {}
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates(where), parse_constant=_no_constant(where))
+        return json.loads(text, object_pairs_hook=_no_duplicates(where), **constants)
     except json.JSONDecodeError as err:
         raise UnreadableInput(f"{where}: not valid JSON ({err})") from None
     except RecursionError:

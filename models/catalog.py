@@ -35,7 +35,7 @@ class Model(BaseModel):
 
 def read_config(path: Path) -> Architecture:
     """Parse one config.json; errors name the file and the field."""
-    return parse_config(read_json(path), str(path))
+    return parse_config(read_json(path, non_finite=True), str(path))
 
 
 def _float(cell: str | None) -> float | None:

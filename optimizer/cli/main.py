@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 import click
-from gpuplan.optimizer.cli import calibrate, catalog, deploy, plan, whatif  # noqa: F401  (registers)
+from gpuplan.optimizer.cli import calibrate, catalog, deploy, fit, plan, whatif  # noqa: F401  (registers)
 from gpuplan.optimizer.cli.common import cli
 from gpuplan.optimizer.errors import INPUT_ERRORS, InfeasibleError
 from gpuplan.optimizer.output import terminal_safe

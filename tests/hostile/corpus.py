@@ -283,8 +283,8 @@ def _configs() -> list[Case]:
     cfg = json.loads(CONFIG_JSON.read_text(encoding="utf-8"))
     text = CONFIG_JSON.read_text(encoding="utf-8")
     bad = {
-        "config-nan": (text.replace('"hidden_size": 4096', '"hidden_size": NaN'), "NaN"),
-        "config-infinity": (text.replace('"hidden_size": 4096', '"hidden_size": Infinity'), "Infinity"),
+        "config-nan": (text.replace('"hidden_size": 4096', '"hidden_size": NaN'), "hidden_size"),
+        "config-infinity": (text.replace('"hidden_size": 4096', '"hidden_size": Infinity'), "hidden_size"),
         "config-duplicate-key": (text.replace('"hidden_size": 4096', '"hidden_size": 4096, "hidden_size": 8'),
                                  "given twice"),
         "config-1e9-layers": (json.dumps({**cfg, "num_hidden_layers": 10**9}), "num_hidden_layers"),
