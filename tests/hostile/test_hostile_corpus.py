@@ -35,7 +35,7 @@ def test_corpus_is_large_and_ids_are_unique() -> None:
     commands = {next(a for a in c.argv if not a.startswith("-") and "{d}" not in a and "/" not in a)
                 for c in CASES}
     assert {"candidates", "plan", "sweep", "procure", "memory", "perf", "gpus", "prices", "models", "validate",
-            "calibrate"} <= commands
+            "calibrate", "fit"} <= commands
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
