@@ -95,13 +95,7 @@ def _text(value: str, style: str = "") -> Text:
     return Text(terminal_safe(value, keep_newlines=True), style=style)
 
 
-def column_groups(widths: list[int], width: int) -> list[list[int]]:
-    """Fold a table wider than ``width`` into stacked tables: each group repeats column 0 (the row's
-    identity) and takes the next columns while their natural widths (cell + 3 for padding and border)
-    fit; a single column wider than the screen folds its cells instead."""
-    if not widths:
-        return [[]]
-    budget = width - 1
+def _pack(widths: list[int], budget: int) -> list[list[int]]:
     groups: list[list[int]] = []
     current, used = [0], widths[0] + 3
     for i in range(1, len(widths)):
@@ -113,6 +107,25 @@ def column_groups(widths: list[int], width: int) -> list[list[int]]:
         used += need
     groups.append(current)
     return groups
+
+
+def column_groups(widths: list[int], width: int) -> list[list[int]]:
+    """Fold a table wider than ``width`` into stacked tables: each group repeats column 0 (the row's
+    identity) and takes the next columns while their natural widths (cell + 3 for padding and border)
+    fit; a single column wider than the screen folds its cells instead. The groups are balanced: the
+    fewest groups that fit, each about as wide as the others (no last table with one lonely column)."""
+    if not widths:
+        return [[]]
+    budget = width - 1
+    fewest = len(_pack(widths, budget))
+    if fewest == 1:
+        return [list(range(len(widths)))]
+    rest = sum(w + 3 for w in widths[1:])
+    for narrower in range(widths[0] + 3 + rest // fewest, budget + 1):
+        groups = _pack(widths, narrower)
+        if len(groups) == fewest:
+            return groups
+    return _pack(widths, budget)
 
 
 def _table(view: View, cells: list[list[str]], columns: list[int], caption: str | None) -> Table:

@@ -44,4 +44,6 @@ def test_column_groups_pack_greedily_and_repeat_the_first_column() -> None:
     assert column_groups([10, 20, 30, 40], 80) == [[0, 1, 2], [0, 3]]
     assert column_groups([10, 20, 30, 40], 200) == [[0, 1, 2, 3]]
     assert column_groups([10, 500], 80) == [[0, 1]]  # one over-wide column folds its cells instead
+    # balanced: greedy packing would leave [0, 3] (a lonely 5-wide column); two even groups instead
+    assert column_groups([8, 30, 30, 5], 80) == [[0, 1], [0, 2, 3]]
     assert json.dumps(column_groups([], 80)) == "[[]]"
