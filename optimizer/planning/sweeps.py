@@ -13,6 +13,8 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -139,29 +141,63 @@ def worker_count(requested: int, points: int) -> int:
     return max(1, min(requested, points, os.cpu_count() or 1))
 
 
-def _worker_signals() -> None:
-    """Workers die at once on SIGTERM (the parent's terminate) and leave Ctrl-C to the parent."""
+def _worker(jobs: list[tuple[int, tuple[Any, ...]]], conn: Connection, parent: int) -> None:
+    """Solve ``jobs`` in a child process, sending (index, point or exception) back; die at once on SIGTERM,
+    leave Ctrl-C to the parent, stop if the parent is gone."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for index, job in jobs:
+        if os.getppid() != parent:
+            return
+        try:
+            conn.send((index, _solve_point(job)))
+        except Exception as err:  # an input error of this point: the parent re-raises it
+            conn.send((index, err))
+            return
+    conn.close()
 
 
 def _solve_parallel(jobs: list[tuple[Any, ...]], workers: int,
                     progress: Callable[[int, int], None] | None) -> list[SweepPoint]:
-    """Points in order, ``workers`` processes; any exception or interrupt in the parent terminates them all."""
-    results: list[SweepPoint] = []
-    pool = multiprocessing.Pool(workers, initializer=_worker_signals)
+    """Points in order from ``workers`` child processes (round-robin shares). The parent waits in short,
+    interruptible slices; an exception or interrupt in the parent, or a child's error, kills every child,
+    so Ctrl-C and SIGTERM stop the whole sweep at once (no pool whose locks a dead worker could hold)."""
+    context = multiprocessing.get_context("fork")
+    children: list[tuple[BaseProcess, Connection]] = []
+    results: dict[int, SweepPoint] = {}
     try:
-        for i, point in enumerate(pool.imap(_solve_point, jobs)):
-            results.append(point)
-            if progress:
-                progress(i + 1, len(jobs))
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
+        for k in range(workers):
+            receiver, sender = context.Pipe(duplex=False)
+            share = [(i, jobs[i]) for i in range(k, len(jobs), workers)]
+            child = context.Process(target=_worker, args=(share, sender, os.getpid()), daemon=True)
+            child.start()
+            sender.close()
+            children.append((child, receiver))
+        open_conns = {conn: child for child, conn in children}
+        while len(results) < len(jobs):
+            if not open_conns:
+                raise RuntimeError(f"sweep workers ended with {len(jobs) - len(results)} points unsolved")
+            for conn in wait(list(open_conns), timeout=0.1):
+                try:
+                    index, point = conn.recv()  # type: ignore[union-attr]
+                except EOFError:
+                    child = open_conns.pop(conn)  # type: ignore[arg-type]
+                    child.join(1.0)
+                    if child.exitcode:
+                        raise RuntimeError(f"a sweep worker died (exit code {child.exitcode})") from None
+                    continue
+                if isinstance(point, BaseException):
+                    raise point
+                results[index] = point
+                if progress:
+                    progress(len(results), len(jobs))
     finally:
-        pool.join()
-    return results
+        for child, conn in children:
+            if child.is_alive():
+                child.kill()
+            child.join(1.0)
+            conn.close()
+    return [results[i] for i in range(len(jobs))]
 
 
 def load_raw(path: Path) -> dict[str, Any]:
