@@ -141,58 +141,68 @@ def worker_count(requested: int, points: int) -> int:
     return max(1, min(requested, points, os.cpu_count() or 1))
 
 
-def _worker(jobs: list[tuple[int, tuple[Any, ...]]], conn: Connection, parent: int) -> None:
-    """Solve ``jobs`` in a child process, sending (index, point or exception) back; die at once on SIGTERM,
-    leave Ctrl-C to the parent, stop if the parent is gone."""
+def _worker(conn: Connection, parent: int) -> None:
+    """In a child process: receive (index, job), send back (index, point or exception), until None; die at
+    once on SIGTERM, leave Ctrl-C to the parent, stop if the parent is gone."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for index, job in jobs:
-        if os.getppid() != parent:
-            return
+    while os.getppid() == parent:
+        message = conn.recv()
+        if message is None:
+            break
+        index, job = message
         try:
             conn.send((index, _solve_point(job)))
         except Exception as err:  # an input error of this point: the parent re-raises it
             conn.send((index, err))
-            return
     conn.close()
 
 
 def _solve_parallel(jobs: list[tuple[Any, ...]], workers: int,
                     progress: Callable[[int, int], None] | None) -> list[SweepPoint]:
-    """Points in order from ``workers`` child processes (round-robin shares). The parent waits in short,
-    interruptible slices; an exception or interrupt in the parent, or a child's error, kills every child,
-    so Ctrl-C and SIGTERM stop the whole sweep at once (no pool whose locks a dead worker could hold)."""
+    """Points in order from ``workers`` child processes, each handed the next point when it returns one.
+    The parent waits in short, interruptible slices; an exception or interrupt in the parent, or a child's
+    error, kills every child, so Ctrl-C and SIGTERM stop the whole sweep at once (no pool whose locks a
+    killed worker could hold)."""
     context = multiprocessing.get_context("fork")
-    children: list[tuple[BaseProcess, Connection]] = []
+    children: dict[Connection, BaseProcess] = {}
     results: dict[int, SweepPoint] = {}
+    pending = iter(enumerate(jobs))
+    busy: set[Connection] = set()
+
+    def hand_out(conn: Connection) -> None:
+        """The next point, or None (the child ends) when all are handed out."""
+        job = next(pending, None)
+        conn.send(job)
+        if job is None:
+            busy.discard(conn)
+        else:
+            busy.add(conn)
+
     try:
-        for k in range(workers):
-            receiver, sender = context.Pipe(duplex=False)
-            share = [(i, jobs[i]) for i in range(k, len(jobs), workers)]
-            child = context.Process(target=_worker, args=(share, sender, os.getpid()), daemon=True)
+        for _ in range(workers):
+            mine, theirs = context.Pipe()
+            child = context.Process(target=_worker, args=(theirs, os.getpid()), daemon=True)
             child.start()
-            sender.close()
-            children.append((child, receiver))
-        open_conns = {conn: child for child, conn in children}
+            theirs.close()
+            children[mine] = child
+            hand_out(mine)
         while len(results) < len(jobs):
-            if not open_conns:
-                raise RuntimeError(f"sweep workers ended with {len(jobs) - len(results)} points unsolved")
-            for conn in wait(list(open_conns), timeout=0.1):
+            ready = wait(list(busy), timeout=0.1)
+            for conn in ready:
                 try:
                     index, point = conn.recv()  # type: ignore[union-attr]
                 except EOFError:
-                    child = open_conns.pop(conn)  # type: ignore[arg-type]
-                    child.join(1.0)
-                    if child.exitcode:
-                        raise RuntimeError(f"a sweep worker died (exit code {child.exitcode})") from None
-                    continue
+                    code = children[conn].exitcode  # type: ignore[index]
+                    raise RuntimeError(f"a sweep worker died (exit code {code})") from None
                 if isinstance(point, BaseException):
                     raise point
                 results[index] = point
+                hand_out(conn)  # type: ignore[arg-type]
                 if progress:
                     progress(len(results), len(jobs))
     finally:
-        for child, conn in children:
+        for conn, child in children.items():
             if child.is_alive():
                 child.kill()
             child.join(1.0)
