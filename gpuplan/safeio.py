@@ -21,6 +21,7 @@ import yaml
 
 MIB = 2**20
 LIMIT_TABLE_BYTES = 64 * MIB  # CSV tables (a SkyPilot vms.csv is a few MB)
+MAX_CSV_ROWS = 200_000  # a SkyPilot catalog has tens of thousands; millions of tiny rows would exhaust memory
 LIMIT_CONFIG_BYTES = 4 * MIB  # config.json, workload YAML of a few thousand workloads fits in 16
 LIMIT_YAML_BYTES = 16 * MIB
 MAX_YAML_DEPTH = 64
@@ -85,7 +86,11 @@ def read_csv_dicts(path: Path | str, limit_bytes: int = LIMIT_TABLE_BYTES) -> tu
         reader = csv.DictReader(io.StringIO(text, newline=""))
         header = [h.strip() for h in reader.fieldnames or []]
         reader.fieldnames = header
-        rows = list(reader)
+        rows = []
+        for row in reader:
+            rows.append(row)
+            if len(rows) > MAX_CSV_ROWS:
+                raise UnreadableInput(f"{path}: more than {MAX_CSV_ROWS:,} rows")
     except csv.Error as err:
         raise UnreadableInput(f"{path}: not a readable CSV file ({err})") from None
     return header, rows

@@ -253,6 +253,7 @@ def _tables() -> list[Case]:
         "empty": (b"", "missing"),
         "huge-field": (b"id,name\n" + b"x" * 200_000 + b",y\n", "not a readable CSV"),
         "nul": (b"id,name\n\x00\n", "NUL"),
+        "too-many-rows": (b"id,name\n" + b"x\n" * 200_001, "rows"),
     }
     for option, cmd in (("--hardware", "gpus"), ("--pricing", "prices"), ("--reserved", "prices"),
                         ("--ownership", "prices"), ("--energy", "prices")):
