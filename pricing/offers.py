@@ -1,4 +1,4 @@
-"""Offer tables: our CSV (one row per provider × instance) and SkyPilot catalog ``vms.csv`` files.
+"""Offer tables: our CSV (one row per provider × instance × region) and SkyPilot catalog ``vms.csv`` files.
 
 An offer is one rentable (or owned) instance: a GPU type, how many per instance, and $/h per
 pricing tier. Instances are paid whole.
@@ -9,12 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from gpuplan.pricing.errors import InputError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from gpuplan.pricing.skypilot import read_skypilot
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gpuplan.safeio import read_csv_dicts
 
@@ -44,12 +46,26 @@ class Offer(BaseModel):
     owned_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     max_instances: int | None = Field(default=None, ge=0, le=10_000_000)
     source: str
-    as_of: str
+    as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="exact date YYYY-MM-DD")
     notes: str | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _date(cls, v: str) -> str:
+        dt.date.fromisoformat(v)
+        return v
 
     @property
     def key(self) -> str:
         return f"{self.provider}:{self.instance}"
+
+    @property
+    def region_key(self) -> tuple[str, str, str]:
+        return (self.provider, self.instance, self.region or "")
+
+    @property
+    def as_of_date(self) -> dt.date:
+        return dt.date.fromisoformat(self.as_of)
 
     def price(self, tier: str) -> float | None:
         """$/h of one instance in ``tier``, None when the provider has no such price."""
@@ -57,15 +73,7 @@ class Offer(BaseModel):
 
 
 _OUR_COLUMNS = {"provider", "instance", "gpu", "gpus_per_instance", "source", "as_of"}
-_SKY_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Price"}
-
-# SkyPilot accelerator names → our GPU ids (form factor per the catalog conventions of each cloud).
-SKYPILOT_GPU = {
-    "a100": "a100-40gb", "a100-80gb": "a100-80gb", "h100": "h100-sxm", "h100-sxm": "h100-sxm",
-    "h100-mega": "h100-sxm", "h200": "h200", "b200": "b200", "b300": "b300", "gh200": "gh200-96gb",
-    "l4": "l4", "l40s": "l40s", "a10g": "a10g", "a10": "a10", "rtx4090": "rtx-4090", "rtx3090": "rtx-3090",
-    "rtx5090": "rtx-5090", "rtxa6000": "rtx-a6000", "rtx6000ada": "rtx-6000-ada", "mi300x": "mi300x",
-}
+_PRICES = tuple(f"{t}_usd_per_hour" for t in TIERS)
 
 
 def _cell(raw: dict[str, str | None], key: str) -> str | None:
@@ -86,7 +94,7 @@ def validate_row(model: type[Row], path: Path, line: int, cells: dict[str, objec
 
 def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
     offers: list[Offer] = []
-    seen: dict[str, Offer] = {}
+    seen: dict[tuple[str, str, str], tuple[int, Offer]] = {}
     for line, raw in enumerate(rows, start=2):
         if None in raw:
             raise InputError(f"{path}, row {line}: more cells than header columns")
@@ -96,73 +104,95 @@ def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
         offer = validate_row(Offer, path, line, cells)
         if not any(offer.price(t) for t in TIERS):
             raise InputError(f"{path}, row {line}: offer '{offer.key}' has no price in any tier")
-        earlier = seen.get(offer.key)
-        provenance = {"source": offer.source, "as_of": offer.as_of, "notes": offer.notes}
-        if earlier is not None and earlier.model_copy(update=provenance) != offer:
-            raise InputError(f"{path}, row {line}: offer '{offer.key}' is listed twice with different values")
-        seen[offer.key] = offer
+        first = seen.get(offer.region_key)
+        if first is not None:
+            differ = next((c for c in _PRICES if getattr(first[1], c) != getattr(offer, c)), None)
+            if differ:
+                raise InputError(f"{path}, row {line}, column '{differ}': duplicate of row {first[0]} "
+                                 f"({offer.region_key}) with a different price")
+        seen[offer.region_key] = (line, offer)
         offers.append(offer)
     return offers
 
 
-def _read_skypilot(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
-    """Cheapest row per instance type (as SkyPilot costs it); rows without a mapped GPU are skipped."""
-    as_of = dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
-    best: dict[str, dict[str, object]] = {}
-    for line, raw in enumerate(rows, start=2):
-        name, inst = _cell(raw, "AcceleratorName"), _cell(raw, "InstanceType")
-        gpu = SKYPILOT_GPU.get((name or "").lower())
-        if not gpu or not inst:
-            continue
-        try:
-            count = float(_cell(raw, "AcceleratorCount") or "nan")
-            price = float(_cell(raw, "Price") or "nan")
-            spot = float(_cell(raw, "SpotPrice") or "nan")
-        except ValueError as err:
-            raise InputError(f"{path}, row {line}: not a number ({err})") from None
-        if not (math.isfinite(count) and math.isfinite(price)) or not count >= 1 or not price > 0 \
-                or count != int(count):
-            continue  # SkyPilot leaves cells empty for unknown values; non-finite ones are treated alike
-        cells: dict[str, object] = {
-            "provider": path.parent.name.lower() or "skypilot", "instance": inst,
-            "region": _cell(raw, "Region"), "gpu": gpu, "gpus_per_instance": int(count),
-            "on_demand_usd_per_hour": price, "spot_usd_per_hour": spot if spot > 0 and spot != price else None,
-            "source": f"SkyPilot catalog {path}", "as_of": as_of, "_line": line,
-        }
-        if inst not in best or price < float(best[inst]["on_demand_usd_per_hour"]):  # type: ignore[arg-type]
-            best[inst] = cells
-    out = []
-    for cells in best.values():
-        line = int(cells.pop("_line"))  # type: ignore[arg-type]
-        out.append(validate_row(Offer, path, line, cells))
-    return out
+@dataclass(frozen=True)
+class OfferTable:
+    """One pricing file read: its offers and, for a SkyPilot catalog, what was skipped and why."""
+
+    path: Path
+    offers: tuple[Offer, ...]
+    summary: str | None = None
+    skipped_rows: tuple[tuple[int, str], ...] = ()
+
+
+def read_table(path: Path = OFFERS_CSV, provider: str | None = None) -> OfferTable:
+    """Read one pricing file, detecting our schema or SkyPilot's ``vms.csv`` by its header (cached until
+    the file changes)."""
+    try:
+        stat = Path(path).stat()
+    except (OSError, ValueError):  # missing, loop, bad name: read_csv_dicts says which, in one line
+        read_csv_dicts(path)
+        raise
+    return _read_table(Path(path), provider, stat.st_mtime_ns, stat.st_size)
 
 
 @cache
-def load_offers(path: Path = OFFERS_CSV) -> tuple[Offer, ...]:
-    """Read one pricing file, detecting our schema or SkyPilot's ``vms.csv`` by its header."""
-    columns, rows = read_csv_dicts(path)
-    header = set(columns)
-    if header >= _SKY_COLUMNS:
-        offers = _read_skypilot(path, rows)
-    else:
-        missing = sorted(_OUR_COLUMNS - header)
-        if missing:
-            raise InputError(f"{path}: missing column '{missing[0]}' (neither gpuplan nor SkyPilot vms.csv format)")
-        offers = _read_ours(path, rows)
+def _read_table(path: Path, provider: str | None, _mtime_ns: int, _size: int) -> OfferTable:
+    header, rows = read_csv_dicts(path)
+    if "InstanceType" in header or path.name == "vms.csv":
+        cat = read_skypilot(path, header, rows, provider)
+        offers = [validate_row(Offer, path, int(c.pop("_line")), c) for c in cat.rows]  # type: ignore[arg-type]
+        return OfferTable(path, tuple(offers), cat.summary(path), tuple(cat.skipped_rows))
+    missing = sorted(_OUR_COLUMNS - set(header))
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}' (neither gpuplan nor SkyPilot vms.csv format)")
+    offers = _read_ours(path, rows)
     if not offers:
-        raise InputError(f"{path}: no offer gpuplan can use ({len(rows)} rows; SkyPilot rows need a known "
-                         "accelerator, a whole AcceleratorCount ≥ 1 and a finite Price > 0)")
-    return tuple(offers)
+        raise InputError(f"{path}: no offer rows")
+    return OfferTable(path, tuple(offers))
+
+
+def load_offers(path: Path = OFFERS_CSV, provider: str | None = None) -> tuple[Offer, ...]:
+    return read_table(path, provider).offers
+
+
+def sky_catalogs(home: Path | None = None) -> list[Path]:
+    """The newest ``~/.sky/catalogs/vN/<cloud>/vms.csv`` per cloud (as SkyPilot downloads them)."""
+    root = (home or Path.home()) / ".sky" / "catalogs"
+    newest: dict[str, tuple[int, Path]] = {}
+    for f in root.glob("v*/*/vms.csv"):
+        version = f.parent.parent.name[1:]
+        if version.isdigit() and (f.parent.name not in newest or int(version) > newest[f.parent.name][0]):
+            newest[f.parent.name] = (int(version), f)
+    if not newest:
+        raise InputError(f"--pricing skypilot: no catalogs under {root} (SkyPilot downloads them on first use, "
+                         f"e.g. 'sky show-gpus')")
+    return [newest[c][1] for c in sorted(newest)]
+
+
+def expand_pricing(sources: Iterable[Path], default_provider: str | None = None) -> list[tuple[Path, str | None]]:
+    """--pricing values → (file, provider): ``skypilot`` = the user's SkyPilot catalogs, ``PROVIDER=PATH``
+    names the provider of a catalog outside SkyPilot's layout."""
+    out: list[tuple[Path, str | None]] = []
+    for src in sources:
+        text = str(src)
+        if text == "skypilot":
+            out.extend((p, None) for p in sky_catalogs())
+        elif "=" in text and not Path(text).exists():
+            provider, _, path = text.partition("=")
+            out.append((Path(path), provider.strip().lower() or None))
+        else:
+            out.append((Path(text), default_provider))
+    return out
 
 
 def merge_offers(tables: Iterable[tuple[Offer, ...]]) -> list[Offer]:
-    """Concatenate tables; a later table's row replaces an earlier one with the same provider:instance."""
-    merged: dict[str, Offer] = {}
+    """Concatenate tables; a later table's row replaces an earlier one with the same provider, instance, region."""
+    merged: dict[tuple[str, str, str], Offer] = {}
     for table in tables:
         for offer in table:
-            merged[offer.key] = offer
-    return sorted(merged.values(), key=lambda o: (o.provider, o.gpu, o.gpus_per_instance, o.instance))
+            merged[offer.region_key] = offer
+    return sorted(merged.values(), key=lambda o: (o.provider, o.gpu, o.gpus_per_instance, o.instance, o.region or ""))
 
 
 def filter_offers(offers: Iterable[Offer], gpu: str | None = None, provider: Iterable[str] | None = None,

@@ -234,14 +234,14 @@ def _tables() -> list[Case]:
     lines = OFFERS_CSV.read_text(encoding="utf-8").splitlines()
     twice = lines[1].replace(lines[1].split(",")[5], "999.5", 1)
     sky = "InstanceType,AcceleratorName,AcceleratorCount,Price,SpotPrice,Region\n"
-    for name, row, needle in (("count-inf", "p5,H100,inf,10,5,us", "no offer"), ("price-nan", "p5,H100,8,nan,5,us",
-                              "no offer"), ("price-1e308", "p5,H100,8,1e308,,us", "on_demand_usd_per_hour"),
+    for name, row, needle in (("count-inf", "p5,H100,inf,10,5,us", "finite"), ("price-nan", "p5,H100,8,nan,5,us",
+                              "finite"), ("price-1e308", "p5,H100,8,1e308,,us", "on_demand_usd_per_hour"),
                               ("count-huge", "p5,H100,1e20,10,,us", "gpus_per_instance"),
                               ("price-text", "p5,H100,8,ten,,us", "not a number")):
-        cases.append(Case(f"skypilot-{name}", ["--pricing", "{d}/vms.csv", "prices", *JSON_OUT], 2, needle,
+        cases.append(Case(f"skypilot-{name}", ["--pricing", "aws={d}/vms.csv", "prices", *JSON_OUT], 2, needle,
                           {"vms.csv": (sky + row + "\n").encode()}))
     cases.append(Case("pricing-duplicate-offer-other-price", ["--pricing", "{d}/o.csv", "prices", *JSON_OUT], 2,
-                      "listed twice", {"o.csv": "\n".join([*lines[:2], twice, *lines[2:]]).encode() + b"\n"}))
+                      "with a different price", {"o.csv": "\n".join([*lines[:2], twice, *lines[2:]]).encode() + b"\n"}))
     cal_cells = [("eta_mem", "nan"), ("eta_mem", "inf"), ("t_fixed_ms", "1e308"), ("mem_util", "true")]
     for column, value in cal_cells:
         cases.append(Case(f"calibration-{column}-{value}",
