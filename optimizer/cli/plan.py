@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 from gpuplan.optimizer.cli.common import SECONDS, checked_file_or_folder, cli, output_options, positive, show, tables_of
-from gpuplan.optimizer.launch.commands import skypilot_task
+from gpuplan.optimizer.launch.specs import TARGETS, spec_files
 from gpuplan.optimizer.output import (
     FORMATS,
     OutputError,
@@ -92,10 +92,12 @@ def plan_views(p: PlanReport) -> list[View]:
 @click.option("-o", "--output-path", "out", type=click.Path(path_type=str), default=None,
               callback=checked_file_or_folder,
               help="With --format json/csv: the file to write. With table: a folder for plan.json, plan.csv "
-                   "and one SkyPilot task YAML per deployment.")
+                   "and the launch specs (--target).")
+@click.option("--target", type=click.Choice(TARGETS), default="skypilot", show_default=True,
+              help="Launch specs written with -o DIR: SkyServe services or Kubernetes manifests.")
 @click.pass_context
 def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per_hour: float | None,
-             tier: str | None, time_limit: float, fmt: str, out: str | None) -> None:
+             tier: str | None, time_limit: float, fmt: str, out: str | None, target: str) -> None:
     """The optimal fleet: deployments per workload, instances, $/h, $/Mtok, launch commands.
 
     Exit code 3 when no plan meets the constraints, with the constraint that binds. Workloads with an
@@ -115,39 +117,51 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
         from gpuplan.optimizer.cli.day import day_result
         from gpuplan.optimizer.planning.day import plan_day
 
-        show(day_result(plan_day(fleet, tables, max(time_limit, 20.0))), fmt, out)
+        day = plan_day(fleet, tables, max(time_limit, 20.0))
+        result = day_result(day)
+        if fmt == "table" and out is not None:
+            from gpuplan.optimizer.cli.day import day_specs
+
+            files, notes = day_specs(day, fleet, tables, target)
+            write_folder(result, Path(out), files, notes)
+            show(result, "table", None)
+            click.echo(terminal_safe(f"wrote {out}/plan.json, plan.csv and {len(files)} {target} file(s)"))
+            return
+        show(result, fmt, out)
         return
     console = Console(stderr=True)
     with console.status("planning…") as status:
         report = build_plan(fleet, tables, objective, time_limit, budget_usd_per_hour,
                             progress=lambda msg: status.update(escape(terminal_safe(msg))))
     rows = [{"workload": w.name, **d.model_dump()} for w in report.workloads for d in w.deployments]
-    launches = View(title="Launch commands (one per deployment; the checkpoint must be in the chosen format)",
+    launches = View(title="Launch commands (what one instance runs for each deployment)",
                     columns=[("candidate", "deployment"), ("replicas", "replicas"), ("launch", "command")],
                     rows=[d.model_dump() for w in report.workloads for d in w.deployments])
     result = Result(payload=report.model_dump(mode="json"), csv_rows=rows, views=[*plan_views(report), launches],
                     notes=report.notes)
     if fmt == "table" and out is not None:
+        deps = [(w, d) for w, p in zip(fleet.workloads, report.workloads, strict=True) for d in p.deployments]
+        files, notes = spec_files(deps, tables, fleet.constraints.tier, target)
         folder = Path(out)
-        write_outputs(report, result, folder, fleet.constraints.tier)
+        write_folder(result, folder, files, notes)
         show(result, "table", None)
-        click.echo(terminal_safe(f"wrote {folder}/plan.json, plan.csv and "
-                                 f"{sum(len(w.deployments) for w in report.workloads)} SkyPilot task(s)"))
+        click.echo(terminal_safe(f"wrote {folder}/plan.json, plan.csv and {len(files)} {target} file(s)"))
+        for n in notes:
+            click.echo(terminal_safe(f"note: {n}"))
         return
     show(result, fmt, out)
 
 
-def write_outputs(report: PlanReport, result: Result, folder: Path, tier: str) -> None:
-    """plan.json, plan.csv and one SkyPilot task per deployment, all rendered before the first write;
-    file names come from deployment ids through ``safe_filename`` (no path tricks, bounded length)."""
-    files = {"plan.json": render(result, "json"), "plan.csv": render(result, "csv")}
-    for w in report.workloads:
-        for d in w.deployments:
-            name = safe_filename(d.candidate.replace("/", "__").replace(":", "_"))
-            files[f"{name}.sky.yaml"] = skypilot_task(d, d.replicas, d.launch, tier)
+def write_folder(result: Result, folder: Path, files: dict[str, str], notes: list[str]) -> None:
+    """plan.json, plan.csv and the launch specs, all rendered and checked before the first write; file
+    names pass through ``safe_filename`` (no path tricks, bounded length)."""
+    texts = {"plan.json": render(result, "json"), "plan.csv": render(result, "csv")}
+    texts.update({safe_filename(name, 120): text for name, text in sorted(files.items())})
+    if notes:
+        texts["NOTES.txt"] = "".join(f"{n}\n" for n in notes)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: exists and is not a folder")
-    for name in files:
+    for name in texts:
         check_target(folder / name)
-    for name, text in files.items():
+    for name, text in texts.items():
         write_atomic(folder / name, text)
