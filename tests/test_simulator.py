@@ -195,7 +195,7 @@ def test_range_ratio_and_histogram_lengths(tmp_path) -> None:
 def test_help_examples_run(gpuplan, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     text = gpuplan("simulate", "--help").out
-    block = text.split("Examples:")[1].split("Options:")[0].replace("\\\n", " ")
+    block = text.split("Examples:")[1].split("Options:")[0]
     examples = [" ".join(line.split()) for line in block.strip().splitlines()]
     assert len(examples) == 3
     for line in examples:
@@ -203,7 +203,7 @@ def test_help_examples_run(gpuplan, tmp_path, monkeypatch) -> None:
         assert args[0] == "gpuplan"
         r = gpuplan(*args[1:], "--requests", "200")
         assert r.code == 0, (line, r.err)
-    assert (tmp_path / "latency.png").stat().st_size > 10_000
+    assert (tmp_path / "lat.png").stat().st_size > 10_000
 
 
 def test_json_and_csv_outputs(gpuplan, tmp_path) -> None:

@@ -75,10 +75,8 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str
     \b
     Examples:
       gpuplan simulate --model llama-3.1-8b --gpu h100-sxm --input 1000 --output 200 --rate 10
-      gpuplan simulate --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --kv fp8 \\
-          --input 1500 --output 300 --concurrency 64 --requests 2000 --format json
-      gpuplan simulate --model qwen3-30b-a3b --gpu h200 --input 4000 --output 500 --rate 4 \\
-          --input-range-ratio 0.5 --max-num-seqs 128 --seed 7 --plot latency.png
+      gpuplan simulate --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --concurrency 64 --format json
+      gpuplan simulate --model qwen3-30b-a3b --gpu h200 --rate 4 --input-range-ratio 0.5 --seed 7 --plot lat.png
     """
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
