@@ -9,43 +9,56 @@ from pathlib import Path
 import click
 from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
 from gpuplan.optimizer.output import Result, View, write_atomic
-from gpuplan.optimizer.serving.validation import calibrate, compare, read_measurements, summarise
+from gpuplan.optimizer.serving.fitting import calibrate, in_sample, leave_one_source_out
+from gpuplan.optimizer.serving.validation import read_measurements, summarise
 
 MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,engine,metric,value,source,as_of "
-                 "(metric: decode_tok_s_per_user, tpot_ms, ttft_ms, decode_tok_s, prefill_tok_s).")
+                 "and optionally ep, mode (static|closed|open), rate_rps, engine_version, percentile "
+                 "(metric: decode_tok_s_per_user, tpot_ms, ttft_ms, itl_ms, e2e_ms, decode_tok_s, prefill_tok_s).")
+SUMMARY_COLUMNS = [("calibration", "calibration"), ("scope", "scope"), ("group", "group"), ("rows", "rows"),
+                   ("median_ape_pct", "median %"), ("p90_ape_pct", "p90 %")]
 
 
 @cli.command("validate")
 @click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rows/--summary-only", "show_rows", default=True, show_default=True,
               help="Print every row, or only the error summary.")
+@click.option("--loso/--no-loso", default=True, show_default=True,
+              help="Also predict every row with a calibration fitted without its source (leave-one-source-out).")
 @output_options
 @click.pass_context
-def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, out: Path | None) -> None:
-    """Predicted vs measured per row; median and 90th-percentile absolute % error per metric.
+def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool, fmt: str, out: Path | None) -> None:
+    """Predicted vs measured per row; median and 90th-percentile absolute % error per metric group,
+    model class (dense / MoE) and engine, with the current calibration (in-sample for the shipped one)
+    and leave-one-source-out.
 
     MEASURED is a CSV of published or your own measurements. """ + MEASURED_HELP + """
 
     \b
     Examples:
       gpuplan validate tests/data/measured.csv --summary-only
-      gpuplan --calibration my_cal.csv validate my_runs.csv
+      gpuplan --calibration my_cal.csv validate my_runs.csv --no-loso
     """
     tables = tables_of(ctx)
-    comparisons = compare(read_measurements(measured), tables)
-    summary = summarise(comparisons)
+    rows = read_measurements(measured)
+    comps = in_sample(rows, tables)
+    summary = summarise(comps, "shipped")
+    loso_comps = leave_one_source_out(rows, tables) if loso else []
+    if loso:
+        summary += summarise(loso_comps, "leave-one-source-out")
     views = []
     if show_rows:
-        views.append(View(title=f"Predicted vs measured ({len(comparisons)} rows, calibration "
+        views.append(View(title=f"Predicted vs measured ({len(comps)} rows, calibration "
                                 f"{Path(tables.calibration.path).name})", columns=[
-            ("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("weights", "weights"), ("batch", "batch"),
-            ("engine", "engine"), ("metric", "metric"), ("measured", "measured"), ("predicted", "predicted"),
-            ("error_pct", "error %")], rows=[c.model_dump() for c in comparisons]))
-    views.append(View(title="Absolute percentage error", columns=[
-        ("group", "group"), ("metric", "metric"), ("rows", "rows"), ("median_ape_pct", "median %"),
-        ("p90_ape_pct", "p90 %")], rows=[s.model_dump() for s in summary]))
-    payload = {"rows": [c.model_dump() for c in comparisons], "summary": [s.model_dump() for s in summary]}
-    show(Result(payload=payload, csv_rows=[c.model_dump() for c in comparisons], views=views), fmt, out)
+            ("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("ep", "ep"), ("weights", "weights"),
+            ("batch", "batch"), ("engine", "engine"), ("metric", "metric"), ("measured", "measured"),
+            ("predicted", "predicted"), ("error_pct", "error %")], rows=[c.model_dump() for c in comps]))
+    views.append(View(title="Absolute percentage error", columns=SUMMARY_COLUMNS,
+                      rows=[s.model_dump() for s in summary]))
+    payload = {"rows": [c.model_dump() for c in comps], "summary": [s.model_dump() for s in summary]}
+    if loso:
+        payload["loso_rows"] = [c.model_dump() for c in loso_comps]
+    show(Result(payload=payload, csv_rows=[c.model_dump() for c in comps], views=views), fmt, out)
 
 
 @cli.command("calibrate")
@@ -54,10 +67,9 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, 
               help="Where to write the fitted calibration CSV (use it with --calibration).")
 @click.pass_context
 def calibrate_cmd(ctx: click.Context, measured: Path, out: Path) -> None:
-    """Fit η_mem, η_cmp, η_prefill and t_fixed per (engine, GPU) to your measurements.
-
-    Each (engine, GPU) with at least two rows gets its own row (grid coordinate descent on the mean
-    squared log error); the rest keep the current calibration. """ + MEASURED_HELP + """
+    """Fit η_mem, η_cmp, η_prefill, the per-layer floors, the per-request and per-step times of every
+    calibration row your measurements use (least squares on log error with a pull towards the current
+    values). Rows used by fewer than two measurements keep their values. """ + MEASURED_HELP + """
 
     \b
     Example:
@@ -66,9 +78,9 @@ def calibrate_cmd(ctx: click.Context, measured: Path, out: Path) -> None:
     """
     tables = tables_of(ctx)
     rows = read_measurements(measured)
-    before = summarise(compare(rows, tables))
+    before = summarise(in_sample(rows, tables))
     fitted = calibrate(rows, tables, measured.name)
-    after = summarise(compare(rows, tables.with_calibration(fitted)))
+    after = summarise(in_sample(rows, tables.with_calibration(fitted)))
     buf = io.StringIO()
     fields = list(fitted.rows[0].model_fields)
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
@@ -76,9 +88,10 @@ def calibrate_cmd(ctx: click.Context, measured: Path, out: Path) -> None:
     for row in fitted.rows:
         writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.model_dump().items()})
     write_atomic(out, buf.getvalue())
-    rows_view = [{"metric": b.metric, "rows": b.rows, "before": b.median_ape_pct, "after": a.median_ape_pct}
-                 for b, a in zip(before, after, strict=True)]
+    after_by = {(a.scope, a.group): a for a in after}
+    rows_view = [{"scope": b.scope, "group": b.group, "rows": b.rows, "before": b.median_ape_pct,
+                  "after": after_by[(b.scope, b.group)].median_ape_pct} for b in before if b.scope == "all"]
     show(Result(payload=rows_view, csv_rows=rows_view, views=[View(
         title=f"Calibration written to {out}: median absolute % error on the fitted rows (in-sample)",
-        columns=[("metric", "metric"), ("rows", "rows"), ("before", "before %"), ("after", "after %")],
+        columns=[("group", "group"), ("rows", "rows"), ("before", "before %"), ("after", "after %")],
         rows=rows_view)]), "table", None)
