@@ -18,10 +18,14 @@ from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CALIBRATION_CSV = Path(__file__).with_name("calibration.csv")
+# Hand-set, sourced starting values: 'gpuplan calibrate' fits calibration.csv from these, and
+# leave-one-source-out validation refits from these (never from a table fitted on the held-out rows).
+DEFAULTS_CSV = Path(__file__).with_name("calibration_defaults.csv")
 ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp")
 # Defaults of the step-model columns (see README "Step model"): per-layer floors from the 70–180 µs per
 # layer that batch-1 DeepSeek-R1 decode on 8 GPUs shows, split by layer kind; tile M of Hopper wgmma
 # (64 rows); 8192-token prefill chunks (vLLM max_num_batched_tokens, SGLang chunked_prefill_size).
+DEFAULT_SEQ_US = 5.0
 DEFAULT_LAYER_US = 20.0
 DEFAULT_MOE_LAYER_US = 40.0
 DEFAULT_MLA_LAYER_US = 25.0
@@ -29,6 +33,7 @@ DEFAULT_GEMM_TILE_M = 64.0
 DEFAULT_ATTN_CTX_HALF_TOKENS = 131072.0
 DEFAULT_REQUEST_MS = 15.0
 DEFAULT_CHUNK_TOKENS = 8192.0
+DEFAULT_MAX_SEQS = 1024
 
 
 class CalibrationRow(BaseModel):
@@ -37,11 +42,13 @@ class CalibrationRow(BaseModel):
     comm_latency_us: the engine's own cost per collective, added to the link's α (links.csv);
     runtime_overhead_gib: per-GPU memory outside weights, KV and activations; mem_util: fraction of GPU
     memory the engine may use. Columns added with the step model (defaults when a CSV lacks them):
-    layer_us: fixed time per transformer layer per step; moe_layer_us, mla_layer_us: extra per MoE / MLA
+    seq_us: host time per running sequence per step (scheduling, sampling, detokenising, output
+    processing); layer_us: fixed time per transformer layer per step; moe_layer_us, mla_layer_us: extra per MoE / MLA
     layer; gemm_tile_m: rows of one grouped-GEMM tile (expert GEMMs are padded to it);
     attn_ctx_half_tokens: context at which decode attention reaches half of η_mem (0 = off);
     request_ms: per-request latency in TTFT (HTTP, tokenisation, scheduling); chunk_tokens: prefill
-    tokens per engine step (chunked prefill)."""
+    tokens per engine step (chunked prefill); max_seqs: the scheduler's cap on running sequences
+    (vLLM --max-num-seqs, TensorRT-LLM max_batch_size, SGLang --max-running-requests)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -55,6 +62,7 @@ class CalibrationRow(BaseModel):
     comm_latency_us: float = Field(ge=0)
     runtime_overhead_gib: float = Field(ge=0)
     mem_util: float = Field(gt=0, le=1)
+    seq_us: float = Field(default=DEFAULT_SEQ_US, ge=0)
     layer_us: float = Field(default=DEFAULT_LAYER_US, ge=0)
     moe_layer_us: float = Field(default=DEFAULT_MOE_LAYER_US, ge=0)
     mla_layer_us: float = Field(default=DEFAULT_MLA_LAYER_US, ge=0)
@@ -62,6 +70,7 @@ class CalibrationRow(BaseModel):
     attn_ctx_half_tokens: float = Field(default=DEFAULT_ATTN_CTX_HALF_TOKENS, ge=0)
     request_ms: float = Field(default=DEFAULT_REQUEST_MS, ge=0)
     chunk_tokens: float = Field(default=DEFAULT_CHUNK_TOKENS, ge=1)
+    max_seqs: int = Field(default=DEFAULT_MAX_SEQS, ge=1)
     source: str
     as_of: str
     notes: str | None = None

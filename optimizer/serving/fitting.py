@@ -3,7 +3,7 @@
 Measured rows are grouped by the calibration row (cell) they resolve to. Each cell with at least
 ``MIN_ROWS`` rows gets six constants fitted in log space relative to their current values:
 η_mem, η_cmp, η_prefill, a common scale on the per-layer floors (τ_layer, τ_moe, τ_mla), the per-request
-time and the per-step engine time. The loss is Σ log(predicted / measured)² plus a ridge term
+time, the per-step engine time and the host time per running sequence. The loss is Σ log(predicted / measured)² plus a ridge term
 λ · Σ θ² that keeps constants the rows say little about at their documented defaults (λ = ``PRIOR``).
 Cells are independent (a row uses one cell), so each is a small scipy least-squares problem.
 
@@ -15,7 +15,7 @@ constants fitted on its own source.
 from __future__ import annotations
 
 import numpy as np
-from gpuplan.optimizer.serving.calibration import Calibration, CalibrationRow
+from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
 from gpuplan.optimizer.serving.roofline import stack, with_calibration
 from gpuplan.optimizer.serving.validation import (
     Case,
@@ -32,19 +32,19 @@ from scipy.optimize import least_squares
 
 MIN_ROWS = 2
 PRIOR = 0.3
-PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_fixed_ms")
+PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_fixed_ms", "seq_us")
 ETA_MIN = 0.05
 FLOOR_MS = 1e-3  # per-step and per-request times are fitted in log space: keep them above 1 µs
 
 
 def _start(row: CalibrationRow) -> np.ndarray:
     return np.array([row.eta_mem, row.eta_cmp, row.eta_prefill, 1.0, max(row.request_ms, FLOOR_MS),
-                     max(row.t_fixed_ms, FLOOR_MS)])
+                     max(row.t_fixed_ms, FLOOR_MS), max(row.seq_us, FLOOR_MS)])
 
 
 def _bounds(start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.log(np.array([ETA_MIN, ETA_MIN, ETA_MIN, 0.05, FLOOR_MS, FLOOR_MS]) / start)
-    hi = np.log(np.array([1.0, 1.0, 1.0, 20.0, 5000.0, 100.0]) / start)
+    lo = np.log(np.array([ETA_MIN, ETA_MIN, ETA_MIN, 0.05, FLOOR_MS, FLOOR_MS, FLOOR_MS]) / start)
+    hi = np.log(np.array([1.0, 1.0, 1.0, 20.0, 5000.0, 100.0, 200.0]) / start)
     return np.minimum(lo, -1e-9), np.maximum(hi, 1e-9)
 
 
@@ -52,14 +52,14 @@ def fit_cell(cases: list[Case], row: CalibrationRow) -> np.ndarray:
     """Fitted PARAMS values for one calibration cell."""
     start = _start(row)
     base = stack([c.shape for c in cases])
-    arrays = row_arrays([c.m for c in cases])
+    arrays = row_arrays(cases)
     measured = np.array([c.m.value for c in cases])
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         v = start * np.exp(theta)
         s = with_calibration(base, eta_mem=v[0], eta_cmp=v[1], eta_prefill=v[2], layer_us=row.layer_us * v[3],
                              moe_layer_us=row.moe_layer_us * v[3], mla_layer_us=row.mla_layer_us * v[3],
-                             request_s=v[4] * 1e-3, t_fixed_s=v[5] * 1e-3)
+                             request_s=v[4] * 1e-3, t_fixed_s=v[5] * 1e-3, seq_s=v[6] * 1e-6)
         return np.concatenate([np.log(metric_values(s, arrays) / measured), PRIOR * theta])
 
     lo, hi = _bounds(start)
@@ -69,19 +69,23 @@ def fit_cell(cases: list[Case], row: CalibrationRow) -> np.ndarray:
 
 
 def _fitted_row(row: CalibrationRow, values: np.ndarray, rows: int, label: str, as_of: str) -> CalibrationRow:
-    eta_mem, eta_cmp, eta_pre, scale, request_ms, fixed_ms = (float(x) for x in values)
+    eta_mem, eta_cmp, eta_pre, scale, request_ms, fixed_ms, seq_us = (float(x) for x in values)
     return row.model_copy(update={
         "eta_mem": round(eta_mem, 4), "eta_cmp": round(eta_cmp, 4), "eta_prefill": round(eta_pre, 4),
         "layer_us": round(row.layer_us * scale, 2), "moe_layer_us": round(row.moe_layer_us * scale, 2),
         "mla_layer_us": round(row.mla_layer_us * scale, 2), "request_ms": round(request_ms, 3),
-        "t_fixed_ms": round(fixed_ms, 4),
+        "t_fixed_ms": round(fixed_ms, 4), "seq_us": round(seq_us, 3),
         "source": f"fitted by gpuplan calibrate on {rows} rows of {label} (start: {row.source})",
         "as_of": as_of})
 
 
-def _cells(cases: list[Case]) -> dict[tuple[str, str, str | None], list[Case]]:
+def _cells(cases: list[Case], fit_only: bool = False) -> dict[tuple[str, str, str | None], list[Case]]:
+    """Cases grouped by calibration row; with ``fit_only``, only the rows the mean model should fit
+    (mean and p50: the tail percentiles are left to the simulator)."""
     cells: dict[tuple[str, str, str | None], list[Case]] = {}
     for c in cases:
+        if fit_only and c.m.percentile not in ("mean", "p50"):
+            continue
         cells.setdefault(c.cal_key, []).append(c)
     return cells
 
@@ -90,7 +94,7 @@ def fit_calibration(cases: list[Case], base: Calibration, label: str) -> Calibra
     """Every cell with ≥ MIN_ROWS rows refitted; other rows unchanged. Row order is kept."""
     fitted: dict[tuple[str, str, str | None], CalibrationRow] = {}
     by_key = {(r.engine, r.gpu, r.versions): r for r in base.rows}
-    for key, members in sorted(_cells(cases).items(), key=lambda kv: str(kv[0])):
+    for key, members in sorted(_cells(cases, fit_only=True).items(), key=lambda kv: str(kv[0])):
         if len(members) < MIN_ROWS:
             continue
         row = by_key[key]
@@ -111,16 +115,18 @@ def _predict_with(cases: list[Case], calibration: Calibration) -> np.ndarray:
     for key, members in _cells(cases).items():
         idx = [i for i, c in enumerate(cases) if c.cal_key == key]
         row = by_key[key]
-        values = np.array([row.eta_mem, row.eta_cmp, row.eta_prefill, 1.0, row.request_ms, row.t_fixed_ms])
-        s = with_calibration(stack([c.shape for c in members]), eta_mem=values[0], eta_cmp=values[1],
-                             eta_prefill=values[2], layer_us=row.layer_us, moe_layer_us=row.moe_layer_us,
-                             mla_layer_us=row.mla_layer_us, request_s=values[4] * 1e-3, t_fixed_s=values[5] * 1e-3)
-        out[idx] = metric_values(s, row_arrays([c.m for c in members]))
+        s = with_calibration(stack([c.shape for c in members]), eta_mem=row.eta_mem, eta_cmp=row.eta_cmp,
+                             eta_prefill=row.eta_prefill, layer_us=row.layer_us, moe_layer_us=row.moe_layer_us,
+                             mla_layer_us=row.mla_layer_us, request_s=row.request_ms * 1e-3,
+                             t_fixed_s=row.t_fixed_ms * 1e-3, seq_s=row.seq_us * 1e-6)
+        out[idx] = metric_values(s, row_arrays(members))
     return out
 
 
-def leave_one_source_out(rows, tables: Tables) -> list[Comparison]:
-    """Every row predicted by a calibration fitted without any row of its source."""
+def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None) -> list[Comparison]:
+    """Every row predicted by a calibration fitted, from ``start`` (default: the shipped hand-set
+    defaults, calibration_defaults.csv), without any row of its source."""
+    tables = tables.with_calibration(start or load_calibration(DEFAULTS_CSV))
     cases = [prepare(m, tables) for m in rows]
     keys = [source_key(c.m.source) for c in cases]
     predicted = np.empty(len(cases))

@@ -8,7 +8,7 @@ One engine step with b decoding sequences at context s and p prefill tokens (tim
   t_linear = max(bytes_lin / (BW · η_mem), FLOPs_lin / (F_w · η))       weights: dense / a + experts (busiest rank)
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β)
-  t_step   = t_linear + t_attn + t_comm + Σ_layers τ(kind) + t_fixed
+  t_step   = t_linear + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
 η is η_cmp in decode steps and η_prefill in steps with prefill tokens. Expert FLOPs count padded
 grouped-GEMM rows (terms.expert_gemm_rows); experts read are the expected distinct experts the step's
 tokens touch. A prompt of I tokens runs in ⌈I / C⌉ chunks, each one step (so MoE prefill reads the
@@ -76,6 +76,7 @@ class Shape:
     link_knee_bytes: float
     dispatch_bytes: float  # bytes per element of MoE dispatch (FP8 dispatch when computing in FP8/FP4)
     t_fixed_s: float
+    seq_s: float  # host time per running sequence per step
     layer_us: float
     moe_layer_us: float
     mla_layer_us: float
@@ -178,7 +179,7 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         alpha_a2a_s=(2 * alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0,
         eta_link_small=ar_link.eta_small, eta_link_large=ar_link.eta_large, link_knee_bytes=ar_link.knee_mib * MIB,
         dispatch_bytes=1.0 if compute in ("fp8", "fp4") else float(ACTIVATION_BYTES),
-        t_fixed_s=cal.t_fixed_ms * 1e-3, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
+        t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
         mla_layer_us=cal.mla_layer_us, gemm_tile_m=cal.gemm_tile_m, attn_ctx_half_tokens=cal.attn_ctx_half_tokens,
         request_s=cal.request_ms * 1e-3, chunk_tokens=cal.chunk_tokens,
     )
@@ -248,7 +249,8 @@ def step_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | n
     t_attn = np.maximum(kv_bytes / (s.bw_peak * s.eta_mem * eta_ctx), attn_flops / (s.flops_attn_peak * eta))
     floor = terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us, s.mla_layer_us)
     comm = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)
-    t = np.maximum(t_lin_mem, t_lin_cmp) + t_attn + comm + floor + s.t_fixed_s
+    host = s.t_fixed_s + s.seq_s * (b + np.where(p > 0, 1.0, 0.0))
+    t = np.maximum(t_lin_mem, t_lin_cmp) + t_attn + comm + floor + host
     return t, t_lin_mem >= t_lin_cmp
 
 

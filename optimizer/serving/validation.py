@@ -22,7 +22,7 @@ import numpy as np
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.deployment import check_tp
+from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, serving, stack
 from gpuplan.optimizer.tables import Tables
@@ -88,7 +88,13 @@ def source_key(source: str) -> str:
 
 
 def group_of(m: Measurement) -> str:
-    """Metric group used in the error tables."""
+    """Metric group used in the error tables (p90 / p99 rows in their own groups: the analytical model
+    predicts means; the tail is the simulator's job)."""
+    base = _base_group(m)
+    return base if m.percentile in ("mean", "p50") else f"{base} {m.percentile}"
+
+
+def _base_group(m: Measurement) -> str:
     if m.metric == "ttft_ms":
         return "TTFT"
     if m.metric == "prefill_tok_s":
@@ -109,6 +115,7 @@ class Case:
     shape: Shape
     cal_key: tuple[str, str, str | None]
     moe: bool
+    running: int  # sequences that run at once: min(batch, KV capacity at input + output, scheduler cap)
 
 
 def prepare(m: Measurement, tables: Tables) -> Case:
@@ -120,7 +127,10 @@ def prepare(m: Measurement, tables: Tables) -> Case:
     cal = tables.calibration.lookup(m.engine, g.id, g.vendor, g.arch, m.engine_version)
     context = max(1, m.input) + max(1, m.output) / 2
     shape, _ = make_shape(model.arch, g, m.tp, wfmt, kvfmt, context, cal, ep=layout.ep, attn_dp=layout.attn_dp)
-    return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None)
+    capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout)
+    running = max(1, min(m.batch, capacity, cal.max_seqs))
+    return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
+                running=running)
 
 
 @dataclass(frozen=True)
@@ -135,9 +145,10 @@ class RowArrays:
     metric: np.ndarray  # index into METRICS
 
 
-def row_arrays(ms: list[Measurement]) -> RowArrays:
+def row_arrays(cases: list[Case]) -> RowArrays:
     modes = {"static": 0, "closed": 1, "open": 2}
-    return RowArrays(batch=np.array([m.batch for m in ms], dtype=float),
+    ms = [c.m for c in cases]
+    return RowArrays(batch=np.array([c.running for c in cases], dtype=float),
                      input=np.array([max(1, m.input) for m in ms], dtype=float),
                      output=np.array([max(1, m.output) for m in ms], dtype=float),
                      rate=np.array([m.rate_rps or 0.0 for m in ms], dtype=float),
@@ -166,7 +177,7 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
 
 
 def predict_cases(cases: list[Case]) -> np.ndarray:
-    return metric_values(stack([c.shape for c in cases]), row_arrays([c.m for c in cases]))
+    return metric_values(stack([c.shape for c in cases]), row_arrays(cases))
 
 
 def predict(m: Measurement, tables: Tables) -> float:
@@ -228,7 +239,8 @@ def summarise(comps: list[Comparison], calibration: str = "shipped") -> list[Sum
     scopes += [(cls, [c for c in comps if c.model_class == cls]) for cls in ("dense", "moe")]
     scopes += [(e, [c for c in comps if c.engine == e]) for e in sorted({c.engine for c in comps})]
     for scope, members in scopes:
-        for group in GROUP_ORDER:
+        present = {c.group for c in members}
+        for group in [*GROUP_ORDER, *sorted(present - set(GROUP_ORDER))]:
             errs = np.array([abs(c.error_pct) for c in members if c.group == group])
             if errs.size:
                 out.append(Summary(calibration=calibration, scope=scope, group=group, rows=int(errs.size),
