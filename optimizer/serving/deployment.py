@@ -211,15 +211,17 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     shape, warning = make_shape(m.arch, g, tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
                                 ep=layout.ep, attn_dp=layout.attn_dp)
     t_pre = prefill_s(shape, m.arch, input_tokens)
+    t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
     batches = np.array([batch], dtype=float)
     t_step, mem_bound = decode_step_s(shape, batches)
-    op = serving(t_step, t_pre, batches, output_tokens, utilization, request_s=shape.request_s)
+    op = serving(t_step, t_share, batches, output_tokens, utilization, request_s=shape.request_s,
+                 ttft_prefill_s=t_pre)
     limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal, layout)
     best_for_tpot = None
     if tpot_ms is not None:
         grid = np.arange(1, max(limit, 1) + 1, dtype=float)
         steps, _ = decode_step_s(shape, grid)
-        tpots = serving(steps, t_pre, grid, output_tokens, utilization, request_s=shape.request_s)["tpot"] * 1e3
+        tpots = serving(steps, t_share, grid, output_tokens, utilization, request_s=shape.request_s)["tpot"] * 1e3
         ok = np.nonzero((tpots <= tpot_ms) & (grid <= limit))[0]
         best_for_tpot = int(grid[ok[-1]]) if ok.size else 0
     tpot = float(op["tpot"][0])

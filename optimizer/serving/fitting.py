@@ -1,11 +1,12 @@
 """Fitting the calibration to measurements (``gpuplan calibrate``) and leave-one-source-out validation.
 
-Measured rows are grouped by the calibration row (cell) they resolve to. Each cell with at least
-``MIN_ROWS`` rows gets six constants fitted in log space relative to their current values:
+Measured rows are grouped by the calibration row (cell) they resolve to. Seven constants are fitted in
+log space relative to their current values, first once for all cells together (θ_g, what engines share),
+then for each cell with at least ``MIN_ROWS`` rows, with a ridge towards θ_g:
 η_mem, η_cmp, η_prefill, a common scale on the per-layer floors (τ_layer, τ_moe, τ_mla), the per-request
 time, the per-step engine time and the host time per running sequence. The loss is Σ log(predicted / measured)² plus a ridge term
-λ · Σ θ² that keeps constants the rows say little about at their documented defaults (λ = ``PRIOR``).
-Cells are independent (a row uses one cell), so each is a small scipy least-squares problem.
+λ² · |θ − centre|² that keeps constants the rows say little about near the centre (λ = ``PRIOR``).
+Cells are independent given θ_g (a row uses one cell), so each is a small scipy least-squares problem.
 
 Leave-one-source-out: for every source key (validation.source_key), fit on all rows of other sources,
 starting from the same calibration, and predict the held-out rows. No row is ever predicted by
@@ -33,6 +34,7 @@ from scipy.optimize import least_squares
 MIN_ROWS = 2
 PRIOR = 0.3
 PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_fixed_ms", "seq_us")
+SHARED = (0, 1, 2, 3)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, floor scale
 ETA_MIN = 0.05
 FLOOR_MS = 1e-3  # per-step and per-request times are fitted in log space: keep them above 1 µs
 
@@ -42,30 +44,50 @@ def _start(row: CalibrationRow) -> np.ndarray:
                      max(row.t_fixed_ms, FLOOR_MS), max(row.seq_us, FLOOR_MS)])
 
 
-def _bounds(start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.log(np.array([ETA_MIN, ETA_MIN, ETA_MIN, 0.05, FLOOR_MS, FLOOR_MS, FLOOR_MS]) / start)
-    hi = np.log(np.array([1.0, 1.0, 1.0, 20.0, 5000.0, 100.0, 200.0]) / start)
-    return np.minimum(lo, -1e-9), np.maximum(hi, 1e-9)
+LOWER = np.array([ETA_MIN, ETA_MIN, ETA_MIN, 0.05, FLOOR_MS, FLOOR_MS, FLOOR_MS])
+UPPER = np.array([1.0, 1.0, 1.0, 20.0, 5000.0, 100.0, 200.0])
 
 
-def fit_cell(cases: list[Case], row: CalibrationRow) -> np.ndarray:
-    """Fitted PARAMS values for one calibration cell."""
-    start = _start(row)
+def _evaluate(base, arrays, layers: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Predictions of stacked cases with PARAMS ``values`` (one row of values per case, or one for all).
+    ``layers`` holds each case's (layer_us, moe_layer_us, mla_layer_us) before scaling."""
+    v = np.broadcast_to(values, (layers.shape[0], len(PARAMS)))
+    s = with_calibration(base, eta_mem=v[:, 0], eta_cmp=v[:, 1], eta_prefill=v[:, 2],
+                         layer_us=layers[:, 0] * v[:, 3], moe_layer_us=layers[:, 1] * v[:, 3],
+                         mla_layer_us=layers[:, 2] * v[:, 3], request_s=v[:, 4] * 1e-3, t_fixed_s=v[:, 5] * 1e-3,
+                         seq_s=v[:, 6] * 1e-6)
+    return metric_values(s, arrays)
+
+
+def _solve(cases: list[Case], starts: np.ndarray, centre: np.ndarray, prior: np.ndarray | float = PRIOR) -> np.ndarray:
+    """θ minimising Σ log(pred/meas)² + PRIOR² · |θ − centre|², values = starts · exp(θ) (clipped to bounds)."""
     base = stack([c.shape for c in cases])
     arrays = row_arrays(cases)
+    layers = np.array([[c.shape.layer_us, c.shape.moe_layer_us, c.shape.mla_layer_us] for c in cases])
     measured = np.array([c.m.value for c in cases])
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        v = start * np.exp(theta)
-        s = with_calibration(base, eta_mem=v[0], eta_cmp=v[1], eta_prefill=v[2], layer_us=row.layer_us * v[3],
-                             moe_layer_us=row.moe_layer_us * v[3], mla_layer_us=row.mla_layer_us * v[3],
-                             request_s=v[4] * 1e-3, t_fixed_s=v[5] * 1e-3, seq_s=v[6] * 1e-6)
-        return np.concatenate([np.log(metric_values(s, arrays) / measured), PRIOR * theta])
+        values = np.clip(starts * np.exp(theta), LOWER, UPPER)
+        return np.concatenate([np.log(_evaluate(base, arrays, layers, values) / measured), prior * (theta - centre)])
 
-    lo, hi = _bounds(start)
-    fit = least_squares(residuals, np.zeros(len(PARAMS)), bounds=(lo, hi), method="trf", x_scale=1.0,
-                        diff_step=1e-3, max_nfev=200)
-    return start * np.exp(fit.x)
+    fit = least_squares(residuals, centre.copy(), method="trf", diff_step=1e-3, max_nfev=200)
+    return fit.x
+
+
+def fit_cell(cases: list[Case], row: CalibrationRow, centre: np.ndarray | None = None) -> np.ndarray:
+    """Fitted PARAMS values for one calibration cell (ridge towards ``centre`` in log space)."""
+    start = _start(row)
+    theta = _solve(cases, start, np.zeros(len(PARAMS)) if centre is None else centre)
+    return np.clip(start * np.exp(theta), LOWER, UPPER)
+
+
+def fit_global(cases: list[Case], rows: dict[tuple[str, str, str | None], CalibrationRow]) -> np.ndarray:
+    """One log-space adjustment θ_g shared by every cell: what all engines have in common, the hardware
+    efficiencies and the per-layer floors. The engine- and harness-specific times (per request, per step,
+    per sequence) are held at each cell's value (a stiff prior)."""
+    starts = np.array([_start(rows[c.cal_key]) for c in cases])
+    prior = np.where(np.isin(np.arange(len(PARAMS)), SHARED), PRIOR, 1e3)
+    return _solve(cases, starts, np.zeros(len(PARAMS)), prior)
 
 
 def _fitted_row(row: CalibrationRow, values: np.ndarray, rows: int, label: str, as_of: str) -> CalibrationRow:
@@ -75,7 +97,8 @@ def _fitted_row(row: CalibrationRow, values: np.ndarray, rows: int, label: str, 
         "layer_us": round(row.layer_us * scale, 2), "moe_layer_us": round(row.moe_layer_us * scale, 2),
         "mla_layer_us": round(row.mla_layer_us * scale, 2), "request_ms": round(request_ms, 3),
         "t_fixed_ms": round(fixed_ms, 4), "seq_us": round(seq_us, 3),
-        "source": f"fitted by gpuplan calibrate on {rows} rows of {label} (start: {row.source})",
+        "source": (f"fitted by gpuplan calibrate on {rows} rows of {label} (start: {row.source})" if rows else
+                   f"global adjustment fitted by gpuplan calibrate on {label} (start: {row.source})"),
         "as_of": as_of})
 
 
@@ -91,16 +114,25 @@ def _cells(cases: list[Case], fit_only: bool = False) -> dict[tuple[str, str, st
 
 
 def fit_calibration(cases: list[Case], base: Calibration, label: str) -> Calibration:
-    """Every cell with ≥ MIN_ROWS rows refitted; other rows unchanged. Row order is kept."""
-    fitted: dict[tuple[str, str, str | None], CalibrationRow] = {}
+    """Two levels: a global θ_g over all rows, then every cell with ≥ MIN_ROWS rows refitted with a ridge
+    towards θ_g. Cells without enough rows of their own take θ_g. Row order is kept."""
     by_key = {(r.engine, r.gpu, r.versions): r for r in base.rows}
-    for key, members in sorted(_cells(cases, fit_only=True).items(), key=lambda kv: str(kv[0])):
-        if len(members) < MIN_ROWS:
-            continue
-        row = by_key[key]
-        values = fit_cell(members, row)
-        fitted[key] = _fitted_row(row, values, len(members), label, max(c.m.as_of for c in members))
-    return Calibration(rows=tuple(fitted.get((r.engine, r.gpu, r.versions), r) for r in base.rows), path=base.path)
+    cells = _cells(cases, fit_only=True)
+    train = [c for members in cells.values() for c in members]
+    if not train:
+        return base
+    theta_g = fit_global(train, by_key)
+    as_of = max(c.m.as_of for c in train)
+    fitted = {}
+    for key, row in by_key.items():
+        members = cells.get(key, [])
+        if len(members) >= MIN_ROWS:
+            values = fit_cell(members, row, theta_g)
+            fitted[key] = _fitted_row(row, values, len(members), label, max(c.m.as_of for c in members))
+        else:
+            values = np.clip(_start(row) * np.exp(theta_g), LOWER, UPPER)
+            fitted[key] = _fitted_row(row, values, 0, label, as_of)
+    return Calibration(rows=tuple(fitted[(r.engine, r.gpu, r.versions)] for r in base.rows), path=base.path)
 
 
 def calibrate(rows, tables: Tables, label: str) -> Calibration:

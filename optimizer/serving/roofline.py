@@ -227,18 +227,20 @@ def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray) -> np.nda
 
 def step_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
            prefill_context: float | np.ndarray | None = None,
-           context: float | np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+           context: float | np.ndarray | None = None, spread: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(t_step, memory-bound flag) of one engine step: ``decode_batch`` sequences decoding one token at
-    ``context`` (default: the shape's mean context) plus ``prefill_tokens`` prompt tokens (one chunk, on one
-    attention rank) whose queries see ``prefill_context`` tokens on average (default: half the chunk)."""
+    ``context`` (default: the shape's mean context) plus ``prefill_tokens`` prompt tokens whose queries see
+    ``prefill_context`` tokens on average (default: half the chunk). The prompt tokens sit on one attention
+    rank (one request), or with ``spread`` evenly on all attention-DP ranks (many requests prefilling)."""
     b = np.asarray(decode_batch, dtype=float)
-    p = np.asarray(prefill_tokens, dtype=float)
+    p_all = np.asarray(prefill_tokens, dtype=float)
+    p = p_all / s.attn_dp if spread else p_all
     ctx = s.context if context is None else np.asarray(context, dtype=float)
-    p_ctx = p / 2 if prefill_context is None else np.asarray(prefill_context, dtype=float)
+    p_ctx = p_all / 2 if prefill_context is None else np.asarray(prefill_context, dtype=float)
     attn_tp = s.tp / s.attn_dp
     rank_tokens = b / s.attn_dp + p
     eta = np.where(p > 0, s.eta_prefill, s.eta_cmp)
-    expert_bytes, expert_flops = _expert_phase(s, b + p)
+    expert_bytes, expert_flops = _expert_phase(s, b + p_all)
     lin_bytes = s.dense_bytes / attn_tp + expert_bytes
     lin_flops = rank_tokens * s.dense_flops_per_token / attn_tp + expert_flops
     t_lin_mem = lin_bytes / (s.bw_peak * s.eta_mem)
@@ -266,24 +268,36 @@ def mixed_step_s(s: Shape, decode_batch: float | np.ndarray, mean_context: float
     return step_s(s, decode_batch, prefill_tokens, prefill_context, context=mean_context)[0]
 
 
-def prefill_s(s: Shape, arch: Architecture | None = None, input_tokens: float | np.ndarray = 1.0) -> np.ndarray | float:
+def prefill_s(s: Shape, arch: Architecture | None = None, input_tokens: float | np.ndarray = 1.0, *,
+              spread: bool = False) -> np.ndarray | float:
     """GPU time of one request's prompt alone: ⌈I / C⌉ chunk steps of I / n tokens whose queries see I / 2
-    tokens on average (the causal total I² / 2 of a single pass). ``arch`` is unused (kept for callers)."""
+    tokens on average (the causal total I² / 2 of a single pass). With ``spread`` (and attention DP), the
+    replica's GPU time per prompt when many prompts fill all DP ranks at once: ``attn_dp`` prompts are
+    processed by one such step sequence, so the time per prompt is divided by ``attn_dp``.
+    ``arch`` is unused (kept for callers)."""
     i = np.asarray(input_tokens, dtype=float)
     n = terms.prefill_chunks(i, s.chunk_tokens)
-    t, _ = step_s(s, 0.0, i / n, prefill_context=i / 2)
-    out = n * t
+    if spread:
+        t, _ = step_s(s, 0.0, i / n * s.attn_dp, prefill_context=i / 2, spread=True)
+        out = n * t / s.attn_dp
+    else:
+        t, _ = step_s(s, 0.0, i / n, prefill_context=i / 2)
+        out = n * t
     return float(out) if np.ndim(out) == 0 else out
 
 
 def serving(t_step: np.ndarray, t_prefill: float | np.ndarray, batch: np.ndarray, output_tokens: float | np.ndarray,
-            utilization: float | np.ndarray, *, request_s: float | np.ndarray = 0.0) -> dict[str, np.ndarray]:
-    """Operating point at ``utilization`` × the replica's request-rate limit (see module docstring)."""
+            utilization: float | np.ndarray, *, request_s: float | np.ndarray = 0.0,
+            ttft_prefill_s: float | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Operating point at ``utilization`` × the replica's request-rate limit (see module docstring).
+    ``t_prefill`` is the replica GPU time per prompt (prefill_s with spread=True); ``ttft_prefill_s`` the
+    latency of one prompt (default: ``t_prefill``)."""
     b = np.asarray(batch, dtype=float)
+    iso = t_prefill if ttft_prefill_s is None else ttft_prefill_s
     rate_max = b / (output_tokens * t_step + b * t_prefill)
     rate = utilization * rate_max
     share = np.minimum(rate * t_prefill, 0.999)
     tpot = t_step / (1.0 - share)
     wait = np.where(share > 0, share / (2.0 * (1.0 - share)), 0.0)
-    ttft = request_s + t_prefill * (1.0 + wait) + t_step
+    ttft = request_s + iso + t_prefill * wait + t_step
     return {"rate_max": rate_max, "rate": rate, "tpot": tpot, "ttft": ttft, "prefill_share": share}

@@ -2,7 +2,8 @@
 
 Each measured row names a deployment, a benchmark mode and one metric:
 - ``static``: ``batch`` requests start together (trtllm-bench offline, batch-1 latency runs): TPOT is one
-  decode step at that batch, mean TTFT = t_request + (b + 1)/2 · t_prefill + t_step (prefills queue);
+  decode step at that batch, mean TTFT = t_request + t_prefill + (b − 1)/2 · t_prefill,replica + t_step
+  (prefills queue; t_prefill,replica is the replica's GPU time per prompt with all DP ranks busy);
 - ``closed``: ``batch`` clients (benchmark_serving --max-concurrency) keep the replica saturated: the
   analytical serving point at utilisation 1 (batch 1 is an isolated request);
 - ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit.
@@ -160,16 +161,17 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     """Predicted value of every row's metric (see module docstring), vectorised over rows."""
     b, i, o = r.batch, r.input, r.output
     t_step = decode_step_s(s, b)[0]
-    t_pre = np.asarray(prefill_s(s, None, i), dtype=float)
+    t_iso = np.asarray(prefill_s(s, None, i), dtype=float)
+    t_pre = np.asarray(prefill_s(s, None, i, spread=True), dtype=float)
     rate_max = b / (o * t_step + b * t_pre)
     util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
-    op = serving(t_step, t_pre, b, o, util, request_s=s.request_s)
+    op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso)
     tpot = np.where(r.mode == 0, t_step, op["tpot"])
-    ttft = np.where(r.mode == 0, s.request_s + (b + 1) / 2 * t_pre + t_step, op["ttft"])
+    ttft = np.where(r.mode == 0, s.request_s + t_iso + (b - 1) / 2 * t_pre + t_step, op["ttft"])
     throughput = np.where(r.mode == 2, util * rate_max * o, np.where(b > 1, o * b / (o * t_step + b * t_pre), b / tpot))
     by_metric = {"decode_tok_s_per_user": 1.0 / tpot, "tpot_ms": tpot * 1e3, "itl_ms": tpot * 1e3,
                  "ttft_ms": ttft * 1e3, "e2e_ms": (ttft + (o - 1) * tpot) * 1e3, "decode_tok_s": throughput,
-                 "prefill_tok_s": i / t_pre}
+                 "prefill_tok_s": i / t_iso}
     out = np.zeros_like(b)
     for k, name in enumerate(METRICS):
         out = np.where(r.metric == k, by_metric[name], out)
