@@ -166,7 +166,8 @@ MOE = ["mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "gpt-oss-120b", "qwen3-23
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.sampled_from(MOE), st.sampled_from(["bf16", "fp8", "nvfp4"]), st.sampled_from([(1, 2), (2, 4), (4, 8), (2, 8)]))
+@given(st.sampled_from(MOE), st.sampled_from(["bf16", "fp8", "nvfp4"]),
+       st.sampled_from([(1, 2), (2, 4), (4, 8), (2, 8)]))
 def test_more_ep_never_more_expert_memory_per_gpu(model, fmt, eps) -> None:
     arch = resolve(model).arch
     wfmt = Tables().formats.weight(fmt)

@@ -11,7 +11,7 @@ from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import Mode, fit, inference_breakdown, training_breakdown
 from gpuplan.models.catalog import Model, resolve
-from gpuplan.models.memory import GIB, weights_bytes
+from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.layout import Layout, make_layout, max_sequences_dp, weights_bytes_per_gpu
@@ -226,8 +226,9 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
         best_for_tpot = int(grid[ok[-1]]) if ok.size else 0
     tpot = float(op["tpot"][0])
     return PerfReport(
-        model=m.id, gpu=g.id, tp=tp, ep=layout.ep, attn_dp=layout.attn_dp, weights=wfmt.id, kv=kvfmt.id, engine=eng, input_tokens=input_tokens,
-        output_tokens=output_tokens, batch=batch, utilization=utilization, tpot_ms=tpot * 1e3,
+        model=m.id, gpu=g.id, tp=tp, ep=layout.ep, attn_dp=layout.attn_dp, weights=wfmt.id, kv=kvfmt.id,
+        engine=eng, input_tokens=input_tokens, output_tokens=output_tokens, batch=batch, utilization=utilization,
+        tpot_ms=tpot * 1e3,
         ttft_ms=float(op["ttft"][0]) * 1e3, step_ms=float(t_step[0]) * 1e3, prefill_ms=t_pre * 1e3,
         decode_tok_s=batch / tpot,
         decode_tok_s_per_user=1.0 / tpot, prefill_tok_s=input_tokens / t_pre,

@@ -4,8 +4,9 @@ Measured rows are grouped by the calibration row (cell) they resolve to. Seven c
 log space relative to their current values, first once for all cells together (θ_g, what engines share),
 then for each cell with at least ``MIN_ROWS`` rows, with a ridge towards θ_g:
 η_mem, η_cmp, η_prefill, a common scale on the per-layer floors (τ_layer, τ_moe, τ_mla), the per-request
-time, the per-step engine time and the host time per running sequence. The loss is Σ log(predicted / measured)² plus a ridge term
-λ² · |θ − centre|² that keeps constants the rows say little about near the centre (λ = ``PRIOR``).
+time, the per-step engine time and the host time per running sequence. The loss is
+Σ log(predicted / measured)² plus a ridge term λ² · |θ − centre|² that keeps constants the rows say
+little about near the centre (λ = ``PRIOR``).
 Cells are independent given θ_g (a row uses one cell), so each is a small scipy least-squares problem.
 
 Leave-one-source-out: for every source key (validation.source_key), fit on all rows of other sources,
