@@ -35,6 +35,9 @@ from scipy.optimize import least_squares
 MIN_ROWS = 2
 PRIOR = 0.3
 PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_fixed_ms", "seq_us")
+# Engines whose GPU kernels (CUDA graphs, FlashAttention/FlashInfer, grouped GEMMs) share the global level;
+# llama.cpp's kernels are a different stack and keep their own centre.
+SHARED_ENGINES = ("vllm", "sglang", "trtllm")
 SHARED = (0, 1, 2, 3)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, floor scale
 ETA_MIN = 0.05
 FLOOR_MS = 1e-3  # per-step and per-request times are fitted in log space: keep them above 1 µs
@@ -115,25 +118,30 @@ def _cells(cases: list[Case], fit_only: bool = False) -> dict[tuple[str, str, st
 
 
 def fit_calibration(cases: list[Case], base: Calibration, label: str) -> Calibration:
-    """Two levels: a global θ_g over all rows, then every cell with ≥ MIN_ROWS rows refitted with a ridge
-    towards θ_g. Cells without enough rows of their own take θ_g. Row order is kept."""
+    """Two levels: a global θ_g over the rows of the serving engines (SHARED_ENGINES), then every cell with
+    ≥ MIN_ROWS rows refitted with a ridge towards θ_g (towards its own values for other engines). Serving
+    engine cells without enough rows of their own take θ_g. Row order is kept."""
     by_key = {(r.engine, r.gpu, r.versions): r for r in base.rows}
     cells = _cells(cases, fit_only=True)
     train = [c for members in cells.values() for c in members]
     if not train:
         return base
-    theta_g = fit_global(train, by_key)
+    shared = [c for c in train if c.m.engine in SHARED_ENGINES]
+    theta_g = fit_global(shared, by_key) if shared else np.zeros(len(PARAMS))
     as_of = max(c.m.as_of for c in train)
     fitted = {}
     for key, row in by_key.items():
         members = cells.get(key, [])
+        centre = theta_g if row.engine in SHARED_ENGINES else np.zeros(len(PARAMS))
         if len(members) >= MIN_ROWS:
-            values = fit_cell(members, row, theta_g)
+            values = fit_cell(members, row, centre)
             fitted[key] = _fitted_row(row, values, len(members), label, max(c.m.as_of for c in members))
+        elif row.engine not in SHARED_ENGINES:
+            continue
         else:
             values = np.clip(_start(row) * np.exp(theta_g), LOWER, UPPER)
             fitted[key] = _fitted_row(row, values, 0, label, as_of)
-    return Calibration(rows=tuple(fitted[(r.engine, r.gpu, r.versions)] for r in base.rows), path=base.path)
+    return Calibration(rows=tuple(fitted.get((r.engine, r.gpu, r.versions), r) for r in base.rows), path=base.path)
 
 
 def calibrate(rows, tables: Tables, label: str) -> Calibration:

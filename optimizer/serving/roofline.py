@@ -15,7 +15,9 @@ tokens touch. A prompt of I tokens runs in ⌈I / C⌉ chunks, each one step (so
 touched experts once per chunk: the weight-read floor).
 Serving at request rate r with chunked prefill: a share f = r · t_prefill of GPU time goes to
 prefill, so TPOT = t_step / (1 − f) and the replica's limit is r_max = b / (O · t_step + b · t_prefill).
-TTFT = t_request + t_prefill · (1 + ρ / (2(1 − ρ))) + t_step with ρ = f (M/D/1 wait for the prefill server).
+TTFT = t_request + t_prefill · (1 + ρ / (2(1 − ρ))) (+ t_step when other sequences decode: the prompt's
+chunk shares a step with them) with ρ = f (M/D/1 wait for the prefill server). The first token is sampled by
+the last prefill step itself.
 """
 
 from __future__ import annotations
@@ -299,5 +301,5 @@ def serving(t_step: np.ndarray, t_prefill: float | np.ndarray, batch: np.ndarray
     share = np.minimum(rate * t_prefill, 0.999)
     tpot = t_step / (1.0 - share)
     wait = np.where(share > 0, share / (2.0 * (1.0 - share)), 0.0)
-    ttft = request_s + iso + t_prefill * wait + t_step
+    ttft = request_s + iso + t_prefill * wait + np.where(b > 1, t_step, 0.0)
     return {"rate_max": rate_max, "rate": rate, "tpot": tpot, "ttft": ttft, "prefill_share": share}

@@ -2,7 +2,7 @@
 
 Each measured row names a deployment, a benchmark mode and one metric:
 - ``static``: ``batch`` requests start together (trtllm-bench offline, batch-1 latency runs): TPOT is one
-  decode step at that batch, mean TTFT = t_request + t_prefill + (b − 1)/2 · t_prefill,replica + t_step
+  decode step at that batch, mean TTFT = t_request + t_prefill + (b − 1)/2 · t_prefill,replica (+ t_step if b > 1)
   (prefills queue; t_prefill,replica is the replica's GPU time per prompt with all DP ranks busy);
 - ``closed``: ``batch`` clients (benchmark_serving --max-concurrency) keep the replica saturated: the
   analytical serving point at utilisation 1 (batch 1 is an isolated request);
@@ -167,7 +167,7 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
     op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso)
     tpot = np.where(r.mode == 0, t_step, op["tpot"])
-    ttft = np.where(r.mode == 0, s.request_s + t_iso + (b - 1) / 2 * t_pre + t_step, op["ttft"])
+    ttft = np.where(r.mode == 0, s.request_s + t_iso + (b - 1) / 2 * t_pre + np.where(b > 1, t_step, 0.0), op["ttft"])
     throughput = np.where(r.mode == 2, util * rate_max * o, np.where(b > 1, o * b / (o * t_step + b * t_pre), b / tpot))
     by_metric = {"decode_tok_s_per_user": 1.0 / tpot, "tpot_ms": tpot * 1e3, "itl_ms": tpot * 1e3,
                  "ttft_ms": ttft * 1e3, "e2e_ms": (ttft + (o - 1) * tpot) * 1e3, "decode_tok_s": throughput,
