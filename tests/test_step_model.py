@@ -94,9 +94,10 @@ def test_moe_terms_by_hand() -> None:
     assert terms.experts_touched(256, 8, 1.0) == pytest.approx(8.0)
     assert terms.experts_touched(256, 8, 1000.0) == pytest.approx(256 * (1 - (31 / 32) ** 1000))
     assert terms.experts_touched(0, 0, 5.0) == 0.0
-    # One token: 8 expert rows padded to a 64-row tile each → 512 rows; 4096 tokens: 32768 rows (no padding).
+    # One token: 8 expert rows padded to a 64-row tile each → 512 rows; 4096 tokens: 32768 rows plus half a
+    # tile per touched expert (the last tile's expected emptiness) = 32768 + 256 · 32 = 40960.
     assert terms.expert_gemm_rows(1.0, 8, 8.0, 64) == 512
-    assert terms.expert_gemm_rows(4096.0, 8, 256.0, 64) == 32768
+    assert terms.expert_gemm_rows(4096.0, 8, 256.0, 64) == 40960
     # 8 experts over 8 EP ranks: mean 1, busiest 1 + √(2 ln 8) · √(7/8) = 2.907.
     assert terms.busiest_rank_experts(8.0, 256, 8) == pytest.approx(1 + math.sqrt(2 * math.log(8)) * math.sqrt(7 / 8))
     assert terms.busiest_rank_experts(8.0, 256, 1) == pytest.approx(8.0)

@@ -3,8 +3,8 @@
 Measured rows are grouped by the calibration row (cell) they resolve to. Seven constants are fitted in
 log space relative to their current values, first once for all cells together (θ_g, what engines share),
 then for each cell with at least ``MIN_ROWS`` rows, with a ridge towards θ_g:
-η_mem, η_cmp, η_prefill, a common scale on the per-layer floors (τ_layer, τ_moe, τ_mla), the per-request
-time, the per-step engine time and the host time per running sequence. The loss is
+η_mem, η_cmp, η_prefill, a scale on the per-layer floor τ_layer, the per-request time, the per-step engine
+time, the host time per running sequence and a scale on the MoE and MLA floors (τ_moe, τ_mla). The loss is
 Σ log(predicted / measured)² plus a ridge term λ² · |θ − centre|² that keeps constants the rows say
 little about near the centre (λ = ``PRIOR``).
 Cells are independent given θ_g (a row uses one cell), so each is a small scipy least-squares problem.
@@ -34,22 +34,22 @@ from scipy.optimize import least_squares
 
 MIN_ROWS = 2
 PRIOR = 0.3
-PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_fixed_ms", "seq_us")
+PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_fixed_ms", "seq_us", "moe_scale")
 # Engines whose GPU kernels (CUDA graphs, FlashAttention/FlashInfer, grouped GEMMs) share the global level;
 # llama.cpp's kernels are a different stack and keep their own centre.
 SHARED_ENGINES = ("vllm", "sglang", "trtllm")
-SHARED = (0, 1, 2, 3)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, floor scale
+SHARED = (0, 1, 2, 3, 7)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, floor scales
 ETA_MIN = 0.05
 FLOOR_MS = 1e-3  # per-step and per-request times are fitted in log space: keep them above 1 µs
 
 
 def _start(row: CalibrationRow) -> np.ndarray:
     return np.array([row.eta_mem, row.eta_cmp, row.eta_prefill, 1.0, max(row.request_ms, FLOOR_MS),
-                     max(row.t_fixed_ms, FLOOR_MS), max(row.seq_us, FLOOR_MS)])
+                     max(row.t_fixed_ms, FLOOR_MS), max(row.seq_us, FLOOR_MS), 1.0])
 
 
-LOWER = np.array([ETA_MIN, ETA_MIN, ETA_MIN, 0.05, FLOOR_MS, FLOOR_MS, FLOOR_MS])
-UPPER = np.array([1.0, 1.0, 1.0, 20.0, 5000.0, 100.0, 200.0])
+LOWER = np.array([ETA_MIN, ETA_MIN, ETA_MIN, 0.05, FLOOR_MS, FLOOR_MS, FLOOR_MS, 0.05])
+UPPER = np.array([1.0, 1.0, 1.0, 20.0, 5000.0, 100.0, 200.0, 20.0])
 
 
 def _evaluate(base, arrays, layers: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -57,8 +57,8 @@ def _evaluate(base, arrays, layers: np.ndarray, values: np.ndarray) -> np.ndarra
     ``layers`` holds each case's (layer_us, moe_layer_us, mla_layer_us) before scaling."""
     v = np.broadcast_to(values, (layers.shape[0], len(PARAMS)))
     s = with_calibration(base, eta_mem=v[:, 0], eta_cmp=v[:, 1], eta_prefill=v[:, 2],
-                         layer_us=layers[:, 0] * v[:, 3], moe_layer_us=layers[:, 1] * v[:, 3],
-                         mla_layer_us=layers[:, 2] * v[:, 3], request_s=v[:, 4] * 1e-3, t_fixed_s=v[:, 5] * 1e-3,
+                         layer_us=layers[:, 0] * v[:, 3], moe_layer_us=layers[:, 1] * v[:, 7],
+                         mla_layer_us=layers[:, 2] * v[:, 7], request_s=v[:, 4] * 1e-3, t_fixed_s=v[:, 5] * 1e-3,
                          seq_s=v[:, 6] * 1e-6)
     return metric_values(s, arrays)
 
@@ -95,11 +95,11 @@ def fit_global(cases: list[Case], rows: dict[tuple[str, str, str | None], Calibr
 
 
 def _fitted_row(row: CalibrationRow, values: np.ndarray, rows: int, label: str, as_of: str) -> CalibrationRow:
-    eta_mem, eta_cmp, eta_pre, scale, request_ms, fixed_ms, seq_us = (float(x) for x in values)
+    eta_mem, eta_cmp, eta_pre, scale, request_ms, fixed_ms, seq_us, moe_scale = (float(x) for x in values)
     return row.model_copy(update={
         "eta_mem": round(eta_mem, 4), "eta_cmp": round(eta_cmp, 4), "eta_prefill": round(eta_pre, 4),
-        "layer_us": round(row.layer_us * scale, 2), "moe_layer_us": round(row.moe_layer_us * scale, 2),
-        "mla_layer_us": round(row.mla_layer_us * scale, 2), "request_ms": round(request_ms, 3),
+        "layer_us": round(row.layer_us * scale, 2), "moe_layer_us": round(row.moe_layer_us * moe_scale, 2),
+        "mla_layer_us": round(row.mla_layer_us * moe_scale, 2), "request_ms": round(request_ms, 3),
         "t_fixed_ms": round(fixed_ms, 4), "seq_us": round(seq_us, 3),
         "source": (f"fitted by gpuplan calibrate on {rows} rows of {label} (start: {row.source})" if rows else
                    f"global adjustment fitted by gpuplan calibrate on {label} (start: {row.source})"),

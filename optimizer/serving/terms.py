@@ -58,10 +58,12 @@ def busiest_rank_experts(touched: ArrayLike, num_experts: ArrayLike, ep: ArrayLi
 
 
 def expert_gemm_rows(tokens: ArrayLike, top_k: ArrayLike, touched: ArrayLike, tile_m: ArrayLike) -> ArrayLike:
-    """Token rows the grouped GEMM computes: each touched expert gets m = T · k / touched rows, padded to
-    at least one tile of M = tile_m rows (tensor-core tiles are 64 or 128 rows), so
-    rows = max(T · k, touched · tile_m). Small m wastes compute: it is bandwidth- and launch-bound."""
-    return np.maximum(tokens * top_k, touched * tile_m)
+    """Token rows the grouped GEMM computes. Each touched expert gets m = T · k / touched rows in tiles of
+    M = tile_m rows (tensor-core tiles are 64 or 128 rows): an expert with m < M still costs one whole tile,
+    and with m ≥ M its last tile is on average half empty, so
+    rows = max(T · k + touched · M / 2, touched · M). Small m wastes compute: it is bandwidth- and
+    launch-bound."""
+    return np.maximum(tokens * top_k + touched * tile_m / 2, touched * tile_m)
 
 
 def attention_efficiency(context: ArrayLike, half_tokens: ArrayLike) -> ArrayLike:

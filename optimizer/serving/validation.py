@@ -8,8 +8,9 @@ Each measured row names a deployment, a benchmark mode and one metric:
   analytical serving point at utilisation 1 (batch 1 is an isolated request);
 - ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit.
 Whole-replica output tokens/s = O · b / (O · t_step + b · t_prefill) in static and closed modes, rate · O
-when open. Percentile rows (p50/p90/p99) are predicted by the same mean model for now (``predict`` is
-the single place a simulator can take them over).
+when open. The median inter-token latency (itl_ms p50) is one plain decode step (steps that carry a
+prefill chunk are the tail); other percentile rows (p90/p99) are predicted by the mean model for now
+(``predict`` is the single place a simulator can take them over).
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class RowArrays:
     rate: np.ndarray
     mode: np.ndarray  # 0 static, 1 closed, 2 open
     metric: np.ndarray  # index into METRICS
+    median: np.ndarray  # the row is a p50 figure
 
 
 def row_arrays(cases: list[Case]) -> RowArrays:
@@ -154,7 +156,8 @@ def row_arrays(cases: list[Case]) -> RowArrays:
                      output=np.array([max(1, m.output) for m in ms], dtype=float),
                      rate=np.array([m.rate_rps or 0.0 for m in ms], dtype=float),
                      mode=np.array([modes[m.mode or "closed"] for m in ms]),
-                     metric=np.array([METRICS.index(m.metric) for m in ms]))
+                     metric=np.array([METRICS.index(m.metric) for m in ms]),
+                     median=np.array([m.percentile == "p50" for m in ms]))
 
 
 def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
@@ -169,7 +172,9 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     tpot = np.where(r.mode == 0, t_step, op["tpot"])
     ttft = np.where(r.mode == 0, s.request_s + t_iso + (b - 1) / 2 * t_pre + np.where(b > 1, t_step, 0.0), op["ttft"])
     throughput = np.where(r.mode == 2, util * rate_max * o, np.where(b > 1, o * b / (o * t_step + b * t_pre), b / tpot))
-    by_metric = {"decode_tok_s_per_user": 1.0 / tpot, "tpot_ms": tpot * 1e3, "itl_ms": tpot * 1e3,
+    # The median gap between tokens is a plain decode step: steps carrying a prefill chunk are the tail.
+    itl = np.where(r.median, t_step, tpot)
+    by_metric = {"decode_tok_s_per_user": 1.0 / tpot, "tpot_ms": tpot * 1e3, "itl_ms": itl * 1e3,
                  "ttft_ms": ttft * 1e3, "e2e_ms": (ttft + (o - 1) * tpot) * 1e3, "decode_tok_s": throughput,
                  "prefill_tok_s": i / t_iso}
     out = np.zeros_like(b)
