@@ -73,18 +73,19 @@ def test_open_loop_latency_rises_with_rate() -> None:
 def test_shipped_calibration_meets_in_sample_goals() -> None:
     s = _summary("shipped")
     assert s[("all", "batch-1 decode")][1] <= 10
-    assert s[("all", "TPOT at load")][1] <= 15
-    assert s[("all", "throughput at load")][1] <= 20
-    assert s[("all", "TTFT")][1] <= 30
+    assert s[("all", "TPOT at load")][1] <= 10
+    assert s[("all", "throughput at load")][1] <= 18
+    assert s[("all", "TTFT")][1] <= 20
 
 
 def test_leave_one_source_out_stays_under_reached_figures() -> None:
-    # Regression guard: the figures README reports (leave-one-source-out on the shipped set) plus a margin.
+    # Regression guard: the leave-one-source-out figures README reports for the shipped set, plus a margin
+    # (batch-1 7.0 / 25.9 %, TPOT at load 12.3 / 18.0 %, throughput at load 22.9 / 66.1 %, TTFT 39.8 %).
     s = _summary("leave-one-source-out")
-    assert s[("all", "batch-1 decode")][1] <= 15 and s[("all", "batch-1 decode")][2] <= 35
-    assert s[("all", "TPOT at load")][1] <= 35
-    assert s[("all", "throughput at load")][1] <= 30 and s[("all", "throughput at load")][2] <= 75
-    assert s[("all", "TTFT")][1] <= 60
+    assert s[("all", "batch-1 decode")][1] <= 10 and s[("all", "batch-1 decode")][2] <= 30
+    assert s[("all", "TPOT at load")][1] <= 15 and s[("all", "TPOT at load")][2] <= 25
+    assert s[("all", "throughput at load")][1] <= 26 and s[("all", "throughput at load")][2] <= 72
+    assert s[("all", "TTFT")][1] <= 45
 
 
 def test_leave_one_source_out_never_sees_the_held_out_source() -> None:

@@ -38,7 +38,7 @@ PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_f
 # Engines whose GPU kernels (CUDA graphs, FlashAttention/FlashInfer, grouped GEMMs) share the global level;
 # llama.cpp's kernels are a different stack and keep their own centre.
 SHARED_ENGINES = ("vllm", "sglang", "trtllm")
-SHARED = (0, 1, 2, 3, 7)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, floor scales
+SHARED = (0, 1, 2, 3)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, the dense floor scale
 ETA_MIN = 0.05
 FLOOR_MS = 1e-3  # per-step and per-request times are fitted in log space: keep them above 1 µs
 
