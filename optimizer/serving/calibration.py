@@ -26,6 +26,10 @@ ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp")
 # layer that batch-1 DeepSeek-R1 decode on 8 GPUs shows, split by layer kind; tile M of Hopper wgmma
 # (64 rows); 8192-token prefill chunks (vLLM max_num_batched_tokens, SGLang chunked_prefill_size).
 DEFAULT_SEQ_US = 5.0
+# DeepGEMM's README (H800, FP8): grouped GEMMs for MoE reach 1093-1297 TFLOPS (contiguous layout, 4096-8192
+# rows per expert) and 925-1233 (masked, 1024 rows) against 990-1358 for dense GEMMs at M = 4096; at the
+# tens to hundreds of rows per expert of decode even dense GEMMs fall to 295-645 TFLOPS. 0.75 sits between.
+DEFAULT_ETA_MOE = 0.75
 DEFAULT_LAYER_US = 20.0
 DEFAULT_MOE_LAYER_US = 40.0
 DEFAULT_MLA_LAYER_US = 25.0
@@ -42,7 +46,8 @@ class CalibrationRow(BaseModel):
     comm_latency_us: the engine's own cost per collective, added to the link's α (links.csv);
     runtime_overhead_gib: per-GPU memory outside weights, KV and activations; mem_util: fraction of GPU
     memory the engine may use. Columns added with the step model (defaults when a CSV lacks them):
-    seq_us: host time per running sequence per step (scheduling, sampling, detokenising, output
+    eta_moe: grouped-GEMM (routed experts) throughput relative to a dense GEMM; seq_us: host time per
+    running sequence per step (scheduling, sampling, detokenising, output
     processing); layer_us: fixed time per transformer layer per step; moe_layer_us, mla_layer_us: extra per MoE / MLA
     layer; gemm_tile_m: rows of one grouped-GEMM tile (expert GEMMs are padded to it);
     attn_ctx_half_tokens: context at which decode attention reaches half of η_mem (0 = off);
@@ -62,6 +67,7 @@ class CalibrationRow(BaseModel):
     comm_latency_us: float = Field(ge=0)
     runtime_overhead_gib: float = Field(ge=0)
     mem_util: float = Field(gt=0, le=1)
+    eta_moe: float = Field(default=DEFAULT_ETA_MOE, gt=0, le=1)
     seq_us: float = Field(default=DEFAULT_SEQ_US, ge=0)
     layer_us: float = Field(default=DEFAULT_LAYER_US, ge=0)
     moe_layer_us: float = Field(default=DEFAULT_MOE_LAYER_US, ge=0)

@@ -5,7 +5,8 @@ tensor-parallel over G/ep GPUs); attention runs data-parallel over d = ``attn_dp
 tensor-parallel group of a = G/d GPUs (d = 1: plain TP; d = ep = G: DeepSeek-style DP attention + EP).
 
 One engine step with b decoding sequences at context s and p prefill tokens (times in seconds):
-  t_linear = max(bytes_lin / (BW · η_mem), FLOPs_lin / (F_w · η))       weights: dense / a + experts (busiest rank)
+  t_linear = max(bytes_lin / (BW · η_mem), (FLOPs_dense + FLOPs_experts / η_moe) / (F_w · η))
+             weights: dense / a + experts (busiest rank); η_moe: grouped-GEMM vs dense GEMM throughput
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β)
   t_step   = t_linear + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
@@ -70,6 +71,7 @@ class Shape:
     eta_mem: float
     eta_cmp: float
     eta_prefill: float
+    eta_moe: float  # grouped-GEMM throughput relative to a dense GEMM of the same FLOPs
     link_bytes_s: float  # one direction
     alpha_ar_s: float  # all-reduce latency over the attention TP group
     alpha_a2a_s: float  # dispatch / combine latency over the EP group
@@ -176,7 +178,8 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         mla_layers=arch.layers if arch.mla is not None else 0, hidden=arch.hidden,
         bw_peak=gpu.memory_bw_bytes_s, flops_w_peak=gpu.peak_flops(compute),
         flops_attn_peak=gpu.peak_flops("bf16" if gpu.runs_natively("bf16") else "fp16"),
-        eta_mem=cal.eta_mem, eta_cmp=cal.eta_cmp, eta_prefill=cal.eta_prefill, link_bytes_s=gpu.link_bytes_s(tp),
+        eta_mem=cal.eta_mem, eta_cmp=cal.eta_cmp, eta_prefill=cal.eta_prefill, eta_moe=cal.eta_moe,
+        link_bytes_s=gpu.link_bytes_s(tp),
         alpha_ar_s=(alpha_s(ar_link, attn_tp) + engine_alpha) if attn_tp > 1 else 0.0,
         alpha_a2a_s=(2 * alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0,
         eta_link_small=ar_link.eta_small, eta_link_large=ar_link.eta_large, link_knee_bytes=ar_link.knee_mib * MIB,
@@ -244,9 +247,9 @@ def step_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | n
     eta = np.where(p > 0, s.eta_prefill, s.eta_cmp)
     expert_bytes, expert_flops = _expert_phase(s, b + p_all)
     lin_bytes = s.dense_bytes / attn_tp + expert_bytes
-    lin_flops = rank_tokens * s.dense_flops_per_token / attn_tp + expert_flops
+    dense_flops = rank_tokens * s.dense_flops_per_token / attn_tp
     t_lin_mem = lin_bytes / (s.bw_peak * s.eta_mem)
-    t_lin_cmp = lin_flops / (s.flops_w_peak * eta)
+    t_lin_cmp = (dense_flops + expert_flops / s.eta_moe) / (s.flops_w_peak * eta)
     kv_bytes = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp
     eta_ctx = terms.attention_efficiency(ctx, s.attn_ctx_half_tokens)
     attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx)) / attn_tp

@@ -4,8 +4,11 @@ Each measured row names a deployment, a benchmark mode and one metric:
 - ``static``: ``batch`` requests start together (trtllm-bench offline, batch-1 latency runs): TPOT is one
   decode step at that batch, mean TTFT = t_request + t_prefill + (b − 1)/2 · t_prefill,replica (+ t_step if b > 1)
   (prefills queue; t_prefill,replica is the replica's GPU time per prompt with all DP ranks busy);
-- ``closed``: ``batch`` clients (benchmark_serving --max-concurrency) keep the replica saturated: the
-  analytical serving point at utilisation 1 (batch 1 is an isolated request);
+  requests beyond the engine's running slots wait for one (``queue_wait_s``);
+- ``closed``: ``batch`` clients (benchmark_serving --max-concurrency) keep the replica saturated. The
+  clients start together and, with equal lengths, stay in lockstep: prompts are prefilled together, then
+  decoded together, so TPOT and TTFT are the static ones (plus the wait for a slot when the clients
+  outnumber the engine's running sequences);
 - ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit.
 Whole-replica output tokens/s = O · b / (O · t_step + b · t_prefill) in static and closed modes, rate · O
 when open. The median inter-token latency (itl_ms p50) is one plain decode step (steps that carry a
@@ -79,13 +82,14 @@ def read_measurements(path: Path) -> list[Measurement]:
 
 
 def source_key(source: str) -> str:
-    """The publisher a row comes from, for leave-one-source-out: a URL's host (plus owner/repo on
-    github.com), else the text up to the first ' ' or '@' (e.g. 'owner/repo@file' → 'owner/repo')."""
+    """The publisher a row comes from, for leave-one-source-out: a github.com URL's owner/repo, another
+    URL's host, else the text up to the first ' ' or '@' (e.g. 'owner/repo@file' → 'owner/repo', the same
+    key as 'https://github.com/owner/repo/issues/1')."""
     s = source.strip()
     url = re.match(r"https?://([^/\s]+)((?:/[^/\s@]+){0,2})", s)
     if url:
         host = url.group(1).lower().removeprefix("www.")
-        return host + (url.group(2) if host == "github.com" else "")
+        return url.group(2).lstrip("/") if host == "github.com" and url.group(2).count("/") == 2 else host
     return re.split(r"[ @]", s, maxsplit=1)[0]
 
 
@@ -146,6 +150,7 @@ class RowArrays:
     mode: np.ndarray  # 0 static, 1 closed, 2 open
     metric: np.ndarray  # index into METRICS
     median: np.ndarray  # the row is a p50 figure
+    clients: np.ndarray  # requests the benchmark keeps in flight (``batch``), ≥ running sequences
 
 
 def row_arrays(cases: list[Case]) -> RowArrays:
@@ -157,7 +162,17 @@ def row_arrays(cases: list[Case]) -> RowArrays:
                      rate=np.array([m.rate_rps or 0.0 for m in ms], dtype=float),
                      mode=np.array([modes[m.mode or "closed"] for m in ms]),
                      metric=np.array([METRICS.index(m.metric) for m in ms]),
-                     median=np.array([m.percentile == "p50" for m in ms]))
+                     median=np.array([m.percentile == "p50" for m in ms]),
+                     clients=np.array([m.batch for m in ms], dtype=float))
+
+
+def queue_wait_s(clients: np.ndarray, running: np.ndarray, service_s: np.ndarray, mode: np.ndarray) -> np.ndarray:
+    """Wait for a running slot when a benchmark keeps more requests in flight than the engine runs
+    (KV capacity or its sequence cap). Closed loop of N clients on S slots, by Little's law:
+    W = (N − S) / S · service; a burst of N requests at once (static) drains in waves: W = (N − S) / (2S)
+    · service on average; open loops are held below saturation (no such wait)."""
+    excess = np.maximum(clients - running, 0.0) / running
+    return np.where(mode == 1, excess, np.where(mode == 0, excess / 2, 0.0)) * service_s
 
 
 def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
@@ -169,8 +184,10 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     rate_max = b / (o * t_step + b * t_pre)
     util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
     op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso)
-    tpot = np.where(r.mode == 0, t_step, op["tpot"])
-    ttft = np.where(r.mode == 0, s.request_s + t_iso + (b - 1) / 2 * t_pre + np.where(b > 1, t_step, 0.0), op["ttft"])
+    tpot = np.where(r.mode == 2, op["tpot"], t_step)
+    lockstep = s.request_s + t_iso + (b - 1) / 2 * t_pre + np.where(b > 1, t_step, 0.0)
+    ttft = np.where(r.mode == 2, op["ttft"], lockstep)
+    ttft = ttft + queue_wait_s(r.clients, b, ttft + (o - 1) * tpot, r.mode)
     throughput = np.where(r.mode == 2, util * rate_max * o, np.where(b > 1, o * b / (o * t_step + b * t_pre), b / tpot))
     # The median gap between tokens is a plain decode step: steps carrying a prefill chunk are the tail.
     itl = np.where(r.median, t_step, tpot)
