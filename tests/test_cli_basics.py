@@ -84,8 +84,8 @@ def test_bad_input_is_one_line_exit_2(gpuplan, args: list[str], needle: str) -> 
 
 def test_malformed_config_names_the_field(gpuplan, tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 32000,
-                               "intermediate_size": 11008}))
+    cfg.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+                               "vocab_size": 32000, "intermediate_size": 11008}))
     r = gpuplan("memory", "--model", str(cfg), "--context", "100")
     assert r.code == 2 and "num_attention_heads" in r.err and str(cfg) in r.err
     cfg.write_text("{not json")

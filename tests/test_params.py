@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
-from gpuplan.models.catalog import load_catalog, resolve
+from gpuplan.models.catalog import CATALOG_CSV, load_catalog, resolve
 
 # Published totals precise to at least three significant digits (model cards / HF safetensors metadata;
 # the source of each figure is in models/catalog.csv).
@@ -19,14 +21,31 @@ PRECISE_TOTALS_B = {
     "gpt-oss-120b": 116.83,  # OpenAI gpt-oss model card: 116.83B total
     "llama-2-7b": 6.74,  # HF safetensors: 6.74B
     "llama-2-70b": 68.98,  # HF safetensors: 68.98B
+    "kimi-k2": 1026.5,  # HF safetensors metadata of moonshotai/Kimi-K2-Instruct: 1026.5B
+    "glm-5": 744.0,  # Z.ai GLM-5 announcement: 744B total (40B active); MTP layer not counted
+    "deepseek-v3.2": 671.0,  # DeepSeek: 671B main model (+0.85B lightning indexers, +14B MTP on HF)
+    "minimax-m2.5": 229.0,  # MiniMax model card: 229B total, 10B activated
+    "nemotron-3-nano-30b-a3b": 31.6,  # NVIDIA model card: 31.6B total
+    "qwen3.5-397b-a17b": 397.0,  # Qwen3.5 model card: 397B total, 17B activated
+    "phi-4": 14.7,  # HF safetensors of microsoft/phi-4: 14.7B
 }
+
+
+def _published_rounding_b(model_id: str) -> float:
+    """Half a unit of the last digit the publisher gave ("27B" is 26.5-27.5; "31.6B" is 31.55-31.65)."""
+    with CATALOG_CSV.open(newline="", encoding="utf-8") as fh:
+        cell = next(r["official_total_params"] for r in csv.DictReader(fh) if r["id"] == model_id)
+    decimals = len(cell.split(".")[1]) if "." in cell else 0
+    return 0.5 * 10.0**-decimals
 
 
 @pytest.mark.parametrize("model_id", sorted(load_catalog()))
 def test_every_catalog_model_matches_its_official_total_within_half_a_percent(model_id: str) -> None:
+    # Within 0.5 % of the published figure, beyond the rounding of the figure itself.
     m = load_catalog()[model_id]
     assert m.official_total_params, f"{model_id} has no official count in catalog.csv"
-    assert m.params.total / 1e9 == pytest.approx(m.official_total_params, rel=0.005)
+    tolerance_b = 0.005 * m.official_total_params + _published_rounding_b(model_id)
+    assert abs(m.params.total / 1e9 - m.official_total_params) <= tolerance_b
 
 
 @pytest.mark.parametrize(("model_id", "billions"), sorted(PRECISE_TOTALS_B.items()))
@@ -71,3 +90,32 @@ def test_moe_layers_follow_the_config() -> None:
     assert sum(mav.moe_layers) == 24
     oss = resolve("gpt-oss-20b").arch  # layer_types alternates sliding/full, window 128
     assert sum(oss.sliding_layers) == 12 and oss.sliding_window == 128
+
+
+def test_nemotron_3_nano_layers_and_active_params() -> None:
+    # NVIDIA Nemotron-3-Nano-30B-A3B card: 52 blocks = 23 Mamba-2 + 23 MoE + 6 GQA attention;
+    # 31.6B total, ~3.2B active without the embedding table (3.6B with it).
+    m = resolve("nemotron-3-nano-30b-a3b")
+    assert (m.arch.count("mamba"), m.arch.count("moe"), m.arch.attention_layers) == (23, 23, 6)
+    assert (m.params.active - m.params.embedding_table) / 1e9 == pytest.approx(3.2, abs=0.05)
+    assert m.params.active / 1e9 == pytest.approx(3.6, abs=0.05)
+
+
+@pytest.mark.parametrize(("model_id", "active_b", "left_out"), [
+    ("qwen3.5-35b-a3b", 3, "none"), ("qwen3.5-122b-a10b", 10, "none"), ("qwen3.5-397b-a17b", 17, "none"),
+    ("kimi-k2", 32, "table"), ("minimax-m2.5", 10, "table"), ("deepseek-v3.2", 37, "table"),
+    ("glm-5", 40, "both")])
+def test_moe_active_params_round_to_the_published_figure(model_id: str, active_b: int, left_out: str) -> None:
+    # The "A3B/A10B/A17B" names and the model cards' activated counts are rounded billions. Qwen counts
+    # the embedding table in (A17B = 17.35B with it, 16.33B without); Moonshot, MiniMax, Z.ai and
+    # DeepSeek leave the table out (Kimi K2: 31.69B without, 32.86B with it, published "32B"); Z.ai's
+    # "40B active" for GLM-5 leaves out the table and the output head (39.88B; 40.83B with the head).
+    p = resolve(model_id).params
+    active = p.active - {"none": 0, "table": p.embedding_table, "both": p.embedding}[left_out]
+    assert round(active / 1e9) == active_b
+
+
+def test_qwen3_5_layer_types_three_linear_to_one_full() -> None:
+    a = resolve("qwen3.5-27b").arch  # layer_types: linear_attention ×3, full_attention, repeated over 64 layers
+    assert a.count("linear") == 48 and a.attention_layers == 16
+    assert a.vision is not None and a.vision.layers == 27

@@ -5,42 +5,50 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from gpuplan.models.catalog import load_catalog
-from gpuplan.models.memory import kv_bytes_per_token
+from gpuplan.models.catalog import load_catalog, resolve
+from gpuplan.models.memory import kv_bytes_per_token, state_bytes_per_sequence
 from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
 from gpuplan.optimizer.output import Result, View
 from gpuplan.pricing.offers import TIERS, filter_offers, usd_per_gpu_hour
 
 
 @cli.command("models")
+@click.option("--model", "model_names", multiple=True,
+              help="Only these models: catalog ids/aliases or paths to any config.json (repeatable).")
 @output_options
 @click.pass_context
-def models_cmd(ctx: click.Context, fmt: str, out: Path | None) -> None:
+def models_cmd(ctx: click.Context, model_names: tuple[str, ...], fmt: str, out: Path | None) -> None:
     """List the model catalog with exact parameter counts computed from each config.json.
 
     \b
     Example:
       gpuplan models --format json
+      gpuplan models --model path/to/config.json
     """
     bf16 = tables_of(ctx).formats.kv_format("bf16")
     rows = []
-    for m in load_catalog().values():
+    chosen = [resolve(n) for n in model_names] if model_names else list(load_catalog().values())
+    for m in chosen:
         a = m.arch
         rows.append({
             "id": m.id, "aliases": list(m.aliases), "hf_repo": m.hf_repo, "total_params": m.params.total,
             "active_params": m.params.active, "num_layers": a.layers, "hidden_size": a.hidden,
-            "attention": a.attention_kind, "heads": a.heads, "kv_heads": a.kv_heads,
+            "attention": a.attention_kind, "heads": a.heads if a.attention_layers else None,
+            "kv_heads": a.kv_heads if a.attention_layers else None,
             "experts": a.moe.num_experts if a.moe else None, "experts_per_token": a.moe.top_k if a.moe else None,
-            "kv_bytes_per_token": round(kv_bytes_per_token(a, bf16)), "max_context": a.max_context,
+            "kv_bytes_per_token": round(kv_bytes_per_token(a, bf16)), "max_context": a.max_context or None,
+            "layer_kinds": a.kind_summary, "state_bytes_per_sequence": state_bytes_per_sequence(a),
             "official_total_b": m.official_total_params, "source": m.source, "as_of": m.as_of,
         })
     view_rows = [{**r, "total_b": r["total_params"] / 1e9, "active_b": r["active_params"] / 1e9,
-                  "kv_kib": r["kv_bytes_per_token"] / 1024} for r in rows]
+                  "kv_kib": r["kv_bytes_per_token"] / 1024, "state_mib": r["state_bytes_per_sequence"] / 2**20}
+                 for r in rows]
     view = View(title="Models (parameter counts computed from config.json; KV per token at bf16)", columns=[
         ("id", "id"), ("total_b", "total B"), ("active_b", "active B"), ("official_total_b", "official B"),
         ("num_layers", "layers"), ("attention", "attn"), ("heads", "heads"), ("kv_heads", "kv heads"),
         ("experts", "experts"), ("experts_per_token", "top-k"), ("kv_kib", "KV KiB/tok"),
-        ("max_context", "max ctx")], rows=view_rows)
+        ("state_mib", "state MiB/seq"), ("layer_kinds", "layer kinds"), ("max_context", "max ctx")],
+        rows=view_rows)
     show(Result(payload=rows, csv_rows=rows, views=[view]), fmt, out)
 
 

@@ -9,7 +9,7 @@ import sys
 
 import click
 import yaml
-from gpuplan.optimizer.cli import calibrate, catalog, deploy, plan, whatif  # noqa: F401  (registers)
+from gpuplan.optimizer.cli import calibrate, catalog, deploy, fit, plan, whatif  # noqa: F401  (registers)
 from gpuplan.optimizer.cli.common import cli
 from gpuplan.optimizer.errors import INPUT_ERRORS, InfeasibleError
 from pydantic import ValidationError

@@ -30,7 +30,7 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import kv_replication
-from gpuplan.models.memory import active_weights_bytes, kv_cache_bytes
+from gpuplan.models.memory import active_weights_bytes, decode_state_bytes, tokens_attended
 from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
@@ -58,9 +58,8 @@ class Shape:
     kv_bytes_per_seq: float  # at ``context``, per sequence, before TP replication
     kv_bytes_slope: float  # d KV bytes / d context around ``context``
     kv_rep: float  # replication of KV inside one attention TP group
-    attn_flops_per_ctx: float  # attention FLOPs per query token per context token, unbounded layers
-    attn_window_flops_per_ctx: float  # same for sliding-window layers (context capped at ``window``)
-    window: float
+    attn_flops_at_ctx: float  # attention FLOPs of one query token at ``context``
+    attn_flops_slope: float  # d attention FLOPs / d context around ``context``
     context: float  # mean decode context
     layers: float
     mla_layers: float
@@ -117,21 +116,20 @@ def compute_path(gpu: GPU, fmt: NumberFormat) -> tuple[str, str | None]:
                       f"computes at {fallback})")
 
 
-def attention_flops_coefficients(arch: Architecture) -> tuple[float, float]:
-    """(unbounded, windowed) attention FLOPs per query token per context token, summed over layers:
-    QKᵀ and AV cost 4 · heads · head_dim per layer; MLA absorbed 2 · heads · (2·r_kv + r_rope)."""
+def attention_flops_per_context_token(arch: Architecture) -> float:
+    """Attention FLOPs per query token per key it reads, one layer: QKᵀ and AV cost 4 · heads · head_dim;
+    MLA absorbed 2 · heads · (2·r_kv + r_rope)."""
     if arch.mla is not None:
         per = 2 * arch.heads * (2 * arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim)
     else:
         per = 4 * arch.heads * arch.head_dim
-    windowed = sum(arch.sliding_layers)
-    return float(per * (arch.layers - windowed)), float(per * windowed)
+    return float(per)
 
 
 def attention_flops_per_token(arch: Architecture, context: float) -> float:
-    """Attention FLOPs of one query token at ``context`` (windowed layers see min(context, window))."""
-    full, windowed = attention_flops_coefficients(arch)
-    return full * context + windowed * min(context, arch.sliding_window or context)
+    """Attention FLOPs of one query token at ``context``: per-key FLOPs × keys read summed over attention
+    layers (windows, chunks and sparse indexers cap the keys; SSM and linear layers read none)."""
+    return attention_flops_per_context_token(arch) * tokens_attended(arch, context)
 
 
 def linear_flops_per_token(arch: Architecture) -> float:
@@ -148,9 +146,10 @@ def expert_flops_per_row(arch: Architecture) -> float:
     return 2.0 * total / arch.moe.num_experts
 
 
-def kv_read_bytes_per_seq(arch: Architecture, kvfmt: NumberFormat, context: float) -> float:
-    """KV (or per-sequence state) bytes one decode step reads for one sequence at ``context`` tokens."""
-    return float(kv_cache_bytes(arch, kvfmt, max(1, round(context)), 1))
+def kv_read_bytes_per_seq(arch: Architecture, kvfmt: NumberFormat, context: float, replication: float = 1.0) -> float:
+    """KV (and per-sequence SSM / linear-attention state) bytes one decode step reads for one sequence at
+    ``context`` tokens, per KV replica (models.memory.decode_state_bytes)."""
+    return float(decode_state_bytes(arch, kvfmt, context, replication))
 
 
 def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
@@ -162,9 +161,11 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
     if arch.moe and moe_layers:
         per_expert = (active_weights_bytes(arch, wfmt, experts_touched=1) - dense) / moe_layers
     attn_tp = tp // attn_dp
-    full, windowed = attention_flops_coefficients(arch)
-    kv_now = kv_read_bytes_per_seq(arch, kvfmt, context)
-    kv_slope = (kv_read_bytes_per_seq(arch, kvfmt, 2 * context + 1) - kv_now) / (context + 1)
+    kv_rep = kv_replication(arch, attn_tp)
+    kv_now = kv_read_bytes_per_seq(arch, kvfmt, context, kv_rep)
+    kv_slope = (kv_read_bytes_per_seq(arch, kvfmt, 2 * context + 1, kv_rep) - kv_now) / (context + 1)
+    attn_now = attention_flops_per_token(arch, context)
+    attn_slope = (attention_flops_per_token(arch, 2 * context + 1) - attn_now) / (context + 1)
     top_k = arch.moe.top_k if arch.moe else 0
     ar_link, a2a_link = link_row(gpu, attn_tp), link_row(gpu, ep)
     engine_alpha = cal.comm_latency_us * 1e-6
@@ -173,8 +174,8 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         num_experts=arch.moe.num_experts if arch.moe else 0, top_k=top_k,
         dense_flops_per_token=linear_flops_per_token(arch) - top_k * expert_flops_per_row(arch),
         expert_flops_per_row=expert_flops_per_row(arch), kv_bytes_per_seq=kv_now, kv_bytes_slope=max(kv_slope, 0.0),
-        kv_rep=kv_replication(arch, attn_tp), attn_flops_per_ctx=full, attn_window_flops_per_ctx=windowed,
-        window=float(arch.sliding_window or 0), context=context, layers=arch.layers,
+        kv_rep=kv_rep, attn_flops_at_ctx=attn_now, attn_flops_slope=max(attn_slope, 0.0),
+        context=context, layers=arch.layers,
         mla_layers=arch.layers if arch.mla is not None else 0, hidden=arch.hidden,
         bw_peak=gpu.memory_bw_bytes_s, flops_w_peak=gpu.peak_flops(compute),
         flops_attn_peak=gpu.peak_flops("bf16" if gpu.runs_natively("bf16") else "fp16"),
@@ -197,8 +198,8 @@ def kv_bytes_at(s: Shape, context: float | np.ndarray) -> np.ndarray:
 
 
 def _attention_flops(s: Shape, context: float | np.ndarray) -> np.ndarray:
-    window = np.where(s.window > 0, np.minimum(context, s.window), context)
-    return s.attn_flops_per_ctx * context + s.attn_window_flops_per_ctx * window
+    """Attention FLOPs of one query at another context, linear around the shape's context (≥ 0)."""
+    return np.maximum(s.attn_flops_at_ctx + s.attn_flops_slope * (context - s.context), 0.0)
 
 
 def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
