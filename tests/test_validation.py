@@ -120,3 +120,16 @@ def test_bad_ep_in_a_measured_row_is_one_line(tmp_path: Path) -> None:
                    "mixtral-8x7b,h100-sxm,4,3,bf16,bf16,128,128,1,vllm,tpot_ms,10,x,2025-01-01\n")
     with pytest.raises(InputError, match="--ep 3"):
         compare(read_measurements(bad), Tables())
+
+
+def test_calibration_rows_by_engine_version() -> None:
+    from gpuplan.optimizer.serving.calibration import Calibration, version_in_range
+
+    base = load_calibration(DEFAULTS_CSV)
+    plain = base.lookup("vllm", "h100-sxm", "nvidia", "Hopper (GH100)")
+    old = plain.model_copy(update={"versions": ">=0.6,<0.8", "seq_us": 50.0})
+    cal = Calibration(rows=(plain, old), path="test")
+    assert cal.lookup("vllm", "h100-sxm", "nvidia", version="0.7.3.dev138+g21f6ca217").seq_us == 50.0
+    assert cal.lookup("vllm", "h100-sxm", "nvidia", version="0.11.0").seq_us == plain.seq_us
+    assert cal.lookup("vllm", "h100-sxm", "nvidia").seq_us == plain.seq_us
+    assert version_in_range("v0.4.6.post1", ">=0.4,<0.5") and not version_in_range("1.0", "<1.0")

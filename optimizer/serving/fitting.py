@@ -108,13 +108,6 @@ def _solve(cases: list[Case], starts: np.ndarray, centre: np.ndarray, prior: np.
     return fit.x
 
 
-def fit_cell(cases: list[Case], row: CalibrationRow, centre: np.ndarray | None = None) -> np.ndarray:
-    """Fitted PARAMS values for one calibration cell (ridge towards ``centre`` in log space)."""
-    start = _start(row)
-    theta = _solve(cases, start, np.zeros(len(PARAMS)) if centre is None else centre)
-    return np.clip(start * np.exp(theta), LOWER, UPPER)
-
-
 def fit_global(cases: list[Case], rows: dict[tuple[str, str, str | None], CalibrationRow]) -> np.ndarray:
     """One log-space adjustment θ_g shared by every cell: what all engines have in common, the hardware
     efficiencies and the per-layer floors. The engine- and harness-specific times (per request, per step,
@@ -148,29 +141,43 @@ def _cells(cases: list[Case], fit_only: bool = False) -> dict[tuple[str, str, st
 
 
 def fit_calibration(cases: list[Case], base: Calibration, label: str) -> Calibration:
-    """Two levels: a global θ_g over the rows of the serving engines (SHARED_ENGINES), then every cell with
-    ≥ MIN_ROWS rows refitted with a ridge towards θ_g (towards its own values for other engines). Serving
-    engine cells without enough rows of their own take θ_g. Row order is kept."""
+    """Three levels. (1) θ_g over the rows of the serving engines (SHARED_ENGINES). (2) Every row without a
+    version range: θ fitted on all rows of its engine and GPU selector, whatever their version, with a ridge
+    towards θ_g (towards its own values for other engines). (3) Every row with a version range: θ fitted on
+    its own rows with a ridge towards level 2. A row with fewer than MIN_ROWS rows takes its centre
+    (serving engines) or keeps its values (others). Row order is kept."""
     by_key = {(r.engine, r.gpu, r.versions): r for r in base.rows}
     cells = _cells(cases, fit_only=True)
     train = [c for members in cells.values() for c in members]
     if not train:
         return base
     shared = [c for c in train if c.m.engine in SHARED_ENGINES]
-    theta_g = fit_global(shared, by_key) if shared else np.zeros(len(PARAMS))
+    zero = np.zeros(len(PARAMS))
+    theta_g = fit_global(shared, by_key) if shared else zero
+    theta: dict[tuple[str, str, str | None], np.ndarray] = {}
+    counts: dict[tuple[str, str, str | None], int] = {}
+    for level in (2, 3):
+        for key, row in by_key.items():
+            if (row.versions is None) != (level == 2):
+                continue
+            if level == 2:
+                members = [c for k, mem in cells.items() if k[:2] == key[:2] for c in mem]
+                centre = theta_g if row.engine in SHARED_ENGINES else zero
+            else:
+                members = cells.get(key, [])
+                centre = theta.get((row.engine, row.gpu, None), theta_g if row.engine in SHARED_ENGINES else zero)
+            if len(members) >= MIN_ROWS:
+                starts = np.array([_start(by_key[c.cal_key]) for c in members])
+                theta[key], counts[key] = _solve(members, starts, centre), len(members)
+            elif row.engine in SHARED_ENGINES or level == 3:
+                theta[key], counts[key] = centre, 0
     as_of = max(c.m.as_of for c in train)
     fitted = {}
-    for key, row in by_key.items():
+    for key, t in theta.items():
+        row = by_key[key]
         members = cells.get(key, [])
-        centre = theta_g if row.engine in SHARED_ENGINES else np.zeros(len(PARAMS))
-        if len(members) >= MIN_ROWS:
-            values = fit_cell(members, row, centre)
-            fitted[key] = _fitted_row(row, values, len(members), label, max(c.m.as_of for c in members))
-        elif row.engine not in SHARED_ENGINES:
-            continue
-        else:
-            values = np.clip(_start(row) * np.exp(theta_g), LOWER, UPPER)
-            fitted[key] = _fitted_row(row, values, 0, label, as_of)
+        values = np.clip(_start(row) * np.exp(t), LOWER, UPPER)
+        fitted[key] = _fitted_row(row, values, counts[key], label, max((c.m.as_of for c in members), default=as_of))
     return Calibration(rows=tuple(fitted.get((r.engine, r.gpu, r.versions), r) for r in base.rows), path=base.path)
 
 
