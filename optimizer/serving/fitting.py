@@ -1,18 +1,18 @@
 """Fitting the calibration to measurements (``gpuplan calibrate``) and leave-one-source-out validation.
 
-Measured rows are grouped by the calibration row (cell) they resolve to. Seven constants are fitted in
-log space relative to their current values, first once for all cells together (θ_g, what engines share),
-then for each cell with at least ``MIN_ROWS`` rows, with a ridge towards θ_g:
-η_mem, η_cmp, η_prefill, a scale on the per-layer floor τ_layer, the per-request time, the per-step engine
-time, the host time per running sequence, a scale on the MoE and MLA floors (τ_moe, τ_mla) and η_moe. The loss is
-Σ ρ(log(predicted / measured)) (ρ: scipy's soft-L1, quadratic up to ~30 % error, linear beyond) plus a
-ridge term λ² · |θ − centre|² that keeps constants the rows say
-little about near the centre (λ = ``PRIOR``).
-Cells are independent given θ_g (a row uses one cell), so each is a small scipy least-squares problem.
+Measured rows are grouped by the calibration row (cell) they resolve to. Nine constants are fitted in log
+space relative to their starting values (PARAMS): η_mem, η_cmp, η_prefill, a scale on the per-layer floor
+τ_layer, the per-request time, the per-step engine time, the host time per running sequence, a scale on the
+MoE and MLA floors (τ_moe, τ_mla) and η_moe. The loss is Σ ρ(log(predicted / measured)) (ρ: scipy's
+soft-L1, quadratic up to ~30 % error, linear beyond) plus a ridge λ² · |θ − centre|² (λ = ``PRIOR``) that
+keeps constants the rows say little about near their centre. Three levels (``fit_calibration``): a shared
+adjustment of the serving engines' hardware efficiencies and dense floor, then each engine and GPU
+selector, then each engine version range. Each is a small scipy least-squares problem whose Jacobian is
+evaluated for all perturbed parameter sets in one vectorised call.
 
 Leave-one-source-out: for every source key (validation.source_key), fit on all rows of other sources,
-starting from the same calibration, and predict the held-out rows. No row is ever predicted by
-constants fitted on its own source.
+starting from the hand-set defaults (calibration_defaults.csv), and predict the held-out rows. No row is
+ever predicted by constants fitted on its own source.
 """
 
 from __future__ import annotations
