@@ -75,20 +75,20 @@ def test_shipped_calibration_in_sample_error() -> None:
     s = _summary("shipped")
     assert s[("dense", "batch-1 decode")][1] <= 12
     assert s[("all", "batch-1 decode")][1] <= 12
-    assert s[("all", "TPOT at load")][1] <= 42
+    assert s[("all", "TPOT at load")][1] <= 35
     assert s[("all", "throughput at load")][1] <= 27
-    assert s[("all", "TTFT")][1] <= 48
+    assert s[("all", "TTFT")][1] <= 55
 
 
 def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # Regression guard: the leave-one-source-out figures README reports for the shipped set plus a margin
-    # (dense batch-1 8.9 / 28.6 %, all batch-1 18.4 %, TPOT at load 48.9 %, throughput 41.9 %, TTFT 65.0 %).
+    # (dense batch-1 8.9 / 26.5 %, all batch-1 17.9 %, TPOT at load 46.7 %, throughput 30.9 %, TTFT 70.9 %).
     s = _summary("leave-one-source-out")
-    assert s[("dense", "batch-1 decode")][1] <= 12 and s[("dense", "batch-1 decode")][2] <= 33
+    assert s[("dense", "batch-1 decode")][1] <= 12 and s[("dense", "batch-1 decode")][2] <= 31
     assert s[("all", "batch-1 decode")][1] <= 22
-    assert s[("all", "TPOT at load")][1] <= 55
-    assert s[("all", "throughput at load")][1] <= 47
-    assert s[("all", "TTFT")][1] <= 72
+    assert s[("all", "TPOT at load")][1] <= 52
+    assert s[("all", "throughput at load")][1] <= 36 and s[("dense", "throughput at load")][1] <= 22
+    assert s[("all", "TTFT")][1] <= 76
 
 
 def test_leave_one_source_out_never_sees_the_held_out_source() -> None:

@@ -43,6 +43,10 @@ PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_f
 # llama.cpp's kernels are a different stack and keep their own centre.
 SHARED_ENGINES = ("vllm", "sglang", "trtllm")
 SHARED = (0, 1, 2, 3)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, the dense floor scale
+FLOOR_PARAMS = (3, 7)  # layer_scale, moe_scale
+LATENCY_BATCH = 4
+MIN_LATENCY_ROWS = 3
+PINNED = 1e3
 ETA_MIN = 0.05
 FLOOR_MS = 1e-3  # per-step and per-request times are fitted in log space: keep them above 1 µs
 
@@ -53,7 +57,7 @@ def _start(row: CalibrationRow) -> np.ndarray:
 
 
 LOWER = np.array([ETA_MIN, ETA_MIN, ETA_MIN, 0.05, FLOOR_MS, FLOOR_MS, FLOOR_MS, 0.05, ETA_MIN])
-UPPER = np.array([1.0, 1.0, 1.0, 20.0, 300.0, 100.0, 200.0, 20.0, 1.0])
+UPPER = np.array([1.0, 1.0, 1.0, 5.0, 300.0, 100.0, 200.0, 5.0, 1.0])
 # Robust loss: residuals beyond ~30 % (0.25 in log) count linearly, not quadratically, so rows whose load the
 # analytical model cannot represent (bursts of 1000 requests, streaming artefacts) do not drag the constants.
 ROBUST_SCALE = 0.25
@@ -108,12 +112,23 @@ def _solve(cases: list[Case], starts: np.ndarray, centre: np.ndarray, prior: np.
     return fit.x
 
 
+def _prior(cases: list[Case]) -> np.ndarray:
+    """Ridge weights: PRIOR for every constant, except that the per-layer floors stay at their centre unless
+    the cell has latency-bound rows (batch ≤ LATENCY_BATCH) to identify them: at load the floors are
+    confounded with the η's and the per-sequence time."""
+    latency_bound = sum(c.running <= LATENCY_BATCH for c in cases)
+    prior = np.full(len(PARAMS), PRIOR)
+    if latency_bound < MIN_LATENCY_ROWS:
+        prior[list(FLOOR_PARAMS)] = PINNED
+    return prior
+
+
 def fit_global(cases: list[Case], rows: dict[tuple[str, str, str | None], CalibrationRow]) -> np.ndarray:
     """One log-space adjustment θ_g shared by every cell: what all engines have in common, the hardware
     efficiencies and the per-layer floors. The engine- and harness-specific times (per request, per step,
     per sequence) are held at each cell's value (a stiff prior)."""
     starts = np.array([_start(rows[c.cal_key]) for c in cases])
-    prior = np.where(np.isin(np.arange(len(PARAMS)), SHARED), PRIOR, 1e3)
+    prior = np.where(np.isin(np.arange(len(PARAMS)), SHARED), PRIOR, PINNED)
     return _solve(cases, starts, np.zeros(len(PARAMS)), prior)
 
 
@@ -168,7 +183,7 @@ def fit_calibration(cases: list[Case], base: Calibration, label: str) -> Calibra
                 centre = theta.get((row.engine, row.gpu, None), theta_g if row.engine in SHARED_ENGINES else zero)
             if len(members) >= MIN_ROWS:
                 starts = np.array([_start(by_key[c.cal_key]) for c in members])
-                theta[key], counts[key] = _solve(members, starts, centre), len(members)
+                theta[key], counts[key] = _solve(members, starts, centre, _prior(members)), len(members)
             elif row.engine in SHARED_ENGINES or level == 3:
                 theta[key], counts[key] = centre, 0
     as_of = max(c.m.as_of for c in train)

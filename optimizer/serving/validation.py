@@ -2,13 +2,15 @@
 
 Each measured row names a deployment, a benchmark mode and one metric:
 - ``static``: ``batch`` requests start together (trtllm-bench offline, batch-1 latency runs): TPOT is one
-  decode step at that batch, mean TTFT = t_request + t_prefill + (b − 1)/2 · t_prefill,replica (+ t_step if b > 1)
-  (prefills queue; t_prefill,replica is the replica's GPU time per prompt with all DP ranks busy);
+  decode step at that batch plus, on average, half the wave's other prefills spread over the output
+  (t_step + (b − 1)/2 · t_prefill,replica / (O − 1)); mean TTFT = t_request + t_prefill
+  + (b − 1)/2 · t_prefill,replica (+ t_step if b > 1) (prefills queue; t_prefill,replica is the replica's
+  GPU time per prompt with all DP ranks busy);
   requests beyond the engine's running slots wait for one (``queue_wait_s``);
 - ``closed``: ``batch`` clients (benchmark_serving --max-concurrency) keep the replica saturated. The
-  clients start together and, with equal lengths, stay in lockstep: prompts are prefilled together, then
-  decoded together, so TPOT and TTFT are the static ones (plus the wait for a slot when the clients
-  outnumber the engine's running sequences);
+  clients start together and, with equal lengths, stay in lockstep: each wave of b prompts is prefilled
+  while the wave's earlier requests decode, so TPOT and TTFT are the static ones (plus the wait for a slot
+  when the clients outnumber the engine's running sequences);
 - ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit.
 Whole-replica output tokens/s = O · b / (O · t_step + b · t_prefill) in static and closed modes, rate · O
 when open. The median inter-token latency (itl_ms p50) is one plain decode step (steps that carry a
@@ -184,7 +186,9 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     rate_max = b / (o * t_step + b * t_pre)
     util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
     op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso)
-    tpot = np.where(r.mode == 2, op["tpot"], t_step)
+    # A wave of b prompts: on average half of the others' prefill work lands before a request's first token
+    # (TTFT) and half during its decode (TPOT); the cycle adds up to O · t_step + b · t_prefill.
+    tpot = np.where(r.mode == 2, op["tpot"], t_step + (b - 1) / 2 * t_pre / np.maximum(o - 1, 1.0))
     lockstep = s.request_s + t_iso + (b - 1) / 2 * t_pre + np.where(b > 1, t_step, 0.0)
     ttft = np.where(r.mode == 2, op["ttft"], lockstep)
     ttft = ttft + queue_wait_s(r.clients, b, ttft + (o - 1) * tpot, r.mode)
