@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import catalog_bench
 import perf_bench
 import solver_bench
 
@@ -18,3 +19,6 @@ if __name__ == "__main__":
     print(f"solver: {s['workloads']} workloads, {s['candidates']:,} candidates, {s['variables']:,} variables; "
           f"candidate generation {s['generation_s']:.2f} s, solve {s['solve_s']:.2f} s, {s['status']}, "
           f"gap {s['gap']:.2%}, ${s['usd_per_hour']:,.2f}/h")
+    c = catalog_bench.run()
+    print(f"SkyPilot catalog: {c['rows']:,} rows → {c['offers']:,} offers in {c['seconds']:.2f} s "
+          f"({c['cpu_seconds']:.2f} s CPU)")

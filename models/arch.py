@@ -1,6 +1,7 @@
 """Normalise a Hugging Face ``config.json`` into one architecture description.
 
-Known families (``model_type``): Llama 1-3, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Phi-3/4,
+Known families (``model_type``): Llama 1-3, Mistral, Mixtral, Mistral 3 (Mistral Small 3.x / Ministral 3
+text tower under a ``mistral3`` wrapper with its Pixtral vision tower), Qwen2/2-MoE/3/3-MoE, Phi-3/4,
 Gemma 2/3 (Gemma 3 with its SigLIP vision tower), DeepSeek-V2/V3/V3.2 and Kimi K2 (MLA + MoE;
 V3.2's sparse-attention indexer), GLM-5 (MLA + DSA), gpt-oss, Llama 4 (chunked attention,
 multimodal wrapper), MiniMax-M2, Qwen3-Next/Qwen3.5 (gated-DeltaNet linear attention + gated full
@@ -36,8 +37,8 @@ from pydantic import BaseModel, ConfigDict
 
 ATTENTION_MIXERS = ("attention", "sliding", "chunked")
 KNOWN_MODEL_TYPES = frozenset({
-    "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "gemma2", "gemma3_text",
-    "deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm_moe_dsa", "gpt_oss", "llama4_text",
+    "llama", "mistral", "ministral3", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "gemma2",
+    "gemma3_text", "deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm_moe_dsa", "gpt_oss", "llama4_text",
     "minimax_m2", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "jamba", "mamba", "mamba2",
 })
 
@@ -122,7 +123,7 @@ def _model_type(cfg: dict[str, Any], text: dict[str, Any], where: str) -> str:
     outer = str(cfg.get("model_type") or "")
     if text is not cfg and not model_type:  # a wrapper whose text_config has no type: name by the wrapper
         model_type = {"llama4": "llama4_text", "qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text",
-                      "gemma3": "gemma3_text"}.get(outer, outer)
+                      "gemma3": "gemma3_text", "mistral3": "mistral"}.get(outer, outer)
     if not model_type:
         raise InputError(f"{where}: missing field 'model_type' (cannot tell which architecture this is)")
     if model_type == "llama4":

@@ -61,7 +61,7 @@ class Vision(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str = "llama4"  # llama4 | qwen3_vl | siglip
+    kind: str = "llama4"  # llama4 | qwen3_vl | siglip | pixtral
     hidden: int
     layers: int
     intermediate: int
@@ -71,6 +71,7 @@ class Vision(BaseModel):
     temporal_patch: int = 1
     position_embeddings: int = 0
     merge: int = 1  # spatial merge factor of the patch merger
+    projector_bias: bool = False  # Mistral 3: multimodal_projector_bias
 
 
 def need(cfg: dict[str, Any], key: str, where: str, *alts: str) -> Any:
@@ -217,7 +218,8 @@ def parse_linear(cfg: dict[str, Any], where: str) -> LinearAttention | None:
 
 
 def parse_vision(cfg: dict[str, Any], where: str) -> Vision | None:
-    """A vision tower we can count (Llama 4, Qwen3.5's Qwen3-VL encoder); any other is refused."""
+    """A vision tower we can count (Llama 4, Qwen3.5's Qwen3-VL encoder, Gemma 3's SigLIP, Mistral 3's Pixtral);
+    any other is refused."""
     vis = cfg.get("vision_config")
     if not isinstance(vis, dict) or not vis:
         return None
@@ -246,5 +248,14 @@ def parse_vision(cfg: dict[str, Any], where: str) -> Vision | None:
                       intermediate=need(vis, "intermediate_size", where), patch_pixels=patch**2,
                       projector_out=text_hidden, num_channels=opt_int(vis, "num_channels", where, 3),
                       position_embeddings=(need(vis, "image_size", where) // patch) ** 2)
+    if vtype == "pixtral" and str(cfg.get("model_type", "")) == "mistral3":  # Mistral Small 3.x, Devstral
+        return Vision(kind="pixtral", hidden=need(vis, "hidden_size", where),
+                      layers=need(vis, "num_hidden_layers", where),
+                      intermediate=need(vis, "intermediate_size", where),
+                      patch_pixels=need(vis, "patch_size", where) ** 2,
+                      projector_out=need(cfg.get("text_config") or {}, "hidden_size", where),
+                      num_channels=opt_int(vis, "num_channels", where, 3),
+                      merge=opt_int(cfg, "spatial_merge_size", where, 2),
+                      projector_bias=bool(cfg.get("multimodal_projector_bias", True)))
     raise InputError(f"{where}: vision tower of model_type '{vtype or '?'}' is not supported "
                      "(its parameters cannot be counted)")

@@ -94,7 +94,7 @@ def _attention_mixers(cfg: dict[str, Any], layers: int, model_type: str, where: 
     if model_type.startswith("gemma3"):
         pattern = _int(cfg, "sliding_window_pattern", where, 6)
         return ["sliding" if (i + 1) % pattern else "attention" for i in range(layers)]
-    if model_type in ("mistral", "mixtral"):
+    if model_type in ("mistral", "ministral3", "mixtral"):
         return ["sliding"] * layers
     return ["attention"] * layers
 

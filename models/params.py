@@ -155,6 +155,23 @@ def _siglip_groups(a: Architecture) -> list[TensorGroup]:
             _group("vision.final_vectors", Kind.VISION, hv + 2 * hv + hv, 1, 1)]
 
 
+def _pixtral_groups(a: Architecture) -> list[TensorGroup]:
+    """Pixtral vision tower (Mistral 3): bias-free patch conv and RMSNorm before the blocks; blocks of bias-free
+    q, k, v, o, a gated SiLU MLP (3 matrices) and two RMSNorms. Projector: RMSNorm, patch merger (merge² patches
+    → one, no bias), two linears to the text width (biases when multimodal_projector_bias)."""
+    v = a.vision
+    assert v is not None
+    hv, merged, ht = v.hidden, v.hidden * v.merge**2, v.projector_out
+    return [_group("vision.patch", Kind.VISION, hv, v.num_channels * v.patch_pixels, 1),
+            _group("vision.attn", Kind.VISION, 4 * hv, hv, v.layers),
+            _group("vision.mlp", Kind.VISION, 3 * v.intermediate, hv, v.layers),
+            _group("vision.norms", Kind.VISION, 2 * hv, 1, v.layers),
+            _group("vision.merger", Kind.VISION, hv, merged, 1),
+            _group("vision.projector", Kind.VISION, ht, hv, 1),
+            _group("vision.projector_2", Kind.VISION, ht, ht, 1),
+            _group("vision.final_vectors", Kind.VISION, 2 * hv + (2 * ht if v.projector_bias else 0), 1, 1)]
+
+
 def _vision_groups(a: Architecture) -> list[TensorGroup]:
     """Llama-4 vision tower: patch embedding, ViT layers (attention + MLP with biases), projector."""
     v = a.vision
@@ -164,6 +181,8 @@ def _vision_groups(a: Architecture) -> list[TensorGroup]:
         return _qwen_vision_groups(a)
     if v.kind == "siglip":
         return _siglip_groups(a)
+    if v.kind == "pixtral":
+        return _pixtral_groups(a)
     hv = v.hidden
     return [_group("vision.patch", Kind.VISION, hv, v.num_channels * v.patch_pixels, 1),
             *_vit_blocks(v),

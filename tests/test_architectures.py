@@ -102,6 +102,8 @@ BASE = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "nu
 
 @pytest.mark.parametrize(("patch", "field"), [
     ({"model_type": "falcon_h1"}, "model_type 'falcon_h1'"),
+    ({"model_type": "gemma3n_text", "num_kv_shared_layers": 10}, "model_type 'gemma3n_text'"),  # KV sharing
+    ({"model_type": "gemma4_text"}, "model_type 'gemma4_text'"),
     ({"model_type": None}, "model_type"),
     ({"num_attention_heads": 30}, "does not divide hidden_size"),
     ({"num_hidden_layers": 0}, "num_hidden_layers"),
@@ -131,22 +133,36 @@ def test_models_shows_any_config_like_a_catalog_row(gpuplan, tmp_path: Path) -> 
 
 
 def test_gemma_3_27b_counts_match_the_technical_report() -> None:
-    # google/gemma-3-27b-it shapes (as in the public copies of its config.json); the Gemma 3 technical report
-    # gives 25,600M non-embedding and 417M vision-encoder parameters for the 27B; HF lists 27.4B in all.
-    cfg = {"model_type": "gemma3",
-           "text_config": {"model_type": "gemma3_text", "head_dim": 128, "hidden_size": 5376,
-                           "intermediate_size": 21504, "num_attention_heads": 32, "num_hidden_layers": 62,
-                           "num_key_value_heads": 16, "sliding_window": 1024, "sliding_window_pattern": 6,
-                           "vocab_size": 262208},
-           "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "image_size": 896,
-                             "intermediate_size": 4304, "num_hidden_layers": 27, "patch_size": 14,
-                             "vision_use_head": False}}
-    a = parse_config(cfg)
-    p = count_params(a)
+    # models/configs/gemma-3-27b.json (google/gemma-3-27b-it, re-saved by transformers 4.56.2).
+    # Text, by hand: 62 layers × (q 5376×4096 + k, v 2×5376×2048 + o 4096×5376 = 66,060,288; q/k norms 2×128;
+    # MLP 3×5376×21504 = 346,816,512; 4 norms × 5376) = 62 × 412,898,560 = 25,599,710,720, + final norm 5376
+    # + tied embedding 262,208×5376 = 1,409,630,208 → 27,009,346,304.
+    # SigLIP, by hand: 27 × (attention 4×(1152²+1152) + MLP 2×1152×4304 + 4304 + 1152 + 2 LayerNorms 4×1152)
+    # = 411,466,608, + patch 3×14²×1152 + 1152, + positions (896/14)² × 1152, + post-norm 2×1152 = 416,866,032;
+    # projector 1152×5376 + 1152 → 423,060,336 with the vision side.
+    # Gemma 3 technical report, Table 1 (27B): vision encoder 417M, embedding 1,416M, non-embedding 25,600M.
+    m = resolve("gemma-3-27b")
+    p = m.params
+    assert p.text == 27_009_346_304 and p.embedding == 1_409_630_208
+    assert p.total - p.text == 423_060_336
     assert (p.text - p.embedding) / 1e6 == pytest.approx(25_600, rel=0.005)
-    assert (p.total - p.text) / 1e6 == pytest.approx(417, rel=0.02)  # projector included here, not in the 417M
+    assert (p.total - p.text - (1152 * 5376 + 1152)) / 1e6 == pytest.approx(417, rel=0.005)
     assert p.total / 1e9 == pytest.approx(27.4, rel=0.005)
-    assert a.count("sliding") == 52 and a.attention_layers == 62  # 5 local : 1 global, 10 global layers
+    assert resolve("gemma-3-27b-it").id == "gemma-3-27b"
+
+
+def test_gemma_3_27b_kv_holds_the_window_on_52_of_62_layers() -> None:
+    # layer_types in the config: every 6th layer full attention (10), the other 52 sliding with window 1024.
+    # Per token and layer (bf16): 2 × 16 KV heads × 128 × 2 B = 8,192 B.
+    a = resolve("gemma-3-27b").arch
+    assert a.count("sliding") == 52 and a.attention_layers == 62 and a.sliding_window == 1024
+    assert kv_bytes_per_token(a, BF16) == 62 * 8_192
+    # Up to the window every layer holds every token: 512 × 62 × 8,192 B.
+    assert kv_cache_bytes(a, BF16, 512) == 512 * 62 * 8_192
+    # At 128K: 10 × 131,072 × 8,192 + 52 × 1,024 × 8,192 = 11,173,625,856 B (10.41 GiB), 5.7× less than
+    # if all 62 layers held 131,072 tokens.
+    assert kv_cache_bytes(a, BF16, 131_072) == 11_173_625_856
+    assert state_bytes_per_sequence(a) == 0
 
 
 def test_training_activations_per_layer_kind() -> None:
@@ -226,3 +242,17 @@ def test_hybrid_pattern_kv_counts_attention_layers_and_state_is_constant(pattern
 def test_odd_values_are_named_never_a_traceback(patch: dict, field: str) -> None:
     with pytest.raises(InputError, match=field):
         parse_config({**BASE, **patch}, "cfg.json")
+
+
+def test_mistral3_wrapper_projector_bias_and_untyped_text_tower() -> None:
+    cfg = json.loads((Path(resolve("devstral-small-2").config_path)).read_text())
+    base = count_params(parse_config(cfg))
+    # multimodal_projector_bias adds the biases of linear_1 and linear_2: 2 × 5,120 (the HF default is true).
+    with_bias = count_params(parse_config({**cfg, "multimodal_projector_bias": True}))
+    assert with_bias.total - base.total == 2 * 5_120 and with_bias.text == base.text
+    # Mistral Small 3.1's wrapper names its text tower 'mistral'; a text_config without a type reads as one.
+    untyped = {**cfg, "text_config": {k: v for k, v in cfg["text_config"].items() if k != "model_type"}}
+    assert parse_config(untyped).model_type == "mistral" and count_params(parse_config(untyped)) == base
+    # A Pixtral tower outside a mistral3 wrapper is not counted: refused, naming it.
+    with pytest.raises(InputError, match="pixtral"):
+        parse_config({**cfg, "model_type": "llava", "text_config": {**cfg["text_config"], "model_type": "mistral"}})

@@ -50,9 +50,11 @@ def test_skypilot_catalog_is_a_pricing_source(gpuplan, tmp_path: Path) -> None:
         "m5.large,,,2,8,,0.096,us-east-1,0.03\n")
     r = gpuplan("--pricing", str(vms), "prices", "--provider", "aws", "--format", "json")
     assert r.code == 0, r.err
-    (offer,) = r.json()
-    assert offer["instance"] == "p5.48xlarge" and offer["gpu"] == "h100-sxm"
-    assert offer["on_demand_usd_per_hour"] == 55.04 and offer["gpus_per_instance"] == 8
+    east, west = sorted(r.json(), key=lambda o: o["region"])  # every region keeps its own prices
+    assert east["instance"] == "p5.48xlarge" and east["gpu"] == "h100-sxm" and east["gpus_per_instance"] == 8
+    assert (east["region"], east["on_demand_usd_per_hour"], east["spot_usd_per_hour"]) == ("us-east-1", 55.04, 14.25)
+    assert (west["region"], west["on_demand_usd_per_hour"], west["spot_usd_per_hour"]) == ("us-west-2", 57.00, 15.00)
+    assert "1 no accelerator (CPU-only VM)" in r.err
 
 
 def test_memory_json_fields_and_fit(gpuplan) -> None:

@@ -119,3 +119,68 @@ def test_qwen3_5_layer_types_three_linear_to_one_full() -> None:
     a = resolve("qwen3.5-27b").arch  # layer_types: linear_attention ×3, full_attention, repeated over 64 layers
     assert a.count("linear") == 48 and a.attention_layers == 16
     assert a.vision is not None and a.vision.layers == 27
+
+
+def test_llama_3_3_70b_has_its_own_config_and_the_3_1_shapes() -> None:
+    # models/configs/llama-3.3-70b.json: 128,256×8192 embedding + untied lm_head (2,101,346,304) + 80 ×
+    # (q, o 2×8192² + k, v 2×8192×1024 + MLP 3×8192×28672 + 2×8192 norms = 855,654,400) + 8192 final norm
+    # = 70,553,706,496 (HF safetensors "70.6B"; Meta: "70B").
+    m = resolve("llama-3.3-70b")
+    assert m.config_path.endswith("llama-3.3-70b.json") and m.hf_repo == "meta-llama/Llama-3.3-70B-Instruct"
+    assert m.params.total == 70_553_706_496 == resolve("llama-3.1-70b").params.total
+    assert resolve("Llama-3.3-70B-Instruct").id == "llama-3.3-70b"
+
+
+def test_llama_3_3_70b_kv_per_token() -> None:
+    from gpuplan.hardware.formats import load_formats
+    from gpuplan.models.memory import kv_bytes_per_token, kv_cache_bytes
+
+    # 80 layers × 2 (K, V) × 8 KV heads × head_dim 8192/64 = 128 × 2 B (bf16) = 327,680 B per token;
+    # fp8 halves it; 8,192 tokens hold 2,684,354,560 B (2.5 GiB).
+    fmt = load_formats()
+    a = resolve("llama-3.3-70b").arch
+    assert kv_bytes_per_token(a, fmt.kv_format("bf16")) == 327_680
+    assert kv_bytes_per_token(a, fmt.kv_format("fp8")) == 163_840
+    assert kv_cache_bytes(a, fmt.kv_format("bf16"), 8_192) == 2_684_354_560
+
+
+def test_devstral_small_2_exact_count_with_its_pixtral_tower() -> None:
+    # models/configs/devstral-small-2-24b.json (mistral3 wrapper, ministral3 text tower, Pixtral vision tower).
+    # Text: 131,072×5120 embedding + untied lm_head (2 × 671,088,640) + 40 × (q 5120×4096 + k, v 2×5120×1024
+    # + o 4096×5120 = 52,428,800; MLP 3×5120×32768 = 503,316,480; 2 norms × 5120) + 5120 = 23,572,403,200.
+    # Pixtral: patch conv 3×14²×1024 (no bias) + ln_pre 1024 + 24 × (4×1024² + 3×1024×4096 + 2×1024)
+    # = 403,305,472; projector: norm 1024 + merger 4·1024×1024 + 1024×5120 + 5120×5120 = 35,652,608.
+    # Mistral AI: "24B".
+    m = resolve("devstral-small-2")
+    assert m.params.text == 23_572_403_200
+    assert m.params.total - m.params.text == 403_305_472 + 35_652_608
+    assert m.params.total == 24_011_361_280
+    assert m.arch.model_type == "ministral3" and m.arch.kind_summary == "attention×40"
+
+
+def test_devstral_small_2_kv_per_token_and_context() -> None:
+    from gpuplan.hardware.formats import load_formats
+    from gpuplan.models.memory import kv_bytes_per_token, kv_cache_bytes
+
+    # 40 layers × 2 × 8 KV heads × 128 × 2 B (bf16) = 163,840 B per token, every layer full attention
+    # (sliding_window null), so 32,768 tokens hold 5,368,709,120 B (5 GiB); YaRN factor 48 × 8,192 = 393,216.
+    bf16 = load_formats().kv_format("bf16")
+    a = resolve("devstral-small-2-24b").arch
+    assert kv_bytes_per_token(a, bf16) == 163_840
+    assert kv_cache_bytes(a, bf16, 32_768) == 5_368_709_120
+    assert a.max_context == 393_216
+
+
+def test_qwen3_coder_480b_exact_total_active_and_kv() -> None:
+    from gpuplan.hardware.formats import load_formats
+    from gpuplan.models.memory import kv_bytes_per_token
+
+    # models/configs/qwen3-coder-480b-a35b.json. Per layer: q, o 2×6144×12288 + k, v 2×6144×1024 + q/k norms
+    # 2×128 + 160 experts × 3×6144×2560 + router 160×6144 + 2×6144 norms = 7,714,320,640; × 62, + untied
+    # 151,936×6144 embedding and lm_head, + 6144 = 480,154,875,392. A token uses 8 of 160 experts:
+    # 62 × 542,060,800 + 1,866,995,712 = 35,474,765,312. Model card: 480B total, 35B activated.
+    m = resolve("qwen3-coder")
+    assert m.params.total == 480_154_875_392
+    assert m.params.active == 35_474_765_312
+    # 62 layers × 2 × 8 KV heads × 128 × 2 B = 253,952 B of bf16 KV per token.
+    assert kv_bytes_per_token(m.arch, load_formats().kv_format("bf16")) == 253_952

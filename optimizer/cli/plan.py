@@ -55,7 +55,8 @@ def plan_views(p: PlanReport) -> list[View]:
         views.append(View(title=f"{w.name} · {w.model} · {w.demand} · ${w.usd_per_hour:,.2f}/h · "
                                 f"${w.usd_per_mtok_output:,.3f}/Mtok output · ${w.usd_per_mtok_total:,.3f}/Mtok in+out",
                           columns=[("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"),
-                                   ("weights", "weights"), ("kv", "kv"), ("tp", "tp"), ("replicas", "replicas"),
+                                   ("region", "region"), ("weights", "weights"), ("kv", "kv"), ("tp", "tp"),
+                                   ("replicas", "replicas"),
                                    ("gpus", "GPUs"), ("batch", "batch"), ("tpot_ms", "TPOT ms"),
                                    ("ttft_ms", "TTFT ms"), ("output_tok_s", "out tok/s"), ("usd_per_hour", "$/h")],
                           rows=[d.model_dump() for d in w.deployments]))

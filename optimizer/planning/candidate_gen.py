@@ -24,6 +24,7 @@ from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_b
 from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
+from gpuplan.pricing.regions import cheapest_region, describe_place, filter_place
 from pydantic import BaseModel
 
 TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
@@ -82,9 +83,12 @@ class CandidateSet(BaseModel):
 def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str]]:
     """Offers priced in the tier, of allowed providers and GPUs, whose GPU is in the table; cheapest per
     (GPU, GPUs per instance) unless capped."""
-    notes = []
+    notes = [t.summary for t in tables.pricing_tables if t.summary]  # SkyPilot catalogs: what was skipped
     providers = [*c.providers, "owned"] if c.providers else None  # owned servers are no provider's
     offers = filter_offers(tables.offers, provider=providers, tier=c.tier)
+    offers = cheapest_region(filter_place(offers, c.regions, c.jurisdictions), c.tier)
+    if c.regions or c.jurisdictions:
+        notes.append(f"offers {describe_place(c.regions, c.jurisdictions)}: {len(offers)} instance types")
     allowed = {tables.gpus.get(g).id for g in c.gpus} if c.gpus else None
     known = []
     unknown = set()

@@ -29,6 +29,7 @@ from gpuplan.optimizer.planning.solver import (
 from gpuplan.optimizer.planning.workload import HOURS, Fleet
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
+from gpuplan.pricing.regions import cheapest_region, filter_place
 from ortools.sat.python import cp_model
 from pydantic import BaseModel
 
@@ -79,7 +80,9 @@ def _day_offers(tables: Tables, fleet: Fleet) -> list[Offer]:
     providers = [*c.providers, "owned"] if c.providers else None
     allowed = {tables.gpus.get(g).id for g in c.gpus} if c.gpus else None
     out = []
-    for o in filter_offers(tables.offers, provider=providers):
+    placed = cheapest_region(filter_place(filter_offers(tables.offers, provider=providers), c.regions,
+                                          c.jurisdictions), c.committed_tier)
+    for o in placed:
         if o.gpu not in tables.gpus.gpus or (allowed and o.gpu not in allowed):
             continue
         if any(o.price(t) for t in (c.committed_tier, "on_demand", "spot")):

@@ -13,6 +13,8 @@ from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet, ge
 from gpuplan.optimizer.planning.solver import Problem, Solution, solve
 from gpuplan.optimizer.planning.workload import Fleet, Workload
 from gpuplan.optimizer.tables import Tables
+from gpuplan.pricing.checks import age_note
+from gpuplan.pricing.regions import describe_place
 from pydantic import BaseModel
 
 MTOK = 1e6
@@ -75,6 +77,7 @@ class PlanReport(BaseModel):
     candidates: int
     variables: int
     notes: list[str]
+    prices_as_of: str | None = None  # oldest as_of among the prices this plan used
 
     def to_frame(self) -> pd.DataFrame:
         """One row per deployment, with its workload's totals."""
@@ -89,8 +92,11 @@ class PlanReport(BaseModel):
 def all_candidates(fleet: Fleet, tables: Tables) -> tuple[list[CandidateSet], list[str]]:
     offers, notes = usable_offers(tables, fleet.constraints)
     if not offers:
-        where = f" from providers {', '.join(fleet.constraints.providers)}" if fleet.constraints.providers else ""
-        raise InfeasibleError(f"no offer is priced in tier '{fleet.constraints.tier}'{where}")
+        c = fleet.constraints
+        where = f" from providers {', '.join(c.providers)}" if c.providers else ""
+        gpus = f" of {', '.join(c.gpus)}" if c.gpus else ""
+        place = describe_place(c.regions, c.jurisdictions)
+        raise InfeasibleError(f"no offer{gpus} is priced in tier '{c.tier}'{where}{' ' + place if place else ''}")
     return [generate(w, fleet.constraints, tables, offers) for w in fleet.workloads], notes
 
 
@@ -102,6 +108,9 @@ def explain_empty(sets: list[CandidateSet], fleet: Fleet) -> str | None:
             continue
         w = next(x for x in fleet.workloads if x.name == s.workload)
         reasons = "; ".join(f"{g}: {r}" if g != "*" else r for g, r in s.reasons.items()) or "no offers"
+        place = describe_place(fleet.constraints.regions, fleet.constraints.jurisdictions)
+        if place:
+            reasons += f" (offers {place})"
         lines.append(f"workload '{w.name}' ({w.model}, TPOT ≤ {w.slo.tpot_ms:g} ms, TTFT ≤ {w.slo.ttft_ms:g} ms) "
                      f"has no feasible deployment — {reasons}")
     return "\n".join(lines) or None
@@ -212,6 +221,8 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                                   usd_per_mtok_total=usd / (total_tok * 3600) * MTOK if total_tok else math.nan,
                                   served_output_tok_s=served, deployments=deps))
     total = sum(i.usd_per_hour for i in instances)
+    oldest, age = age_note((by_id[cid].as_of for cid in sol.replicas), (o.as_of for o in tables.offers))
+    notes = [*notes, age] if age else notes
     out_tok = sum(p.served_output_tok_s for p in plans)
     all_tok = sum(p.served_output_tok_s * (1 + w.input_tokens / w.output_tokens)
                   for p, w in zip(plans, fleet.workloads, strict=True))
@@ -220,4 +231,5 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                       usd_per_mtok_output=total / (out_tok * 3600) * MTOK if out_tok else math.nan,
                       usd_per_mtok_total=total / (all_tok * 3600) * MTOK if all_tok else math.nan,
                       total_gpus=sum(i.count * i.gpus_per_instance for i in instances), workloads=plans,
-                      instances=instances, candidates=len(cands), variables=sol.variables, notes=notes)
+                      instances=instances, candidates=len(cands), variables=sol.variables, notes=notes,
+                      prices_as_of=oldest)

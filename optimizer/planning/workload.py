@@ -89,6 +89,13 @@ class Constraints(BaseModel):
     gpus: list[str] | None = None  # only these GPU types
     committed_tier: Literal["reserved_1y", "reserved_3y", "owned"] = "reserved_1y"  # base of a daily profile
     spot_max_share: float = Field(default=0.3, ge=0, le=1)  # spot GPUs ≤ this share of each hour's GPUs
+    regions: list[str] | None = None  # region names or globs (europe-west4, eu-*); see pricing/regions.csv
+    jurisdictions: list[str] | None = None  # EU, EEA, UK, CH, US, … (pricing/countries.csv)
+
+    @field_validator("regions", "jurisdictions", mode="before")
+    @classmethod
+    def _place_list(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
 
     @field_validator("max_gpus")
     @classmethod
