@@ -43,7 +43,7 @@ PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_f
 # llama.cpp's kernels are a different stack and keep their own centre.
 SHARED_ENGINES = ("vllm", "sglang", "trtllm")
 SHARED = (0, 1, 2, 3)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, the dense floor scale
-FLOOR_PARAMS = (3, 7)  # layer_scale, moe_scale
+LAYER_SCALE, MOE_SCALE = 3, 7  # indices in PARAMS
 LATENCY_BATCH = 4
 MIN_LATENCY_ROWS = 3
 PINNED = 1e3
@@ -114,12 +114,14 @@ def _solve(cases: list[Case], starts: np.ndarray, centre: np.ndarray, prior: np.
 
 def _prior(cases: list[Case]) -> np.ndarray:
     """Ridge weights: PRIOR for every constant, except that the per-layer floors stay at their centre unless
-    the cell has latency-bound rows (batch ≤ LATENCY_BATCH) to identify them: at load the floors are
-    confounded with the η's and the per-sequence time."""
-    latency_bound = sum(c.running <= LATENCY_BATCH for c in cases)
+    the cell has latency-bound rows (batch ≤ LATENCY_BATCH; MoE rows for the MoE/MLA floors) to identify
+    them: at load the floors are confounded with the η's and the per-sequence time."""
+    latency_bound = [c for c in cases if c.running <= LATENCY_BATCH]
     prior = np.full(len(PARAMS), PRIOR)
-    if latency_bound < MIN_LATENCY_ROWS:
-        prior[list(FLOOR_PARAMS)] = PINNED
+    if len(latency_bound) < MIN_LATENCY_ROWS:
+        prior[LAYER_SCALE] = PINNED
+    if sum(c.moe for c in latency_bound) < MIN_LATENCY_ROWS:
+        prior[MOE_SCALE] = PINNED
     return prior
 
 
