@@ -133,3 +133,33 @@ def test_calibration_rows_by_engine_version() -> None:
     assert cal.lookup("vllm", "h100-sxm", "nvidia", version="0.11.0").seq_us == plain.seq_us
     assert cal.lookup("vllm", "h100-sxm", "nvidia").seq_us == plain.seq_us
     assert version_in_range("v0.4.6.post1", ">=0.4,<0.5") and not version_in_range("1.0", "<1.0")
+
+
+def test_queue_wait_by_hand() -> None:
+    from gpuplan.optimizer.serving.validation import queue_wait_s
+
+    # 100 clients on 50 running slots with a 2 s service time: a closed loop waits (100 − 50)/50 · 2 = 2 s,
+    # a burst drains in two waves (mean wait 1 s); open loops are held below saturation; no wait below S.
+    n, s, svc = np.array([100.0, 100.0, 100.0, 40.0]), np.array([50.0] * 4), np.array([2.0] * 4)
+    assert queue_wait_s(n, s, svc, np.array([1, 0, 2, 1])) == pytest.approx([2.0, 1.0, 0.0, 0.0])
+
+
+def test_a_wave_of_requests_obeys_littles_law() -> None:
+    # Static wave of b requests: TTFT + (O − 1) · TPOT is the cycle O · t_step + b · t_prefill that sets
+    # throughput (up to the per-request time and the isolated-vs-shared prefill of the request itself), so
+    # per-user and whole-replica figures agree.
+    from gpuplan.optimizer.serving.roofline import decode_step_s, prefill_s
+    from gpuplan.optimizer.serving.validation import prepare
+
+    base = dict(model="llama-3.1-8b", gpu="h100-sxm", tp=1, weights="bf16", kv="bf16", input=1024, output=256,
+                batch=32, mode="static", engine="vllm", value=1.0, source="x", as_of="2025-01-01")
+    t = Tables()
+    ttft, tpot, tput = (predict(Measurement(**base, metric=k), t) for k in ("ttft_ms", "tpot_ms", "decode_tok_s"))
+    s = prepare(Measurement(**base, metric="tpot_ms"), t).shape
+    step = float(decode_step_s(s, np.array([32.0]))[0][0])
+    iso, share = float(prefill_s(s, None, 1024)), float(prefill_s(s, None, 1024, spread=True))
+    cycle = 256 * step + 32 * share
+    assert tput == pytest.approx(256 * 32 / cycle)
+    # TTFT = t_req + t_iso + (b − 1)/2 · t_share + t_step, TPOT = t_step + (b − 1)/2 · t_share / (O − 1):
+    # TTFT + (O − 1) · TPOT = O · t_step + (b − 1) · t_share + t_iso + t_req = cycle − t_share + t_iso + t_req.
+    assert (ttft + 255 * tpot) / 1e3 == pytest.approx(cycle - share + iso + s.request_s, rel=1e-9)
