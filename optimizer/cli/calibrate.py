@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
 from gpuplan.optimizer.output import Result, View, write_atomic
+from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV
 from gpuplan.optimizer.serving.fitting import calibrate, in_sample, leave_one_source_out
 from gpuplan.optimizer.serving.validation import read_measurements, summarise
 
@@ -42,7 +43,8 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool
     tables = tables_of(ctx)
     rows = read_measurements(measured)
     comps = in_sample(rows, tables)
-    summary = summarise(comps, "shipped")
+    label = "shipped" if Path(tables.calibration.path) == CALIBRATION_CSV else Path(tables.calibration.path).name
+    summary = summarise(comps, label)
     loso_comps = leave_one_source_out(rows, tables) if loso else []
     if loso:
         summary += summarise(loso_comps, "leave-one-source-out")
