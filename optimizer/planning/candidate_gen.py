@@ -19,6 +19,7 @@ import numpy as np
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.launch.checkpoints import native_formats
 from gpuplan.optimizer.planning.workload import Constraints, Workload
 from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
 from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
@@ -184,7 +185,10 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
     if m.arch.max_context and w.max_context > m.arch.max_context:
         msg = f"max_context {w.max_context:,} is beyond {m.id}'s limit of {m.arch.max_context:,} tokens"
         return CandidateSet(workload=w.name, candidates=[], reasons={"*": msg}, considered=0, pruned=0)
-    for name in w.weights:
+    # A model released in a quantised format (DeepSeek block FP8, gpt-oss MXFP4) is planned at that
+    # format unless the workload lists its weight formats (models/checkpoints.csv, kind 'native').
+    weights = w.weights if "weights" in w.model_fields_set else (native_formats(m) or w.weights)
+    for name in weights:
         tables.formats.weight(name)
     for name in w.kv:
         tables.formats.kv_format(name)
@@ -203,7 +207,7 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
             except InputError as e:
                 reasons.setdefault(gid, (6, 0.0, str(e)))
                 continue
-            for wname in w.weights:
+            for wname in weights:
                 for kvname in w.kv:
                     point, why = _best_point(m, g, w, wname, kvname, tp, tables, constraints.utilization)
                     if point is None:

@@ -16,6 +16,7 @@ import math
 import time
 
 from gpuplan.optimizer.errors import InfeasibleError
+from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
 from gpuplan.optimizer.planning.candidate_gen import Candidate, generate, prune_offers
 from gpuplan.optimizer.planning.planner import explain_empty
 from gpuplan.optimizer.planning.solver import (
@@ -67,6 +68,7 @@ class DayPlan(BaseModel):
     instances: list[InstanceLine]
     candidates: int
     notes: list[str] = []
+    deployments: list[DayDeployment] = []  # per tier block, with launch configs
 
     def to_frame(self):
         import pandas as pd
@@ -186,13 +188,17 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0) -> DayPla
     daily = sum(h.usd for h in hours)
     tokens = sum(rates[w.name][h] * w.output_tokens * 3600 for w in fleet.workloads for h in range(HOURS))
     committed = sum(line.count * line.usd_per_hour * HOURS for line in lines if line.pricing == c.committed_tier)
+    deployments = tier_deployments(
+        fleet, tables, cands, {g.id: [solver.Value(r[g.id, h]) for h in range(HOURS)] for g in cands},
+        {k: (solver.Value(base[k]), [solver.Value(od[k, h]) for h in range(HOURS)],
+             [solver.Value(spot[k, h]) for h in range(HOURS)]) for k in groups}, c.committed_tier)
     best, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
     return DayPlan(status="optimal" if status == cp_model.OPTIMAL else "feasible",
                    solve_seconds=time.perf_counter() - start,
                    gap=0.0 if status == cp_model.OPTIMAL else abs(best - bound) / max(best, 1e-9), daily_usd=daily,
                    committed_tier=c.committed_tier, committed_usd_per_day=committed,
                    usd_per_mtok_output=daily / tokens * 1e6 if tokens else math.nan, hours=hours, instances=lines,
-                   candidates=len(cands))
+                   candidates=len(cands), deployments=deployments)
 
 
 def _tie_break(m: cp_model.CpModel, cost: cp_model.LinearExpr, best: int, first: cp_model.CpSolver,

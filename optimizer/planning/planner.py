@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pandas as pd
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InfeasibleError, InputError
-from gpuplan.optimizer.launch.commands import launch_command
+from gpuplan.optimizer.launch.commands import launch_fields
 from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet, generate, prune_offers, usable_offers
 from gpuplan.optimizer.planning.solver import Problem, Solution, solve
 from gpuplan.optimizer.planning.workload import Fleet, Workload
@@ -38,7 +38,13 @@ class Deployment(BaseModel):
     capacity_req_s: float
     usd_per_hour: float  # replicas' share of their instances (idle GPUs allocated pro rata)
     engine: str
-    launch: str
+    launch: str  # the command one instance runs (its replicas of this deployment via engine DP), or '# why not'
+    checkpoint: str | None = None
+    engine_version: str | None = None
+    max_model_len: int = 0
+    memory_fraction: float = 0.0
+    gpus_per_instance: int = 0
+    ep: int = 1
 
 
 class WorkloadPlan(BaseModel):
@@ -210,8 +216,7 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                 candidate=c.id, gpu=c.gpu, provider=c.provider, offer=c.offer, region=c.region, weights=c.weights,
                 kv=c.kv, tp=c.tp, replicas=k, gpus=k * c.tp, batch=c.batch, tpot_ms=c.tpot_ms, ttft_ms=c.ttft_ms,
                 output_tok_s=k * c.capacity_tok_s, capacity_req_s=k * c.capacity_req_s, usd_per_hour=share,
-                engine=c.engine, launch=launch_command(c, resolve(w.model).hf_repo, tables.formats.weight(c.weights),
-                                                       tables.formats.kv_format(c.kv))))
+                engine=c.engine, **launch_fields(w, c, tables, k)))
         usd = sum(d.usd_per_hour for d in deps)
         served = _served_tok_s(w, picked)
         total_tok = served * (1 + w.input_tokens / w.output_tokens)

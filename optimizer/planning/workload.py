@@ -38,7 +38,31 @@ class Workload(BaseModel):
     rate_profile: list[float] | None = None  # 24 hourly request rates (req/s), hour 0 first
     rate_profile_csv: str | None = None  # or a CSV with columns hour,rate (path relative to the file)
     slo: SLO
-    engine: str | None = None
+    engine: str | None = None  # vllm | sglang | trtllm | llama.cpp (default: by GPU and format)
+    checkpoint: str | None = None  # repo id org/name or a local path; else models/checkpoints.csv
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if any(not ch.isprintable() for ch in v):
+            raise ValueError("name must be printable (no newlines or control characters)")
+        return v
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str | None) -> str | None:
+        from gpuplan.optimizer.serving.calibration import ENGINES
+
+        if v is not None and v.lower() not in ENGINES:
+            raise ValueError(f"unknown engine '{v}' (one of {', '.join(ENGINES)})")
+        return v.lower() if v else v
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint(cls, v: str | None) -> str | None:
+        from gpuplan.optimizer.launch.checkpoints import check_override
+
+        return check_override(v) if v is not None else v
 
     @field_validator("weights", "kv", mode="before")
     @classmethod
