@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import catalog_bench
 import perf_bench
 import solver_bench
+import sweep_bench
 
 if __name__ == "__main__":
     r = perf_bench.run()
@@ -19,6 +20,7 @@ if __name__ == "__main__":
     print(f"solver: {s['workloads']} workloads, {s['candidates']:,} candidates, {s['variables']:,} variables; "
           f"candidate generation {s['generation_s']:.2f} s, solve {s['solve_s']:.2f} s, {s['status']}, "
           f"gap {s['gap']:.2%}, ${s['usd_per_hour']:,.2f}/h")
+    print(sweep_bench.report(sweep_bench.run()))
     c = catalog_bench.run()
     print(f"SkyPilot catalog: {c['rows']:,} rows → {c['offers']:,} offers in {c['seconds']:.2f} s "
           f"({c['cpu_seconds']:.2f} s CPU)")

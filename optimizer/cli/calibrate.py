@@ -7,8 +7,8 @@ import io
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
-from gpuplan.optimizer.output import Result, View, write_atomic
+from gpuplan.optimizer.cli.common import checked_output, cli, output_options, show, tables_of
+from gpuplan.optimizer.output import Result, View, output_file, write_atomic
 from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV
 from gpuplan.optimizer.serving.fitting import calibrate, in_sample, leave_one_source_out
 from gpuplan.optimizer.serving.validation import read_measurements, summarise
@@ -20,7 +20,33 @@ SUMMARY_COLUMNS = [("calibration", "calibration"), ("scope", "scope"), ("group",
                    ("median_ape_pct", "median %"), ("p90_ape_pct", "p90 %")]
 
 
-@cli.command("validate")
+VALIDATE_HELP = f"""Predicted vs measured per row; median and 90th-percentile absolute % error per metric group,
+model class (dense / MoE) and engine, with the current calibration (in-sample for the shipped one) and
+leave-one-source-out (every row predicted by a calibration fitted without any row of its source).
+
+MEASURED is a CSV of published or your own measurements: {MEASURED_HELP} Static and closed-loop rows are
+read as waves of `batch` requests, open-loop rows at `rate_rps`.
+
+\b
+Examples:
+  gpuplan validate tests/data/measured.csv --summary-only
+  gpuplan validate tests/data/measured.csv --summary-only --no-loso
+  gpuplan validate tests/data/measured.csv --format csv -o validation.csv
+"""
+
+CALIBRATE_HELP = f"""Fit η_mem, η_cmp, η_prefill, η_moe, the per-layer floors and the per-request, per-step and
+per-sequence times of every calibration row your measurements use (least squares on log error, soft-L1,
+with a pull towards the current values; a level shared by the serving engines first). The result is a
+calibration CSV for the global --calibration option. MEASURED: {MEASURED_HELP}
+
+\b
+Examples:
+  gpuplan calibrate tests/data/measured.csv -o calibration.csv
+  gpuplan --calibration calibration.csv validate tests/data/measured.csv --summary-only
+"""
+
+
+@cli.command("validate", help=VALIDATE_HELP)
 @click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rows/--summary-only", "show_rows", default=True, show_default=True,
               help="Print every row, or only the error summary.")
@@ -28,18 +54,7 @@ SUMMARY_COLUMNS = [("calibration", "calibration"), ("scope", "scope"), ("group",
               help="Also predict every row with a calibration fitted without its source (leave-one-source-out).")
 @output_options
 @click.pass_context
-def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool, fmt: str, out: Path | None) -> None:
-    """Predicted vs measured per row; median and 90th-percentile absolute % error per metric group,
-    model class (dense / MoE) and engine, with the current calibration (in-sample for the shipped one)
-    and leave-one-source-out.
-
-    MEASURED is a CSV of published or your own measurements. """ + MEASURED_HELP + """
-
-    \b
-    Examples:
-      gpuplan validate tests/data/measured.csv --summary-only
-      gpuplan --calibration my_cal.csv validate my_runs.csv --no-loso
-    """
+def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool, fmt: str, out: str | None) -> None:
     tables = tables_of(ctx)
     rows = read_measurements(measured)
     comps = in_sample(rows, tables)
@@ -63,37 +78,29 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool
     show(Result(payload=payload, csv_rows=[c.model_dump() for c in comps], views=views), fmt, out)
 
 
-@cli.command("calibrate")
+@cli.command("calibrate", help=CALIBRATE_HELP)
 @click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output-path", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output-path", "out", type=click.Path(path_type=str), required=True, callback=checked_output,
               help="Where to write the fitted calibration CSV (use it with --calibration).")
 @click.pass_context
-def calibrate_cmd(ctx: click.Context, measured: Path, out: Path) -> None:
-    """Fit η_mem, η_cmp, η_prefill, the per-layer floors, the per-request and per-step times of every
-    calibration row your measurements use (least squares on log error with a pull towards the current
-    values). Rows used by fewer than two measurements keep their values. """ + MEASURED_HELP + """
-
-    \b
-    Example:
-      gpuplan calibrate my_runs.csv -o calibration.csv
-      gpuplan --calibration calibration.csv validate my_runs.csv --summary-only
-    """
+def calibrate_cmd(ctx: click.Context, measured: Path, out: str) -> None:
     tables = tables_of(ctx)
     rows = read_measurements(measured)
     before = summarise(in_sample(rows, tables))
     fitted = calibrate(rows, tables, measured.name)
     after = summarise(in_sample(rows, tables.with_calibration(fitted)))
     buf = io.StringIO()
-    fields = list(fitted.rows[0].model_fields)
+    fields = list(type(fitted.rows[0]).model_fields)
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in fitted.rows:
         writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.model_dump().items()})
-    write_atomic(out, buf.getvalue())
+    target = output_file(out, "calibration", "csv")
+    write_atomic(target, buf.getvalue())
     after_by = {(a.scope, a.group): a for a in after}
     rows_view = [{"scope": b.scope, "group": b.group, "rows": b.rows, "before": b.median_ape_pct,
                   "after": after_by[(b.scope, b.group)].median_ape_pct} for b in before if b.scope == "all"]
     show(Result(payload=rows_view, csv_rows=rows_view, views=[View(
-        title=f"Calibration written to {out}: median absolute % error on the fitted rows (in-sample)",
+        title=f"Calibration written to {target}: median absolute % error on the fitted rows (in-sample)",
         columns=[("group", "group"), ("rows", "rows"), ("before", "before %"), ("after", "after %")],
         rows=rows_view)]), "table", None)

@@ -18,6 +18,7 @@ import time
 from gpuplan.optimizer.errors import InfeasibleError
 from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
 from gpuplan.optimizer.planning.candidate_gen import Candidate, generate, prune_offers
+from gpuplan.optimizer.planning.interrupt import solve_interruptibly
 from gpuplan.optimizer.planning.planner import explain_empty
 from gpuplan.optimizer.planning.solver import (
     PRICE_SCALE,
@@ -158,7 +159,7 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0) -> DayPla
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = WORKERS
-    status = solver.Solve(m)
+    status = solve_interruptibly(solver, m)
     if status == cp_model.OPTIMAL:
         solver = _tie_break(m, cost, round(solver.ObjectiveValue()), solver, [*base.values(), *od.values(),
                                                                               *spot.values(), *r.values()],
@@ -214,6 +215,6 @@ def _tie_break(m: cp_model.CpModel, cost: cp_model.LinearExpr, best: int, first:
     second = cp_model.CpSolver()
     second.parameters.num_workers = 1
     second.parameters.max_deterministic_time = TIE_BREAK_DETERMINISTIC_S
-    status = second.Solve(m)
+    status = solve_interruptibly(second, m)
     return second if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from gpuplan.optimizer.planning.candidate_gen import Candidate
+from gpuplan.optimizer.planning.interrupt import solve_interruptibly
 from gpuplan.optimizer.planning.workload import Workload
 from ortools.sat.python import cp_model
 
@@ -148,7 +149,7 @@ def _run(m: _Model, time_limit_s: float, workers: int) -> tuple[int, cp_model.Cp
     solver.parameters.max_time_in_seconds = max(time_limit_s, 0.1)
     solver.parameters.num_workers = workers
     solver.parameters.relative_gap_limit = 0.0
-    return solver.Solve(m.model), solver
+    return solve_interruptibly(solver, m.model), solver
 
 
 def _hint(m: _Model, replicas: dict[str, int]) -> None:
@@ -222,7 +223,7 @@ def _tie_break(model: cp_model.CpModel, objective: cp_model.LinearExpr, best: in
     solver.parameters.num_workers = 1
     solver.parameters.max_time_in_seconds = max(10.0, time_limit_s)
     solver.parameters.max_deterministic_time = TIE_BREAK_DETERMINISTIC_S  # reproducible, unlike wall time
-    status = solver.Solve(model)
+    status = solve_interruptibly(solver, model)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return values
     return {var.Name(): solver.Value(var) for var in [*r.values(), *n.values()]}

@@ -55,7 +55,7 @@ class CalibrationRow(BaseModel):
     tokens per engine step (chunked prefill); max_seqs: the scheduler's cap on running sequences
     (vLLM --max-num-seqs, TensorRT-LLM max_batch_size, SGLang --max-running-requests)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     engine: str
     gpu: str
@@ -63,9 +63,9 @@ class CalibrationRow(BaseModel):
     eta_mem: float = Field(gt=0, le=1)
     eta_cmp: float = Field(gt=0, le=1)
     eta_prefill: float = Field(gt=0, le=1)
-    t_fixed_ms: float = Field(ge=0)
-    comm_latency_us: float = Field(ge=0)
-    runtime_overhead_gib: float = Field(ge=0)
+    t_fixed_ms: float = Field(ge=0, le=1e6)
+    comm_latency_us: float = Field(ge=0, le=1e9)
+    runtime_overhead_gib: float = Field(ge=0, le=1e5)
     mem_util: float = Field(gt=0, le=1)
     eta_moe: float = Field(default=DEFAULT_ETA_MOE, gt=0, le=1)
     seq_us: float = Field(default=DEFAULT_SEQ_US, ge=0)

@@ -45,24 +45,24 @@ class Measurement(BaseModel):
     """One published or measured figure. ``ep`` (default 1), ``mode`` (default: static at batch 1, closed
     above), ``rate_rps`` (open mode), ``engine_version`` and ``percentile`` (default mean) are optional."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: str
     gpu: str
-    tp: int = Field(ge=1)
-    ep: int = Field(default=1, ge=1)
+    tp: int = Field(ge=1, le=4096)
+    ep: int = Field(default=1, ge=1, le=4096)
     weights: str
     kv: str
-    input: int = Field(ge=0)
-    output: int = Field(ge=0)
-    batch: int = Field(ge=1)
+    input: int = Field(ge=0, le=100_000_000)
+    output: int = Field(ge=0, le=100_000_000)
+    batch: int = Field(ge=1, le=1_000_000)
     mode: Literal["static", "closed", "open"] | None = None
-    rate_rps: float | None = Field(default=None, gt=0)
+    rate_rps: float | None = Field(default=None, gt=0, le=1e6)
     engine: str
     engine_version: str | None = None
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, le=1e12)
     source: str
     as_of: str
     notes: str | None = None
