@@ -87,7 +87,7 @@ def _rank(c: Candidate, w: Workload) -> tuple[float, str]:
 
 
 WORKERS = 8  # CP-SAT's portfolio needs its bound-raising subsolvers (max_lp, core, lb search) even on 2 cores
-TIE_BREAK_DETERMINISTIC_S = 0.5
+TIE_BREAK_DETERMINISTIC_S = 1.5  # lets the tie-break settle whatever optimum it starts from
 LARGE_MODEL = 2000  # candidates above which a shortlist solve provides the incumbent
 SHORTLIST = 10
 SHORTLIST_TIME_SHARE = 0.5
