@@ -22,7 +22,8 @@ SUMMARY = (("output_tok_s", "output tok/s"), ("req_s", "requests/s"), ("duration
 def sim_result(r: SimReport) -> Result:
     demand = (f"{r.rate_rps:g} req/s Poisson" if r.mode == "open" else
               f"{r.concurrency} concurrent clients" if r.mode == "closed" else "trace")
-    title = (f"{r.model} on {r.tp} × {r.gpu} · {r.weights}/{r.kv} · {r.engine} · {r.input_tokens}→"
+    layout = f" (EP {r.ep})" if r.ep > 1 else ""
+    title = (f"{r.model} on {r.tp} × {r.gpu}{layout} · {r.weights}/{r.kv} · {r.engine} · {r.input_tokens}→"
              f"{r.output_tokens} tokens · {demand} · {r.requests:,} requests · seed {r.seed}")
     lat = [{"metric": label, **getattr(r, key).model_dump()} for key, label in METRICS]
     summary = [{"figure": label, "value": getattr(r, key)} for key, label in SUMMARY]
@@ -37,7 +38,11 @@ def sim_result(r: SimReport) -> Result:
 @cli.command("simulate")
 @click.option("--model", required=True, help="Model id or alias, or a path to a config.json.")
 @click.option("--gpu", required=True, help="GPU id or alias.")
-@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree.")
+@click.option("--tp", type=int, default=1, show_default=True, help="GPUs of the replica (tensor-parallel degree).")
+@click.option("--ep", type=int, default=1, show_default=True,
+              help="Expert-parallel ranks for MoE layers (must divide --tp and the experts).")
+@click.option("--attn-dp", type=int, default=None,
+              help="Data-parallel attention ranks (default: --ep when --ep > 1, else 1).")
 @click.option("--weights", default="bf16", show_default=True)
 @click.option("--kv", default="bf16", show_default=True)
 @click.option("--input", "input_tokens", type=int, default=1024, show_default=True, help="Prompt tokens (mean).")
@@ -63,9 +68,9 @@ def sim_result(r: SimReport) -> Result:
               help="Also draw the latency distributions and KV use to this image (PNG).")
 @output_options
 @click.pass_context
-def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str, kv: str, input_tokens: int,
-                 output_tokens: int, rate_rps: float | None, concurrency: int | None, trace: Path | None,
-                 requests: int | None, seed: int, engine: str | None, max_num_seqs: int | None,
+def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp: int | None, weights: str,
+                 kv: str, input_tokens: int, output_tokens: int, rate_rps: float | None, concurrency: int | None,
+                 trace: Path | None, requests: int | None, seed: int, engine: str | None, max_num_seqs: int | None,
                  max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, plot: Path | None,
                  fmt: str, out: Path | None) -> None:
     """Continuous-batching simulation of one replica: TTFT, TPOT, ITL, E2E (mean, p50, p90, p99),
@@ -77,11 +82,12 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str
       gpuplan simulate --model llama-3.1-8b --gpu h100-sxm --input 1000 --output 200 --rate 10
       gpuplan simulate --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --concurrency 64 --format json
       gpuplan simulate --model qwen3-30b-a3b --gpu h200 --rate 4 --input-range-ratio 0.5 --seed 7 --plot lat.png
+      gpuplan simulate --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --kv fp8 --concurrency 128
     """
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
-                 seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx))
+                 seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp)
     result = sim_result(r)
     if plot is not None:
         from gpuplan.optimizer.charts import latency_chart, save

@@ -52,7 +52,7 @@ def replay(row: Row, tables: Tables) -> SimReport:
     """Simulate the benchmark run the row was measured with."""
     common = dict(model=resolve(row.model), gpu=row.gpu, weights=row.weights, kv=row.kv, tp=row.tp,
                   input_tokens=max(1, row.input), output_tokens=max(1, row.output), engine=row.engine,
-                  seed=0, tables=tables)
+                  seed=0, tables=tables, ep=getattr(row, "ep", 1))
     if row.mode == "open":
         if row.rate_rps is None:
             raise InputError("an open-loop row needs rate_rps")

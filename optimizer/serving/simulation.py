@@ -16,6 +16,7 @@ from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.arrivals import Requests, make_requests
 from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
+from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
 from gpuplan.optimizer.serving.steps import StepModel, build_steps, engine_defaults
 from gpuplan.optimizer.tables import DEFAULT, Tables
@@ -52,6 +53,7 @@ class SimReport(Frame):
     model: str
     gpu: str
     tp: int
+    ep: int = 1
     weights: str
     kv: str
     engine: str
@@ -157,11 +159,13 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
 
 def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine: str | None,
                      input_tokens: int, output_tokens: int, max_num_seqs: int | None, max_context: int,
-                     tables: Tables) -> tuple[StepModel, str, int, int]:
-    """(step model, engine, max_num_seqs, max_batched_tokens) of a deployment; engine defaults fill gaps."""
+                     tables: Tables, ep: int = 1, attn_dp: int | None = None) -> tuple[StepModel, str, int, int]:
+    """(step model, engine, max_num_seqs, max_batched_tokens) of a deployment; engine defaults fill gaps.
+    ``ep`` > 1: MoE layers expert-parallel over ep ranks, attention data-parallel (default attn_dp = ep)."""
     g = tables.gpus.get(gpu)
     wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
-    check_tp(m.arch, g, tp, m.id)
+    layout = make_layout(m.arch, tp, ep, attn_dp)
+    check_tp(m.arch, g, layout.attn_tp if layout.attn_dp > 1 else tp, m.id)
     eng = engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor)
     d = engine_defaults(eng, g)
@@ -169,7 +173,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     if not 1 <= seqs <= MAX_BATCH:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
     steps = build_steps(m.arch, g, tp, wfmt, kvfmt, cal, seqs, max_context,
-                        input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size)
+                        input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout)
     return steps, eng, seqs, d.max_batched_tokens
 
 
@@ -178,7 +182,8 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              concurrency: int | None = None, trace: str | Path | None = None, requests: int | None = None,
              seed: int = 0, engine: str | None = None, max_num_seqs: int | None = None,
              max_batched_tokens: int | None = None, range_ratio: float = 0.0,
-             lengths_csv: str | Path | None = None, tables: Tables = DEFAULT) -> SimReport:
+             lengths_csv: str | Path | None = None, tables: Tables = DEFAULT, ep: int = 1,
+             attn_dp: int | None = None) -> SimReport:
     """Simulate ``requests`` requests on one replica (``gpuplan simulate``; default 1000, or every row of a
     trace); same seed, same numbers."""
     m = model if isinstance(model, Model) else resolve(model)
@@ -190,7 +195,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         raise InputError(f"a request of {longest:,} tokens is beyond {m.id}'s limit of {m.arch.max_context:,} "
                          "tokens")
     steps, eng, seqs, default_tokens = deployment_steps(m, gpu, weights, kv, tp, engine, input_tokens,
-                                                        output_tokens, max_num_seqs, longest, tables)
+                                                        output_tokens, max_num_seqs, longest, tables, ep, attn_dp)
     tokens = max_batched_tokens or max(default_tokens, seqs)
     if tokens <= 0:
         raise InputError(f"--max-batched-tokens must be positive, got {tokens}")
@@ -199,7 +204,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     mode = "closed" if concurrency is not None else ("trace" if trace is not None else "open")
     samples = samples_ms(tr)
     report = SimReport(
-        model=m.id, gpu=tables.gpus.get(gpu).id, tp=tp, weights=tables.formats.weight(weights).id,
+        model=m.id, gpu=tables.gpus.get(gpu).id, tp=tp, ep=ep, weights=tables.formats.weight(weights).id,
         kv=tables.formats.kv_format(kv).id, engine=eng, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,

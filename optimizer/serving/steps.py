@@ -33,6 +33,7 @@ from gpuplan.models.breakdown import fit, inference_breakdown
 from gpuplan.models.memory import kv_cache_bytes
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s
 
 SCHEDULER_CSV = Path(__file__).with_name("scheduler.csv")
@@ -68,8 +69,13 @@ def engine_defaults(engine: str, gpu: GPU) -> EngineDefaults:
 
 
 def kv_capacity_tokens(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
-                       context: int, cal: CalibrationRow) -> int:
-    """KV budget of the TP group (memory model, engine cap) / KV bytes per token at ``context``."""
+                       context: int, cal: CalibrationRow, layout: Layout | None = None) -> int:
+    """KV budget of the TP group (memory model, engine cap) / KV bytes per token at ``context``; with expert
+    parallelism and attention DP, the sequences of ``context`` tokens the layout holds × ``context``."""
+    if layout is not None and (layout.ep > 1 or layout.attn_dp > 1):
+        n = max_sequences_dp(arch, wfmt, kvfmt, layout, context, gpu.memory_bytes, cal.mem_util,
+                             cal.runtime_overhead_gib, int(cal.chunk_tokens))
+        return int(n * context)
     b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
     budget = fit(b, arch, kvfmt, context, gpu.memory_bytes, cal.mem_util).kv_budget_bytes
     per_token = kv_cache_bytes(arch, kvfmt, context, 1) / context
@@ -130,17 +136,18 @@ class StepModel:
 
 def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
-                kv_context: int, block_size: int = 1) -> StepModel:
+                kv_context: int, block_size: int = 1, layout: Layout | None = None) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context``; the prefill
     shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``. The KV
     capacity is rounded down to whole blocks of ``block_size`` tokens."""
     grid = context_grid(max_context)
     batches = np.arange(0, max_batch + 1, dtype=float)
     table = []
+    par = {"ep": layout.ep, "attn_dp": layout.attn_dp} if layout is not None else {}
     for s in grid:
-        shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal)
+        shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par)
         table.append(decode_step_s(shape, batches)[0].tolist())
-    pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal)
-    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal) // block_size * block_size
+    pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par)
+    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout) // block_size * block_size
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
                      kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)))
