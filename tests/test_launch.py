@@ -268,6 +268,8 @@ def test_k8s_manifests_deserialise_into_kubernetes_models(gpuplan, tmp_path: Pat
     plan = json.loads((out / "plan.json").read_text())
     deps = {d["candidate"]: d for w in plan["workloads"] for d in w["deployments"]}
     api = ApiClient()
+    with (ROOT / "optimizer" / "launch" / "accelerators.csv").open(encoding="utf-8") as fh:
+        labels = {row["gpu"]: row["k8s_label_value"] for row in csv.DictReader(fh)}
     files = sorted(out.glob("*.k8s.yaml"))
     assert len(files) == len(deps)
     replicas = 0
@@ -280,10 +282,9 @@ def test_k8s_manifests_deserialise_into_kubernetes_models(gpuplan, tmp_path: Pat
         assert validate_argv(c.command + c.args) == "vllm"
         tp = int(c.args[c.args.index("--tensor-parallel-size") + 1])
         assert c.resources.limits["nvidia.com/gpu"] == str(tp)
-        # GPU Feature Discovery product labels (optimizer/launch/accelerators.csv): the p90 chat workload runs on
-        # B200, the others on GH200
-        gpu = "NVIDIA-B200" if f.name.startswith("chat-") else "NVIDIA-GH200-480GB"
-        assert pod.node_selector == {"nvidia.com/gpu.product": gpu}
+        # GPU Feature Discovery product labels of the plan's GPUs (optimizer/launch/accelerators.csv)
+        gpu = next(d["gpu"] for d in deps.values() if f.name.startswith(f"{d['candidate'].split('/')[0]}-{d['gpu']}-"))
+        assert pod.node_selector == {"nvidia.com/gpu.product": labels[gpu]}
         assert c.readiness_probe.http_get.path == "/health"
         assert svc.spec.selector == dep.spec.selector.match_labels
         replicas += dep.spec.replicas
