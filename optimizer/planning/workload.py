@@ -39,6 +39,7 @@ class Workload(BaseModel):
     rate_profile_csv: str | None = None  # or a CSV with columns hour,rate (path relative to the file)
     slo: SLO
     engine: str | None = None
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)  # share of a limited budget (max-throughput)
 
     @field_validator("weights", "kv", mode="before")
     @classmethod
