@@ -24,13 +24,13 @@ def exact_min_cost(problem) -> float | None:
     supply: dict[str, object] = {w.name: 0 for w in problem.workloads}
     gpus_of: dict[str, object] = {}
     used: dict[tuple[str, str], list] = {}  # (workload, gpu) → replica variables
-    for key, group in sorted(offers.items()):
+    for _key, group in sorted(offers.items()):
         g = group[0].gpus_per_instance
         slots = sum(ub[c.id] for c in group)
         if group[0].offer_max_instances is not None:
             slots = min(slots, group[0].offer_max_instances)
         prev = None
-        for i in range(slots):
+        for _ in range(slots):
             b = model.add_binary_variable()
             if prev is not None:
                 model.add_linear_constraint(prev >= b)

@@ -20,7 +20,7 @@ SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 10]
 
 @st.composite
 def loads(draw):
-    g = draw(st.sampled_from(SIZES + [12, 16]))
+    g = draw(st.sampled_from([*SIZES, 12, 16]))
     degrees = [t for t in (1, 2, 3, 4, 6, 8) if t <= g]
     chosen = draw(st.lists(st.sampled_from(degrees), min_size=1, max_size=3, unique=True))
     return g, {t: draw(st.integers(0, 6)) for t in chosen}

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 from gpuplan.optimizer.planning.bounds import bound_with, cover_table
 from gpuplan.optimizer.planning.candidate_gen import Candidate
+from gpuplan.optimizer.planning.engines import Stage
+from gpuplan.optimizer.planning.engines import run as run_stage
 from gpuplan.optimizer.planning.packing import is_chain_degree, layout, min_instances
 from gpuplan.optimizer.planning.workload import Workload
 from ortools.sat.python import cp_model
@@ -35,8 +37,6 @@ from ortools.sat.python import cp_model
 PRICE_SCALE = 10_000  # $/h → 1e-4 $/h units
 RATE_SCALE = 1_000_000  # req/s → µreq/s
 PHI_SCALE = 1_000  # served fraction in ‰
-WORKERS = 8  # fixed: a plan must not depend on the machine's core count
-SEED = 1
 DET_PER_S = 0.5  # deterministic time units granted per second of --time-limit (measured: ~1 unit/s/worker pair)
 TIE_BREAK_SHARE = 0.2  # of the deterministic budget
 
@@ -68,7 +68,7 @@ class Solution:
     notes: list[str] = field(default_factory=list)
 
 
-def _cap(c: Candidate, w: Workload) -> int:
+def cap_units(c: Candidate, w: Workload) -> int:
     if w.rate_rps is not None:
         return round(c.capacity_req_s * RATE_SCALE)
     return c.capacity_sequences
@@ -82,19 +82,19 @@ def _price(c: Candidate) -> int:
     return round(c.instance_usd_per_hour * PRICE_SCALE)
 
 
-def _share(c: Candidate) -> int:
+def share_units(c: Candidate) -> int:
     """A replica's share of its instance's price, rounded down (keeps the cut valid)."""
     return math.floor(c.instance_usd_per_hour * PRICE_SCALE * c.tp / c.gpus_per_instance)
 
 
 def _rank(c: Candidate, w: Workload) -> tuple[float, str]:
-    return (c.usd_per_hour / max(_cap(c, w), 1), c.id)
+    return (c.usd_per_hour / max(cap_units(c, w), 1), c.id)
 
 
 def _replica_ub(c: Candidate, w: Workload, p: Problem) -> int:
     """More replicas of one candidate than its workload needs alone never help (min-cost), nor serve more than
     the demand (max-throughput, where demand is a ceiling)."""
-    cap = _cap(c, w)
+    cap = cap_units(c, w)
     if cap <= 0:
         return 0
     ub = math.ceil(demand_units(w) / cap)
@@ -120,7 +120,7 @@ class _Model:
     aux: list[cp_model.IntVar] = field(default_factory=list)
 
 
-def _pack_offer(model: cp_model.CpModel, group: list[Candidate], r: dict, n_var, n_ub: int, aux: list) -> None:
+def pack_offer(model: cp_model.CpModel, group: list[Candidate], r: dict, n_var, n_ub: int, aux: list) -> None:
     g = group[0].gpus_per_instance
     lay = layout(g, {c.tp for c in group})
     if len(lay.patterns) == 1:
@@ -152,16 +152,16 @@ def _build(p: Problem, cands: list[Candidate], by_name: dict[str, Workload], lbs
             ub = min(ub, p.max_gpus[c0.gpu] // c0.gpus_per_instance)
         n[key] = model.NewIntVar(0, ub, f"n[{key[0]}:{key[1]}]")
         n_ubs[key] = ub
-        _pack_offer(model, group, r, n[key], ub, aux)
+        pack_offer(model, group, r, n[key], ub, aux)
     mine_of = {w.name: [c for c in cands if c.workload == w.name] for w in p.workloads}
     m = _Model(model, r, n, offers, 0, cands, aux=aux)
     for w in p.workloads:
         mine = mine_of[w.name]
-        capacity = sum(_cap(c, w) * r[c.id] for c in mine)
+        capacity = sum(cap_units(c, w) * r[c.id] for c in mine)
         if p.objective == "min-cost":
             model.Add(capacity >= demand_units(w))
             if lbs.get(w.name):
-                model.Add(sum(_share(c) * r[c.id] for c in mine) >= lbs[w.name])
+                model.Add(sum(share_units(c) * r[c.id] for c in mine) >= lbs[w.name])
         else:
             m.served[w.name] = model.NewIntVar(0, demand_units(w), f"s[{w.name}]")
             model.Add(m.served[w.name] <= capacity)
@@ -195,36 +195,8 @@ def _build(p: Problem, cands: list[Candidate], by_name: dict[str, Workload], lbs
     return m
 
 
-@dataclass
-class _Stage:
-    status: int
-    values: dict[int, int]  # variable index → value
-    objective: float
-    bound: float
-    wall_bound: bool
-
-
-def _run(m: _Model, det_s: float, wall_s: float, hint: dict[int, int] | None) -> _Stage:
-    m.model.ClearHints()
-    if hint:
-        for i, v in sorted(hint.items()):
-            m.model.Proto().solution_hint.vars.append(i)
-            m.model.Proto().solution_hint.values.append(v)
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = WORKERS
-    solver.parameters.random_seed = SEED
-    solver.parameters.max_deterministic_time = max(det_s, 0.05)
-    solver.parameters.max_time_in_seconds = max(wall_s, 0.05)
-    solver.parameters.relative_gap_limit = 0.0
-    start = time.perf_counter()
-    status = solver.Solve(m.model)
-    wall_bound = (status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
-                  and time.perf_counter() - start >= 0.95 * wall_s and solver.DeterministicTime() < det_s)
-    values = {}
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        values = {i: solver.Value(v) for i, v in _all_vars(m)}
-    return _Stage(status, values, solver.ObjectiveValue() if values else math.nan,
-                  solver.BestObjectiveBound(), wall_bound)
+def _run(m: _Model, det_s: float, wall_s: float, hint: dict[int, int] | None, engine: str = "cp-sat") -> Stage:
+    return run_stage(m.model, [v for _, v in _all_vars(m)], det_s, wall_s, hint, engine)
 
 
 def _all_vars(m: _Model):
@@ -232,15 +204,15 @@ def _all_vars(m: _Model):
         yield v.Index(), v
 
 
-def _fix(m: _Model, expr, stage: _Stage, sense: str) -> None:
+def fix_stage(model: cp_model.CpModel, expr, stage: Stage, sense: str) -> None:
     """Keep what a stage reached: equal to its optimum, or at least as good as its incumbent."""
     value = round(stage.objective)
     if stage.status == cp_model.OPTIMAL:
-        m.model.Add(expr == value)
+        model.Add(expr == value)
     elif sense == "min":
-        m.model.Add(expr <= value)
+        model.Add(expr <= value)
     else:
-        m.model.Add(expr >= value)
+        model.Add(expr >= value)
 
 
 def _rank_expr(m: _Model, by_name: dict[str, Workload]):
@@ -252,7 +224,7 @@ def greedy(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]) -> 
     """Each workload on the candidate that serves it alone in the cheapest whole instances (ties by rank)."""
     counts: dict[str, int] = {}
     for w in p.workloads:
-        mine = [c for c in cands if c.workload == w.name and _cap(c, w) > 0]
+        mine = [c for c in cands if c.workload == w.name and cap_units(c, w) > 0]
         if mine:
             best = min(mine, key=lambda c: (_standalone_cost(c, w)[0], _rank(c, w)))
             counts[best.id] = _standalone_cost(best, w)[1]
@@ -293,7 +265,7 @@ def _bounds(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]):
     tables = {}
     for w in p.workloads:
         mine = [c for c in cands if c.workload == w.name]
-        tables[w.name] = cover_table(demand_units(w), [_cap(c, w) for c in mine], [_share(c) for c in mine])
+        tables[w.name] = cover_table(demand_units(w), [cap_units(c, w) for c in mine], [share_units(c) for c in mine])
     return tables
 
 
@@ -305,7 +277,7 @@ def eliminate(p: Problem, cands: list[Candidate], by_name: dict[str, Workload], 
     for c in cands:
         w = by_name[c.workload]
         dp, unit = tables[w.name]
-        if total - lbs[w.name] + bound_with(dp, unit, demand_units(w), _cap(c, w), _share(c)) <= upper:
+        if total - lbs[w.name] + bound_with(dp, unit, demand_units(w), cap_units(c, w), share_units(c)) <= upper:
             keep.append(c)
     return keep
 
@@ -351,12 +323,12 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
         primary = first
         stages = [(m.phi, first, "max")]
         if first.values:
-            _fix(m, m.phi, first, "max")
+            fix_stage(m.model, m.phi, first, "max")
             m.model.Maximize(m.served_tok)
             second = _run(m, det * (1 - TIE_BREAK_SHARE) / 4, left(), first.values)
             if second.values:
                 stages.append((m.served_tok, second, "max"))
-                _fix(m, m.served_tok, second, "max")
+                fix_stage(m.model, m.served_tok, second, "max")
                 m.model.Minimize(m.cost)
                 third = _run(m, det * (1 - TIE_BREAK_SHARE) / 4, left(), second.values)
                 if third.values:
@@ -371,7 +343,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
                         gap=math.nan, solve_seconds=time.perf_counter() - start, variables=variables,
                         constraints=constraints, notes=notes)
     expr, last, sense = stages[-1]
-    _fix(m, expr, last, sense)
+    fix_stage(m.model, expr, last, sense)
     m.model.Minimize(_rank_expr(m, by_name))
     tie = _run(m, det * TIE_BREAK_SHARE, max(left(), 0.5), last.values)
     if tie.wall_bound and not any(s.wall_bound for _, s, _ in stages):
@@ -393,7 +365,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     supplied: dict[str, int] = {}
     for cid, k in replicas.items():
         c = by_id[cid]
-        supplied[c.workload] = supplied.get(c.workload, 0) + _cap(c, by_name[c.workload]) * k
+        supplied[c.workload] = supplied.get(c.workload, 0) + cap_units(c, by_name[c.workload]) * k
     served = {w.name: min(1.0, supplied.get(w.name, 0) / max(demand_units(w), 1)) for w in p.workloads}
     return Solution(status="optimal" if optimal else "feasible", replicas=replicas, instances=instances,
                     objective_value=value, bound=bound_out, gap=gap, solve_seconds=time.perf_counter() - start,
@@ -424,6 +396,6 @@ def group_by_offer(cands: list[Candidate]) -> dict[tuple[str, str], list[Candida
 
 def _standalone_cost(c: Candidate, w: Workload) -> tuple[float, int]:
     """(cost of whole instances, replicas) to serve ``w`` with ``c`` alone."""
-    k = math.ceil(demand_units(w) / _cap(c, w))
+    k = math.ceil(demand_units(w) / cap_units(c, w))
     per_instance = c.gpus_per_instance // c.tp
     return math.ceil(k / per_instance) * c.instance_usd_per_hour, k

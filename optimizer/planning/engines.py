@@ -1,0 +1,124 @@
+"""Two MIP engines inside OR-Tools for one model: CP-SAT, and HiGHS through MathOpt.
+
+The models are built once with the CP-SAT API and contain only linear constraints over integer (and 0/1)
+variables, so the CP-SAT proto translates one-to-one into a MathOpt model for HiGHS: each variable keeps its
+bounds and integrality, each linear constraint its coefficients and range, the objective its sense, offset and
+scaling. Which engine plans is chosen by measurement (README, "The optimiser").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from ortools.math_opt.python import mathopt
+from ortools.sat.python import cp_model
+
+WORKERS = 8  # CP-SAT: fixed, so a plan does not depend on the machine's core count
+SEED = 1
+INT_MAX = 2**62
+
+
+@dataclass
+class Stage:
+    status: int  # cp_model status codes (OPTIMAL, FEASIBLE, INFEASIBLE, UNKNOWN)
+    values: dict[int, int]  # variable index → value
+    objective: float
+    bound: float
+    wall_bound: bool  # the wall clock, not the deterministic limit, stopped the search
+
+
+def _apply_hint(model: cp_model.CpModel, hint: dict[int, int] | None) -> None:
+    model.ClearHints()
+    if hint:
+        for i, v in sorted(hint.items()):
+            model.Proto().solution_hint.vars.append(i)
+            model.Proto().solution_hint.values.append(v)
+
+
+def cp_sat(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, hint: dict[int, int] | None,
+           workers: int = WORKERS) -> Stage:
+    """CP-SAT within ``det_s`` deterministic seconds (reproducible) and ``wall_s`` wall seconds (safety net)."""
+    _apply_hint(model, hint)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = workers
+    solver.parameters.random_seed = SEED
+    solver.parameters.max_deterministic_time = max(det_s, 0.05)
+    solver.parameters.max_time_in_seconds = max(wall_s, 0.05)
+    solver.parameters.relative_gap_limit = 0.0
+    start = time.perf_counter()
+    status = solver.Solve(model)
+    wall_bound = (status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
+                  and time.perf_counter() - start >= 0.95 * wall_s
+                  and solver.ResponseProto().deterministic_time < det_s)
+    values = {}
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        values = {v.Index(): solver.Value(v) for v in variables}
+    return Stage(status, values, solver.ObjectiveValue() if values else math.nan, solver.BestObjectiveBound(),
+                 wall_bound)
+
+
+def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[int, int] | None,
+          gap: float = 1e-6) -> Stage:
+    """HiGHS (MathOpt) on the same model, one thread, fixed seed. Deterministic unless the wall limit binds."""
+    proto = model.Proto()
+    mo = mathopt.Model()
+    xs = []
+    for v in proto.variables:
+        dom = list(v.domain)  # (the proto wrapper does not index from the end)
+        xs.append(mo.add_integer_variable(lb=float(dom[0]), ub=float(dom[-1]) if dom[-1] < INT_MAX else math.inf))
+    for c in proto.constraints:
+        if not c.has_linear() or len(c.enforcement_literal):
+            raise ValueError("HiGHS adapter: only plain linear constraints")
+        lin = c.linear
+        expr = mathopt.fast_sum(float(coef) * xs[i] for i, coef in zip(lin.vars, lin.coeffs, strict=True))
+        dom = list(lin.domain)
+        if len(dom) != 2:
+            raise ValueError("HiGHS adapter: only interval domains")
+        mo.add_linear_constraint(lb=float(dom[0]) if dom[0] > -INT_MAX else -math.inf,
+                                 ub=float(dom[1]) if dom[1] < INT_MAX else math.inf, expr=expr)
+    obj = proto.objective
+    sign = -1 if obj.scaling_factor < 0 else 1  # CP-SAT stores maximisation as a negated minimisation
+    expr = mathopt.fast_sum(float(coef) * xs[i] for i, coef in zip(obj.vars, obj.coeffs, strict=True)) + obj.offset
+    mo.minimize(expr)
+    params = mathopt.SolveParameters(time_limit=_td(max(wall_s, 0.05)), random_seed=SEED,
+                                     relative_gap_tolerance=gap, absolute_gap_tolerance=0.5)
+    mparams = None
+    if hint:
+        mparams = mathopt.ModelSolveParameters(solution_hints=[mathopt.SolutionHint(
+            variable_values={xs[i]: float(v) for i, v in hint.items()})])
+    result = mathopt.solve(mo, mathopt.SolverType.HIGHS, params=params, model_params=mparams)
+    reason = result.termination.reason
+    has = result.has_primal_feasible_solution()
+    values = {}
+    if has:
+        sol = result.variable_values()
+        values = {v.Index(): round(sol[xs[v.Index()]]) for v in variables}
+    if reason == mathopt.TerminationReason.OPTIMAL:
+        status = cp_model.OPTIMAL
+    elif reason == mathopt.TerminationReason.INFEASIBLE:
+        status = cp_model.INFEASIBLE
+    else:
+        status = cp_model.FEASIBLE if has else cp_model.UNKNOWN
+    bound = result.termination.objective_bounds.dual_bound
+    best = result.objective_value() if has else math.nan
+    if has and abs(best - bound) < 1:  # integer objectives: a gap below one unit is a proof
+        status = cp_model.OPTIMAL
+    elif status == cp_model.OPTIMAL:
+        status = cp_model.FEASIBLE  # stopped at the relative tolerance
+    return Stage(status, values, sign * best, sign * bound, reason in (mathopt.TerminationReason.FEASIBLE,
+                                                                      mathopt.TerminationReason.NO_SOLUTION_FOUND))
+
+
+def run(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, hint: dict[int, int] | None,
+        engine: str = "cp-sat") -> Stage:
+    if engine == "highs":
+        return highs(model, variables, wall_s, hint)
+    return cp_sat(model, variables, det_s, wall_s, hint)
+
+
+def _td(seconds: float):
+    import datetime
+
+    return datetime.timedelta(seconds=seconds)
