@@ -7,6 +7,7 @@ Instance i of offer o is bought (b_{o,i} = 1) or not; y_{c,i} replicas of candid
 
 from __future__ import annotations
 
+import functools
 import math
 
 from ortools.math_opt.python import mathopt
@@ -74,7 +75,13 @@ def exact_min_cost(problem) -> float | None:
 def packable(gpus_per_instance: int, instances: int, tps: list[int]) -> bool:
     """Can these replicas (one TP degree each) be placed on ``instances`` bins of ``gpus_per_instance``?
     Plain depth-first search, largest first, skipping bins with equal free space (symmetry)."""
-    items = sorted(tps, reverse=True)
+    return _packable(gpus_per_instance, instances, tuple(sorted(tps, reverse=True)))
+
+
+@functools.lru_cache(maxsize=100_000)
+def _packable(gpus_per_instance: int, instances: int, items: tuple[int, ...]) -> bool:
+    if sum(items) > gpus_per_instance * instances:
+        return False
     free = [gpus_per_instance] * instances
 
     def place(i: int) -> bool:

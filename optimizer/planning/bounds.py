@@ -54,6 +54,18 @@ def _add_item(dp: np.ndarray, k: int, cost: float) -> np.ndarray:
     return np.minimum(out, dp)[: size + 1]
 
 
+def cover_choice(dp: np.ndarray, unit: int, caps: list[int], costs: list[float]) -> dict[int, int]:
+    """Item index → count of one least-cost cover in the table (walk back from the full demand)."""
+    steps = [max(1, math.ceil(c / unit)) for c in caps]
+    counts: dict[int, int] = {}
+    d = len(dp) - 1
+    while d > 0:
+        best = min(range(len(steps)), key=lambda i: (costs[i] + dp[max(0, d - steps[i])], i))
+        counts[best] = counts.get(best, 0) + 1
+        d = max(0, d - steps[best])
+    return counts
+
+
 def lower_bound(dp: np.ndarray) -> float:
     return float(dp[-1])
 

@@ -26,7 +26,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from gpuplan.optimizer.planning.bounds import bound_with, cover_table
+from gpuplan.optimizer.planning.bounds import bound_with, cover_choice, cover_table
 from gpuplan.optimizer.planning.candidate_gen import Candidate
 from gpuplan.optimizer.planning.engines import Stage
 from gpuplan.optimizer.planning.engines import run as run_stage
@@ -39,6 +39,12 @@ RATE_SCALE = 1_000_000  # req/s → µreq/s
 PHI_SCALE = 1_000  # served fraction in ‰
 DET_PER_S = 0.5  # deterministic time units granted per second of --time-limit (measured: ~1 unit/s/worker pair)
 TIE_BREAK_SHARE = 0.2  # of the deterministic budget
+DEBUG = False
+PROVEN_GAP = 1e-3  # a plan proven within 0.1 % of the bound is returned as is (status feasible, its gap)
+PHASE1_MIN = 400  # candidates above which a reduced model first provides the incumbent
+PHASE1_PER_WORKLOAD = 8
+PHASE1_SHARE = 0.3  # of the wall budget
+PRIMARY_ENGINE = "highs"  # min-cost primary stage; chosen by measurement (README)
 
 
 @dataclass
@@ -254,6 +260,31 @@ def _feasible_plan(p: Problem, cands: list[Candidate], counts: dict[str, int]) -
     return all(first[k].offer_max_instances is None or v <= first[k].offer_max_instances for k, v in inst.items())
 
 
+def share_cover(p: Problem, cands: list[Candidate], tables) -> dict[str, int]:
+    """A plan from the lower bound's own covers: each workload's least share-cost replicas (topped up where the
+    table's rounding left it short), then whole instances per offer for all workloads together."""
+    counts: dict[str, int] = {}
+    for w in p.workloads:
+        mine = [c for c in cands if c.workload == w.name]
+        if not mine:
+            continue
+        dp, unit = tables[w.name]
+        caps = [cap_units(c, w) for c in mine]
+        pick = cover_choice(dp, unit, caps, [share_units(c) for c in mine])
+        supplied = sum(caps[i] * k for i, k in pick.items())
+        best = min(range(len(mine)), key=lambda i: (share_units(mine[i]) / max(caps[i], 1), mine[i].id))
+        if supplied < demand_units(w):
+            pick[best] = pick.get(best, 0) + math.ceil((demand_units(w) - supplied) / caps[best])
+        for i, k in pick.items():
+            counts[mine[i].id] = counts.get(mine[i].id, 0) + k
+    return counts
+
+
+def _cost_of(cands: list[Candidate], counts: dict[str, int]) -> int:
+    first = {(c.provider, c.offer): c for c in cands}
+    return sum(_price(first[k]) * v for k, v in instances_for(cands, counts).items())
+
+
 def _hint_of(m: _Model, counts: dict[str, int]) -> dict[int, int]:
     hint = {m.r[c.id].Index(): counts.get(c.id, 0) for c in m.cands}
     for key, v in instances_for(m.cands, counts).items():
@@ -267,6 +298,31 @@ def _bounds(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]):
         mine = [c for c in cands if c.workload == w.name]
         tables[w.name] = cover_table(demand_units(w), [cap_units(c, w) for c in mine], [share_units(c) for c in mine])
     return tables
+
+
+def _increments(cands: list[Candidate], by_name: dict[str, Workload], tables) -> list[float]:
+    """How much using each candidate raises its workload's lower bound."""
+    out = []
+    for c in cands:
+        w = by_name[c.workload]
+        dp, unit = tables[w.name]
+        out.append(bound_with(dp, unit, demand_units(w), cap_units(c, w), share_units(c)) - float(dp[-1]))
+    return out
+
+
+def _incumbent(p: Problem, cands: list[Candidate], by_name: dict[str, Workload], tables, lbs: dict[str, int],
+               start_counts: dict[str, int], wall_s: float) -> dict[str, int] | None:
+    """A good plan fast: the same model over the candidates that raise their workload's bound least
+    (about PHASE1_PER_WORKLOAD each, plus the starting plan's). Its cost then eliminates candidates safely."""
+    incs = _increments(cands, by_name, tables)
+    theta = sorted(incs)[min(len(incs) - 1, PHASE1_PER_WORKLOAD * len(p.workloads))]
+    subset = [c for c, inc in zip(cands, incs, strict=True) if inc <= theta or start_counts.get(c.id)]
+    m = _build(p, subset, by_name, lbs)
+    m.model.Minimize(m.cost)
+    stage = _run(m, 0.0, wall_s, _hint_of(m, start_counts), "highs")
+    if not stage.values:
+        return None
+    return {c.id: stage.values[m.r[c.id].Index()] for c in subset if stage.values[m.r[c.id].Index()] > 0}
 
 
 def eliminate(p: Problem, cands: list[Candidate], by_name: dict[str, Workload], tables, upper: int) -> list[Candidate]:
@@ -296,14 +352,25 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     start_ok = (len(start_counts) == len(p.workloads) and p.objective == "min-cost"
                 and _feasible_plan(p, cands, start_counts))
     lb_total = 0.0
+    upper = 0
     if p.objective == "min-cost" and all(any(c.workload == w.name for c in cands) for w in p.workloads):
         tables = _bounds(p, cands, by_name)
         lbs = {w: math.ceil(float(t[0][-1]) - 1e-6) for w, t in tables.items()}
         lb_total = sum(lbs.values())
+        cover = share_cover(p, cands, tables)
+        if _feasible_plan(p, cands, cover) and (not start_ok or _cost_of(cands, cover) < _cost_of(cands, start_counts)):
+            start_counts, start_ok = cover, True
+        if start_ok and len(cands) > PHASE1_MIN:
+            better = _incumbent(p, cands, by_name, tables, lbs, start_counts, PHASE1_SHARE * wall)
+            if better is not None and _cost_of(cands, better) < _cost_of(cands, start_counts):
+                start_counts = better
+        upper = _cost_of(cands, start_counts) if start_ok else 0
         if start_ok:
-            first = {(c.provider, c.offer): c for c in cands}
-            upper = sum(_price(first[k]) * v for k, v in instances_for(cands, start_counts).items())
+            before = len(cands)
             cands = eliminate(p, cands, by_name, tables, upper)
+            if DEBUG:
+                print(f"LB {lb_total / PRICE_SCALE:.2f} start {upper / PRICE_SCALE:.2f}: kept {len(cands)} of {before}"
+                      f" after {time.perf_counter() - start:.1f} s")
     m = _build(p, cands, by_name, lbs)
     variables, constraints = len(m.model.Proto().variables), len(m.model.Proto().constraints)
     det = DET_PER_S * time_limit_s
@@ -314,7 +381,12 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     hint = _hint_of(m, start_counts) if start_counts else None
     if p.objective == "min-cost":
         m.model.Minimize(m.cost)
-        first = _run(m, det * (1 - TIE_BREAK_SHARE), left(), hint)
+        if start_ok and (upper - lb_total) <= PROVEN_GAP * upper:
+            # the starting plan is already within PROVEN_GAP of Σ LB_w: nothing left to prove
+            first = Stage(cp_model.OPTIMAL if upper <= lb_total else cp_model.FEASIBLE, hint or {}, float(upper),
+                          float(lb_total), False)
+        else:
+            first = _run(m, det * (1 - TIE_BREAK_SHARE), left(), hint, PRIMARY_ENGINE)
         primary = first
         stages = [(m.cost, first, "min")]
     else:
@@ -345,7 +417,8 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     expr, last, sense = stages[-1]
     fix_stage(m.model, expr, last, sense)
     m.model.Minimize(_rank_expr(m, by_name))
-    tie = _run(m, det * TIE_BREAK_SHARE, max(left(), 0.5), last.values)
+    tie = run_stage(m.model, [v for _, v in _all_vars(m)], det * TIE_BREAK_SHARE, max(left(), 0.5), last.values,
+                    "cp-sat", workers=1)
     if tie.wall_bound and not any(s.wall_bound for _, s, _ in stages):
         notes.append("the wall-clock limit bound before the deterministic limit: this plan may differ between runs")
     values = tie.values or last.values
@@ -378,8 +451,8 @@ def _from_counts(p: Problem, cands: list[Candidate], counts: dict[str, int], lb_
     inst = instances_for(cands, counts)
     first = {(c.provider, c.offer): c for c in cands}
     cost = sum(_price(first[k]) * v for k, v in inst.items())
-    notes.append("the solver found no better plan within the time limit; this is the greedy plan (each workload "
-                 "on its cheapest standalone deployment)")
+    notes.append("the solver found no better plan within the time limit; this is the starting plan (the cheaper "
+                 "of each workload's cheapest standalone deployment and the lower bound's covers, packed)")
     return Solution(status="feasible", replicas=dict(sorted(counts.items())), instances=inst,
                     objective_value=cost / PRICE_SCALE, bound=lb_total / PRICE_SCALE,
                     gap=max(cost - lb_total, 0) / max(cost, 1e-9), solve_seconds=time.perf_counter() - start,
