@@ -72,9 +72,26 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
     for v in proto.variables:
         dom = list(v.domain)  # (the proto wrapper does not index from the end)
         xs.append(mo.add_integer_variable(lb=float(dom[0]), ub=float(dom[-1]) if dom[-1] < INT_MAX else math.inf))
+    def lit(i: int):
+        return xs[i] if i >= 0 else 1 - xs[~i]
+
     for c in proto.constraints:
-        if not c.has_linear() or len(c.enforcement_literal):
-            raise ValueError("HiGHS adapter: only plain linear constraints")
+        if len(c.enforcement_literal):
+            raise ValueError("HiGHS adapter: no enforcement literals")
+        if c.has_at_most_one() or c.has_exactly_one() or c.has_bool_or():
+            lits = list((c.at_most_one if c.has_at_most_one() else c.exactly_one if c.has_exactly_one()
+                         else c.bool_or).literals)
+            total = mathopt.fast_sum(lit(i) for i in lits)
+            lo = 1.0 if (c.has_exactly_one() or c.has_bool_or()) else -math.inf
+            hi = math.inf if c.has_bool_or() else 1.0
+            mo.add_linear_constraint(lb=lo, ub=hi, expr=total)
+            continue
+        if c.has_bool_and():
+            for i in c.bool_and.literals:
+                mo.add_linear_constraint(lb=1.0, ub=1.0, expr=mathopt.fast_sum([lit(i)]))
+            continue
+        if not c.has_linear():
+            raise ValueError("HiGHS adapter: only linear and Boolean constraints")
         lin = c.linear
         expr = mathopt.fast_sum(float(coef) * xs[i] for i, coef in zip(lin.vars, lin.coeffs, strict=True))
         dom = list(lin.domain)
@@ -87,7 +104,7 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
     expr = mathopt.fast_sum(float(coef) * xs[i] for i, coef in zip(obj.vars, obj.coeffs, strict=True)) + obj.offset
     mo.minimize(expr)
     params = mathopt.SolveParameters(time_limit=_td(max(wall_s, 0.05)), random_seed=SEED,
-                                     relative_gap_tolerance=gap, absolute_gap_tolerance=0.5)
+                                     relative_gap_tolerance=gap, absolute_gap_tolerance=0.99)
     mparams = None
     if hint:
         mparams = mathopt.ModelSolveParameters(solution_hints=[mathopt.SolutionHint(
@@ -116,9 +133,12 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
 
 
 def run(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, hint: dict[int, int] | None,
-        engine: str = "cp-sat", workers: int = WORKERS) -> Stage:
+        engine: str = "cp-sat", workers: int = WORKERS, gap: float = HIGHS_GAP) -> Stage:
     if engine == "highs":
-        return highs(model, variables, wall_s, hint)
+        try:
+            return highs(model, variables, wall_s, hint, gap)
+        except (ValueError, RuntimeError, AttributeError):  # a model HiGHS cannot take: CP-SAT solves it
+            pass
     return cp_sat(model, variables, det_s, wall_s, hint, workers)
 
 

@@ -381,12 +381,14 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     hint = _hint_of(m, start_counts) if start_counts else None
     if p.objective == "min-cost":
         m.model.Minimize(m.cost)
-        if start_ok and (upper - lb_total) <= PROVEN_GAP * upper:
+        large = len(cands) > PHASE1_MIN
+        if large and start_ok and (upper - lb_total) <= PROVEN_GAP * upper:
             # the starting plan is already within PROVEN_GAP of Σ LB_w: nothing left to prove
             first = Stage(cp_model.OPTIMAL if upper <= lb_total else cp_model.FEASIBLE, hint or {}, float(upper),
                           float(lb_total), False)
         else:
-            first = _run(m, det * (1 - TIE_BREAK_SHARE), left(), hint, PRIMARY_ENGINE)
+            first = run_stage(m.model, [v for _, v in _all_vars(m)], det * (1 - TIE_BREAK_SHARE), left(), hint,
+                              PRIMARY_ENGINE, gap=PROVEN_GAP if large else 0.0)
         primary = first
         stages = [(m.cost, first, "min")]
     else:
