@@ -18,6 +18,7 @@ from ortools.sat.python import cp_model
 WORKERS = 8  # CP-SAT: fixed, so a plan does not depend on the machine's core count
 SEED = 1
 INT_MAX = 2**62
+DEBUG = False
 
 
 @dataclass
@@ -59,11 +60,12 @@ def cp_sat(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float
                  wall_bound)
 
 
+HIGHS_NODES_PER_DET = 50  # ≈ 100-200 nodes/s measured on a 12-workload fleet: ~20 % of the limit
 HIGHS_GAP = 1e-3  # stop at a proven 0.1 % gap: the search then ends by its own rule, not the clock
 
 
 def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[int, int] | None,
-          gap: float = HIGHS_GAP) -> Stage:
+          gap: float = HIGHS_GAP, node_limit: int | None = None) -> Stage:
     """HiGHS (MathOpt) on the same model, fixed seed; its branch and bound runs on one thread, so the result is
     the same on any machine whenever the search ends by optimality or the gap tolerance, not the wall limit."""
     proto = model.Proto()
@@ -104,7 +106,8 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
     expr = mathopt.fast_sum(float(coef) * xs[i] for i, coef in zip(obj.vars, obj.coeffs, strict=True)) + obj.offset
     mo.minimize(expr)
     params = mathopt.SolveParameters(time_limit=_td(max(wall_s, 0.05)), random_seed=SEED,
-                                     relative_gap_tolerance=gap, absolute_gap_tolerance=0.99)
+                                     relative_gap_tolerance=gap, absolute_gap_tolerance=0.99,
+                                     node_limit=node_limit)
     mparams = None
     if hint:
         mparams = mathopt.ModelSolveParameters(solution_hints=[mathopt.SolutionHint(
@@ -112,6 +115,9 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
     result = mathopt.solve(mo, mathopt.SolverType.HIGHS, params=params, model_params=mparams)
     reason = result.termination.reason
     has = result.has_primal_feasible_solution()
+    if DEBUG:
+        print(f"highs: {result.termination.reason} {result.termination.limit} nodes {result.solve_stats.node_count}"
+              f" {result.solve_stats.solve_time}")
     values = {}
     if has:
         sol = result.variable_values()
@@ -128,15 +134,18 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
         status = cp_model.OPTIMAL
     elif status == cp_model.OPTIMAL:
         status = cp_model.FEASIBLE  # stopped at the relative tolerance
-    return Stage(status, values, sign * best, sign * bound, reason in (mathopt.TerminationReason.FEASIBLE,
-                                                                      mathopt.TerminationReason.NO_SOLUTION_FOUND))
+    wall_bound = (reason in (mathopt.TerminationReason.FEASIBLE, mathopt.TerminationReason.NO_SOLUTION_FOUND)
+                  and result.termination.limit == mathopt.Limit.TIME)
+    return Stage(status, values, sign * best, sign * bound, wall_bound)
 
 
 def run(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, hint: dict[int, int] | None,
         engine: str = "cp-sat", workers: int = WORKERS, gap: float = HIGHS_GAP) -> Stage:
+    """``det_s`` limits CP-SAT's deterministic time, and HiGHS's branch-and-bound nodes (HIGHS_NODES_PER_DET
+    per unit): both are reproducible work limits; ``wall_s`` is the safety net."""
     if engine == "highs":
         try:
-            return highs(model, variables, wall_s, hint, gap)
+            return highs(model, variables, wall_s, hint, gap, max(1, int(HIGHS_NODES_PER_DET * det_s)))
         except (ValueError, RuntimeError, AttributeError):  # a model HiGHS cannot take: CP-SAT solves it
             pass
     return cp_sat(model, variables, det_s, wall_s, hint, workers)
