@@ -173,7 +173,7 @@ def _what_budget_serves(problem: Problem, time_limit_s: float) -> str:
     if not short:
         return ""
     said = ", ".join(f"{math.floor(f * 100):.0f} % of {name}'s demand" for f, name in short[:3])
-    more = f" and less than all of {len(short) - 3} more" if len(short) > 3 else ""
+    more = f" and {len(short) - 3} more workload(s) below 100 %" if len(short) > 3 else ""
     return f"; ${problem.budget_usd_per_hour:,.2f}/h serves {said}{more} (--objective max-throughput plans it)"
 
 
