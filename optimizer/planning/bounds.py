@@ -29,12 +29,23 @@ def cover_table(demand: int, caps: list[int], costs: list[float]) -> tuple[np.nd
     size = demand // unit
     if size == 0:
         return np.zeros(1), unit
-    steps = [max(1, math.ceil(c / unit)) for c in caps]
+    steps = [min(max(1, math.ceil(c / unit)), size) for c in caps]  # an item covering it all counts as all
     dp = np.full(size + 1, np.inf)
     dp[0] = 0.0
-    for k, cost in sorted(zip(steps, costs, strict=True)):
+    for k, cost in _pareto(steps, costs):
         dp = _add_item(dp, k, cost)
     return dp, unit
+
+
+def _pareto(steps: list[int], costs: list[float]) -> list[tuple[int, float]]:
+    """Items no other item dominates (as large a step for no more cost): the others never change the table."""
+    keep: list[tuple[int, float]] = []
+    best = math.inf
+    for k, cost in sorted(zip(steps, costs, strict=True), key=lambda t: (-t[0], t[1])):
+        if cost < best:
+            keep.append((k, cost))
+            best = cost
+    return keep
 
 
 def _add_item(dp: np.ndarray, k: int, cost: float) -> np.ndarray:
