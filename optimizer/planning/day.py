@@ -156,7 +156,9 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
             gpus_h[h].append(g * total[key, h])
             spot_h[h].append(g * spot[key, h])
     spot_share = round(c.spot_max_share * SHARE_SCALE)
-    mine = {w.name: [x for x in cands if x.workload == w.name] for w in fleet.workloads}
+    mine: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
+    for x in cands:
+        mine[x.workload].append(x)
     for w in fleet.workloads:
         for h in range(HOURS):
             m.Add(sum(cap[x.id] * r[x.id, h] for x in mine[w.name]) >= demand[w.name][h])

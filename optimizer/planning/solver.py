@@ -163,7 +163,7 @@ def _build(p: Problem, cands: list[Candidate], by_name: dict[str, Workload], lbs
         n[key] = model.NewIntVar(0, ub, f"n[{key[0]}:{key[1]}]")
         n_ubs[key] = ub
         pack_offer(model, group, r, n[key], ub, aux)
-    mine_of = {w.name: [c for c in cands if c.workload == w.name] for w in p.workloads}
+    mine_of = by_workload(p, cands)
     m = _Model(model, r, n, offers, 0, cands, aux=aux)
     for w in p.workloads:
         mine = mine_of[w.name]
@@ -233,8 +233,9 @@ def _rank_expr(m: _Model, by_name: dict[str, Workload]):
 def greedy(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]) -> dict[str, int]:
     """Each workload on the candidate that serves it alone in the cheapest whole instances (ties by rank)."""
     counts: dict[str, int] = {}
+    groups = by_workload(p, cands)
     for w in p.workloads:
-        mine = [c for c in cands if c.workload == w.name and cap_units(c, w) > 0]
+        mine = [c for c in groups[w.name] if cap_units(c, w) > 0]
         if mine:
             best = min(mine, key=lambda c: (_standalone_cost(c, w)[0], _rank(c, w)))
             counts[best.id] = _standalone_cost(best, w)[1]
@@ -268,8 +269,9 @@ def share_cover(p: Problem, cands: list[Candidate], tables) -> dict[str, int]:
     """A plan from the lower bound's own covers: each workload's least share-cost replicas (topped up where the
     table's rounding left it short), then whole instances per offer for all workloads together."""
     counts: dict[str, int] = {}
+    groups = by_workload(p, cands)
     for w in p.workloads:
-        mine = [c for c in cands if c.workload == w.name]
+        mine = groups[w.name]
         if not mine:
             continue
         dp, unit = tables[w.name]
@@ -298,8 +300,9 @@ def _hint_of(m: _Model, counts: dict[str, int]) -> dict[int, int]:
 
 def _bounds(p: Problem, cands: list[Candidate], by_name: dict[str, Workload]):
     tables = {}
+    groups = by_workload(p, cands)
     for w in p.workloads:
-        mine = [c for c in cands if c.workload == w.name]
+        mine = groups[w.name]
         tables[w.name] = cover_table(demand_units(w), [cap_units(c, w) for c in mine], [share_units(c) for c in mine])
     return tables
 
@@ -357,7 +360,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
                 and _feasible_plan(p, cands, start_counts))
     lb_total = 0.0
     upper = 0
-    if p.objective == "min-cost" and all(any(c.workload == w.name for c in cands) for w in p.workloads):
+    if p.objective == "min-cost" and all(by_workload(p, cands).values()):
         tables = _bounds(p, cands, by_name)
         lbs = {w: math.ceil(float(t[0][-1]) - 1e-6) for w, t in tables.items()}
         lb_total = sum(lbs.values())
@@ -473,6 +476,14 @@ def _from_counts(p: Problem, cands: list[Candidate], counts: dict[str, int], lb_
                     gap=max(cost - lb_total, 0) / max(cost, 1e-9), solve_seconds=time.perf_counter() - start,
                     variables=variables, constraints=constraints, served={w.name: 1.0 for w in p.workloads},
                     notes=notes)
+
+
+def by_workload(p: Problem, cands: list[Candidate]) -> dict[str, list[Candidate]]:
+    """Candidates per workload name, every workload present (in candidate order)."""
+    out: dict[str, list[Candidate]] = {w.name: [] for w in p.workloads}
+    for c in cands:
+        out[c.workload].append(c)
+    return out
 
 
 def group_by_offer(cands: list[Candidate]) -> dict[tuple[str, str], list[Candidate]]:
