@@ -7,6 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import catalog_bench
 import perf_bench
 import solver_bench
 
@@ -18,3 +19,6 @@ if __name__ == "__main__":
         print(f"plan: {s['workloads']:>5} workloads, --time-limit {s['time_limit']:g}: whole command "
               f"{s['wall_s']:.1f} s, {s['candidates']:,} candidates, {s['status']}, gap {s['gap']:.3%}, "
               f"${s['usd_per_hour']:,.2f}/h {s['message']}")
+    c = catalog_bench.run()
+    print(f"SkyPilot catalog: {c['rows']:,} rows → {c['offers']:,} offers in {c['seconds']:.2f} s "
+          f"({c['cpu_seconds']:.2f} s CPU)")

@@ -24,7 +24,9 @@ FORMATS = [(["bf16", "fp8"], ["bf16", "fp8"]), (["bf16", "fp8", "awq"], ["fp8"])
 def fleet(n: int = 100, seed: int = 7) -> Fleet:
     rng = random.Random(seed)
     catalog = load_catalog()
-    models = sorted(m for m in catalog if not m.startswith(("deepseek", "llama-3.1-405b", "llama-4-mav", "llama-2")))
+    longest = max(i + o for i, o, _, _ in SHAPES)
+    models = sorted(m for m in catalog if not m.startswith(("deepseek", "llama-3.1-405b", "llama-4-mav", "llama-2"))
+                    and (catalog[m].arch.max_context or longest) >= longest)
     workloads = []
     for i in range(n):
         inp, out, ttft, tpot = rng.choice(SHAPES)
@@ -32,9 +34,10 @@ def fleet(n: int = 100, seed: int = 7) -> Fleet:
         demand = {"rate_rps": round(rng.uniform(0.5, 30), 1)} if rng.random() < 0.8 else {
             "concurrency": rng.choice([32, 64, 128, 256])}
         model = rng.choice(models)
-        limit = catalog[model].arch.max_context
+        limit = catalog[model].arch.max_context or 10**9
         workloads.append({"name": f"w{i:03d}", "model": model, "weights": weights, "kv": kv,
-                          "input_tokens": inp, "output_tokens": out, "max_context": min(4 * (inp + out), limit),
+                          "input_tokens": inp, "output_tokens": out,
+                          "max_context": min(4 * (inp + out), limit),
                           "slo": {"ttft_ms": ttft, "tpot_ms": tpot}, **demand})
     return Fleet.model_validate({"workloads": workloads})
 
@@ -76,5 +79,5 @@ if __name__ == "__main__":
             print(write_fleet(n, Path(sys.argv[1])))
         sys.exit(0)
     for r in run():
-        print(f"plan: {r['workloads']:>5} workloads, --time-limit {r['time_limit']:g}: whole command {r['wall_s']:.1f} s,"
-              f" {r['status']}, gap {r['gap']:.3%}, ${r['usd_per_hour']:,.2f}/h {r['message']}")
+        print(f"plan: {r['workloads']:>5} workloads, --time-limit {r['time_limit']:g}: whole command "
+              f"{r['wall_s']:.1f} s, {r['status']}, gap {r['gap']:.3%}, ${r['usd_per_hour']:,.2f}/h {r['message']}")

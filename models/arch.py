@@ -1,57 +1,46 @@
 """Normalise a Hugging Face ``config.json`` into one architecture description.
 
-Supported families: Llama 1-3 / Mistral / Qwen2-3 (dense, GQA), Mixtral and Qwen-MoE (MoE),
-DeepSeek-V2/V3/R1 (MLA + MoE with shared experts and dense leading layers), gpt-oss (MoE with
-biases, attention sinks and sliding-window layers) and Llama 4 (interleaved MoE with a shared
-expert, multimodal wrapper). Anything else that has the usual decoder fields is read as dense.
+Known families (``model_type``): Llama 1-3, Mistral, Mixtral, Mistral 3 (Mistral Small 3.x / Ministral 3
+text tower under a ``mistral3`` wrapper with its Pixtral vision tower), Qwen2/2-MoE/3/3-MoE, Phi-3/4,
+Gemma 2/3 (Gemma 3 with its SigLIP vision tower), DeepSeek-V2/V3/V3.2 and Kimi K2 (MLA + MoE;
+V3.2's sparse-attention indexer), GLM-5 (MLA + DSA), gpt-oss, Llama 4 (chunked attention,
+multimodal wrapper), MiniMax-M2, Qwen3-Next/Qwen3.5 (gated-DeltaNet linear attention + gated full
+attention, Qwen3-VL vision tower), Nemotron-H (Mamba-2/attention/MLP/MoE blocks, latent MoE),
+Jamba (Mamba-1 + attention + MoE) and pure Mamba/Mamba-2. Any other ``model_type``, or a layer
+kind not listed in ``layers.py``, is refused with one line naming it: it is never counted as if it
+were a Llama.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from gpuplan.models.config_parts import (
+    MLA,
+    MoE,
+    SparseIndex,
+    Vision,
+    moe_layer_flags,
+    need,
+    opt_int,
+    parse_linear,
+    parse_mamba,
+    parse_mla,
+    parse_moe,
+    parse_sparse_index,
+    parse_vision,
+)
 from gpuplan.models.errors import InputError
+from gpuplan.models.layers import layer_layout
+from gpuplan.models.mixers import LinearAttention, Mamba
 from pydantic import BaseModel, ConfigDict
 
-
-class MoE(BaseModel):
-    """Routed-expert layout of a mixture-of-experts decoder."""
-
-    model_config = ConfigDict(frozen=True)
-
-    num_experts: int
-    top_k: int
-    expert_intermediate: int
-    shared_experts: int = 0
-    shared_intermediate: int = 0
-    router_bias: bool = False
-    expert_bias: bool = False
-    correction_bias: bool = False  # DeepSeek-V3 e_score_correction_bias
-
-
-class MLA(BaseModel):
-    """Multi-head latent attention (DeepSeek-V2/V3) projection ranks."""
-
-    model_config = ConfigDict(frozen=True)
-
-    q_lora_rank: int | None
-    kv_lora_rank: int
-    qk_nope_head_dim: int
-    qk_rope_head_dim: int
-    v_head_dim: int
-
-
-class Vision(BaseModel):
-    """A vision tower that ships in the same checkpoint (Llama 4); counted, never run."""
-
-    model_config = ConfigDict(frozen=True)
-
-    hidden: int
-    layers: int
-    intermediate: int
-    patch_pixels: int
-    projector_out: int
-    num_channels: int = 3
+ATTENTION_MIXERS = ("attention", "sliding", "chunked")
+KNOWN_MODEL_TYPES = frozenset({
+    "llama", "mistral", "ministral3", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "gemma2",
+    "gemma3_text", "deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm_moe_dsa", "gpt_oss", "llama4_text",
+    "minimax_m2", "qwen3_next", "qwen3_5_text", "qwen3_5_moe_text", "nemotron_h", "jamba", "mamba", "mamba2",
+})
 
 
 class Architecture(BaseModel):
@@ -70,16 +59,26 @@ class Architecture(BaseModel):
     intermediate: int  # dense-layer MLP width
     max_context: int
     attention_bias: bool = False
-    qk_norm: bool = False
+    qk_norm: bool = False  # per-head q/k RMSNorm (Qwen3, Gemma 3)
+    qk_norm_per_layer: bool = False  # MiniMax-M2: q/k RMSNorm over the whole projection
+    attn_output_gate: bool = False  # Qwen3-Next/3.5: q_proj also emits a sigmoid output gate
     attention_sinks: bool = False
     mlp_bias: bool = False
+    mlp_gated: bool = True  # SwiGLU/GeGLU (3 matrices) vs plain up/down (2)
+    norms_per_layer: int = 2
     moe: MoE | None = None
     moe_layers: tuple[bool, ...] = ()  # per layer: True when the MLP is MoE
     mla: MLA | None = None
+    sparse_index: SparseIndex | None = None
     sliding_window: int | None = None
     sliding_layers: tuple[bool, ...] = ()  # per layer: True when attention is windowed
+    chunk_size: int | None = None  # Llama 4 attention_chunk_size
+    mixers: tuple[str, ...] = ()  # per layer, see layers.py
+    ffn: tuple[str, ...] = ()  # per layer: dense | moe | none
+    mamba: Mamba | None = None
+    linear: LinearAttention | None = None
     vision: Vision | None = None
-    mtp_layers: int = 0  # DeepSeek multi-token-prediction modules (excluded from counts)
+    mtp_layers: int = 0  # multi-token-prediction modules (excluded from counts)
 
     @property
     def is_moe(self) -> bool:
@@ -87,176 +86,133 @@ class Architecture(BaseModel):
 
     @property
     def attention_kind(self) -> str:
+        if self.mixers and not self.attention_layers:
+            return "none"
         if self.mla is not None:
             return "mla"
         return "mha" if self.kv_heads == self.heads else "gqa"
 
+    def count(self, *kinds: str) -> int:
+        """Layers whose mixer or feed-forward is one of ``kinds``."""
+        return sum(1 for m in self.mixers if m in kinds) + sum(1 for f in self.ffn if f in kinds)
 
-def _need(cfg: dict[str, Any], key: str, where: str, *alts: str) -> Any:
-    for k in (key, *alts):
-        if k in cfg and cfg[k] is not None:
-            value = cfg[k]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InputError(f"{where}: field '{k}' must be a positive integer, got {value!r}")
-            return value
-    raise InputError(f"{where}: missing field '{key}'")
+    @property
+    def attention_layers(self) -> int:
+        return self.count(*ATTENTION_MIXERS)
 
-
-def _opt_int(cfg: dict[str, Any], key: str, where: str, default: int) -> int:
-    value = cfg.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"{where}: field '{key}' must be a non-negative integer, got {value!r}")
-    return value
+    @property
+    def kind_summary(self) -> str:
+        """e.g. 'attention×6 mamba×23 moe×23': the layer kinds a user can check against the model card."""
+        kinds = [k for k in (*ATTENTION_MIXERS, "mamba", "linear") if k in self.mixers]
+        parts = [f"{k}×{self.count(k)}" for k in kinds]
+        if self.moe:
+            parts.append(f"moe×{self.count('moe')}")
+        return " ".join(parts)
 
 
 def _text_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Multimodal wrappers (Llama 4) keep the decoder under ``text_config``."""
+    """Multimodal wrappers (Llama 4, Qwen3.5) keep the decoder under ``text_config``."""
     inner = cfg.get("text_config")
     if isinstance(inner, dict) and "hidden_size" not in cfg:
         return inner
     return cfg
 
 
-def _moe_layer_flags(cfg: dict[str, Any], layers: int, model_type: str) -> tuple[bool, ...]:
-    if model_type.startswith("deepseek"):
-        first_dense = _opt_int(cfg, "first_k_dense_replace", "config", 0)
-        freq = _opt_int(cfg, "moe_layer_freq", "config", 1) or 1
-        return tuple(i >= first_dense and i % freq == 0 for i in range(layers))
-    if model_type.startswith("llama4"):
-        explicit = cfg.get("moe_layers")
-        if isinstance(explicit, list):
-            chosen = set(explicit)
-            return tuple(i in chosen for i in range(layers))
-        step = _opt_int(cfg, "interleave_moe_layer_step", "config", 1) or 1
-        return tuple((i + 1) % step == 0 for i in range(layers))
-    if model_type.startswith("qwen"):
-        step = _opt_int(cfg, "decoder_sparse_step", "config", 1) or 1
-        dense_only = set(cfg.get("mlp_only_layers") or [])
-        return tuple(i not in dense_only and (i + 1) % step == 0 for i in range(layers))
-    return tuple(True for _ in range(layers))
+def _model_type(cfg: dict[str, Any], text: dict[str, Any], where: str) -> str:
+    model_type = str(text.get("model_type") or "")
+    outer = str(cfg.get("model_type") or "")
+    if text is not cfg and not model_type:  # a wrapper whose text_config has no type: name by the wrapper
+        model_type = {"llama4": "llama4_text", "qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text",
+                      "gemma3": "gemma3_text", "mistral3": "mistral"}.get(outer, outer)
+    if not model_type:
+        raise InputError(f"{where}: missing field 'model_type' (cannot tell which architecture this is)")
+    if model_type == "llama4":
+        model_type = "llama4_text"
+    if model_type not in KNOWN_MODEL_TYPES:
+        raise InputError(f"{where}: model_type '{model_type}' is not a supported architecture "
+                         "(see the README's supported families)")
+    return model_type
 
 
-def _parse_moe(cfg: dict[str, Any], where: str, model_type: str) -> MoE | None:
-    experts = cfg.get("num_local_experts") or cfg.get("n_routed_experts") or cfg.get("num_experts")
-    if not experts:
-        return None
-    if not isinstance(experts, int) or experts <= 0:
-        raise InputError(f"{where}: field 'num_experts' must be a positive integer, got {experts!r}")
-    top_k = _need(cfg, "num_experts_per_tok", where, "experts_per_token", "num_experts_per_token")
-    if top_k > experts:
-        raise InputError(f"{where}: num_experts_per_tok ({top_k}) exceeds the number of experts ({experts})")
-    expert_inter = cfg.get("moe_intermediate_size") or _need(cfg, "intermediate_size", where)
-    shared = _opt_int(cfg, "n_shared_experts", where, 0)
-    shared_inter = expert_inter * shared
-    if cfg.get("shared_expert_intermediate_size"):  # Qwen2-MoE
-        shared, shared_inter = 1, _need(cfg, "shared_expert_intermediate_size", where)
-    if model_type.startswith("llama4"):  # one shared expert per MoE layer
-        shared, shared_inter = 1, expert_inter
-    gpt_oss = model_type == "gpt_oss"
-    return MoE(
-        num_experts=experts,
-        top_k=top_k,
-        expert_intermediate=expert_inter,
-        shared_experts=shared,
-        shared_intermediate=shared_inter,
-        router_bias=gpt_oss,
-        expert_bias=gpt_oss,
-        correction_bias=model_type.startswith("deepseek_v3"),
-    )
+def _head_dim(text: dict[str, Any], hidden: int, heads: int, where: str) -> int:
+    head_dim = text.get("head_dim") or text.get("attention_head_dim")
+    if head_dim is None:
+        if hidden % heads:
+            raise InputError(f"{where}: num_attention_heads ({heads}) does not divide hidden_size ({hidden}) "
+                             "and there is no 'head_dim'")
+        head_dim = hidden // heads
+    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim <= 0:
+        raise InputError(f"{where}: field 'head_dim' must be a positive integer, got {head_dim!r}")
+    return head_dim
 
 
-def _parse_mla(cfg: dict[str, Any], where: str) -> MLA | None:
-    if not cfg.get("kv_lora_rank"):
-        return None
-    q_rank = cfg.get("q_lora_rank")
-    return MLA(
-        q_lora_rank=int(q_rank) if q_rank else None,
-        kv_lora_rank=_need(cfg, "kv_lora_rank", where),
-        qk_nope_head_dim=_need(cfg, "qk_nope_head_dim", where),
-        qk_rope_head_dim=_need(cfg, "qk_rope_head_dim", where),
-        v_head_dim=_need(cfg, "v_head_dim", where),
-    )
+def _kv_heads(text: dict[str, Any], heads: int, where: str) -> int:
+    kv_heads = text.get("num_key_value_heads") or heads
+    if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
+        raise InputError(f"{where}: num_key_value_heads ({kv_heads!r}) must divide num_attention_heads ({heads})")
+    return kv_heads
 
 
-def _parse_sliding(cfg: dict[str, Any], layers: int, where: str) -> tuple[int | None, tuple[bool, ...]]:
-    window = cfg.get("sliding_window")
-    layer_types = cfg.get("layer_types")
-    if isinstance(layer_types, list) and layer_types:
-        if len(layer_types) != layers:
-            raise InputError(f"{where}: 'layer_types' has {len(layer_types)} entries for {layers} layers")
-        flags = tuple(t == "sliding_attention" for t in layer_types)
-        if any(flags):
-            if not isinstance(window, int) or window <= 0:
-                raise InputError(f"{where}: sliding-attention layers need a positive 'sliding_window'")
-            return window, flags
-        return None, ()
-    if cfg.get("use_sliding_window") is False:
-        return None, ()
-    if isinstance(window, int) and window > 0 and cfg.get("model_type") in {"mistral", "mixtral"}:
-        return window, tuple(True for _ in range(layers))
-    return None, ()
-
-
-def _parse_vision(cfg: dict[str, Any]) -> Vision | None:
-    vis = cfg.get("vision_config")
-    if not isinstance(vis, dict) or not vis.get("hidden_size"):
-        return None
-    return Vision(
-        hidden=int(vis["hidden_size"]),
-        layers=int(vis.get("num_hidden_layers", 0)),
-        intermediate=int(vis.get("intermediate_size", 0)),
-        patch_pixels=int(vis.get("patch_size", 14)) ** 2,
-        projector_out=int(vis.get("projector_output_dim", vis["hidden_size"])),
-        num_channels=int(vis.get("num_channels", 3)),
-    )
+def _norms_per_layer(model_type: str) -> int:
+    """Gemma 2/3 wrap attention and MLP in pre+post norms; Nemotron-H and Mamba blocks have one."""
+    if model_type.startswith("gemma"):
+        return 4
+    return 1 if model_type in ("nemotron_h", "mamba", "mamba2") else 2
 
 
 def parse_config(cfg: dict[str, Any], where: str = "config.json") -> Architecture:
     """Read the decoder shape from a Hugging Face config; raise InputError naming a bad field."""
     if not isinstance(cfg, dict):
         raise InputError(f"{where}: expected a JSON object")
-    outer_type = str(cfg.get("model_type", ""))
     text = _text_config(cfg)
-    model_type = str(text.get("model_type") or outer_type or "unknown")
-    hidden = _need(text, "hidden_size", where, "n_embd", "d_model")
-    layers = _need(text, "num_hidden_layers", where, "n_layer", "num_layers")
-    heads = _need(text, "num_attention_heads", where, "n_head")
-    kv_heads = text.get("num_key_value_heads") or heads
-    if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
-        raise InputError(f"{where}: num_key_value_heads ({kv_heads!r}) must divide num_attention_heads ({heads})")
-    head_dim = text.get("head_dim") or hidden // heads
-    if not isinstance(head_dim, int) or head_dim <= 0:
-        raise InputError(f"{where}: field 'head_dim' must be a positive integer, got {head_dim!r}")
-    vocab = _need(text, "vocab_size", where)
-    moe = _parse_moe(text, where, model_type)
+    model_type = _model_type(cfg, text, where)
+    hidden = need(text, "hidden_size", where, "n_embd", "d_model")
+    layers = need(text, "num_hidden_layers", where, "n_layer", "num_layers")
+    pure_ssm = model_type in ("mamba", "mamba2")
+    heads = 1 if pure_ssm else need(text, "num_attention_heads", where, "n_head")
+    kv_heads = _kv_heads(text, heads, where)
+    head_dim = hidden if pure_ssm else _head_dim(text, hidden, heads, where)
+    vocab = need(text, "vocab_size", where)
+    moe = parse_moe(text, where, model_type)
+    mixers, ffn = layer_layout(text, layers, model_type, where,
+                               moe_layer_flags(text, layers, model_type) if moe else None)
     if moe is not None and model_type.startswith("llama4"):
-        intermediate = _need(text, "intermediate_size_mlp", where, "intermediate_size")
+        intermediate = need(text, "intermediate_size_mlp", where, "intermediate_size")
+    elif "dense" not in ffn:  # every feed-forward is MoE (or absent): the dense width is unused
+        intermediate = opt_int(text, "intermediate_size", where, 0)
     else:
-        intermediate = _need(text, "intermediate_size", where, "n_inner", "ffn_dim")
-    tie = text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", False))
-    window, sliding = _parse_sliding(text, layers, where)
+        intermediate = need(text, "intermediate_size", where, "n_inner", "ffn_dim")
+    if "mamba" in mixers and model_type not in ("nemotron_h", "jamba", "mamba", "mamba2"):
+        raise InputError(f"{where}: 'mamba' layers in a '{model_type}' config are not supported")
+    linear = parse_linear(text, where)
+    if "linear" in mixers and linear is None:
+        raise InputError(f"{where}: linear-attention layers need 'linear_num_value_heads' and its siblings")
+    window = text.get("sliding_window") if "sliding" in mixers else None
+    tie = text.get("tie_word_embeddings", cfg.get("tie_word_embeddings", model_type.startswith(("gemma", "mamba"))))
+    mtp = opt_int(text, "num_nextn_predict_layers", where, 0) or opt_int(text, "mtp_num_hidden_layers", where, 0)
     return Architecture(
-        model_type=model_type,
-        hidden=hidden,
-        layers=layers,
-        heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        vocab=vocab,
-        tie_embeddings=bool(tie),
-        intermediate=intermediate,
-        max_context=int(text.get("max_position_embeddings") or cfg.get("max_position_embeddings") or 0),
+        model_type=model_type, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+        vocab=vocab, tie_embeddings=bool(tie), intermediate=intermediate,
+        max_context=opt_int(text, "max_position_embeddings", where, 0) or opt_int(cfg, "max_position_embeddings",
+                                                                                  where, 0),
         attention_bias=bool(text.get("attention_bias", model_type in {"qwen2", "qwen2_moe"})),
-        qk_norm=model_type in {"qwen3", "qwen3_moe"},
+        qk_norm=model_type.startswith(("qwen3", "gemma3")),  # Llama 4's use_qk_norm is a weightless L2 norm
+        qk_norm_per_layer=model_type == "minimax_m2" and bool(text.get("use_qk_norm", True)),
+        attn_output_gate=bool(text.get("attn_output_gate", model_type == "qwen3_next")),  # always gated there
         attention_sinks=model_type == "gpt_oss",
         mlp_bias=bool(text.get("mlp_bias", False)),
+        mlp_gated=model_type != "nemotron_h",
+        norms_per_layer=_norms_per_layer(model_type),
         moe=moe,
-        moe_layers=_moe_layer_flags(text, layers, model_type) if moe else (),
-        mla=_parse_mla(text, where),
-        sliding_window=window,
-        sliding_layers=sliding,
-        vision=_parse_vision(cfg),
-        mtp_layers=_opt_int(text, "num_nextn_predict_layers", where, 0),
+        moe_layers=tuple(f == "moe" for f in ffn) if moe else (),
+        mla=parse_mla(text, where),
+        sparse_index=parse_sparse_index(text, where),
+        sliding_window=window if isinstance(window, int) else None,
+        sliding_layers=tuple(m == "sliding" for m in mixers) if "sliding" in mixers else (),
+        chunk_size=need(text, "attention_chunk_size", where) if "chunked" in mixers else None,
+        mixers=mixers, ffn=ffn,
+        mamba=parse_mamba(text, hidden, model_type, where) if "mamba" in mixers else None,
+        linear=linear if "linear" in mixers else None,
+        vision=parse_vision(cfg, where) if text is not cfg else None,
+        mtp_layers=mtp,
     )

@@ -11,13 +11,14 @@ no engine cap, no activation term.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from gpuplan.models.arch import Architecture
 from gpuplan.models.memory import (
     GIB,
     Encoding,
-    kv_cache_bytes,
+    held_state_bytes,
     max_sequences,
     prefill_activation_bytes,
     weights_bytes,
@@ -61,6 +62,13 @@ def kv_replication(arch: Architecture, tp: int) -> float:
     return tp / min(tp, arch.kv_heads)
 
 
+def kv_bytes_all_ranks(arch: Architecture, kv: Encoding, context: int, sequences: int, tp: int) -> int:
+    """sequences × (attention KV × replication + SSM/linear state): the state is split by head over the
+    TP ranks, so only the attention KV is replicated."""
+    rep = kv_replication(arch, tp)
+    return math.ceil(held_state_bytes(arch, kv, context, rep) * rep * sequences)
+
+
 def _total(**parts: int) -> int:
     return sum(parts.values())
 
@@ -71,7 +79,7 @@ def inference_breakdown(arch: Architecture, weights: Encoding, kv: Encoding, con
                         prefill_chunk: int = DEFAULT_PREFILL_CHUNK) -> Breakdown:
     """weights + KV(batch sequences of ``context``) × replication + activations + overhead."""
     w = weights_bytes(arch, weights)
-    kv_b = round(kv_cache_bytes(arch, kv, context, batch) * kv_replication(arch, tp))
+    kv_b = kv_bytes_all_ranks(arch, kv, context, batch, tp)
     if overhead_fraction is not None:
         act, over = 0, round(overhead_fraction * w)
     else:
@@ -115,12 +123,13 @@ class Fit(BaseModel):
 
 def fit(b: Breakdown, arch: Architecture, kv: Encoding | None, context: int, gpu_memory_bytes: int,
         mem_util: float = DEFAULT_MEM_UTIL, textbook: bool = False) -> Fit:
-    """Does the breakdown fit on ``b.gpus`` GPUs of ``gpu_memory_bytes`` each, and how many sequences?"""
-    cap = gpu_memory_bytes * b.gpus * (1.0 if textbook else mem_util)
+    """Does the breakdown fit on ``b.gpus`` GPUs of ``gpu_memory_bytes`` each, and how many sequences?
+    Serving is held to the engine's cap (``mem_util``); training frameworks use the whole GPU."""
+    cap = gpu_memory_bytes * b.gpus * (1.0 if textbook or b.mode != "inference" else mem_util)
     fixed = b.total_bytes - b.kv_cache_bytes
     if b.mode != "inference" or kv is None:
         return Fit(fits=b.total_bytes <= cap, capacity_bytes=int(cap), kv_budget_bytes=0, max_sequences=None)
     budget = (cap - fixed) / kv_replication(arch, b.gpus)
-    seqs = max_sequences(budget, kv_cache_bytes(arch, kv, context, 1))
+    seqs = max_sequences(cap - fixed, kv_bytes_all_ranks(arch, kv, context, 1, b.gpus))
     return Fit(fits=b.total_bytes <= cap, capacity_bytes=int(cap), kv_budget_bytes=max(0, int(budget)),
                max_sequences=seqs)

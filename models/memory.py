@@ -10,6 +10,7 @@ import math
 from typing import Any, Protocol
 
 from gpuplan.models.arch import Architecture
+from gpuplan.models.mixers import linear_state_bytes, mamba_state_bytes
 from gpuplan.models.params import Kind, TensorGroup, tensor_groups
 
 GIB = 2**30
@@ -85,24 +86,86 @@ def kv_bits_per_element(enc: Encoding) -> float:
 
 
 def kv_bytes_per_token_layer(arch: Architecture, enc: Encoding) -> float:
-    """MHA/GQA: 2 × kv_heads × head_dim × bytes; MLA: (kv_lora_rank + qk_rope_head_dim) × bytes."""
+    """MHA/GQA: 2 × kv_heads × head_dim × bytes; MLA: (kv_lora_rank + qk_rope_head_dim) × bytes; a
+    DeepSeek sparse-attention indexer adds its index key (index_head_dim) at the same width."""
     width = (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim if arch.mla
              else 2 * arch.kv_heads * arch.head_dim)
+    if arch.sparse_index is not None:
+        width += arch.sparse_index.head_dim
     return width * kv_bits_per_element(enc) / 8
 
 
 def kv_bytes_per_token(arch: Architecture, enc: Encoding) -> float:
-    """Per-token KV bytes summed over all layers (the marginal cost while context ≤ any window)."""
-    return kv_bytes_per_token_layer(arch, enc) * arch.layers
+    """Per-token KV bytes summed over the attention layers (the marginal cost while context ≤ any window);
+    Mamba and linear-attention layers add nothing per token."""
+    return kv_bytes_per_token_layer(arch, enc) * arch.attention_layers
+
+
+def tokens_held(arch: Architecture, context: int) -> int:
+    """Σ over attention layers of tokens in cache: full → context, sliding → min(context, window),
+    chunked → min(context, chunk)."""
+    held = 0
+    for mixer in arch.mixers:
+        if mixer == "attention":
+            held += context
+        elif mixer == "sliding":
+            held += min(context, arch.sliding_window or context)
+        elif mixer == "chunked":
+            held += min(context, arch.chunk_size or context)
+    return held
+
+
+def tokens_attended(arch: Architecture, context: float) -> float:
+    """Σ over attention layers of keys one query reads: as ``tokens_held``, except that a sparse-attention
+    indexer (DeepSeek-V3.2, GLM-5) limits full layers to its top-k tokens."""
+    per_full = min(context, arch.sparse_index.topk) if arch.sparse_index else context
+    total = 0.0
+    for mixer in arch.mixers:
+        if mixer == "attention":
+            total += per_full
+        elif mixer == "sliding":
+            total += min(context, arch.sliding_window or context)
+        elif mixer == "chunked":
+            total += min(context, arch.chunk_size or context)
+    return total
+
+
+def state_bytes_per_sequence(arch: Architecture) -> int:
+    """Constant per-sequence state: Σ Mamba layers × (conv + SSM state) + Σ DeltaNet layers × (conv +
+    recurrent state); see mixers.py."""
+    total = 0
+    if arch.mamba is not None:
+        total += arch.count("mamba") * mamba_state_bytes(arch.mamba)
+    if arch.linear is not None:
+        total += arch.count("linear") * linear_state_bytes(arch.linear)
+    return total
 
 
 def kv_cache_bytes(arch: Architecture, enc: Encoding, context: int, sequences: int = 1) -> int:
-    """Σ over layers of per-layer bytes × tokens held; sliding-window layers hold min(context, window)."""
-    per_layer = kv_bytes_per_token_layer(arch, enc)
-    windowed = sum(arch.sliding_layers)
-    full = arch.layers - windowed
-    held = full * context + windowed * min(context, arch.sliding_window or context)
-    return math.ceil(per_layer * held * sequences)
+    """sequences × (per-layer KV bytes × Σ tokens held over attention layers + constant SSM/linear state)."""
+    per_seq = kv_bytes_per_token_layer(arch, enc) * tokens_held(arch, context) + state_bytes_per_sequence(arch)
+    return math.ceil(per_seq * sequences)
+
+
+def held_state_bytes(arch: Architecture, enc: Encoding, context: float, replication: float = 1.0) -> float:
+    """KV + state one sequence keeps, per KV replica: attention KV + state / replication (a Mamba/DeltaNet
+    state is split over TP ranks by head, so it is never replicated)."""
+    attention = kv_bytes_per_token_layer(arch, enc) * tokens_held(arch, max(1, round(context)))
+    return attention + state_bytes_per_sequence(arch) / replication
+
+
+def decode_state_bytes(arch: Architecture, enc: Encoding, context: float, replication: float = 1.0) -> float:
+    """KV + state one sequence reads per decode step, per KV replica: as ``held_state_bytes``, except that
+    with DeepSeek sparse attention each full layer reads every token's index key but only the top-k
+    tokens' latents: layers × (index_head_dim × context + (kv_lora_rank + rope) × min(context, topk))."""
+    ix = arch.sparse_index
+    if ix is None or arch.mla is None:
+        return held_state_bytes(arch, enc, context, replication)
+    ctx = max(1, round(context))
+    width = arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim
+    per_layer = ix.head_dim * ctx + width * min(ctx, ix.topk)
+    state = state_bytes_per_sequence(arch) / replication
+    return arch.attention_layers * per_layer * kv_bits_per_element(enc) / 8 + state
 
 
 def prefill_activation_bytes(arch: Architecture, chunk_tokens: int, tp: int = 1, batch: int = 1) -> int:

@@ -34,23 +34,49 @@ def trainable_state_bytes(params: int, optimizer: Optimizer, zero_stage: int, gp
     }
 
 
-def _stored_width_per_token_layer(arch: Architecture) -> int:
-    """Elements saved per token per layer for backward (flash attention, no dropout):
-    4·hidden (norm/residual inputs) + q + 2·kv (projections) + q (attention output) + 3·I (gate, up, act)."""
-    width = arch.intermediate
-    if arch.moe:
-        width = arch.moe.top_k * arch.moe.expert_intermediate + arch.moe.shared_intermediate
-    q_dim = arch.heads * arch.head_dim
-    kv_dim = arch.kv_heads * arch.head_dim
-    return 4 * arch.hidden + q_dim + 2 * kv_dim + q_dim + 3 * width
+def _mixer_width(arch: Architecture, mixer: str) -> int:
+    """Elements a sequence mixer saves per token for backward (flash attention, no dropout), with its
+    2·hidden of norm input and residual: attention q + 2·kv + output q; Mamba in_proj output + conv and
+    scan outputs (d_inner each); DeltaNet q/k/v/z/b/a projections + conv output + recurrent output."""
+    if mixer == "none":
+        return 0
+    h = arch.hidden
+    if mixer == "mamba" and arch.mamba is not None:
+        m = arch.mamba
+        proj = 2 * m.d_inner + (2 * m.groups * m.d_state + m.heads if m.version == 2 else 0)
+        return 2 * h + proj + 2 * m.d_inner
+    if mixer == "linear" and arch.linear is not None:
+        la = arch.linear
+        key, value = la.k_heads * la.k_head_dim, la.v_heads * la.v_head_dim
+        return 2 * h + (2 * key + 2 * value + 2 * la.v_heads) + (2 * key + value) + value
+    q_dim, kv_dim = arch.heads * arch.head_dim, arch.kv_heads * arch.head_dim
+    return 2 * h + q_dim + 2 * kv_dim + q_dim
+
+
+def _ffn_width(arch: Architecture, ffn: str) -> int:
+    """2·hidden + (gate, up, activation) = 3·I for gated MLPs, (up, activation) = 2·I otherwise; MoE: the
+    top-k experts' widths plus the shared expert's."""
+    if ffn == "none":
+        return 0
+    if ffn == "moe" and arch.moe is not None:
+        width, gated = arch.moe.top_k * arch.moe.expert_intermediate + arch.moe.shared_intermediate, arch.moe.gated
+    else:
+        width, gated = arch.intermediate, arch.mlp_gated
+    return 2 * arch.hidden + (3 if gated else 2) * width
+
+
+def _stored_widths_per_token(arch: Architecture) -> list[int]:
+    """Per layer: elements saved per token for backward = mixer width + feed-forward width (for an
+    attention + SwiGLU layer 4·hidden + 2·q + 2·kv + 3·I)."""
+    return [_mixer_width(arch, m) + _ffn_width(arch, f) for m, f in zip(arch.mixers, arch.ffn, strict=True)]
 
 
 def training_activation_bytes(arch: Architecture, seq_len: int, micro_batch: int, checkpointing: bool) -> int:
-    """Without checkpointing: tokens × layers × stored width × 2 B; with full per-layer checkpointing:
-    tokens × (layers × hidden + one layer's stored width) × 2 B. Plus tokens × vocab × 6 B of logits."""
+    """Without checkpointing: tokens × Σ layers' stored widths × 2 B; with full per-layer checkpointing:
+    tokens × (layers × hidden + the widest layer's stored width) × 2 B. Plus tokens × vocab × 6 B of logits."""
     tokens = seq_len * micro_batch
-    per_layer = _stored_width_per_token_layer(arch)
-    width = arch.layers * arch.hidden + per_layer if checkpointing else arch.layers * per_layer
+    widths = _stored_widths_per_token(arch)
+    width = arch.layers * arch.hidden + max(widths) if checkpointing else sum(widths)
     return tokens * (width * ACT_BYTES + arch.vocab * LOGIT_BYTES)
 
 
@@ -60,3 +86,35 @@ def lora_params(arch: Architecture, rank: int) -> int:
         raise ValueError("LoRA rank must be positive")
     kinds = (Kind.LINEAR, Kind.EXPERT, Kind.SHARED)
     return sum(rank * (g.rows + g.cols) * g.count for g in tensor_groups(arch) if g.kind in kinds)
+
+
+Offload = Literal["none", "optimizer", "optimizer+params"]
+OFFLOAD_BUFFER = 1.5  # DeepSpeed's additional_buffer_factor for pinned host buffers
+
+
+def largest_layer_params(arch: Architecture) -> int:
+    """Elements of the largest single weight matrix (ZeRO-3 gathers one layer's weights at a time)."""
+    return max(g.rows * g.cols for g in tensor_groups(arch) if g.is_matrix)
+
+
+def offload_state_bytes(params: int, largest_layer: int, zero_stage: int, gpus: int, gpus_per_node: int,
+                        offload: Offload) -> tuple[int, int]:
+    """(GPU bytes per GPU, host bytes per node) of model states with ZeRO-Offload / ZeRO-Infinity, as
+    DeepSpeed's estimate_zero{2,3}_model_states_mem_needs (zero_init, buffer factor 1.5):
+      stage 3, optimizer+params on host: GPU 4·L;            host 18·P / nodes × 1.5
+      stage 3, optimizer on host:        GPU 4·L + 2·P / N;  host 16·P / nodes × 1.5
+      stage 1-2, optimizer on host:      GPU 2·P;            host max(2·N, 16)·P × 1.5
+    where P = parameters, L = largest layer's parameters, N = GPUs. ZeRO-Infinity puts the host share
+    on NVMe instead of CPU memory."""
+    if offload == "none":
+        raise ValueError("offload_state_bytes needs an offload target")
+    if offload == "optimizer+params" and zero_stage != 3:
+        raise ValueError("parameter offload needs ZeRO stage 3")
+    if zero_stage == 0:
+        raise ValueError("optimizer offload needs ZeRO stage 1, 2 or 3")
+    nodes = max(1, math.ceil(gpus / gpus_per_node))
+    if zero_stage == 3:
+        if offload == "optimizer+params":
+            return 4 * largest_layer, math.ceil(18 * params / nodes * OFFLOAD_BUFFER)
+        return 4 * largest_layer + math.ceil(2 * params / gpus), math.ceil(16 * params / nodes * OFFLOAD_BUFFER)
+    return 2 * params, math.ceil(max(2 * gpus, 16) * params * OFFLOAD_BUFFER)

@@ -84,3 +84,16 @@ def procure(workloads: Workloads, months: int = 36, tables: Tables = DEFAULT, ti
             **constraints: Any) -> ProcureReport:
     """Own vs reserve vs rent for the same demand (``gpuplan procure``)."""
     return _procure(fleet(workloads, **constraints), tables, months, time_limit_s)
+
+
+def fit(context: int = 8192, weights: str = "bf16", kv: str = "bf16", models: list[str] | None = None,
+        gpus: list[str] | None = None, tier: str = "on_demand", tables: Tables = DEFAULT) -> pd.DataFrame:
+    """``gpuplan fit`` as a frame: per (model, GPU) the smallest TP group that holds one ``context``-token
+    sequence, its concurrent sequences, headroom (GiB) and the cheapest offer's $/h."""
+    from gpuplan.models.catalog import load_catalog, resolve
+    from gpuplan.optimizer.planning.fit import grid_rows, serving_grid
+
+    chosen = [resolve(m) for m in models] if models else list(load_catalog().values())
+    gpu_list = [tables.gpus.get(g) for g in gpus] if gpus else list(tables.gpus)
+    grid = serving_grid(chosen, gpu_list, tables.formats.weight(weights), tables.formats.kv_format(kv), context)
+    return pd.DataFrame(grid_rows(grid, tables.offers, tier))

@@ -1,4 +1,4 @@
-"""Offer tables: our CSV (one row per provider × instance) and SkyPilot catalog ``vms.csv`` files.
+"""Offer tables: our CSV (one row per provider × instance × region) and SkyPilot catalog ``vms.csv`` files.
 
 An offer is one rentable (or owned) instance: a GPU type, how many per instance, and $/h per
 pricing tier. Instances are paid whole.
@@ -10,12 +10,14 @@ import csv
 import datetime as dt
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from gpuplan.pricing.errors import InputError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from gpuplan.pricing.skypilot import read_skypilot
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
 Row = TypeVar("Row", bound=BaseModel)
@@ -26,7 +28,7 @@ TIERS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "ow
 class Offer(BaseModel):
     """One instance type of one provider, priced per instance-hour."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     provider: str
     instance: str
@@ -40,12 +42,26 @@ class Offer(BaseModel):
     owned_usd_per_hour: float | None = Field(default=None, gt=0)
     max_instances: int | None = Field(default=None, ge=0)
     source: str
-    as_of: str
+    as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="exact date YYYY-MM-DD")
     notes: str | None = None
+
+    @field_validator("as_of")
+    @classmethod
+    def _date(cls, v: str) -> str:
+        dt.date.fromisoformat(v)
+        return v
 
     @property
     def key(self) -> str:
         return f"{self.provider}:{self.instance}"
+
+    @property
+    def region_key(self) -> tuple[str, str, str]:
+        return (self.provider, self.instance, self.region or "")
+
+    @property
+    def as_of_date(self) -> dt.date:
+        return dt.date.fromisoformat(self.as_of)
 
     def price(self, tier: str) -> float | None:
         """$/h of one instance in ``tier``, None when the provider has no such price."""
@@ -53,15 +69,7 @@ class Offer(BaseModel):
 
 
 _OUR_COLUMNS = {"provider", "instance", "gpu", "gpus_per_instance", "source", "as_of"}
-_SKY_COLUMNS = {"InstanceType", "AcceleratorName", "AcceleratorCount", "Price"}
-
-# SkyPilot accelerator names → our GPU ids (form factor per the catalog conventions of each cloud).
-SKYPILOT_GPU = {
-    "a100": "a100-40gb", "a100-80gb": "a100-80gb", "h100": "h100-sxm", "h100-sxm": "h100-sxm",
-    "h100-mega": "h100-sxm", "h200": "h200", "b200": "b200", "b300": "b300", "gh200": "gh200-96gb",
-    "l4": "l4", "l40s": "l40s", "a10g": "a10g", "a10": "a10", "rtx4090": "rtx-4090", "rtx3090": "rtx-3090",
-    "rtx5090": "rtx-5090", "rtxa6000": "rtx-a6000", "rtx6000ada": "rtx-6000-ada", "mi300x": "mi300x",
-}
+_PRICES = tuple(f"{t}_usd_per_hour" for t in TIERS)
 
 
 def _cell(raw: dict[str, str | None], key: str) -> str | None:
@@ -81,7 +89,8 @@ def validate_row(model: type[Row], path: Path, line: int, cells: dict[str, objec
 
 
 def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
-    offers = []
+    offers: list[Offer] = []
+    seen: dict[tuple[str, str, str], tuple[int, Offer]] = {}
     for line, raw in enumerate(rows, start=2):
         if None in raw:
             raise InputError(f"{path}, row {line}: more cells than header columns")
@@ -91,69 +100,101 @@ def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
         offer = validate_row(Offer, path, line, cells)
         if not any(offer.price(t) for t in TIERS):
             raise InputError(f"{path}, row {line}: offer '{offer.key}' has no price in any tier")
+        first = seen.get(offer.region_key)
+        if first is not None:
+            differ = next((c for c in _PRICES if getattr(first[1], c) != getattr(offer, c)), None)
+            if differ:
+                raise InputError(f"{path}, row {line}, column '{differ}': duplicate of row {first[0]} "
+                                 f"({offer.region_key}) with a different price")
+        seen[offer.region_key] = (line, offer)
         offers.append(offer)
     return offers
 
 
-def _read_skypilot(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
-    """Cheapest row per instance type (as SkyPilot costs it); rows without a mapped GPU are skipped."""
-    as_of = dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
-    best: dict[str, dict[str, object]] = {}
-    for line, raw in enumerate(rows, start=2):
-        name, inst = _cell(raw, "AcceleratorName"), _cell(raw, "InstanceType")
-        gpu = SKYPILOT_GPU.get((name or "").lower())
-        if not gpu or not inst:
-            continue
-        try:
-            count = float(_cell(raw, "AcceleratorCount") or "nan")
-            price = float(_cell(raw, "Price") or "nan")
-            spot = float(_cell(raw, "SpotPrice") or "nan")
-        except ValueError as err:
-            raise InputError(f"{path}, row {line}: not a number ({err})") from None
-        if not count >= 1 or not price > 0 or count != int(count):
-            continue
-        cells: dict[str, object] = {
-            "provider": path.parent.name.lower() or "skypilot", "instance": inst,
-            "region": _cell(raw, "Region"), "gpu": gpu, "gpus_per_instance": int(count),
-            "on_demand_usd_per_hour": price, "spot_usd_per_hour": spot if spot > 0 and spot != price else None,
-            "source": f"SkyPilot catalog {path}", "as_of": as_of, "_line": line,
-        }
-        if inst not in best or price < float(best[inst]["on_demand_usd_per_hour"]):  # type: ignore[arg-type]
-            best[inst] = cells
-    out = []
-    for cells in best.values():
-        line = int(cells.pop("_line"))  # type: ignore[arg-type]
-        out.append(validate_row(Offer, path, line, cells))
-    return out
+@dataclass(frozen=True)
+class OfferTable:
+    """One pricing file read: its offers and, for a SkyPilot catalog, what was skipped and why."""
+
+    path: Path
+    offers: tuple[Offer, ...]
+    summary: str | None = None
+    skipped_rows: tuple[tuple[int, str], ...] = ()
+
+
+def read_table(path: Path = OFFERS_CSV, provider: str | None = None) -> OfferTable:
+    """Read one pricing file, detecting our schema or SkyPilot's ``vms.csv`` by its header (cached until
+    the file changes)."""
+    try:
+        stat = Path(path).stat()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    return _read_table(Path(path), provider, stat.st_mtime_ns, stat.st_size)
 
 
 @cache
-def load_offers(path: Path = OFFERS_CSV) -> tuple[Offer, ...]:
-    """Read one pricing file, detecting our schema or SkyPilot's ``vms.csv`` by its header."""
+def _read_table(path: Path, provider: str | None, _mtime_ns: int, _size: int) -> OfferTable:
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            header = set(reader.fieldnames or [])
+            header = list(reader.fieldnames or [])
             rows = list(reader)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a CSV file") from None
     except (UnicodeDecodeError, csv.Error) as err:
         raise InputError(f"{path}: not a readable CSV file ({err})") from None
-    if header >= _SKY_COLUMNS:
-        return tuple(_read_skypilot(path, rows))
-    missing = sorted(_OUR_COLUMNS - header)
+    if "InstanceType" in header or path.name == "vms.csv":
+        cat = read_skypilot(path, header, rows, provider)
+        offers = [validate_row(Offer, path, int(c.pop("_line")), c) for c in cat.rows]  # type: ignore[arg-type]
+        return OfferTable(path, tuple(offers), cat.summary(path), tuple(cat.skipped_rows))
+    missing = sorted(_OUR_COLUMNS - set(header))
     if missing:
         raise InputError(f"{path}: missing column '{missing[0]}' (neither gpuplan nor SkyPilot vms.csv format)")
-    return tuple(_read_ours(path, rows))
+    return OfferTable(path, tuple(_read_ours(path, rows)))
+
+
+def load_offers(path: Path = OFFERS_CSV, provider: str | None = None) -> tuple[Offer, ...]:
+    return read_table(path, provider).offers
+
+
+def sky_catalogs(home: Path | None = None) -> list[Path]:
+    """The newest ``~/.sky/catalogs/vN/<cloud>/vms.csv`` per cloud (as SkyPilot downloads them)."""
+    root = (home or Path.home()) / ".sky" / "catalogs"
+    newest: dict[str, tuple[int, Path]] = {}
+    for f in root.glob("v*/*/vms.csv"):
+        version = f.parent.parent.name[1:]
+        if version.isdigit() and (f.parent.name not in newest or int(version) > newest[f.parent.name][0]):
+            newest[f.parent.name] = (int(version), f)
+    if not newest:
+        raise InputError(f"--pricing skypilot: no catalogs under {root} (SkyPilot downloads them on first use, "
+                         f"e.g. 'sky show-gpus')")
+    return [newest[c][1] for c in sorted(newest)]
+
+
+def expand_pricing(sources: Iterable[Path], default_provider: str | None = None) -> list[tuple[Path, str | None]]:
+    """--pricing values → (file, provider): ``skypilot`` = the user's SkyPilot catalogs, ``PROVIDER=PATH``
+    names the provider of a catalog outside SkyPilot's layout."""
+    out: list[tuple[Path, str | None]] = []
+    for src in sources:
+        text = str(src)
+        if text == "skypilot":
+            out.extend((p, None) for p in sky_catalogs())
+        elif "=" in text and not Path(text).exists():
+            provider, _, path = text.partition("=")
+            out.append((Path(path), provider.strip().lower() or None))
+        else:
+            out.append((Path(text), default_provider))
+    return out
 
 
 def merge_offers(tables: Iterable[tuple[Offer, ...]]) -> list[Offer]:
-    """Concatenate tables; a later table's row replaces an earlier one with the same provider:instance."""
-    merged: dict[str, Offer] = {}
+    """Concatenate tables; a later table's row replaces an earlier one with the same provider, instance, region."""
+    merged: dict[tuple[str, str, str], Offer] = {}
     for table in tables:
         for offer in table:
-            merged[offer.key] = offer
-    return sorted(merged.values(), key=lambda o: (o.provider, o.gpu, o.gpus_per_instance, o.instance))
+            merged[offer.region_key] = offer
+    return sorted(merged.values(), key=lambda o: (o.provider, o.gpu, o.gpus_per_instance, o.instance, o.region or ""))
 
 
 def filter_offers(offers: Iterable[Offer], gpu: str | None = None, provider: Iterable[str] | None = None,

@@ -3,7 +3,7 @@
   capital $/month = P · i / (1 − (1 + i)^−n)          annuity, i = annual cost of capital / 12, n = lifetime
   power   $/month = W/1000 · u · PUE · $/kWh · 730     W = server max power, u = average power utilisation
   owned   $/h     = (capital + power + hosting $/month) / 730
-Reserved (committed-use) prices are a separate table merged onto the cloud offers by provider + instance.
+Reserved (committed-use) prices are a separate table merged onto the cloud offers by provider + instance + region.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class ReservedRow(BaseModel):
     source: str
     as_of: str
     notes: str | None = None
+    row: int | None = None  # line in its CSV, for error messages
 
 
 def _rows(path: Path) -> list[dict[str, str | None]]:
@@ -131,19 +132,33 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 
 @cache
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
-    return tuple(validate_row(ReservedRow, path, line, cells)
-                 for line, cells in enumerate(_rows(path), start=2))
+    rows = []
+    for line, cells in enumerate(_rows(path), start=2):
+        row = validate_row(ReservedRow, path, line, cells)
+        if row.reserved_1y_usd_per_hour and row.reserved_3y_usd_per_hour and \
+                row.reserved_3y_usd_per_hour > row.reserved_1y_usd_per_hour:
+            raise InputError(f"{path}, row {line}, column 'reserved_3y_usd_per_hour': {row.reserved_3y_usd_per_hour} "
+                             f"is above the 1-year price {row.reserved_1y_usd_per_hour}")
+        rows.append(row.model_copy(update={"row": line}))
+    return tuple(rows)
 
 
-def apply_reserved(offers: list[Offer], reserved: tuple[ReservedRow, ...]) -> list[Offer]:
-    """Fill reserved_1y/3y prices of offers matched by provider + instance."""
-    by_key = {f"{r.provider}:{r.instance}": r for r in reserved}
+def apply_reserved(offers: list[Offer], reserved: tuple[ReservedRow, ...], path: Path = RESERVED_CSV) -> list[Offer]:
+    """Fill reserved_1y/3y of offers of the same provider, instance and region (an empty region in the
+    reserved table means every region). A commitment above the same offer's on-demand price is refused:
+    buy-vs-rent must compare like with like."""
+    by_key = {(r.provider, r.instance, r.region or "*"): r for r in reserved}
     out = []
     for o in offers:
-        r = by_key.get(o.key)
+        r = by_key.get((o.provider, o.instance, o.region or "")) or by_key.get((o.provider, o.instance, "*"))
         if r is None:
             out.append(o)
             continue
+        for tier in ("reserved_1y", "reserved_3y"):
+            price = getattr(r, f"{tier}_usd_per_hour")
+            if price and o.on_demand_usd_per_hour and price > o.on_demand_usd_per_hour:
+                raise InputError(f"{path}, row {r.row}, column '{tier}_usd_per_hour': {price} is above the on-demand "
+                                 f"price {o.on_demand_usd_per_hour} of {o.provider}:{o.instance} in {o.region}")
         out.append(o.model_copy(update={
             "reserved_1y_usd_per_hour": r.reserved_1y_usd_per_hour or o.reserved_1y_usd_per_hour,
             "reserved_3y_usd_per_hour": r.reserved_3y_usd_per_hour or o.reserved_3y_usd_per_hour,

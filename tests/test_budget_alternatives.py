@@ -43,7 +43,7 @@ def test_max_throughput_reports_served_fraction(gpuplan) -> None:
     plan = r.json()
     assert plan["total_usd_per_hour"] <= 12
     fractions = [w["served_fraction"] for w in plan["workloads"]]
-    assert all(0 < f < 1 for f in fractions)
+    assert all(0 < f <= 1 for f in fractions) and min(fractions) < 1
 
 
 def test_min_cost_with_a_binding_budget_says_what_it_serves(gpuplan) -> None:

@@ -50,9 +50,11 @@ def test_skypilot_catalog_is_a_pricing_source(gpuplan, tmp_path: Path) -> None:
         "m5.large,,,2,8,,0.096,us-east-1,0.03\n")
     r = gpuplan("--pricing", str(vms), "prices", "--provider", "aws", "--format", "json")
     assert r.code == 0, r.err
-    (offer,) = r.json()
-    assert offer["instance"] == "p5.48xlarge" and offer["gpu"] == "h100-sxm"
-    assert offer["on_demand_usd_per_hour"] == 55.04 and offer["gpus_per_instance"] == 8
+    east, west = sorted(r.json(), key=lambda o: o["region"])  # every region keeps its own prices
+    assert east["instance"] == "p5.48xlarge" and east["gpu"] == "h100-sxm" and east["gpus_per_instance"] == 8
+    assert (east["region"], east["on_demand_usd_per_hour"], east["spot_usd_per_hour"]) == ("us-east-1", 55.04, 14.25)
+    assert (west["region"], west["on_demand_usd_per_hour"], west["spot_usd_per_hour"]) == ("us-west-2", 57.00, 15.00)
+    assert "1 no accelerator (CPU-only VM)" in r.err
 
 
 def test_memory_json_fields_and_fit(gpuplan) -> None:
@@ -84,8 +86,8 @@ def test_bad_input_is_one_line_exit_2(gpuplan, args: list[str], needle: str) -> 
 
 def test_malformed_config_names_the_field(gpuplan, tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 32000,
-                               "intermediate_size": 11008}))
+    cfg.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+                               "vocab_size": 32000, "intermediate_size": 11008}))
     r = gpuplan("memory", "--model", str(cfg), "--context", "100")
     assert r.code == 2 and "num_attention_heads" in r.err and str(cfg) in r.err
     cfg.write_text("{not json")

@@ -35,4 +35,5 @@ def test_identical_json_alone_and_under_a_cpu_hog(gpuplan, tmp_path) -> None:
             h.kill()
             h.wait()
     assert json.dumps(alone, sort_keys=True) == json.dumps(busy, sort_keys=True)
-    assert alone["status"] in ("optimal", "feasible") and not alone["notes"]
+    assert alone["status"] in ("optimal", "feasible")
+    assert not any("may differ" in n for n in alone["notes"])

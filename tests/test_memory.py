@@ -147,12 +147,13 @@ def test_memory_never_falls_as_bits_grow(model: str, wi: int, ki: int) -> None:
 @given(st.integers(1, 64), st.sampled_from([64, 128]), st.sampled_from([2, 4, 8]), st.integers(1, 100_000))
 def test_mla_kv_smaller_than_gqa_smaller_than_mha(layers: int, head_dim: int, group: int, context: int) -> None:
     heads = 32
-    base = {"hidden_size": heads * head_dim, "num_hidden_layers": layers, "num_attention_heads": heads,
-            "intermediate_size": 4 * heads * head_dim, "vocab_size": 32000}
+    base = {"model_type": "llama", "hidden_size": heads * head_dim, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "intermediate_size": 4 * heads * head_dim, "vocab_size": 32000}
     mha = parse_config({**base, "num_key_value_heads": heads})
     gqa = parse_config({**base, "num_key_value_heads": heads // group})
     # MLA with DeepSeek's ranks scaled to the same head count: latent 4 × head_dim + rope head_dim / 2
-    mla = parse_config({**base, "kv_lora_rank": 4 * head_dim, "qk_rope_head_dim": head_dim // 2,
-                        "qk_nope_head_dim": head_dim, "v_head_dim": head_dim, "q_lora_rank": None})
+    mla = parse_config({**base, "model_type": "deepseek_v2", "kv_lora_rank": 4 * head_dim,
+                        "qk_rope_head_dim": head_dim // 2, "qk_nope_head_dim": head_dim, "v_head_dim": head_dim,
+                        "q_lora_rank": None})
     sizes = [kv_cache_bytes(a, BF16_KV, context) for a in (mla, gqa, mha)]
     assert sizes[0] < sizes[1] < sizes[2]

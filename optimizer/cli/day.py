@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from gpuplan.optimizer.launch.specs import spec_files
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.day import DayPlan
+from gpuplan.optimizer.planning.workload import Fleet
+from gpuplan.optimizer.tables import Tables
 
 
 def day_result(p: DayPlan) -> Result:
@@ -20,5 +23,26 @@ def day_result(p: DayPlan) -> Result:
         View(title="Instances (hourly tiers: peak count)", columns=[
             ("provider", "provider"), ("offer", "offer"), ("gpu", "gpu"), ("pricing", "pricing"), ("count", "count"),
             ("usd_per_hour", "$/h each")], rows=[i.model_dump() for i in p.instances]),
+        View(title="Deployments per tier block (replicas: the most in any hour) and what one instance runs",
+             columns=[("block", "block"), ("workload", "workload"), ("gpu", "gpu"), ("offer", "offer"),
+                      ("weights", "weights"), ("kv", "kv"), ("tp", "tp"), ("replicas", "replicas"),
+                      ("launch", "command")], rows=[d.model_dump() for d in p.deployments]),
     ]
     return Result(payload=p.model_dump(mode="json"), csv_rows=hour_rows, views=views, notes=p.notes)
+
+
+def day_specs(p: DayPlan, fleet: Fleet, tables: Tables, target: str) -> tuple[dict[str, str], list[str]]:
+    """Launch specs per tier block. Every block's services scale between the fewest and the most replicas the
+    block runs in any hour: the committed base is a billing commitment (reserved instances discount any
+    matching usage; owned servers host whatever the cluster schedules), so at every hour the services of
+    a block use at most the instances the plan committed or bought for that hour."""
+    workloads = {w.name: w for w in fleet.workloads}
+    files: dict[str, str] = {}
+    notes: list[str] = []
+    for block in dict.fromkeys(d.block for d in p.deployments):
+        deps = [(workloads[d.workload], d) for d in p.deployments if d.block == block]
+        got, more = spec_files(deps, tables, block, target, block=block.replace("_", "-"),
+                               autoscale=True)
+        files.update(got)
+        notes += more
+    return files, notes

@@ -9,7 +9,7 @@ import sys
 
 import click
 import yaml
-from gpuplan.optimizer.cli import calibrate, catalog, deploy, plan, whatif  # noqa: F401  (registers)
+from gpuplan.optimizer.cli import calibrate, catalog, deploy, fit, plan, whatif  # noqa: F401  (registers)
 from gpuplan.optimizer.cli.common import cli
 from gpuplan.optimizer.errors import INPUT_ERRORS, InfeasibleError
 from pydantic import ValidationError
@@ -25,9 +25,12 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="gpuplan", standalone_mode=False)
     except click.exceptions.Exit as e:
         return int(e.exit_code)
+    except click.UsageError as e:  # bad option or value: one line
+        click.echo(f"error: {_one_line(Exception(e.format_message()))}", err=True)
+        return 2
     except click.ClickException as e:
         e.show()
-        return 2 if isinstance(e, click.UsageError | click.BadParameter) else e.exit_code
+        return e.exit_code
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 1

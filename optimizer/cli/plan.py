@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.launch.commands import skypilot_task
+from gpuplan.optimizer.launch.specs import TARGETS, spec_files
 from gpuplan.optimizer.output import FORMATS, Result, View, write_atomic
 from gpuplan.optimizer.planning.planner import PlanReport, all_candidates, build_plan
 from gpuplan.optimizer.planning.workload import Fleet, load_fleet
@@ -58,7 +58,8 @@ def plan_views(p: PlanReport) -> list[View]:
         views.append(View(title=f"{w.name} · {w.model} · {w.demand}{served} · ${w.usd_per_hour:,.2f}/h · "
                                 f"${w.usd_per_mtok_output:,.3f}/Mtok output · ${w.usd_per_mtok_total:,.3f}/Mtok in+out",
                           columns=[("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"),
-                                   ("weights", "weights"), ("kv", "kv"), ("tp", "tp"), ("replicas", "replicas"),
+                                   ("region", "region"), ("weights", "weights"), ("kv", "kv"), ("tp", "tp"),
+                                   ("replicas", "replicas"),
                                    ("gpus", "GPUs"), ("batch", "batch"), ("tpot_ms", "TPOT ms"),
                                    ("ttft_ms", "TTFT ms"), ("output_tok_s", "out tok/s"), ("usd_per_hour", "$/h")],
                           rows=[d.model_dump() for d in w.deployments]))
@@ -112,11 +113,13 @@ def alternative_views(p: PlanReport) -> list[View]:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("-o", "--output-path", "out", type=click.Path(path_type=Path), default=None,
               help="With --format json/csv: the file to write. With table: a folder for plan.json, plan.csv "
-                   "and one SkyPilot task YAML per deployment.")
+                   "and the launch specs (--target).")
+@click.option("--target", type=click.Choice(TARGETS), default="skypilot", show_default=True,
+              help="Launch specs written with -o DIR: SkyServe services or Kubernetes manifests.")
 @click.pass_context
 def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per_hour: float | None,
              tier: str | None, time_limit: float, alternatives: int, within: str | None, fmt: str,
-             out: Path | None) -> None:
+             out: Path | None, target: str) -> None:
     """The optimal fleet: deployments per workload, instances, $/h, $/Mtok, launch commands.
 
     Exit code 3 when no plan meets the constraints, with the constraint that binds. Workloads with an
@@ -141,8 +144,17 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
         from gpuplan.optimizer.cli.day import day_result
         from gpuplan.optimizer.planning.day import plan_day
 
-        wall = time_limit - (time.perf_counter() - started)
-        show(day_result(plan_day(fleet, tables, time_limit, wall)), fmt, out)
+        day = plan_day(fleet, tables, time_limit, time_limit - (time.perf_counter() - started))
+        result = day_result(day)
+        if fmt == "table" and out is not None:
+            from gpuplan.optimizer.cli.day import day_specs
+
+            files, notes = day_specs(day, fleet, tables, target)
+            write_folder(result, out, files, notes)
+            show(result, "table", None)
+            click.echo(f"wrote {out}/plan.json, plan.csv and {len(files)} {target} file(s)")
+            return
+        show(result, fmt, out)
         return
     console = Console(stderr=True)
     with console.status("planning…") as status:
@@ -150,28 +162,32 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
                             progress=lambda msg: status.update(msg), started=started, alternatives=alternatives,
                             within=share)
     rows = [{"workload": w.name, **d.model_dump()} for w in report.workloads for d in w.deployments]
-    launches = View(title="Launch commands (one per deployment; the checkpoint must be in the chosen format)",
+    launches = View(title="Launch commands (what one instance runs for each deployment)",
                     columns=[("candidate", "deployment"), ("replicas", "replicas"), ("launch", "command")],
                     rows=[d.model_dump() for w in report.workloads for d in w.deployments])
     result = Result(payload=report.model_dump(mode="json"), csv_rows=rows,
                     views=[*plan_views(report), *alternative_views(report), launches],
                     notes=report.notes)
     if fmt == "table" and out is not None:
-        write_outputs(report, result, out, fleet.constraints.tier)
+        deps = [(w, d) for w, p in zip(fleet.workloads, report.workloads, strict=True) for d in p.deployments]
+        files, notes = spec_files(deps, tables, fleet.constraints.tier, target)
+        write_folder(result, out, files, notes)
         show(result, "table", None)
-        click.echo(f"wrote {out}/plan.json, plan.csv and {sum(len(w.deployments) for w in report.workloads)} "
-                   "SkyPilot task(s)")
+        click.echo(f"wrote {out}/plan.json, plan.csv and {len(files)} {target} file(s)")
+        for n in notes:
+            click.echo(f"note: {n}")
         return
     show(result, fmt, out)
 
 
-def write_outputs(report: PlanReport, result: Result, folder: Path, tier: str) -> None:
+def write_folder(result: Result, folder: Path, files: dict[str, str], notes: list[str]) -> None:
+    """plan.json, plan.csv and the launch specs (built before anything is written)."""
     from gpuplan.optimizer.output import render
 
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "plan.json", render(result, "json"))
     write_atomic(folder / "plan.csv", render(result, "csv"))
-    for w in report.workloads:
-        for d in w.deployments:
-            name = d.candidate.replace("/", "__").replace(":", "_")
-            write_atomic(folder / f"{name}.sky.yaml", skypilot_task(d, d.replicas, d.launch, tier))
+    for name, text in sorted(files.items()):
+        write_atomic(folder / name, text)
+    if notes:
+        write_atomic(folder / "NOTES.txt", "".join(f"{n}\n" for n in notes))

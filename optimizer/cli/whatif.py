@@ -95,6 +95,7 @@ def procure_cmd(ctx: click.Context, workloads: Path, months: int, power_utilizat
             f"{report.owning_wins_above_utilization:.0%} of hours" if report.owning_wins_above_utilization else "")
     view = View(title=f"Buy vs rent over {months} months — owning breaks even with on-demand: {be}{wins}",
                 columns=[("tier", "tier"), ("status", "status"), ("usd_per_hour", "$/h"),
+                         ("same_fleet_on_demand_usd_per_hour", "same fleet on-demand $/h"),
                          ("monthly_usd", "$/month"), ("upfront_usd", "upfront $"),
                          ("total_usd", f"total $ ({months} mo)"),
                          ("usd_per_mtok_output", "$/Mtok out"), ("gpus", "GPUs"), ("fleet", "fleet"),

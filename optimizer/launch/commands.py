@@ -1,81 +1,96 @@
-"""Launch configs for a deployment: a ``vllm serve`` (or ``llama-server``) command line and a SkyPilot task."""
+"""The launch line of a deployment: its checkpoint, then the engine command (or why there is none)."""
 
 from __future__ import annotations
 
-import shlex
+import math
 from typing import Protocol
 
-import yaml
 from gpuplan.hardware.formats import NumberFormat
-from gpuplan.optimizer.planning.candidate_gen import Candidate
-
-MEM_UTIL = 0.9
-SKYPILOT_ACCELERATOR = {
-    "a100-40gb": "A100", "a100-80gb": "A100-80GB", "a100-80gb-pcie": "A100-80GB", "h100-sxm": "H100",
-    "h100-pcie": "H100", "h100-nvl": "H100-NVL", "h200": "H200", "b200": "B200", "b300": "B300", "l4": "L4",
-    "l40s": "L40S", "a10g": "A10G", "a10": "A10", "rtx-4090": "RTX4090", "rtx-3090": "RTX3090",
-    "rtx-5090": "RTX5090", "rtx-a6000": "RTXA6000", "rtx-6000-ada": "RTX6000-Ada", "mi300x": "MI300X",
-    "gh200": "GH200", "gh200-96gb": "GH200",
-}
+from gpuplan.models.breakdown import inference_breakdown
+from gpuplan.models.catalog import Model, resolve
+from gpuplan.optimizer.launch.checkpoints import resolve_checkpoint
+from gpuplan.optimizer.launch.engines import EngineArgs, Unsupported, engine_version, shell
+from gpuplan.optimizer.planning.workload import Workload
+from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.tables import Tables
+from pydantic import BaseModel
 
 
-def launch_command(c: Candidate, hf_repo: str | None, wfmt: NumberFormat, kvfmt: NumberFormat,
-                   mem_util: float = MEM_UTIL) -> str:
-    """The engine command line that serves this replica shape (the checkpoint must be in ``weights`` format)."""
-    repo = hf_repo or c.model
-    if c.engine == "llama.cpp":
-        args = ["llama-server", "-m", f"{c.model}-{c.weights}.gguf", "-c", str(c.max_model_len * c.batch),
-                "-np", str(c.batch), "-ngl", "999", "--cont-batching"]
-        if kvfmt.id in ("fp8", "int8"):
-            args += ["--cache-type-k", "q8_0", "--cache-type-v", "q8_0"]
-        return shlex.join(args)
-    if c.engine == "sglang":
-        args = ["python", "-m", "sglang.launch_server", "--model-path", repo, "--tp", str(c.tp),
-                "--context-length", str(c.max_model_len), "--max-running-requests", str(c.batch),
-                "--mem-fraction-static", f"{mem_util:g}"]
-        if wfmt.vllm_quantization:
-            args += ["--quantization", wfmt.vllm_quantization]
-        if kvfmt.vllm_kv_cache_dtype and kvfmt.vllm_kv_cache_dtype != "auto":
-            args += ["--kv-cache-dtype", f"{kvfmt.vllm_kv_cache_dtype}_e4m3"]
-        return shlex.join(args)
-    args = ["vllm", "serve", repo, "--tensor-parallel-size", str(c.tp), "--max-model-len", str(c.max_model_len),
-            "--max-num-seqs", str(c.batch), "--gpu-memory-utilization", f"{mem_util:g}"]
-    if wfmt.vllm_quantization:
-        args += ["--quantization", wfmt.vllm_quantization]
-    if kvfmt.vllm_kv_cache_dtype and kvfmt.vllm_kv_cache_dtype != "auto":
-        args += ["--kv-cache-dtype", kvfmt.vllm_kv_cache_dtype]
-    return shlex.join(args)
+class Shape(Protocol):
+    """A replica shape: a candidate, or a plan deployment (both carry these fields)."""
 
-
-class Placed(Protocol):
-    """What a SkyPilot task needs of a deployment (a plan's Deployment has all of it)."""
-
-    candidate: str
-    provider: str
-    offer: str
-    region: str | None
     gpu: str
+    weights: str
+    kv: str
     tp: int
-    engine: str
     batch: int
-    tpot_ms: float
-    ttft_ms: float
+    engine: str
+    max_model_len: int
+    gpus_per_instance: int
 
 
-def skypilot_task(c: Placed, replicas: int, command: str, tier: str) -> str:
-    """A SkyServe service YAML: the offer's instance type, ``replicas`` copies, the launch command."""
-    resources: dict[str, object] = {"cloud": c.provider, "instance_type": c.offer,
-                                    "accelerators": f"{SKYPILOT_ACCELERATOR.get(c.gpu, c.gpu.upper())}:{c.tp}",
-                                    "use_spot": tier == "spot", "ports": 8000}
-    if c.region:
-        resources["region"] = c.region
-    task = {
-        "name": c.candidate.replace("/", "-").replace(":", "-").replace(".", "-"),
-        "resources": resources,
-        "service": {"readiness_probe": "/v1/models" if c.engine != "llama.cpp" else "/health",
-                    "replicas": replicas},
-        "run": command + (" --port 8000" if c.engine != "llama.cpp" else " --port 8000 --host 0.0.0.0"),
-    }
-    header = (f"# gpuplan deployment {c.candidate}\n# {replicas} replica(s) of {c.tp} × {c.gpu}, batch {c.batch}, "
-              f"TPOT {c.tpot_ms:.1f} ms, TTFT {c.ttft_ms:.0f} ms (predicted)\n")
-    return header + yaml.safe_dump(task, sort_keys=False)
+class Launch(BaseModel):
+    """A deployment's engine command, or ``missing``: one line saying what to do first."""
+
+    args: EngineArgs | None
+    missing: str | None = None
+
+    @property
+    def line(self) -> str:
+        return shell(self.args) if self.args is not None else f"# {self.missing}"
+
+
+def kv_pool_tokens(w: Workload, c: Shape) -> int:
+    """Tokens the plan's memory model reserved for KV: ``batch`` sequences of input + output tokens, and at
+    least one sequence of ``max_context`` (candidate generation checks both fit)."""
+    return max(c.batch * (w.input_tokens + w.output_tokens), c.max_model_len)
+
+
+def trtllm_kv_fraction(m: Model, gpu_memory_bytes: int, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
+                       context: int, cal: CalibrationRow) -> float:
+    """TensorRT-LLM sizes its KV pool as a fraction of the memory left after loading: the fraction that
+    gives the KV budget the plan counted.
+
+    f = (mem_util × C − fixed) / (C − fixed), C = GPU memory × tp, fixed = weights + activation peak +
+    runtime overhead (the memory model's terms at one ``context`` sequence); rounded down to 0.001.
+    """
+    b = inference_breakdown(m.arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
+    fixed = b.total_bytes - b.kv_cache_bytes
+    cap = gpu_memory_bytes * tp
+    return max(0.001, math.floor(1000 * (cal.mem_util * cap - fixed) / (cap - fixed)) / 1000)
+
+
+def plan_launch(w: Workload, c: Shape, tables: Tables, dp: int = 1, ep: int = 1) -> Launch:
+    """Engine arguments for ``dp`` replicas of candidate ``c`` of workload ``w`` on one instance."""
+    m = resolve(w.model)
+    got = resolve_checkpoint(m, c.weights, c.engine, w.checkpoint)
+    if got.checkpoint is None:
+        return Launch(args=None, missing=got.missing)
+    g = tables.gpus.get(c.gpu)
+    cal = tables.calibration.lookup(c.engine, g.id, g.vendor)
+    fraction = cal.mem_util
+    if c.engine == "trtllm":
+        fraction = trtllm_kv_fraction(m, g.memory_bytes, tables.formats.weight(c.weights),
+                                      tables.formats.kv_format(c.kv), c.tp, c.max_model_len, cal)
+    try:
+        args = EngineArgs(engine=c.engine, checkpoint=got.checkpoint, kv=c.kv, tp=c.tp, dp=dp, ep=ep,
+                          max_seqs=c.batch, max_model_len=c.max_model_len, kv_pool_tokens=kv_pool_tokens(w, c),
+                          memory_fraction=fraction,
+                          served_name=m.id if m.hf_repo else got.checkpoint.checkpoint)  # config path: its repo
+        shell(args)  # every flag and value checked against the engine's table
+    except Unsupported as e:
+        return Launch(args=None, missing=str(e))
+    return Launch(args=args)
+
+
+def launch_fields(w: Workload, c: Shape, tables: Tables, replicas: int, ep: int | None = None) -> dict[str, object]:
+    """Launch fields of a plan deployment: one instance runs min(replicas, GPUs per instance ÷ TP)
+    replicas of it with engine data parallelism; expert parallelism when the candidate has an ``ep``
+    degree above 1 (candidates without one are EP 1)."""
+    ep = ep if ep is not None else int(getattr(c, "ep", 1) or 1)
+    dp = max(1, min(replicas, c.gpus_per_instance // c.tp))
+    got = plan_launch(w, c, tables, dp, ep)
+    a = got.args
+    return {"launch": got.line, "checkpoint": a.checkpoint.checkpoint if a else None,
+            "engine_version": engine_version(c.engine), "max_model_len": c.max_model_len,
+            "memory_fraction": a.memory_fraction if a else 0.0, "gpus_per_instance": c.gpus_per_instance, "ep": ep}

@@ -19,11 +19,13 @@ import numpy as np
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.launch.checkpoints import native_formats
 from gpuplan.optimizer.planning.workload import Constraints, Workload
 from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
 from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
+from gpuplan.pricing.regions import cheapest_region, describe_place, filter_place
 from pydantic import BaseModel
 
 TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
@@ -82,9 +84,12 @@ class CandidateSet(BaseModel):
 def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str]]:
     """Offers priced in the tier, of allowed providers and GPUs, whose GPU is in the table; cheapest per
     (GPU, GPUs per instance) unless capped."""
-    notes = []
+    notes = [t.summary for t in tables.pricing_tables if t.summary]  # SkyPilot catalogs: what was skipped
     providers = [*c.providers, "owned"] if c.providers else None  # owned servers are no provider's
     offers = filter_offers(tables.offers, provider=providers, tier=c.tier)
+    offers = cheapest_region(filter_place(offers, c.regions, c.jurisdictions), c.tier)
+    if c.regions or c.jurisdictions:
+        notes.append(f"offers {describe_place(c.regions, c.jurisdictions)}: {len(offers)} instance types")
     allowed = {tables.gpus.get(g).id for g in c.gpus} if c.gpus else None
     known = []
     unknown = set()
@@ -198,7 +203,10 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
     if m.arch.max_context and w.max_context > m.arch.max_context:
         msg = f"max_context {w.max_context:,} is beyond {m.id}'s limit of {m.arch.max_context:,} tokens"
         return CandidateSet(workload=w.name, candidates=[], reasons={"*": msg}, considered=0, pruned=0)
-    for name in w.weights:
+    # A model released in a quantised format (DeepSeek block FP8, gpt-oss MXFP4) is planned at that
+    # format unless the workload lists its weight formats (models/checkpoints.csv, kind 'native').
+    weights = w.weights if "weights" in w.model_fields_set else (native_formats(m) or w.weights)
+    for name in weights:
         tables.formats.weight(name)
     for name in w.kv:
         tables.formats.kv_format(name)
@@ -217,7 +225,7 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
             except InputError as e:
                 reasons.setdefault(gid, (6, 0.0, str(e)))
                 continue
-            for wname in w.weights:
+            for wname in weights:
                 for kvname in w.kv:
                     point, why = _cached_point(m, g, w, wname, kvname, tp, tables, constraints.utilization)
                     if point is None:

@@ -19,6 +19,7 @@ import math
 import time
 
 from gpuplan.optimizer.errors import InfeasibleError
+from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
 from gpuplan.optimizer.planning.bounds import cover_table
 from gpuplan.optimizer.planning.candidate_gen import Candidate, generate
 from gpuplan.optimizer.planning.engines import run as run_stage
@@ -36,6 +37,7 @@ from gpuplan.optimizer.planning.solver import (
 from gpuplan.optimizer.planning.workload import HOURS, Fleet
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
+from gpuplan.pricing.regions import cheapest_region, filter_place
 from ortools.sat.python import cp_model
 from pydantic import BaseModel
 
@@ -73,6 +75,7 @@ class DayPlan(BaseModel):
     instances: list[InstanceLine]
     candidates: int
     notes: list[str] = []
+    deployments: list[DayDeployment] = []  # per tier block, with launch configs
 
     def to_frame(self):
         import pandas as pd
@@ -86,7 +89,9 @@ def _day_offers(tables: Tables, fleet: Fleet) -> list[Offer]:
     providers = [*c.providers, "owned"] if c.providers else None
     allowed = {tables.gpus.get(g).id for g in c.gpus} if c.gpus else None
     out = []
-    for o in filter_offers(tables.offers, provider=providers):
+    placed = cheapest_region(filter_place(filter_offers(tables.offers, provider=providers), c.regions,
+                                          c.jurisdictions), c.committed_tier)
+    for o in placed:
         if o.gpu not in tables.gpus.gpus or (allowed and o.gpu not in allowed):
             continue
         if any(o.price(t) for t in (c.committed_tier, "on_demand", "spot")):
@@ -232,13 +237,17 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
     daily = sum(h.usd for h in hours)
     tokens = sum(rates[w.name][h] * w.output_tokens * 3600 for w in fleet.workloads for h in range(HOURS))
     committed = sum(line.count * line.usd_per_hour * HOURS for line in lines if line.pricing == c.committed_tier)
+    deployments = tier_deployments(
+        fleet, tables, cands, {g.id: [val(r[g.id, h]) for h in range(HOURS)] for g in cands},
+        {okey[k]: (val(base[k]), [val(od[k, h]) for h in range(HOURS)], [val(spot[k, h]) for h in range(HOURS)])
+         for k in groups}, c.committed_tier)
     optimal = first.status == cp_model.OPTIMAL
     return DayPlan(status="optimal" if optimal else "feasible", solve_seconds=time.perf_counter() - start,
                    gap=0.0 if optimal else max(first.objective - first.bound, 0.0) / max(first.objective, 1e-9),
                    daily_usd=daily,
                    committed_tier=c.committed_tier, committed_usd_per_day=committed,
                    usd_per_mtok_output=daily / tokens * 1e6 if tokens else math.nan, hours=hours, instances=lines,
-                   candidates=len(cands), notes=notes)
+                   candidates=len(cands), notes=notes, deployments=deployments)
 
 
 def _on_demand_hint(cands: list[Candidate], rates, groups, prices, r, od, total) -> dict[int, int]:

@@ -9,11 +9,13 @@ from collections.abc import Callable
 import pandas as pd
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InfeasibleError, InputError
-from gpuplan.optimizer.launch.commands import launch_command
+from gpuplan.optimizer.launch.commands import launch_fields
 from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet, generate, prune_offers, usable_offers
 from gpuplan.optimizer.planning.solver import Problem, Solution, solve
 from gpuplan.optimizer.planning.workload import Fleet, Workload
 from gpuplan.optimizer.tables import Tables
+from gpuplan.pricing.checks import age_note
+from gpuplan.pricing.regions import describe_place
 from pydantic import BaseModel
 
 MTOK = 1e6
@@ -37,7 +39,13 @@ class Deployment(BaseModel):
     capacity_req_s: float
     usd_per_hour: float  # replicas' share of their instances (idle GPUs allocated pro rata)
     engine: str
-    launch: str
+    launch: str  # the command one instance runs (its replicas of this deployment via engine DP), or '# why not'
+    checkpoint: str | None = None
+    engine_version: str | None = None
+    max_model_len: int = 0
+    memory_fraction: float = 0.0
+    gpus_per_instance: int = 0
+    ep: int = 1
 
 
 class WorkloadPlan(BaseModel):
@@ -91,6 +99,7 @@ class PlanReport(BaseModel):
     candidates: int
     variables: int
     notes: list[str]
+    prices_as_of: str | None = None  # oldest as_of among the prices this plan used
     bound_usd_per_hour: float | None = None  # min-cost: proven lower bound on the fleet's $/h
     alternatives: list[Alternative] = []
 
@@ -109,8 +118,11 @@ def all_candidates(fleet: Fleet, tables: Tables, deadline: float | None = None,
     """Candidates of every workload; stops with exit 3 when ``deadline`` (perf_counter) passes first."""
     offers, notes = usable_offers(tables, fleet.constraints)
     if not offers:
-        where = f" from providers {', '.join(fleet.constraints.providers)}" if fleet.constraints.providers else ""
-        raise InfeasibleError(f"no offer is priced in tier '{fleet.constraints.tier}'{where}")
+        c = fleet.constraints
+        where = f" from providers {', '.join(c.providers)}" if c.providers else ""
+        gpus = f" of {', '.join(c.gpus)}" if c.gpus else ""
+        place = describe_place(c.regions, c.jurisdictions)
+        raise InfeasibleError(f"no offer{gpus} is priced in tier '{c.tier}'{where}{' ' + place if place else ''}")
     sets = []
     for i, w in enumerate(fleet.workloads):
         if deadline is not None and time.perf_counter() > deadline:
@@ -129,6 +141,9 @@ def explain_empty(sets: list[CandidateSet], fleet: Fleet) -> str | None:
             continue
         w = next(x for x in fleet.workloads if x.name == s.workload)
         reasons = "; ".join(f"{g}: {r}" if g != "*" else r for g, r in s.reasons.items()) or "no offers"
+        place = describe_place(fleet.constraints.regions, fleet.constraints.jurisdictions)
+        if place:
+            reasons += f" (offers {place})"
         lines.append(f"workload '{w.name}' ({w.model}, TPOT ≤ {w.slo.tpot_ms:g} ms, TTFT ≤ {w.slo.ttft_ms:g} ms) "
                      f"has no feasible deployment — {reasons}")
     return "\n".join(lines) or None
@@ -262,8 +277,7 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                 candidate=c.id, gpu=c.gpu, provider=c.provider, offer=c.offer, region=c.region, weights=c.weights,
                 kv=c.kv, tp=c.tp, replicas=k, gpus=k * c.tp, batch=c.batch, tpot_ms=c.tpot_ms, ttft_ms=c.ttft_ms,
                 output_tok_s=k * c.capacity_tok_s, capacity_req_s=k * c.capacity_req_s, usd_per_hour=share,
-                engine=c.engine, launch=launch_command(c, resolve(w.model).hf_repo, tables.formats.weight(c.weights),
-                                                       tables.formats.kv_format(c.kv))))
+                engine=c.engine, **launch_fields(w, c, tables, k)))
         usd = sum(d.usd_per_hour for d in deps)
         fraction = sol.served.get(w.name, 1.0) if objective == "max-throughput" else 1.0
         served = _served_tok_s(w, picked, fraction)
@@ -275,6 +289,8 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                                   usd_per_mtok_total=usd / (total_tok * 3600) * MTOK if total_tok else math.nan,
                                   served_output_tok_s=served, deployments=deps))
     total = sum(i.usd_per_hour for i in instances)
+    oldest, age = age_note((by_id[cid].as_of for cid in sol.replicas), (o.as_of for o in tables.offers))
+    notes = [*notes, age] if age else notes
     out_tok = sum(p.served_output_tok_s for p in plans)
     all_tok = sum(p.served_output_tok_s * (1 + w.input_tokens / w.output_tokens)
                   for p, w in zip(plans, fleet.workloads, strict=True))
@@ -284,4 +300,4 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                       usd_per_mtok_total=total / (all_tok * 3600) * MTOK if all_tok else math.nan,
                       total_gpus=sum(i.count * i.gpus_per_instance for i in instances), workloads=plans,
                       instances=instances, candidates=len(cands), variables=sol.variables, notes=notes,
-                      bound_usd_per_hour=sol.bound if objective == "min-cost" else None)
+                      prices_as_of=oldest, bound_usd_per_hour=sol.bound if objective == "min-cost" else None)

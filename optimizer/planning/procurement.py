@@ -36,6 +36,7 @@ class ProcureOption(BaseModel):
     usd_per_mtok_output: float | None = None
     gpus: int = 0
     fleet: str = ""  # "2 × p5.48xlarge (h100-sxm)"
+    same_fleet_on_demand_usd_per_hour: float | None = None  # reserved tiers: these instances at on-demand
     reason: str | None = None
     plan: PlanReport | None = None
 
@@ -84,6 +85,20 @@ def _fleet_text(p: PlanReport) -> str:
     return ", ".join(f"{i.count} × {i.offer} ({i.gpu})" for i in p.instances)
 
 
+def same_fleet_on_demand(plan: PlanReport, tables: Tables) -> float | None:
+    """$/h of exactly the plan's instances (same provider, instance, region) at on-demand prices: the
+    like-for-like base a commitment is compared with. None when one of them has no on-demand price."""
+    regions = {(d.provider, d.offer): d.region for w in plan.workloads for d in w.deployments}
+    prices = {(o.provider, o.instance, o.region): o.on_demand_usd_per_hour for o in tables.offers}
+    total = 0.0
+    for i in plan.instances:
+        price = prices.get((i.provider, i.offer, regions.get((i.provider, i.offer))))
+        if price is None:
+            return None
+        total += i.count * price
+    return total
+
+
 def procure(fleet: Fleet, tables: Tables, months: int = 36, time_limit_s: float = 10.0) -> ProcureReport:
     if not 1 <= months <= MAX_MONTHS:
         raise InputError(f"--months must be between 1 and {MAX_MONTHS}, got {months}")
@@ -113,6 +128,8 @@ def procure(fleet: Fleet, tables: Tables, months: int = 36, time_limit_s: float 
             purchases = math.ceil(months / lifetime)
             opt = opt.model_copy(update={"upfront_usd": capex * purchases if months > lifetime else capex,
                                          "monthly_usd": opex})
+        if tier in TERM_MONTHS:
+            opt = opt.model_copy(update={"same_fleet_on_demand_usd_per_hour": same_fleet_on_demand(plan, tables)})
         opt = opt.model_copy(update={"total_usd": _committed(opt, months, rate)})
         options.append(opt)
     by_tier = {o.tier: o for o in options if o.monthly_usd is not None}
@@ -129,6 +146,13 @@ def procure(fleet: Fleet, tables: Tables, months: int = 36, time_limit_s: float 
              f"owned: power at {tables.power_utilization:.0%} of server max power, PUE {energy.pue}, "
              f"${energy.electricity_usd_per_kwh}/kWh, cost of capital {energy.cost_of_capital_annual:.1%}/year, "
              "no resale value"]
+    for o in options:
+        base = o.same_fleet_on_demand_usd_per_hour
+        if base and o.usd_per_hour is not None:
+            notes.append(f"{o.tier}: ${o.usd_per_hour:,.2f}/h against ${base:,.2f}/h for the same instances "
+                         f"on demand ({1 - o.usd_per_hour / base:.0%} less)")
+    ages = sorted({n for o in options if o.plan for n in o.plan.notes if n.startswith("prices as of")})
+    notes += ages[:1]
     report = ProcureReport(months=months, options=options, break_even_month=break_even,
                            owning_wins_above_utilization=wins_above, notes=notes)
     report._rate = rate

@@ -38,8 +38,32 @@ class Workload(BaseModel):
     rate_profile: list[float] | None = None  # 24 hourly request rates (req/s), hour 0 first
     rate_profile_csv: str | None = None  # or a CSV with columns hour,rate (path relative to the file)
     slo: SLO
-    engine: str | None = None
+    engine: str | None = None  # vllm | sglang | trtllm | llama.cpp (default: by GPU and format)
+    checkpoint: str | None = None  # repo id org/name or a local path; else models/checkpoints.csv
     weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)  # share of a limited budget (max-throughput)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if any(not ch.isprintable() for ch in v):
+            raise ValueError("name must be printable (no newlines or control characters)")
+        return v
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str | None) -> str | None:
+        from gpuplan.optimizer.serving.calibration import ENGINES
+
+        if v is not None and v.lower() not in ENGINES:
+            raise ValueError(f"unknown engine '{v}' (one of {', '.join(ENGINES)})")
+        return v.lower() if v else v
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint(cls, v: str | None) -> str | None:
+        from gpuplan.optimizer.launch.checkpoints import check_override
+
+        return check_override(v) if v is not None else v
 
     @field_validator("weights", "kv", mode="before")
     @classmethod
@@ -90,6 +114,13 @@ class Constraints(BaseModel):
     gpus: list[str] | None = None  # only these GPU types
     committed_tier: Literal["reserved_1y", "reserved_3y", "owned"] = "reserved_1y"  # base of a daily profile
     spot_max_share: float = Field(default=0.3, ge=0, le=1)  # spot GPUs ≤ this share of each hour's GPUs
+    regions: list[str] | None = None  # region names or globs (europe-west4, eu-*); see pricing/regions.csv
+    jurisdictions: list[str] | None = None  # EU, EEA, UK, CH, US, … (pricing/countries.csv)
+
+    @field_validator("regions", "jurisdictions", mode="before")
+    @classmethod
+    def _place_list(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
 
     @field_validator("max_gpus")
     @classmethod

@@ -20,7 +20,12 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import kv_replication
-from gpuplan.models.memory import active_weights_bytes, expected_experts_touched, kv_cache_bytes
+from gpuplan.models.memory import (
+    active_weights_bytes,
+    decode_state_bytes,
+    expected_experts_touched,
+    tokens_attended,
+)
 from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
@@ -68,14 +73,11 @@ def compute_path(gpu: GPU, fmt: NumberFormat) -> tuple[str, str | None]:
 def attention_flops_per_token(arch: Architecture, context: float) -> float:
     """QKᵀ and AV: 4 · s_eff · heads · head_dim per layer (MLA absorbed: 2 · s · heads · (2·r_kv + r_rope))."""
     total = 0.0
-    windowed = sum(arch.sliding_layers)
-    full = arch.layers - windowed
-    s_win = min(context, arch.sliding_window or context)
     if arch.mla is not None:
         per = 2 * arch.heads * (2 * arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim)
     else:
         per = 4 * arch.heads * arch.head_dim
-    total = per * (full * context + windowed * s_win)
+    total = per * tokens_attended(arch, context)
     return float(total)
 
 
@@ -96,7 +98,7 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
     shape = Shape(
         dense_bytes=dense, expert_bytes_per_layer_expert=per_expert, moe_layers=moe_layers,
         num_experts=arch.moe.num_experts if arch.moe else 0, top_k=arch.moe.top_k if arch.moe else 0,
-        kv_bytes_per_seq=float(kv_cache_bytes(arch, kvfmt, max(1, round(context)), 1)),
+        kv_bytes_per_seq=decode_state_bytes(arch, kvfmt, context, kv_replication(arch, tp)),
         kv_rep=kv_replication(arch, tp), linear_flops_per_token=linear_flops_per_token(arch),
         attn_flops_per_token=attention_flops_per_token(arch, context), layers=arch.layers, hidden=arch.hidden,
         tp=tp, bw=gpu.memory_bw_bytes_s * cal.eta_mem, flops=gpu.peak_flops(compute) * cal.eta_cmp,

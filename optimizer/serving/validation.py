@@ -20,9 +20,12 @@ from gpuplan.optimizer.serving.deployment import perf
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel, ConfigDict, Field
 
-Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "decode_tok_s", "prefill_tok_s"]
+Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"]
 GROUPS = {"decode_tok_s_per_user": "batch-1 decode", "tpot_ms": "at load", "decode_tok_s": "at load",
           "ttft_ms": "TTFT", "prefill_tok_s": "prefill"}
+# Rows the analytical step model predicts: its outputs are means, so p50/p90/p99 rows and the ITL and
+# end-to-end latency rows are left to the simulator.
+PREDICTED_METRICS = frozenset(GROUPS)
 
 
 class Measurement(BaseModel):
@@ -42,6 +45,15 @@ class Measurement(BaseModel):
     source: str
     as_of: str
     notes: str | None = None
+    ep: int = Field(default=1, ge=1)
+    mode: Literal["static", "closed", "open"] = "static"
+    rate_rps: float | None = Field(default=None, gt=0)
+    engine_version: str | None = None
+    percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
+
+    @property
+    def predicted_by_step_model(self) -> bool:
+        return self.percentile == "mean" and self.metric in PREDICTED_METRICS
 
 
 def read_measurements(path: Path) -> list[Measurement]:
@@ -93,8 +105,11 @@ class Summary(BaseModel):
 
 
 def compare(rows: list[Measurement], tables: Tables) -> list[Comparison]:
+    """Predicted vs measured for the rows the step model predicts (mean TTFT/TPOT/throughput)."""
     out = []
     for m in rows:
+        if not m.predicted_by_step_model:
+            continue
         p = predict(m, tables)
         out.append(Comparison(model=m.model, gpu=m.gpu, tp=m.tp, weights=m.weights, batch=m.batch, engine=m.engine,
                               metric=m.metric, group=GROUPS[m.metric], measured=m.value, predicted=p,
@@ -152,7 +167,7 @@ def calibrate(rows: list[Measurement], tables: Tables, source: str) -> Calibrati
     """One fitted row per (engine, GPU) with ≥ 2 measurements; other rows keep their defaults."""
     fitted: list[CalibrationRow] = []
     groups: dict[tuple[str, str], list[Measurement]] = {}
-    for m in rows:
+    for m in (r for r in rows if r.predicted_by_step_model):
         gid = tables.gpus.get(m.gpu).id
         groups.setdefault((m.engine, gid), []).append(m)
     for (engine, gid), members in sorted(groups.items()):
