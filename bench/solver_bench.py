@@ -21,12 +21,16 @@ SHAPES = [(1500, 300, 1500, 50), (800, 200, 500, 25), (4000, 500, 2000, 30), (30
 FORMATS = [(["bf16", "fp8"], ["bf16", "fp8"]), (["bf16", "fp8", "awq"], ["fp8"]), (["bf16"], ["bf16"])]
 
 
+MAX_PARAMS = 250e9  # bf16 fits one 8-GPU node: the catalog's trillion-parameter models would only add misses
+
+
 def fleet(n: int = 100, seed: int = 7) -> Fleet:
     rng = random.Random(seed)
     catalog = load_catalog()
     longest = max(i + o for i, o, _, _ in SHAPES)
     models = sorted(m for m in catalog if not m.startswith(("deepseek", "llama-3.1-405b", "llama-4-mav", "llama-2"))
-                    and (catalog[m].arch.max_context or longest) >= longest)
+                    and (catalog[m].arch.max_context or longest) >= longest
+                    and catalog[m].params.total <= MAX_PARAMS)
     workloads = []
     for i in range(n):
         inp, out, ttft, tpot = rng.choice(SHAPES)
