@@ -237,7 +237,9 @@ def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_l
         raise InfeasibleError(f"the time limit of {time_limit_s:g} s bound before a plan was found "
                               f"({time.perf_counter() - start:.1f} s spent; raise --time-limit)")
     report = assemble(fleet, tables, cands, sol, c.tier, objective, [*notes, *sol.notes])
-    if alternatives:
+    if alternatives and objective != "min-cost":
+        report.notes.append("--alternatives compares costs of plans for the same demand: it applies to min-cost")
+    elif alternatives:
         from gpuplan.optimizer.planning.alternatives import near_optimal
 
         left = deadline - time.perf_counter() - reserve
