@@ -149,10 +149,12 @@ def explain_empty(sets: list[CandidateSet], fleet: Fleet) -> str | None:
     return "\n".join(lines) or None
 
 
-def _diagnose(problem: Problem, time_limit_s: float) -> str:
+def _diagnose(problem: Problem, time_limit_s: float, wall_s: float | None = None) -> str:
     """Which fleet constraint binds: relax budget and caps, then compare the relaxed plan with them."""
     relaxed = Problem(problem.workloads, problem.candidates, problem.tier, {}, None, problem.single_gpu_type)
-    sol = solve(relaxed, time_limit_s)
+    start = time.perf_counter()
+    wall = time_limit_s if wall_s is None else wall_s
+    sol = solve(relaxed, time_limit_s, max(wall / 2, 0.5))
     if sol.status not in ("optimal", "feasible"):
         return "no combination of candidates meets every workload's demand"
     by_id = {c.id: c for c in problem.candidates}
@@ -161,7 +163,7 @@ def _diagnose(problem: Problem, time_limit_s: float) -> str:
     if budget is not None and sol.objective_value > budget:
         parts.append(f"budget ${budget:,.2f}/h binds: the cheapest fleet without caps costs "
                      f"${sol.objective_value:,.2f}/h (${sol.objective_value - budget:,.2f}/h more)"
-                     + _what_budget_serves(problem, time_limit_s))
+                     + _what_budget_serves(problem, time_limit_s, max(wall - (time.perf_counter() - start), 0.5)))
     used: dict[str, int] = {}
     for (provider, offer), count in sol.instances.items():
         c = next(c for c in problem.candidates if c.provider == provider and c.offer == offer)
@@ -177,11 +179,11 @@ def _diagnose(problem: Problem, time_limit_s: float) -> str:
     return "; ".join(parts)
 
 
-def _what_budget_serves(problem: Problem, time_limit_s: float) -> str:
+def _what_budget_serves(problem: Problem, time_limit_s: float, wall_s: float) -> str:
     """'; $300/h serves 71 % of chat's demand' from the max-throughput plan within the budget."""
     within = Problem(problem.workloads, problem.candidates, problem.tier, problem.max_gpus,
                      problem.budget_usd_per_hour, problem.single_gpu_type, "max-throughput")
-    sol = solve(within, time_limit_s)
+    sol = solve(within, time_limit_s, wall_s)
     if sol.status not in ("optimal", "feasible"):
         return ""
     short = sorted((f, name) for name, f in sol.served.items() if f < 1)
@@ -232,7 +234,7 @@ def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_l
     reserve = ASSEMBLY_S_PER_WORKLOAD * len(fleet.workloads)
     sol = solve(problem, time_limit_s, deadline - time.perf_counter() - reserve)
     if sol.status == "infeasible":
-        raise InfeasibleError(_diagnose(problem, min(time_limit_s, 10.0)))
+        raise InfeasibleError(_diagnose(problem, min(time_limit_s, 10.0), max(deadline - time.perf_counter(), 1.0)))
     if sol.status == "unknown":
         raise InfeasibleError(f"the time limit of {time_limit_s:g} s bound before a plan was found "
                               f"({time.perf_counter() - start:.1f} s spent; raise --time-limit)")
