@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import catalog_bench
 import perf_bench
 import solver_bench
+import sweep_bench
 
 if __name__ == "__main__":
     r = perf_bench.run()
@@ -19,6 +20,7 @@ if __name__ == "__main__":
         print(f"plan: {s['workloads']:>5} workloads, --time-limit {s['time_limit']:g}: whole command "
               f"{s['wall_s']:.1f} s, {s['candidates']:,} candidates, {s['status']}, gap {s['gap']:.3%}, "
               f"${s['usd_per_hour']:,.2f}/h {s['message']}")
+    print(sweep_bench.report(sweep_bench.run()))
     c = catalog_bench.run()
     print(f"SkyPilot catalog: {c['rows']:,} rows → {c['offers']:,} offers in {c['seconds']:.2f} s "
           f"({c['cpu_seconds']:.2f} s CPU)")

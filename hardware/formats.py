@@ -26,7 +26,7 @@ class NumberFormat(BaseModel):
     quantised checkpoints: linear layers only, embeddings/lm_head/norms in 16 bits).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     id: str
     kind: Literal["weight", "kv"]

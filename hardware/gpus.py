@@ -17,7 +17,7 @@ GIB = 2**30
 class GPU(BaseModel):
     """One accelerator row. Throughputs are dense (no sparsity), per GPU."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     id: str
     name: str
@@ -25,18 +25,18 @@ class GPU(BaseModel):
     arch: str | None = None
     form_factor: str | None = None
     aliases: tuple[str, ...] = ()
-    memory_gib: float = Field(gt=0)
-    memory_bw_gb_s: float = Field(gt=0)
-    bf16_tflops: float | None = Field(default=None, gt=0)
-    fp16_tflops: float | None = Field(default=None, gt=0)
-    fp8_tflops: float | None = Field(default=None, gt=0)
-    int8_tops: float | None = Field(default=None, gt=0)
-    fp4_tflops: float | None = Field(default=None, gt=0)
+    memory_gib: float = Field(gt=0, le=1e5)
+    memory_bw_gb_s: float = Field(gt=0, le=1e6)
+    bf16_tflops: float | None = Field(default=None, gt=0, le=1e6)
+    fp16_tflops: float | None = Field(default=None, gt=0, le=1e6)
+    fp8_tflops: float | None = Field(default=None, gt=0, le=1e6)
+    int8_tops: float | None = Field(default=None, gt=0, le=1e6)
+    fp4_tflops: float | None = Field(default=None, gt=0, le=1e6)
     link: str = "pcie"
-    link_gb_s: float = Field(default=0, ge=0)  # GPU-to-GPU, per GPU, bidirectional total
-    nvlink_domain: int = Field(default=1, ge=1)
-    pcie_gb_s: float | None = Field(default=None, ge=0)  # host x16, one direction
-    tdp_w: float | None = Field(default=None, gt=0)
+    link_gb_s: float = Field(default=0, ge=0, le=1e6)  # GPU-to-GPU, per GPU, bidirectional total
+    nvlink_domain: int = Field(default=1, ge=1, le=100_000)
+    pcie_gb_s: float | None = Field(default=None, ge=0, le=1e6)  # host x16, one direction
+    tdp_w: float | None = Field(default=None, gt=0, le=1e6)
     native_formats: frozenset[str] = frozenset()
     source: str
     as_of: str

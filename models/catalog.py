@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import difflib
-import json
 from functools import cache
 from pathlib import Path
 
@@ -12,6 +10,8 @@ from gpuplan.models.arch import Architecture, parse_config
 from gpuplan.models.errors import InputError
 from gpuplan.models.params import ParamCount, count_params
 from pydantic import BaseModel, ConfigDict
+
+from gpuplan.safeio import read_csv_dicts, read_json
 
 CATALOG_CSV = Path(__file__).with_name("catalog.csv")
 
@@ -35,13 +35,7 @@ class Model(BaseModel):
 
 def read_config(path: Path) -> Architecture:
     """Parse one config.json; errors name the file and the field."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from None
-    return parse_config(data, str(path))
+    return parse_config(read_json(path, non_finite=True), str(path))
 
 
 def _float(cell: str | None) -> float | None:
@@ -52,10 +46,7 @@ def _float(cell: str | None) -> float | None:
 def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
     """id → Model for every catalog row (aliases resolved by ``resolve``)."""
     out: dict[str, Model] = {}
-    try:
-        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+    _, rows = read_csv_dicts(path)
     for line, row in enumerate(rows, start=2):
         mid = (row.get("id") or "").strip().lower()
         if not mid:

@@ -74,13 +74,26 @@ class Vision(BaseModel):
     projector_bias: bool = False  # Mistral 3: multimodal_projector_bias
 
 
+# Ceilings on config integers, far above any published model (405B: 126 layers; DeepSeek-V3: 256
+# experts; vocabularies ≤ 262,144): a config beyond them is a typo or an attack, not a model, and
+# per-layer tuples of 1e9 entries would exhaust memory before any check ran.
+MAX_LAYERS = 10_000
+MAX_CONFIG_INT = 2**31 - 1
+_LAYER_KEYS = {"num_hidden_layers", "n_layer", "num_layers", "num_nextn_predict_layers", "first_k_dense_replace"}
+
+
+def _checked_int(value: Any, key: str, where: str, minimum: int) -> int:
+    ceiling = MAX_LAYERS if key in _LAYER_KEYS else MAX_CONFIG_INT
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= ceiling:
+        kind = "a positive integer" if minimum > 0 else "a non-negative integer"
+        raise InputError(f"{where}: field '{key}' must be {kind} ≤ {ceiling:,}, got {value!r:.40}")
+    return value
+
+
 def need(cfg: dict[str, Any], key: str, where: str, *alts: str) -> Any:
     for k in (key, *alts):
         if k in cfg and cfg[k] is not None:
-            value = cfg[k]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InputError(f"{where}: field '{k}' must be a positive integer, got {value!r}")
-            return value
+            return _checked_int(cfg[k], k, where, 1)
     raise InputError(f"{where}: missing field '{key}'")
 
 
@@ -88,9 +101,7 @@ def opt_int(cfg: dict[str, Any], key: str, where: str, default: int) -> int:
     value = cfg.get(key, default)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InputError(f"{where}: field '{key}' must be a non-negative integer, got {value!r}")
-    return value
+    return _checked_int(value, key, where, 0)
 
 
 def moe_layer_flags(cfg: dict[str, Any], layers: int, model_type: str) -> tuple[bool, ...]:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 _API = {
-    "memory": "gpuplan.optimizer.serving.deployment",
-    "perf": "gpuplan.optimizer.serving.deployment",
+    "memory": "gpuplan.optimizer.api",
+    "perf": "gpuplan.optimizer.api",
     "candidates": "gpuplan.optimizer.api",
     "plan": "gpuplan.optimizer.api",
     "sweep": "gpuplan.optimizer.api",

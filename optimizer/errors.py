@@ -4,6 +4,8 @@ from gpuplan.hardware.errors import InputError as HardwareInputError
 from gpuplan.models.errors import InputError as ModelInputError
 from gpuplan.pricing.errors import InputError as PricingInputError
 
+from gpuplan.safeio import UnreadableInput
+
 
 class InputError(ValueError):
     """A workload file, option or combination the user must fix (exit 2)."""
@@ -13,4 +15,4 @@ class InfeasibleError(RuntimeError):
     """No plan meets the constraints; the message says which constraint binds (exit 3)."""
 
 
-INPUT_ERRORS = (InputError, ModelInputError, HardwareInputError, PricingInputError)
+INPUT_ERRORS = (InputError, ModelInputError, HardwareInputError, PricingInputError, UnreadableInput)

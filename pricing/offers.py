@@ -6,7 +6,6 @@ pricing tier. Instances are paid whole.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 from collections.abc import Iterable
@@ -19,8 +18,13 @@ from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.skypilot import read_skypilot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gpuplan.safeio import read_csv_dicts
+
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
 Row = TypeVar("Row", bound=BaseModel)
+# Ceilings far above any real offer; they keep the solver's integer scaling inside int64.
+MAX_USD_PER_HOUR = 1e6
+MAX_GPUS_PER_INSTANCE = 1024
 Tier = Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"]
 TIERS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
 
@@ -34,13 +38,13 @@ class Offer(BaseModel):
     instance: str
     region: str | None = None
     gpu: str
-    gpus_per_instance: int = Field(ge=1)
-    on_demand_usd_per_hour: float | None = Field(default=None, gt=0)
-    spot_usd_per_hour: float | None = Field(default=None, gt=0)
-    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0)
-    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0)
-    owned_usd_per_hour: float | None = Field(default=None, gt=0)
-    max_instances: int | None = Field(default=None, ge=0)
+    gpus_per_instance: int = Field(ge=1, le=MAX_GPUS_PER_INSTANCE)
+    on_demand_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    spot_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    owned_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    max_instances: int | None = Field(default=None, ge=0, le=10_000_000)
     source: str
     as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="exact date YYYY-MM-DD")
     notes: str | None = None
@@ -85,7 +89,7 @@ def validate_row(model: type[Row], path: Path, line: int, cells: dict[str, objec
         first = err.errors()[0]
         column = str(first["loc"][0]) if first["loc"] else "?"
         raise InputError(f"{path}, row {line}, column '{column}': {first['msg']} "
-                         f"(got {cells.get(column)!r})") from None
+                         f"(got {cells.get(column)!r:.60})") from None
 
 
 def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
@@ -126,24 +130,15 @@ def read_table(path: Path = OFFERS_CSV, provider: str | None = None) -> OfferTab
     the file changes)."""
     try:
         stat = Path(path).stat()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+    except (OSError, ValueError):  # missing, loop, bad name: read_csv_dicts says which, in one line
+        read_csv_dicts(path)
+        raise
     return _read_table(Path(path), provider, stat.st_mtime_ns, stat.st_size)
 
 
 @cache
 def _read_table(path: Path, provider: str | None, _mtime_ns: int, _size: int) -> OfferTable:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a CSV file") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"{path}: not a readable CSV file ({err})") from None
+    header, rows = read_csv_dicts(path)
     if "InstanceType" in header or path.name == "vms.csv":
         cat = read_skypilot(path, header, rows, provider)
         offers = [validate_row(Offer, path, int(c.pop("_line")), c) for c in cat.rows]  # type: ignore[arg-type]
@@ -151,7 +146,10 @@ def _read_table(path: Path, provider: str | None, _mtime_ns: int, _size: int) ->
     missing = sorted(_OUR_COLUMNS - set(header))
     if missing:
         raise InputError(f"{path}: missing column '{missing[0]}' (neither gpuplan nor SkyPilot vms.csv format)")
-    return OfferTable(path, tuple(_read_ours(path, rows)))
+    offers = _read_ours(path, rows)
+    if not offers:
+        raise InputError(f"{path}: no offer rows")
+    return OfferTable(path, tuple(offers))
 
 
 def load_offers(path: Path = OFFERS_CSV, provider: str | None = None) -> tuple[Offer, ...]:

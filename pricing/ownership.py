@@ -8,13 +8,14 @@ Reserved (committed-use) prices are a separate table merged onto the cloud offer
 
 from __future__ import annotations
 
-import csv
 from functools import cache
 from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
-from gpuplan.pricing.offers import Offer, validate_row
+from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer, validate_row
 from pydantic import BaseModel, ConfigDict, Field
+
+from gpuplan.safeio import read_csv_dicts
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
 ENERGY_CSV = Path(__file__).with_name("energy.csv")
@@ -24,47 +25,48 @@ DEFAULT_POWER_UTILIZATION = 0.7  # average draw / max power of a busy inference 
 
 
 class OwnershipRow(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     gpu: str
     server: str
-    gpus_per_server: int = Field(ge=1)
-    server_price_usd: float = Field(gt=0)
-    lifetime_months: int = Field(gt=0)
-    server_power_w: float = Field(gt=0)
-    hosting_usd_per_month: float = Field(ge=0)
+    gpus_per_server: int = Field(ge=1, le=MAX_GPUS_PER_INSTANCE)
+    server_price_usd: float = Field(gt=0, le=1e9)
+    lifetime_months: int = Field(gt=0, le=1200)
+    server_power_w: float = Field(gt=0, le=1e7)
+    hosting_usd_per_month: float = Field(ge=0, le=1e9)
     source: str
     as_of: str
     notes: str | None = None
 
 
 class Energy(BaseModel):
-    pue: float = Field(ge=1)
-    electricity_usd_per_kwh: float = Field(ge=0)
-    cost_of_capital_annual: float = Field(ge=0)
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    pue: float = Field(ge=1, le=10)
+    electricity_usd_per_kwh: float = Field(ge=0, le=1000)
+    cost_of_capital_annual: float = Field(ge=0, le=10)
     source: str
 
 
 class ReservedRow(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     provider: str
     instance: str
     region: str | None = None
-    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0)
-    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0)
+    reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     source: str
     as_of: str
     notes: str | None = None
     row: int | None = None  # line in its CSV, for error messages
 
 
-def _rows(path: Path) -> list[dict[str, str | None]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str | None]]:
+    header, rows = read_csv_dicts(path)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}'")
     return [{k: (v.strip() if v and v.strip() else None) for k, v in r.items() if k} for r in rows]
 
 
@@ -72,7 +74,7 @@ def _rows(path: Path) -> list[dict[str, str | None]]:
 def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...], tuple[str, ...]]:
     """Rows with a sourced, dated price; rows without one are skipped with a note."""
     rows, skipped = [], []
-    for line, cells in enumerate(_rows(path), start=2):
+    for line, cells in enumerate(_rows(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of")), start=2):
         if cells.get("server_price_usd") is None or cells.get("as_of") is None:
             skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
             continue
@@ -84,7 +86,7 @@ def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...]
 def load_energy(path: Path = ENERGY_CSV) -> Energy:
     values: dict[str, object] = {}
     sources = []
-    for line, cells in enumerate(_rows(path), start=2):
+    for line, cells in enumerate(_rows(path, ("name", "value")), start=2):
         name = cells.get("name")
         if name in ("pue", "electricity_usd_per_kwh", "cost_of_capital_annual"):
             try:
@@ -133,7 +135,7 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 @cache
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
     rows = []
-    for line, cells in enumerate(_rows(path), start=2):
+    for line, cells in enumerate(_rows(path, ("provider", "instance")), start=2):
         row = validate_row(ReservedRow, path, line, cells)
         if row.reserved_1y_usd_per_hour and row.reserved_3y_usd_per_hour and \
                 row.reserved_3y_usd_per_hour > row.reserved_1y_usd_per_hour:
@@ -154,11 +156,18 @@ def apply_reserved(offers: list[Offer], reserved: tuple[ReservedRow, ...], path:
         if r is None:
             out.append(o)
             continue
-        for tier in ("reserved_1y", "reserved_3y"):
-            price = getattr(r, f"{tier}_usd_per_hour")
-            if price and o.on_demand_usd_per_hour and price > o.on_demand_usd_per_hour:
-                raise InputError(f"{path}, row {r.row}, column '{tier}_usd_per_hour': {price} is above the on-demand "
-                                 f"price {o.on_demand_usd_per_hour} of {o.provider}:{o.instance} in {o.region}")
+        above = [t for t in ("reserved_1y", "reserved_3y") if getattr(r, f"{t}_usd_per_hour") and
+                 o.on_demand_usd_per_hour and getattr(r, f"{t}_usd_per_hour") > o.on_demand_usd_per_hour]
+        if above and o.source.startswith("SkyPilot catalog"):
+            # a user's catalog, priced on another day than our commitments: keep its offer, without them
+            out.append(o.model_copy(update={"notes": "; ".join(x for x in (o.notes, (
+                f"reserved prices of {path.name} row {r.row} not applied: above this catalog's on-demand")) if x)}))
+            continue
+        if above:
+            tier = above[0]
+            raise InputError(f"{path}, row {r.row}, column '{tier}_usd_per_hour': {getattr(r, f'{tier}_usd_per_hour')} "
+                             f"is above the on-demand price {o.on_demand_usd_per_hour} of {o.provider}:{o.instance} "
+                             f"in {o.region}")
         out.append(o.model_copy(update={
             "reserved_1y_usd_per_hour": r.reserved_1y_usd_per_hour or o.reserved_1y_usd_per_hour,
             "reserved_3y_usd_per_hour": r.reserved_3y_usd_per_hour or o.reserved_3y_usd_per_hour,

@@ -32,6 +32,13 @@ def corrupt_csv(src: Path, column: str, value: str, dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(autouse=True)
+def _debug_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In tests an unexpected exception raises with its traceback instead of the CLI's one-line
+    "internal error" (exit 2), so no test passes on the catch-all by accident."""
+    monkeypatch.setenv("GPUPLAN_DEBUG", "1")
+
+
 @pytest.fixture
 def gpuplan(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
     def run(*args: str) -> Run:

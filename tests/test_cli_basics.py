@@ -70,8 +70,8 @@ def test_memory_json_fields_and_fit(gpuplan) -> None:
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["memory", "--model", "llama-3.1-8bb", "--context", "10"], "did you mean 'llama-3.1-8b'"),
-    (["memory", "--model", "llama-3.1-8b", "--context", "0"], "context must be a positive integer"),
-    (["memory", "--model", "llama-3.1-8b", "--context", "10", "--batch", "-3"], "batch must be"),
+    (["memory", "--model", "llama-3.1-8b", "--context", "0"], "'--context': 0 is not in the range 1<="),
+    (["memory", "--model", "llama-3.1-8b", "--context", "10", "--batch", "-3"], "'--batch': -3 is not in"),
     (["memory", "--model", "llama-3.1-8b", "--context", "10", "--gpu", "h100-sxn"], "did you mean 'h100-sxm'"),
     (["memory", "--model", "llama-3.1-8b", "--context", "10", "--weights", "fp9"], "unknown weight format"),
     (["perf", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--tp", "16"], "exceeds"),

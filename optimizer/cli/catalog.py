@@ -23,13 +23,13 @@ from gpuplan.pricing.regions import filter_place, load_regions
               help="Only these models: catalog ids/aliases or paths to any config.json (repeatable).")
 @output_options
 @click.pass_context
-def models_cmd(ctx: click.Context, model_names: tuple[str, ...], fmt: str, out: Path | None) -> None:
+def models_cmd(ctx: click.Context, model_names: tuple[str, ...], fmt: str, out: str | None) -> None:
     """List the model catalog with exact parameter counts computed from each config.json.
 
     \b
     Example:
       gpuplan models --format json
-      gpuplan models --model path/to/config.json
+      gpuplan models --model models/configs/mamba-2.8b.json
     """
     bf16 = tables_of(ctx).formats.kv_format("bf16")
     rows = []
@@ -63,13 +63,13 @@ def models_cmd(ctx: click.Context, model_names: tuple[str, ...], fmt: str, out: 
 @click.option("--vendor", default=None, help="Only this vendor (nvidia, amd, apple, intel).")
 @output_options
 @click.pass_context
-def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, fmt: str, out: Path | None) -> None:
+def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, fmt: str, out: str | None) -> None:
     """List the GPU table: driver-reported memory, bandwidth, dense tensor throughput, links.
 
     \b
     Example:
       gpuplan gpus --vendor nvidia
-      gpuplan --hardware my_gpus.csv gpus --format csv
+      gpuplan --hardware hardware/gpus.csv gpus --gpu h100-sxm --gpu mi300x --format csv
     """
     table = tables_of(ctx).gpus
     wanted = {table.get(g).id for g in gpu_ids}
@@ -106,15 +106,18 @@ def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, f
 @click.pass_context
 def prices_cmd(ctx: click.Context, gpu: str | None, providers: tuple[str, ...], tier: str | None,
                regions: tuple[str, ...], jurisdictions: tuple[str, ...], pricing: tuple[str, ...], verbose: bool,
-               check: bool, max_age_days: int | None, as_of: dt.datetime | None, fmt: str, out: Path | None) -> None:
+               check: bool, max_age_days: int | None, as_of: dt.datetime | None, fmt: str, out: str | None) -> None:
     """List cloud offers ($ per instance-hour per tier, one row per region), cheapest per GPU first.
+
+    --pricing also reads SkyPilot catalogs directly: a vms.csv path, or 'skypilot' for the newest catalog
+    per cloud under ~/.sky/catalogs (e.g. gpuplan prices --pricing skypilot --gpu a100-80gb).
 
     \b
     Examples:
       gpuplan prices --gpu h100-sxm --tier spot --jurisdiction EU
-      gpuplan prices --pricing skypilot --gpu a100-80gb
-      gpuplan --pricing ~/.sky/catalogs/v8/aws/vms.csv prices --gpu a100-80gb --verbose
-      gpuplan prices --check --max-age-days 365 --as-of 2026-12-01
+      gpuplan prices --pricing tests/data/skypilot/catalogs/v8/aws/vms.csv --gpu a100-80gb
+      gpuplan --pricing tests/data/skypilot/catalogs/v8/lambda/vms.csv prices --gpu h100-sxm --verbose
+      gpuplan prices --check --max-age-days 730 --as-of 2026-12-01
     """
     t = tables_of(ctx)
     if pricing:
@@ -154,7 +157,7 @@ def prices_cmd(ctx: click.Context, gpu: str | None, providers: tuple[str, ...], 
     show(Result(payload=rows, csv_rows=rows, views=[view]), fmt, out)
 
 
-def _check(t: Tables, max_age_days: int | None, as_of: dt.date | None, fmt: str, out: Path | None) -> None:
+def _check(t: Tables, max_age_days: int | None, as_of: dt.date | None, fmt: str, out: str | None) -> None:
     """Print the findings of ``check_offers``; exit 2 when there is any."""
     domains = {g.id: g.nvlink_domain for g in t.gpus}
     findings, ref = check_offers(t.offers, domains, max_age_days, as_of)

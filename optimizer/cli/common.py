@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from gpuplan.optimizer.output import FORMATS, Result, emit
+from gpuplan.optimizer.output import FORMATS, OutputError, Result, check_target, emit, output_file, terminal_safe
 from gpuplan.optimizer.tables import Tables
 
 EPILOG = """\b
@@ -44,10 +46,65 @@ def cli(ctx: click.Context, hardware: Path | None, pricing: tuple[Path, ...], ca
                      ownership=ownership, energy=energy)
 
 
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that also refuses NaN and ±inf (click's FloatRange lets NaN through)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def positive(maximum: float) -> FiniteFloat:
+    """A finite number in (0, maximum]."""
+    return FiniteFloat(min=0, min_open=True, max=maximum)
+
+
+def count(maximum: int, minimum: int = 1) -> click.IntRange:
+    """An integer in [minimum, maximum]."""
+    return click.IntRange(min=minimum, max=maximum)
+
+
+SECONDS = positive(86_400.0)  # --time-limit: at most a day
+TOKENS = count(100_000_000)
+BATCH = count(1_000_000)
+
+
+def checked_output(ctx: click.Context, param: click.Parameter, value: str | Path | None) -> str | Path | None:
+    """Refuse an output target that is a device, symlink, FIFO or (without a trailing '/') a folder before
+    any work is done; the write itself checks again."""
+    if value is None:
+        return value
+    raw = str(value)
+    target = Path(raw.rstrip("/" + os.sep) or raw) if raw.endswith(("/", os.sep)) else Path(raw)
+    try:
+        if raw.endswith(("/", os.sep)):
+            if target.exists() and not target.is_dir():
+                raise OutputError(f"{target}: exists and is not a folder")
+        else:
+            check_target(target)
+    except OutputError as err:
+        raise click.BadParameter(str(err), ctx, param) from None
+    return value
+
+
+def checked_file_or_folder(ctx: click.Context, param: click.Parameter,
+                           value: str | Path | None) -> str | Path | None:
+    """As ``checked_output``, but an existing folder is accepted (``plan -o DIR``)."""
+    if value is not None and Path(value).is_dir() and not Path(value).is_symlink():
+        return value
+    return checked_output(ctx, param, value)
+
+
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--format table|json|csv and -o PATH, as every command takes them."""
-    func = click.option("-o", "--output-path", "out", type=click.Path(dir_okay=False, path_type=Path),
-                        default=None, help="Write to this file (atomically) instead of stdout.")(func)
+    func = click.option("-o", "--output-path", "out", type=click.Path(path_type=str), default=None,
+                        callback=checked_output,
+                        help="Write to this file (atomically) instead of stdout; a name ending in '/' is a "
+                             "folder to write COMMAND.json/.csv/.txt into.")(func)
     return click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
                         help="Output format.")(func)
 
@@ -56,7 +113,9 @@ def tables_of(ctx: click.Context) -> Tables:
     return ctx.find_object(Tables) or Tables()
 
 
-def show(result: Result, fmt: str, out: Path | None) -> None:
-    emit(result, fmt, out)
+def show(result: Result, fmt: str, out: str | Path | None) -> None:
+    """Print or write ``result``; notes go to stderr for json/csv (they are part of the table)."""
+    command = click.get_current_context().info_name or "gpuplan"
+    emit(result, fmt, output_file(out, command, fmt) if out is not None else None)
     for note in result.notes if fmt != "table" else []:
-        click.echo(note, err=True)
+        click.echo(terminal_safe(note, keep_newlines=True), err=True)

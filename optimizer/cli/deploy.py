@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import (
+    BATCH,
+    TOKENS,
+    FiniteFloat,
+    cli,
+    count,
+    output_options,
+    positive,
+    show,
+    tables_of,
+)
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.serving.calibration import ENGINES
 from gpuplan.optimizer.serving.deployment import memory, perf
@@ -15,27 +23,28 @@ from gpuplan.optimizer.serving.deployment import memory, perf
 @click.option("--model", required=True, help="Model id or alias, or a path to a config.json.")
 @click.option("--weights", default="bf16", show_default=True, help="Weight format (see hardware/formats.csv).")
 @click.option("--kv", default="bf16", show_default=True, help="KV-cache format.")
-@click.option("--context", type=int, required=True, help="Tokens per sequence.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences (or micro-batch).")
+@click.option("--context", type=TOKENS, required=True, help="Tokens per sequence.")
+@click.option("--batch", type=BATCH, default=1, show_default=True, help="Concurrent sequences (or micro-batch).")
 @click.option("--mode", type=click.Choice(["inference", "train", "lora", "qlora"]), default="inference",
               show_default=True)
-@click.option("--overhead-fraction", type=float, default=None,
+@click.option("--overhead-fraction", type=FiniteFloat(0, 10), default=None,
               help="Textbook rule: overhead = F × weights (replaces runtime overhead, activations, engine cap).")
 @click.option("--gpu", default=None, help="Check the fit on this GPU.")
-@click.option("--gpus", type=int, default=1, show_default=True,
+@click.option("--gpus", type=count(100_000), default=1, show_default=True,
               help="GPUs: the tensor-parallel group for inference, data-parallel ranks for training.")
 @click.option("--optimizer", "optim", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
 @click.option("--zero", "zero_stage", type=click.IntRange(0, 3), default=0, show_default=True,
               help="ZeRO stage for training over --gpus.")
 @click.option("--checkpointing/--no-checkpointing", default=True, show_default=True,
               help="Activation checkpointing (training modes).")
-@click.option("--lora-rank", type=int, default=16, show_default=True)
+@click.option("--lora-rank", type=count(65_536), default=16, show_default=True,
+              help="LoRA adapter rank (lora and qlora modes).")
 @click.option("--engine", type=click.Choice(ENGINES), default=None, help="Engine whose memory cap applies.")
 @output_options
 @click.pass_context
 def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: int, batch: int, mode: str,
                overhead_fraction: float | None, gpu: str | None, gpus: int, optim: str, zero_stage: int,
-               checkpointing: bool, lora_rank: int, engine: str | None, fmt: str, out: Path | None) -> None:
+               checkpointing: bool, lora_rank: int, engine: str | None, fmt: str, out: str | None) -> None:
     """Memory breakdown (weights, KV cache, activations, overhead); with --gpu, fit and max sequences.
 
     \b
@@ -68,22 +77,23 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
 @cli.command("perf")
 @click.option("--model", required=True, help="Model id or alias, or a path to a config.json.")
 @click.option("--gpu", required=True, help="GPU id or alias.")
-@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree.")
+@click.option("--tp", type=count(4096), default=1, show_default=True, help="Tensor-parallel degree.")
 @click.option("--weights", default="bf16", show_default=True)
 @click.option("--kv", default="bf16", show_default=True)
-@click.option("--input", "input_tokens", type=int, default=1024, show_default=True, help="Prompt tokens.")
-@click.option("--output", "output_tokens", type=int, default=256, show_default=True, help="Generated tokens.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences in decode.")
+@click.option("--input", "input_tokens", type=TOKENS, default=1024, show_default=True, help="Prompt tokens.")
+@click.option("--output", "output_tokens", type=TOKENS, default=256, show_default=True, help="Generated tokens.")
+@click.option("--batch", type=BATCH, default=1, show_default=True, help="Concurrent sequences in decode.")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="Calibration row to use (default: vllm; llama.cpp on Apple and for GGUF).")
-@click.option("--tpot-ms", type=float, default=None, help="Also report the largest batch meeting this TPOT.")
-@click.option("--utilization", type=float, default=0.0, show_default=True,
+@click.option("--tpot-ms", type=positive(86_400_000.0), default=None,
+              help="Also report the largest batch meeting this TPOT.")
+@click.option("--utilization", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
               help="Load as a fraction of the replica's request-rate limit (queueing in TTFT, prefill in TPOT).")
 @output_options
 @click.pass_context
 def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str, kv: str, input_tokens: int,
              output_tokens: int, batch: int, engine: str | None, tpot_ms: float | None, utilization: float,
-             fmt: str, out: Path | None) -> None:
+             fmt: str, out: str | None) -> None:
     """One replica: TPOT, TTFT, tok/s, memory- or compute-bound, largest batch that fits.
 
     \b

@@ -11,7 +11,17 @@ from gpuplan.hardware.gpus import GPU
 from gpuplan.models.breakdown import DEFAULT_MEM_UTIL
 from gpuplan.models.catalog import Model, load_catalog, resolve
 from gpuplan.models.memory import GIB, weights_bytes
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import (
+    BATCH,
+    TOKENS,
+    FiniteFloat,
+    checked_output,
+    cli,
+    count,
+    output_options,
+    show,
+    tables_of,
+)
 from gpuplan.optimizer.errors import InfeasibleError, InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.candidate_gen import TP_DEGREES
@@ -66,8 +76,9 @@ def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, t
               help="GPU id (repeatable; default: every GPU in the table). One GPU: the models that fit it.")
 @click.option("--weights", default=None, help="Weight format (hardware/formats.csv; default bf16, nf4 for qlora).")
 @click.option("--kv", default=None, help="KV-cache format (default: bf16).")
-@click.option("--context", type=int, default=8192, show_default=True, help="Tokens per sequence.")
-@click.option("--gpus", type=int, default=None, help="GPUs in the TP group (default: the smallest that fits).")
+@click.option("--context", type=TOKENS, default=8192, show_default=True, help="Tokens per sequence.")
+@click.option("--gpus", type=count(100_000), default=None,
+              help="GPUs in the TP group (default: the smallest that fits).")
 @click.option("--mode", type=click.Choice(["inference", "train", "lora", "qlora"]), default="inference",
               show_default=True)
 @click.option("--zero-stage", type=click.IntRange(0, 3), default=3, show_default=True, help="Training only.")
@@ -75,19 +86,19 @@ def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, t
               show_default=True, help="ZeRO-Offload (optimizer) / ZeRO-Infinity (optimizer+params), training only.")
 @click.option("--offload-device", type=click.Choice(["cpu", "nvme"]), default="cpu", show_default=True)
 @click.option("--optimizer", "optim", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
-@click.option("--micro-batch", type=int, default=1, show_default=True, help="Training sequences per GPU.")
-@click.option("--lora-rank", type=int, default=16, show_default=True)
+@click.option("--micro-batch", type=BATCH, default=1, show_default=True, help="Training sequences per GPU.")
+@click.option("--lora-rank", type=count(65_536), default=16, show_default=True, help="LoRA adapter rank.")
 @click.option("--tier", type=click.Choice(TIERS), default="on_demand", show_default=True, help="Price tier.")
-@click.option("--overhead-fraction", type=float, default=None,
+@click.option("--overhead-fraction", type=FiniteFloat(0, 10), default=None,
               help="Textbook rule for serving: overhead = F × weights, no engine cap.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_output,
               help="Write a model × GPU heatmap (GPUs needed) to this PNG.")
 @output_options
 @click.pass_context
 def fit_cmd(ctx: click.Context, model_name: str | None, gpu_names: tuple[str, ...], weights: str | None,
             kv: str | None, context: int, gpus: int | None, mode: str, zero_stage: int, offload: str,
             offload_device: str, optim: str, micro_batch: int, lora_rank: int, tier: str,
-            overhead_fraction: float | None, plot: Path | None, fmt: str, out: Path | None) -> None:
+            overhead_fraction: float | None, plot: Path | None, fmt: str, out: str | None) -> None:
     """The inverse questions: which models fit a GPU, the longest context and most sequences of a model
     on a GPU, the smallest deployment of a model on every GPU, the fewest GPUs that train it.
 
@@ -97,7 +108,7 @@ def fit_cmd(ctx: click.Context, model_name: str | None, gpu_names: tuple[str, ..
       gpuplan fit --model llama-3.1-70b --gpu h200 --weights fp8 --kv fp8
       gpuplan fit --model qwen3-32b --weights fp8
       gpuplan fit --model llama-3.1-70b --mode train --zero-stage 3
-      gpuplan fit --model cfg.json --mode train --offload optimizer+params --gpu a100-80gb --gpus 8
+      gpuplan fit --model models/configs/llama-3.1-8b.json --mode train --offload optimizer+params --gpus 8
       gpuplan fit --context 32768 --weights int8 --kv int8 --gpu rtx-4090 --gpu h100-sxm --gpu mi300x
       gpuplan fit --context 32768 --weights int8 --overhead-fraction 0.2 --plot fit.png
     """

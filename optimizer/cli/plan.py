@@ -6,14 +6,25 @@ import time
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import SECONDS, checked_file_or_folder, cli, output_options, positive, show, tables_of
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.launch.specs import TARGETS, spec_files
-from gpuplan.optimizer.output import FORMATS, Result, View, write_atomic
+from gpuplan.optimizer.output import (
+    FORMATS,
+    OutputError,
+    Result,
+    View,
+    check_target,
+    render,
+    safe_filename,
+    terminal_safe,
+    write_atomic,
+)
 from gpuplan.optimizer.planning.planner import PlanReport, all_candidates, build_plan
 from gpuplan.optimizer.planning.workload import Fleet, load_fleet
 from gpuplan.pricing.offers import TIERS
 from rich.console import Console
+from rich.markup import escape
 
 
 def _fleet(path: Path, tier: str | None) -> Fleet:
@@ -28,12 +39,12 @@ def _fleet(path: Path, tier: str | None) -> Fleet:
 @click.option("--tier", type=click.Choice(TIERS), default=None, help="Override constraints.tier.")
 @output_options
 @click.pass_context
-def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: str, out: Path | None) -> None:
+def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: str, out: str | None) -> None:
     """The feasible, non-dominated candidates the solver chooses from, per workload.
 
     \b
     Example:
-      gpuplan candidates examples/fleet.yaml --format csv -o candidates.csv
+      gpuplan candidates examples/steady.yaml --format csv -o candidates.csv
     """
     fleet = _fleet(workloads, tier)
     sets, notes = all_candidates(fleet, tables_of(ctx))
@@ -101,17 +112,18 @@ def alternative_views(p: PlanReport) -> list[View]:
 @click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--objective", type=click.Choice(["min-cost", "max-throughput"]), default="min-cost",
               show_default=True, help="Cheapest fleet for the demand, or most output tok/s within the budget.")
-@click.option("--budget-usd-per-hour", type=float, default=None, help="Cap on the fleet's $/h.")
+@click.option("--budget-usd-per-hour", type=positive(1e9), default=None, help="Cap on the fleet's $/h.")
 @click.option("--tier", type=click.Choice(TIERS), default=None, help="Pricing tier (overrides the file).")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True, max=86400), default=10.0,
-              show_default=True, help="Bound on the whole command (candidates, solve, alternatives), seconds.")
+@click.option("--time-limit", type=SECONDS, default=10.0, show_default=True,
+              help="Bound on the whole command (candidates, solve, alternatives), seconds.")
 @click.option("--alternatives", type=int, default=0, show_default=True,
               help="Also show up to K near-optimal plans of other kinds (other GPU vendor, other provider, "
                    "no spot, fewest GPU types), each the cheapest of its kind.")
 @click.option("--within", "within", type=str, default=None,
               help="With --alternatives: only those at most this much dearer than the optimum, e.g. 5%.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("-o", "--output-path", "out", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--output-path", "out", type=click.Path(path_type=str), default=None,
+              callback=checked_file_or_folder,
               help="With --format json/csv: the file to write. With table: a folder for plan.json, plan.csv "
                    "and the launch specs (--target).")
 @click.option("--target", type=click.Choice(TARGETS), default="skypilot", show_default=True,
@@ -119,7 +131,7 @@ def alternative_views(p: PlanReport) -> list[View]:
 @click.pass_context
 def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per_hour: float | None,
              tier: str | None, time_limit: float, alternatives: int, within: str | None, fmt: str,
-             out: Path | None, target: str) -> None:
+             out: str | None, target: str) -> None:
     """The optimal fleet: deployments per workload, instances, $/h, $/Mtok, launch commands.
 
     Exit code 3 when no plan meets the constraints, with the constraint that binds. Workloads with an
@@ -129,10 +141,10 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     \b
     Examples:
       gpuplan plan examples/fleet.yaml
-      gpuplan plan examples/fleet.yaml --tier spot --format json -o plan.json
-      gpuplan plan examples/fleet.yaml -o out/            # plan.json, plan.csv, SkyPilot YAMLs
-      gpuplan plan examples/fleet.yaml --objective max-throughput --budget-usd-per-hour 200
-      gpuplan plan examples/fleet.yaml --alternatives 3 --within 25%
+      gpuplan plan examples/steady.yaml --tier spot --format json -o plan.json
+      gpuplan plan examples/steady.yaml -o out/            # plan.json, plan.csv, SkyPilot YAMLs
+      gpuplan plan examples/steady.yaml --objective max-throughput --budget-usd-per-hour 50
+      gpuplan plan examples/steady.yaml --alternatives 2 --within 25%
     """
     started = time.perf_counter()
     if alternatives < 0:
@@ -150,17 +162,17 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
             from gpuplan.optimizer.cli.day import day_specs
 
             files, notes = day_specs(day, fleet, tables, target)
-            write_folder(result, out, files, notes)
+            write_folder(result, Path(out), files, notes)
             show(result, "table", None)
-            click.echo(f"wrote {out}/plan.json, plan.csv and {len(files)} {target} file(s)")
+            click.echo(terminal_safe(f"wrote {out}/plan.json, plan.csv and {len(files)} {target} file(s)"))
             return
         show(result, fmt, out)
         return
     console = Console(stderr=True)
     with console.status("planning…") as status:
         report = build_plan(fleet, tables, objective, time_limit, budget_usd_per_hour,
-                            progress=lambda msg: status.update(msg), started=started, alternatives=alternatives,
-                            within=share)
+                            progress=lambda msg: status.update(escape(terminal_safe(msg))), started=started,
+                            alternatives=alternatives, within=share)
     rows = [{"workload": w.name, **d.model_dump()} for w in report.workloads for d in w.deployments]
     launches = View(title="Launch commands (what one instance runs for each deployment)",
                     columns=[("candidate", "deployment"), ("replicas", "replicas"), ("launch", "command")],
@@ -171,23 +183,26 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     if fmt == "table" and out is not None:
         deps = [(w, d) for w, p in zip(fleet.workloads, report.workloads, strict=True) for d in p.deployments]
         files, notes = spec_files(deps, tables, fleet.constraints.tier, target)
-        write_folder(result, out, files, notes)
+        folder = Path(out)
+        write_folder(result, folder, files, notes)
         show(result, "table", None)
-        click.echo(f"wrote {out}/plan.json, plan.csv and {len(files)} {target} file(s)")
+        click.echo(terminal_safe(f"wrote {folder}/plan.json, plan.csv and {len(files)} {target} file(s)"))
         for n in notes:
-            click.echo(f"note: {n}")
+            click.echo(terminal_safe(f"note: {n}"))
         return
     show(result, fmt, out)
 
 
 def write_folder(result: Result, folder: Path, files: dict[str, str], notes: list[str]) -> None:
-    """plan.json, plan.csv and the launch specs (built before anything is written)."""
-    from gpuplan.optimizer.output import render
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "plan.json", render(result, "json"))
-    write_atomic(folder / "plan.csv", render(result, "csv"))
-    for name, text in sorted(files.items()):
-        write_atomic(folder / name, text)
+    """plan.json, plan.csv and the launch specs, all rendered and checked before the first write; file
+    names pass through ``safe_filename`` (no path tricks, bounded length)."""
+    texts = {"plan.json": render(result, "json"), "plan.csv": render(result, "csv")}
+    texts.update({safe_filename(name, 120): text for name, text in sorted(files.items())})
     if notes:
-        write_atomic(folder / "NOTES.txt", "".join(f"{n}\n" for n in notes))
+        texts["NOTES.txt"] = "".join(f"{n}\n" for n in notes)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: exists and is not a folder")
+    for name in texts:
+        check_target(folder / name)
+    for name, text in texts.items():
+        write_atomic(folder / name, text)

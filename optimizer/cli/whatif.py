@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import SECONDS, checked_output, cli, count, output_options, positive, show, tables_of
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.procurement import procure
 from gpuplan.optimizer.planning.sweeps import load_raw, parse_vary, sweep
 from gpuplan.optimizer.planning.workload import load_fleet
+from rich.console import Console
 from rich.progress import Progress
 
 
@@ -18,28 +20,28 @@ from rich.progress import Progress
 @click.option("--vary", "vary", multiple=True, required=True,
               help="KEY=v1,v2,… (repeatable; the grid is their product). KEY: slo.tpot_ms, rate_rps, "
                    "constraints.tier, NAME/rate_rps for one workload, …")
-@click.option("--workers", type=int, default=1, show_default=True, help="Parallel processes.")
-@click.option("--time-limit", type=float, default=10.0, show_default=True, help="Solver limit per point, s.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--workers", type=count(1024), default=1, show_default=True, help="Parallel processes.")
+@click.option("--time-limit", type=SECONDS, default=10.0, show_default=True, help="Solver limit per point, s.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_output,
               help="Write a PNG chart of $/Mtok against the first varied key.")
 @output_options
 @click.pass_context
 def sweep_cmd(ctx: click.Context, workloads: Path, vary: tuple[str, ...], workers: int, time_limit: float,
-              plot: Path | None, fmt: str, out: Path | None) -> None:
+              plot: Path | None, fmt: str, out: str | None) -> None:
     """Plan every point of a grid of what-ifs; infeasible points are rows too.
 
     \b
     Examples:
-      gpuplan sweep examples/fleet.yaml --vary slo.tpot_ms=20,30,50,100 --vary rate_rps=1,10,100
-      gpuplan sweep examples/fleet.yaml --vary constraints.tier=on_demand,spot,reserved_1y --format csv
-      gpuplan sweep examples/launch.yaml --vary chat/rate_rps=5,20,80 --workers 2 --plot sweep.png
+      gpuplan sweep examples/steady.yaml --vary slo.tpot_ms=20,50 --vary rate_rps=1,100
+      gpuplan sweep examples/steady.yaml --vary constraints.tier=on_demand,spot,reserved_1y --format csv
+      gpuplan sweep examples/steady.yaml --vary assistant/rate_rps=5,20,80 --workers 2 --plot sweep.png
     """
     base = load_raw(workloads)
     grid = parse_vary(vary)
     total = 1
     for values in grid.values():
         total *= len(values)
-    with Progress(transient=True, disable=fmt != "table" and out is None) as bar:
+    with Progress(console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(f"planning {total} points", total=total)
         result = sweep(base, grid, tables_of(ctx), str(workloads), workers, time_limit,
                        progress=lambda done, _n: bar.update(task, completed=done))
@@ -58,16 +60,16 @@ def sweep_cmd(ctx: click.Context, workloads: Path, vary: tuple[str, ...], worker
 
 @cli.command("procure")
 @click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--months", type=int, default=36, show_default=True, help="Horizon in months.")
-@click.option("--power-utilization", type=float, default=None,
+@click.option("--months", type=count(1200), default=36, show_default=True, help="Horizon in months.")
+@click.option("--power-utilization", type=positive(1.0), default=None,
               help="Average power draw of owned servers as a share of their max power (default 0.7).")
-@click.option("--time-limit", type=float, default=10.0, show_default=True, help="Solver limit per tier, s.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--time-limit", type=SECONDS, default=10.0, show_default=True, help="Solver limit per tier, s.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_output,
               help="Write a PNG of cumulative cost per tier.")
 @output_options
 @click.pass_context
 def procure_cmd(ctx: click.Context, workloads: Path, months: int, power_utilization: float | None,
-                time_limit: float, plot: Path | None, fmt: str, out: Path | None) -> None:
+                time_limit: float, plot: Path | None, fmt: str, out: str | None) -> None:
     """Own, reserve (1y/3y), rent on demand or on spot: the same demand, costed over --months.
 
     Owned servers become offers priced from pricing/ownership.csv (purchase price, lifetime, power,

@@ -19,7 +19,6 @@ or a local path) overrides the table; a model given by a config path uses that, 
 from __future__ import annotations
 
 import csv
-import json
 import re
 from functools import cache
 from pathlib import Path
@@ -27,6 +26,8 @@ from pathlib import Path
 from gpuplan.models.catalog import Model
 from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel
+
+from gpuplan.safeio import read_json
 
 KINDS = ("release", "native", "published", "online")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -91,7 +92,7 @@ def load_checkpoints(path: Path | None = None) -> tuple[Checkpoint, ...]:
 
 def _config(m: Model) -> dict:
     try:
-        data = json.loads(Path(m.config_path).read_text(encoding="utf-8"))
+        data = read_json(m.config_path, non_finite=True)  # the user's config.json: bounded, regular file
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

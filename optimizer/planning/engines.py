@@ -9,11 +9,14 @@ scaling. Which engine plans is chosen by measurement (README, "The optimiser").
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 
+from gpuplan.optimizer.planning.interrupt import WAIT_SLICE_S, solve_interruptibly
 from ortools.math_opt.python import mathopt
 from ortools.sat.python import cp_model
+from ortools.util.python.solve_interrupter import SolveInterrupter
 
 WORKERS = 8  # CP-SAT: fixed, so a plan does not depend on the machine's core count
 SEED = 1
@@ -49,7 +52,7 @@ def cp_sat(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float
     solver.parameters.max_time_in_seconds = max(wall_s, 0.05)
     solver.parameters.relative_gap_limit = 0.0
     start = time.perf_counter()
-    status = solver.Solve(model)
+    status = solve_interruptibly(solver, model)
     wall_bound = (status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
                   and time.perf_counter() - start >= 0.95 * wall_s
                   and solver.ResponseProto().deterministic_time < det_s)
@@ -112,7 +115,7 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
     if hint:
         mparams = mathopt.ModelSolveParameters(solution_hints=[mathopt.SolutionHint(
             variable_values={xs[i]: float(v) for i, v in hint.items()})])
-    result = mathopt.solve(mo, mathopt.SolverType.HIGHS, params=params, model_params=mparams)
+    result = _highs_interruptibly(mo, params, mparams)
     reason = result.termination.reason
     has = result.has_primal_feasible_solution()
     if DEBUG:
@@ -149,6 +152,37 @@ def run(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, h
         except (ValueError, RuntimeError, AttributeError):  # a model HiGHS cannot take: CP-SAT solves it
             pass
     return cp_sat(model, variables, det_s, wall_s, hint, workers)
+
+
+def _highs_interruptibly(mo: mathopt.Model, params, mparams):
+    """``mathopt.solve`` in a helper thread, so Ctrl-C and SIGTERM (delivered to the main thread) interrupt
+    HiGHS and propagate instead of returning a plan (see ``interrupt``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return mathopt.solve(mo, mathopt.SolverType.HIGHS, params=params, model_params=mparams)
+    interrupter = SolveInterrupter()
+    outcome: dict = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["result"] = mathopt.solve(mo, mathopt.SolverType.HIGHS, params=params, model_params=mparams,
+                                              interrupter=interrupter)
+        except BaseException as err:  # re-raised in the caller's thread
+            outcome["error"] = err
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="highs", daemon=True).start()
+    try:
+        while not done.wait(WAIT_SLICE_S):
+            pass
+    except BaseException:
+        interrupter.interrupt()
+        done.wait(5.0)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def _td(seconds: float):

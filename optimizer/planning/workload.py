@@ -3,38 +3,53 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-import yaml
 from gpuplan.optimizer.errors import InputError
 from gpuplan.pricing.offers import TIERS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gpuplan.safeio import UnreadableInput, read_csv_dicts, read_yaml
+
 DEFAULT_UTILIZATION = 0.8
 HOURS = 24
+LIMIT_PROFILE_BYTES = 2**20
+MAX_NAME_CHARS = 120
+MAX_WORKLOADS = 100_000
+
+
+# Ceilings far above any real fleet, low enough that the solver's integer scaling cannot overflow.
+MAX_TOKENS = 100_000_000  # tokens per request or context
+MAX_RATE_RPS = 1_000_000.0
+MAX_CONCURRENCY = 100_000_000
+MAX_MS = 86_400_000.0  # one day
+MAX_BUDGET_USD_PER_HOUR = 1e9
+MAX_GPU_CAP = 10_000_000
+# Workload files are strict: no booleans or strings for numbers, no NaN or infinity.
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class SLO(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    ttft_ms: float = Field(gt=0)
-    tpot_ms: float = Field(gt=0)
+    ttft_ms: float = Field(gt=0, le=MAX_MS)
+    tpot_ms: float = Field(gt=0, le=MAX_MS)
 
 
 class Workload(BaseModel):
     """One model served to one traffic class."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    name: str = Field(min_length=1)
-    model: str
-    weights: list[str] = Field(default_factory=lambda: ["bf16"], min_length=1)
-    kv: list[str] = Field(default_factory=lambda: ["bf16"], min_length=1)
-    input_tokens: int = Field(gt=0)
-    output_tokens: int = Field(gt=0)
-    max_context: int | None = Field(default=None, gt=0)
-    rate_rps: float | None = Field(default=None, gt=0)
-    concurrency: int | None = Field(default=None, gt=0)
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    model: str = Field(min_length=1, max_length=4096)
+    weights: list[str] = Field(default_factory=lambda: ["bf16"], min_length=1, max_length=64)
+    kv: list[str] = Field(default_factory=lambda: ["bf16"], min_length=1, max_length=64)
+    input_tokens: int = Field(gt=0, le=MAX_TOKENS)
+    output_tokens: int = Field(gt=0, le=MAX_TOKENS)
+    max_context: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
+    rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS)
+    concurrency: int | None = Field(default=None, gt=0, le=MAX_CONCURRENCY)
     rate_profile: list[float] | None = None  # 24 hourly request rates (req/s), hour 0 first
     rate_profile_csv: str | None = None  # or a CSV with columns hour,rate (path relative to the file)
     slo: SLO
@@ -77,8 +92,8 @@ class Workload(BaseModel):
             return v
         if len(v) != HOURS:
             raise ValueError(f"rate_profile needs {HOURS} hourly values, got {len(v)}")
-        if any(x < 0 for x in v) or not any(x > 0 for x in v):
-            raise ValueError("rate_profile values must be ≥ 0 and not all 0")
+        if any(not 0 <= x <= MAX_RATE_RPS for x in v) or not any(x > 0 for x in v):
+            raise ValueError(f"rate_profile values must be ≥ 0 (at most {MAX_RATE_RPS:g}) and not all 0")
         return v
 
     @model_validator(mode="after")
@@ -103,12 +118,12 @@ class Workload(BaseModel):
 
 
 class Constraints(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     tier: Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"] = "on_demand"
     providers: list[str] | None = None
-    max_gpus: dict[str, int] = Field(default_factory=dict)
-    budget_usd_per_hour: float | None = Field(default=None, gt=0)
+    max_gpus: dict[str, Annotated[int, Field(ge=0, le=MAX_GPU_CAP)]] = Field(default_factory=dict)
+    budget_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_BUDGET_USD_PER_HOUR)
     single_gpu_type: bool = False  # one GPU type per workload (else a mix when cheaper)
     utilization: float = Field(default=DEFAULT_UTILIZATION, gt=0, le=1)
     gpus: list[str] | None = None  # only these GPU types
@@ -122,19 +137,11 @@ class Constraints(BaseModel):
     def _place_list(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
 
-    @field_validator("max_gpus")
-    @classmethod
-    def _caps(cls, v: dict[str, int]) -> dict[str, int]:
-        for gpu, cap in v.items():
-            if cap < 0:
-                raise ValueError(f"cap for '{gpu}' must be ≥ 0")
-        return v
-
 
 class Fleet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
-    workloads: list[Workload] = Field(min_length=1)
+    workloads: list[Workload] = Field(min_length=1, max_length=MAX_WORKLOADS)
     constraints: Constraints = Field(default_factory=Constraints)
 
     @model_validator(mode="after")
@@ -159,12 +166,10 @@ def _where(fleet: dict, loc: tuple) -> str:
 
 def _read_profile_csv(path: Path, where: str) -> list[float]:
     """hour,rate rows for hours 0..23 → 24 rates; errors name the file and row."""
-    import csv
-
     try:
-        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
-    except FileNotFoundError:
-        raise InputError(f"{where}: rate_profile_csv '{path}' not found") from None
+        _, rows = read_csv_dicts(path, LIMIT_PROFILE_BYTES)
+    except UnreadableInput as err:
+        raise InputError(f"{where}: rate_profile_csv {err}") from None
     if not rows or {"hour", "rate"} - set(rows[0]):
         raise InputError(f"{path}: needs columns hour,rate")
     rates: dict[int, float] = {}
@@ -173,8 +178,9 @@ def _read_profile_csv(path: Path, where: str) -> list[float]:
             hour, rate = int(row["hour"]), float(row["rate"])
         except (TypeError, ValueError):
             raise InputError(f"{path}, row {line}: hour must be an integer and rate a number") from None
-        if not 0 <= hour < HOURS or hour in rates or rate < 0:
-            raise InputError(f"{path}, row {line}: hour must be 0-23, once each, and rate ≥ 0")
+        if not 0 <= hour < HOURS or hour in rates or not 0 <= rate <= MAX_RATE_RPS:
+            raise InputError(f"{path}, row {line}: hour must be 0-23, once each, and rate a finite number in "
+                             f"[0, {MAX_RATE_RPS:g}]")
         rates[hour] = rate
     if len(rates) != HOURS:
         raise InputError(f"{path}: needs {HOURS} hours (0-23), got {len(rates)}")
@@ -182,8 +188,16 @@ def _read_profile_csv(path: Path, where: str) -> list[float]:
 
 
 def _inline_profiles(data: dict, base: Path | None, source: str) -> dict:
-    for i, w in enumerate(data.get("workloads") or []):
-        if isinstance(w, dict) and w.get("rate_profile_csv") and "rate_profile" not in w:
+    """A copy of ``data`` with each ``rate_profile_csv`` read into ``rate_profile``."""
+    items = data.get("workloads")
+    if not isinstance(items, list):
+        return data
+    data = {**data, "workloads": [dict(w) if isinstance(w, dict) else w for w in items]}
+    for i, w in enumerate(data["workloads"]):
+        if isinstance(w, dict) and "rate_profile_csv" in w and "rate_profile" in w:
+            raise InputError(f"{source}: workload '{w.get('name', i + 1)}': give rate_profile or rate_profile_csv, "
+                             "not both")
+        if isinstance(w, dict) and isinstance(w.get("rate_profile_csv"), str):
             path = Path(w["rate_profile_csv"])
             if base is not None and not path.is_absolute():
                 path = base / path
@@ -209,12 +223,4 @@ def parse_fleet(data: object, source: str, base: Path | None = None) -> Fleet:
 
 def load_fleet(path: Path) -> Fleet:
     """Read and validate a workload file; errors name the file, workload and field."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark else ""
-        raise InputError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    return parse_fleet(data, str(path), path.parent)
+    return parse_fleet(read_yaml(path), str(path), path.parent)

@@ -23,16 +23,16 @@ class CalibrationRow(BaseModel):
     comm_latency_us: fixed cost per all-reduce; runtime_overhead_gib: per-GPU memory outside weights,
     KV and activations; mem_util: fraction of GPU memory the engine may use."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     engine: str
     gpu: str
     eta_mem: float = Field(gt=0, le=1)
     eta_cmp: float = Field(gt=0, le=1)
     eta_prefill: float = Field(gt=0, le=1)
-    t_fixed_ms: float = Field(ge=0)
-    comm_latency_us: float = Field(ge=0)
-    runtime_overhead_gib: float = Field(ge=0)
+    t_fixed_ms: float = Field(ge=0, le=1e6)
+    comm_latency_us: float = Field(ge=0, le=1e9)
+    runtime_overhead_gib: float = Field(ge=0, le=1e5)
     mem_util: float = Field(gt=0, le=1)
     source: str
     as_of: str

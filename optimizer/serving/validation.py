@@ -29,25 +29,25 @@ PREDICTED_METRICS = frozenset(GROUPS)
 
 
 class Measurement(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: str
     gpu: str
-    tp: int = Field(ge=1)
+    tp: int = Field(ge=1, le=4096)
     weights: str
     kv: str
-    input: int = Field(ge=0)
-    output: int = Field(ge=0)
-    batch: int = Field(ge=1)
+    input: int = Field(ge=0, le=100_000_000)
+    output: int = Field(ge=0, le=100_000_000)
+    batch: int = Field(ge=1, le=1_000_000)
     engine: str
     metric: Metric
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, le=1e12)
     source: str
     as_of: str
     notes: str | None = None
-    ep: int = Field(default=1, ge=1)
+    ep: int = Field(default=1, ge=1, le=4096)
     mode: Literal["static", "closed", "open"] = "static"
-    rate_rps: float | None = Field(default=None, gt=0)
+    rate_rps: float | None = Field(default=None, gt=0, le=1e6)
     engine_version: str | None = None
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
 
