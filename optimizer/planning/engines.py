@@ -8,7 +8,10 @@ scaling. Which engine plans is chosen by measurement (README, "The optimiser").
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -154,7 +157,28 @@ def run(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, h
     return cp_sat(model, variables, det_s, wall_s, hint, workers)
 
 
+@contextlib.contextmanager
+def _quiet_stdout():
+    """HiGHS prints some diagnostics with printf whatever its output options: keep them out of stdout, where
+    the plan's JSON or CSV goes."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _highs_interruptibly(mo: mathopt.Model, params, mparams):
+    with _quiet_stdout():
+        return _highs_in_thread(mo, params, mparams)
+
+
+def _highs_in_thread(mo: mathopt.Model, params, mparams):
     """``mathopt.solve`` in a helper thread, so Ctrl-C and SIGTERM (delivered to the main thread) interrupt
     HiGHS and propagate instead of returning a plan (see ``interrupt``)."""
     if threading.current_thread() is not threading.main_thread():
