@@ -14,6 +14,10 @@ GPUS_CSV = Path(__file__).with_name("gpus.csv")
 GIB = 2**30
 
 
+# Formats whose native support implies the tensor path (hardware table lists formats such as nvfp4, mxfp4).
+COMPUTE_PATH_FORMATS: dict[str, tuple[str, ...]] = {"fp4": ("nvfp4", "mxfp4")}
+
+
 class GPU(BaseModel):
     """One accelerator row. Throughputs are dense (no sparsity), per GPU."""
 
@@ -76,11 +80,16 @@ class GPU(BaseModel):
     def runs_natively(self, fmt: str) -> bool:
         return fmt in self.native_formats
 
+    def runs_compute_path(self, compute: str) -> bool:
+        """The tensor path ``compute`` exists natively: the path itself or a format that runs on it is listed
+        (``fp4`` is native when the GPU runs ``nvfp4`` or ``mxfp4``; the table lists formats, not paths)."""
+        return self.runs_natively(compute) or any(self.runs_natively(f) for f in COMPUTE_PATH_FORMATS.get(compute, ()))
+
     def peak_flops(self, compute: str) -> float:
         """Dense FLOP/s of the tensor path; falls back to the 16-bit rate where the path is missing."""
         table = {"bf16": self.bf16_tflops or self.fp16_tflops, "fp16": self.fp16_tflops or self.bf16_tflops,
                  "fp8": self.fp8_tflops, "int8": self.int8_tops, "fp4": self.fp4_tflops}
-        value = table.get(compute) if self.runs_natively(compute) or compute in ("bf16", "fp16") else None
+        value = table.get(compute) if self.runs_compute_path(compute) or compute in ("bf16", "fp16") else None
         value = value or self.bf16_tflops or self.fp16_tflops
         if not value:
             raise InputError(f"GPU '{self.id}' has no tensor throughput in the hardware table")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.regions import admitted_jurisdictions, load_regions
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -126,9 +127,14 @@ def test_reserved_options_are_compared_with_the_same_instances_on_demand(gpuplan
     r = gpuplan("procure", str(EXAMPLES / "steady.yaml"), "--format", "json")
     options = {o["tier"]: o for o in r.json()["options"]}
     one_year = options["reserved_1y"]
-    # its fleet: 2 × g6e.12xlarge (us-east-2, $10.49264/h) + p4d.24xlarge ($21.95764) + p5en.48xlarge ($63.296)
-    assert one_year["fleet"].startswith("2 × g6e.12xlarge")
-    assert one_year["same_fleet_on_demand_usd_per_hour"] == pytest.approx(2 * 10.49264 + 21.95764 + 63.296)
+    # The fleet depends on the step model; its on-demand price is Σ count × on-demand $/h of the same offers
+    # in the same regions (with the shipped tables: p5.48xlarge $55.04 + p5en.48xlarge $63.296, us-east-1).
+    on_demand = {(o.provider, o.instance, o.region): o.on_demand_usd_per_hour for o in Tables().offers}
+    plan = one_year["plan"]
+    regions = {(d["provider"], d["offer"]): d["region"] for w in plan["workloads"] for d in w["deployments"]}
+    expected = sum(i["count"] * on_demand[(i["provider"], i["offer"], regions[(i["provider"], i["offer"])])]
+                   for i in plan["instances"])
+    assert one_year["same_fleet_on_demand_usd_per_hour"] == pytest.approx(expected, rel=1e-4)
     for tier in ("reserved_1y", "reserved_3y"):
         assert options[tier]["usd_per_hour"] <= options[tier]["same_fleet_on_demand_usd_per_hour"]
     assert any(n.startswith("prices as of") for n in r.json()["notes"])

@@ -9,29 +9,35 @@ from pathlib import Path
 import click
 from gpuplan.optimizer.cli.common import checked_output, cli, output_options, show, tables_of
 from gpuplan.optimizer.output import Result, View, output_file, write_atomic
-from gpuplan.optimizer.serving.validation import calibrate, compare, read_measurements, summarise
+from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV
+from gpuplan.optimizer.serving.fitting import calibrate, in_sample, leave_one_source_out
+from gpuplan.optimizer.serving.validation import read_measurements, summarise
 
 MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,engine,metric,value,source,as_of "
-                 "(metric: decode_tok_s_per_user, tpot_ms, ttft_ms, decode_tok_s, prefill_tok_s).")
+                 "and optionally ep, mode (static|closed|open), rate_rps, engine_version, percentile "
+                 "(metric: decode_tok_s_per_user, tpot_ms, ttft_ms, itl_ms, e2e_ms, decode_tok_s, prefill_tok_s).")
+SUMMARY_COLUMNS = [("calibration", "calibration"), ("scope", "scope"), ("group", "group"), ("rows", "rows"),
+                   ("median_ape_pct", "median %"), ("p90_ape_pct", "p90 %")]
 
 
-VALIDATE_HELP = f"""Predicted vs measured per row; median and 90th-percentile absolute % error per metric.
+VALIDATE_HELP = f"""Predicted vs measured per row; median and 90th-percentile absolute % error per metric group,
+model class (dense / MoE) and engine, with the current calibration (in-sample for the shipped one) and
+leave-one-source-out (every row predicted by a calibration fitted without any row of its source).
 
-MEASURED is a CSV of published or your own measurements: {MEASURED_HELP} Rows at batch > 1 are read as a
-saturated closed loop of `batch` concurrent requests. The summary groups rows into batch-1 decode, decode
-at load, prefill and TTFT.
+MEASURED is a CSV of published or your own measurements: {MEASURED_HELP} Static and closed-loop rows are
+read as waves of `batch` requests, open-loop rows at `rate_rps`.
 
 \b
 Examples:
   gpuplan validate tests/data/measured.csv --summary-only
+  gpuplan validate tests/data/measured.csv --summary-only --no-loso
   gpuplan validate tests/data/measured.csv --format csv -o validation.csv
 """
 
-CALIBRATE_HELP = f"""Fit η_mem, η_cmp, η_prefill and t_fixed per (engine, GPU) to your measurements.
-
-Each (engine, GPU) with at least two rows gets its own row (grid coordinate descent on the mean squared
-log error); the rest keep the current calibration. The result is a calibration CSV for the global
---calibration option. MEASURED: {MEASURED_HELP}
+CALIBRATE_HELP = f"""Fit η_mem, η_cmp, η_prefill, η_moe, the per-layer floors and the per-request, per-step and
+per-sequence times of every calibration row your measurements use (least squares on log error, soft-L1,
+with a pull towards the current values; a level shared by the serving engines first). The result is a
+calibration CSV for the global --calibration option. MEASURED: {MEASURED_HELP}
 
 \b
 Examples:
@@ -44,24 +50,32 @@ Examples:
 @click.argument("measured", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--rows/--summary-only", "show_rows", default=True, show_default=True,
               help="Print every row, or only the error summary.")
+@click.option("--loso/--no-loso", default=True, show_default=True,
+              help="Also predict every row with a calibration fitted without its source (leave-one-source-out).")
 @output_options
 @click.pass_context
-def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, out: str | None) -> None:
+def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool, fmt: str, out: str | None) -> None:
     tables = tables_of(ctx)
-    comparisons = compare(read_measurements(measured), tables)
-    summary = summarise(comparisons)
+    rows = read_measurements(measured)
+    comps = in_sample(rows, tables)
+    label = "shipped" if Path(tables.calibration.path) == CALIBRATION_CSV else Path(tables.calibration.path).name
+    summary = summarise(comps, label)
+    loso_comps = leave_one_source_out(rows, tables) if loso else []
+    if loso:
+        summary += summarise(loso_comps, "leave-one-source-out")
     views = []
     if show_rows:
-        views.append(View(title=f"Predicted vs measured ({len(comparisons)} rows, calibration "
+        views.append(View(title=f"Predicted vs measured ({len(comps)} rows, calibration "
                                 f"{Path(tables.calibration.path).name})", columns=[
-            ("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("weights", "weights"), ("batch", "batch"),
-            ("engine", "engine"), ("metric", "metric"), ("measured", "measured"), ("predicted", "predicted"),
-            ("error_pct", "error %")], rows=[c.model_dump() for c in comparisons]))
-    views.append(View(title="Absolute percentage error", columns=[
-        ("group", "group"), ("metric", "metric"), ("rows", "rows"), ("median_ape_pct", "median %"),
-        ("p90_ape_pct", "p90 %")], rows=[s.model_dump() for s in summary]))
-    payload = {"rows": [c.model_dump() for c in comparisons], "summary": [s.model_dump() for s in summary]}
-    show(Result(payload=payload, csv_rows=[c.model_dump() for c in comparisons], views=views), fmt, out)
+            ("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("ep", "ep"), ("weights", "weights"),
+            ("batch", "batch"), ("engine", "engine"), ("metric", "metric"), ("measured", "measured"),
+            ("predicted", "predicted"), ("error_pct", "error %")], rows=[c.model_dump() for c in comps]))
+    views.append(View(title="Absolute percentage error", columns=SUMMARY_COLUMNS,
+                      rows=[s.model_dump() for s in summary]))
+    payload = {"rows": [c.model_dump() for c in comps], "summary": [s.model_dump() for s in summary]}
+    if loso:
+        payload["loso_rows"] = [c.model_dump() for c in loso_comps]
+    show(Result(payload=payload, csv_rows=[c.model_dump() for c in comps], views=views), fmt, out)
 
 
 @cli.command("calibrate", help=CALIBRATE_HELP)
@@ -72,9 +86,9 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, fmt: str, 
 def calibrate_cmd(ctx: click.Context, measured: Path, out: str) -> None:
     tables = tables_of(ctx)
     rows = read_measurements(measured)
-    before = summarise(compare(rows, tables))
+    before = summarise(in_sample(rows, tables))
     fitted = calibrate(rows, tables, measured.name)
-    after = summarise(compare(rows, tables.with_calibration(fitted)))
+    after = summarise(in_sample(rows, tables.with_calibration(fitted)))
     buf = io.StringIO()
     fields = list(type(fitted.rows[0]).model_fields)
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
@@ -83,9 +97,10 @@ def calibrate_cmd(ctx: click.Context, measured: Path, out: str) -> None:
         writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.model_dump().items()})
     target = output_file(out, "calibration", "csv")
     write_atomic(target, buf.getvalue())
-    rows_view = [{"metric": b.metric, "rows": b.rows, "before": b.median_ape_pct, "after": a.median_ape_pct}
-                 for b, a in zip(before, after, strict=True)]
+    after_by = {(a.scope, a.group): a for a in after}
+    rows_view = [{"scope": b.scope, "group": b.group, "rows": b.rows, "before": b.median_ape_pct,
+                  "after": after_by[(b.scope, b.group)].median_ape_pct} for b in before if b.scope == "all"]
     show(Result(payload=rows_view, csv_rows=rows_view, views=[View(
         title=f"Calibration written to {target}: median absolute % error on the fitted rows (in-sample)",
-        columns=[("metric", "metric"), ("rows", "rows"), ("before", "before %"), ("after", "after %")],
+        columns=[("group", "group"), ("rows", "rows"), ("before", "before %"), ("after", "after %")],
         rows=rows_view)]), "table", None)

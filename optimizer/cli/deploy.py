@@ -77,7 +77,12 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
 @cli.command("perf")
 @click.option("--model", required=True, help="Model id or alias, or a path to a config.json.")
 @click.option("--gpu", required=True, help="GPU id or alias.")
-@click.option("--tp", type=count(4096), default=1, show_default=True, help="Tensor-parallel degree.")
+@click.option("--tp", type=count(4096), default=1, show_default=True,
+              help="Tensor-parallel degree (GPUs of the replica).")
+@click.option("--ep", type=count(4096), default=1, show_default=True,
+              help="Expert-parallel ranks for MoE layers (divides --tp and the expert count).")
+@click.option("--attn-dp", type=count(4096), default=None,
+              help="Data-parallel attention ranks (default: --ep when --ep > 1, DeepSeek-style; else 1).")
 @click.option("--weights", default="bf16", show_default=True)
 @click.option("--kv", default="bf16", show_default=True)
 @click.option("--input", "input_tokens", type=TOKENS, default=1024, show_default=True, help="Prompt tokens.")
@@ -91,9 +96,9 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
               help="Load as a fraction of the replica's request-rate limit (queueing in TTFT, prefill in TPOT).")
 @output_options
 @click.pass_context
-def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str, kv: str, input_tokens: int,
-             output_tokens: int, batch: int, engine: str | None, tpot_ms: float | None, utilization: float,
-             fmt: str, out: str | None) -> None:
+def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp: int | None, weights: str, kv: str,
+             input_tokens: int, output_tokens: int, batch: int, engine: str | None, tpot_ms: float | None,
+             utilization: float, fmt: str, out: str | None) -> None:
     """One replica: TPOT, TTFT, tok/s, memory- or compute-bound, largest batch that fits.
 
     \b
@@ -101,9 +106,10 @@ def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str, kv
       gpuplan perf --model llama-3.1-8b --gpu h100-sxm --batch 1
       gpuplan perf --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --kv fp8 --batch 64 --tpot-ms 50
       gpuplan perf --model llama-2-7b --gpu m2-ultra --weights q4_0 --input 512 --output 128
+      gpuplan perf --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --batch 256 --utilization 0.9
     """
     r = perf(model, gpu, weights, kv, tp, input_tokens, output_tokens, batch, engine, tpot_ms, utilization,
-             tables_of(ctx))
+             tables_of(ctx), ep=ep, attn_dp=attn_dp)
     keys = [("tpot_ms", "TPOT ms"), ("ttft_ms", "TTFT ms"), ("decode_tok_s", "decode tok/s (replica)"),
             ("decode_tok_s_per_user", "tok/s per user"), ("prefill_tok_s", "prefill tok/s"), ("bound", "bound"),
             ("max_batch", "max batch (memory)"), ("max_batch_for_tpot", "max batch for TPOT"), ("fits", "fits"),
@@ -111,7 +117,8 @@ def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, weights: str, kv
     payload = r.model_dump(mode="json")
     rows = [{"metric": label, "value": payload[k]} for k, label in keys if not (k == "max_batch_for_tpot"
                                                                                 and payload[k] is None)]
-    title = (f"{r.model} on {r.tp} × {r.gpu} · {r.weights}/{r.kv} · {r.engine} · "
+    layout = f" (EP {r.ep}, attention DP {r.attn_dp})" if r.ep > 1 else ""
+    title = (f"{r.model} on {r.tp} × {r.gpu}{layout} · {r.weights}/{r.kv} · {r.engine} · "
              f"{r.input_tokens}→{r.output_tokens} tokens · batch {r.batch}")
     show(Result(payload=payload, csv_rows=[payload], views=[View(title=title, columns=[
         ("metric", "metric"), ("value", "value")], rows=rows)], notes=[f"warning: {w}" for w in r.warnings]),

@@ -42,6 +42,7 @@ PHI_SCALE = 1_000  # served fraction in ‰
 DET_PER_S = 0.25
 TIE_BREAK_SHARE = 0.2  # of the wall budget kept for the tie-break
 TIE_BREAK_DET_PER_S = 0.05  # single-worker deterministic seconds per second of time limit
+TIE_BREAK_MIN_DET_S = 1.5  # small models: lets the tie-break settle whatever optimum it starts from
 DEBUG = False
 PROVEN_GAP = 1e-3  # a plan proven within 0.1 % of the bound is returned as is (status feasible, its gap)
 GROUP_SIZE = 150  # workloads per independently solved group in large separable fleets (measured: 100 → 0.1 %)
@@ -473,7 +474,10 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     expr, last, sense = stages[-1]
     fix_stage(m.model, expr, last, sense)
     m.model.Minimize(_rank_expr(m, by_name))
-    tie = run_stage(m.model, [v for _, v in _all_vars(m)], TIE_BREAK_DET_PER_S * time_limit_s,
+    tie_det = TIE_BREAK_DET_PER_S * time_limit_s
+    if len(cands) <= PHASE1_MIN:
+        tie_det = max(tie_det, TIE_BREAK_MIN_DET_S)
+    tie = run_stage(m.model, [v for _, v in _all_vars(m)], tie_det,
                     max(_remaining(start, wall), 0.05), last.values, "cp-sat", workers=1)
     # a tie-break cut short by the clock is dropped: the plan before it is reproducible
     values = tie.values if tie.values and not tie.wall_bound else last.values

@@ -1,32 +1,65 @@
-"""Efficiencies and fixed latencies per (engine, GPU): the calibratable part of the roofline.
+"""Efficiencies and fixed latencies per (engine, GPU): the calibratable part of the step model.
 
-A row applies to an engine and a GPU selector: an exact GPU id, ``vendor:<name>`` (e.g.
-``vendor:apple``) or ``*``. The most specific matching row wins (id > vendor > *).
+A row applies to an engine, an optional engine version range and a GPU selector: an exact GPU id,
+``gen:<generation>`` (the first word of the GPU table's ``arch``, e.g. ``gen:hopper``, ``gen:blackwell``,
+``gen:cdna``), ``vendor:<name>`` (e.g. ``vendor:amd``) or ``*``. The most specific matching row wins
+(id > gen > vendor > *); at equal specificity a row whose ``versions`` range contains the engine version
+beats a row without a range. A range is comma-separated bounds such as ``>=0.8,<0.11``.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.errors import InputError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CALIBRATION_CSV = Path(__file__).with_name("calibration.csv")
+# Hand-set, sourced starting values: 'gpuplan calibrate' fits calibration.csv from these, and
+# leave-one-source-out validation refits from these (never from a table fitted on the held-out rows).
+DEFAULTS_CSV = Path(__file__).with_name("calibration_defaults.csv")
 ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp")
+# Defaults of the step-model columns (see README "Step model"): per-layer floors from the 70–180 µs per
+# layer that batch-1 DeepSeek-R1 decode on 8 GPUs shows, split by layer kind; tile M of Hopper wgmma
+# (64 rows); 8192-token prefill chunks (vLLM max_num_batched_tokens, SGLang chunked_prefill_size).
+DEFAULT_SEQ_US = 5.0
+# DeepGEMM's README (H800, FP8): grouped GEMMs for MoE reach 1093-1297 TFLOPS (contiguous layout, 4096-8192
+# rows per expert) and 925-1233 (masked, 1024 rows) against 990-1358 for dense GEMMs at M = 4096; at the
+# tens to hundreds of rows per expert of decode even dense GEMMs fall to 295-645 TFLOPS. 0.75 sits between.
+DEFAULT_ETA_MOE = 0.75
+DEFAULT_LAYER_US = 20.0
+DEFAULT_MOE_LAYER_US = 40.0
+DEFAULT_MLA_LAYER_US = 25.0
+DEFAULT_GEMM_TILE_M = 64.0
+DEFAULT_ATTN_CTX_HALF_TOKENS = 131072.0
+DEFAULT_REQUEST_MS = 15.0
+DEFAULT_CHUNK_TOKENS = 8192.0
+DEFAULT_MAX_SEQS = 1024
 
 
 class CalibrationRow(BaseModel):
     """η_mem: achieved / peak DRAM bandwidth in decode; η_cmp, η_prefill: achieved / peak dense FLOP/s;
-    t_fixed_ms: per-step latency not explained by bytes or FLOPs (kernel launches, scheduler, sampler);
-    comm_latency_us: fixed cost per all-reduce; runtime_overhead_gib: per-GPU memory outside weights,
-    KV and activations; mem_util: fraction of GPU memory the engine may use."""
+    t_fixed_ms: per-step latency of the engine outside the model (scheduler, sampler, detokeniser);
+    comm_latency_us: the engine's own cost per collective, added to the link's α (links.csv);
+    runtime_overhead_gib: per-GPU memory outside weights, KV and activations; mem_util: fraction of GPU
+    memory the engine may use. Columns added with the step model (defaults when a CSV lacks them):
+    eta_moe: grouped-GEMM (routed experts) throughput relative to a dense GEMM; seq_us: host time per
+    running sequence per step (scheduling, sampling, detokenising, output
+    processing); layer_us: fixed time per transformer layer per step; moe_layer_us, mla_layer_us: extra per MoE / MLA
+    layer; gemm_tile_m: rows of one grouped-GEMM tile (expert GEMMs are padded to it);
+    attn_ctx_half_tokens: context at which decode attention reaches half of η_mem (0 = off);
+    request_ms: per-request latency in TTFT (HTTP, tokenisation, scheduling); chunk_tokens: prefill
+    tokens per engine step (chunked prefill); max_seqs: the scheduler's cap on running sequences
+    (vLLM --max-num-seqs, TensorRT-LLM max_batch_size, SGLang --max-running-requests)."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     engine: str
     gpu: str
+    versions: str | None = None
     eta_mem: float = Field(gt=0, le=1)
     eta_cmp: float = Field(gt=0, le=1)
     eta_prefill: float = Field(gt=0, le=1)
@@ -34,34 +67,84 @@ class CalibrationRow(BaseModel):
     comm_latency_us: float = Field(ge=0, le=1e9)
     runtime_overhead_gib: float = Field(ge=0, le=1e5)
     mem_util: float = Field(gt=0, le=1)
+    eta_moe: float = Field(default=DEFAULT_ETA_MOE, gt=0, le=1)
+    seq_us: float = Field(default=DEFAULT_SEQ_US, ge=0)
+    layer_us: float = Field(default=DEFAULT_LAYER_US, ge=0)
+    moe_layer_us: float = Field(default=DEFAULT_MOE_LAYER_US, ge=0)
+    mla_layer_us: float = Field(default=DEFAULT_MLA_LAYER_US, ge=0)
+    gemm_tile_m: float = Field(default=DEFAULT_GEMM_TILE_M, ge=1)
+    attn_ctx_half_tokens: float = Field(default=DEFAULT_ATTN_CTX_HALF_TOKENS, ge=0)
+    request_ms: float = Field(default=DEFAULT_REQUEST_MS, ge=0)
+    chunk_tokens: float = Field(default=DEFAULT_CHUNK_TOKENS, ge=1)
+    max_seqs: int = Field(default=DEFAULT_MAX_SEQS, ge=1)
     source: str
     as_of: str
     notes: str | None = None
+
+    @field_validator("versions")
+    @classmethod
+    def _check_versions(cls, v: str | None) -> str | None:
+        if v is not None:
+            _parse_range(v)
+        return v
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    parts = re.findall(r"\d+", v)
+    if not parts:
+        raise ValueError(f"not a version: '{v}'")
+    return tuple(int(p) for p in parts[:3])
+
+
+def _parse_range(spec: str) -> list[tuple[str, tuple[int, ...]]]:
+    out = []
+    for bound in spec.split(","):
+        m = re.fullmatch(r"\s*(>=|<=|>|<|==)\s*([0-9][0-9A-Za-z.]*)\s*", bound)
+        if not m:
+            raise ValueError(f"version bound '{bound.strip()}' is not like '>=0.8' or '<0.11'")
+        out.append((m.group(1), _version_tuple(m.group(2))))
+    return out
+
+
+def version_in_range(version: str, spec: str) -> bool:
+    """Does ``version`` (e.g. '0.10.1', 'v0.4.6.post1') satisfy every bound of ``spec``?"""
+    v = _version_tuple(version)
+    checks = {">=": v.__ge__, "<=": v.__le__, ">": v.__gt__, "<": v.__lt__, "==": v.__eq__}
+    return all(checks[op](bound) for op, bound in _parse_range(spec))
+
+
+def generation(arch: str) -> str:
+    """GPU generation from the hardware table's ``arch`` text: its first word, lower case."""
+    return (arch.split() or [""])[0].lower()
 
 
 class Calibration(BaseModel):
     rows: tuple[CalibrationRow, ...]
     path: str
 
-    def lookup(self, engine: str, gpu_id: str, vendor: str) -> CalibrationRow:
-        """Most specific row for (engine, GPU): exact id, then vendor:<name>, then *."""
+    def lookup(self, engine: str, gpu_id: str, vendor: str, arch: str = "",
+               version: str | None = None) -> CalibrationRow:
+        """Most specific row for (engine, version, GPU): exact id, then gen:<generation>, vendor:<name>, *."""
         engine = engine.lower()
         if engine not in {r.engine for r in self.rows}:
             known = ", ".join(sorted({r.engine for r in self.rows}))
             raise InputError(f"unknown engine '{engine}' in {self.path} (known: {known})")
-        for selector in (gpu_id.lower(), f"vendor:{vendor.lower()}", "*"):
-            for row in self.rows:
-                if row.engine == engine and row.gpu == selector:
-                    return row
+        selectors = [gpu_id.lower(), f"gen:{generation(arch)}" if arch else None, f"vendor:{vendor.lower()}", "*"]
+        for selector in [s for s in selectors if s]:
+            rows = [r for r in self.rows if r.engine == engine and r.gpu == selector]
+            ranged = [r for r in rows if r.versions and version and version_in_range(version, r.versions)]
+            plain = [r for r in rows if not r.versions]
+            if ranged or plain:
+                return (ranged or plain)[0]
         raise InputError(f"{self.path}: no calibration row for engine '{engine}' and GPU '{gpu_id}' (add a '*' row)")
 
 
 @cache
 def load_calibration(path: Path = CALIBRATION_CSV) -> Calibration:
     rows = tuple(read_rows(path, CalibrationRow))
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str | None]] = set()
     for i, row in enumerate(rows, start=2):
-        key = (row.engine, row.gpu)
+        key = (row.engine, row.gpu, row.versions)
         if key in seen:
             raise InputError(f"{path}, row {i}: duplicate calibration for engine '{row.engine}', GPU '{row.gpu}'")
         seen.add(key)

@@ -11,9 +11,10 @@ from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import Mode, fit, inference_breakdown, training_breakdown
 from gpuplan.models.catalog import Model, resolve
-from gpuplan.models.memory import GIB, weights_bytes
+from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.layout import Layout, make_layout, max_sequences_dp, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
@@ -52,6 +53,10 @@ def check_tp(arch: Architecture, gpu: GPU, tp: int, model_id: str) -> None:
     if tp > max_tp(gpu):
         raise InputError(f"TP {tp} exceeds {gpu.id}'s largest tensor-parallel group ({max_tp(gpu)} GPUs, "
                          f"link '{gpu.link}'); pipeline parallelism across nodes is not modelled")
+    check_attention_tp(arch, tp, model_id)
+
+
+def check_attention_tp(arch: Architecture, tp: int, model_id: str) -> None:
     if arch.heads % tp:
         raise InputError(f"TP {tp} does not divide {model_id}'s {arch.heads} attention heads")
     if arch.mla is None and arch.kv_heads % tp and tp % arch.kv_heads:
@@ -146,6 +151,8 @@ class PerfReport(Frame):
     model: str
     gpu: str
     tp: int
+    ep: int = 1
+    attn_dp: int = 1
     weights: str
     kv: str
     engine: str
@@ -170,8 +177,12 @@ class PerfReport(Frame):
 
 
 def max_batch_in_memory(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
-                        cal: CalibrationRow) -> int:
-    """Largest number of ``context``-token sequences the KV budget of a TP group holds."""
+                        cal: CalibrationRow, layout: Layout | None = None) -> int:
+    """Largest number of ``context``-token sequences the KV budget of a TP group (or EP layout) holds."""
+    if layout is not None and (layout.ep > 1 or layout.attn_dp > 1):
+        n = max_sequences_dp(m.arch, wfmt, kvfmt, layout, context, g.memory_bytes, cal.mem_util,
+                             cal.runtime_overhead_gib, int(cal.chunk_tokens))
+        return min(n, MAX_BATCH)
     b = inference_breakdown(m.arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
     f = fit(b, m.arch, kvfmt, context, g.memory_bytes, cal.mem_util)
     return min(f.max_sequences or 0, MAX_BATCH)
@@ -179,8 +190,11 @@ def max_batch_in_memory(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberForma
 
 def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: int = 1,
          input_tokens: int = 1024, output_tokens: int = 256, batch: int = 1, engine: str | None = None,
-         tpot_ms: float | None = None, utilization: float = 0.0, tables: Tables = DEFAULT) -> PerfReport:
-    """TPOT, TTFT and throughput of one replica at ``batch`` (utilization 0 = an isolated request)."""
+         tpot_ms: float | None = None, utilization: float = 0.0, tables: Tables = DEFAULT, *, ep: int = 1,
+         attn_dp: int | None = None, engine_version: str | None = None) -> PerfReport:
+    """TPOT, TTFT and throughput of one replica at ``batch`` (utilization 0 = an isolated request).
+    ``ep`` splits MoE experts over expert-parallel ranks; ``attn_dp`` runs attention data-parallel
+    (default: ep when ep > 1)."""
     m = model if isinstance(model, Model) else resolve(model)
     g = tables.gpus.get(gpu)
     _positive("input tokens", input_tokens)
@@ -189,33 +203,37 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     if not 0 <= utilization <= 1:
         raise InputError(f"utilization must be in [0, 1], got {utilization}")
     wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
-    check_tp(m.arch, g, tp, m.id)
+    layout = make_layout(m.arch, tp, ep, attn_dp)
+    check_tp(m.arch, g, layout.attn_tp, m.id) if layout.attn_dp > 1 else check_tp(m.arch, g, tp, m.id)
     eng = engine or default_engine(g, wfmt)
-    cal = tables.calibration.lookup(eng, g.id, g.vendor)
+    cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
     context = input_tokens + output_tokens
-    shape, warning = make_shape(m.arch, g, tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal)
+    shape, warning = make_shape(m.arch, g, tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
+                                ep=layout.ep, attn_dp=layout.attn_dp)
     t_pre = prefill_s(shape, m.arch, input_tokens)
+    t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
     batches = np.array([batch], dtype=float)
     t_step, mem_bound = decode_step_s(shape, batches)
-    op = serving(t_step, t_pre, batches, output_tokens, utilization)
-    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal)
+    op = serving(t_step, t_share, batches, output_tokens, utilization, request_s=shape.request_s,
+                 ttft_prefill_s=t_pre)
+    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal, layout)
     best_for_tpot = None
     if tpot_ms is not None:
         grid = np.arange(1, max(limit, 1) + 1, dtype=float)
         steps, _ = decode_step_s(shape, grid)
-        tpots = serving(steps, t_pre, grid, output_tokens, utilization)["tpot"] * 1e3
+        tpots = serving(steps, t_share, grid, output_tokens, utilization, request_s=shape.request_s)["tpot"] * 1e3
         ok = np.nonzero((tpots <= tpot_ms) & (grid <= limit))[0]
         best_for_tpot = int(grid[ok[-1]]) if ok.size else 0
     tpot = float(op["tpot"][0])
-    w_bytes = weights_bytes(m.arch, wfmt)
     return PerfReport(
-        model=m.id, gpu=g.id, tp=tp, weights=wfmt.id, kv=kvfmt.id, engine=eng, input_tokens=input_tokens,
-        output_tokens=output_tokens, batch=batch, utilization=utilization, tpot_ms=tpot * 1e3,
+        model=m.id, gpu=g.id, tp=tp, ep=layout.ep, attn_dp=layout.attn_dp, weights=wfmt.id, kv=kvfmt.id,
+        engine=eng, input_tokens=input_tokens, output_tokens=output_tokens, batch=batch, utilization=utilization,
+        tpot_ms=tpot * 1e3,
         ttft_ms=float(op["ttft"][0]) * 1e3, step_ms=float(t_step[0]) * 1e3, prefill_ms=t_pre * 1e3,
         decode_tok_s=batch / tpot,
         decode_tok_s_per_user=1.0 / tpot, prefill_tok_s=input_tokens / t_pre,
         bound="memory" if bool(mem_bound[0]) else "compute", max_batch=limit, fits=batch <= limit,
-        max_batch_for_tpot=best_for_tpot, weights_gib_per_gpu=w_bytes / tp / GIB,
+        max_batch_for_tpot=best_for_tpot, weights_gib_per_gpu=weights_bytes_per_gpu(m.arch, wfmt, layout) / GIB,
         kv_gib_per_sequence=shape.kv_bytes_per_seq / GIB,
         warnings=[w for w in [warning] if w] + ([] if batch <= limit else
                                                [f"batch {batch} does not fit: at most {limit} sequences of "

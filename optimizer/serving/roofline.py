@@ -1,60 +1,106 @@
-"""Roofline decode and prefill for one replica, vectorised over batch size.
+"""The step model of one replica: roofline phases plus the terms the roofline lacks (terms.py).
 
-Decode step at batch b, mean context s, TP degree t (all times in seconds):
-  t_mem  = (W(b) / t + b · KV(s) · rep / t) / (BW · η_mem)      W(b): weights read, MoE experts touched by b tokens
-  t_cmp  = (2 · P_active · b + b · A(s)) / t / (F · η_cmp)        A(s): attention FLOPs per token at context s
-  t_comm = 2 · L · (2(t−1)/t · b · hidden · 2 B / link + latency)  two all-reduces per layer, ring algorithm
-  t_step = max(t_mem, t_cmp) + t_comm + t_fixed
-Prefill of I tokens: max(compute at η_prefill, one weight read) + comm for I tokens + t_fixed.
+A replica has G = ``tp`` GPUs. MoE layers run expert-parallel over ``ep`` ranks (each rank's experts
+tensor-parallel over G/ep GPUs); attention runs data-parallel over d = ``attn_dp`` ranks, each a
+tensor-parallel group of a = G/d GPUs (d = 1: plain TP; d = ep = G: DeepSeek-style DP attention + EP).
+
+One engine step with b decoding sequences at context s and p prefill tokens (times in seconds):
+  t_linear = max(bytes_lin / (BW · η_mem), (FLOPs_dense + FLOPs_experts / η_moe) / (F_w · η))
+             weights: dense / a + experts (busiest rank); η_moe: grouped-GEMM vs dense GEMM throughput
+  t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
+  t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β)
+  t_step   = t_linear + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
+η is η_cmp in decode steps and η_prefill in steps with prefill tokens. Expert FLOPs count padded
+grouped-GEMM rows (terms.expert_gemm_rows); experts read are the expected distinct experts the step's
+tokens touch. A prompt of I tokens runs in ⌈I / C⌉ chunks, each one step (so MoE prefill reads the
+touched experts once per chunk: the weight-read floor).
 Serving at request rate r with chunked prefill: a share f = r · t_prefill of GPU time goes to
 prefill, so TPOT = t_step / (1 − f) and the replica's limit is r_max = b / (O · t_step + b · t_prefill).
-TTFT = t_prefill · (1 + ρ / (2(1 − ρ))) + t_step with ρ = f (M/D/1 wait for the prefill server).
+TTFT = t_request + t_prefill · (1 + ρ / (2(1 − ρ))) (+ t_step when other sequences decode: the prompt's
+chunk shares a step with them) with ρ = f (M/D/1 wait for the prefill server). The first token is sampled by
+the last prefill step itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import kv_replication
-from gpuplan.models.memory import (
-    active_weights_bytes,
-    decode_state_bytes,
-    expected_experts_touched,
-    tokens_attended,
-)
+from gpuplan.models.memory import active_weights_bytes, decode_state_bytes, tokens_attended
 from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.links import MIB, alpha_s, link_row
 
-ALLREDUCE_BYTES_PER_ELEMENT = 2  # 16-bit activations
+ACTIVATION_BYTES = 2  # 16-bit activations in all-reduces and MoE combine
 
 
 @dataclass(frozen=True)
 class Shape:
-    """Per-deployment constants of the roofline (everything that does not depend on batch)."""
+    """Per-deployment constants of the step model. Every field is a number, so shapes of many
+    deployments stack into arrays (``stack``) and evaluate at once."""
 
+    tp: float  # GPUs of the replica
+    ep: float
+    attn_dp: float
     dense_bytes: float  # weights read every step except routed experts
-    expert_bytes_per_layer_expert: float  # one routed expert of one MoE layer
-    moe_layers: int
-    num_experts: int
-    top_k: int
-    kv_bytes_per_seq: float  # at the mean decode context, per sequence, before TP replication
-    kv_rep: float
-    linear_flops_per_token: float  # 2 × active parameters (matmuls)
-    attn_flops_per_token: float  # at the mean decode context
-    layers: int
-    hidden: int
-    tp: int
-    bw: float  # bytes/s × η_mem
-    flops: float  # FLOP/s × η_cmp
-    prefill_flops: float  # FLOP/s × η_prefill
-    link: float  # bytes/s one direction
-    comm_latency_s: float
+    expert_bytes: float  # one routed expert of one MoE layer
+    moe_layers: float
+    num_experts: float
+    top_k: float
+    dense_flops_per_token: float  # 2 × active non-expert matmul parameters
+    expert_flops_per_row: float  # 2 × parameters of one expert summed over MoE layers
+    kv_bytes_per_seq: float  # at ``context``, per sequence, before TP replication
+    kv_bytes_slope: float  # d KV bytes / d context around ``context``
+    kv_rep: float  # replication of KV inside one attention TP group
+    attn_flops_at_ctx: float  # attention FLOPs of one query token at ``context``
+    attn_flops_slope: float  # d attention FLOPs / d context around ``context``
+    context: float  # mean decode context
+    layers: float
+    mla_layers: float
+    hidden: float
+    bw_peak: float  # bytes/s
+    flops_w_peak: float  # FLOP/s of the weight format's tensor path
+    flops_attn_peak: float  # FLOP/s of the 16-bit path (attention)
+    eta_mem: float
+    eta_cmp: float
+    eta_prefill: float
+    eta_moe: float  # grouped-GEMM throughput relative to a dense GEMM of the same FLOPs
+    link_bytes_s: float  # one direction
+    alpha_ar_s: float  # all-reduce latency over the attention TP group
+    alpha_a2a_s: float  # dispatch / combine latency over the EP group
+    eta_link_small: float
+    eta_link_large: float
+    link_knee_bytes: float
+    dispatch_bytes: float  # bytes per element of MoE dispatch (FP8 dispatch when computing in FP8/FP4)
     t_fixed_s: float
+    seq_s: float  # host time per running sequence per step
+    layer_us: float
+    moe_layer_us: float
+    mla_layer_us: float
+    gemm_tile_m: float
+    attn_ctx_half_tokens: float
+    request_s: float
+    chunk_tokens: float
+
+    @property
+    def bw(self) -> float:
+        return self.bw_peak * self.eta_mem
+
+
+def stack(shapes: list[Shape]) -> Shape:
+    """One Shape whose fields are arrays over ``shapes`` (for vectorised evaluation)."""
+    return Shape(**{f.name: np.array([getattr(s, f.name) for s in shapes], dtype=float) for f in fields(Shape)})
+
+
+def with_calibration(s: Shape, **values: float | np.ndarray) -> Shape:
+    """A copy of ``s`` with calibration fields replaced (η's, floors, per-request time)."""
+    return Shape(**{**{f.name: getattr(s, f.name) for f in fields(Shape)}, **values})
 
 
 def compute_path(gpu: GPU, fmt: NumberFormat) -> tuple[str, str | None]:
@@ -70,15 +116,20 @@ def compute_path(gpu: GPU, fmt: NumberFormat) -> tuple[str, str | None]:
                       f"computes at {fallback})")
 
 
-def attention_flops_per_token(arch: Architecture, context: float) -> float:
-    """QKᵀ and AV: 4 · s_eff · heads · head_dim per layer (MLA absorbed: 2 · s · heads · (2·r_kv + r_rope))."""
-    total = 0.0
+def attention_flops_per_context_token(arch: Architecture) -> float:
+    """Attention FLOPs per query token per key it reads, one layer: QKᵀ and AV cost 4 · heads · head_dim;
+    MLA absorbed 2 · heads · (2·r_kv + r_rope)."""
     if arch.mla is not None:
         per = 2 * arch.heads * (2 * arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim)
     else:
         per = 4 * arch.heads * arch.head_dim
-    total = per * tokens_attended(arch, context)
-    return float(total)
+    return float(per)
+
+
+def attention_flops_per_token(arch: Architecture, context: float) -> float:
+    """Attention FLOPs of one query token at ``context``: per-key FLOPs × keys read summed over attention
+    layers (windows, chunks and sparse indexers cap the keys; SSM and linear layers read none)."""
+    return attention_flops_per_context_token(arch) * tokens_attended(arch, context)
 
 
 def linear_flops_per_token(arch: Architecture) -> float:
@@ -87,69 +138,172 @@ def linear_flops_per_token(arch: Architecture) -> float:
                      if g.is_matrix and g.kind not in (Kind.EMBED, Kind.VISION))
 
 
+def expert_flops_per_row(arch: Architecture) -> float:
+    """2 × the matrix parameters of one routed expert summed over MoE layers (one token through one expert)."""
+    if not arch.moe:
+        return 0.0
+    total = sum(g.count * g.rows * g.cols for g in tensor_groups(arch) if g.kind is Kind.EXPERT and g.is_matrix)
+    return 2.0 * total / arch.moe.num_experts
+
+
+def kv_read_bytes_per_seq(arch: Architecture, kvfmt: NumberFormat, context: float, replication: float = 1.0) -> float:
+    """KV (and per-sequence SSM / linear-attention state) bytes one decode step reads for one sequence at
+    ``context`` tokens, per KV replica (models.memory.decode_state_bytes)."""
+    return float(decode_state_bytes(arch, kvfmt, context, replication))
+
+
 def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
-               context: float, cal: CalibrationRow) -> tuple[Shape, str | None]:
+               context: float, cal: CalibrationRow, *, ep: int = 1, attn_dp: int = 1) -> tuple[Shape, str | None]:
     compute, warning = compute_path(gpu, wfmt)
     dense = active_weights_bytes(arch, wfmt, experts_touched=0)
     moe_layers = sum(arch.moe_layers) if arch.moe else 0
     per_expert = 0.0
     if arch.moe and moe_layers:
         per_expert = (active_weights_bytes(arch, wfmt, experts_touched=1) - dense) / moe_layers
+    attn_tp = tp // attn_dp
+    kv_rep = kv_replication(arch, attn_tp)
+    kv_now = kv_read_bytes_per_seq(arch, kvfmt, context, kv_rep)
+    kv_slope = (kv_read_bytes_per_seq(arch, kvfmt, 2 * context + 1, kv_rep) - kv_now) / (context + 1)
+    attn_now = attention_flops_per_token(arch, context)
+    attn_slope = (attention_flops_per_token(arch, 2 * context + 1) - attn_now) / (context + 1)
+    top_k = arch.moe.top_k if arch.moe else 0
+    ar_link, a2a_link = link_row(gpu, attn_tp), link_row(gpu, ep)
+    engine_alpha = cal.comm_latency_us * 1e-6
     shape = Shape(
-        dense_bytes=dense, expert_bytes_per_layer_expert=per_expert, moe_layers=moe_layers,
-        num_experts=arch.moe.num_experts if arch.moe else 0, top_k=arch.moe.top_k if arch.moe else 0,
-        kv_bytes_per_seq=decode_state_bytes(arch, kvfmt, context, kv_replication(arch, tp)),
-        kv_rep=kv_replication(arch, tp), linear_flops_per_token=linear_flops_per_token(arch),
-        attn_flops_per_token=attention_flops_per_token(arch, context), layers=arch.layers, hidden=arch.hidden,
-        tp=tp, bw=gpu.memory_bw_bytes_s * cal.eta_mem, flops=gpu.peak_flops(compute) * cal.eta_cmp,
-        prefill_flops=gpu.peak_flops(compute) * cal.eta_prefill, link=gpu.link_bytes_s(tp),
-        comm_latency_s=cal.comm_latency_us * 1e-6, t_fixed_s=cal.t_fixed_ms * 1e-3,
+        tp=tp, ep=ep, attn_dp=attn_dp, dense_bytes=dense, expert_bytes=per_expert, moe_layers=moe_layers,
+        num_experts=arch.moe.num_experts if arch.moe else 0, top_k=top_k,
+        dense_flops_per_token=linear_flops_per_token(arch) - top_k * expert_flops_per_row(arch),
+        expert_flops_per_row=expert_flops_per_row(arch), kv_bytes_per_seq=kv_now, kv_bytes_slope=max(kv_slope, 0.0),
+        kv_rep=kv_rep, attn_flops_at_ctx=attn_now, attn_flops_slope=max(attn_slope, 0.0),
+        context=context, layers=arch.layers,
+        mla_layers=arch.layers if arch.mla is not None else 0, hidden=arch.hidden,
+        bw_peak=gpu.memory_bw_bytes_s, flops_w_peak=gpu.peak_flops(compute),
+        flops_attn_peak=gpu.peak_flops("bf16" if gpu.runs_natively("bf16") else "fp16"),
+        eta_mem=cal.eta_mem, eta_cmp=cal.eta_cmp, eta_prefill=cal.eta_prefill, eta_moe=cal.eta_moe,
+        link_bytes_s=gpu.link_bytes_s(tp),
+        alpha_ar_s=(alpha_s(ar_link, attn_tp) + engine_alpha) if attn_tp > 1 else 0.0,
+        alpha_a2a_s=(2 * alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0,
+        eta_link_small=ar_link.eta_small, eta_link_large=ar_link.eta_large, link_knee_bytes=ar_link.knee_mib * MIB,
+        dispatch_bytes=1.0 if compute in ("fp8", "fp4") else float(ACTIVATION_BYTES),
+        t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
+        mla_layer_us=cal.mla_layer_us, gemm_tile_m=cal.gemm_tile_m, attn_ctx_half_tokens=cal.attn_ctx_half_tokens,
+        request_s=cal.request_ms * 1e-3, chunk_tokens=cal.chunk_tokens,
     )
     return shape, warning
 
 
-def weight_bytes_read(s: Shape, tokens: np.ndarray) -> np.ndarray:
-    """Dense bytes + experts touched: E · (1 − (1 − k/E)^tokens) distinct experts per MoE layer."""
-    if not s.moe_layers:
-        return np.full_like(tokens, s.dense_bytes, dtype=float)
-    touched = expected_experts_touched(s.num_experts, s.top_k, tokens)
-    return s.dense_bytes + s.moe_layers * s.expert_bytes_per_layer_expert * touched
+def kv_bytes_at(s: Shape, context: float | np.ndarray) -> np.ndarray:
+    """KV bytes per sequence at another context, linear around the shape's context (≥ 0)."""
+    return np.maximum(s.kv_bytes_per_seq + s.kv_bytes_slope * (context - s.context), 0.0)
 
 
-def comm_s(s: Shape, tokens: np.ndarray) -> np.ndarray:
-    """2 all-reduces per layer of tokens × hidden × 2 B, ring cost 2(t−1)/t × size / link + latency."""
-    if s.tp == 1:
-        return np.zeros_like(tokens, dtype=float)
-    size = tokens * s.hidden * ALLREDUCE_BYTES_PER_ELEMENT
-    return 2 * s.layers * (2 * (s.tp - 1) / s.tp * size / s.link + s.comm_latency_s)
+def _attention_flops(s: Shape, context: float | np.ndarray) -> np.ndarray:
+    """Attention FLOPs of one query at another context, linear around the shape's context (≥ 0)."""
+    return np.maximum(s.attn_flops_at_ctx + s.attn_flops_slope * (context - s.context), 0.0)
 
 
-def decode_step_s(s: Shape, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(t_step, memory-bound flag) for each batch size."""
+def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, FLOPs) of routed experts on the busiest GPU for ``tokens`` tokens entering each MoE layer."""
+    touched = terms.experts_touched(s.num_experts, s.top_k, tokens)
+    busiest = terms.busiest_rank_experts(touched, s.num_experts, s.ep)
+    gpus_per_rank = s.tp / s.ep
+    expert_bytes = busiest * s.expert_bytes * s.moe_layers / gpus_per_rank
+    rows = terms.expert_gemm_rows(tokens, s.top_k, touched, s.gemm_tile_m)
+    share = np.where(touched > 0, busiest / np.maximum(touched, 1e-12), 0.0)
+    return expert_bytes, rows * share * s.expert_flops_per_row / gpus_per_rank
+
+
+def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray) -> np.ndarray:
+    """All-reduces over the attention TP group (after attention in every layer, after the MLP in dense
+    layers and, without EP, in MoE layers) and MoE dispatch + combine all-to-alls over the EP group."""
+    attn_tp = s.tp / s.attn_dp
+    ar_size = rank_tokens * s.hidden * ACTIVATION_BYTES
+    eta = terms.link_efficiency(ar_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
+    one_ar = terms.allreduce_s(ar_size, attn_tp, s.alpha_ar_s, s.link_bytes_s, eta)
+    moe_ar = np.where(s.ep > 1, 0.0, s.moe_layers)
+    n_ar = s.layers + (s.layers - s.moe_layers) + moe_ar
+    copies = np.minimum(s.top_k, s.ep)
+    a2a_size = gpu_tokens * copies * s.hidden
+    eta_a2a = terms.link_efficiency(a2a_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
+    dispatch = terms.all_to_all_s(a2a_size * s.dispatch_bytes, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
+    combine = terms.all_to_all_s(a2a_size * ACTIVATION_BYTES, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
+    a2a = np.where(s.ep > 1, s.moe_layers * (dispatch + combine), 0.0)
+    return n_ar * one_ar + a2a
+
+
+def step_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
+           prefill_context: float | np.ndarray | None = None,
+           context: float | np.ndarray | None = None, spread: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(t_step, memory-bound flag) of one engine step: ``decode_batch`` sequences decoding one token at
+    ``context`` (default: the shape's mean context) plus ``prefill_tokens`` prompt tokens whose queries see
+    ``prefill_context`` tokens on average (default: half the chunk). The prompt tokens sit on one attention
+    rank (one request), or with ``spread`` evenly on all attention-DP ranks (many requests prefilling)."""
+    b = np.asarray(decode_batch, dtype=float)
+    p_all = np.asarray(prefill_tokens, dtype=float)
+    p = p_all / s.attn_dp if spread else p_all
+    ctx = s.context if context is None else np.asarray(context, dtype=float)
+    p_ctx = p_all / 2 if prefill_context is None else np.asarray(prefill_context, dtype=float)
+    attn_tp = s.tp / s.attn_dp
+    rank_tokens = b / s.attn_dp + p
+    eta = np.where(p > 0, s.eta_prefill, s.eta_cmp)
+    expert_bytes, expert_flops = _expert_phase(s, b + p_all)
+    lin_bytes = s.dense_bytes / attn_tp + expert_bytes
+    dense_flops = rank_tokens * s.dense_flops_per_token / attn_tp
+    t_lin_mem = lin_bytes / (s.bw_peak * s.eta_mem)
+    t_lin_cmp = (dense_flops + expert_flops / s.eta_moe) / (s.flops_w_peak * eta)
+    kv_bytes = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp
+    eta_ctx = terms.attention_efficiency(ctx, s.attn_ctx_half_tokens)
+    attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx)) / attn_tp
+    t_attn = np.maximum(kv_bytes / (s.bw_peak * s.eta_mem * eta_ctx), attn_flops / (s.flops_attn_peak * eta))
+    floor = terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us, s.mla_layer_us)
+    comm = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)
+    host = s.t_fixed_s + s.seq_s * (b + np.where(p > 0, 1.0, 0.0))
+    t = np.maximum(t_lin_mem, t_lin_cmp) + t_attn + comm + floor + host
+    return t, t_lin_mem >= t_lin_cmp
+
+
+def decode_step_s(s: Shape, batch: np.ndarray, *, context: float | np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(t_step, memory-bound flag) for each batch size: a step with decodes only."""
+    return step_s(s, batch, 0.0, context=context)
+
+
+def mixed_step_s(s: Shape, decode_batch: float | np.ndarray, mean_context: float | np.ndarray,
+                 prefill_tokens: float | np.ndarray, prefill_context: float | np.ndarray | None = None) -> np.ndarray:
+    """One chunked-prefill step: ``decode_batch`` decodes at ``mean_context`` plus a prefill chunk."""
+    return step_s(s, decode_batch, prefill_tokens, prefill_context, context=mean_context)[0]
+
+
+def prefill_s(s: Shape, arch: Architecture | None = None, input_tokens: float | np.ndarray = 1.0, *,
+              spread: bool = False) -> np.ndarray | float:
+    """GPU time of one request's prompt alone: ⌈I / C⌉ chunk steps of I / n tokens whose queries see I / 2
+    tokens on average (the causal total I² / 2 of a single pass). With ``spread`` (and attention DP), the
+    replica's GPU time per prompt when many prompts fill all DP ranks at once: ``attn_dp`` prompts are
+    processed by one such step sequence, so the time per prompt is divided by ``attn_dp``.
+    ``arch`` is unused (kept for callers)."""
+    i = np.asarray(input_tokens, dtype=float)
+    n = terms.prefill_chunks(i, s.chunk_tokens)
+    if spread:
+        t, _ = step_s(s, 0.0, i / n * s.attn_dp, prefill_context=i / 2, spread=True)
+        out = n * t / s.attn_dp
+    else:
+        t, _ = step_s(s, 0.0, i / n, prefill_context=i / 2)
+        out = n * t
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def serving(t_step: np.ndarray, t_prefill: float | np.ndarray, batch: np.ndarray, output_tokens: float | np.ndarray,
+            utilization: float | np.ndarray, *, request_s: float | np.ndarray = 0.0,
+            ttft_prefill_s: float | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Operating point at ``utilization`` × the replica's request-rate limit (see module docstring).
+    ``t_prefill`` is the replica GPU time per prompt (prefill_s with spread=True); ``ttft_prefill_s`` the
+    latency of one prompt (default: ``t_prefill``)."""
     b = np.asarray(batch, dtype=float)
-    t_mem = (weight_bytes_read(s, b) + b * s.kv_bytes_per_seq * s.kv_rep) / s.tp / s.bw
-    t_cmp = b * (s.linear_flops_per_token + s.attn_flops_per_token) / s.tp / s.flops
-    return np.maximum(t_mem, t_cmp) + comm_s(s, b) + s.t_fixed_s, t_mem >= t_cmp
-
-
-def prefill_s(s: Shape, arch: Architecture, input_tokens: int) -> float:
-    """One request's prompt: max(FLOPs at η_prefill, one weight read) + comm + t_fixed.
-    Causal attention costs half of 4 · I² · heads · head_dim per layer."""
-    i = float(input_tokens)
-    attn = attention_flops_per_token(arch, i) * i / 2
-    t_cmp = (s.linear_flops_per_token * i + attn) / s.tp / s.prefill_flops
-    t_mem = float(weight_bytes_read(s, np.array([i]))[0]) / s.tp / s.bw
-    return max(t_cmp, t_mem) + float(comm_s(s, np.array([i]))[0]) + s.t_fixed_s
-
-
-def serving(t_step: np.ndarray, t_prefill: float, batch: np.ndarray, output_tokens: int,
-            utilization: float) -> dict[str, np.ndarray]:
-    """Operating point at ``utilization`` × the replica's request-rate limit (see module docstring)."""
-    b = np.asarray(batch, dtype=float)
+    iso = t_prefill if ttft_prefill_s is None else ttft_prefill_s
     rate_max = b / (output_tokens * t_step + b * t_prefill)
     rate = utilization * rate_max
     share = np.minimum(rate * t_prefill, 0.999)
     tpot = t_step / (1.0 - share)
     wait = np.where(share > 0, share / (2.0 * (1.0 - share)), 0.0)
-    ttft = t_prefill * (1.0 + wait) + t_step
+    ttft = request_s + iso + t_prefill * wait + np.where(b > 1, t_step, 0.0)
     return {"rate_max": rate_max, "rate": rate, "tpot": tpot, "ttft": ttft, "prefill_share": share}

@@ -1,13 +1,27 @@
-"""Predicted vs measured: ``gpuplan validate`` and the fit behind ``gpuplan calibrate``.
+"""Predicted vs measured: the rows behind ``gpuplan validate`` and ``gpuplan calibrate``.
 
-Each measured row names a deployment and one metric. Batch-1 rows are isolated requests; rows at
-batch > 1 are a saturated closed loop of ``batch`` concurrent requests (utilisation 1): output
-tokens/s = O · b / (O · t_step + b · t_prefill), TPOT = t_step / (1 − f), TTFT with the M/D/1 wait.
+Each measured row names a deployment, a benchmark mode and one metric:
+- ``static``: ``batch`` requests start together (trtllm-bench offline, batch-1 latency runs): TPOT is one
+  decode step at that batch plus, on average, half the wave's other prefills spread over the output
+  (t_step + (b − 1)/2 · t_prefill,replica / (O − 1)); mean TTFT = t_request + t_prefill
+  + (b − 1)/2 · t_prefill,replica (+ t_step if b > 1) (prefills queue; t_prefill,replica is the replica's
+  GPU time per prompt with all DP ranks busy);
+  requests beyond the engine's running slots wait for one (``queue_wait_s``);
+- ``closed``: ``batch`` clients (benchmark_serving --max-concurrency) keep the replica saturated. The
+  clients start together and, with equal lengths, stay in lockstep: each wave of b prompts is prefilled
+  while the wave's earlier requests decode, so TPOT and TTFT are the static ones (plus the wait for a slot
+  when the clients outnumber the engine's running sequences);
+- ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit.
+Whole-replica output tokens/s = O · b / (O · t_step + b · t_prefill) in static and closed modes, rate · O
+when open. The median inter-token latency (itl_ms p50) is one plain decode step (steps that carry a
+prefill chunk are the tail); other percentile rows (p90/p99) are predicted by the mean model for now
+(``predict`` is the single place a simulator can take them over).
 """
 
 from __future__ import annotations
 
-import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -15,45 +29,51 @@ import numpy as np
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.calibration import Calibration, CalibrationRow
-from gpuplan.optimizer.serving.deployment import perf
+from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
+from gpuplan.optimizer.serving.layout import make_layout
+from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, serving, stack
 from gpuplan.optimizer.tables import Tables
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"]
-GROUPS = {"decode_tok_s_per_user": "batch-1 decode", "tpot_ms": "at load", "decode_tok_s": "at load",
-          "ttft_ms": "TTFT", "prefill_tok_s": "prefill"}
-# Rows the analytical step model predicts: its outputs are means, so p50/p90/p99 rows and the ITL and
-# end-to-end latency rows are left to the simulator.
-PREDICTED_METRICS = frozenset(GROUPS)
+METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
+GROUP_ORDER = ("batch-1 decode", "TPOT at load", "throughput at load", "TTFT", "E2E", "prefill")
+OPEN_UTILIZATION_CAP = 0.98
 
 
 class Measurement(BaseModel):
+    """One published or measured figure. ``ep`` (default 1), ``mode`` (default: static at batch 1, closed
+    above), ``rate_rps`` (open mode), ``engine_version`` and ``percentile`` (default mean) are optional."""
+
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     model: str
     gpu: str
     tp: int = Field(ge=1, le=4096)
+    ep: int = Field(default=1, ge=1, le=4096)
     weights: str
     kv: str
     input: int = Field(ge=0, le=100_000_000)
     output: int = Field(ge=0, le=100_000_000)
     batch: int = Field(ge=1, le=1_000_000)
+    mode: Literal["static", "closed", "open"] | None = None
+    rate_rps: float | None = Field(default=None, gt=0, le=1e6)
     engine: str
+    engine_version: str | None = None
     metric: Metric
+    percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
     value: float = Field(gt=0, le=1e12)
     source: str
     as_of: str
     notes: str | None = None
-    ep: int = Field(default=1, ge=1, le=4096)
-    mode: Literal["static", "closed", "open"] = "static"
-    rate_rps: float | None = Field(default=None, gt=0, le=1e6)
-    engine_version: str | None = None
-    percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
 
-    @property
-    def predicted_by_step_model(self) -> bool:
-        return self.percentile == "mean" and self.metric in PREDICTED_METRICS
+    @model_validator(mode="after")
+    def _mode(self) -> Measurement:
+        if self.mode is None:
+            object.__setattr__(self, "mode", "static" if self.batch == 1 else "closed")
+        if self.mode == "open" and self.rate_rps is None:
+            raise ValueError("open-loop rows need rate_rps")
+        return self
 
 
 def read_measurements(path: Path) -> list[Measurement]:
@@ -63,122 +83,195 @@ def read_measurements(path: Path) -> list[Measurement]:
     return rows
 
 
+def source_key(source: str) -> str:
+    """The publisher a row comes from, for leave-one-source-out: a github.com URL's owner/repo, another
+    URL's host, else the text up to the first ' ' or '@' (e.g. 'owner/repo@file' → 'owner/repo', the same
+    key as 'https://github.com/owner/repo/issues/1')."""
+    s = source.strip()
+    url = re.match(r"https?://([^/\s]+)((?:/[^/\s@]+){0,2})", s)
+    if url:
+        host = url.group(1).lower().removeprefix("www.")
+        return url.group(2).lstrip("/") if host == "github.com" and url.group(2).count("/") == 2 else host
+    return re.split(r"[ @]", s, maxsplit=1)[0]
+
+
+def group_of(m: Measurement) -> str:
+    """Metric group used in the error tables (p90 / p99 rows in their own groups: the analytical model
+    predicts means; the tail is the simulator's job)."""
+    base = _base_group(m)
+    return base if m.percentile in ("mean", "p50") else f"{base} {m.percentile}"
+
+
+def _base_group(m: Measurement) -> str:
+    if m.metric == "ttft_ms":
+        return "TTFT"
+    if m.metric == "prefill_tok_s":
+        return "prefill"
+    if m.metric == "e2e_ms":
+        return "E2E"
+    at_load = m.batch > 1 or m.mode == "open"
+    if m.metric == "decode_tok_s":
+        return "throughput at load" if at_load else "batch-1 decode"
+    return "TPOT at load" if at_load else "batch-1 decode"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A measured row with its deployment's step-model shape (built with the row's calibration row)."""
+
+    m: Measurement
+    shape: Shape
+    cal_key: tuple[str, str, str | None]
+    moe: bool
+    running: int  # sequences that run at once: min(batch, KV capacity at input + output, scheduler cap)
+
+
+def prepare(m: Measurement, tables: Tables) -> Case:
+    model = resolve(m.model)
+    g = tables.gpus.get(m.gpu)
+    wfmt, kvfmt = tables.formats.weight(m.weights), tables.formats.kv_format(m.kv)
+    layout = make_layout(model.arch, m.tp, m.ep)
+    check_tp(model.arch, g, layout.attn_tp if layout.attn_dp > 1 else m.tp, model.id)
+    cal = tables.calibration.lookup(m.engine, g.id, g.vendor, g.arch, m.engine_version)
+    context = max(1, m.input) + max(1, m.output) / 2
+    shape, _ = make_shape(model.arch, g, m.tp, wfmt, kvfmt, context, cal, ep=layout.ep, attn_dp=layout.attn_dp)
+    capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout)
+    running = max(1, min(m.batch, capacity, cal.max_seqs))
+    return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
+                running=running)
+
+
+@dataclass(frozen=True)
+class RowArrays:
+    """The per-row numbers ``metric_values`` needs, as arrays over rows."""
+
+    batch: np.ndarray
+    input: np.ndarray
+    output: np.ndarray
+    rate: np.ndarray
+    mode: np.ndarray  # 0 static, 1 closed, 2 open
+    metric: np.ndarray  # index into METRICS
+    median: np.ndarray  # the row is a p50 figure
+    clients: np.ndarray  # requests the benchmark keeps in flight (``batch``), ≥ running sequences
+
+
+def row_arrays(cases: list[Case]) -> RowArrays:
+    modes = {"static": 0, "closed": 1, "open": 2}
+    ms = [c.m for c in cases]
+    return RowArrays(batch=np.array([c.running for c in cases], dtype=float),
+                     input=np.array([max(1, m.input) for m in ms], dtype=float),
+                     output=np.array([max(1, m.output) for m in ms], dtype=float),
+                     rate=np.array([m.rate_rps or 0.0 for m in ms], dtype=float),
+                     mode=np.array([modes[m.mode or "closed"] for m in ms]),
+                     metric=np.array([METRICS.index(m.metric) for m in ms]),
+                     median=np.array([m.percentile == "p50" for m in ms]),
+                     clients=np.array([m.batch for m in ms], dtype=float))
+
+
+def queue_wait_s(clients: np.ndarray, running: np.ndarray, service_s: np.ndarray, mode: np.ndarray) -> np.ndarray:
+    """Wait for a running slot when a benchmark keeps more requests in flight than the engine runs
+    (KV capacity or its sequence cap). Closed loop of N clients on S slots, by Little's law:
+    W = (N − S) / S · service; a burst of N requests at once (static) drains in waves: W = (N − S) / (2S)
+    · service on average; open loops are held below saturation (no such wait)."""
+    excess = np.maximum(clients - running, 0.0) / running
+    return np.where(mode == 1, excess, np.where(mode == 0, excess / 2, 0.0)) * service_s
+
+
+def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
+    """Predicted value of every row's metric (see module docstring), vectorised over rows."""
+    b, i, o = r.batch, r.input, r.output
+    t_step = decode_step_s(s, b)[0]
+    t_iso = np.asarray(prefill_s(s, None, i), dtype=float)
+    t_pre = np.asarray(prefill_s(s, None, i, spread=True), dtype=float)
+    rate_max = b / (o * t_step + b * t_pre)
+    util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
+    op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso)
+    # A wave of b prompts: on average half of the others' prefill work lands before a request's first token
+    # (TTFT) and half during its decode (TPOT); the cycle adds up to O · t_step + b · t_prefill.
+    tpot = np.where(r.mode == 2, op["tpot"], t_step + (b - 1) / 2 * t_pre / np.maximum(o - 1, 1.0))
+    lockstep = s.request_s + t_iso + (b - 1) / 2 * t_pre + np.where(b > 1, t_step, 0.0)
+    ttft = np.where(r.mode == 2, op["ttft"], lockstep)
+    ttft = ttft + queue_wait_s(r.clients, b, ttft + (o - 1) * tpot, r.mode)
+    throughput = np.where(r.mode == 2, util * rate_max * o, np.where(b > 1, o * b / (o * t_step + b * t_pre), b / tpot))
+    # The median gap between tokens is a plain decode step: steps carrying a prefill chunk are the tail.
+    itl = np.where(r.median, t_step, tpot)
+    by_metric = {"decode_tok_s_per_user": 1.0 / tpot, "tpot_ms": tpot * 1e3, "itl_ms": itl * 1e3,
+                 "ttft_ms": ttft * 1e3, "e2e_ms": (ttft + (o - 1) * tpot) * 1e3, "decode_tok_s": throughput,
+                 "prefill_tok_s": i / t_iso}
+    out = np.zeros_like(b)
+    for k, name in enumerate(METRICS):
+        out = np.where(r.metric == k, by_metric[name], out)
+    return out
+
+
+def predict_cases(cases: list[Case]) -> np.ndarray:
+    return metric_values(stack([c.shape for c in cases]), row_arrays(cases))
+
+
 def predict(m: Measurement, tables: Tables) -> float:
     """The model's value for the row's metric, with the row's engine calibration."""
-    load = 0.0 if m.batch == 1 else 1.0
-    r = perf(resolve(m.model), m.gpu, m.weights, m.kv, m.tp, max(1, m.input), max(1, m.output), m.batch,
-             m.engine, utilization=load, tables=tables)
-    if m.metric == "decode_tok_s_per_user":
-        return r.decode_tok_s_per_user
-    if m.metric == "tpot_ms":
-        return r.tpot_ms
-    if m.metric == "ttft_ms":
-        return r.ttft_ms
-    if m.metric == "prefill_tok_s":
-        return r.prefill_tok_s
-    if m.batch == 1 or m.input == 0:
-        return r.decode_tok_s
-    return m.output * m.batch / (m.output * r.step_ms / 1e3 + m.batch * r.prefill_ms / 1e3)
+    return float(predict_cases([prepare(m, tables)])[0])
 
 
 class Comparison(BaseModel):
     model: str
     gpu: str
     tp: int
+    ep: int
     weights: str
     batch: int
+    mode: str
     engine: str
     metric: str
+    percentile: str
     group: str
+    model_class: Literal["dense", "moe"]
     measured: float
     predicted: float
     error_pct: float  # (predicted − measured) / measured × 100
     source: str
+    source_key: str
 
 
 class Summary(BaseModel):
+    calibration: str  # "shipped" (in-sample) or "leave-one-source-out"
+    scope: str  # "all", "dense", "moe" or an engine
     group: str
-    metric: str
     rows: int
     median_ape_pct: float
     p90_ape_pct: float
 
 
+def comparisons(cases: list[Case], predicted: np.ndarray) -> list[Comparison]:
+    out = []
+    for c, p in zip(cases, predicted, strict=True):
+        m = c.m
+        out.append(Comparison(model=m.model, gpu=m.gpu, tp=m.tp, ep=m.ep, weights=m.weights, batch=m.batch,
+                              mode=m.mode or "closed", engine=m.engine, metric=m.metric, percentile=m.percentile,
+                              group=group_of(m), model_class="moe" if c.moe else "dense", measured=m.value,
+                              predicted=float(p), error_pct=(float(p) - m.value) / m.value * 100, source=m.source,
+                              source_key=source_key(m.source)))
+    return out
+
+
 def compare(rows: list[Measurement], tables: Tables) -> list[Comparison]:
-    """Predicted vs measured for the rows the step model predicts (mean TTFT/TPOT/throughput)."""
+    cases = [prepare(m, tables) for m in rows]
+    return comparisons(cases, predict_cases(cases))
+
+
+def summarise(comps: list[Comparison], calibration: str = "shipped") -> list[Summary]:
+    """Median and 90th-percentile absolute % error per metric group: over all rows, per model class and
+    per engine."""
     out = []
-    for m in rows:
-        if not m.predicted_by_step_model:
-            continue
-        p = predict(m, tables)
-        out.append(Comparison(model=m.model, gpu=m.gpu, tp=m.tp, weights=m.weights, batch=m.batch, engine=m.engine,
-                              metric=m.metric, group=GROUPS[m.metric], measured=m.value, predicted=p,
-                              error_pct=(p - m.value) / m.value * 100, source=m.source))
+    scopes: list[tuple[str, list[Comparison]]] = [("all", comps)]
+    scopes += [(cls, [c for c in comps if c.model_class == cls]) for cls in ("dense", "moe")]
+    scopes += [(e, [c for c in comps if c.engine == e]) for e in sorted({c.engine for c in comps})]
+    for scope, members in scopes:
+        present = {c.group for c in members}
+        for group in [*GROUP_ORDER, *sorted(present - set(GROUP_ORDER))]:
+            errs = np.array([abs(c.error_pct) for c in members if c.group == group])
+            if errs.size:
+                out.append(Summary(calibration=calibration, scope=scope, group=group, rows=int(errs.size),
+                                   median_ape_pct=round(float(np.median(errs)), 2),
+                                   p90_ape_pct=round(float(np.percentile(errs, 90)), 2)))
     return out
-
-
-def summarise(comparisons: list[Comparison]) -> list[Summary]:
-    """Median and 90th-percentile absolute percentage error per metric."""
-    out = []
-    for metric in sorted({c.metric for c in comparisons}):
-        errs = np.array([abs(c.error_pct) for c in comparisons if c.metric == metric])
-        out.append(Summary(group=GROUPS[metric], metric=metric, rows=int(errs.size),
-                           median_ape_pct=float(np.median(errs)), p90_ape_pct=float(np.percentile(errs, 90))))
-    return out
-
-
-# ---------------- calibration fit ----------------
-
-SEARCH = {
-    "eta_mem": np.linspace(0.3, 0.95, 27),
-    "t_fixed_ms": np.array([0.0, 0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0]),
-    "eta_cmp": np.linspace(0.15, 0.9, 16),
-    "eta_prefill": np.linspace(0.1, 0.9, 17),
-}
-MIN_ROWS_PER_GPU = 2
-
-
-def _loss(rows: list[Measurement], tables: Tables) -> float:
-    """Mean squared log error: symmetric in over- and under-prediction."""
-    errs = [math.log(predict(m, tables) / m.value) for m in rows]
-    return float(np.mean(np.square(errs)))
-
-
-def _with_row(base: Calibration, row: CalibrationRow) -> Calibration:
-    rest = [r for r in base.rows if (r.engine, r.gpu) != (row.engine, row.gpu)]
-    return Calibration(rows=(row, *rest), path=base.path)
-
-
-def fit_row(rows: list[Measurement], start: CalibrationRow, tables: Tables, sweeps: int = 2) -> CalibrationRow:
-    """Coordinate descent over the η's and t_fixed on a grid, minimising mean squared log error."""
-    best = start
-    for _ in range(sweeps):
-        for field, grid in SEARCH.items():
-            scores = []
-            for value in grid:
-                trial = best.model_copy(update={field: float(value)})
-                trial_tables = tables.with_calibration(_with_row(tables.calibration, trial))
-                scores.append(_loss(rows, trial_tables))
-            best = best.model_copy(update={field: float(grid[int(np.argmin(scores))])})
-    return best
-
-
-def calibrate(rows: list[Measurement], tables: Tables, source: str) -> Calibration:
-    """One fitted row per (engine, GPU) with ≥ 2 measurements; other rows keep their defaults."""
-    fitted: list[CalibrationRow] = []
-    groups: dict[tuple[str, str], list[Measurement]] = {}
-    for m in (r for r in rows if r.predicted_by_step_model):
-        gid = tables.gpus.get(m.gpu).id
-        groups.setdefault((m.engine, gid), []).append(m)
-    for (engine, gid), members in sorted(groups.items()):
-        if len(members) < MIN_ROWS_PER_GPU:
-            continue
-        gpu = tables.gpus.get(gid)
-        start = tables.calibration.lookup(engine, gid, gpu.vendor).model_copy(update={"gpu": gid, "engine": engine})
-        row = fit_row(members, start, tables)
-        as_of = max(m.as_of for m in members)
-        fitted.append(row.model_copy(update={
-            "source": f"fitted by gpuplan calibrate on {len(members)} rows of {source}", "as_of": as_of,
-            "notes": f"metrics: {', '.join(sorted({m.metric for m in members}))}"}))
-    keep = [r for r in tables.calibration.rows if (r.engine, r.gpu) not in {(f.engine, f.gpu) for f in fitted}]
-    return Calibration(rows=(*fitted, *keep), path=tables.calibration.path)

@@ -1,0 +1,79 @@
+"""The step model's terms beyond the roofline, each a small pure function (numpy element-wise).
+
+All times in seconds, sizes in bytes, token counts as floats. Every function works on scalars and on
+numpy arrays of equal shape (the calibration fit evaluates all measured rows at once).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ArrayLike = float | np.ndarray
+
+
+def layer_floor_s(dense_layers: ArrayLike, moe_layers: ArrayLike, mla_layers: ArrayLike, dense_us: ArrayLike,
+                  moe_us: ArrayLike, mla_us: ArrayLike) -> ArrayLike:
+    """Fixed time per step from kernel launches and tiny kernels that no batch size amortises:
+    t = L · τ_layer + L_moe · τ_moe + L_mla · τ_mla, where every layer pays τ_layer (norms, QKV/O, MLP
+    launches), MoE layers add τ_moe (router, top-k, permute, grouped-GEMM launches) and MLA layers add
+    τ_mla (q/kv down- and up-projections, absorb, RoPE split)."""
+    return (dense_layers * dense_us + moe_layers * moe_us + mla_layers * mla_us) * 1e-6
+
+
+def link_efficiency(size_bytes: ArrayLike, eta_small: ArrayLike, eta_large: ArrayLike,
+                    knee_bytes: ArrayLike) -> ArrayLike:
+    """η(S) = η_small + (η_large − η_small) · S / (S + knee): small messages run latency-optimised kernels
+    far below link bandwidth, large ones approach the ring's bus bandwidth."""
+    return eta_small + (eta_large - eta_small) * size_bytes / (size_bytes + knee_bytes)
+
+
+def allreduce_s(size_bytes: ArrayLike, group: ArrayLike, alpha: ArrayLike, link_bytes_s: ArrayLike,
+                eta: ArrayLike) -> ArrayLike:
+    """α–β all-reduce over ``group`` GPUs: α(n) + 2(n − 1)/n · S / (B · η); 0 when n = 1."""
+    share = 2.0 * (group - 1.0) / np.maximum(group, 1.0)
+    return np.where(group > 1, alpha + share * size_bytes / (link_bytes_s * eta), 0.0)
+
+
+def all_to_all_s(size_bytes: ArrayLike, group: ArrayLike, alpha: ArrayLike, link_bytes_s: ArrayLike,
+                 eta: ArrayLike) -> ArrayLike:
+    """α–β all-to-all (MoE dispatch or combine) over ``group`` GPUs: α(n) + (n − 1)/n · S / (B · η),
+    S = bytes one GPU sends in total; 0 when n = 1."""
+    share = (group - 1.0) / np.maximum(group, 1.0)
+    return np.where(group > 1, alpha + share * size_bytes / (link_bytes_s * eta), 0.0)
+
+
+def experts_touched(num_experts: ArrayLike, top_k: ArrayLike, tokens: ArrayLike) -> ArrayLike:
+    """E · (1 − (1 − k/E)^T) distinct experts hit by T tokens routing uniformly to k of E (0 without MoE)."""
+    e = np.maximum(num_experts, 1.0)
+    return np.where(num_experts > 0, e * (1.0 - (1.0 - top_k / e) ** tokens), 0.0)
+
+
+def busiest_rank_experts(touched: ArrayLike, num_experts: ArrayLike, ep: ArrayLike) -> ArrayLike:
+    """Experts the busiest of ``ep`` expert-parallel ranks reads: mean μ = touched / ep plus a Gaussian
+    max-of-ep excess √(2 ln ep) · √(μ (1 − 1/ep)), capped by the rank's E/ep experts and by ``touched``.
+    With ep = 1 it is ``touched``."""
+    mu = touched / ep
+    excess = np.sqrt(2.0 * np.log(np.maximum(ep, 1.0))) * np.sqrt(mu * (1.0 - 1.0 / ep))
+    return np.minimum(np.minimum(mu + excess, num_experts / ep), touched)
+
+
+def expert_gemm_rows(tokens: ArrayLike, top_k: ArrayLike, touched: ArrayLike, tile_m: ArrayLike) -> ArrayLike:
+    """Token rows the grouped GEMM computes. Each touched expert gets m = T · k / touched rows in tiles of
+    M = tile_m rows (tensor-core tiles are 64 or 128 rows): an expert with m < M still costs one whole tile,
+    and with m ≥ M its last tile is on average half empty, so
+    rows = max(T · k + touched · M / 2, touched · M). Small m wastes compute: it is bandwidth- and
+    launch-bound."""
+    return np.maximum(tokens * top_k + touched * tile_m / 2, touched * tile_m)
+
+
+def attention_efficiency(context: ArrayLike, half_tokens: ArrayLike) -> ArrayLike:
+    """Fraction of the memory efficiency decode attention reaches at ``context`` tokens:
+    1 / (1 + s / s_half) (s_half = 0 turns the term off). Long-context decode kernels split the KV across
+    blocks and reduce the partial results, which costs extra passes."""
+    inv = np.where(half_tokens > 0, 1.0 / np.maximum(half_tokens, 1e-9), 0.0)
+    return 1.0 / (1.0 + context * inv)
+
+
+def prefill_chunks(input_tokens: ArrayLike, chunk_tokens: ArrayLike) -> ArrayLike:
+    """⌈I / C⌉ engine steps for a prompt of I tokens with chunked prefill of C tokens per step (≥ 1)."""
+    return np.maximum(np.ceil(input_tokens / chunk_tokens), 1.0)
