@@ -6,39 +6,17 @@ closed loop of `batch` clients, or open loop at `rate_rps`), and where the numbe
 
 from __future__ import annotations
 
-import csv
-import math
-import re
 from datetime import date
 from pathlib import Path
 
 import pytest
-from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.tables import Tables
+from published_rows import check_row, duplicate_keys, read_rows
+from published_rows import version as _version
 
 MEASURED = Path(__file__).parent / "data" / "measured.csv"
-HEADER = ["model", "gpu", "tp", "ep", "weights", "kv", "input", "output", "batch", "mode", "rate_rps", "engine",
-          "engine_version", "metric", "percentile", "value", "source", "as_of", "notes"]
-METRICS = {"decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"}
-ENGINES = {"vllm", "sglang", "trtllm", "llama.cpp"}
 RECENT = date(2025, 1, 1)
-
-
-def _rows() -> list[dict[str, str]]:
-    with MEASURED.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        assert reader.fieldnames == HEADER
-        return list(reader)
-
-
-ROWS = _rows()
-
-
-def _version(text: str) -> tuple[int, ...]:
-    """Leading numeric release of a version string: '0.4.3.post2' → (0, 4, 3), '1.0' → (1, 0)."""
-    m = re.match(r"\d+(?:\.\d+)*", text)
-    assert m, f"unparseable engine_version {text!r}"
-    return tuple(int(p) for p in m.group(0).split("."))
+ROWS = read_rows(MEASURED)
 
 
 def _recent(engine: str | None = None) -> list[dict[str, str]]:
@@ -47,28 +25,11 @@ def _recent(engine: str | None = None) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: f"{r['model']}-{r['gpu']}-{r['metric']}")
 def test_row_is_well_formed(row: dict[str, str]) -> None:
-    tables = Tables()
-    assert resolve(row["model"]).id == row["model"]
-    assert tables.gpus.get(row["gpu"]).id == row["gpu"]
-    assert row["weights"] in tables.formats.weights and row["kv"] in tables.formats.kv
-    assert row["engine"] in ENGINES and row["metric"] in METRICS
-    assert row["mode"] in {"static", "closed", "open"} and row["percentile"] in {"mean", "p50", "p90", "p99"}
-    assert int(row["tp"]) >= 1 and int(row["ep"]) >= 1 and int(row["batch"]) >= 1
-    assert int(row["input"]) >= 0 and int(row["output"]) >= 0 and int(row["input"]) + int(row["output"]) > 0
-    value = float(row["value"])
-    assert math.isfinite(value) and value > 0
-    assert (row["mode"] == "open") == (row["rate_rps"] != "")
-    if row["rate_rps"]:
-        assert float(row["rate_rps"]) > 0
-    assert date(2023, 1, 1) <= date.fromisoformat(row["as_of"]) <= date(2026, 12, 31)
-    assert row["source"].strip() and row["notes"].strip()
-    if row["engine_version"]:
-        _version(row["engine_version"])
+    check_row(row, Tables())
 
 
 def test_no_row_is_listed_twice() -> None:
-    keys = [tuple(v for k, v in r.items() if k != "notes") for r in ROWS]
-    assert len(keys) == len(set(keys))
+    assert duplicate_keys(ROWS) == []
 
 
 def test_size_and_recent_share() -> None:
