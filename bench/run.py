@@ -19,10 +19,10 @@ if __name__ == "__main__":
           f"in {r['seconds']:.3f} s → {r['evals_per_s']:,.0f} evaluations/s")
     for row in sim_bench.run():
         print(sim_bench.describe(row))
-    s = solver_bench.run()
-    print(f"solver: {s['workloads']} workloads, {s['candidates']:,} candidates, {s['variables']:,} variables; "
-          f"candidate generation {s['generation_s']:.2f} s, solve {s['solve_s']:.2f} s, {s['status']}, "
-          f"gap {s['gap']:.2%}, ${s['usd_per_hour']:,.2f}/h")
+    for s in solver_bench.run():
+        print(f"plan: {s['workloads']:>5} workloads, --time-limit {s['time_limit']:g}: whole command "
+              f"{s['wall_s']:.1f} s, {s['candidates']:,} candidates, {s['status']}, gap {s['gap']:.3%}, "
+              f"${s['usd_per_hour']:,.2f}/h {s['message']}")
     print(sweep_bench.report(sweep_bench.run()))
     c = catalog_bench.run()
     print(f"SkyPilot catalog: {c['rows']:,} rows → {c['offers']:,} offers in {c['seconds']:.2f} s "

@@ -7,6 +7,8 @@ decode step are computed from these groups, never from the model's marketing nam
 
 from __future__ import annotations
 
+import functools
+
 from gpuplan.models.arch import Architecture, Vision
 from gpuplan.models.mixers import linear_attention_groups, mamba_groups
 from gpuplan.models.tensors import Kind, TensorGroup, group
@@ -191,6 +193,12 @@ def _vision_groups(a: Architecture) -> list[TensorGroup]:
 
 def tensor_groups(a: Architecture) -> list[TensorGroup]:
     """All weights of the checkpoint (multi-token-prediction modules excluded)."""
+    return list(_tensor_groups(a))
+
+
+@functools.lru_cache(maxsize=512)
+def _tensor_groups(a: Architecture) -> tuple[TensorGroup, ...]:
+    """Memoised per (frozen, hashable) architecture: candidate generation asks for it thousands of times."""
     groups = [_group("embed", Kind.EMBED, a.vocab, a.hidden, 1)]
     if not a.tie_embeddings:
         groups.append(_group("lm_head", Kind.LM_HEAD, a.vocab, a.hidden, 1))
@@ -199,7 +207,7 @@ def tensor_groups(a: Architecture) -> list[TensorGroup]:
     groups.append(_group("norms", Kind.VECTOR, a.norms_per_layer * a.hidden, 1, a.layers))
     groups.append(_group("final_norm", Kind.VECTOR, a.hidden, 1, 1))
     groups += _vision_groups(a)
-    return groups
+    return tuple(groups)
 
 
 class ParamCount(BaseModel):

@@ -30,7 +30,7 @@ def _cand(i: int, workload: str, offer: tuple[str, str, int, float], tp: int, ca
                      capacity_tok_s=cap * 100, max_model_len=200, source="test", as_of="2026")
 
 
-offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(GPUS), st.sampled_from([1, 2, 3, 4, 8]),
+offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(GPUS), st.sampled_from([1, 2, 3, 4, 5, 6, 8, 10]),
                      st.floats(0.5, 20).map(lambda x: round(x, 2)))
 
 
@@ -52,29 +52,29 @@ def instances(draw):
 
 
 def _instances_needed(chosen: dict[str, int], cands: list[Candidate]) -> dict[str, int]:
-    """Fewest whole instances per offer that pack the replicas (GPU count and per-TP slots)."""
+    """Fewest whole instances per offer that hold the replicas, by searching concrete placements."""
+    from exact_checker import packable
+
     need: dict[str, int] = {}
     for offer in {c.offer + c.provider for c in cands}:
         group = [c for c in cands if c.offer + c.provider == offer]
-        gpi = group[0].gpus_per_instance
-        gpus = sum(chosen[c.id] * c.tp for c in group)
-        n = math.ceil(gpus / gpi)
-        for tp in {c.tp for c in group}:
-            if gpi % tp:
-                n = max(n, math.ceil(sum(chosen[c.id] for c in group if c.tp == tp) / (gpi // tp)))
+        tps = [c.tp for c in group for _ in range(chosen[c.id])]
+        n = math.ceil(sum(tps) / group[0].gpus_per_instance)
+        while not packable(group[0].gpus_per_instance, n, tps):
+            n += 1
         need[offer] = n
     return need
 
 
 def brute_force(p: Problem) -> float | None:
     """Enumerate replica counts up to ceil(demand / capacity) per candidate; min cost or None."""
-    demand = {w.name: math.ceil(w.rate_rps * RATE_SCALE) for w in p.workloads}
-    ranges = [range(0, math.ceil(demand[c.workload] / math.floor(c.capacity_req_s * RATE_SCALE)) + 1)
+    demand = {w.name: round(w.rate_rps * RATE_SCALE) for w in p.workloads}
+    ranges = [range(0, math.ceil(demand[c.workload] / round(c.capacity_req_s * RATE_SCALE)) + 1)
               for c in p.candidates]
     best = None
     for combo in itertools.product(*ranges):
         chosen = {c.id: k for c, k in zip(p.candidates, combo, strict=True)}
-        if any(sum(math.floor(c.capacity_req_s * RATE_SCALE) * chosen[c.id] for c in p.candidates
+        if any(sum(round(c.capacity_req_s * RATE_SCALE) * chosen[c.id] for c in p.candidates
                    if c.workload == w) < d for w, d in demand.items()):
             continue
         if p.single_gpu_type and any(len({c.gpu for c in p.candidates if c.workload == w.name and chosen[c.id]}) > 1

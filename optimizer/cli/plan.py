@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 from gpuplan.optimizer.cli.common import SECONDS, checked_file_or_folder, cli, output_options, positive, show, tables_of
+from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.launch.specs import TARGETS, spec_files
 from gpuplan.optimizer.output import (
     FORMATS,
@@ -65,7 +67,8 @@ def plan_views(p: PlanReport) -> list[View]:
     views = []
     for w in p.workloads:
         stat = "mean" if w.percentile is None else f"p{w.percentile:g}"
-        views.append(View(title=f"{w.name} · {w.model} · {w.demand} · ${w.usd_per_hour:,.2f}/h · "
+        served = f" · serves {w.served_fraction:.1%}" if p.objective == "max-throughput" else ""
+        views.append(View(title=f"{w.name} · {w.model} · {w.demand}{served} · ${w.usd_per_hour:,.2f}/h · "
                                 f"${w.usd_per_mtok_output:,.3f}/Mtok output · ${w.usd_per_mtok_total:,.3f}/Mtok in+out",
                           columns=[("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"),
                                    ("region", "region"), ("weights", "weights"), ("kv", "kv"), ("tp", "tp"),
@@ -90,13 +93,43 @@ def _latency_caption(deployments: list) -> str:
     return "; ".join(f"{d.gpu} {d.weights}/{d.kv} TP {d.tp}: {d.latency}" for d in deployments)
 
 
+def parse_within(text: str | None) -> float | None:
+    """'5%' or '5' → 0.05; must lie in (0, 100 %]."""
+    if text is None:
+        return None
+    raw = text.strip().removesuffix("%").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"--within must be a percentage such as 5%, got '{text}'") from None
+    if not 0 < value <= 100:
+        raise InputError(f"--within must lie in (0, 100 %], got '{text}'")
+    return value / 100
+
+
+def alternative_views(p: PlanReport) -> list[View]:
+    if not p.alternatives:
+        return []
+    rows = [{**a.model_dump(exclude={"instances"}), "gpus": ", ".join(a.gpus), "providers": ", ".join(a.providers),
+             "extra_pct": 100 * a.extra_fraction} for a in p.alternatives]
+    return [View(title=f"Near-optimal alternatives (optimum ${p.total_usd_per_hour:,.2f}/h)", columns=[
+        ("kind", "kind"), ("description", "what"), ("total_usd_per_hour", "$/h"), ("extra_usd_per_hour", "extra $/h"),
+        ("extra_pct", "extra %"), ("gpus", "GPUs"), ("providers", "providers"), ("status", "status")], rows=rows)]
+
+
 @cli.command("plan")
 @click.argument("workloads", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--objective", type=click.Choice(["min-cost", "max-throughput"]), default="min-cost",
               show_default=True, help="Cheapest fleet for the demand, or most output tok/s within the budget.")
 @click.option("--budget-usd-per-hour", type=positive(1e9), default=None, help="Cap on the fleet's $/h.")
 @click.option("--tier", type=click.Choice(TIERS), default=None, help="Pricing tier (overrides the file).")
-@click.option("--time-limit", type=SECONDS, default=10.0, show_default=True, help="Solver time limit, seconds.")
+@click.option("--time-limit", type=SECONDS, default=10.0, show_default=True,
+              help="Bound on the whole command (candidates, solve, alternatives), seconds.")
+@click.option("--alternatives", type=int, default=0, show_default=True,
+              help="Also show up to K near-optimal plans of other kinds (other GPU vendor, other provider, "
+                   "no spot, fewest GPU types), each the cheapest of its kind.")
+@click.option("--within", "within", type=str, default=None,
+              help="With --alternatives: only those at most this much dearer than the optimum, e.g. 5%.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("-o", "--output-path", "out", type=click.Path(path_type=str), default=None,
               callback=checked_file_or_folder,
@@ -106,7 +139,8 @@ def _latency_caption(deployments: list) -> str:
               help="Launch specs written with -o DIR: SkyServe services or Kubernetes manifests.")
 @click.pass_context
 def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per_hour: float | None,
-             tier: str | None, time_limit: float, fmt: str, out: str | None, target: str) -> None:
+             tier: str | None, time_limit: float, alternatives: int, within: str | None, fmt: str,
+             out: str | None, target: str) -> None:
     """The optimal fleet: deployments per workload, instances, $/h, $/Mtok, launch commands.
 
     Exit code 3 when no plan meets the constraints, with the constraint that binds. Workloads with an
@@ -119,14 +153,19 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
       gpuplan plan examples/steady.yaml --tier spot --format json -o plan.json
       gpuplan plan examples/steady.yaml -o out/            # plan.json, plan.csv, SkyPilot YAMLs
       gpuplan plan examples/steady.yaml --objective max-throughput --budget-usd-per-hour 50
+      gpuplan plan examples/steady.yaml --alternatives 2 --within 25%
     """
+    started = time.perf_counter()
+    if alternatives < 0:
+        raise InputError(f"--alternatives must be ≥ 0, got {alternatives}")
+    share = parse_within(within)
     tables = tables_of(ctx)
     fleet = _fleet(workloads, tier)
     if any(w.rate_profile for w in fleet.workloads):
         from gpuplan.optimizer.cli.day import day_result
         from gpuplan.optimizer.planning.day import plan_day
 
-        day = plan_day(fleet, tables, max(time_limit, 20.0))
+        day = plan_day(fleet, tables, time_limit, time_limit - (time.perf_counter() - started))
         result = day_result(day)
         if fmt == "table" and out is not None:
             from gpuplan.optimizer.cli.day import day_specs
@@ -141,12 +180,14 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     console = Console(stderr=True)
     with console.status("planning…") as status:
         report = build_plan(fleet, tables, objective, time_limit, budget_usd_per_hour,
-                            progress=lambda msg: status.update(escape(terminal_safe(msg))))
+                            progress=lambda msg: status.update(escape(terminal_safe(msg))), started=started,
+                            alternatives=alternatives, within=share)
     rows = [{"workload": w.name, **d.model_dump()} for w in report.workloads for d in w.deployments]
     launches = View(title="Launch commands (what one instance runs for each deployment)",
                     columns=[("candidate", "deployment"), ("replicas", "replicas"), ("launch", "command")],
                     rows=[d.model_dump() for w in report.workloads for d in w.deployments])
-    result = Result(payload=report.model_dump(mode="json"), csv_rows=rows, views=[*plan_views(report), launches],
+    result = Result(payload=report.model_dump(mode="json"), csv_rows=rows,
+                    views=[*plan_views(report), *alternative_views(report), launches],
                     notes=report.notes)
     if fmt == "table" and out is not None:
         deps = [(w, d) for w, p in zip(fleet.workloads, report.workloads, strict=True) for d in p.deployments]

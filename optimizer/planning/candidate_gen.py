@@ -153,6 +153,24 @@ def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int,
                   capacity_sequences=int(grid[i])), None
 
 
+_POINT_FIELDS_IGNORED = {"name", "rate_rps", "concurrency", "rate_profile", "rate_profile_csv", "weight"}
+_CACHE_LIMIT = 200_000
+
+
+def _cached_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int, tables: Tables,
+                  utilization: float) -> tuple[OperatingPoint | None, tuple[int, float, str] | None]:
+    """``_best_point`` memoised per table set: workloads that differ only in name and demand size share their
+    operating points (what a fleet of many workloads of a few models and shapes mostly does)."""
+    cache = tables.__dict__.setdefault("_operating_points", {})
+    key = (m.id, g.id, wname, kvname, tp, utilization, w.concurrency is None,
+           w.model_dump_json(exclude=_POINT_FIELDS_IGNORED))
+    if key not in cache:
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = _best_point(m, g, w, wname, kvname, tp, tables, utilization)
+    return cache[key]
+
+
 def _dominated(a: Candidate, b: Candidate) -> bool:
     """True when replicas of ``a`` can replace ``b`` on the same GPUs of the same offer."""
     if a.offer != b.offer or a.provider != b.provider or b.tp % a.tp or a.id == b.id:
@@ -211,7 +229,7 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
                 continue
             for wname in weights:
                 for kvname in w.kv:
-                    point, why = _best_point(m, g, w, wname, kvname, tp, tables, constraints.utilization)
+                    point, why = _cached_point(m, g, w, wname, kvname, tp, tables, constraints.utilization)
                     if point is None:
                         assert why is not None
                         if gid not in reasons or why[:2] < reasons[gid][:2]:

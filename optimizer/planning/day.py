@@ -1,13 +1,16 @@
-"""Demand over the day: a committed base plus on-demand and spot capacity per hour (CP-SAT).
+"""Demand over the day: a committed base plus on-demand and spot capacity per hour (CP-SAT, full model).
 
   min  24 · Σ_o price_commit,o · base_o + Σ_h Σ_o (price_od,o · od_o,h + price_spot,o · spot_o,h)
-  s.t. Σ_{c on o} tp_c · r_c,h ≤ gpi_o · (base_o + od_o,h + spot_o,h)        every hour h, offer o
-       Σ_{c ∈ w} cap_c · r_c,h ≥ rate_w,h                                     every hour, workload
-       Σ_o gpi_o · spot_o,h ≤ share · Σ_o gpi_o · (base_o + od_o,h + spot_o,h) spot share per hour
-       per-GPU-type caps every hour; daily budget = 24 × budget_usd_per_hour
+  s.t. packing      t_o,h = base_o + od_o,h + spot_o,h whole instances hold hour h's replicas of offer o
+                    (exact packing, ``packing``)                                       every hour h, offer o
+       demand       Σ_{c ∈ w} cap_c · r_c,h ≥ rate_w,h                                 every hour, workload
+       lower bound  Σ_{c ∈ w} share_c · r_c,h ≥ LB_w,h (share at the offer's cheapest tier; a valid cut)
+       spot share   Σ_o g_o · spot_o,h ≤ share · Σ_o g_o · t_o,h                       every hour
+       availability t_o,h ≤ max_instances_o;  GPU caps Σ_{o of g} g_o · t_o,h ≤ cap_g   every hour
+       one GPU type per workload for the whole day (optional);  daily budget ≤ 24 × budget_usd_per_hour
 The committed base is paid every hour (reserved 1y/3y or owned); on-demand and spot only when used.
-To stay tractable the daily model chooses among a shortlist of candidates per workload (the best by
-$ per capacity and by whole-instance cost at peak); status and gap refer to that model.
+Every candidate of every offer is in the model (no shortlist, no offer pruning by one blended price); the
+status and gap refer to this full model. Solves are deterministic as in ``solver``.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ import time
 
 from gpuplan.optimizer.errors import InfeasibleError
 from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
-from gpuplan.optimizer.planning.candidate_gen import Candidate, generate, prune_offers
-from gpuplan.optimizer.planning.interrupt import solve_interruptibly
+from gpuplan.optimizer.planning.bounds import cover_table
+from gpuplan.optimizer.planning.candidate_gen import Candidate, generate
+from gpuplan.optimizer.planning.engines import run as run_stage
 from gpuplan.optimizer.planning.planner import explain_empty
 from gpuplan.optimizer.planning.solver import (
+    DET_PER_S,
     PRICE_SCALE,
     RATE_SCALE,
-    TIE_BREAK_DETERMINISTIC_S,
-    WORKERS,
-    Problem,
-    shortlist,
+    TIE_BREAK_SHARE,
+    fix_stage,
+    group_by_offer,
+    instances_for,
+    pack_offer,
 )
 from gpuplan.optimizer.planning.workload import HOURS, Fleet
 from gpuplan.optimizer.tables import Tables
@@ -36,7 +42,7 @@ from ortools.sat.python import cp_model
 from pydantic import BaseModel
 
 SHARE_SCALE = 1000
-DAY_SHORTLIST = 4  # candidates per workload and ranking: the daily model is 24 × larger than a plan
+DAY_ENGINE = "highs"
 
 
 class HourRow(BaseModel):
@@ -93,9 +99,18 @@ def _day_offers(tables: Tables, fleet: Fleet) -> list[Offer]:
     return out
 
 
-def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0) -> DayPlan:
+def _tier_prices(o: Offer, committed: str) -> dict[str, float | None]:
+    return {t: o.price(t) for t in (committed, "on_demand", "spot")}
+
+
+def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limit_s: float | None = None,
+             engine: str = DAY_ENGINE) -> DayPlan:
     start = time.perf_counter()
+    wall = time_limit_s if wall_limit_s is None else wall_limit_s
     c = fleet.constraints
+    for w in fleet.workloads:
+        if w.concurrency is not None:
+            raise InfeasibleError(f"workload '{w.name}': a daily plan needs rate_rps or rate_profile, not concurrency")
     offers = _day_offers(tables, fleet)
     by_key = {o.key: o for o in offers}
     peak = [w.model_copy(update={"rate_rps": w.peak_rate_rps, "rate_profile": None}) if w.rate_profile else w
@@ -105,84 +120,117 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0) -> DayPla
     empty = explain_empty(sets, fleet)
     if empty:
         raise InfeasibleError(empty)
-    cands: list[Candidate] = prune_offers([x for s in sets for x in s.candidates], set(c.max_gpus), False)
-    cands = shortlist(Problem(peak, cands, "on_demand"), cands, DAY_SHORTLIST)
+    cands: list[Candidate] = sorted((x for s in sets for x in s.candidates), key=lambda x: x.id)
     rates = {w.name: (w.rate_profile or [w.rate_rps or 0.0] * HOURS) for w in fleet.workloads}
-    for w in fleet.workloads:
-        if w.concurrency is not None:
-            raise InfeasibleError(f"workload '{w.name}': a daily plan needs rate_rps or rate_profile, not concurrency")
+    caps_gpu = {tables.gpus.get(g).id: v for g, v in c.max_gpus.items()}
     m = cp_model.CpModel()
-    groups: dict[str, list[Candidate]] = {}
-    for cand in cands:
-        groups.setdefault(f"{cand.provider}:{cand.offer}", []).append(cand)
-    demand = {w: [math.ceil(x * RATE_SCALE) for x in rates[w]] for w in rates}
-    cap = {cand.id: math.floor(cand.capacity_req_s * RATE_SCALE) for cand in cands}
-    ub_r = {cand.id: max(math.ceil(max(demand[cand.workload]) / cap[cand.id]), 0) if cap[cand.id] else 0
-            for cand in cands}
-    r = {(cid, h): m.NewIntVar(0, ub_r[cid], "") for cid in ub_r for h in range(HOURS)}
-    base, od, spot = {}, {}, {}
+    groups = group_by_offer(cands)
+    okey = {k: f"{k[0]}:{k[1]}" for k in groups}
+    demand = {w: [round(x * RATE_SCALE) for x in rates[w]] for w in rates}
+    cap = {x.id: round(x.capacity_req_s * RATE_SCALE) for x in cands}
+    prices = {k: _tier_prices(by_key[okey[k]], c.committed_tier) for k in groups}
+    cheapest = {k: min(p for p in prices[k].values() if p) for k in groups}
+    share = {x.id: math.floor(cheapest[(x.provider, x.offer)] * PRICE_SCALE * x.tp / x.gpus_per_instance)
+             for x in cands}
+    ub_r = {(x.id, h): math.ceil(demand[x.workload][h] / cap[x.id]) if cap[x.id] else 0
+            for x in cands for h in range(HOURS)}
+    r = {key: m.NewIntVar(0, ub, "") for key, ub in ub_r.items()}
+    base, od, spot, total, aux = {}, {}, {}, {}, []
     cost_terms = []
     gpus_h: dict[int, list] = {h: [] for h in range(HOURS)}
     spot_h: dict[int, list] = {h: [] for h in range(HOURS)}
     for key, group in sorted(groups.items()):
-        o = by_key[key]
-        ub = sum(math.ceil(ub_r[g.id] / (o.gpus_per_instance // g.tp)) for g in group)
-        prices = {t: o.price(t) for t in (c.committed_tier, "on_demand", "spot")}
-        base[key] = m.NewIntVar(0, ub if prices[c.committed_tier] else 0, "")
-        cost_terms.append(HOURS * round((prices[c.committed_tier] or 0) * PRICE_SCALE) * base[key])
+        o = by_key[okey[key]]
+        g = o.gpus_per_instance
+        ub = max(sum(math.ceil(ub_r[x.id, h] / (g // x.tp)) for x in group) for h in range(HOURS))
+        if o.max_instances is not None:
+            ub = min(ub, o.max_instances)
+        if o.gpu in caps_gpu:
+            ub = min(ub, caps_gpu[o.gpu] // g)
+        pr = prices[key]
+        base[key] = m.NewIntVar(0, ub if pr[c.committed_tier] else 0, f"base[{okey[key]}]")
+        cost_terms.append(HOURS * round((pr[c.committed_tier] or 0) * PRICE_SCALE) * base[key])
         for h in range(HOURS):
-            od[key, h] = m.NewIntVar(0, ub if prices["on_demand"] else 0, "")
-            spot[key, h] = m.NewIntVar(0, ub if prices["spot"] else 0, "")
-            cost_terms.append(round((prices["on_demand"] or 0) * PRICE_SCALE) * od[key, h])
-            cost_terms.append(round((prices["spot"] or 0) * PRICE_SCALE) * spot[key, h])
-            total = base[key] + od[key, h] + spot[key, h]
-            m.Add(sum(g.tp * r[g.id, h] for g in group) <= o.gpus_per_instance * total)
-            for tp in {g.tp for g in group if o.gpus_per_instance % g.tp}:
-                m.Add(sum(r[g.id, h] for g in group if g.tp == tp) <= (o.gpus_per_instance // tp) * total)
-            gpus_h[h].append(o.gpus_per_instance * total)
-            spot_h[h].append(o.gpus_per_instance * spot[key, h])
-    share = round(c.spot_max_share * SHARE_SCALE)
+            od[key, h] = m.NewIntVar(0, ub if pr["on_demand"] else 0, "")
+            spot[key, h] = m.NewIntVar(0, ub if pr["spot"] else 0, "")
+            total[key, h] = m.NewIntVar(0, ub, "")
+            m.Add(total[key, h] == base[key] + od[key, h] + spot[key, h])
+            cost_terms.append(round((pr["on_demand"] or 0) * PRICE_SCALE) * od[key, h])
+            cost_terms.append(round((pr["spot"] or 0) * PRICE_SCALE) * spot[key, h])
+            pack_offer(m, group, {x.id: r[x.id, h] for x in group}, total[key, h], ub, aux)
+            gpus_h[h].append(g * total[key, h])
+            spot_h[h].append(g * spot[key, h])
+    spot_share = round(c.spot_max_share * SHARE_SCALE)
+    mine: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
+    for x in cands:
+        mine[x.workload].append(x)
+    for w in fleet.workloads:
+        for h in range(HOURS):
+            m.Add(sum(cap[x.id] * r[x.id, h] for x in mine[w.name]) >= demand[w.name][h])
+            if demand[w.name][h]:
+                dp, _ = cover_table(demand[w.name][h], [cap[x.id] for x in mine[w.name]],
+                                    [share[x.id] for x in mine[w.name]])
+                m.Add(sum(share[x.id] * r[x.id, h] for x in mine[w.name]) >= math.ceil(float(dp[-1]) - 1e-6))
+        if c.single_gpu_type:
+            y = {gid: m.NewBoolVar("") for gid in sorted({x.gpu for x in mine[w.name]})}
+            aux.extend(y.values())
+            for x in mine[w.name]:
+                for h in range(HOURS):
+                    m.Add(r[x.id, h] <= ub_r[x.id, h] * y[x.gpu])
+            m.Add(sum(y.values()) <= 1)
     for h in range(HOURS):
-        for w in fleet.workloads:
-            m.Add(sum(cap[g.id] * r[g.id, h] for g in cands if g.workload == w.name) >= demand[w.name][h])
-        m.Add(SHARE_SCALE * sum(spot_h[h]) <= share * sum(gpus_h[h]))
-        for gpu, limit in c.max_gpus.items():
-            gid = tables.gpus.get(gpu).id
-            terms = [by_key[k].gpus_per_instance * (base[k] + od[k, h] + spot[k, h]) for k in groups
-                     if by_key[k].gpu == gid]
+        m.Add(SHARE_SCALE * sum(spot_h[h]) <= spot_share * sum(gpus_h[h]))
+        for gid, limit in sorted(caps_gpu.items()):
+            terms = [by_key[okey[k]].gpus_per_instance * total[k, h] for k in sorted(groups)
+                     if by_key[okey[k]].gpu == gid]
             if terms:
                 m.Add(sum(terms) <= limit)
     cost = sum(cost_terms)
     if c.budget_usd_per_hour is not None:
         m.Add(cost <= math.floor(c.budget_usd_per_hour * HOURS * PRICE_SCALE))
     m.Minimize(cost)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
-    solver.parameters.num_workers = WORKERS
-    status = solve_interruptibly(solver, m)
-    if status == cp_model.OPTIMAL:
-        solver = _tie_break(m, cost, round(solver.ObjectiveValue()), solver, [*base.values(), *od.values(),
-                                                                              *spot.values(), *r.values()],
-                            [base[k] for k in sorted(groups)]) or solver
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    variables = [*base.values(), *od.values(), *spot.values(), *total.values(), *r.values(), *aux]
+    hint = _on_demand_hint(cands, rates, groups, prices, r, od, total)
+    det = DET_PER_S * time_limit_s
+
+    def left() -> float:
+        return max(wall - (time.perf_counter() - start), 0.05)
+
+    first = run_stage(m, variables, det * (1 - TIE_BREAK_SHARE), left(), hint, engine)
+    if not first.values:
         raise InfeasibleError("no daily fleet meets every hour's demand within the caps, spot share and budget"
-                              if status == cp_model.INFEASIBLE else f"no daily plan found in {time_limit_s:g} s")
+                              if first.status == cp_model.INFEASIBLE else
+                              f"the time limit of {time_limit_s:g} s bound before a daily plan was found "
+                              "(raise --time-limit)")
+    fix_stage(m, cost, first, "min")
+    ranked = [base[k] for k in sorted(groups)]
+    order = {x.id: i for i, x in enumerate(sorted(cands, key=lambda x: (x.usd_per_hour / max(cap[x.id], 1), x.id)))}
+    m.Minimize(sum((i + 1) * v for i, v in enumerate(ranked))
+               + sum((order[cid] + 1) * v for (cid, _h), v in sorted(r.items())))
+    tie = run_stage(m, variables, det * TIE_BREAK_SHARE, left(), first.values)
+    values = tie.values or first.values
+    notes = []
+    if first.wall_bound or tie.wall_bound:
+        notes.append("the wall-clock limit bound before the deterministic limit: this plan may differ between runs")
+
+    def val(v) -> int:
+        return values[v.Index()]
     hours = []
     for h in range(HOURS):
-        b = sum(by_key[k].gpus_per_instance * solver.Value(base[k]) for k in groups)
-        d = sum(by_key[k].gpus_per_instance * solver.Value(od[k, h]) for k in groups)
-        s = sum(by_key[k].gpus_per_instance * solver.Value(spot[k, h]) for k in groups)
-        usd = sum(solver.Value(base[k]) * (by_key[k].price(c.committed_tier) or 0)
-                  + solver.Value(od[k, h]) * (by_key[k].price("on_demand") or 0)
-                  + solver.Value(spot[k, h]) * (by_key[k].price("spot") or 0) for k in groups)
+        b = sum(by_key[okey[k]].gpus_per_instance * val(base[k]) for k in groups)
+        d = sum(by_key[okey[k]].gpus_per_instance * val(od[k, h]) for k in groups)
+        s = sum(by_key[okey[k]].gpus_per_instance * val(spot[k, h]) for k in groups)
+        usd = sum(val(base[k]) * (by_key[okey[k]].price(c.committed_tier) or 0)
+                  + val(od[k, h]) * (by_key[okey[k]].price("on_demand") or 0)
+                  + val(spot[k, h]) * (by_key[okey[k]].price("spot") or 0) for k in groups)
         hours.append(HourRow(hour=h, demand_rps={w: rates[w][h] for w in rates}, base_gpus=b, on_demand_gpus=d,
                              spot_gpus=s, usd=usd))
     lines = []
     for k in sorted(groups):
-        o = by_key[k]
-        for tier, count in ((c.committed_tier, solver.Value(base[k])),
-                            ("on_demand", max(solver.Value(od[k, h]) for h in range(HOURS))),
-                            ("spot", max(solver.Value(spot[k, h]) for h in range(HOURS)))):
+        o = by_key[okey[k]]
+        for tier, count in ((c.committed_tier, val(base[k])),
+                            ("on_demand", max(val(od[k, h]) for h in range(HOURS))),
+                            ("spot", max(val(spot[k, h]) for h in range(HOURS)))):
             if count:
                 lines.append(InstanceLine(provider=o.provider, offer=o.instance, gpu=o.gpu, pricing=tier, count=count,
                                           usd_per_hour=o.price(tier) or 0.0))
@@ -190,31 +238,33 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0) -> DayPla
     tokens = sum(rates[w.name][h] * w.output_tokens * 3600 for w in fleet.workloads for h in range(HOURS))
     committed = sum(line.count * line.usd_per_hour * HOURS for line in lines if line.pricing == c.committed_tier)
     deployments = tier_deployments(
-        fleet, tables, cands, {g.id: [solver.Value(r[g.id, h]) for h in range(HOURS)] for g in cands},
-        {k: (solver.Value(base[k]), [solver.Value(od[k, h]) for h in range(HOURS)],
-             [solver.Value(spot[k, h]) for h in range(HOURS)]) for k in groups}, c.committed_tier)
-    best, bound = solver.ObjectiveValue(), solver.BestObjectiveBound()
-    return DayPlan(status="optimal" if status == cp_model.OPTIMAL else "feasible",
-                   solve_seconds=time.perf_counter() - start,
-                   gap=0.0 if status == cp_model.OPTIMAL else abs(best - bound) / max(best, 1e-9), daily_usd=daily,
+        fleet, tables, cands, {g.id: [val(r[g.id, h]) for h in range(HOURS)] for g in cands},
+        {okey[k]: (val(base[k]), [val(od[k, h]) for h in range(HOURS)], [val(spot[k, h]) for h in range(HOURS)])
+         for k in groups}, c.committed_tier)
+    optimal = first.status == cp_model.OPTIMAL
+    return DayPlan(status="optimal" if optimal else "feasible", solve_seconds=time.perf_counter() - start,
+                   gap=0.0 if optimal else max(first.objective - first.bound, 0.0) / max(first.objective, 1e-9),
+                   daily_usd=daily,
                    committed_tier=c.committed_tier, committed_usd_per_day=committed,
                    usd_per_mtok_output=daily / tokens * 1e6 if tokens else math.nan, hours=hours, instances=lines,
-                   candidates=len(cands), deployments=deployments)
+                   candidates=len(cands), notes=notes, deployments=deployments)
 
 
-def _tie_break(m: cp_model.CpModel, cost: cp_model.LinearExpr, best: int, first: cp_model.CpSolver,
-               variables: list[cp_model.IntVar], ranked: list[cp_model.IntVar]) -> cp_model.CpSolver | None:
-    """Same cost, then the fewest committed instances in a fixed offer order, on one worker within a
-    deterministic-time budget: the same file gives the same daily plan."""
-    m.Add(cost == best)
-    m.ClearObjective()
-    m.ClearHints()
-    for v in variables:
-        m.AddHint(v, first.Value(v))
-    m.Minimize(sum((i + 1) * v for i, v in enumerate(ranked)))
-    second = cp_model.CpSolver()
-    second.parameters.num_workers = 1
-    second.parameters.max_deterministic_time = TIE_BREAK_DETERMINISTIC_S
-    status = solve_interruptibly(second, m)
-    return second if status in (cp_model.OPTIMAL, cp_model.FEASIBLE) else None
+def _on_demand_hint(cands: list[Candidate], rates, groups, prices, r, od, total) -> dict[int, int]:
+    """Each hour, each workload on its cheapest standalone candidate, bought on demand (a start for the search)."""
+    from gpuplan.optimizer.planning.solver import Problem, greedy
+    from gpuplan.optimizer.planning.workload import Workload
 
+    hint: dict[int, int] = {}
+    usable = [x for x in cands if prices[(x.provider, x.offer)]["on_demand"]]
+    for h in range(HOURS):
+        ws = [Workload(name=n, model="hint", input_tokens=1, output_tokens=1, rate_rps=rates[n][h],
+                       slo={"ttft_ms": 1, "tpot_ms": 1}) for n in sorted(rates) if rates[n][h] > 0]
+        counts = greedy(Problem(ws, usable, "on_demand"), usable, {w.name: w for w in ws})
+        for x in cands:
+            hint[r[x.id, h].Index()] = counts.get(x.id, 0)
+        bought = instances_for(usable, counts)
+        for key in groups:
+            hint[od[key, h].Index()] = bought.get(key, 0)
+            hint[total[key, h].Index()] = bought.get(key, 0)
+    return hint

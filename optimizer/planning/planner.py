@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -54,6 +55,7 @@ class WorkloadPlan(BaseModel):
     name: str
     model: str
     demand: str
+    served_fraction: float  # of the demand (1 unless a max-throughput budget limits it)
     usd_per_hour: float
     usd_per_mtok_output: float
     usd_per_mtok_total: float
@@ -74,6 +76,20 @@ class InstanceCount(BaseModel):
     gpus_used: int
 
 
+class Alternative(BaseModel):
+    """The cheapest plan of one kind procurement may prefer, and what it costs over the optimum."""
+
+    kind: str  # other-vendor | other-provider | no-spot | fewest-gpu-types
+    description: str
+    status: str
+    total_usd_per_hour: float
+    extra_usd_per_hour: float
+    extra_fraction: float
+    gpus: list[str]
+    providers: list[str]
+    instances: list[InstanceCount]
+
+
 class PlanReport(BaseModel):
     status: str
     objective: str
@@ -90,6 +106,8 @@ class PlanReport(BaseModel):
     variables: int
     notes: list[str]
     prices_as_of: str | None = None  # oldest as_of among the prices this plan used
+    bound_usd_per_hour: float | None = None  # min-cost: proven lower bound on the fleet's $/h
+    alternatives: list[Alternative] = []
 
     def to_frame(self) -> pd.DataFrame:
         """One row per deployment, with its workload's totals."""
@@ -101,7 +119,9 @@ class PlanReport(BaseModel):
         return pd.DataFrame(rows)
 
 
-def all_candidates(fleet: Fleet, tables: Tables) -> tuple[list[CandidateSet], list[str]]:
+def all_candidates(fleet: Fleet, tables: Tables, deadline: float | None = None,
+                   time_limit_s: float | None = None) -> tuple[list[CandidateSet], list[str]]:
+    """Candidates of every workload; stops with exit 3 when ``deadline`` (perf_counter) passes first."""
     offers, notes = usable_offers(tables, fleet.constraints)
     if not offers:
         c = fleet.constraints
@@ -109,7 +129,14 @@ def all_candidates(fleet: Fleet, tables: Tables) -> tuple[list[CandidateSet], li
         gpus = f" of {', '.join(c.gpus)}" if c.gpus else ""
         place = describe_place(c.regions, c.jurisdictions)
         raise InfeasibleError(f"no offer{gpus} is priced in tier '{c.tier}'{where}{' ' + place if place else ''}")
-    return [generate(w, fleet.constraints, tables, offers) for w in fleet.workloads], notes
+    sets = []
+    for i, w in enumerate(fleet.workloads):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise InfeasibleError(f"the time limit of {time_limit_s:g} s bound while generating candidates "
+                                  f"({i:,} of {len(fleet.workloads):,} workloads done); no plan was found "
+                                  "(raise --time-limit)")
+        sets.append(generate(w, fleet.constraints, tables, offers))
+    return sets, notes
 
 
 def explain_empty(sets: list[CandidateSet], fleet: Fleet) -> str | None:
@@ -128,10 +155,12 @@ def explain_empty(sets: list[CandidateSet], fleet: Fleet) -> str | None:
     return "\n".join(lines) or None
 
 
-def _diagnose(problem: Problem, time_limit_s: float) -> str:
+def _diagnose(problem: Problem, time_limit_s: float, wall_s: float | None = None) -> str:
     """Which fleet constraint binds: relax budget and caps, then compare the relaxed plan with them."""
     relaxed = Problem(problem.workloads, problem.candidates, problem.tier, {}, None, problem.single_gpu_type)
-    sol = solve(relaxed, time_limit_s)
+    start = time.perf_counter()
+    wall = time_limit_s if wall_s is None else wall_s
+    sol = solve(relaxed, time_limit_s, max(wall / 2, 0.5))
     if sol.status not in ("optimal", "feasible"):
         return "no combination of candidates meets every workload's demand"
     by_id = {c.id: c for c in problem.candidates}
@@ -139,7 +168,8 @@ def _diagnose(problem: Problem, time_limit_s: float) -> str:
     budget = problem.budget_usd_per_hour
     if budget is not None and sol.objective_value > budget:
         parts.append(f"budget ${budget:,.2f}/h binds: the cheapest fleet without caps costs "
-                     f"${sol.objective_value:,.2f}/h (${sol.objective_value - budget:,.2f}/h more)")
+                     f"${sol.objective_value:,.2f}/h (${sol.objective_value - budget:,.2f}/h more)"
+                     + _what_budget_serves(problem, time_limit_s, max(wall - (time.perf_counter() - start), 0.5)))
     used: dict[str, int] = {}
     for (provider, offer), count in sol.instances.items():
         c = next(c for c in problem.candidates if c.provider == provider and c.offer == offer)
@@ -155,17 +185,38 @@ def _diagnose(problem: Problem, time_limit_s: float) -> str:
     return "; ".join(parts)
 
 
-def _served_tok_s(w: Workload, picked: list[tuple[Candidate, int]]) -> float:
+def _what_budget_serves(problem: Problem, time_limit_s: float, wall_s: float) -> str:
+    """'; $300/h serves 71 % of chat's demand' from the max-throughput plan within the budget."""
+    within = Problem(problem.workloads, problem.candidates, problem.tier, problem.max_gpus,
+                     problem.budget_usd_per_hour, problem.single_gpu_type, "max-throughput")
+    sol = solve(within, time_limit_s, wall_s)
+    if sol.status not in ("optimal", "feasible"):
+        return ""
+    short = sorted((f, name) for name, f in sol.served.items() if f < 1)
+    if not short:
+        return ""
+    said = ", ".join(f"{math.floor(f * 100):.0f} % of {name}'s demand" for f, name in short[:3])
+    more = f" and {len(short) - 3} more workload(s) below 100 %" if len(short) > 3 else ""
+    return f"; ${problem.budget_usd_per_hour:,.2f}/h serves {said}{more} (--objective max-throughput plans it)"
+
+
+def _served_tok_s(w: Workload, picked: list[tuple[Candidate, int]], fraction: float = 1.0) -> float:
     """Output tokens/s actually demanded (rate workloads) or produced by the concurrent users."""
     if w.rate_rps is not None:
-        return w.rate_rps * w.output_tokens
+        return w.rate_rps * w.output_tokens * fraction
     seqs = sum(c.capacity_sequences * k for c, k in picked)
     share = min(1.0, (w.concurrency or 0) / max(seqs, 1))
     return sum(c.capacity_sequences * k * 1e3 / c.tpot_ms for c, k in picked) * share
 
 
 def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_limit_s: float = 10.0,
-               budget: float | None = None, progress: Callable[[str], None] | None = None) -> PlanReport:
+               budget: float | None = None, progress: Callable[[str], None] | None = None,
+               started: float | None = None, alternatives: int = 0, within: float | None = None) -> PlanReport:
+    """The plan for a fleet. ``time_limit_s`` bounds everything from ``started`` (a perf_counter value; default
+    now): candidate generation, the solve and assembly. The best plan found is returned with its status and
+    gap; exit 3 only when the limit bound before any plan was found, or no plan exists."""
+    start = time.perf_counter() if started is None else started
+    deadline = start + time_limit_s
     c = fleet.constraints
     profiled = [w.name for w in fleet.workloads if w.rate_profile]
     if profiled:
@@ -178,7 +229,7 @@ def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_l
     caps = {tables.gpus.get(g).id: v for g, v in c.max_gpus.items()}
     if progress:
         progress("generating candidates")
-    sets, notes = all_candidates(fleet.model_copy(update={"constraints": c}), tables)
+    sets, notes = all_candidates(fleet.model_copy(update={"constraints": c}), tables, deadline, time_limit_s)
     empty = explain_empty(sets, fleet)
     if empty:
         raise InfeasibleError(empty)
@@ -186,20 +237,34 @@ def build_plan(fleet: Fleet, tables: Tables, objective: str = "min-cost", time_l
     problem = Problem(fleet.workloads, cands, c.tier, caps, c.budget_usd_per_hour, c.single_gpu_type, objective)
     if progress:
         progress(f"solving: {len(cands):,} candidates")
-    sol = solve(problem, time_limit_s)
+    reserve = ASSEMBLY_S_PER_WORKLOAD * len(fleet.workloads)
+    sol = solve(problem, time_limit_s, deadline - time.perf_counter() - reserve)
     for _ in range(CONFIRM_ROUNDS):  # percentile SLOs: simulate chosen candidates not yet simulated, re-solve
         updated = confirm(fleet.workloads, cands, set(sol.replicas), tables, c.utilization)
         if updated is None:
             break
         cands = updated
         problem = Problem(fleet.workloads, cands, c.tier, caps, c.budget_usd_per_hour, c.single_gpu_type, objective)
-        sol = solve(problem, time_limit_s)
+        sol = solve(problem, time_limit_s, deadline - time.perf_counter() - reserve)
     if sol.status == "infeasible":
-        raise InfeasibleError(_diagnose(problem, time_limit_s))
+        raise InfeasibleError(_diagnose(problem, min(time_limit_s, 10.0), max(deadline - time.perf_counter(), 1.0)))
     if sol.status == "unknown":
-        raise InfeasibleError(f"no feasible plan found within the time limit of {time_limit_s:g} s "
-                              "(raise --time-limit)")
-    return assemble(fleet, tables, cands, sol, c.tier, objective, notes)
+        raise InfeasibleError(f"the time limit of {time_limit_s:g} s bound before a plan was found "
+                              f"({time.perf_counter() - start:.1f} s spent; raise --time-limit)")
+    report = assemble(fleet, tables, cands, sol, c.tier, objective, [*notes, *sol.notes])
+    if alternatives and objective != "min-cost":
+        report.notes.append("--alternatives compares costs of plans for the same demand: it applies to min-cost")
+    elif alternatives:
+        from gpuplan.optimizer.planning.alternatives import near_optimal
+
+        left = deadline - time.perf_counter() - reserve
+        report.alternatives = near_optimal(fleet, tables, problem, report, alternatives, within, time_limit_s, left)
+        if len(report.alternatives) < alternatives and left <= 0.1:
+            report.notes.append("the time limit bound before every alternative was tried")
+    return report
+
+
+ASSEMBLY_S_PER_WORKLOAD = 0.002  # launch commands and report rows, measured ≈ 1 ms per workload
 
 
 def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution, tier: str, objective: str,
@@ -231,10 +296,12 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                 output_tok_s=k * c.capacity_tok_s, capacity_req_s=k * c.capacity_req_s, usd_per_hour=share,
                 engine=c.engine, latency=c.latency, **launch_fields(w, c, tables, k)))
         usd = sum(d.usd_per_hour for d in deps)
-        served = _served_tok_s(w, picked)
+        fraction = sol.served.get(w.name, 1.0) if objective == "max-throughput" else 1.0
+        served = _served_tok_s(w, picked, fraction)
         total_tok = served * (1 + w.input_tokens / w.output_tokens)
         demand = f"{w.rate_rps:g} req/s" if w.rate_rps is not None else f"{w.concurrency} concurrent"
-        plans.append(WorkloadPlan(name=w.name, model=resolve(w.model).id, demand=demand, usd_per_hour=usd,
+        plans.append(WorkloadPlan(name=w.name, model=resolve(w.model).id, demand=demand, served_fraction=fraction,
+                                  usd_per_hour=usd,
                                   usd_per_mtok_output=usd / (served * 3600) * MTOK if served else math.nan,
                                   usd_per_mtok_total=usd / (total_tok * 3600) * MTOK if total_tok else math.nan,
                                   served_output_tok_s=served, deployments=deps, percentile=w.slo.percentile,
@@ -251,4 +318,4 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
                       usd_per_mtok_total=total / (all_tok * 3600) * MTOK if all_tok else math.nan,
                       total_gpus=sum(i.count * i.gpus_per_instance for i in instances), workloads=plans,
                       instances=instances, candidates=len(cands), variables=sol.variables, notes=notes,
-                      prices_as_of=oldest)
+                      prices_as_of=oldest, bound_usd_per_hour=sol.bound if objective == "min-cost" else None)

@@ -77,6 +77,7 @@ class Workload(BaseModel):
     slo: SLO
     engine: str | None = None  # vllm | sglang | trtllm | llama.cpp (default: by GPU and format)
     checkpoint: str | None = None  # repo id org/name or a local path; else models/checkpoints.csv
+    weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)  # share of a limited budget (max-throughput)
 
     @field_validator("name")
     @classmethod
