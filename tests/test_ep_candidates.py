@@ -31,12 +31,22 @@ def test_candidate_latencies_equal_perf(r1_candidates: list) -> None:
 
 
 def test_moe_gets_ep_candidates_and_r1_plans_cheaper_with_them(r1_candidates: list) -> None:
-    """DeepSeek-R1 (256 routed experts) on 8 × H200: an EP 8 candidate exists, with an id that says so, and it
-    serves more requests per replica than TP 8 alone (its MLA cache is not replicated 8 times)."""
-    by = {(c.tp, c.ep): c for c in r1_candidates if c.weights == "fp8"}
-    assert (8, 8) in by and by[(8, 8)].id.endswith("/tp8-ep8")
-    if (8, 1) in by:
-        assert by[(8, 8)].capacity_req_s > by[(8, 1)].capacity_req_s
+    """DeepSeek-R1 (256 routed experts) on 8 × H200: the EP 8 operating point serves more req/s than TP 8 on the
+    same GPUs (its MLA cache is not replicated 8 times), so TP 8 is pruned as dominated and the plan uses EP."""
+    from gpuplan.optimizer.planning.candidate_gen import _best_point
+    from gpuplan.optimizer.planning.planner import build_plan
+    from gpuplan.optimizer.planning.workload import Fleet
+
+    w, g = Workload(**R1), TABLES.gpus.get("h200")
+    tp8, _ = _best_point(resolve("deepseek-r1"), g, w, "fp8", "bf16", 8, TABLES, H200.utilization)
+    ep8, _ = _best_point(resolve("deepseek-r1"), g, w, "fp8", "bf16", 8, TABLES, H200.utilization, ep=8)
+    assert tp8 is not None and ep8 is not None and ep8.ep == 8 and tp8.ep == 1
+    assert ep8.capacity_req_s > 1.5 * tp8.capacity_req_s and ep8.batch > tp8.batch
+    ids = [c.id for c in r1_candidates]
+    assert any(i.endswith("/fp8-bf16/tp8-ep8") for i in ids) and not any(i.endswith("/fp8-bf16/tp8") for i in ids)
+    report = build_plan(Fleet(workloads=[w], constraints=H200), TABLES)
+    (d,) = report.workloads[0].deployments
+    assert d.ep == 8 and "--enable-expert-parallel" in d.launch
 
 
 def test_dense_models_get_no_ep() -> None:
