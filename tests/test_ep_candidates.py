@@ -94,3 +94,20 @@ def test_ep_candidate_launches_vllm_with_dp_attention(r1_candidates: list) -> No
     line = shlex.join(argv)
     assert "--tensor-parallel-size 1 --data-parallel-size 8 --enable-expert-parallel" in line
     assert f"--max-num-seqs {-(-c.batch // 8)}" in line and validate_argv(argv) == "vllm"
+
+
+def test_ep_replica_on_sglang_uses_attention_dp() -> None:
+    """SGLang 0.5.23 runs DP attention as --attn-dp-size inside the TP group (its --enable-dp-attention has no CLI
+    any more) and splits --max-running-requests over the ranks itself, so the replica's batch is passed whole."""
+    from gpuplan.optimizer.launch.checkpoints import resolve_checkpoint
+    from gpuplan.optimizer.launch.engines import EngineArgs, command_lines, validate_argv
+
+    ck = resolve_checkpoint(resolve("deepseek-r1"), "fp8", "sglang").checkpoint
+    a = EngineArgs(engine="sglang", checkpoint=ck, kv="bf16", tp=8, ep=8, attn_dp=8, max_seqs=210,
+                   max_model_len=16384, kv_pool_tokens=16384, memory_fraction=0.9, served_name="deepseek-r1")
+    (argv,) = command_lines(a)
+    for flag, value in (("--tp-size", "8"), ("--ep-size", "8"), ("--attn-dp-size", "8"),
+                        ("--max-running-requests", "210")):
+        assert argv[argv.index(flag) + 1] == value
+    assert validate_argv(argv) == "sglang"
+    assert "--attn-dp-size" not in command_lines(a.model_copy(update={"attn_dp": 1}))[0]

@@ -126,7 +126,8 @@ class EngineArgs(BaseModel):
 def _dp_server(a: EngineArgs) -> list[str]:
     """vLLM and SGLang: the same keys, spelled by each engine's rows (the model is vLLM's positional
     argument and SGLang's --model-path; vLLM's expert parallelism is a switch sized TP × DP, SGLang's
-    --ep-size a degree)."""
+    --ep-size a degree). Data-parallel attention (``attn_dp``): vLLM runs attn_dp ranks of TP tp / attn_dp
+    (--max-num-seqs is per rank), SGLang keeps TP tp and adds --attn-dp-size."""
     e = a.engine
     tp, dp, seqs = a.tp, a.dp, a.max_seqs
     if e == "vllm" and a.attn_dp > 1:  # vLLM's DP attention: DP ranks of tp / attn_dp GPUs, EP over all of them,
@@ -137,6 +138,8 @@ def _dp_server(a: EngineArgs) -> list[str]:
         out += arg(e, "data_parallel", dp)
     if a.ep > 1:
         out += arg(e, "expert_parallel", a.ep)
+    if e == "sglang" and a.attn_dp > 1:  # SGLang: attention DP inside the TP group; max running requests is the
+        out += arg(e, "attention_data_parallel", a.attn_dp)  # replica's total, split over the ranks by SGLang
     out += arg(e, "max_model_len", a.max_model_len) + arg(e, "max_seqs", seqs)
     out += arg(e, "memory_fraction", a.memory_fraction)
     if a.checkpoint.quantization:
