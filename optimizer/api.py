@@ -209,7 +209,7 @@ def plan(workloads: Workloads, objective: str = "min-cost", budget_usd_per_hour:
     _options(objective=objective, budget_usd_per_hour=budget_usd_per_hour, time_limit_s=time_limit_s)
     f = fleet(workloads, **constraints)
     if any(w.rate_profile for w in f.workloads):
-        return plan_day(f, tables, max(time_limit_s, 20.0))
+        return plan_day(f, tables, time_limit_s)
     return build_plan(f, tables, objective, time_limit_s, budget_usd_per_hour)
 
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from exact_checker import exact_min_cost, packable
-from gpuplan.optimizer.planning.candidate_gen import Candidate
 from gpuplan.optimizer.planning.packing import min_instances
 from gpuplan.optimizer.planning.solver import Problem, solve
-from gpuplan.optimizer.planning.workload import SLO, Workload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from solver_fixtures import candidate, workload
 
 SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 10]
 
@@ -46,18 +45,6 @@ def test_two_tp8_and_one_tp4_need_three_10_gpu_instances() -> None:
     assert min_instances(6, {4: 1, 2: 1}) == 1
 
 
-def _workload(name: str, rate: float) -> Workload:
-    return Workload(name=name, model="llama-3.1-8b", input_tokens=100, output_tokens=100, rate_rps=rate,
-                    slo=SLO(ttft_ms=1000, tpot_ms=100))
-
-
-def _cand(i: int, workload: str, offer: tuple[str, str, int, float], tp: int, cap: float) -> Candidate:
-    provider, gpu, gpi, price = offer
-    return Candidate(id=f"{workload}/c{i}", workload=workload, model="m", gpu=gpu, provider=provider,
-                     offer=f"{gpu}x{gpi}", region=None, weights="bf16", kv="bf16", tp=tp, gpus_per_replica=tp,
-                     gpus_per_instance=gpi, instance_usd_per_hour=price, usd_per_hour=price * tp / gpi, engine="vllm",
-                     batch=8, tpot_ms=10, ttft_ms=100, bound="memory", capacity_req_s=cap, capacity_sequences=8,
-                     capacity_tok_s=cap * 100, max_model_len=200, source="test", as_of="2026-01-01")
 
 
 offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(["g1", "g2"]), st.sampled_from([3, 5, 6, 7, 10]),
@@ -68,13 +55,13 @@ offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(["g1", "g2"]
 def odd_problems(draw):
     offers = draw(st.lists(offer_st, min_size=1, max_size=2, unique_by=lambda o: (o[0], o[1], o[2])))
     names = ["w1", "w2"][: draw(st.integers(1, 2))]
-    workloads = [_workload(n, round(draw(st.floats(0.5, 8.0)), 2)) for n in names]
+    workloads = [workload(n, round(draw(st.floats(0.5, 8.0)), 2)) for n in names]
     cands = []
     for w in workloads:
         for o in offers:
             for tp in draw(st.lists(st.sampled_from([t for t in (1, 2, 4, 8) if t <= o[2]]), min_size=1,
                                     max_size=2, unique=True)):
-                cands.append(_cand(len(cands), w.name, o, tp, round(draw(st.floats(0.4, 4.0)) * tp ** 0.8, 2)))
+                cands.append(candidate(len(cands), w.name, o, tp, round(draw(st.floats(0.4, 4.0)) * tp ** 0.8, 2)))
     caps = {g: draw(st.integers(0, 30)) for g in ("g1", "g2") if draw(st.booleans())}
     budget = draw(st.one_of(st.none(), st.floats(5, 150).map(lambda x: round(x, 2))))
     return Problem(workloads, cands, "on_demand", caps, budget, draw(st.booleans()))

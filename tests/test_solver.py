@@ -9,25 +9,13 @@ import os
 import pytest
 from gpuplan.optimizer.planning.candidate_gen import Candidate
 from gpuplan.optimizer.planning.solver import PRICE_SCALE, RATE_SCALE, Problem, solve
-from gpuplan.optimizer.planning.workload import SLO, Workload
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from solver_fixtures import candidate, workload
 
 GPUS = ("g1", "g2")
 
 
-def _workload(name: str, rate: float) -> Workload:
-    return Workload(name=name, model="llama-3.1-8b", input_tokens=100, output_tokens=100, rate_rps=rate,
-                    slo=SLO(ttft_ms=1000, tpot_ms=100))
-
-
-def _cand(i: int, workload: str, offer: tuple[str, str, int, float], tp: int, cap: float) -> Candidate:
-    provider, gpu, gpi, price = offer
-    return Candidate(id=f"{workload}/c{i}", workload=workload, model="m", gpu=gpu, provider=provider,
-                     offer=f"{gpu}x{gpi}", region=None, weights="bf16", kv="bf16", tp=tp, gpus_per_replica=tp,
-                     gpus_per_instance=gpi, instance_usd_per_hour=price, usd_per_hour=price * tp / gpi, engine="vllm",
-                     batch=8, tpot_ms=10, ttft_ms=100, bound="memory", capacity_req_s=cap, capacity_sequences=8,
-                     capacity_tok_s=cap * 100, max_model_len=200, source="test", as_of="2026")
 
 
 offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(GPUS), st.sampled_from([1, 2, 3, 4, 5, 6, 8, 10]),
@@ -38,13 +26,13 @@ offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(GPUS), st.sa
 def instances(draw):
     offers = draw(st.lists(offer_st, min_size=1, max_size=3, unique_by=lambda o: (o[0], o[1], o[2])))
     names = ["w1", "w2"][: draw(st.integers(1, 2))]
-    workloads = [_workload(n, round(draw(st.floats(0.5, 6.0)), 2)) for n in names]
+    workloads = [workload(n, round(draw(st.floats(0.5, 6.0)), 2)) for n in names]
     cands = []
     for w in workloads:
         for _ in range(draw(st.integers(1, 3))):
             o = draw(st.sampled_from(offers))
             tp = draw(st.sampled_from([t for t in (1, 2, 4, 8) if t <= o[2]]))
-            cands.append(_cand(len(cands), w.name, o, tp, round(draw(st.floats(0.3, 5.0)), 2)))
+            cands.append(candidate(len(cands), w.name, o, tp, round(draw(st.floats(0.3, 5.0)), 2)))
     caps = {g: draw(st.integers(0, 12)) for g in GPUS if draw(st.booleans())}
     budget = draw(st.one_of(st.none(), st.floats(1, 120).map(lambda x: round(x, 2))))
     single = draw(st.booleans())
@@ -121,16 +109,16 @@ def test_more_demand_never_costs_less(p: Problem, factor: float) -> None:
 
 def test_packing_tp2_replicas_share_an_8_gpu_instance() -> None:
     # 4 replicas of TP 2 fill one 8-GPU instance exactly: one instance is paid, not four.
-    w = _workload("w", 4.0)
-    c = _cand(0, "w", ("p", "g1", 8, 10.0), 2, 1.0)
+    w = workload("w", 4.0)
+    c = candidate(0, "w", ("p", "g1", 8, 10.0), 2, 1.0)
     sol = solve(Problem([w], [c], "on_demand"))
     assert sol.replicas == {"w/c0": 4} and sol.objective_value == pytest.approx(10.0)
 
 
 def test_identical_input_gives_identical_plan() -> None:
-    w = _workload("w", 5.0)
+    w = workload("w", 5.0)
     offers = [("p1", "g1", 8, 16.0), ("p2", "g1", 8, 16.0), ("p1", "g2", 4, 8.0)]
-    cands = [_cand(i, "w", o, 1, 1.0) for i, o in enumerate(offers)]
+    cands = [candidate(i, "w", o, 1, 1.0) for i, o in enumerate(offers)]
     first = solve(Problem([w], cands, "on_demand"))
     for _ in range(3):
         again = solve(Problem([w], cands, "on_demand"))

@@ -55,7 +55,7 @@ def candidates_cmd(ctx: click.Context, workloads: Path, tier: str | None, fmt: s
         views.append(View(title=f"{s.workload}: {len(s.candidates)} candidates ({s.pruned} dominated pruned of "
                                 f"{s.considered}); cheapest per req/s first", columns=[
             ("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"), ("weights", "weights"), ("kv", "kv"),
-            ("tp", "tp"), ("batch", "batch"), ("tpot_ms", "TPOT ms"), ("ttft_ms", "TTFT ms"),
+            ("tp", "tp"), ("ep", "ep"), ("batch", "batch"), ("tpot_ms", "TPOT ms"), ("ttft_ms", "TTFT ms"),
             ("capacity_req_s", "req/s"), ("capacity_sequences", "seqs"), ("usd_per_hour", "$/h"),
             ("latency", "latency")],
             rows=[c.model_dump() for c in best],
@@ -72,7 +72,7 @@ def plan_views(p: PlanReport) -> list[View]:
                                 f"${w.usd_per_mtok_output:,.3f}/Mtok output · ${w.usd_per_mtok_total:,.3f}/Mtok in+out",
                           columns=[("gpu", "gpu"), ("provider", "provider"), ("offer", "offer"),
                                    ("region", "region"), ("weights", "weights"), ("kv", "kv"), ("tp", "tp"),
-                                   ("replicas", "replicas"), ("gpus", "GPUs"), ("batch", "batch"),
+                                   ("ep", "ep"), ("replicas", "replicas"), ("gpus", "GPUs"), ("batch", "batch"),
                                    ("tpot_ms", f"TPOT {stat} ms (≤ {w.slo_tpot_ms:g})"),
                                    ("ttft_ms", f"TTFT {stat} ms (≤ {w.slo_ttft_ms:g})"),
                                    ("output_tok_s", "out tok/s"), ("usd_per_hour", "$/h")],

@@ -74,6 +74,7 @@ def plan_launch(w: Workload, c: Shape, tables: Tables, dp: int = 1, ep: int = 1)
                                       tables.formats.kv_format(c.kv), c.tp, c.max_model_len, cal)
     try:
         args = EngineArgs(engine=c.engine, checkpoint=got.checkpoint, kv=c.kv, tp=c.tp, dp=dp, ep=ep,
+                          attn_dp=ep if ep > 1 and c.tp % ep == 0 else 1,  # the step model's EP layout
                           max_seqs=c.batch, max_model_len=c.max_model_len, kv_pool_tokens=kv_pool_tokens(w, c),
                           memory_fraction=fraction,
                           served_name=m.id if m.hf_repo else got.checkpoint.checkpoint)  # config path: its repo

@@ -112,6 +112,7 @@ class EngineArgs(BaseModel):
     tp: int
     dp: int = 1
     ep: int = 1
+    attn_dp: int = 1  # data-parallel attention ranks inside one replica (DeepSeek-style EP: attn_dp = ep)
     max_seqs: int
     max_model_len: int
     kv_pool_tokens: int
@@ -125,15 +126,21 @@ class EngineArgs(BaseModel):
 def _dp_server(a: EngineArgs) -> list[str]:
     """vLLM and SGLang: the same keys, spelled by each engine's rows (the model is vLLM's positional
     argument and SGLang's --model-path; vLLM's expert parallelism is a switch sized TP × DP, SGLang's
-    --ep-size a degree)."""
+    --ep-size a degree). Data-parallel attention (``attn_dp``): vLLM runs attn_dp ranks of TP tp / attn_dp
+    (--max-num-seqs is per rank), SGLang keeps TP tp and adds --attn-dp-size."""
     e = a.engine
+    tp, dp, seqs = a.tp, a.dp, a.max_seqs
+    if e == "vllm" and a.attn_dp > 1:  # vLLM's DP attention: DP ranks of tp / attn_dp GPUs, EP over all of them,
+        tp, dp, seqs = tp // a.attn_dp, dp * a.attn_dp, -(-seqs // a.attn_dp)  # each rank scheduling its share
     out = flag_table()[(e, "program")].flag.split()
-    out += arg(e, "model", a.checkpoint.checkpoint) + arg(e, "tensor_parallel", a.tp)
-    if a.dp > 1:
-        out += arg(e, "data_parallel", a.dp)
+    out += arg(e, "model", a.checkpoint.checkpoint) + arg(e, "tensor_parallel", tp)
+    if dp > 1:
+        out += arg(e, "data_parallel", dp)
     if a.ep > 1:
         out += arg(e, "expert_parallel", a.ep)
-    out += arg(e, "max_model_len", a.max_model_len) + arg(e, "max_seqs", a.max_seqs)
+    if e == "sglang" and a.attn_dp > 1:  # SGLang: attention DP inside the TP group; max running requests is the
+        out += arg(e, "attention_data_parallel", a.attn_dp)  # replica's total, split over the ranks by SGLang
+    out += arg(e, "max_model_len", a.max_model_len) + arg(e, "max_seqs", seqs)
     out += arg(e, "memory_fraction", a.memory_fraction)
     if a.checkpoint.quantization:
         out += arg(e, "quantization", a.checkpoint.quantization)

@@ -22,8 +22,9 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.launch.checkpoints import native_formats
 from gpuplan.optimizer.planning import percentile
 from gpuplan.optimizer.planning.workload import Constraints, Workload
-from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
-from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
+from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_batch_in_memory, max_tp, serving_curve
+from gpuplan.optimizer.serving.layout import make_layout
+from gpuplan.optimizer.serving.roofline import compute_path
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
 from gpuplan.pricing.regions import cheapest_region, describe_place, filter_place
@@ -33,11 +34,12 @@ TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
 
 
 class OperatingPoint(BaseModel):
-    """Best operating point of one (GPU, formats, TP) for a workload, independent of the offer."""
+    """Best operating point of one (GPU, formats, TP, EP) for a workload, independent of the offer."""
 
     weights: str
     kv: str
     tp: int
+    ep: int = 1  # expert-parallel ranks (with as many data-parallel attention ranks); 1 = plain TP
     engine: str
     batch: int
     tpot_ms: float
@@ -116,8 +118,9 @@ def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str
 
 
 def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int, tables: Tables,
-                utilization: float) -> tuple[OperatingPoint | None, tuple[int, float, str] | None]:
-    """(operating point, None) or (None, (rank, miss, reason)); lower (rank, miss) = closer to feasible."""
+                utilization: float, ep: int = 1) -> tuple[OperatingPoint | None, tuple[int, float, str] | None]:
+    """(operating point, None) or (None, (rank, miss, reason)); lower (rank, miss) = closer to feasible.
+    The batch grid is evaluated by ``serving_curve``, the step model ``perf`` reports."""
     wfmt, kvfmt = tables.formats.weight(wname), tables.formats.kv_format(kvname)
     try:
         compute_path(g, wfmt)
@@ -125,32 +128,45 @@ def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int,
         return None, (5, 0.0, str(e))
     engine = w.engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(engine, g.id, g.vendor)
+    layout = make_layout(m.arch, tp, ep)
+    shape_name = f"TP {tp}" + (f" EP {ep}" if ep > 1 else "")
     assert w.max_context is not None
-    if max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.max_context, cal) < 1:
+    if max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.max_context, cal, layout) < 1:
         return None, (4, -tp, f"{wname} weights + one {w.max_context:,}-token sequence do not fit on {tp} × {g.id}")
-    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.input_tokens + w.output_tokens, cal)
-    shape, _ = make_shape(m.arch, g, tp, wfmt, kvfmt, w.input_tokens + w.output_tokens / 2, cal)
-    t_pre = prefill_s(shape, m.arch, w.input_tokens)
-    grid = np.arange(1, limit + 1, dtype=float)
-    t_step, mem_bound = decode_step_s(shape, grid)
+    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.input_tokens + w.output_tokens, cal, layout)
     load = utilization if w.concurrency is None else 1.0
-    op = serving(t_step, t_pre, grid, w.output_tokens, load)
+    curve = serving_curve(m, g, wfmt, kvfmt, layout, cal, w.input_tokens, w.output_tokens,
+                          np.arange(1, limit + 1, dtype=float), load)
+    grid, op, mem_bound = curve.batches, curve.op, curve.memory_bound
     tpot, ttft = op["tpot"] * 1e3, op["ttft"] * 1e3
     ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms)
     if not ok.any():
         if tpot[0] > w.slo.tpot_ms:
-            msg = f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, TP {tp})"
+            msg = f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, {shape_name})"
             return None, (2, float(tpot[0]), msg)
-        return None, (1, float(ttft[0]), f"TTFT is {ttft[0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, TP {tp})")
+        return None, (1, float(ttft[0]), f"TTFT is {ttft[0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, {shape_name})")
     if w.concurrency is None:
         score = np.where(ok, op["rate"], -1.0)
         i = int(np.argmax(score))
     else:
         i = int(np.nonzero(ok)[0][-1])
-    return OperatingPoint(weights=wname, kv=kvname, tp=tp, engine=engine, batch=int(grid[i]), tpot_ms=float(tpot[i]),
-                  ttft_ms=float(ttft[i]), bound="memory" if mem_bound[i] else "compute",
+    return OperatingPoint(weights=wname, kv=kvname, tp=tp, ep=ep, engine=engine, batch=int(grid[i]),
+                  tpot_ms=float(tpot[i]), ttft_ms=float(ttft[i]), bound="memory" if mem_bound[i] else "compute",
                   capacity_req_s=float(op["rate"][i] if w.concurrency is None else op["rate_max"][i]),
                   capacity_sequences=int(grid[i])), None
+
+
+def _point_id(p: OperatingPoint) -> str:
+    """'fp8-bf16/tp8', or 'fp8-bf16/tp8-ep8' with expert parallelism."""
+    return f"{p.weights}-{p.kv}/tp{p.tp}" + (f"-ep{p.ep}" if p.ep > 1 else "")
+
+
+def layouts(m: Model) -> list[tuple[int, int]]:
+    """(tp, ep) replica shapes: every TP degree with ep = 1, and for MoE models with tp > 1 also ep = tp
+    (DeepSeek-style EP over the replica with data-parallel attention) where tp divides the routed experts."""
+    moe = m.arch.moe
+    return [(tp, ep) for tp in TP_DEGREES
+            for ep in ((1, tp) if moe and tp > 1 and moe.num_experts % tp == 0 else (1,))]
 
 
 _POINT_FIELDS_IGNORED = {"name", "rate_rps", "concurrency", "rate_profile", "rate_profile_csv", "weight"}
@@ -158,16 +174,16 @@ _CACHE_LIMIT = 200_000
 
 
 def _cached_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int, tables: Tables,
-                  utilization: float) -> tuple[OperatingPoint | None, tuple[int, float, str] | None]:
+                  utilization: float, ep: int = 1) -> tuple[OperatingPoint | None, tuple[int, float, str] | None]:
     """``_best_point`` memoised per table set: workloads that differ only in name and demand size share their
     operating points (what a fleet of many workloads of a few models and shapes mostly does)."""
     cache = tables.__dict__.setdefault("_operating_points", {})
-    key = (m.id, g.id, wname, kvname, tp, utilization, w.concurrency is None,
+    key = (m.id, g.id, wname, kvname, tp, ep, utilization, w.concurrency is None,
            w.model_dump_json(exclude=_POINT_FIELDS_IGNORED))
     if key not in cache:
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
-        cache[key] = _best_point(m, g, w, wname, kvname, tp, tables, utilization)
+        cache[key] = _best_point(m, g, w, wname, kvname, tp, tables, utilization, ep)
     return cache[key]
 
 
@@ -219,17 +235,17 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
     for gid, gpu_offers in sorted(by_gpu.items()):
         g = tables.gpus.get(gid)
         widest = max(o.gpus_per_instance for o in gpu_offers)
-        for tp in TP_DEGREES:
+        for tp, ep in layouts(m):
             if tp > widest or tp > max_tp(g):
                 continue
             try:
-                check_tp(m.arch, g, tp, m.id)
+                check_tp(m.arch, g, tp // ep, m.id)  # with EP, attention runs data-parallel: TP tp / ep per rank
             except InputError as e:
                 reasons.setdefault(gid, (6, 0.0, str(e)))
                 continue
             for wname in weights:
                 for kvname in w.kv:
-                    point, why = _cached_point(m, g, w, wname, kvname, tp, tables, constraints.utilization)
+                    point, why = _cached_point(m, g, w, wname, kvname, tp, tables, constraints.utilization, ep)
                     if point is None:
                         assert why is not None
                         if gid not in reasons or why[:2] < reasons[gid][:2]:
@@ -241,7 +257,7 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
                         tiers = price_any or (constraints.tier,)
                         price = next(p for t in tiers if (p := o.price(t)) is not None)
                         cands.append(Candidate(
-                            **point.model_dump(), id=f"{w.name}/{o.provider}:{o.instance}/{wname}-{kvname}/tp{tp}",
+                            **point.model_dump(), id=f"{w.name}/{o.provider}:{o.instance}/{_point_id(point)}",
                             workload=w.name, model=m.id, gpu=gid, provider=o.provider, offer=o.instance,
                             region=o.region, gpus_per_replica=tp, gpus_per_instance=o.gpus_per_instance,
                             instance_usd_per_hour=price, usd_per_hour=price * tp / o.gpus_per_instance,

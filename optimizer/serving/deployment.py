@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -15,7 +17,7 @@ from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.layout import Layout, make_layout, max_sequences_dp, weights_bytes_per_gpu
-from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, make_shape, prefill_s, serving
+from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s, make_shape, prefill_s, serving
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -188,6 +190,39 @@ def max_batch_in_memory(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberForma
     return min(f.max_sequences or 0, MAX_BATCH)
 
 
+@dataclass(frozen=True)
+class Curve:
+    """The step model of one deployment evaluated at each batch: what ``perf`` reports and candidate
+    generation searches. ``op`` holds serving()'s arrays (tpot, ttft, rate, rate_max, prefill_share, in s
+    and req/s)."""
+
+    shape: Shape
+    warning: str | None
+    batches: np.ndarray
+    step_s: np.ndarray
+    memory_bound: np.ndarray
+    ttft_prefill_s: float  # one prompt alone (its TTFT share)
+    op: dict[str, np.ndarray]
+
+
+def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, cal: CalibrationRow,
+                  input_tokens: int, output_tokens: int, batches: Sequence[float] | np.ndarray,
+                  utilization: float) -> Curve:
+    """One call sequence of the step model for ``perf`` and the planner: decode steps at the mean context
+    I + O/2, the replica's GPU time per prompt spread over the attention-DP ranks (t_share, prefill_s with
+    spread) for the rate limit and prefill share, one prompt's own prefill time and the per-request time
+    for TTFT: serving(t_step, t_share, b, O, u, request_s, ttft_prefill_s = t_prefill)."""
+    shape, warning = make_shape(m.arch, g, layout.tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
+                                ep=layout.ep, attn_dp=layout.attn_dp)
+    t_pre = float(prefill_s(shape, m.arch, input_tokens))
+    t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
+    b = np.asarray(batches, dtype=float)
+    t_step, mem_bound = decode_step_s(shape, b)
+    op = serving(t_step, t_share, b, output_tokens, utilization, request_s=shape.request_s, ttft_prefill_s=t_pre)
+    return Curve(shape=shape, warning=warning, batches=b, step_s=t_step, memory_bound=mem_bound,
+                 ttft_prefill_s=t_pre, op=op)
+
+
 def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: int = 1,
          input_tokens: int = 1024, output_tokens: int = 256, batch: int = 1, engine: str | None = None,
          tpot_ms: float | None = None, utilization: float = 0.0, tables: Tables = DEFAULT, *, ep: int = 1,
@@ -208,20 +243,14 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     eng = engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
     context = input_tokens + output_tokens
-    shape, warning = make_shape(m.arch, g, tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
-                                ep=layout.ep, attn_dp=layout.attn_dp)
-    t_pre = prefill_s(shape, m.arch, input_tokens)
-    t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
-    batches = np.array([batch], dtype=float)
-    t_step, mem_bound = decode_step_s(shape, batches)
-    op = serving(t_step, t_share, batches, output_tokens, utilization, request_s=shape.request_s,
-                 ttft_prefill_s=t_pre)
+    curve = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, [batch], utilization)
+    op, t_pre = curve.op, curve.ttft_prefill_s
     limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal, layout)
     best_for_tpot = None
     if tpot_ms is not None:
         grid = np.arange(1, max(limit, 1) + 1, dtype=float)
-        steps, _ = decode_step_s(shape, grid)
-        tpots = serving(steps, t_share, grid, output_tokens, utilization, request_s=shape.request_s)["tpot"] * 1e3
+        tpots = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, grid,
+                              utilization).op["tpot"] * 1e3
         ok = np.nonzero((tpots <= tpot_ms) & (grid <= limit))[0]
         best_for_tpot = int(grid[ok[-1]]) if ok.size else 0
     tpot = float(op["tpot"][0])
@@ -229,13 +258,13 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
         model=m.id, gpu=g.id, tp=tp, ep=layout.ep, attn_dp=layout.attn_dp, weights=wfmt.id, kv=kvfmt.id,
         engine=eng, input_tokens=input_tokens, output_tokens=output_tokens, batch=batch, utilization=utilization,
         tpot_ms=tpot * 1e3,
-        ttft_ms=float(op["ttft"][0]) * 1e3, step_ms=float(t_step[0]) * 1e3, prefill_ms=t_pre * 1e3,
+        ttft_ms=float(op["ttft"][0]) * 1e3, step_ms=float(curve.step_s[0]) * 1e3, prefill_ms=t_pre * 1e3,
         decode_tok_s=batch / tpot,
         decode_tok_s_per_user=1.0 / tpot, prefill_tok_s=input_tokens / t_pre,
-        bound="memory" if bool(mem_bound[0]) else "compute", max_batch=limit, fits=batch <= limit,
+        bound="memory" if bool(curve.memory_bound[0]) else "compute", max_batch=limit, fits=batch <= limit,
         max_batch_for_tpot=best_for_tpot, weights_gib_per_gpu=weights_bytes_per_gpu(m.arch, wfmt, layout) / GIB,
-        kv_gib_per_sequence=shape.kv_bytes_per_seq / GIB,
-        warnings=[w for w in [warning] if w] + ([] if batch <= limit else
+        kv_gib_per_sequence=curve.shape.kv_bytes_per_seq / GIB,
+        warnings=[w for w in [curve.warning] if w] + ([] if batch <= limit else
                                                [f"batch {batch} does not fit: at most {limit} sequences of "
                                                 f"{context} tokens"]),
     )
