@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from gpuplan.optimizer.planning.solver import Problem, solve
-from test_packing import _cand, _workload
+from solver_fixtures import candidate as _cand
+from solver_fixtures import workload as _workload
 
 FLEET = "examples/fleet.yaml"
 
