@@ -24,13 +24,17 @@ VALIDATE_HELP = f"""Predicted vs measured per row; median and 90th-percentile ab
 model class (dense / MoE) and engine, with the current calibration (in-sample for the shipped one) and
 leave-one-source-out (every row predicted by a calibration fitted without any row of its source).
 
-MEASURED is a CSV of published or your own measurements: {MEASURED_HELP} Static and closed-loop rows are
-read as waves of `batch` requests, open-loop rows at `rate_rps`.
+MEASURED is a CSV of published or your own measurements: {MEASURED_HELP} Serving-benchmark rows (closed or
+open loop), p50/p90/p99 rows and ITL/E2E rows are predicted by replaying their benchmark in the simulator
+(seed 0) with the calibration in use (for leave-one-source-out, the one fitted without the row's source);
+static mean rows, and every row under --analytical, by the analytical model (closed loops as waves of
+`batch` requests). The calibration fit itself is always analytical.
 
 \b
 Examples:
   gpuplan validate tests/data/measured.csv --summary-only
   gpuplan validate tests/data/measured.csv --summary-only --no-loso
+  gpuplan validate tests/data/measured.csv --summary-only --analytical
   gpuplan validate tests/data/measured.csv --format csv -o validation.csv
 """
 
@@ -52,15 +56,18 @@ Examples:
               help="Print every row, or only the error summary.")
 @click.option("--loso/--no-loso", default=True, show_default=True,
               help="Also predict every row with a calibration fitted without its source (leave-one-source-out).")
+@click.option("--analytical", is_flag=True,
+              help="Predict serving-benchmark rows with the analytical model instead of the simulator.")
 @output_options
 @click.pass_context
-def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool, fmt: str, out: str | None) -> None:
+def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool, analytical: bool, fmt: str,
+                 out: str | None) -> None:
     tables = tables_of(ctx)
     rows = read_measurements(measured)
-    comps = in_sample(rows, tables)
+    comps = in_sample(rows, tables, simulated=not analytical)
     label = "shipped" if Path(tables.calibration.path) == CALIBRATION_CSV else Path(tables.calibration.path).name
     summary = summarise(comps, label)
-    loso_comps = leave_one_source_out(rows, tables) if loso else []
+    loso_comps = leave_one_source_out(rows, tables, simulated=not analytical) if loso else []
     if loso:
         summary += summarise(loso_comps, "leave-one-source-out")
     views = []

@@ -12,7 +12,9 @@ evaluated for all perturbed parameter sets in one vectorised call.
 
 Leave-one-source-out: for every source key (validation.source_key), fit on all rows of other sources,
 starting from the hand-set defaults (calibration_defaults.csv), and predict the held-out rows. No row is
-ever predicted by constants fitted on its own source.
+ever predicted by constants fitted on its own source. With ``simulated``, the rows
+``simulated_rows.needs_simulation`` picks are then reported by replaying their benchmark in the simulator
+with the fold's fitted calibration (the fit itself stays analytical).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import fields
 import numpy as np
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
 from gpuplan.optimizer.serving.roofline import stack, with_calibration
+from gpuplan.optimizer.serving.simulated_rows import simulated_values
 from gpuplan.optimizer.serving.validation import (
     Case,
     Comparison,
@@ -221,9 +224,11 @@ def _predict_with(cases: list[Case], calibration: Calibration) -> np.ndarray:
     return out
 
 
-def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None) -> list[Comparison]:
+def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None,
+                         simulated: bool = False) -> list[Comparison]:
     """Every row predicted by a calibration fitted, from ``start`` (default: the shipped hand-set
-    defaults, calibration_defaults.csv), without any row of its source."""
+    defaults, calibration_defaults.csv), without any row of its source; ``simulated``: serving-benchmark
+    rows replayed in the simulator with that calibration."""
     tables = tables.with_calibration(start or load_calibration(DEFAULTS_CSV))
     cases = [prepare(m, tables) for m in rows]
     keys = [source_key(c.m.source) for c in cases]
@@ -233,9 +238,17 @@ def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None)
         held = [i for i, k in enumerate(keys) if k == key]
         cal = fit_calibration(train, tables.calibration, f"all sources but {key}")
         predicted[held] = _predict_with([cases[i] for i in held], cal)
+        if simulated:
+            predicted[held] = simulated_values([cases[i].m for i in held], predicted[held],
+                                               tables.with_calibration(cal))
     return comparisons(cases, predicted)
 
 
-def in_sample(rows, tables: Tables) -> list[Comparison]:
+def in_sample(rows, tables: Tables, simulated: bool = False) -> list[Comparison]:
+    """Every row predicted with ``tables``' calibration; ``simulated``: serving-benchmark rows replayed in
+    the simulator."""
     cases = [prepare(m, tables) for m in rows]
-    return comparisons(cases, predict_cases(cases))
+    predicted = predict_cases(cases)
+    if simulated:
+        predicted = simulated_values([c.m for c in cases], predicted, tables)
+    return comparisons(cases, predicted)

@@ -11,6 +11,9 @@ The analytical step model predicts means of isolated or saturated runs. Rows mea
 with fixed lengths (the random dataset at range ratio 0), seed 0 and the engine's scheduler defaults.
 The row's ``percentile`` (mean, p50, p90, p99) selects the statistic; ``decode_tok_s`` is output tokens/s
 over the run and ``decode_tok_s_per_user`` is 1000 / TPOT.
+
+``gpuplan validate`` reports these for the rows ``needs_simulation`` picks (``simulated_values``); the
+calibration fit stays analytical (a replay per row per fit iteration would be far too slow).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
+import numpy as np
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.simulation import SimReport, simulate
@@ -46,13 +50,14 @@ class Row(Protocol):
     mode: str
     rate_rps: float | None
     percentile: str
+    engine_version: str | None
 
 
 def replay(row: Row, tables: Tables) -> SimReport:
     """Simulate the benchmark run the row was measured with."""
     common = dict(model=resolve(row.model), gpu=row.gpu, weights=row.weights, kv=row.kv, tp=row.tp,
                   input_tokens=max(1, row.input), output_tokens=max(1, row.output), engine=row.engine,
-                  seed=0, tables=tables, ep=getattr(row, "ep", 1))
+                  seed=0, tables=tables, ep=getattr(row, "ep", 1), engine_version=row.engine_version)
     if row.mode == "open":
         if row.rate_rps is None:
             raise InputError("an open-loop row needs rate_rps")
@@ -63,14 +68,23 @@ def replay(row: Row, tables: Tables) -> SimReport:
     return simulate(concurrency=row.batch, requests=row.batch, **common)  # type: ignore[arg-type]
 
 
-def predict_simulated(row: Row, tables: Tables) -> float:
-    """The simulator's value for the row's metric and statistic (NaN when the run does not fit in KV)."""
+def _replay_or_none(row: Row, tables: Tables) -> SimReport | None:
     try:
-        r = replay(row, tables)
+        return replay(row, tables)
     except InputError as err:
         if "does not fit in the KV cache" in str(err):
-            return math.nan
+            return None
         raise
+
+
+def predict_simulated(row: Row, tables: Tables) -> float:
+    """The simulator's value for the row's metric and statistic (NaN when the run does not fit in KV)."""
+    r = _replay_or_none(row, tables)
+    return math.nan if r is None else row_value(row, r)
+
+
+def row_value(row: Row, r: SimReport) -> float:
+    """The row's metric and statistic read from a replay of its benchmark."""
     q = STATS[row.percentile]
     if row.metric in LATENCY:
         return r.metric(row.metric, q)
@@ -81,3 +95,36 @@ def predict_simulated(row: Row, tables: Tables) -> float:
     if row.metric == "prefill_tok_s":
         return row.input * row.batch / (r.metric("ttft_ms", q) / 1e3) if row.mode == "static" else math.nan
     raise InputError(f"metric '{row.metric}' cannot be simulated")
+
+
+def needs_simulation(row: Row) -> bool:
+    """Rows the analytical model cannot read well: benchmark_serving runs (closed or open loop), tail
+    percentiles and the ITL / E2E distributions. Static mean rows (batch-1 latency, offline waves) stay
+    analytical."""
+    return row.mode in ("closed", "open") or row.percentile != "mean" or row.metric in ("itl_ms", "e2e_ms")
+
+
+def benchmark_key(row: Row) -> tuple:
+    """The fields that define one benchmark run (rows reading other metrics of the same run share it)."""
+    return (row.model, row.gpu, row.tp, getattr(row, "ep", 1), row.weights, row.kv, row.input, row.output,
+            row.batch, row.engine, row.engine_version, row.mode, row.rate_rps)
+
+
+def simulated_values(rows: list[Row], analytical: np.ndarray, tables: Tables) -> np.ndarray:
+    """``analytical`` with every row ``needs_simulation`` picks replaced by its simulated value, one replay
+    per distinct benchmark run (``benchmark_key``) under ``tables``' calibration. Rows the simulator cannot
+    answer (the run does not fit in KV, a throughput in prefill tokens of a serving run) keep their
+    analytical value."""
+    out = np.array(analytical, dtype=float)
+    runs: dict[tuple, SimReport | None] = {}
+    for i, row in enumerate(rows):
+        if not needs_simulation(row):
+            continue
+        key = benchmark_key(row)
+        if key not in runs:
+            runs[key] = _replay_or_none(row, tables)
+        report = runs[key]
+        value = math.nan if report is None else row_value(row, report)
+        if math.isfinite(value) and value > 0:
+            out[i] = value
+    return out

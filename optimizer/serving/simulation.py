@@ -159,7 +159,8 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
 
 def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine: str | None,
                      input_tokens: int, output_tokens: int, max_num_seqs: int | None, max_context: int,
-                     tables: Tables, ep: int = 1, attn_dp: int | None = None) -> tuple[StepModel, str, int, int]:
+                     tables: Tables, ep: int = 1, attn_dp: int | None = None,
+                     engine_version: str | None = None) -> tuple[StepModel, str, int, int]:
     """(step model, engine, max_num_seqs, max_batched_tokens) of a deployment; engine defaults fill gaps.
     ``ep`` > 1: MoE layers expert-parallel over ep ranks, attention data-parallel (default attn_dp = ep)."""
     g = tables.gpus.get(gpu)
@@ -167,7 +168,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     layout = make_layout(m.arch, tp, ep, attn_dp)
     check_tp(m.arch, g, layout.attn_tp if layout.attn_dp > 1 else tp, m.id)
     eng = engine or default_engine(g, wfmt)
-    cal = tables.calibration.lookup(eng, g.id, g.vendor)
+    cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
     d = engine_defaults(eng, g)
     seqs = max_num_seqs or d.max_num_seqs
     if not 1 <= seqs <= MAX_BATCH:
@@ -183,7 +184,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              seed: int = 0, engine: str | None = None, max_num_seqs: int | None = None,
              max_batched_tokens: int | None = None, range_ratio: float = 0.0,
              lengths_csv: str | Path | None = None, tables: Tables = DEFAULT, ep: int = 1,
-             attn_dp: int | None = None) -> SimReport:
+             attn_dp: int | None = None, engine_version: str | None = None) -> SimReport:
     """Simulate ``requests`` requests on one replica (``gpuplan simulate``; default 1000, or every row of a
     trace); same seed, same numbers."""
     m = model if isinstance(model, Model) else resolve(model)
@@ -195,7 +196,8 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         raise InputError(f"a request of {longest:,} tokens is beyond {m.id}'s limit of {m.arch.max_context:,} "
                          "tokens")
     steps, eng, seqs, default_tokens = deployment_steps(m, gpu, weights, kv, tp, engine, input_tokens,
-                                                        output_tokens, max_num_seqs, longest, tables, ep, attn_dp)
+                                                        output_tokens, max_num_seqs, longest, tables, ep, attn_dp,
+                                                        engine_version)
     tokens = max_batched_tokens or max(default_tokens, seqs)
     if tokens <= 0:
         raise InputError(f"--max-batched-tokens must be positive, got {tokens}")
