@@ -35,7 +35,8 @@ LATENCY = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"}
 
 
 class Row(Protocol):
-    """The fields of a measured row the simulator needs (``validation.Measurement`` has them)."""
+    """The fields of a measured row the simulator needs (``validation.Measurement`` has them; ``ep`` and
+    ``engine_version`` are read when present)."""
 
     model: str
     gpu: str
@@ -50,14 +51,13 @@ class Row(Protocol):
     mode: str
     rate_rps: float | None
     percentile: str
-    engine_version: str | None
 
 
 def replay(row: Row, tables: Tables) -> SimReport:
     """Simulate the benchmark run the row was measured with."""
     common = dict(model=resolve(row.model), gpu=row.gpu, weights=row.weights, kv=row.kv, tp=row.tp,
                   input_tokens=max(1, row.input), output_tokens=max(1, row.output), engine=row.engine,
-                  seed=0, tables=tables, ep=getattr(row, "ep", 1), engine_version=row.engine_version)
+                  seed=0, tables=tables, ep=getattr(row, "ep", 1), engine_version=getattr(row, "engine_version", None))
     if row.mode == "open":
         if row.rate_rps is None:
             raise InputError("an open-loop row needs rate_rps")
@@ -107,7 +107,7 @@ def needs_simulation(row: Row) -> bool:
 def benchmark_key(row: Row) -> tuple:
     """The fields that define one benchmark run (rows reading other metrics of the same run share it)."""
     return (row.model, row.gpu, row.tp, getattr(row, "ep", 1), row.weights, row.kv, row.input, row.output,
-            row.batch, row.engine, row.engine_version, row.mode, row.rate_rps)
+            row.batch, row.engine, getattr(row, "engine_version", None), row.mode, row.rate_rps)
 
 
 def simulated_values(rows: list[Row], analytical: np.ndarray, tables: Tables) -> np.ndarray:
