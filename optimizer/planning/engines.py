@@ -12,11 +12,10 @@ import contextlib
 import math
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
-from gpuplan.optimizer.planning.interrupt import WAIT_SLICE_S, solve_interruptibly
+from gpuplan.optimizer.planning.interrupt import run_interruptibly, solve_interruptibly
 from ortools.math_opt.python import mathopt
 from ortools.sat.python import cp_model
 from ortools.util.python.solve_interrupter import SolveInterrupter
@@ -173,6 +172,9 @@ def _quiet_stdout():
         os.close(saved)
 
 
+HIGHS_GRACE_S = 0.5  # HiGHS checks the interrupter between steps; the daemon thread dies with the process
+
+
 def _highs_interruptibly(mo: mathopt.Model, params, mparams):
     with _quiet_stdout():
         return _highs_in_thread(mo, params, mparams)
@@ -181,32 +183,11 @@ def _highs_interruptibly(mo: mathopt.Model, params, mparams):
 def _highs_in_thread(mo: mathopt.Model, params, mparams):
     """``mathopt.solve`` in a helper thread, so Ctrl-C and SIGTERM (delivered to the main thread) interrupt
     HiGHS and propagate instead of returning a plan (see ``interrupt``)."""
-    if threading.current_thread() is not threading.main_thread():
-        return mathopt.solve(mo, mathopt.SolverType.HIGHS, params=params, model_params=mparams)
     interrupter = SolveInterrupter()
-    outcome: dict = {}
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome["result"] = mathopt.solve(mo, mathopt.SolverType.HIGHS, params=params, model_params=mparams,
-                                              interrupter=interrupter)
-        except BaseException as err:  # re-raised in the caller's thread
-            outcome["error"] = err
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="highs", daemon=True).start()
-    try:
-        while not done.wait(WAIT_SLICE_S):
-            pass
-    except BaseException:
-        interrupter.interrupt()
-        done.wait(0.5)  # HiGHS checks the interrupter between steps; the daemon thread dies with the process
-        raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+    return run_interruptibly(
+        lambda: mathopt.solve(mo, mathopt.SolverType.HIGHS, params=params, model_params=mparams,
+                              interrupter=interrupter),
+        interrupter.interrupt, HIGHS_GRACE_S)
 
 
 def _td(seconds: float):
