@@ -101,25 +101,9 @@ def kv_bytes_per_token(arch: Architecture, enc: Encoding) -> float:
     return kv_bytes_per_token_layer(arch, enc) * arch.attention_layers
 
 
-def tokens_held(arch: Architecture, context: int) -> int:
-    """Σ over attention layers of tokens in cache: full → context, sliding → min(context, window),
-    chunked → min(context, chunk)."""
-    held = 0
-    for mixer in arch.mixers:
-        if mixer == "attention":
-            held += context
-        elif mixer == "sliding":
-            held += min(context, arch.sliding_window or context)
-        elif mixer == "chunked":
-            held += min(context, arch.chunk_size or context)
-    return held
-
-
-def tokens_attended(arch: Architecture, context: float) -> float:
-    """Σ over attention layers of keys one query reads: as ``tokens_held``, except that a sparse-attention
-    indexer (DeepSeek-V3.2, GLM-5) limits full layers to its top-k tokens."""
-    per_full = min(context, arch.sparse_index.topk) if arch.sparse_index else context
-    total = 0.0
+def _tokens_over_layers(arch: Architecture, context: float, per_full: float) -> float:
+    """Σ over attention layers: full → ``per_full``, sliding → min(context, window), chunked → min(context, chunk)."""
+    total: float = 0
     for mixer in arch.mixers:
         if mixer == "attention":
             total += per_full
@@ -128,6 +112,19 @@ def tokens_attended(arch: Architecture, context: float) -> float:
         elif mixer == "chunked":
             total += min(context, arch.chunk_size or context)
     return total
+
+
+def tokens_held(arch: Architecture, context: int) -> int:
+    """Σ over attention layers of tokens in cache: full → context, sliding → min(context, window),
+    chunked → min(context, chunk)."""
+    return int(_tokens_over_layers(arch, context, context))
+
+
+def tokens_attended(arch: Architecture, context: float) -> float:
+    """Σ over attention layers of keys one query reads: as ``tokens_held``, except that a sparse-attention
+    indexer (DeepSeek-V3.2, GLM-5) limits full layers to its top-k tokens."""
+    per_full = min(context, arch.sparse_index.topk) if arch.sparse_index else context
+    return float(_tokens_over_layers(arch, context, per_full))
 
 
 def state_bytes_per_sequence(arch: Architecture) -> int:

@@ -45,8 +45,6 @@ def test_two_tp8_and_one_tp4_need_three_10_gpu_instances() -> None:
     assert min_instances(6, {4: 1, 2: 1}) == 1
 
 
-
-
 offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(["g1", "g2"]), st.sampled_from([3, 5, 6, 7, 10]),
                      st.floats(0.5, 30).map(lambda x: round(x, 2)))
 

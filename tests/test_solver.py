@@ -16,8 +16,6 @@ from solver_fixtures import candidate, workload
 GPUS = ("g1", "g2")
 
 
-
-
 offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(GPUS), st.sampled_from([1, 2, 3, 4, 5, 6, 8, 10]),
                      st.floats(0.5, 20).map(lambda x: round(x, 2)))
 

@@ -24,18 +24,21 @@ Examples:
 """
 
 
+TABLE_FILE = click.Path(dir_okay=False, path_type=Path)  # a data table the user swaps in
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}, epilog=EPILOG)
-@click.option("--hardware", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--hardware", type=TABLE_FILE, default=None,
               help="GPU table CSV (default: the shipped hardware/gpus.csv).")
-@click.option("--pricing", type=click.Path(dir_okay=False, path_type=Path), multiple=True,
+@click.option("--pricing", type=TABLE_FILE, multiple=True,
               help="Offer table: gpuplan CSV or a SkyPilot vms.csv; repeat to merge (later rows win).")
-@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--calibration", type=TABLE_FILE, default=None,
               help="Calibration CSV from 'gpuplan calibrate' (default: shipped defaults).")
-@click.option("--reserved", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--reserved", type=TABLE_FILE, default=None,
               help="Reserved (1y/3y) prices merged onto offers by provider + instance (default: pricing/reserved.csv).")
-@click.option("--ownership", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--ownership", type=TABLE_FILE, default=None,
               help="Owned-server TCO inputs (default: pricing/ownership.csv).")
-@click.option("--energy", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--energy", type=TABLE_FILE, default=None,
               help="PUE, $/kWh, cost of capital (default: pricing/energy.csv).")
 @click.version_option(package_name="gpuplan")
 @click.pass_context
