@@ -23,18 +23,13 @@ from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
 from gpuplan.optimizer.planning.bounds import cover_table
 from gpuplan.optimizer.planning.candidate_gen import Candidate, generate
 from gpuplan.optimizer.planning.engines import run as run_stage
+from gpuplan.optimizer.planning.model.constraints import pack_offer
+from gpuplan.optimizer.planning.model.objective import fix_stage
+from gpuplan.optimizer.planning.model.problem import PRICE_SCALE, RATE_SCALE, Problem, group_by_offer
+from gpuplan.optimizer.planning.model.start import greedy, instances_for
 from gpuplan.optimizer.planning.planner import explain_empty
-from gpuplan.optimizer.planning.solver import (
-    DET_PER_S,
-    PRICE_SCALE,
-    RATE_SCALE,
-    TIE_BREAK_SHARE,
-    fix_stage,
-    group_by_offer,
-    instances_for,
-    pack_offer,
-)
-from gpuplan.optimizer.planning.workload import HOURS, Fleet
+from gpuplan.optimizer.planning.solver import DET_PER_S, TIE_BREAK_SHARE
+from gpuplan.optimizer.planning.workload import HOURS, Fleet, Workload
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
 from gpuplan.pricing.regions import cheapest_region, filter_place
@@ -252,9 +247,6 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
 
 def _on_demand_hint(cands: list[Candidate], rates, groups, prices, r, od, total) -> dict[int, int]:
     """Each hour, each workload on its cheapest standalone candidate, bought on demand (a start for the search)."""
-    from gpuplan.optimizer.planning.solver import Problem, greedy
-    from gpuplan.optimizer.planning.workload import Workload
-
     hint: dict[int, int] = {}
     usable = [x for x in cands if prices[(x.provider, x.offer)]["on_demand"]]
     for h in range(HOURS):
