@@ -85,7 +85,8 @@ def hour_cover_bound(d: DayInputs, w: str, h: int) -> int:
     return math.ceil(float(dp[-1]) - 1e-6)
 
 
-def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int], hour_bounds: dict[int, int] | None = None,
+def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
+              hour_bounds: dict[int, int] | None = None,
               fixed_base: dict[tuple[str, str], int] | None = None) -> DayModel:
     """The daily model over ``hours`` (see module doc); ``lbs``: (workload, hour) → LB_w,h; ``fixed_base``
     pins the committed base (then only the hourly additions are decided)."""
