@@ -12,7 +12,15 @@ import time
 from gpuplan.optimizer.errors import InfeasibleError
 from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
 from gpuplan.optimizer.planning.candidate_gen import Candidate, generate
-from gpuplan.optimizer.planning.day_model import DayInputs, build_day, hour_cover_bound, rate_units, to_units
+from gpuplan.optimizer.planning.day_model import (
+    DayInputs,
+    build_day,
+    cost_units,
+    hour_cover_bound,
+    rate_units,
+    to_units,
+)
+from gpuplan.optimizer.planning.day_search import base_from_hours, commitment_bound, hour_bounds, polish, with_base
 from gpuplan.optimizer.planning.engines import run as run_stage
 from gpuplan.optimizer.planning.model.objective import fix_stage
 from gpuplan.optimizer.planning.model.problem import PRICE_SCALE, Problem, group_by_offer
@@ -27,6 +35,14 @@ from ortools.sat.python import cp_model
 from pydantic import BaseModel
 
 DAY_ENGINE = "highs"
+# work budget (deterministic: HiGHS nodes, CP-SAT deterministic time), shares of DET_PER_S × time limit
+HOUR_BOUND_SHARE = 0.1  # the hour-alone bounds (``day_search.hour_bounds``)
+POLISH_SHARE = 0.1  # twice: every hour for the start's base, and for the plan's base (``day_search.with_base``)
+BETA_SHARE = 0.15  # the commitment bound (``day_search.commitment_bound``)
+BETA_STEPS_PER_S = 1.0  # its bisection steps per second of the time limit
+BETA_MIN_DET = 0.4  # at least 20 HiGHS nodes per hour model of the commitment bound
+# wall-clock safety net: each stage ends by these shares of the wall budget (then the plan says it may differ)
+WALL_HOURS, WALL_START, WALL_MAIN, WALL_POLISH, WALL_BETA = 0.3, 0.45, 0.8, 0.87, 0.93
 
 
 class HourRow(BaseModel):
@@ -132,33 +148,60 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
     groups = d.groups
     okey = {k: f"{k[0]}:{k[1]}" for k in groups}
     lbs = {(w, h): hour_cover_bound(d, w, h) for w in d.workloads for h in range(HOURS)}
-    dm = build_day(d, list(range(HOURS)), lbs)
+    det = DET_PER_S * time_limit_s
+    distinct = len({tuple(d.demand[w][h] for w in d.workloads) for h in range(HOURS)})
+
+    def left(share: float = 1.0) -> float:
+        """Wall seconds left for a stage that may use up to ``share`` of the whole wall budget."""
+        return max(wall * share - (time.perf_counter() - start), 0.05)
+
+    hb, fleets = hour_bounds(d, list(range(HOURS)), lbs, det * HOUR_BOUND_SHARE / distinct,
+                             lambda: left(WALL_HOURS), engine) if engine == "highs" else ({}, {})
+    hour_bound = sum(hb.values()) if len(hb) == HOURS else 0
+    dm = build_day(d, list(range(HOURS)), lbs, hour_bounds=hb)
     m, r, base, od, spot, total, cost = dm.model, dm.r, dm.base, dm.od, dm.spot, dm.total, dm.cost
     m.Minimize(cost)
     variables = dm.variables()
-    prices = {k: _tier_prices(by_key[okey[k]], c.committed_tier) for k in groups}
-    hint = _on_demand_hint(cands, rates, groups, prices, r, od, total)
-    det = DET_PER_S * time_limit_s
-
-    def left() -> float:
-        return max(wall - (time.perf_counter() - start), 0.05)
-
-    first = run_stage(m, variables, det * (1 - TIE_BREAK_SHARE), left(), hint, engine)
-    if not first.values:
+    per_hour = det * POLISH_SHARE / distinct
+    start_plan = None
+    if len(fleets) == HOURS and not c.single_gpu_type:  # the base the hours' own plans suggest, hours re-solved
+        start_plan = with_base(d, dm, base_from_hours(d, fleets), lbs, per_hour, lambda: left(WALL_START), engine)
+    if start_plan is not None:
+        hint = start_plan.values
+    else:
+        prices = {k: _tier_prices(by_key[okey[k]], c.committed_tier) for k in groups}
+        hint = _on_demand_hint(cands, rates, groups, prices, r, od, total)
+    main_share = 1 - TIE_BREAK_SHARE - HOUR_BOUND_SHARE - 2 * POLISH_SHARE - BETA_SHARE
+    first = run_stage(m, variables, det * main_share, left(WALL_MAIN), hint, engine)
+    tried = [first if first.values else None, start_plan]
+    timed_out = first.wall_bound or len(hb) < HOURS
+    if first.values and first.status != cp_model.OPTIMAL and not c.single_gpu_type and engine == "highs":
+        tried.append(polish(d, dm, first, lbs, per_hour, lambda: left(WALL_POLISH), engine))  # its base kept
+        timed_out = timed_out or left(WALL_POLISH) <= 0.1
+    tried = [t for t in tried if t is not None]
+    if not tried:
         raise InfeasibleError("no daily fleet meets every hour's demand within the caps, spot share and budget"
                               if first.status == cp_model.INFEASIBLE else
                               f"the time limit of {time_limit_s:g} s bound before a daily plan was found "
                               "(raise --time-limit)")
-    fix_stage(m, cost, first, "min")
+    best = min(tried, key=lambda t: t.objective)  # ties: the full model's plan first
+    bound = max(first.bound if first.values else 0, hour_bound)
+    if best.objective - bound >= 1 and engine == "highs":
+        beta, clock = commitment_bound(d, lbs, round(best.objective), int(BETA_STEPS_PER_S * time_limit_s),
+                                max(det * BETA_SHARE / (distinct * (1 + BETA_STEPS_PER_S * time_limit_s)),
+                                    BETA_MIN_DET), lambda: left(WALL_BETA), engine)
+        timed_out = timed_out or clock
+        bound = max(bound, beta or 0)
+    fix_stage(m, cost, best, "min")
     cap = d.cap
     ranked = [base[k] for k in sorted(groups)]
     order = {x.id: i for i, x in enumerate(sorted(cands, key=lambda x: (x.usd_per_hour / max(cap[x.id], 1), x.id)))}
     m.Minimize(sum((i + 1) * v for i, v in enumerate(ranked))
                + sum((order[cid] + 1) * v for (cid, _h), v in sorted(r.items())))
-    tie = run_stage(m, variables, det * TIE_BREAK_SHARE, left(), first.values)
-    values = tie.values or first.values
+    tie = run_stage(m, variables, det * TIE_BREAK_SHARE, left(), best.values)
+    values = tie.values if tie.values and not tie.wall_bound else best.values
     notes = []
-    if first.wall_bound or tie.wall_bound:
+    if timed_out or tie.wall_bound:
         notes.append("the wall-clock limit bound before the deterministic limit: this plan may differ between runs")
 
     def val(v) -> int:
@@ -166,13 +209,13 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
     hours = []
     for h in range(HOURS):
         b = sum(by_key[okey[k]].gpus_per_instance * val(base[k]) for k in groups)
-        d = sum(by_key[okey[k]].gpus_per_instance * val(od[k, h]) for k in groups)
-        s = sum(by_key[okey[k]].gpus_per_instance * val(spot[k, h]) for k in groups)
+        dg = sum(by_key[okey[k]].gpus_per_instance * val(od[k, h]) for k in groups)
+        sg = sum(by_key[okey[k]].gpus_per_instance * val(spot[k, h]) for k in groups)
         usd = sum(val(base[k]) * (by_key[okey[k]].price(c.committed_tier) or 0)
                   + val(od[k, h]) * (by_key[okey[k]].price("on_demand") or 0)
                   + val(spot[k, h]) * (by_key[okey[k]].price("spot") or 0) for k in groups)
-        hours.append(HourRow(hour=h, demand_rps={w: rates[w][h] for w in rates}, base_gpus=b, on_demand_gpus=d,
-                             spot_gpus=s, usd=usd))
+        hours.append(HourRow(hour=h, demand_rps={w: rates[w][h] for w in rates}, base_gpus=b, on_demand_gpus=dg,
+                             spot_gpus=sg, usd=usd))
     lines = []
     for k in sorted(groups):
         o = by_key[okey[k]]
@@ -189,9 +232,10 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
         fleet, tables, cands, {g.id: [val(r[g.id, h]) for h in range(HOURS)] for g in cands},
         {okey[k]: (val(base[k]), [val(od[k, h]) for h in range(HOURS)], [val(spot[k, h]) for h in range(HOURS)])
          for k in groups}, c.committed_tier)
-    optimal = first.status == cp_model.OPTIMAL
+    units = cost_units(d, dm, values)
+    optimal = first.status == cp_model.OPTIMAL or units - bound < 1  # integer costs: a gap below one unit is a proof
     return DayPlan(status="optimal" if optimal else "feasible", solve_seconds=time.perf_counter() - start,
-                   gap=0.0 if optimal else max(first.objective - first.bound, 0.0) / max(first.objective, 1e-9),
+                   gap=0.0 if optimal else max(units - bound, 0.0) / max(units, 1e-9),
                    daily_usd=daily,
                    committed_tier=c.committed_tier, committed_usd_per_day=committed,
                    usd_per_mtok_output=daily / tokens * 1e6 if tokens else math.nan, hours=hours, instances=lines,

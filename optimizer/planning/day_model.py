@@ -67,6 +67,7 @@ class DayModel:
     aux: list[cp_model.IntVar]
     cost: cp_model.LinearExpr
     hour_cost: dict[int, cp_model.LinearExpr]  # the base at one hour of its committed price
+    pack_aux: dict[tuple[tuple[str, str], int], list[cp_model.IntVar]]  # packing pattern counts per offer, hour
 
     def variables(self) -> list[cp_model.IntVar]:
         return [*self.base.values(), *self.od.values(), *self.spot.values(), *self.total.values(),
@@ -87,13 +88,14 @@ def hour_cover_bound(d: DayInputs, w: str, h: int) -> int:
 
 def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
               hour_bounds: dict[int, int] | None = None,
-              fixed_base: dict[tuple[str, str], int] | None = None) -> DayModel:
+              fixed_base: dict[tuple[str, str], int] | None = None, with_budget: bool = True) -> DayModel:
     """The daily model over ``hours`` (see module doc); ``lbs``: (workload, hour) → LB_w,h; ``fixed_base``
-    pins the committed base (then only the hourly additions are decided)."""
+    pins the committed base (then only the hourly additions are decided). The budget holds for the day, not
+    for each hour: models of single hours leave it out (``with_budget=False``)."""
     m = cp_model.CpModel()
     ub_r = {(x.id, h): replica_ub(d, x, h) for x in d.cands for h in hours}
     r = {key: m.NewIntVar(0, ub, "") for key, ub in ub_r.items()}
-    base, od, spot, total, aux = {}, {}, {}, {}, []
+    base, od, spot, total, aux, pack_aux = {}, {}, {}, {}, [], {}
     cost_terms = []
     hour_terms: dict[int, list] = {h: [] for h in hours}
     gpus_h: dict[int, list] = {h: [] for h in hours}
@@ -106,11 +108,11 @@ def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
         if d.gpu_of[key] in d.caps_gpu:
             ub = min(ub, d.caps_gpu[d.gpu_of[key]] // g)
         pr = d.prices[key]
-        lo = 0
-        if fixed_base is not None:
-            lo = fixed_base.get(key, 0)
-            ub = max(ub, lo)
-        base[key] = m.NewIntVar(lo, ub if pr[d.committed] else 0, "")
+        if fixed_base is None:
+            base[key] = m.NewIntVar(0, ub if pr[d.committed] else 0, "")
+        else:
+            ub = max(ub, fixed_base.get(key, 0))
+            base[key] = m.NewIntVar(fixed_base.get(key, 0), fixed_base.get(key, 0), "")
         cost_terms.append(len(hours) * (pr[d.committed] or 0) * base[key])
         for h in hours:
             od[key, h] = m.NewIntVar(0, ub if pr["on_demand"] else 0, "")
@@ -121,7 +123,10 @@ def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
             cost_terms.append((pr["spot"] or 0) * spot[key, h])
             hour_terms[h] += [(pr[d.committed] or 0) * base[key], (pr["on_demand"] or 0) * od[key, h],
                               (pr["spot"] or 0) * spot[key, h]]
-            pack_offer(m, group, {x.id: r[x.id, h] for x in group}, total[key, h], ub, aux)
+            packed: list[cp_model.IntVar] = []
+            pack_offer(m, group, {x.id: r[x.id, h] for x in group}, total[key, h], ub, packed)
+            pack_aux[key, h] = packed
+            aux.extend(packed)
             gpus_h[h].append(g * total[key, h])
             spot_h[h].append(g * spot[key, h])
     spot_share = round(d.spot_share * SHARE_SCALE)
@@ -144,9 +149,21 @@ def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
         if hour_bounds and hour_bounds.get(h):
             m.Add(hour_cost[h] >= hour_bounds[h])
     cost = sum(cost_terms)
-    if d.budget_usd_per_hour is not None:
+    if with_budget and d.budget_usd_per_hour is not None:
         m.Add(cost <= math.floor(d.budget_usd_per_hour * len(hours) * PRICE_SCALE))
-    return DayModel(m, hours, r, base, od, spot, total, aux, cost, hour_cost)
+    return DayModel(m, hours, r, base, od, spot, total, aux, cost, hour_cost, pack_aux)
+
+
+def cost_units(d: DayInputs, dm: DayModel, values: dict[int, int]) -> int:
+    """The model's cost, $ × 10⁴ over its hours, of a solution (variable index → value)."""
+    total = 0
+    for k in d.groups:
+        pr = d.prices[k]
+        total += len(dm.hours) * (pr[d.committed] or 0) * values[dm.base[k].Index()]
+        for h in dm.hours:
+            total += (pr["on_demand"] or 0) * values[dm.od[k, h].Index()] + (pr["spot"] or 0) * values[
+                dm.spot[k, h].Index()]
+    return total
 
 
 def to_units(usd_per_hour: float | None) -> int | None:
