@@ -1,7 +1,10 @@
 """Demand over the day: the daily model (``day_model``) solved over every candidate, as a ``DayPlan``.
 
-Every candidate of every offer is in the model (no shortlist, no offer pruning by one blended price); the
-status and gap refer to this full model. Solves are deterministic as in ``solver``.
+Stages (``plan_day``): the full model (HiGHS); a polish keeping its base and re-solving every hour; a start from
+the hours' own plans when no plan is within FALLBACK_GAP of the bound; the commitment bound; the tie-break
+(``day_search`` has the hour-level pieces). Every candidate of every offer is in the model (no shortlist, no
+offer pruning by one blended price); the status and gap refer to this full model. Solves are deterministic as in
+``solver``.
 """
 
 from __future__ import annotations
@@ -36,13 +39,16 @@ from pydantic import BaseModel
 
 DAY_ENGINE = "highs"
 # work budget (deterministic: HiGHS nodes, CP-SAT deterministic time), shares of DET_PER_S × time limit
-HOUR_BOUND_SHARE = 0.1  # the hour-alone bounds (``day_search.hour_bounds``)
-POLISH_SHARE = 0.1  # twice: every hour for the start's base, and for the plan's base (``day_search.with_base``)
-BETA_SHARE = 0.15  # the commitment bound (``day_search.commitment_bound``)
+HOUR_BOUND_SHARE = 0.05  # the hour-alone bounds (``day_search.hour_bounds``)
+POLISH_SHARE = 0.05  # twice: every hour for the start's base, and for the plan's base (``day_search.with_base``)
+BETA_SHARE = 0.1  # the commitment bound (``day_search.commitment_bound``)
 BETA_STEPS_PER_S = 1.0  # its bisection steps per second of the time limit
 BETA_MIN_DET = 0.4  # at least 20 HiGHS nodes per hour model of the commitment bound
 # wall-clock safety net: each stage ends by these shares of the wall budget (then the plan says it may differ)
-WALL_HOURS, WALL_START, WALL_MAIN, WALL_POLISH, WALL_BETA = 0.3, 0.45, 0.8, 0.87, 0.93
+WALL_MAIN, WALL_POLISH, WALL_HOURS, WALL_START, WALL_BETA = 0.7, 0.8, 0.86, 0.9, 0.96
+FALLBACK_GAP = 0.2  # above this gap after the full model, a start from the hours' own plans is tried
+MAIN_FIRST_S, MAIN_AFTER = 8.0, 0.35  # the full model ends by min(0.7, 8 s + 0.35) of the wall: longer limits
+# leave more to the commitment bound
 
 
 class HourRow(BaseModel):
@@ -155,29 +161,32 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
         """Wall seconds left for a stage that may use up to ``share`` of the whole wall budget."""
         return max(wall * share - (time.perf_counter() - start), 0.05)
 
-    hb, fleets = hour_bounds(d, list(range(HOURS)), lbs, det * HOUR_BOUND_SHARE / distinct,
-                             lambda: left(WALL_HOURS), engine) if engine == "highs" else ({}, {})
-    hour_bound = sum(hb.values()) if len(hb) == HOURS else 0
-    dm = build_day(d, list(range(HOURS)), lbs, hour_bounds=hb)
+    dm = build_day(d, list(range(HOURS)), lbs)
     m, r, base, od, spot, total, cost = dm.model, dm.r, dm.base, dm.od, dm.spot, dm.total, dm.cost
     m.Minimize(cost)
     variables = dm.variables()
+    prices = {k: _tier_prices(by_key[okey[k]], c.committed_tier) for k in groups}
+    hint = _on_demand_hint(cands, rates, groups, prices, r, od, total)
+    main_share = 1 - TIE_BREAK_SHARE - BETA_SHARE - (0 if c.single_gpu_type else HOUR_BOUND_SHARE + 2 * POLISH_SHARE)
+    first = run_stage(m, variables, det * main_share, left(min(WALL_MAIN, MAIN_FIRST_S / wall + MAIN_AFTER)), hint,
+                      engine)
+    tried = [first if first.values else None]
+    timed_out = first.wall_bound
+    hour_bound = 0
     per_hour = det * POLISH_SHARE / distinct
-    start_plan = None
-    if len(fleets) == HOURS and not c.single_gpu_type:  # the base the hours' own plans suggest, hours re-solved
-        start_plan = with_base(d, dm, base_from_hours(d, fleets), lbs, per_hour, lambda: left(WALL_START), engine)
-    if start_plan is not None:
-        hint = start_plan.values
-    else:
-        prices = {k: _tier_prices(by_key[okey[k]], c.committed_tier) for k in groups}
-        hint = _on_demand_hint(cands, rates, groups, prices, r, od, total)
-    main_share = 1 - TIE_BREAK_SHARE - HOUR_BOUND_SHARE - 2 * POLISH_SHARE - BETA_SHARE
-    first = run_stage(m, variables, det * main_share, left(WALL_MAIN), hint, engine)
-    tried = [first if first.values else None, start_plan]
-    timed_out = first.wall_bound or len(hb) < HOURS
-    if first.values and first.status != cp_model.OPTIMAL and not c.single_gpu_type and engine == "highs":
-        tried.append(polish(d, dm, first, lbs, per_hour, lambda: left(WALL_POLISH), engine))  # its base kept
-        timed_out = timed_out or left(WALL_POLISH) <= 0.1
+    if first.status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and engine == "highs":
+        if first.values and not c.single_gpu_type:  # its base kept, every hour re-solved
+            tried.append(polish(d, dm, first, lbs, per_hour, lambda: left(WALL_POLISH), engine))
+        found = [t.objective for t in tried if t is not None]
+        if not c.single_gpu_type and (not found or min(found) - first.bound > FALLBACK_GAP * min(found)):
+            # a poor or no plan so far: the base the hours' own plans suggest, every hour re-solved for it
+            hb, fleets = hour_bounds(d, list(range(HOURS)), lbs, det * HOUR_BOUND_SHARE / distinct,
+                                     lambda: left(WALL_HOURS), engine)
+            hour_bound = sum(hb.values()) if len(hb) == HOURS else 0
+            if len(fleets) == HOURS:
+                tried.append(with_base(d, dm, base_from_hours(d, fleets), lbs, per_hour, lambda: left(WALL_START),
+                                       engine))
+            timed_out = timed_out or len(hb) < HOURS or left(WALL_START) <= 0.1
     tried = [t for t in tried if t is not None]
     if not tried:
         raise InfeasibleError("no daily fleet meets every hour's demand within the caps, spot share and budget"

@@ -5,8 +5,6 @@
                     (exact packing, ``model.constraints.pack_offer``)                 every hour h, offer o
        demand       Σ_{c ∈ w} cap_c · r_c,h ≥ rate_w,h                                 every hour, workload
        lower bound  Σ_{c ∈ w} share_c · r_c,h ≥ LB_w,h (share at the offer's cheapest tier; a valid cut)
-       hour bound   cost_h ≥ HB_h (optional): hour h's cost, the base at its hourly committed price, is at
-                    least the optimum of hour h planned alone (a valid cut, ``day.hour_bounds``)
        spot share   Σ_o g_o · spot_o,h ≤ share · Σ_o g_o · t_o,h                       every hour
        availability t_o,h ≤ max_instances_o;  GPU caps Σ_{o of g} g_o · t_o,h ≤ cap_g   every hour
        one GPU type per workload for all hours in H (optional);  budget ≤ |H| × budget_usd_per_hour
@@ -66,7 +64,6 @@ class DayModel:
     total: dict[tuple[tuple[str, str], int], cp_model.IntVar]
     aux: list[cp_model.IntVar]
     cost: cp_model.LinearExpr
-    hour_cost: dict[int, cp_model.LinearExpr]  # the base at one hour of its committed price
     pack_aux: dict[tuple[tuple[str, str], int], list[cp_model.IntVar]]  # packing pattern counts per offer, hour
 
     def variables(self) -> list[cp_model.IntVar]:
@@ -87,7 +84,6 @@ def hour_cover_bound(d: DayInputs, w: str, h: int) -> int:
 
 
 def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
-              hour_bounds: dict[int, int] | None = None,
               fixed_base: dict[tuple[str, str], int] | None = None, with_budget: bool = True) -> DayModel:
     """The daily model over ``hours`` (see module doc); ``lbs``: (workload, hour) → LB_w,h; ``fixed_base``
     pins the committed base (then only the hourly additions are decided). The budget holds for the day, not
@@ -97,7 +93,6 @@ def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
     r = {key: m.NewIntVar(0, ub, "") for key, ub in ub_r.items()}
     base, od, spot, total, aux, pack_aux = {}, {}, {}, {}, [], {}
     cost_terms = []
-    hour_terms: dict[int, list] = {h: [] for h in hours}
     gpus_h: dict[int, list] = {h: [] for h in hours}
     spot_h: dict[int, list] = {h: [] for h in hours}
     for key, group in sorted(d.groups.items()):
@@ -121,8 +116,6 @@ def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
             m.Add(total[key, h] == base[key] + od[key, h] + spot[key, h])
             cost_terms.append((pr["on_demand"] or 0) * od[key, h])
             cost_terms.append((pr["spot"] or 0) * spot[key, h])
-            hour_terms[h] += [(pr[d.committed] or 0) * base[key], (pr["on_demand"] or 0) * od[key, h],
-                              (pr["spot"] or 0) * spot[key, h]]
             packed: list[cp_model.IntVar] = []
             pack_offer(m, group, {x.id: r[x.id, h] for x in group}, total[key, h], ub, packed)
             pack_aux[key, h] = packed
@@ -139,19 +132,16 @@ def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
         if d.single_gpu_type:
             add_single_gpu_type(m, mine, [{x.id: r[x.id, h] for x in mine} for h in hours],
                                 [{x.id: ub_r[x.id, h] for x in mine} for h in hours], aux)
-    hour_cost = {h: sum(hour_terms[h]) for h in hours}
     for h in hours:
         m.Add(SHARE_SCALE * sum(spot_h[h]) <= spot_share * sum(gpus_h[h]))
         for gid, limit in sorted(d.caps_gpu.items()):
             terms = [d.gpus[k] * total[k, h] for k in sorted(d.groups) if d.gpu_of[k] == gid]
             if terms:
                 m.Add(sum(terms) <= limit)
-        if hour_bounds and hour_bounds.get(h):
-            m.Add(hour_cost[h] >= hour_bounds[h])
     cost = sum(cost_terms)
     if with_budget and d.budget_usd_per_hour is not None:
         m.Add(cost <= math.floor(d.budget_usd_per_hour * len(hours) * PRICE_SCALE))
-    return DayModel(m, hours, r, base, od, spot, total, aux, cost, hour_cost, pack_aux)
+    return DayModel(m, hours, r, base, od, spot, total, aux, cost, pack_aux)
 
 
 def cost_units(d: DayInputs, dm: DayModel, values: dict[int, int]) -> int:

@@ -1,13 +1,15 @@
-"""Hour by hour: a bound on the daily model from each hour alone, and a polish of a daily plan's hours.
+"""Hour by hour: bounds on the daily model from single hours, and daily plans from a fixed base.
 
 Hour bound. Hour h's cost in any daily plan, the committed base counted at one hour of its price, is at least
-HB_h, the optimum of hour h planned alone (the same rows, the base free to change from hour to hour): so
-Σ_h HB_h bounds the day, and ``cost_h ≥ HB_h`` is a valid cut of the daily model (``day_model``). Each HB_h is
-the dual bound HiGHS proves within a node limit (exact when it solves the hour, as it does at the root on
-``examples/daily.yaml``); hours with the same demand share one solve.
+HB_h, the optimum of hour h planned alone (the same rows, the base free to change from hour to hour), so
+Σ_h HB_h bounds the day. Each HB_h is the dual bound HiGHS proves within a node limit; hours with the same
+demand share one solve. Their fleets suggest a base (``base_from_hours``).
 
-Polish. With the committed base fixed the daily model splits into 24 independent hours; solving each exactly
-gives the cheapest on-demand and spot additions for that base, never dearer than the plan it starts from.
+Fixed base. With the committed base fixed the daily model splits into 24 independent hours; solving each
+exactly gives the cheapest on-demand and spot additions for that base (``with_base``); ``polish`` keeps a
+plan's base and never returns a dearer plan.
+
+Commitment bound (``commitment_bound``): the hour bounds with the base's hourly price β as a parameter.
 """
 
 from __future__ import annotations
@@ -117,13 +119,16 @@ def polish(d: DayInputs, dm: DayModel, stage: Stage, lbs: dict[tuple[str, int], 
 
 
 def _additions_bound(d: DayInputs, lbs: dict[tuple[str, int], int], beta: int, det_s: float,
-                     left: Callable[[], float], engine: str) -> float | None:
+                     left: Callable[[], float], engine: str, zero_from: dict[tuple[int, ...], int]) -> float | None:
     """A(β) = Σ_h a_h(β): a lower bound on the hours' on-demand and spot spend when the committed instances,
-    free to differ from hour to hour, cost at most β per hour ($ × 10⁴); None when time ran out."""
+    free to differ from hour to hour, cost at most β per hour ($ × 10⁴); None when time ran out. ``zero_from``:
+    per demand, the least β known to need no additions (a_h ≥ 0 never increases with β: no solve above it)."""
     solved: dict[tuple[int, ...], float] = {}
     total = 0.0
     for h in range(len(d.demand[d.workloads[0]])):
         key = _demand_key(d, h)
+        if key not in solved and beta >= zero_from.get(key, math.inf):
+            solved[key] = 0.0
         if key not in solved:
             if left() <= 0.1:
                 return None
@@ -135,6 +140,8 @@ def _additions_bound(d: DayInputs, lbs: dict[tuple[str, int], int], beta: int, d
             solved[key] = math.inf if stage.status == cp_model.INFEASIBLE else max(stage.bound, 0.0)
             if math.isnan(solved[key]):
                 return None
+            if solved[key] == 0:
+                zero_from[key] = min(beta, zero_from.get(key, beta))
         total += solved[key]
     return total
 
@@ -152,10 +159,11 @@ def commitment_bound(d: DayInputs, lbs: dict[tuple[str, int], int], upper: int, 
     hours = len(d.demand[d.workloads[0]])
     top = upper // hours
     cache: dict[int, float] = {}
+    zero_from: dict[tuple[int, ...], int] = {}
 
     def a(beta: int) -> float | None:
         if beta not in cache:
-            got = _additions_bound(d, lbs, beta, det_s, left, engine)
+            got = _additions_bound(d, lbs, beta, det_s, left, engine, zero_from)
             if got is None:
                 return None
             cache[beta] = got
