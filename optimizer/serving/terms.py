@@ -77,3 +77,24 @@ def attention_efficiency(context: ArrayLike, half_tokens: ArrayLike) -> ArrayLik
 def prefill_chunks(input_tokens: ArrayLike, chunk_tokens: ArrayLike) -> ArrayLike:
     """⌈I / C⌉ engine steps for a prompt of I tokens with chunked prefill of C tokens per step (≥ 1)."""
     return np.maximum(np.ceil(input_tokens / chunk_tokens), 1.0)
+
+
+def expert_slice_efficiency(slice_cols: ArrayLike, ramp_cols: ArrayLike) -> ArrayLike:
+    """Share of the dense-GEMM weight bandwidth a grouped GEMM reaches on expert slices of w columns:
+    w / (w + w₀). Each expert is its own GEMM problem whose N (or K) is the slice width w = the expert's
+    intermediate size / the GPUs it is split over; the tile pipeline starts again for every problem, which
+    costs about as much as streaming w₀ more columns (kernels.csv: w₀ = 42 from TensorRT-LLM's B200 TP8
+    DeepSeek-V3 MoE, 256-column slices at 0.86 of the dense-concatenated GEMM). TP-sharded experts
+    (thin slices) fall short of bandwidth; whole experts (EP) reach it. 1 without experts (w = 0)."""
+    w = np.asarray(slice_cols, dtype=float)
+    return np.where(w > 0, w / np.maximum(w + ramp_cols, 1e-12), 1.0)
+
+
+def moe_all_to_all(ep: ArrayLike, attn_dp: ArrayLike) -> ArrayLike:
+    """1 where MoE layers exchange tokens by all-to-all dispatch/combine, 0 where they all-reduce.
+    With data-parallel attention (attn_dp > 1) each rank holds different tokens, so they travel to the
+    ranks of their experts and back (DeepEP, TensorRT-LLM's NVLink all-to-all). With tensor-parallel
+    attention every GPU already holds every token after the attention all-reduce: each expert-parallel
+    rank applies its own experts and one all-reduce sums the partial outputs, as for TP-sharded experts
+    (TensorRT-LLM's default EP without attention DP)."""
+    return np.where((np.asarray(ep) > 1) & (np.asarray(attn_dp) > 1), 1.0, 0.0)
