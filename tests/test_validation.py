@@ -83,10 +83,11 @@ def test_shipped_calibration_in_sample_error() -> None:
 
 def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # Regression guard: the leave-one-source-out figures README reports for the shipped set plus a margin
-    # (dense batch-1 8.9 / 26.5 %, all batch-1 17.9 %, TPOT at load 46.7 %, throughput 30.9 %, TTFT 70.9 %).
+    # (dense batch-1 8.9 / 28.6 %, all batch-1 14.8 / 73.7 %, MoE batch-1 50.5 %).
     s = _summary("leave-one-source-out")
     assert s[("dense", "batch-1 decode")][1] <= 12 and s[("dense", "batch-1 decode")][2] <= 31
-    assert s[("all", "batch-1 decode")][1] <= 22
+    assert s[("all", "batch-1 decode")][1] <= 18 and s[("all", "batch-1 decode")][2] <= 85
+    assert s[("moe", "batch-1 decode")][1] <= 60
     assert s[("all", "TPOT at load")][1] <= 52
     assert s[("all", "throughput at load")][1] <= 36 and s[("dense", "throughput at load")][1] <= 22
     assert s[("all", "TTFT")][1] <= 76
@@ -99,11 +100,14 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 25
     assert s[("all", "TTFT")][1] <= 66 and s[("all", "TTFT p99")][1] <= 61
     assert s[("all", "TPOT at load p99")][1] <= 29
-    # LOSO: TPOT at load 40.6 %, throughput 30.7 / 89.9 %, TTFT 73.2 % (dense 38.0 %), p99 TTFT 65.8 %,
-    # p99 TPOT 51.6 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    # LOSO: TPOT at load 38.6 %, throughput 37.2 / 98.2 %, TTFT 59.7 % (dense 26.0 %), p99 TTFT 57.7 %,
+    # p99 TPOT 49.9 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    # Throughput was 30.7 / 89.9 % before the expert-slice bandwidth term and 16-row vLLM/SGLang MoE tiles,
+    # which halved MoE batch-1 LOSO error (103 -> 51 %); the gpustack fold's vllm fit lands in another
+    # optimum (eta_mem 0.61, eta_prefill 0.85) and over-predicts its prefill-heavy throughput rows.
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 44
-    assert s[("all", "throughput at load")][1] <= 34 and s[("all", "throughput at load")][2] <= 95
+    assert s[("all", "throughput at load")][1] <= 40 and s[("all", "throughput at load")][2] <= 102
     assert s[("all", "TTFT")][1] <= 78 and s[("dense", "TTFT")][1] <= 42
     assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 56
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
