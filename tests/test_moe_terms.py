@@ -102,3 +102,22 @@ def test_whole_experts_stream_at_least_as_fast_as_slices(model, gpu, batch) -> N
     t = step_terms_s(s, float(batch))
     touched = terms.experts_touched(s.num_experts, s.top_k, float(batch))
     assert t["expert_read"] >= touched * s.expert_bytes * s.moe_layers / 8 / s.bw_peak * (1 - 1e-9)
+
+
+def test_nvlink_all_to_all_matches_tensorrt_llm_one_sided_kernels() -> None:
+    # TensorRT-LLM blog 18 (GB200 NVL72, DeepSeek-V3: hidden 7168, top-8, BF16): at EP 8 one token per rank
+    # takes 18.9 us to dispatch and 31.0 us to combine (mean 25 us = alpha(8) = 20 + 1.67 x 3); 2048 tokens
+    # 311.8 / 322.6 us. One rank sends 2048 x min(8, 8) x 14336 B = 235 MB, 7/8 of it over NVLink at
+    # 0.7 x 900 GB/s: 25 + 326 = 351 us.
+    from gpuplan.optimizer.serving.links import a2a_alpha_s, load_links
+
+    row = load_links()["nvlink5"]
+    alpha = a2a_alpha_s(row, 8)
+    assert alpha == pytest.approx(25e-6, rel=0.01)
+    assert 2 * alpha == pytest.approx((18.9 + 31.0) * 1e-6, rel=0.02)
+    big = terms.all_to_all_s(2048 * 8 * 14336, 8, alpha, 900e9, row.a2a_eta)
+    assert big == pytest.approx((311.8 + 322.6) / 2 * 1e-6, rel=0.15)
+    assert a2a_alpha_s(row, 64) == pytest.approx((27.8 + 32.6) / 2 * 1e-6, rel=0.02)
+    # Links without published dispatch kernels fall back to twice the all-reduce latency.
+    pcie = load_links()["pcie"]
+    assert a2a_alpha_s(pcie, 8) == pytest.approx(2 * (15 + 4 * 3) * 1e-6)

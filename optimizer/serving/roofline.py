@@ -39,7 +39,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.kernels import kernel_constant
-from gpuplan.optimizer.serving.links import MIB, alpha_s, link_row
+from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
 
 ACTIVATION_BYTES = 2  # 16-bit activations in all-reduces and MoE combine
 
@@ -80,6 +80,7 @@ class Shape:
     link_bytes_s: float  # one direction
     alpha_ar_s: float  # all-reduce latency over the attention TP group
     alpha_a2a_s: float  # dispatch / combine latency over the EP group
+    eta_a2a: float  # flat dispatch / combine bandwidth efficiency (0: the all-reduce curve)
     eta_link_small: float
     eta_link_large: float
     link_knee_bytes: float
@@ -190,7 +191,7 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         eta_mem=cal.eta_mem, eta_cmp=cal.eta_cmp, eta_prefill=cal.eta_prefill, eta_moe=cal.eta_moe,
         link_bytes_s=gpu.link_bytes_s(tp),
         alpha_ar_s=(alpha_s(ar_link, attn_tp) + engine_alpha) if attn_tp > 1 else 0.0,
-        alpha_a2a_s=(2 * alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0,
+        alpha_a2a_s=(a2a_alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0, eta_a2a=a2a_link.a2a_eta or 0.0,
         eta_link_small=ar_link.eta_small, eta_link_large=ar_link.eta_large, link_knee_bytes=ar_link.knee_mib * MIB,
         dispatch_bytes=1.0 if compute in ("fp8", "fp4") else float(ACTIVATION_BYTES),
         t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
@@ -233,7 +234,8 @@ def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray) -> tuple[
     n_ar = s.layers + (s.layers - s.moe_layers) + s.moe_layers * (1.0 - a2a_on)
     copies = np.minimum(s.top_k, s.ep)
     a2a_size = gpu_tokens * copies * s.hidden
-    eta_a2a = terms.link_efficiency(a2a_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
+    eta_a2a = np.where(s.eta_a2a > 0, s.eta_a2a,
+                       terms.link_efficiency(a2a_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes))
     dispatch = terms.all_to_all_s(a2a_size * s.dispatch_bytes, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
     combine = terms.all_to_all_s(a2a_size * ACTIVATION_BYTES, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
     return n_ar * one_ar, a2a_on * s.moe_layers * (dispatch + combine)
