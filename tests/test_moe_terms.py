@@ -83,7 +83,7 @@ def test_breakdown_sums_to_the_step_and_perf_reports_it() -> None:
     s = _shape("deepseek-r1", "b200", "nvfp4", 8, cal=Tables().calibration.lookup("trtllm", "b200", "nvidia"))
     t = step_terms_s(s, np.array([1.0, 64.0, 256.0]))
     assert np.allclose(t["step"], sum(t[k] for k in STEP_TERMS))
-    assert np.allclose(t["linear"], np.maximum(t["dense_read"] + t["expert_read"], t["gemm_compute"]))
+    assert np.allclose(t["linear"], terms.overlapped_s(t["dense_read"] + t["expert_read"], t["gemm_compute"], 3.0))
     r = perf("deepseek-r1", "h200", "fp8", tp=8, ep=8, batch=64, engine="sglang")
     assert r.step_terms_ms["step"] == pytest.approx(r.step_ms, rel=1e-5)
     assert r.step_terms_ms["all_to_all"] > 0 and r.step_terms_ms["expert_read"] > 0
@@ -121,3 +121,19 @@ def test_nvlink_all_to_all_matches_tensorrt_llm_one_sided_kernels() -> None:
     # Links without published dispatch kernels fall back to twice the all-reduce latency.
     pcie = load_links()["pcie"]
     assert a2a_alpha_s(pcie, 8) == pytest.approx(2 * (15 + 4 * 3) * 1e-6)
+
+
+def test_overlap_of_memory_and_compute_matches_deepgemm_at_the_ridge() -> None:
+    # DeepGEMM README (H800, FP8): masked grouped GEMM, 4 groups x 256 rows, N = 4096, K = 7168: 932 TFLOPS.
+    # FLOPs 4 x 2 x 256 x 4096 x 7168 = 60.1 G -> 64.5 us measured. Bytes: 4 x 4096 x 7168 weights + 1024 x
+    # (7168 + 2 x 4096) activations ~ 133 MB at the 2.5 TB/s memory-bound GEMMs reach = 53.2 us; compute at the
+    # large-M rate 1,290 TFLOPS = 46.6 us. max = 53.2 us (-18 %); p = 3: (53.2^3 + 46.6^3)^(1/3) = 63.1 us.
+    assert kernel_constant("roofline_overlap_p") == 3
+    flops = 4 * 2 * 256 * 4096 * 7168
+    measured = flops / 932e12
+    t_mem, t_cmp = 133e6 / 2.5e12, flops / 1290e12
+    assert max(t_mem, t_cmp) < 0.85 * measured
+    assert terms.overlapped_s(t_mem, t_cmp, 3.0) == pytest.approx(measured, rel=0.05)
+    # Far from the ridge it is the roofline: within 0.1 % when one side is 10x the other.
+    assert terms.overlapped_s(1.0, 0.1, 3.0) == pytest.approx(1.0, rel=1e-3)
+    assert terms.overlapped_s(0.0, 0.0, 3.0) == 0.0

@@ -125,6 +125,6 @@ def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp
             **{f"step_{k}_ms": v for k, v in r.step_terms_ms.items()}}
     show(Result(payload=payload, csv_rows=[flat], views=[
         View(title=title, columns=[("metric", "metric"), ("value", "value")], rows=rows),
-        View(title="one decode step: linear = max(weights read, GEMM compute), attention = max(KV read, compute)",
+        View(title="one decode step: linear = (reads³ + GEMM compute³)^⅓, attention = max(KV read, compute)",
              columns=[("term", "term"), ("ms", "ms")], rows=terms)], notes=[f"warning: {w}" for w in r.warnings]),
          fmt, out)

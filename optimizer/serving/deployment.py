@@ -183,8 +183,8 @@ class PerfReport(Frame):
     max_batch_for_tpot: int | None = None
     weights_gib_per_gpu: float
     kv_gib_per_sequence: float
-    # where one decode step's time goes (roofline.step_terms_s), ms: linear = max(dense_read + expert_read,
-    # gemm_compute), attention = max(kv_read, attention_compute); step = linear + attention + all_reduce +
+    # where one decode step's time goes (roofline.step_terms_s), ms: linear = ((dense_read + expert_read)³ +
+    # gemm_compute³)^⅓, attention = max(kv_read, attention_compute); step = linear + attention + all_reduce +
     # all_to_all + layer_floors + host
     step_terms_ms: dict[str, float] = {}
     warnings: list[str] = []

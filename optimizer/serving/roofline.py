@@ -5,8 +5,8 @@ tensor-parallel over G/ep GPUs); attention runs data-parallel over d = ``attn_dp
 tensor-parallel group of a = G/d GPUs (d = 1: plain TP; d = ep = G: DeepSeek-style DP attention + EP).
 
 One engine step with b decoding sequences at context s and p prefill tokens (times in seconds):
-  t_linear = max(dense / a / (BW · η_mem) + experts / (BW · η_mem · η_slice(w)),
-                 (FLOPs_dense + FLOPs_experts / η_moe) / (F_w · η))
+  t_linear = ‖dense / a / (BW · η_mem) + experts / (BW · η_mem · η_slice(w)),
+              (FLOPs_dense + FLOPs_experts / η_moe) / (F_w · η)‖_p   (p = 3: imperfect overlap at the ridge)
              experts: bytes the busiest rank reads; η_slice(w) = w / (w + w₀): grouped-GEMM bandwidth on
              expert slices of w = intermediate · ep / G columns; η_moe: grouped vs dense GEMM throughput
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
@@ -56,6 +56,7 @@ class Shape:
     expert_bytes: float  # one routed expert of one MoE layer
     expert_cols: float  # columns of one expert slice on one GPU (intermediate / GPUs per EP rank)
     slice_ramp_cols: float  # grouped-GEMM start-up per expert slice, in columns (kernels.csv)
+    overlap_p: float  # memory / compute overlap exponent of the linear phase (kernels.csv)
     moe_layers: float
     num_experts: float
     top_k: float
@@ -179,7 +180,8 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
     engine_alpha = cal.comm_latency_us * 1e-6
     shape = Shape(
         tp=tp, ep=ep, attn_dp=attn_dp, dense_bytes=dense, expert_bytes=per_expert, expert_cols=expert_cols,
-        slice_ramp_cols=kernel_constant("expert_slice_ramp_cols"), moe_layers=moe_layers,
+        slice_ramp_cols=kernel_constant("expert_slice_ramp_cols"), overlap_p=kernel_constant("roofline_overlap_p"),
+        moe_layers=moe_layers,
         num_experts=arch.moe.num_experts if arch.moe else 0, top_k=top_k,
         dense_flops_per_token=linear_flops_per_token(arch) - top_k * expert_flops_per_row(arch),
         expert_flops_per_row=expert_flops_per_row(arch), kv_bytes_per_seq=kv_now, kv_bytes_slope=max(kv_slope, 0.0),
@@ -251,7 +253,7 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     (default: the shape's mean context) plus ``prefill_tokens`` prompt tokens whose queries see
     ``prefill_context`` tokens on average (default: half the chunk). The prompt tokens sit on one attention
     rank (one request), or with ``spread`` evenly on all attention-DP ranks (many requests prefilling).
-    The step is the sum of STEP_TERMS; ``linear`` = max(dense_read + expert_read, gemm_compute) and
+    The step is the sum of STEP_TERMS; ``linear`` = (reads^p + gemm_compute^p)^(1/p) (terms.overlapped_s) and
     ``attention`` = max(kv_read, attention_compute) are reported with their parts."""
     b = np.asarray(decode_batch, dtype=float)
     p_all = np.asarray(prefill_tokens, dtype=float)
@@ -274,7 +276,8 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)
     out = {
         "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,
-        "linear": np.maximum(dense_read + expert_read, gemm), "kv_read": kv_read, "attention_compute": attn_compute,
+        "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p), "kv_read": kv_read,
+        "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us,
                                             s.mla_layer_us) + np.zeros_like(b),
