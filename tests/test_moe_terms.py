@@ -137,3 +137,21 @@ def test_overlap_of_memory_and_compute_matches_deepgemm_at_the_ridge() -> None:
     # Far from the ridge it is the roofline: within 0.1 % when one side is 10x the other.
     assert terms.overlapped_s(1.0, 0.1, 3.0) == pytest.approx(1.0, rel=1e-3)
     assert terms.overlapped_s(0.0, 0.0, 3.0) == 0.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(MOE), st.sampled_from(["h100-sxm", "h200", "b200", "mi300x"]), st.sampled_from([1, 2, 4, 8]),
+       st.booleans(), st.integers(1, 1024))
+def test_step_with_attention_tp_or_dp_is_monotone_and_bandwidth_bound(model, gpu, ep, dp_attention, batch) -> None:
+    # Whatever the layout (EP with attention TP or DP), a step never gets cheaper with more sequences and
+    # never beats reading its GPU's share of the dense weights plus the experts it touches at peak bandwidth.
+    arch = resolve(model).arch
+    if arch.moe.num_experts % ep:
+        return
+    dp = ep if dp_attention else 1
+    s = _shape(model, gpu, "fp8", 8, ep, attn_dp=dp, cal=Tables().calibration.lookup("sglang", gpu, "x"))
+    t = step_terms_s(s, np.array([batch, batch + 1, 2 * batch], dtype=float))["step"]
+    assert t[0] <= t[1] <= t[2]
+    one = step_terms_s(s, 1.0)
+    floor_s = (s.dense_bytes / (8 / dp) + s.top_k * s.expert_bytes * s.moe_layers / 8) / s.bw_peak
+    assert one["step"] >= floor_s * (1 - 1e-9)
