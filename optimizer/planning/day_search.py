@@ -31,6 +31,21 @@ def _demand_key(d: DayInputs, h: int) -> tuple[int, ...]:
     return tuple(d.demand[w][h] for w in d.workloads)
 
 
+def _solve_hour(d: DayInputs, h: int, lbs: dict[tuple[str, int], int], det_s: float, left: Callable[[], float],
+                engine: str, fixed_base: dict[tuple[str, str], int] | None = None,
+                max_committed: int | None = None) -> tuple[DayModel, Stage]:
+    """Hour h alone (no daily budget): least cost, or with ``max_committed`` the least on-demand and spot spend
+    when the committed instances cost at most that per hour."""
+    hm = build_day(d, [h], lbs, fixed_base=fixed_base, with_budget=False)
+    objective = hm.cost
+    if max_committed is not None:
+        committed = sum((d.prices[k][d.committed] or 0) * v for k, v in hm.base.items())
+        hm.model.Add(committed <= max_committed)
+        objective = hm.cost - committed
+    hm.model.Minimize(objective)
+    return hm, run_stage(hm.model, hm.variables(), det_s, left(), None, engine, gap=HOUR_GAP)
+
+
 def hour_bounds(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int], det_s: float,
                 left: Callable[[], float], engine: str) -> tuple[dict[int, int], dict[int, dict[tuple[str, str], int]]]:
     """HB_h per hour ($ × 10⁴, rounded up: costs are integers) and the instances per offer of each hour's own
@@ -43,9 +58,7 @@ def hour_bounds(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],
         if key not in solved:
             if left() <= 0.1:
                 break
-            hm = build_day(d, [h], lbs, with_budget=False)
-            hm.model.Minimize(hm.cost)
-            stage = run_stage(hm.model, hm.variables(), det_s, left(), None, engine, gap=HOUR_GAP)
+            hm, stage = _solve_hour(d, h, lbs, det_s, left, engine)
             if stage.status == cp_model.INFEASIBLE or math.isnan(stage.bound):
                 continue
             solved[key] = (math.ceil(stage.bound - 1e-6),
@@ -87,9 +100,7 @@ def with_base(d: DayInputs, dm: DayModel, base: dict[tuple[str, str], int], lbs:
         if key not in done:
             if left() <= 0.1:
                 return None
-            hm = build_day(d, [h], lbs, fixed_base=base, with_budget=False)
-            hm.model.Minimize(hm.cost)
-            got = run_stage(hm.model, hm.variables(), det_s, left(), None, engine, gap=HOUR_GAP)
+            hm, got = _solve_hour(d, h, lbs, det_s, left, engine, fixed_base=base)
             if not got.values:
                 return None
             done[key] = (hm, got)
@@ -132,11 +143,7 @@ def _additions_bound(d: DayInputs, lbs: dict[tuple[str, int], int], beta: int, d
         if key not in solved:
             if left() <= 0.1:
                 return None
-            hm = build_day(d, [h], lbs, with_budget=False)
-            committed = sum((d.prices[k][d.committed] or 0) * v for k, v in hm.base.items())
-            hm.model.Add(committed <= beta)
-            hm.model.Minimize(hm.cost - committed)
-            stage = run_stage(hm.model, hm.variables(), det_s, left(), None, engine, gap=HOUR_GAP)
+            _, stage = _solve_hour(d, h, lbs, det_s, left, engine, max_committed=beta)
             solved[key] = math.inf if stage.status == cp_model.INFEASIBLE else max(stage.bound, 0.0)
             if math.isnan(solved[key]):
                 return None
