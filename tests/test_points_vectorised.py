@@ -23,7 +23,7 @@ from gpuplan.optimizer.serving.deployment import (
     serving_curve,
 )
 from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s
+from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, stack
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -138,7 +138,7 @@ def test_tpot_reach_is_the_last_batch_within_the_target(tpot_ms: float) -> None:
               _shape("mixtral-8x7b", "h100-sxm", "fp8", 4, 4, 800, 200),
               _shape("llama-3.1-70b", "l4", "awq", 4, 1, 4000, 500)]
     limits = np.array([4096, 1500, 37])
-    reach = tpot_reach(shapes, limits, tpot_ms)
+    reach = tpot_reach(stack(shapes), limits, tpot_ms)
     for s, limit, r in zip(shapes, limits, reach, strict=True):
         t = decode_step_s(s, np.arange(1, limit + 1, dtype=float))[0] * 1e3
         within = np.nonzero(t <= tpot_ms)[0]

@@ -200,8 +200,11 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
     tiers = price_any or (constraints.tier,)
     percentile_slo = w.slo.percentile is not None
     considered = sum(o.gpus_per_instance >= p.tp for gid, ps in points.items() for p in ps for o in by_gpu[gid])
-    cands = [_place(w, m.id, gid, p, o, tiers) for gid, ps in points.items()
-             for p in (ps if percentile_slo else _undominated(ps)) for o in by_gpu[gid] if o.gpus_per_instance >= p.tp]
+    cands = []
+    for gid, ps in points.items():
+        for p in ps if percentile_slo else _undominated(ps):
+            fields = p.model_dump()
+            cands += [_place(w, m.id, gid, p, fields, o, tiers) for o in by_gpu[gid] if o.gpus_per_instance >= p.tp]
     if percentile_slo:  # capacities from the simulator, then dominance
         cands, missed = percentile.refine(w, cands, tables, constraints.utilization)
         for gid, msg in missed.items():
@@ -214,11 +217,12 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
                         reasons={g: r for g, (_, _, r) in sorted(reasons.items()) if g not in have})
 
 
-def _place(w: Workload, model_id: str, gid: str, point: OperatingPoint, o: Offer, tiers: tuple[str, ...]) -> Candidate:
-    """The point on one offer, priced at the first of ``tiers`` the offer has."""
+def _place(w: Workload, model_id: str, gid: str, point: OperatingPoint, fields: dict[str, object], o: Offer,
+           tiers: tuple[str, ...]) -> Candidate:
+    """The point (and its ``fields``) on one offer, priced at the first of ``tiers`` the offer has."""
     price = next(p for t in tiers if (p := o.price(t)) is not None)
     return Candidate(
-        **point.model_dump(), id=f"{w.name}/{o.provider}:{o.instance}/{_point_id(point)}",
+        **fields, id=f"{w.name}/{o.provider}:{o.instance}/{_point_id(point)}",
         workload=w.name, model=model_id, gpu=gid, provider=o.provider, offer=o.instance,
         region=o.region, gpus_per_replica=point.tp, gpus_per_instance=o.gpus_per_instance,
         instance_usd_per_hour=price, usd_per_hour=price * point.tp / o.gpus_per_instance,
@@ -227,8 +231,9 @@ def _place(w: Workload, model_id: str, gid: str, point: OperatingPoint, o: Offer
 
 
 def _covers(a_cands: list[Candidate], b: Candidate) -> bool:
-    """Some candidate of the same workload replaces ``b`` with replicas whose TP divides b's."""
-    return any(a.workload == b.workload and b.tp % a.tp == 0
+    """Some candidate of ``a_cands`` (b's workload's, on another offer) replaces ``b`` with replicas whose TP
+    divides b's."""
+    return any(b.tp % a.tp == 0
                and (b.tp // a.tp) * a.capacity_req_s >= b.capacity_req_s
                and (b.tp // a.tp) * a.capacity_sequences >= b.capacity_sequences for a in a_cands)
 
@@ -257,8 +262,14 @@ def prune_offers(cands: list[Candidate], capped_gpus: set[str], single_gpu_type:
     keeps every constraint and never costs more, so the optimum is unchanged. Under ``single_gpu_type`` only
     offers of the same GPU type may replace one another."""
     by_offer: dict[tuple[str, str], list[Candidate]] = {}
+    per_workload: dict[tuple[str, str], dict[str, list[Candidate]]] = {}
     for c in cands:
         by_offer.setdefault((c.provider, c.offer), []).append(c)
+        per_workload.setdefault((c.provider, c.offer), {}).setdefault(c.workload, []).append(c)
+
+    def covered(ka: tuple[str, str], kb: tuple[str, str]) -> bool:
+        mine = per_workload[ka]
+        return all(_covers(mine.get(b.workload, []), b) for b in by_offer[kb])
 
     def order(key: tuple[str, str]) -> tuple[float, int, tuple[str, str]]:
         c0 = by_offer[key][0]
@@ -274,7 +285,7 @@ def prune_offers(cands: list[Candidate], capped_gpus: set[str], single_gpu_type:
                 continue
             if single_gpu_type and a0.gpu != b0.gpu:
                 continue
-            if _replaces(a0, b0, by_offer[kb]) and all(_covers(by_offer[ka], b) for b in by_offer[kb]):
+            if _replaces(a0, b0, by_offer[kb]) and covered(ka, kb):
                 dropped.add(kb)
                 break
     return [c for c in cands if (c.provider, c.offer) not in dropped]

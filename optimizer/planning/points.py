@@ -12,7 +12,7 @@ element. Points are memoised per table set: workloads that differ only in name a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from gpuplan.hardware.gpus import GPU
@@ -127,14 +127,13 @@ def _buckets(limits: list[int]) -> list[list[int]]:
 TPOT_MARGIN = 1e-9  # relative: the reach search keeps every batch whose decode step is within it of the target
 
 
-def tpot_reach(shapes: list[Shape], limits: np.ndarray, tpot_ms: float) -> np.ndarray:
-    """Per deployment, the largest batch b ≤ limit whose decode step t_step(b) ≤ the TPOT target (0: none), by
-    bisection on all deployments at once. Sound because TPOT = t_step / (1 − prefill share) ≥ t_step and t_step
-    is nondecreasing in b (every term of ``roofline.step_s`` is: weights and experts touched, KV read, GEMM
-    rows, collective sizes, host time per sequence; a property test guards it): no batch beyond the reach
-    meets the target."""
-    s = stack(shapes)
-    lo = np.zeros(len(shapes), dtype=np.int64)  # meets the target (0 stands for "no batch")
+def tpot_reach(s: Shape, limits: np.ndarray, tpot_ms: float) -> np.ndarray:
+    """Per deployment of the stacked shapes ``s``, the largest batch b ≤ limit whose decode step t_step(b) ≤
+    the TPOT target (0: none), by bisection on all deployments at once. Sound because TPOT = t_step / (1 −
+    prefill share) ≥ t_step and t_step is nondecreasing in b (every term of ``roofline.step_s`` is: weights
+    and experts touched, KV read, GEMM rows, collective sizes, host time per sequence; a property test guards
+    it): no batch beyond the reach meets the target."""
+    lo = np.zeros(len(limits), dtype=np.int64)  # meets the target (0 stands for "no batch")
     hi = np.asarray(limits, dtype=np.int64) + 1  # does not (limit + 1 is not a batch)
     target_s = tpot_ms * 1e-3 * (1 + TPOT_MARGIN)
     while np.any(hi - lo > 1):
@@ -146,24 +145,32 @@ def tpot_reach(shapes: list[Shape], limits: np.ndarray, tpot_ms: float) -> np.nd
     return lo
 
 
+def _rows(s: Shape, index: list[int]) -> Shape:
+    """The stacked shape of the deployments ``index`` of ``s``."""
+    return Shape(**{f.name: getattr(s, f.name)[index] for f in fields(Shape)})
+
+
 def _choose(w: Workload, pending: list[_Pending], utilization: float) -> list[Result]:
     """Every pending point's best batch: the TPOT reach bounds each point's batch grid (1 at least, for the
     miss message), then ``serving_curves`` passes over buckets of points of similar grids."""
-    reach = tpot_reach([p.shape for p in pending], np.array([p.limit for p in pending]), w.slo.tpot_ms)
+    s = stack([p.shape for p in pending])
+    reach = tpot_reach(s, np.array([p.limit for p in pending]), w.slo.tpot_ms)
     ends = [max(1, min(p.limit, int(r))) for p, r in zip(pending, reach, strict=True)]
     out: list[Result | None] = [None] * len(pending)
     for bucket in _buckets(ends):
-        results = _choose_bucket(w, [pending[i] for i in bucket], [ends[i] for i in bucket], utilization)
+        results = _choose_bucket(w, [pending[i] for i in bucket], _rows(s, bucket), [ends[i] for i in bucket],
+                                 utilization)
         for i, result in zip(bucket, results, strict=True):
             out[i] = result
     return out  # type: ignore[return-value]
 
 
-def _choose_bucket(w: Workload, pending: list[_Pending], ends: list[int], utilization: float) -> list[Result]:
+def _choose_bucket(w: Workload, pending: list[_Pending], s: Shape, ends: list[int],
+                   utilization: float) -> list[Result]:
     n = len(pending)
     load = utilization if w.concurrency is None else 1.0
-    curves = serving_curves([p.shape for p in pending], np.full(n, w.input_tokens), np.full(n, w.output_tokens),
-                            np.array(ends), np.full(n, load))
+    curves = serving_curves(s, np.full(n, w.input_tokens), np.full(n, w.output_tokens), np.array(ends),
+                            np.full(n, load))
     op = curves.op
     tpot, ttft = op["tpot"] * 1e3, op["ttft"] * 1e3
     ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms) & curves.valid
@@ -173,19 +180,19 @@ def _choose_bucket(w: Workload, pending: list[_Pending], ends: list[int], utiliz
         chosen = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
     out: list[Result] = []
     for k, p in enumerate(pending):
-        s, wname = p.spec, p.spec.weights
+        spec, wname = p.spec, p.spec.weights
         if not ok[k].any():
             if tpot[k, 0] > w.slo.tpot_ms:
-                msg = f"TPOT at batch 1 is {tpot[k, 0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, {_shape_name(s)})"
+                msg = f"TPOT at batch 1 is {tpot[k, 0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, {_shape_name(spec)})"
                 out.append((None, (2, float(tpot[k, 0]), msg)))
             else:
-                msg = f"TTFT is {ttft[k, 0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, {_shape_name(s)})"
+                msg = f"TTFT is {ttft[k, 0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, {_shape_name(spec)})"
                 out.append((None, (1, float(ttft[k, 0]), msg)))
             continue
         i = int(chosen[k])
         batch = int(curves.batches[i])
         out.append((OperatingPoint(
-            weights=wname, kv=s.kv, tp=s.tp, ep=s.ep, engine=p.engine, batch=batch, tpot_ms=float(tpot[k, i]),
+            weights=wname, kv=spec.kv, tp=spec.tp, ep=spec.ep, engine=p.engine, batch=batch, tpot_ms=float(tpot[k, i]),
             ttft_ms=float(ttft[k, i]), bound="memory" if curves.memory_bound[k, i] else "compute",
             capacity_req_s=float(op["rate"][k, i] if w.concurrency is None else op["rate_max"][k, i]),
             capacity_sequences=batch), None))

@@ -17,7 +17,7 @@ from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.layout import Layout, make_layout, max_sequences_dp, weights_bytes_per_gpu
-from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s, make_shape, prefill_s, serving, stack
+from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s, make_shape, prefill_s, serving
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -241,14 +241,13 @@ class Curves:
     op: dict[str, np.ndarray]
 
 
-def serving_curves(shapes: list[Shape], input_tokens: np.ndarray, output_tokens: np.ndarray, limits: np.ndarray,
+def serving_curves(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray, limits: np.ndarray,
                    utilization: np.ndarray) -> Curves:
-    """``serving_curve`` of many deployments (``curve_shape`` of each) at batches 1..limits[i], in one pass:
-    the shapes are stacked into columns (``roofline.stack``), both prefill times are evaluated once per
+    """``serving_curve`` of many deployments at batches 1..limits[i], in one pass. ``s`` is their shapes
+    (``curve_shape`` of each) stacked (``roofline.stack``); both prefill times are evaluated once per
     deployment and the decode step on the (deployment × batch) grid by broadcasting. Every operation is the
     one ``serving_curve`` applies, element by element; ``input_tokens``, ``output_tokens`` and
     ``utilization`` are per deployment. Rows of similar limits waste least of the grid."""
-    s = stack(shapes)
     col = Shape(**{f.name: getattr(s, f.name)[:, None] for f in fields(Shape)})
     i_tok = np.asarray(input_tokens, dtype=float)[:, None]
     t_pre = prefill_s(col, None, i_tok)
