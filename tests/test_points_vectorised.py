@@ -143,3 +143,24 @@ def test_tpot_reach_is_the_last_batch_within_the_target(tpot_ms: float) -> None:
         t = decode_step_s(s, np.arange(1, limit + 1, dtype=float))[0] * 1e3
         within = np.nonzero(t <= tpot_ms)[0]
         assert r == (within[-1] + 1 if within.size else 0)
+
+
+def test_points_are_shared_by_workloads_of_one_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A workload that differs only in name, demand size and format lists reuses the memoised points, and its
+    candidates are those a fresh table set gives it."""
+    from gpuplan.optimizer.planning import points
+    from gpuplan.optimizer.planning.candidate_gen import generate
+    from gpuplan.optimizer.planning.workload import Constraints
+
+    first = _workload(SAMPLE[0])
+    second = first.model_copy(update={"name": "other", "rate_rps": 17.5, "weights": ["fp8"], "kv": ["bf16"]})
+    tables, c = Tables(), Constraints(providers=["aws", "lambda"])
+    generate(first, c, tables)
+    calls = []
+    real = points._choose
+    monkeypatch.setattr(points, "_choose", lambda *a: calls.append(1) or real(*a))
+    shared = generate(second, c, tables)
+    assert calls == []
+    fresh = generate(second, c, Tables())
+    assert [x.model_dump() for x in shared.candidates] == [x.model_dump() for x in fresh.candidates]
+    assert shared.candidates and (shared.considered, shared.pruned) == (fresh.considered, fresh.pruned)
