@@ -21,7 +21,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.serving.deployment import curve_shape, default_engine, max_batch_in_memory, serving_curves
 from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s, stack
+from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 
@@ -60,7 +60,7 @@ class Spec:
 class _Pending:
     spec: Spec
     engine: str
-    shape: Shape
+    shape: np.ndarray  # the step model's constants: the Shape's fields in order (compact, stacks fast)
     limit: int  # sequences of input + output tokens the KV budget holds (the batch grid's end)
 
 
@@ -103,7 +103,7 @@ def _prepare_now(m: Model, w: Workload, spec: Spec, tables: Tables) -> _Pending 
         return (4, -tp, f"{spec.weights} weights + one {w.input_tokens + w.output_tokens:,}-token sequence do not "
                         f"fit on {tp} × {g.id}")
     shape, _ = curve_shape(m, g, wfmt, kvfmt, layout, cal, w.input_tokens, w.output_tokens)
-    return _Pending(spec, engine, shape, limit)
+    return _Pending(spec, engine, np.array([getattr(shape, f.name) for f in fields(Shape)], dtype=float), limit)
 
 
 def _shape_name(spec: Spec) -> str:
@@ -145,20 +145,23 @@ def tpot_reach(s: Shape, limits: np.ndarray, tpot_ms: float) -> np.ndarray:
     return lo
 
 
-def _rows(s: Shape, index: list[int]) -> Shape:
-    """The stacked shape of the deployments ``index`` of ``s``."""
-    return Shape(**{f.name: getattr(s, f.name)[index] for f in fields(Shape)})
+def _stacked(shapes: np.ndarray) -> Shape:
+    """One Shape whose fields are arrays over the rows of ``shapes`` (as ``roofline.stack``; each field
+    contiguous)."""
+    columns = np.ascontiguousarray(shapes.T)
+    return Shape(**{f.name: columns[i] for i, f in enumerate(fields(Shape))})
 
 
 def _choose(w: Workload, pending: list[_Pending], utilization: float) -> list[Result]:
     """Every pending point's best batch: the TPOT reach bounds each point's batch grid (1 at least, for the
     miss message), then ``serving_curves`` passes over buckets of points of similar grids."""
-    s = stack([p.shape for p in pending])
+    shapes = np.array([p.shape for p in pending])
+    s = _stacked(shapes)
     reach = tpot_reach(s, np.array([p.limit for p in pending]), w.slo.tpot_ms)
     ends = [max(1, min(p.limit, int(r))) for p, r in zip(pending, reach, strict=True)]
     out: list[Result | None] = [None] * len(pending)
     for bucket in _buckets(ends):
-        results = _choose_bucket(w, [pending[i] for i in bucket], _rows(s, bucket), [ends[i] for i in bucket],
+        results = _choose_bucket(w, [pending[i] for i in bucket], _stacked(shapes[bucket]), [ends[i] for i in bucket],
                                  utilization)
         for i, result in zip(bucket, results, strict=True):
             out[i] = result
