@@ -83,12 +83,15 @@ def test_shipped_calibration_in_sample_error() -> None:
 
 def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # Regression guard: the leave-one-source-out figures README reports for the shipped set plus a margin
-    # (dense batch-1 8.9 / 26.5 %, all batch-1 17.9 %, TPOT at load 46.7 %, throughput 30.9 %, TTFT 70.9 %).
+    # (dense batch-1 7.3 / 28.6 %, all batch-1 12.4 / 82.1 %, MoE batch-1 43.7 %: it moves between 26 and 51 %
+    # with small physics changes, as the trtllm fit without NVIDIA's own rows lands in different optima).
     s = _summary("leave-one-source-out")
     assert s[("dense", "batch-1 decode")][1] <= 12 and s[("dense", "batch-1 decode")][2] <= 31
-    assert s[("all", "batch-1 decode")][1] <= 22
+    assert s[("all", "batch-1 decode")][1] <= 16 and s[("all", "batch-1 decode")][2] <= 90
+    assert s[("moe", "batch-1 decode")][1] <= 60
     assert s[("all", "TPOT at load")][1] <= 52
-    assert s[("all", "throughput at load")][1] <= 36 and s[("dense", "throughput at load")][1] <= 22
+    # Throughput 30.9 % before the expert-slice term and 16-row vLLM/SGLang MoE tiles (see the simulated test).
+    assert s[("all", "throughput at load")][1] <= 40 and s[("dense", "throughput at load")][1] <= 22
     assert s[("all", "TTFT")][1] <= 76
 
 
@@ -99,11 +102,15 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 25
     assert s[("all", "TTFT")][1] <= 66 and s[("all", "TTFT p99")][1] <= 61
     assert s[("all", "TPOT at load p99")][1] <= 29
-    # LOSO: TPOT at load 40.6 %, throughput 30.7 / 89.9 %, TTFT 73.2 % (dense 38.0 %), p99 TTFT 65.8 %,
-    # p99 TPOT 51.6 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    # LOSO: TPOT at load 39.6 %, throughput 35.9 / 89.9 %, TTFT 60.4 % (dense 27.6 %), p99 TTFT 60.4 %,
+    # p99 TPOT 49.2 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    # Throughput was 30.7 / 89.9 % before the MoE terms (expert-slice bandwidth, 16-row vLLM/SGLang MoE
+    # tiles, NVLink all-to-all latency, memory/compute overlap), which took MoE batch-1 LOSO from 103 % to
+    # 44 %; the gpustack fold's vllm fit lands in another optimum (eta_mem ~0.6, eta_prefill at its bound)
+    # and over-predicts that source's prefill-heavy throughput rows.
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 44
-    assert s[("all", "throughput at load")][1] <= 34 and s[("all", "throughput at load")][2] <= 95
+    assert s[("all", "throughput at load")][1] <= 40 and s[("all", "throughput at load")][2] <= 102
     assert s[("all", "TTFT")][1] <= 78 and s[("dense", "TTFT")][1] <= 42
     assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 56
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
