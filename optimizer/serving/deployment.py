@@ -230,10 +230,13 @@ def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, lay
     """One call sequence of the step model for ``perf`` and the planner: decode steps at the mean context
     I + O/2, the replica's GPU time per prompt spread over the attention-DP ranks (t_share, prefill_s with
     spread) for the rate limit and prefill share, one prompt's own prefill time and the per-request time
-    for TTFT: serving(t_step, t_share, b, O, u, request_s, ttft_prefill_s = t_prefill)."""
+    for TTFT: serving(t_step, t_share, b, O, u, request_s, ttft_prefill_s = t_prefill). The prompt length goes in
+    as a one-element array, so that numpy evaluates the prefill with its array routines, as ``serving_curves``
+    does for many deployments at once (numpy's scalar ``**`` may differ from its array ``**`` in the last bit)."""
     shape, warning = curve_shape(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens)
-    t_pre = float(prefill_s(shape, m.arch, input_tokens))
-    t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
+    prompt = np.array([input_tokens], dtype=float)
+    t_pre = float(prefill_s(shape, m.arch, prompt)[0])
+    t_share = float(prefill_s(shape, m.arch, prompt, spread=True)[0])
     b = np.asarray(batches, dtype=float)
     t_step, mem_bound = decode_step_s(shape, b)
     op = serving(t_step, t_share, b, output_tokens, utilization, request_s=shape.request_s, ttft_prefill_s=t_pre)
