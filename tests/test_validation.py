@@ -93,19 +93,22 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
 
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
-    # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin.
-    # In-sample: TPOT at load 26.1 %, throughput 22.1 %, TTFT 61.2 %, p99 TTFT 56.2 %, p99 TPOT 25.9 %.
+    # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin. Since
+    # the rows carry their benchmark settings (attn_dp, length spread, --num-prompts, scheduler limits):
+    # in-sample TPOT at load 26.9 %, throughput 20.7 %, TTFT 39.3 %, p99 TTFT 48.4 %, p99 TPOT 28.3 %.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 25
-    assert s[("all", "TTFT")][1] <= 66 and s[("all", "TTFT p99")][1] <= 61
-    assert s[("all", "TPOT at load p99")][1] <= 29
-    # LOSO: TPOT at load 40.6 %, throughput 30.7 / 89.9 %, TTFT 73.2 % (dense 38.0 %), p99 TTFT 65.8 %,
-    # p99 TPOT 51.6 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 23
+    assert s[("all", "TTFT")][1] <= 44 and s[("all", "TTFT p99")][1] <= 53
+    assert s[("all", "TPOT at load p99")][1] <= 31
+    # LOSO: TPOT at load 44.0 % (40.6 before the attn_dp column: the simulator runs a DP-attention replica's
+    # prefill chunks one after another as if on one rank), throughput 23.4 / 77 %, TTFT 40.8 % (dense 18.7 %),
+    # p99 TTFT 46.3 %, p99 TPOT 50.8 %; static mean rows stay analytical (batch-1 decode as in the analytical
+    # test).
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 44
-    assert s[("all", "throughput at load")][1] <= 34 and s[("all", "throughput at load")][2] <= 95
-    assert s[("all", "TTFT")][1] <= 78 and s[("dense", "TTFT")][1] <= 42
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 56
+    assert s[("all", "TPOT at load")][1] <= 47
+    assert s[("all", "throughput at load")][1] <= 27 and s[("all", "throughput at load")][2] <= 82
+    assert s[("all", "TTFT")][1] <= 45 and s[("dense", "TTFT")][1] <= 23
+    assert s[("all", "TTFT p99")][1] <= 50 and s[("all", "TPOT at load p99")][1] <= 56
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
