@@ -104,3 +104,19 @@ def test_every_expert_parallel_row_states_its_attention_layout() -> None:
                 assert "attn_dp" in r["notes"], (name, r["source"][:80])
             if r["range_ratio"] or r["dataset"] == "sharegpt":
                 assert "Benchmark columns:" in r["notes"]
+
+
+def test_dp_attention_without_expert_parallelism() -> None:
+    """SGLang --enable-dp-attention without --ep: attention DP 8, experts TP over the 8 GPUs (routed-expert
+    bytes per GPU = experts / 8 whatever ep is; dense weights per GPU = dense / attention TP 1). A dense model
+    has no MoE layers to gather DP ranks' tokens, so it runs data-parallel as replicas instead."""
+    from gpuplan.hardware.formats import load_formats
+    from gpuplan.optimizer.serving.layout import expert_bytes_per_gpu, make_layout, routed_expert_bytes
+
+    arch = resolve("deepseek-r1").arch
+    lay = make_layout(arch, 8, 1, 8)
+    assert (lay.ep, lay.attn_dp, lay.attn_tp) == (1, 8, 1)
+    fp8 = load_formats().weight("fp8")
+    assert expert_bytes_per_gpu(arch, fp8, lay) == pytest.approx(routed_expert_bytes(arch, fp8) / 8)
+    with pytest.raises(INPUT_ERRORS, match="data-parallel attention needs MoE layers"):
+        make_layout(resolve("llama-3.1-70b").arch, 8, 1, 8)
