@@ -83,32 +83,38 @@ def test_shipped_calibration_in_sample_error() -> None:
 
 def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # Regression guard: the leave-one-source-out figures README reports for the shipped set plus a margin
-    # (dense batch-1 8.9 / 26.5 %, all batch-1 17.9 %, TPOT at load 46.7 %, throughput 30.9 %, TTFT 70.9 %).
+    # (dense batch-1 7.3 / 28.6 %, all batch-1 12.4 / 82.1 %, MoE batch-1 43.7 %: it moves between 26 and 51 %
+    # with small physics changes, as the trtllm fit without NVIDIA's own rows lands in different optima).
     s = _summary("leave-one-source-out")
     assert s[("dense", "batch-1 decode")][1] <= 12 and s[("dense", "batch-1 decode")][2] <= 31
-    assert s[("all", "batch-1 decode")][1] <= 22
+    assert s[("all", "batch-1 decode")][1] <= 16 and s[("all", "batch-1 decode")][2] <= 90
+    assert s[("moe", "batch-1 decode")][1] <= 60
     assert s[("all", "TPOT at load")][1] <= 52
-    assert s[("all", "throughput at load")][1] <= 36 and s[("dense", "throughput at load")][1] <= 22
+    # Throughput 30.9 % before the expert-slice term and 16-row vLLM/SGLang MoE tiles (see the simulated test).
+    assert s[("all", "throughput at load")][1] <= 40 and s[("dense", "throughput at load")][1] <= 22
     assert s[("all", "TTFT")][1] <= 76
 
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
-    # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin. Since
-    # the rows carry their benchmark settings (attn_dp, length spread, --num-prompts, scheduler limits):
-    # in-sample TPOT at load 26.9 %, throughput 20.7 %, TTFT 39.3 %, p99 TTFT 48.4 %, p99 TPOT 28.3 %.
+    # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin. The rows
+    # carry their benchmark settings (attn_dp, length spread, --num-prompts, scheduler limits), replayed as run.
+    # In-sample: TPOT at load 24.8 %, throughput 19.5 %, TTFT 36.8 %, p99 TTFT 35.6 %, p99 TPOT 24.9 %.
     s = _summary("shipped", True)
     assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 23
-    assert s[("all", "TTFT")][1] <= 44 and s[("all", "TTFT p99")][1] <= 53
-    assert s[("all", "TPOT at load p99")][1] <= 31
-    # LOSO: TPOT at load 44.0 % (40.6 before the attn_dp column: the simulator runs a DP-attention replica's
-    # prefill chunks one after another as if on one rank), throughput 23.4 / 77 %, TTFT 40.8 % (dense 18.7 %),
-    # p99 TTFT 46.3 %, p99 TPOT 50.8 %; static mean rows stay analytical (batch-1 decode as in the analytical
-    # test).
+    assert s[("all", "TTFT")][1] <= 42 and s[("all", "TTFT p99")][1] <= 40
+    assert s[("all", "TPOT at load p99")][1] <= 29
+    # LOSO: TPOT at load 40.6 %, throughput 29.5 / 92 %, TTFT 48.4 % (dense 23.6 %), p99 TTFT 39.6 %,
+    # p99 TPOT 48.7 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    # Throughput was 30.7 / 89.9 % before the MoE terms (expert-slice bandwidth, 16-row vLLM/SGLang MoE
+    # tiles, NVLink all-to-all latency, memory/compute overlap), which took MoE batch-1 LOSO from 103 % to
+    # 44 %; the gpustack fold's vllm fit lands in another optimum (eta_mem ~0.6, eta_prefill at its bound)
+    # and over-predicts that source's prefill-heavy throughput rows. TTFT was 60.4 % (p99 60.4 %) with every
+    # benchmark replayed at fixed lengths, default request counts and attention DP = EP.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 47
-    assert s[("all", "throughput at load")][1] <= 27 and s[("all", "throughput at load")][2] <= 82
-    assert s[("all", "TTFT")][1] <= 45 and s[("dense", "TTFT")][1] <= 23
-    assert s[("all", "TTFT p99")][1] <= 50 and s[("all", "TPOT at load p99")][1] <= 56
+    assert s[("all", "TPOT at load")][1] <= 44
+    assert s[("all", "throughput at load")][1] <= 33 and s[("all", "throughput at load")][2] <= 97
+    assert s[("all", "TTFT")][1] <= 52 and s[("dense", "TTFT")][1] <= 27
+    assert s[("all", "TTFT p99")][1] <= 44 and s[("all", "TPOT at load p99")][1] <= 53
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
