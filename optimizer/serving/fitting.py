@@ -36,7 +36,6 @@ from gpuplan.optimizer.serving.validation import (
     source_key,
 )
 from gpuplan.optimizer.tables import Tables
-from scipy.optimize import least_squares
 
 MIN_ROWS = 2
 PRIOR = 1.0
@@ -112,6 +111,8 @@ def _solve(cases: list[Case], starts: np.ndarray, centre: np.ndarray, prior: np.
         logs = np.log(_evaluate(wide_base, wide_arrays, wide_layers, values) / wide_measured).reshape(k + 1, n)
         jac = ((logs[1:] - logs[0]) / JAC_STEP).T  # (n, k)
         return np.vstack([jac, np.diag(np.broadcast_to(prior, (k,)).astype(float))])
+
+    from scipy.optimize import least_squares  # here: every command imports this module, only calibrate fits
 
     fit = least_squares(residuals, centre.copy(), jac=jacobian, method="trf", loss="soft_l1",
                         f_scale=ROBUST_SCALE, max_nfev=MAX_NFEV)
