@@ -17,8 +17,9 @@ from urllib.parse import urlparse
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.tables import Tables
 
-HEADER = ["model", "gpu", "tp", "ep", "weights", "kv", "input", "output", "batch", "mode", "rate_rps", "engine",
-          "engine_version", "metric", "percentile", "value", "source", "as_of", "notes"]
+HEADER = ["model", "gpu", "tp", "ep", "attn_dp", "weights", "kv", "input", "output", "batch", "mode", "rate_rps",
+          "requests", "dataset", "range_ratio", "engine", "engine_version", "max_seqs", "max_batched_tokens", "metric",
+          "percentile", "value", "source", "as_of", "notes"]
 METRICS = {"decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"}
 ENGINES = {"vllm", "sglang", "trtllm", "llama.cpp"}
 

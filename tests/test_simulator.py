@@ -261,7 +261,7 @@ def test_bad_histogram(gpuplan, tmp_path, content: str, needle: str) -> None:
     (("--rate", "1", "--concurrency", "4"), "exactly one of --rate, --concurrency or --trace"),
     ((), "exactly one of --rate, --concurrency or --trace"),
     (("--rate", "0"), "--rate must be > 0"),
-    (("--rate", "1", "--input-range-ratio", "1"), "--input-range-ratio must be in [0, 1)"),
+    (("--rate", "1", "--input-range-ratio", "1.5"), "--input-range-ratio must be in [0, 1]"),
     (("--rate", "1", "--max-num-seqs", "64", "--max-batched-tokens", "32"), "must be ≥ max sequences"),
     (("--rate", "1", "--input", "100000", "--gpu", "l4"), "does not fit in the KV cache"),
     (("--rate", "1", "--input", "200000"), "beyond llama-3.1-8b's limit of 131,072 tokens"),

@@ -117,7 +117,7 @@ def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp
     payload = r.model_dump(mode="json")
     rows = [{"metric": label, "value": payload[k]} for k, label in keys if not (k == "max_batch_for_tpot"
                                                                                 and payload[k] is None)]
-    layout = f" (EP {r.ep}, attention DP {r.attn_dp})" if r.ep > 1 else ""
+    layout = f" (EP {r.ep}, attention DP {r.attn_dp})" if r.ep > 1 or r.attn_dp > 1 else ""
     title = (f"{r.model} on {r.tp} × {r.gpu}{layout} · {r.weights}/{r.kv} · {r.engine} · "
              f"{r.input_tokens}→{r.output_tokens} tokens · batch {r.batch}")
     terms = [{"term": k, "ms": v} for k, v in r.step_terms_ms.items()]

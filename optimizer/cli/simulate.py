@@ -61,7 +61,8 @@ def sim_result(r: SimReport) -> Result:
 @click.option("--max-batched-tokens", type=int, default=None,
               help="Tokens per step, decodes + prefill chunks (default: the engine's).")
 @click.option("--input-range-ratio", "range_ratio", type=float, default=0.0, show_default=True,
-              help="Lengths uniform in [L(1-r), L(1+r)], as benchmark_serving --random-range-ratio.")
+              help="Lengths uniform in [L(1-r), L(1+r)] (at least 1), as vLLM's --random-range-ratio; "
+                   "r = 1: 1 to 2L.")
 @click.option("--lengths", "lengths_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Length histogram CSV: input_tokens, output_tokens, probability (summing to 1).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -3,8 +3,11 @@
 Arrivals: open loop, Poisson at ``rate_rps`` (exponential gaps, first request at t = 0, as
 ``benchmark_serving --request-rate`` sends them) or the times of a trace CSV; closed loop with
 ``concurrency`` clients (``benchmark_serving --max-concurrency``), whose arrival times the simulator
-sets. Lengths: fixed; uniform integers in [L·(1 − r), L·(1 + r)] for a range ratio r in [0, 1) (vLLM's
-random dataset, ``--random-range-ratio``); or drawn from an empirical histogram CSV of (input_tokens,
+sets. Lengths: fixed; uniform integers in [L·(1 − r), L·(1 + r)] (at least 1) for a range ratio r in [0, 1]
+about the mean L (vLLM's random dataset, ``--random-range-ratio``, r < 1 there; r = 1 gives lengths from 1 to
+2L, the spread of SGLang's ``bench_serving`` and older vLLM at their default ratio 0, whose lengths are
+uniform in [1, N] around a mean N/2; ``[ρN, N]`` at ratio ρ is r = (1 − ρ)/(1 + ρ) about the mean
+N(1 + ρ)/2); or drawn from an empirical histogram CSV of (input_tokens,
 output_tokens, probability) rows whose probabilities sum to 1.
 
 Lengths and gaps use separate random streams of the seed, so the same seed gives the same lengths at
@@ -94,7 +97,7 @@ def read_trace(path: Path) -> tuple[list[float], list[int] | None, list[int] | N
 
 
 def uniform_lengths(mean: int, ratio: float, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Integers uniform in [⌊L(1 − r)⌋, ⌊L(1 + r)⌋], at least 1 (vLLM random dataset)."""
+    """Integers uniform in [⌊L(1 − r)⌋, ⌊L(1 + r)⌋], at least 1 (vLLM random dataset; r = 1: 1 … 2L)."""
     if ratio == 0:
         return np.full(n, mean, dtype=np.int64)
     lo, hi = max(1, int(mean * (1 - ratio))), max(1, int(mean * (1 + ratio)))
@@ -111,8 +114,8 @@ def make_requests(input_tokens: int, output_tokens: int, requests: int | None, s
     None means every row of a trace, else DEFAULT_REQUESTS."""
     if sum(x is not None for x in (rate_rps, concurrency, trace)) != 1:
         raise InputError("give exactly one of --rate, --concurrency or --trace")
-    if not 0 <= range_ratio < 1:
-        raise InputError(f"--input-range-ratio must be in [0, 1), got {range_ratio}")
+    if not 0 <= range_ratio <= 1:
+        raise InputError(f"--input-range-ratio must be in [0, 1], got {range_ratio}")
     if requests is None:
         requests = DEFAULT_REQUESTS if trace is None else 2**62
     for name, v in (("--input", input_tokens), ("--output", output_tokens), ("--requests", requests)):

@@ -31,7 +31,9 @@ class Layout(BaseModel):
 
 
 def make_layout(arch: Architecture, tp: int, ep: int = 1, attn_dp: int | None = None) -> Layout:
-    """Check and complete a layout; attention DP defaults to ep when ep > 1 (DeepSeek-style), else 1."""
+    """Check and complete a layout; attention DP defaults to ep when ep > 1 (DeepSeek-style), else 1. DP
+    attention with ep = 1 (SGLang ``--enable-dp-attention`` without ``--ep``) keeps the experts TP over
+    all G GPUs."""
     if ep < 1 or tp % ep:
         raise InputError(f"--ep {ep} must divide --tp {tp} (EP ranks are GPUs of the replica)")
     if ep > 1 and not arch.moe:
@@ -41,8 +43,9 @@ def make_layout(arch: Architecture, tp: int, ep: int = 1, attn_dp: int | None = 
     dp = (ep if ep > 1 else 1) if attn_dp is None else attn_dp
     if dp < 1 or tp % dp:
         raise InputError(f"--attn-dp {dp} must divide --tp {tp}")
-    if dp > 1 and ep == 1:
-        raise InputError("data-parallel attention needs expert parallelism (--ep > 1) for the MoE layers")
+    if dp > 1 and not arch.moe:
+        raise InputError("data-parallel attention needs MoE layers to gather its ranks' tokens (a dense model "
+                         "runs data-parallel as separate replicas)")
     return Layout(tp=tp, ep=ep, attn_dp=dp)
 
 

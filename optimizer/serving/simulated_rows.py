@@ -4,11 +4,20 @@ The analytical step model predicts means of isolated or saturated runs. Rows mea
 ``benchmark_serving`` measures them are predicted by replaying the benchmark:
 
 - ``mode = closed``: ``batch`` clients (``--max-concurrency``), each sending its next request when the
-  last one ends, all starting at t = 0, CLOSED_ROUNDS × batch requests (at least MIN_REQUESTS);
-- ``mode = open``: Poisson arrivals at ``rate_rps`` (``--request-rate``), OPEN_REQUESTS requests;
+  last one ends, all starting at t = 0 and every request counted, as ``benchmark_serving`` / ``vllm bench
+  serve`` and SGLang's ``bench_serving`` run it (``--request-rate inf``: every request task is created at
+  once and a semaphore of ``max_concurrency`` lets them through; the warm-up requests both tools send
+  first finish before the timed run starts, so they change nothing here); the row's ``requests``
+  (``--num-prompts``) requests, else CLOSED_ROUNDS × batch (at least MIN_REQUESTS);
+- ``mode = open``: Poisson arrivals at ``rate_rps`` (``--request-rate``), ``requests`` or OPEN_REQUESTS;
 - ``mode = static``: one batch of ``batch`` requests submitted together (``benchmark_latency``);
 
-with fixed lengths (the random dataset at range ratio 0), seed 0 and the engine's scheduler defaults.
+with the row's length spread (``range_ratio`` about its mean lengths; ``dataset = sharegpt``: the widest
+uniform spread about the stated means, SHAREGPT_RANGE_RATIO, as no ShareGPT length distribution with a
+source is shipped; else fixed lengths), its parallel layout (``ep``, ``attn_dp``) and scheduler limits
+(``max_seqs``, ``max_batched_tokens``; else the engine's defaults), seed 0. With fixed lengths a closed loop
+stays in lockstep: every client's request ends at the same step, the next wave of prompts arrives together
+and queues for prefill, so TTFT is about half a wave's prefill; spread lengths desynchronise the clients.
 The row's ``percentile`` (mean, p50, p90, p99) selects the statistic; ``decode_tok_s`` is output tokens/s
 over the run and ``decode_tok_s_per_user`` is 1000 / TPOT.
 
@@ -30,13 +39,14 @@ from gpuplan.optimizer.tables import Tables
 CLOSED_ROUNDS = 8
 MIN_REQUESTS = 200
 OPEN_REQUESTS = 1000
+SHAREGPT_RANGE_RATIO = 1.0
 STATS = {"mean": None, "p50": 50, "p90": 90, "p99": 99}
 LATENCY = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"}
 
 
 class Row(Protocol):
-    """The fields of a measured row the simulator needs (``validation.Measurement`` has them; ``ep`` and
-    ``engine_version`` are read when present)."""
+    """The fields of a measured row the simulator needs (``validation.Measurement`` has them; ``ep``,
+    ``attn_dp``, ``engine_version`` and the benchmark settings of ``OPTIONAL`` are read when present)."""
 
     model: str
     gpu: str
@@ -53,17 +63,36 @@ class Row(Protocol):
     percentile: str
 
 
+OPTIONAL = ("ep", "attn_dp", "engine_version", "requests", "dataset", "range_ratio", "max_seqs", "max_batched_tokens")
+
+
+def _opt(row: Row, name: str) -> object:
+    return getattr(row, name, 1 if name == "ep" else None)
+
+
+def length_spread(row: Row) -> float:
+    """The range ratio the replay draws lengths with: the row's, SHAREGPT_RANGE_RATIO for ShareGPT runs, else
+    0 (fixed lengths)."""
+    if _opt(row, "dataset") == "sharegpt":
+        return SHAREGPT_RANGE_RATIO
+    ratio = _opt(row, "range_ratio")
+    return 0.0 if ratio is None else float(ratio)  # type: ignore[arg-type]
+
+
 def replay(row: Row, tables: Tables) -> SimReport:
     """Simulate the benchmark run the row was measured with."""
     common = dict(model=resolve(row.model), gpu=row.gpu, weights=row.weights, kv=row.kv, tp=row.tp,
                   input_tokens=max(1, row.input), output_tokens=max(1, row.output), engine=row.engine,
-                  seed=0, tables=tables, ep=getattr(row, "ep", 1), engine_version=getattr(row, "engine_version", None))
+                  seed=0, tables=tables, ep=_opt(row, "ep"), attn_dp=_opt(row, "attn_dp"),
+                  engine_version=_opt(row, "engine_version"), range_ratio=length_spread(row),
+                  max_num_seqs=_opt(row, "max_seqs"), max_batched_tokens=_opt(row, "max_batched_tokens"))
+    n = _opt(row, "requests")
     if row.mode == "open":
         if row.rate_rps is None:
             raise InputError("an open-loop row needs rate_rps")
-        return simulate(rate_rps=row.rate_rps, requests=OPEN_REQUESTS, **common)  # type: ignore[arg-type]
+        return simulate(rate_rps=row.rate_rps, requests=n or OPEN_REQUESTS, **common)  # type: ignore[arg-type]
     if row.mode == "closed":
-        n = max(MIN_REQUESTS, CLOSED_ROUNDS * row.batch)
+        n = n or max(MIN_REQUESTS, CLOSED_ROUNDS * row.batch)
         return simulate(concurrency=row.batch, requests=n, **common)  # type: ignore[arg-type]
     return simulate(concurrency=row.batch, requests=row.batch, **common)  # type: ignore[arg-type]
 
@@ -106,8 +135,8 @@ def needs_simulation(row: Row) -> bool:
 
 def benchmark_key(row: Row) -> tuple:
     """The fields that define one benchmark run (rows reading other metrics of the same run share it)."""
-    return (row.model, row.gpu, row.tp, getattr(row, "ep", 1), row.weights, row.kv, row.input, row.output,
-            row.batch, row.engine, getattr(row, "engine_version", None), row.mode, row.rate_rps)
+    return (row.model, row.gpu, row.tp, row.weights, row.kv, row.input, row.output, row.batch, row.engine,
+            row.mode, row.rate_rps, *(_opt(row, k) for k in OPTIONAL))
 
 
 def simulated_values(rows: list[Row], analytical: np.ndarray, tables: Tables) -> np.ndarray:

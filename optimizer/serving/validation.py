@@ -33,7 +33,7 @@ from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, serving, stack
 from gpuplan.optimizer.tables import Tables
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
@@ -41,9 +41,19 @@ GROUP_ORDER = ("batch-1 decode", "TPOT at load", "throughput at load", "TTFT", "
 OPEN_UTILIZATION_CAP = 0.98
 
 
+Dataset = Literal["random", "sharegpt"]
+
+
 class Measurement(BaseModel):
     """One published or measured figure. ``ep`` (default 1), ``mode`` (default: static at batch 1, closed
-    above), ``rate_rps`` (open mode), ``engine_version`` and ``percentile`` (default mean) are optional."""
+    above), ``rate_rps`` (open mode), ``engine_version`` and ``percentile`` (default mean) are optional.
+
+    How the benchmark ran, also optional (empty = the engine's or the replay's default): ``attn_dp``
+    data-parallel attention ranks (must divide ``tp``; empty = ``make_layout``'s default, ep when ep > 1);
+    ``dataset`` (``random`` or ``sharegpt``) and ``range_ratio`` r, the spread of request lengths about the
+    row's mean lengths L (uniform in [L(1 − r), L(1 + r)], r in [0, 1], random dataset only); ``requests``
+    the benchmark's ``--num-prompts``; ``max_seqs`` / ``max_batched_tokens`` the server's running-sequence
+    and per-step token limits."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
@@ -51,6 +61,7 @@ class Measurement(BaseModel):
     gpu: str
     tp: int = Field(ge=1, le=4096)
     ep: int = Field(default=1, ge=1, le=4096)
+    attn_dp: int | None = Field(default=None, ge=1, le=4096)
     weights: str
     kv: str
     input: int = Field(ge=0, le=100_000_000)
@@ -58,8 +69,13 @@ class Measurement(BaseModel):
     batch: int = Field(ge=1, le=1_000_000)
     mode: Literal["static", "closed", "open"] | None = None
     rate_rps: float | None = Field(default=None, gt=0, le=1e6)
+    requests: int | None = Field(default=None, ge=1, le=10_000_000)
+    dataset: Dataset | None = None
+    range_ratio: float | None = Field(default=None, ge=0, le=1)
     engine: str
     engine_version: str | None = None
+    max_seqs: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_batched_tokens: int | None = Field(default=None, ge=1, le=100_000_000)
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
     value: float = Field(gt=0, le=1e12)
@@ -74,6 +90,29 @@ class Measurement(BaseModel):
         if self.mode == "open" and self.rate_rps is None:
             raise ValueError("open-loop rows need rate_rps")
         return self
+
+    @field_validator("attn_dp")
+    @classmethod
+    def _attn_dp_divides_tp(cls, v: int | None, info: ValidationInfo) -> int | None:
+        tp = info.data.get("tp")
+        if v is not None and tp and tp % v:
+            raise ValueError(f"attention DP {v} must divide tp {tp}")
+        return v
+
+    @field_validator("range_ratio")
+    @classmethod
+    def _ratio_is_for_random(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is not None and info.data.get("dataset") == "sharegpt":
+            raise ValueError("range_ratio applies to the random dataset only (sharegpt lengths are the dataset's)")
+        return v
+
+    @field_validator("max_batched_tokens")
+    @classmethod
+    def _tokens_cover_seqs(cls, v: int | None, info: ValidationInfo) -> int | None:
+        seqs = info.data.get("max_seqs")
+        if v is not None and seqs and v < seqs:
+            raise ValueError(f"must be ≥ max_seqs ({seqs}): every running sequence decodes a token per step")
+        return v
 
 
 def read_measurements(path: Path) -> list[Measurement]:
@@ -130,13 +169,13 @@ def prepare(m: Measurement, tables: Tables) -> Case:
     model = resolve(m.model)
     g = tables.gpus.get(m.gpu)
     wfmt, kvfmt = tables.formats.weight(m.weights), tables.formats.kv_format(m.kv)
-    layout = make_layout(model.arch, m.tp, m.ep)
+    layout = make_layout(model.arch, m.tp, m.ep, m.attn_dp)
     check_tp(model.arch, g, layout.attn_tp if layout.attn_dp > 1 else m.tp, model.id)
     cal = tables.calibration.lookup(m.engine, g.id, g.vendor, g.arch, m.engine_version)
     context = max(1, m.input) + max(1, m.output) / 2
     shape, _ = make_shape(model.arch, g, m.tp, wfmt, kvfmt, context, cal, ep=layout.ep, attn_dp=layout.attn_dp)
     capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout)
-    running = max(1, min(m.batch, capacity, cal.max_seqs))
+    running = max(1, min(m.batch, capacity, m.max_seqs or cal.max_seqs))
     return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
                 running=running)
 
