@@ -275,20 +275,23 @@ def mixed_step_s(s: Shape, decode_batch: float | np.ndarray, mean_context: float
 
 
 def prefill_s(s: Shape, arch: Architecture | None = None, input_tokens: float | np.ndarray = 1.0, *,
-              spread: bool = False) -> np.ndarray | float:
+              spread: bool = False, decode_batch: float | np.ndarray | None = None) -> np.ndarray | float:
     """GPU time of one request's prompt alone: ⌈I / C⌉ chunk steps of I / n tokens whose queries see I / 2
     tokens on average (the causal total I² / 2 of a single pass). With ``spread`` (and attention DP), the
     replica's GPU time per prompt when many prompts fill all DP ranks at once: ``attn_dp`` prompts are
-    processed by one such step sequence, so the time per prompt is divided by ``attn_dp``.
+    processed by one such step sequence, so the time per prompt is divided by ``attn_dp``. With
+    ``decode_batch`` b, the chunks ride on steps that decode b sequences anyway (continuous batching at
+    load): the prompt costs only what its tokens add, n · (t_step(b, I / n) − t_step(b, 0)) (its GEMM rows,
+    attention and collectives; the weights are read and the per-layer floors paid by the decode step).
     ``arch`` is unused (kept for callers)."""
     i = np.asarray(input_tokens, dtype=float)
     n = terms.prefill_chunks(i, s.chunk_tokens)
-    if spread:
-        t, _ = step_s(s, 0.0, i / n * s.attn_dp, prefill_context=i / 2, spread=True)
-        out = n * t / s.attn_dp
-    else:
-        t, _ = step_s(s, 0.0, i / n, prefill_context=i / 2)
-        out = n * t
+    ranks = s.attn_dp if spread else 1.0
+    t, _ = step_s(s, 0.0 if decode_batch is None else decode_batch, i / n * ranks, prefill_context=i / 2,
+                  spread=spread)
+    if decode_batch is not None:
+        t = t - step_s(s, decode_batch, 0.0)[0]
+    out = n * t / ranks
     return float(out) if np.ndim(out) == 0 else out
 
 
