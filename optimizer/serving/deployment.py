@@ -216,7 +216,7 @@ def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, lay
                                 ep=layout.ep, attn_dp=layout.attn_dp)
     t_pre = float(prefill_s(shape, m.arch, input_tokens))
     b = np.asarray(batches, dtype=float)
-    t_share = prefill_s(shape, m.arch, input_tokens, spread=True, decode_batch=b)
+    t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
     t_step, mem_bound = decode_step_s(shape, b)
     op = serving(t_step, t_share, b, output_tokens, utilization, request_s=shape.request_s, ttft_prefill_s=t_pre)
     return Curve(shape=shape, warning=warning, batches=b, step_s=t_step, memory_bound=mem_bound,

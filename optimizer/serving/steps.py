@@ -8,8 +8,8 @@ and prefill chunks (c_i cached, k_i new tokens), K = Σ k_i:
 
 - t_decode(b, s) = ``decode_step_s``, tabulated on a geometric grid of contexts and interpolated linearly
   in s (exact wherever the step time is affine in s, as the memory-bound roofline is);
-- M(b, K) = ``step_s(b, K)`` with no attention context: the weights read once for the whole step, the
-  GEMMs of b + K tokens (η_prefill once K > 0), the collectives, the per-layer floors and host time. It is
+- M(b, K) = ``step_s(b, K)`` with no attention context and η_prefill: the weights read once for the whole
+  step, the GEMMs of b + K tokens, the collectives, the per-layer floors and host time. It is
   tabulated on a grid of (b, K) and interpolated bilinearly. One step reads the weights and pays its
   floors once, however many prompts' chunks and decodes share it (a burst of short prompts batched into
   one step costs one MoE weight read, not one per prompt);
@@ -195,9 +195,10 @@ def _grid_batches(max_batch: int) -> list[float]:
 
 def _step_table(shape: Shape, batches: list[float], tokens: list[float]) -> list[list[float]]:
     """M(b, K) = step_s(b, K) of a shape without attention (no KV read, no attention FLOPs), in one
-    vectorised call."""
+    vectorised call, with the prefill efficiency for every row: M(b, K) − M(b, 0) is then what K prompt
+    tokens add at η_prefill while the decodes keep η_cmp (in t_decode)."""
     bare = with_calibration(shape, attn_flops_at_ctx=0.0, attn_flops_slope=0.0, kv_bytes_per_seq=0.0,
-                            kv_bytes_slope=0.0)
+                            kv_bytes_slope=0.0, eta_cmp=shape.eta_prefill)
     b, k = np.meshgrid(np.array(batches), np.array(tokens), indexing="ij")
     t, _ = step_s(bare, b.ravel(), k.ravel())
     return t.reshape(b.shape).tolist()

@@ -182,7 +182,7 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     b, i, o = r.batch, r.input, r.output
     t_step = decode_step_s(s, b)[0]
     t_iso = np.asarray(prefill_s(s, None, i), dtype=float)
-    t_pre = np.asarray(prefill_s(s, None, i, spread=True, decode_batch=b), dtype=float)
+    t_pre = np.asarray(prefill_s(s, None, i, spread=True), dtype=float)
     rate_max = b / (o * t_step + b * t_pre)
     util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
     op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso)
