@@ -87,6 +87,7 @@ class Shape:
     attn_ctx_half_tokens: float
     request_s: float
     chunk_tokens: float
+    prefill_attn_ratio: float = 1.0  # prompt tokens' attention FLOPs / the decode form's (MLA prefill runs as MHA)
 
     @property
     def bw(self) -> float:
@@ -188,8 +189,19 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
         mla_layer_us=cal.mla_layer_us, gemm_tile_m=cal.gemm_tile_m, attn_ctx_half_tokens=cal.attn_ctx_half_tokens,
         request_s=cal.request_ms * 1e-3, chunk_tokens=cal.chunk_tokens,
+        prefill_attn_ratio=_prefill_attention_ratio(arch),
     )
     return shape, warning
+
+
+def _prefill_attention_ratio(arch: Architecture) -> float:
+    """Prompt tokens' attention FLOPs per key relative to ``attention_flops_per_context_token`` (1 but for MLA,
+    whose prefill runs as multi-head attention: terms.mla_prefill_attention_ratio)."""
+    if arch.mla is None:
+        return 1.0
+    m = arch.mla
+    return float(terms.mla_prefill_attention_ratio(arch.heads, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim,
+                                                   m.kv_lora_rank))
 
 
 def kv_bytes_at(s: Shape, context: float | np.ndarray) -> np.ndarray:
@@ -253,7 +265,8 @@ def step_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | n
     t_lin_cmp = (dense_flops + expert_flops / s.eta_moe) / (s.flops_w_peak * eta)
     kv_bytes = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp
     eta_ctx = terms.attention_efficiency(ctx, s.attn_ctx_half_tokens)
-    attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx)) / attn_tp
+    attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio
+                  ) / attn_tp
     t_attn = np.maximum(kv_bytes / (s.bw_peak * s.eta_mem * eta_ctx), attn_flops / (s.flops_attn_peak * eta))
     floor = terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us, s.mla_layer_us)
     comm = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)

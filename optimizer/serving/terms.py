@@ -77,3 +77,13 @@ def attention_efficiency(context: ArrayLike, half_tokens: ArrayLike) -> ArrayLik
 def prefill_chunks(input_tokens: ArrayLike, chunk_tokens: ArrayLike) -> ArrayLike:
     """⌈I / C⌉ engine steps for a prompt of I tokens with chunked prefill of C tokens per step (≥ 1)."""
     return np.maximum(np.ceil(input_tokens / chunk_tokens), 1.0)
+
+
+def mla_prefill_attention_ratio(heads: ArrayLike, qk_nope_dim: ArrayLike, qk_rope_dim: ArrayLike, v_dim: ArrayLike,
+                                kv_lora_rank: ArrayLike) -> ArrayLike:
+    """Prefill attention FLOPs per query-key pair of an MLA layer relative to its absorbed (decode) form.
+    Engines run MLA prefill as multi-head attention over keys and values decompressed from the latent
+    (QKᵀ over d_nope + d_rope dims, AV over d_v: 2·h·(d_nope + d_rope + d_v) FLOPs) and decode in the
+    absorbed form over the latent (2·h·(2·r_kv + d_rope)); the decompression itself is the kv_b_proj GEMM,
+    counted with the linear layers. DeepSeek-R1 (h 128, 128 + 64, 128, r_kv 512): 81,920 / 278,528 = 0.294."""
+    return 2.0 * heads * (qk_nope_dim + qk_rope_dim + v_dim) / (2.0 * heads * (2.0 * kv_lora_rank + qk_rope_dim))
