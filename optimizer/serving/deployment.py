@@ -18,6 +18,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.layout import Layout, make_layout, max_sequences_dp, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s, make_shape, prefill_s, serving
+from gpuplan.optimizer.serving.steps import engine_defaults
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -216,7 +217,13 @@ def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, lay
                                 ep=layout.ep, attn_dp=layout.attn_dp)
     t_pre = float(prefill_s(shape, m.arch, input_tokens))
     b = np.asarray(batches, dtype=float)
-    t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
+    # At load a prompt costs what its tokens add to the decode steps it shares (mixed-step engines), or its
+    # own prefill steps while the decodes wait (prefill-first engines: SGLang); scheduler.csv says which.
+    if engine_defaults(cal.engine, g).prefill_first:
+        t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
+    else:
+        t_share = prefill_s(shape, m.arch, input_tokens, spread=True, decode_batch=b,
+                            prompts_per_step=b / output_tokens)
     t_step, mem_bound = decode_step_s(shape, b)
     op = serving(t_step, t_share, b, output_tokens, utilization, request_s=shape.request_s, ttft_prefill_s=t_pre)
     return Curve(shape=shape, warning=warning, batches=b, step_s=t_step, memory_bound=mem_bound,
