@@ -414,3 +414,16 @@ def test_expert_parallel_layout(gpuplan) -> None:
     assert data["tpot_ms"]["p99"] >= data["tpot_ms"]["p50"] > 0
     bad = gpuplan(*base, "--ep", "3")
     assert bad.code == 2 and "--ep 3" in bad.err and len(bad.err.strip().splitlines()) == 1
+
+
+def test_engine_scheduler_rows_by_version_and_gpu() -> None:
+    # scheduler.csv: SGLang runs prefill first; vLLM V1 (0.8 on) mixes, 8,192 tokens on an H100 from 0.9
+    # (PR #17885), 2,048 on 0.8; vLLM V0 (< 0.8) runs prefill first, unchunked: the budget is the model's
+    # context (Llama 3.1: 131,072 tokens), 256 sequences.
+    kw = dict(input_tokens=500, output_tokens=20, concurrency=4, requests=8)
+    assert simulate(MODEL, GPU, engine="sglang", **kw).schedule == "prefill-first"
+    new, v08 = (simulate(MODEL, GPU, engine="vllm", engine_version=v, **kw) for v in ("0.11.0", "0.8.5"))
+    assert (new.schedule, new.max_batched_tokens, new.max_num_seqs) == ("mixed", 8192, 1024)
+    assert (v08.schedule, v08.max_batched_tokens, v08.max_num_seqs) == ("mixed", 2048, 256)
+    v0 = simulate(MODEL, GPU, engine="vllm", engine_version="0.7.3", **kw)
+    assert (v0.schedule, v0.max_batched_tokens, v0.max_num_seqs) == ("prefill-first", 131_072, 256)

@@ -67,6 +67,7 @@ class SimReport(Frame):
     output_tokens: int
     max_num_seqs: int
     max_batched_tokens: int
+    schedule: str = "mixed"  # mixed (prefill chunks share steps with decodes) | prefill-first (decodes wait)
     ttft_ms: Stats
     tpot_ms: Stats
     itl_ms: Stats
@@ -214,6 +215,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         kv=tables.formats.kv_format(kv).id, engine=eng, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
+        schedule="prefill-first" if steps.prefill_first else "mixed",
         isolated_ttft_ms=(steps.request_s + steps.prompt_s(input_tokens)) * 1e3,
         isolated_tpot_ms=steps.decode_s(1, input_tokens + output_tokens / 2) * 1e3,
         **summarise(tr, samples))  # type: ignore[arg-type]
