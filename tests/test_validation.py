@@ -83,15 +83,15 @@ def test_shipped_calibration_in_sample_error() -> None:
 
 def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # Regression guard: the leave-one-source-out figures README reports for the shipped set plus a margin
-    # (dense batch-1 8.9 / 26.5 %, all batch-1 17.9 %, TPOT at load 46.7 %, throughput 30.9 %, TTFT 70.9 %).
+    # (dense batch-1 7.3 / 28.6 %, all batch-1 12.4 / 82.1 %, MoE batch-1 43.7 %: it moves between 26 and 51 %
+    # with small physics changes, as the trtllm fit without NVIDIA's own rows lands in different optima).
     s = _summary("leave-one-source-out")
     assert s[("dense", "batch-1 decode")][1] <= 12 and s[("dense", "batch-1 decode")][2] <= 31
-    assert s[("all", "batch-1 decode")][1] <= 22
+    assert s[("all", "batch-1 decode")][1] <= 16 and s[("all", "batch-1 decode")][2] <= 90
+    assert s[("moe", "batch-1 decode")][1] <= 60
     assert s[("all", "TPOT at load")][1] <= 52
-    # Throughput 38.7 %: since MLA prompts attend as multi-head attention (cheaper than the absorbed form),
-    # the fold without gpustack fits vLLM's η_prefill to its 0.85 cap and over-predicts that source's
-    # prefill-heavy runs (4k-32k prompts, 100-200 output tokens).
-    assert s[("all", "throughput at load")][1] <= 41 and s[("dense", "throughput at load")][1] <= 22
+    # Throughput 30.9 % before the expert-slice term and 16-row vLLM/SGLang MoE tiles (see the simulated test).
+    assert s[("all", "throughput at load")][1] <= 40 and s[("dense", "throughput at load")][1] <= 22
     assert s[("all", "TTFT")][1] <= 76
 
 
@@ -99,18 +99,20 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin.
     # In-sample: TPOT at load 26.8 %, throughput 27.0 %, TTFT 54.4 %, p99 TTFT 68.5 %, p99 TPOT 24.6 %.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 29
-    assert s[("all", "TTFT")][1] <= 58 and s[("all", "TTFT p99")][1] <= 72
-    assert s[("all", "TPOT at load p99")][1] <= 28
-    # LOSO: TPOT at load 45.3 / 120.0 %, throughput 42.2 / 146.4 % (the gpustack fold, see the analytical test;
-    # and 1000-request bursts of short prompts, which the simulator batches into steps that read the weights
-    # once), TTFT 57.4 / 124.2 % (dense 28.9 %), p99 TTFT 71.4 %, p99 TPOT 54.2 %; static mean rows stay
-    # analytical (batch-1 decode as in the analytical test).
+    assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 25
+    assert s[("all", "TTFT")][1] <= 66 and s[("all", "TTFT p99")][1] <= 61
+    assert s[("all", "TPOT at load p99")][1] <= 29
+    # LOSO: TPOT at load 39.6 %, throughput 35.9 / 89.9 %, TTFT 60.4 % (dense 27.6 %), p99 TTFT 60.4 %,
+    # p99 TPOT 49.2 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    # Throughput was 30.7 / 89.9 % before the MoE terms (expert-slice bandwidth, 16-row vLLM/SGLang MoE
+    # tiles, NVLink all-to-all latency, memory/compute overlap), which took MoE batch-1 LOSO from 103 % to
+    # 44 %; the gpustack fold's vllm fit lands in another optimum (eta_mem ~0.6, eta_prefill at its bound)
+    # and over-predicts that source's prefill-heavy throughput rows.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 48 and s[("all", "TPOT at load")][2] <= 130
-    assert s[("all", "throughput at load")][1] <= 45 and s[("all", "throughput at load")][2] <= 150
-    assert s[("all", "TTFT")][1] <= 61 and s[("all", "TTFT")][2] <= 130 and s[("dense", "TTFT")][1] <= 33
-    assert s[("all", "TTFT p99")][1] <= 75 and s[("all", "TPOT at load p99")][1] <= 56
+    assert s[("all", "TPOT at load")][1] <= 44
+    assert s[("all", "throughput at load")][1] <= 40 and s[("all", "throughput at load")][2] <= 102
+    assert s[("all", "TTFT")][1] <= 78 and s[("dense", "TTFT")][1] <= 42
+    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 56
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 

@@ -143,6 +143,7 @@ class StepModel:
     step_table: list[list[float]] = field(default_factory=list)  # M[b index][K index] seconds
     attn_s_per_token: tuple[float, float] = (0.0, 0.0)  # τ_attn(x) = max(a0 + a1 · x, 0)
     _prefill_cache: dict[int, float] = field(default_factory=lambda: {0: 0.0})
+    _solo_cache: dict[int, float] = field(default_factory=dict)
 
     @property
     def max_batch(self) -> int:
@@ -182,8 +183,20 @@ class StepModel:
         a0, a1 = self.attn_s_per_token
         return new * max(a0 + a1 * (cached + new / 2), 0.0)
 
+    def solo_s(self, tokens: int) -> float:
+        """M(0, K) evaluated exactly (cached): a step that carries one prompt's chunk and nothing else."""
+        t = self._solo_cache.get(tokens)
+        if t is None:
+            t = float(step_s(_bare(self.prefill_shape), 0.0, float(tokens))[0])
+            self._solo_cache[tokens] = t
+        return t
+
     def mixed_s(self, batch: int, context: float, chunks: list[tuple[int, int]]) -> float:
-        """A step with ``batch`` decodes at mean context ``context`` and prefill chunks (cached, new)."""
+        """A step with ``batch`` decodes at mean context ``context`` and prefill chunks (cached, new); a lone
+        chunk is priced exactly (so an isolated request costs ``prefill_s``), others from the table."""
+        if not batch and len(chunks) == 1 and self.step_table:
+            c, k = chunks[0]
+            return self.solo_s(k) + self.attention_s(c, k)
         t = self.decode_s(batch, context) if batch else 0.0
         return t + self.batch_s(batch, sum(k for _, k in chunks)) + sum(self.attention_s(c, k) for c, k in chunks)
 
@@ -193,14 +206,18 @@ def _grid_batches(max_batch: int) -> list[float]:
     return token_grid(max(max_batch, 1))
 
 
-def _step_table(shape: Shape, batches: list[float], tokens: list[float]) -> list[list[float]]:
-    """M(b, K) = step_s(b, K) of a shape without attention (no KV read, no attention FLOPs), in one
-    vectorised call, with the prefill efficiency for every row: M(b, K) − M(b, 0) is then what K prompt
-    tokens add at η_prefill while the decodes keep η_cmp (in t_decode)."""
-    bare = with_calibration(shape, attn_flops_at_ctx=0.0, attn_flops_slope=0.0, kv_bytes_per_seq=0.0,
+def _bare(shape: Shape) -> Shape:
+    """The shape without attention (no KV read, no attention FLOPs) and with the prefill efficiency for every
+    row: M(b, K) − M(b, 0) is then what K prompt tokens add at η_prefill while the decodes keep η_cmp (in
+    t_decode)."""
+    return with_calibration(shape, attn_flops_at_ctx=0.0, attn_flops_slope=0.0, kv_bytes_per_seq=0.0,
                             kv_bytes_slope=0.0, eta_cmp=shape.eta_prefill)
+
+
+def _step_table(shape: Shape, batches: list[float], tokens: list[float]) -> list[list[float]]:
+    """M(b, K) = step_s(b, K) of the bare shape (``_bare``) on a grid, in one vectorised call."""
     b, k = np.meshgrid(np.array(batches), np.array(tokens), indexing="ij")
-    t, _ = step_s(bare, b.ravel(), k.ravel())
+    t, _ = step_s(_bare(shape), b.ravel(), k.ravel())
     return t.reshape(b.shape).tolist()
 
 
