@@ -97,22 +97,23 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
     # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin.
-    # In-sample: TPOT at load 26.8 %, throughput 27.0 %, TTFT 54.4 %, p99 TTFT 68.5 %, p99 TPOT 24.6 %.
+    # In-sample: TPOT at load 25.7 %, throughput 25.5 %, TTFT 59.9 %, p99 TTFT 49.8 %, p99 TPOT 24.8 %.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 25
-    assert s[("all", "TTFT")][1] <= 66 and s[("all", "TTFT p99")][1] <= 61
-    assert s[("all", "TPOT at load p99")][1] <= 29
-    # LOSO: TPOT at load 39.6 %, throughput 35.9 / 89.9 %, TTFT 60.4 % (dense 27.6 %), p99 TTFT 60.4 %,
-    # p99 TPOT 49.2 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
-    # Throughput was 30.7 / 89.9 % before the MoE terms (expert-slice bandwidth, 16-row vLLM/SGLang MoE
-    # tiles, NVLink all-to-all latency, memory/compute overlap), which took MoE batch-1 LOSO from 103 % to
-    # 44 %; the gpustack fold's vllm fit lands in another optimum (eta_mem ~0.6, eta_prefill at its bound)
-    # and over-predicts that source's prefill-heavy throughput rows.
+    assert s[("all", "TPOT at load")][1] <= 28 and s[("all", "throughput at load")][1] <= 28
+    assert s[("all", "TTFT")][1] <= 63 and s[("all", "TTFT")][2] <= 185 and s[("all", "TTFT p99")][1] <= 54
+    assert s[("all", "TPOT at load p99")][1] <= 28
+    # LOSO: TPOT at load 40.8 / 98.5 %, throughput 43.1 / 135.8 %, TTFT 66.5 / 187.3 % (dense 24.0 %), p99 TTFT
+    # 60.4 %, p99 TPOT 48.1 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    # Throughput was 35.9 / 89.9 % before a step's prompts and decodes shared one weight read in the simulator:
+    # gpustack's 1000-request bursts of ~215-token prompts had matched because every prompt re-read the
+    # weights (25 ms for gpt-oss-120b on an H100, 25 s over a burst); batched in steps of 8,192 tokens they
+    # now over-predict that source's throughput 3-4x (its TTFTs of 5-25 s come from something the model
+    # lacks). TTFT p90 was 245.5 % and TPOT p90 159 % before the per-engine scheduling.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 44
-    assert s[("all", "throughput at load")][1] <= 40 and s[("all", "throughput at load")][2] <= 102
-    assert s[("all", "TTFT")][1] <= 78 and s[("dense", "TTFT")][1] <= 42
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 56
+    assert s[("all", "TPOT at load")][1] <= 44 and s[("all", "TPOT at load")][2] <= 110
+    assert s[("all", "throughput at load")][1] <= 46 and s[("all", "throughput at load")][2] <= 140
+    assert s[("all", "TTFT")][1] <= 70 and s[("all", "TTFT")][2] <= 195 and s[("dense", "TTFT")][1] <= 28
+    assert s[("all", "TTFT p99")][1] <= 64 and s[("all", "TPOT at load p99")][1] <= 52
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
