@@ -23,6 +23,12 @@ class ToyModel(StepModel):
     def prompt_s(self, tokens: int) -> float:
         return tokens * 1e-5
 
+    def batch_s(self, batch: int, tokens: int) -> float:
+        return tokens * 1e-5
+
+    def attention_s(self, cached: int, new: int) -> float:
+        return 0.0
+
 
 def toy(capacity: int, batch: int = 8) -> ToyModel:
     row = [0.0] + [0.010] * batch
@@ -56,6 +62,63 @@ def test_long_prompt_is_chunked_and_costs_its_unchunked_prefill() -> None:
     tr = simulate_trace(toy(20_000), [10_000], [1], SchedulerConfig(8, 4096), arrivals=[0.0])
     assert tr.steps == 3
     assert tr.first[0] == pytest.approx(0.1)
+
+
+def test_closed_loop_of_two_clients_in_each_scheduler_style() -> None:
+    # Two clients, prompts of 100 tokens, outputs 3, 5, 3, 5 (requests 0-3; client A sends 0 then 2, B sends
+    # 1 then 3). Both styles: 0 and 1 arrive at 0 and are prefilled together (200 tokens = 2 ms, first tokens
+    # at 2 ms), decode at 12 and 22 ms; 0 ends at 22 ms and A sends 2.
+    inp, out = [100] * 4, [3, 5, 3, 5]
+    # Mixed (vLLM V1, TensorRT-LLM): 2's prompt shares a step with 1's decode: 10 + 1 = 11 ms → TTFT 11 ms at
+    # 33 ms; 1 ends at 43 ms (tokens 2, 12, 22, 33, 43), B sends 3, which shares a step with 2's last decode
+    # (11 ms): TTFT 11 ms at 54 ms, 2 ends at 54 ms, 3 decodes 4 more tokens to 94 ms.
+    tr = simulate_trace(toy(10_000), inp, out, SchedulerConfig(8, 8192), concurrency=2)
+    assert tr.arrive == pytest.approx([0.0, 0.0, 0.022, 0.043])
+    assert tr.first == pytest.approx([0.002, 0.002, 0.033, 0.054])
+    assert tr.finish == pytest.approx([0.022, 0.043, 0.054, 0.094])
+    # Prefill first (SGLang, vLLM V0): 2's prompt runs alone (1 ms) while 1 waits: TTFT 1 ms at 23 ms; 1's
+    # next token comes 11 ms after its last (33 ms), then 1 and 2 both end at 43 ms; 3 is prefilled alone
+    # (first token at 44 ms) and decodes to 84 ms.
+    model = toy(10_000)
+    model.prefill_first = True
+    tr = simulate_trace(model, inp, out, SchedulerConfig(8, 8192), concurrency=2)
+    assert tr.arrive == pytest.approx([0.0, 0.0, 0.022, 0.043])
+    assert tr.first == pytest.approx([0.002, 0.002, 0.023, 0.044])
+    assert tr.finish == pytest.approx([0.022, 0.043, 0.043, 0.084])
+    # 1's gap across 2's prefill batch is 11 ms (one token); every other gap is a 10 ms decode step.
+    late = [w for g, w in zip(tr.itl_s, tr.itl_weight, strict=True) if g == pytest.approx(0.011)]
+    assert late == [1]
+    assert all(g == pytest.approx(0.010) for g, w in zip(tr.itl_s, tr.itl_weight, strict=True)
+               if w and g != pytest.approx(0.011))
+
+
+def test_prefill_first_pauses_decodes_mixed_steps_carry_them() -> None:
+    # Real step model (Llama 3.1 8B, H100): A decodes alone; B (4000 tokens) arrives. Prefill first: the
+    # step that carries B's prompt has no decode, so A's gap is a decode step + B's prefill step; mixed:
+    # one step carries A's decode and B's chunk, which reads the weights once: A's gap is shorter, B's
+    # first token later than its prompt alone.
+    from gpuplan.models.catalog import resolve
+    from gpuplan.optimizer.serving.simulation import deployment_steps
+    from gpuplan.optimizer.tables import Tables
+
+    def run(engine: str):
+        steps, _, seqs, tokens = deployment_steps(resolve(MODEL), GPU, "bf16", "bf16", 1, engine, 4000, 50, None,
+                                                  4100, Tables())
+        steps.request_s = 0.0
+        return steps, simulate_trace(steps, [100, 4000], [50, 2], SchedulerConfig(seqs, tokens),
+                                     arrivals=[0.0, 0.1])
+
+    sg, tr_sg = run("sglang")
+    vl, tr_vl = run("vllm")
+    assert sg.prefill_first and not vl.prefill_first
+    # SGLang: B waits for A's current decode step to end, then its prompt runs alone.
+    alone = sg.mixed_s(0, 0.0, [(0, 4000)])
+    assert tr_sg.first[1] - 0.1 <= alone + sg.decode_s(1, 150) + 1e-9
+    assert max(tr_sg.itl_s) == pytest.approx(alone + sg.decode_s(1, tr_sg.input_tokens[0] + 25), rel=0.02)
+    # vLLM: the mixed step is shorter than a decode step plus the prompt alone (weights read once).
+    mixed = vl.mixed_s(1, 150.0, [(0, 4000)])
+    assert mixed < vl.decode_s(1, 150.0) + vl.mixed_s(0, 0.0, [(0, 4000)])
+    assert tr_vl.first[1] - 0.1 >= vl.mixed_s(0, 0.0, [(0, 4000)])
 
 
 def test_preemption_recomputes_the_newest_sequence() -> None:
@@ -145,13 +208,14 @@ def test_percentiles_are_ordered(rate: float, inp: int, out: int, ratio: float, 
 def test_saturated_tpot_matches_the_step_model(model: str, gpu: str, tp: int, inp: int, out: int,
                                                batch: int) -> None:
     # Arrivals at twice the replica's limit keep max_num_seqs = batch sequences busy; the analytical model
-    # (perf at utilisation 1) says TPOT = t_step / (1 − r_max · t_prefill). Within 10 %.
+    # (perf at utilisation 1) says TPOT = t_step / (1 − r_max · t_prefill), t_prefill being what a prompt's
+    # tokens add to the decode steps they share (vLLM mixes them). Within 10 %, throughput too.
     p = perf(model, gpu, tp=tp, input_tokens=inp, output_tokens=out, batch=batch, utilization=1.0)
     r = simulate(model, gpu, tp=tp, input_tokens=inp, output_tokens=out, rate_rps=2 * p.decode_tok_s / out,
                  max_num_seqs=batch, requests=20 * batch)
     assert r.preemptions == 0
     assert r.tpot_ms.mean == pytest.approx(p.tpot_ms, rel=0.10)
-    assert r.output_tok_s == pytest.approx(p.decode_tok_s, rel=0.05)
+    assert r.output_tok_s == pytest.approx(p.decode_tok_s, rel=0.10)
     assert 0.9 * batch <= r.mean_running <= batch  # the queue keeps every slot busy but for the final drain
 
 
@@ -350,3 +414,16 @@ def test_expert_parallel_layout(gpuplan) -> None:
     assert data["tpot_ms"]["p99"] >= data["tpot_ms"]["p50"] > 0
     bad = gpuplan(*base, "--ep", "3")
     assert bad.code == 2 and "--ep 3" in bad.err and len(bad.err.strip().splitlines()) == 1
+
+
+def test_engine_scheduler_rows_by_version_and_gpu() -> None:
+    # scheduler.csv: SGLang runs prefill first; vLLM V1 (0.8 on) mixes, 8,192 tokens on an H100 from 0.9
+    # (PR #17885), 2,048 on 0.8; vLLM V0 (< 0.8) runs prefill first, unchunked: the budget is the model's
+    # context (Llama 3.1: 131,072 tokens), 256 sequences.
+    kw = dict(input_tokens=500, output_tokens=20, concurrency=4, requests=8)
+    assert simulate(MODEL, GPU, engine="sglang", **kw).schedule == "prefill-first"
+    new, v08 = (simulate(MODEL, GPU, engine="vllm", engine_version=v, **kw) for v in ("0.11.0", "0.8.5"))
+    assert (new.schedule, new.max_batched_tokens, new.max_num_seqs) == ("mixed", 8192, 1024)
+    assert (v08.schedule, v08.max_batched_tokens, v08.max_num_seqs) == ("mixed", 2048, 256)
+    v0 = simulate(MODEL, GPU, engine="vllm", engine_version="0.7.3", **kw)
+    assert (v0.schedule, v0.max_batched_tokens, v0.max_num_seqs) == ("prefill-first", 131_072, 256)

@@ -197,3 +197,23 @@ def test_step_time_with_ep_is_monotone_in_batch_and_respects_bandwidth(model, gp
     # Batch 1 can never beat reading one GPU's share of the dense weights at peak bandwidth.
     t1 = decode_step_s(s, np.array([1.0]))[0][0]
     assert t1 >= s.dense_bytes / (8 / s.attn_dp) / s.bw_peak
+
+
+@pytest.mark.parametrize("lam", [0.05, 0.3, 0.75, 1.5, 5.0, 40.0])
+def test_poisson_nodes_reproduce_the_first_two_moments(lam: float) -> None:
+    # E[N] = λ and E[N²] = λ + λ² for N ~ Poisson(λ) (k = 0 contributes nothing to either); the exact nodes
+    # drop a tail of P(N ≥ 4) < 0.7 % (folded into k = 3), the Gauss–Hermite rule is exact for both.
+    from gpuplan.optimizer.serving.terms import poisson_weights
+
+    k, w, _ = poisson_weights(np.array([lam]))
+    assert float(np.sum(w * k)) == pytest.approx(lam, rel=0.02)
+    assert float(np.sum(w * k**2)) == pytest.approx(lam + lam**2, rel=0.03)
+
+
+def test_mla_prompts_attend_as_multi_head_attention() -> None:
+    # DeepSeek-R1 (config.json: 128 heads, qk_nope 128, qk_rope 64, v 128, kv_lora_rank 512): prefill runs
+    # MHA over decompressed K/V, 2·128·(128 + 64 + 128) = 81,920 FLOPs per query-key pair and layer, against
+    # the absorbed decode form's 2·128·(2·512 + 64) = 278,528.
+    shape, _ = _shape("deepseek-r1", "h200", "fp8", tp=8)
+    assert shape.prefill_attn_ratio == pytest.approx(81_920 / 278_528)
+    assert _shape("llama-3.1-8b", "h100-sxm", "bf16")[0].prefill_attn_ratio == 1.0

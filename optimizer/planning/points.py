@@ -22,6 +22,7 @@ from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.serving.deployment import curve_shape, default_engine, max_batch_in_memory, serving_curves
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s
+from gpuplan.optimizer.serving.steps import engine_defaults
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 
@@ -62,6 +63,7 @@ class _Pending:
     engine: str
     shape: np.ndarray  # the step model's constants: the Shape's fields in order (compact, stacks fast)
     limit: int  # sequences of input + output tokens the KV budget holds (the batch grid's end)
+    prefill_first: bool  # the engine runs prompts alone while decodes wait (scheduler.csv)
 
 
 Result = tuple[OperatingPoint | None, Miss | None]
@@ -103,7 +105,8 @@ def _prepare_now(m: Model, w: Workload, spec: Spec, tables: Tables) -> _Pending 
         return (4, -tp, f"{spec.weights} weights + one {w.input_tokens + w.output_tokens:,}-token sequence do not "
                         f"fit on {tp} × {g.id}")
     shape, _ = curve_shape(m, g, wfmt, kvfmt, layout, cal, w.input_tokens, w.output_tokens)
-    return _Pending(spec, engine, np.array([getattr(shape, f.name) for f in fields(Shape)], dtype=float), limit)
+    return _Pending(spec, engine, np.array([getattr(shape, f.name) for f in fields(Shape)], dtype=float), limit,
+                    engine_defaults(cal.engine, g).prefill_first)
 
 
 def _shape_name(spec: Spec) -> str:
@@ -173,7 +176,7 @@ def _choose_bucket(w: Workload, pending: list[_Pending], s: Shape, ends: list[in
     n = len(pending)
     load = utilization if w.concurrency is None else 1.0
     curves = serving_curves(s, np.full(n, w.input_tokens), np.full(n, w.output_tokens), np.array(ends),
-                            np.full(n, load))
+                            np.full(n, load), np.array([p.prefill_first for p in pending]))
     op = curves.op
     tpot, ttft = op["tpot"] * 1e3, op["ttft"] * 1e3
     ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms) & curves.valid

@@ -26,6 +26,7 @@ from gpuplan.optimizer.serving.roofline import (
     serving,
     step_terms_s,
 )
+from gpuplan.optimizer.serving.steps import engine_defaults
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -236,12 +237,27 @@ def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, lay
     shape, warning = curve_shape(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens)
     prompt = np.array([input_tokens], dtype=float)
     t_pre = float(prefill_s(shape, m.arch, prompt)[0])
-    t_share = float(prefill_s(shape, m.arch, prompt, spread=True)[0])
     b = np.asarray(batches, dtype=float)
+    # At load a prompt costs what its tokens add to the decode steps it shares (mixed-step engines), or its
+    # own prefill steps while the decodes wait (prefill-first engines: SGLang); scheduler.csv says which.
+    t_share = share_s(shape, prompt, np.asarray(output_tokens, dtype=float), b,
+                      np.array(engine_defaults(cal.engine, g).prefill_first))
     t_step, mem_bound = decode_step_s(shape, b)
     op = serving(t_step, t_share, b, output_tokens, utilization, request_s=shape.request_s, ttft_prefill_s=t_pre)
     return Curve(shape=shape, warning=warning, batches=b, step_s=t_step, memory_bound=mem_bound,
                  ttft_prefill_s=t_pre, op=op)
+
+
+def share_s(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray, batches: np.ndarray,
+            prefill_first: np.ndarray) -> np.ndarray:
+    """The replica's GPU time per prompt at load (``prefill_s`` with spread): what the prompt's tokens add to
+    decode steps of b sequences that run anyway, with b / O prompts joining each step (mixed-step engines),
+    or its own prefill steps while the decodes wait (``prefill_first`` engines: SGLang; scheduler.csv says
+    which). Broadcasts deployments (rows of ``s`` and ``input_tokens``) against ``batches``."""
+    alone = prefill_s(s, None, input_tokens, spread=True)
+    mixed = prefill_s(s, None, input_tokens, spread=True, decode_batch=batches,
+                      prompts_per_step=batches / output_tokens)
+    return np.where(prefill_first, alone, mixed)
 
 
 @dataclass(frozen=True)
@@ -257,20 +273,22 @@ class Curves:
 
 
 def serving_curves(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray, limits: np.ndarray,
-                   utilization: np.ndarray) -> Curves:
+                   utilization: np.ndarray, prefill_first: np.ndarray) -> Curves:
     """``serving_curve`` of many deployments at batches 1..limits[i], in one pass. ``s`` is their shapes
     (``curve_shape`` of each) stacked (``roofline.stack``); both prefill times are evaluated once per
     deployment and the decode step on the (deployment × batch) grid by broadcasting. Every operation is the
     one ``serving_curve`` applies, element by element; ``input_tokens``, ``output_tokens`` and
-    ``utilization`` are per deployment. Rows of similar limits waste least of the grid."""
+    ``utilization`` and ``prefill_first`` (the engine's schedule, ``share_s``) are per deployment. Rows of
+    similar limits waste least of the grid."""
     col = Shape(**{f.name: getattr(s, f.name)[:, None] for f in fields(Shape)})
     i_tok = np.asarray(input_tokens, dtype=float)[:, None]
     t_pre = prefill_s(col, None, i_tok)
-    t_share = prefill_s(col, None, i_tok, spread=True)
     lim = np.asarray(limits, dtype=np.int64)[:, None]
     b = np.arange(1, int(lim.max()) + 1, dtype=float)
+    o_tok = np.asarray(output_tokens, dtype=float)[:, None]
+    t_share = share_s(col, i_tok, o_tok, b[None, :], np.asarray(prefill_first, dtype=bool)[:, None])
     t_step, mem_bound = decode_step_s(col, b[None, :])
-    op = serving(t_step, t_share, b, np.asarray(output_tokens, dtype=float)[:, None],
+    op = serving(t_step, t_share, b, o_tok,
                  np.asarray(utilization, dtype=float)[:, None], request_s=col.request_s, ttft_prefill_s=t_pre)
     return Curves(batches=b, valid=b[None, :] <= lim, memory_bound=mem_bound, op=op)
 

@@ -95,6 +95,7 @@ class Shape:
     attn_ctx_half_tokens: float
     request_s: float
     chunk_tokens: float
+    prefill_attn_ratio: float = 1.0  # prompt tokens' attention FLOPs / the decode form's (MLA prefill runs as MHA)
 
     @property
     def bw(self) -> float:
@@ -199,8 +200,19 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
         mla_layer_us=cal.mla_layer_us, gemm_tile_m=cal.gemm_tile_m, attn_ctx_half_tokens=cal.attn_ctx_half_tokens,
         request_s=cal.request_ms * 1e-3, chunk_tokens=cal.chunk_tokens,
+        prefill_attn_ratio=_prefill_attention_ratio(arch),
     )
     return shape, warning
+
+
+def _prefill_attention_ratio(arch: Architecture) -> float:
+    """Prompt tokens' attention FLOPs per key relative to ``attention_flops_per_context_token`` (1 but for MLA,
+    whose prefill runs as multi-head attention: terms.mla_prefill_attention_ratio)."""
+    if arch.mla is None:
+        return 1.0
+    m = arch.mla
+    return float(terms.mla_prefill_attention_ratio(arch.heads, m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim,
+                                                   m.kv_lora_rank))
 
 
 def kv_bytes_at(s: Shape, context: float | np.ndarray) -> np.ndarray:
@@ -271,7 +283,8 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     gemm = (dense_flops + expert_flops / s.eta_moe) / (s.flops_w_peak * eta)
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
         ctx, s.attn_ctx_half_tokens))
-    attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx)) / attn_tp
+    attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio
+                  ) / attn_tp
     attn_compute = attn_flops / (s.flops_attn_peak * eta)
     all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)
     out = {
@@ -308,20 +321,34 @@ def mixed_step_s(s: Shape, decode_batch: float | np.ndarray, mean_context: float
 
 
 def prefill_s(s: Shape, arch: Architecture | None = None, input_tokens: float | np.ndarray = 1.0, *,
-              spread: bool = False) -> np.ndarray | float:
+              spread: bool = False, decode_batch: float | np.ndarray | None = None,
+              prompts_per_step: float | np.ndarray | None = None) -> np.ndarray | float:
     """GPU time of one request's prompt alone: ⌈I / C⌉ chunk steps of I / n tokens whose queries see I / 2
     tokens on average (the causal total I² / 2 of a single pass). With ``spread`` (and attention DP), the
     replica's GPU time per prompt when many prompts fill all DP ranks at once: ``attn_dp`` prompts are
-    processed by one such step sequence, so the time per prompt is divided by ``attn_dp``.
-    ``arch`` is unused (kept for callers)."""
+    processed by one such step sequence, so the time per prompt is divided by ``attn_dp``. With
+    ``decode_batch`` b, the chunks ride on steps that decode b sequences anyway (continuous batching at
+    load, mixed steps): a prompt costs what its tokens add at η_prefill, t(b, K) − t(b, 0) (its GEMM rows,
+    attention and collectives; the weights are read and the floors paid by the decode step). Prompts that
+    join the same step share it: with λ = ``prompts_per_step`` (b / O at saturation: sequences finish, and
+    are replaced, at b / O per step), the prompts admitted in one step are Poisson(λ), and one prompt costs
+    Σ_k P(k; λ) · (t(b, k · I / n) − t(b, 0)) · n / λ (convex in k: clustered arrivals cost more than a
+    steady trickle). ``arch`` is unused (kept for callers)."""
     i = np.asarray(input_tokens, dtype=float)
     n = terms.prefill_chunks(i, s.chunk_tokens)
-    if spread:
-        t, _ = step_s(s, 0.0, i / n * s.attn_dp, prefill_context=i / 2, spread=True)
-        out = n * t / s.attn_dp
-    else:
-        t, _ = step_s(s, 0.0, i / n, prefill_context=i / 2)
-        out = n * t
+    ranks = s.attn_dp if spread else 1.0
+    if decode_batch is None:
+        t, _ = step_s(s, 0.0, i / n * ranks, prefill_context=i / 2, spread=spread)
+    else:  # the prompt's tokens at η_prefill on top of the decodes (whose own time is the decode step's)
+        sp = with_calibration(s, eta_cmp=s.eta_prefill)
+        if prompts_per_step is None:
+            k, w, lam = np.array([[0.0], [1.0]]), np.array([[1.0]]), 1.0
+        else:
+            k, w, lam = terms.poisson_weights(prompts_per_step)
+            k = np.concatenate([np.zeros_like(k[:1] + 0 * w[:1]), k + 0 * w])  # node 0: the decodes alone
+        t_k = step_s(sp, decode_batch, k * i / n * ranks, prefill_context=i / 2, spread=spread)[0]
+        t = np.sum(w * (t_k[1:] - t_k[:1]), axis=0) / lam
+    out = n * t / ranks
     return float(out) if np.ndim(out) == 0 else out
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, PrivateAttr
 PERCENTILES = (50, 90, 99)
 LATENCY_METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
 TIMELINE_POINTS = 200
+V0_MIN_BATCHED_TOKENS = 2048
 
 
 class Stats(BaseModel):
@@ -66,6 +67,7 @@ class SimReport(Frame):
     output_tokens: int
     max_num_seqs: int
     max_batched_tokens: int
+    schedule: str = "mixed"  # mixed (prefill chunks share steps with decodes) | prefill-first (decodes wait)
     ttft_ms: Stats
     tpot_ms: Stats
     itl_ms: Stats
@@ -169,13 +171,16 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     check_tp(m.arch, g, layout.attn_tp if layout.attn_dp > 1 else tp, m.id)
     eng = engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
-    d = engine_defaults(eng, g)
+    d = engine_defaults(eng, g, engine_version)
     seqs = max_num_seqs or d.max_num_seqs
     if not 1 <= seqs <= MAX_BATCH:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
     steps = build_steps(m.arch, g, tp, wfmt, kvfmt, cal, seqs, max_context,
-                        input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout)
-    return steps, eng, seqs, d.max_batched_tokens
+                        input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout,
+                        d.prefill_first)
+    # 0: the whole context fits one step (vLLM V0 without chunked prefill: max(max_model_len, 2048)).
+    tokens = d.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
+    return steps, eng, seqs, tokens
 
 
 def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: int = 1,
@@ -210,6 +215,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         kv=tables.formats.kv_format(kv).id, engine=eng, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
+        schedule="prefill-first" if steps.prefill_first else "mixed",
         isolated_ttft_ms=(steps.request_s + steps.prompt_s(input_tokens)) * 1e3,
         isolated_tpot_ms=steps.decode_s(1, input_tokens + output_tokens / 2) * 1e3,
         **summarise(tr, samples))  # type: ignore[arg-type]

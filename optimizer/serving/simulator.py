@@ -2,11 +2,16 @@
 
 The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
 
-- every step, each running sequence that has finished its prefill decodes one token;
-- the rest of the step's token budget (``max_batched_tokens`` minus the decodes) goes to prefill
-  chunks, first of admitted requests still prefilling, then of waiting requests in arrival order
-  (prefill priority: a waiting request is admitted at the first step with a free sequence slot, KV
-  room for its whole prompt and budget left, without waiting for decodes to drain);
+- mixed steps (vLLM V1, TensorRT-LLM; ``steps.prefill_first`` false): every step, each running sequence
+  that has finished its prefill decodes one token, and the rest of the step's token budget
+  (``max_batched_tokens`` minus the decodes) goes to prefill chunks, first of admitted requests still
+  prefilling, then of waiting requests in arrival order (a waiting request is admitted at the first step
+  with a free sequence slot, KV room for its whole prompt and budget left, without waiting for decodes
+  to drain);
+- prefill first (SGLang, vLLM V0; ``steps.prefill_first`` true): whenever a prompt is still prefilling or
+  a waiting request can be admitted, the step is a prefill batch of the whole budget and the decodes
+  wait (their next token is late by the prefill step: ITL and TPOT rise, TTFT falls); otherwise the
+  running sequences decode;
 - at most ``max_num_seqs`` sequences are admitted at once;
 - when the KV cache cannot hold the next token of every decoding sequence, the most recently
   admitted sequence is preempted (recompute: its KV is freed, it returns to the head of the queue and
@@ -115,6 +120,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     done = 0
     max_seqs, max_tokens = cfg.max_num_seqs, cfg.max_batched_tokens
     decode_s, mixed_s = steps.decode_s, steps.mixed_s
+    prefill_first = steps.prefill_first
+    stall, stall_w = 0.0, 0  # prefill-only time the decoding sequences have waited, and how many waited
 
     def complete(v: int) -> None:
         nonlocal done, nxt
@@ -149,7 +156,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             prefilled[v] = 0
             waiting.appendleft(v)
             used = s_dec + nd * big_n + kv_pref
-        budget = max_tokens - nd
+        budget = max_tokens if prefill_first else max_tokens - nd
         chunks = []
         for p in prefilling:
             if budget <= 0:
@@ -167,19 +174,23 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             chunks.append((w, k))
             budget -= k
         occupancy = len(waiting) + len(running)
-        if chunks:  # one mixed step: the decodes plus the prefill chunks
-            ctx = (s_dec + nd * big_n) / nd if nd else 0.0
-            dt = mixed_s(nd, ctx, [(prefilled[p], k) for p, k in chunks])
+        if chunks:  # one step with prefill chunks: with the decodes (mixed) or alone (prefill first)
+            dec = 0 if prefill_first else nd
+            ctx = (s_dec + nd * big_n) / nd if dec else 0.0
+            dt = mixed_s(dec, ctx, [(prefilled[p], k) for p, k in chunks])
             now += dt
             occ += occupancy * dt
             run_int += len(running) * dt
             kv_int += used * dt
-            kv_peak = max(kv_peak, used + nd)
+            kv_peak = max(kv_peak, used + dec)
             tr.steps += 1
-            if nd:
+            if dec:
                 big_n += 1
                 itl_s.append(dt)
                 itl_w.append(nd)
+            elif nd:
+                stall += dt
+                stall_w = nd
             for p, k in chunks:
                 prefilled[p] += k
                 if prefilled[p] < target[p]:
@@ -216,8 +227,13 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             kv_peak = max(kv_peak, used + nd * steps_n)
             tr.steps += steps_n
             big_n += steps_n
+            waited = min(stall_w, nd)
+            if waited:  # the first token after a prefill batch came late for the sequences that waited
+                itl_s.append(stall + dt / steps_n)
+                itl_w.append(waited)
+            stall, stall_w = 0.0, 0
             itl_s.append(dt / steps_n)
-            itl_w.append(nd * steps_n)
+            itl_w.append(nd * steps_n - waited)
         else:  # idle until the next request reaches the scheduler
             if not pending:
                 raise RuntimeError("simulator stalled with requests left")  # unreachable: all requests fit

@@ -1,16 +1,25 @@
 """Step times for the simulator, built only from the public step-model functions.
 
-The simulator needs two numbers, both taken from ``roofline`` so that any improvement of the step
-model flows into the simulator without a change here:
+The simulator needs the time of one engine step, taken from ``roofline.step_s`` so that any improvement of
+the step model flows into the simulator without a change here. A step carries b decodes at mean context s
+and prefill chunks (c_i cached, k_i new tokens), K = Σ k_i:
 
-- decode step at batch b and mean context s: ``decode_step_s(make_shape(..., context=s), b)``,
-  tabulated on a geometric grid of contexts and interpolated linearly in s (exact wherever the step
-  time is affine in s, as the memory-bound roofline is);
-- a mixed step (a prefill chunk of k new tokens on top of c cached tokens, plus b decodes):
-  ``t_mixed = t_decode(b, s) + P(c + k) − P(c)`` with ``P(n) = prefill_s(shape, arch, n)`` and P(0) = 0.
-  The chunk costs what extending the prompt from c to c + k tokens costs, so the chunks of one prompt sum
-  to the unchunked prefill, its per-request costs are paid once, and prefill time adds to decode time as in
-  the analytical serving model (TPOT = t_step / (1 − r · t_prefill)).
+  t = t_decode(b, s) + [M(b, K) − M(b, 0)] + Σ_i k_i · τ_attn(c_i + k_i / 2)
+
+- t_decode(b, s) = ``decode_step_s``, tabulated on a geometric grid of contexts and interpolated linearly
+  in s (exact wherever the step time is affine in s, as the memory-bound roofline is);
+- M(b, K) = ``step_s(b, K)`` with no attention context and η_prefill: the weights read once for the whole
+  step, the GEMMs of b + K tokens, the collectives, the per-layer floors and host time. It is
+  tabulated on a grid of (b, K) and interpolated bilinearly. One step reads the weights and pays its
+  floors once, however many prompts' chunks and decodes share it (a burst of short prompts batched into
+  one step costs one MoE weight read, not one per prompt);
+- τ_attn(x) = attention FLOPs of a query at context x / (16-bit tensor rate · η_prefill) on one attention
+  rank: the causal attention of the chunk, so the chunks of one prompt sum to its I² / 2 attention.
+
+With b = 0 and one chunk this is ``step_s`` of that chunk exactly; an isolated prompt costs P(I) =
+``prefill_s`` (its per-request time is paid once, before the scheduler). ``prefill_first`` records the
+engine's order of work (scheduler.csv): prefill batches run alone and pause the decodes (SGLang, vLLM V0), or
+prefill chunks share a step with the decodes (vLLM V1, TensorRT-LLM).
 
 KV capacity in tokens comes from the memory model: the KV budget left by weights, activations and
 runtime overhead under the engine's memory cap, divided by the KV bytes per token at the workload's
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -32,40 +42,50 @@ from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import fit, inference_breakdown
 from gpuplan.models.memory import kv_cache_bytes
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.calibration import CalibrationRow, version_in_range
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
-from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s
+from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
 
 SCHEDULER_CSV = Path(__file__).with_name("scheduler.csv")
 MIN_GRID_CONTEXT = 16
 GRID_RATIO = 1.5
+TOKEN_GRID_RATIO = 1.25  # prefill tokens per step: 1, 2, … 16, then ×1.25 (linear interpolation between)
+EXACT_BELOW = 16
+MAX_GRID_TOKENS = 1 << 17  # beyond: linear extrapolation
 
 
 @dataclass(frozen=True)
 class EngineDefaults:
-    """Scheduler defaults of an engine on a GPU size (see scheduler.csv for the sources)."""
+    """Scheduler defaults of an engine on a GPU size (see scheduler.csv for the sources). ``max_batched_tokens``
+    0 means the model's context length (vLLM V0 without chunked prefill); ``prefill_first``: a step with
+    prefill work runs it alone and the decodes wait (SGLang, vLLM V0), else chunks share steps with decodes."""
 
     engine: str
     max_num_seqs: int
     max_batched_tokens: int
     block_size: int
+    prefill_first: bool = False
 
 
 @cache
-def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[tuple[str, float, EngineDefaults], ...]:
+def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[tuple[str, str, float, EngineDefaults], ...]:
     with path.open(newline="", encoding="utf-8") as fh:
-        return tuple((r["engine"], float(r["min_gpu_memory_gib"]),
+        return tuple((r["engine"], r["versions"], float(r["min_gpu_memory_gib"]),
                       EngineDefaults(r["engine"], int(r["max_num_seqs"]), int(r["max_batched_tokens"]),
-                                     int(r["block_size"]))) for r in csv.DictReader(fh))
+                                     int(r["block_size"]), r["prefill_first"].strip().lower() == "true"))
+                     for r in csv.DictReader(fh))
 
 
-def engine_defaults(engine: str, gpu: GPU) -> EngineDefaults:
-    """The row of ``engine`` with the largest memory threshold the GPU reaches (vLLM treats A100 as small)."""
+def engine_defaults(engine: str, gpu: GPU, version: str | None = None) -> EngineDefaults:
+    """The row of ``engine`` with the largest memory threshold the GPU reaches (vLLM treats A100 as small);
+    rows whose ``versions`` range holds ``version`` win over rows without a range."""
     memory = 0.0 if engine == "vllm" and gpu.id.startswith("a100") else gpu.memory_gib
-    rows = [(m, d) for e, m, d in _scheduler_rows() if e == engine and memory >= m]
-    if not rows:
+    rows = [(v, m, d) for e, v, m, d in _scheduler_rows() if e == engine and memory >= m]
+    ranged = [(m, d) for v, m, d in rows if v and version and version_in_range(version, v)]
+    plain = [(m, d) for v, m, d in rows if not v]
+    if not (ranged or plain):
         raise InputError(f"no scheduler defaults for engine '{engine}' in {SCHEDULER_CSV.name}")
-    return max(rows, key=lambda t: t[0])[1]
+    return max(ranged or plain, key=lambda t: t[0])[1]
 
 
 def kv_capacity_tokens(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
@@ -92,9 +112,24 @@ def context_grid(max_context: float) -> list[float]:
     return grid
 
 
+def token_grid(limit: float) -> list[float]:
+    """0, 1, 2, … EXACT_BELOW, then ×TOKEN_GRID_RATIO up to and including ``limit``."""
+    grid = [float(k) for k in range(int(min(limit, EXACT_BELOW)) + 1)]
+    while grid[-1] < limit:
+        grid.append(min(math.ceil(grid[-1] * TOKEN_GRID_RATIO), float(limit)))
+    return grid
+
+
+def _interp(grid: list[float], x: float) -> tuple[int, float]:
+    """(j, w): x lies between grid[j] and grid[j + 1] at weight w (w > 1 beyond the last point)."""
+    j = min(max(bisect.bisect_right(grid, x) - 1, 0), len(grid) - 2)
+    return j, (x - grid[j]) / (grid[j + 1] - grid[j])
+
+
 @dataclass
 class StepModel:
-    """Step times of one deployment: decode(b, s) from a table, prefill increments from a cache."""
+    """Step times of one deployment: decode(b, s) and the non-attention time M(b, K) of a step carrying K
+    prefill tokens from tables, prefill attention per chunk from the shape (module docstring)."""
 
     contexts: list[float]
     decode_table: list[list[float]]  # [context index][batch] seconds; batch 0 unused
@@ -102,7 +137,13 @@ class StepModel:
     arch: Architecture
     kv_capacity_tokens: int
     request_s: float = 0.0  # per-request host time before scheduling (the step model's, when it has one)
+    prefill_first: bool = False  # the engine runs prefill batches alone (decodes wait)
+    batch_grid: list[float] = field(default_factory=list)  # decodes b of the M table
+    token_grid: list[float] = field(default_factory=list)  # prefill tokens K of the M table (first 0)
+    step_table: list[list[float]] = field(default_factory=list)  # M[b index][K index] seconds
+    attn_s_per_token: tuple[float, float] = (0.0, 0.0)  # τ_attn(x) = max(a0 + a1 · x, 0)
     _prefill_cache: dict[int, float] = field(default_factory=lambda: {0: 0.0})
+    _solo_cache: dict[int, float] = field(default_factory=dict)
 
     @property
     def max_batch(self) -> int:
@@ -117,29 +158,84 @@ class StepModel:
         return lo + (hi - lo) * (context - ctx[j]) / (ctx[j + 1] - ctx[j])
 
     def prompt_s(self, tokens: int) -> float:
-        """P(n): the step model's prefill of an n-token prompt (0 for n = 0), cached."""
+        """P(n): the step model's prefill of an n-token prompt alone (0 for n = 0), cached."""
         t = self._prefill_cache.get(tokens)
         if t is None:
             t = prefill_s(self.prefill_shape, self.arch, tokens)
             self._prefill_cache[tokens] = t
         return t
 
-    def chunk_s(self, cached: int, new: int) -> float:
-        """P(cached + new) − P(cached): what a prefill chunk adds to a step."""
-        return self.prompt_s(cached + new) - self.prompt_s(cached)
+    def batch_s(self, batch: int, tokens: int) -> float:
+        """M(b, K) − M(b, 0): what K prefill tokens add to a step of b > 0 decodes, attention aside; M(0, K)
+        (the whole step, floors included) without decodes."""
+        if tokens <= 0:
+            return 0.0
+        i, u = _interp(self.batch_grid, batch)
+        j, w = _interp(self.token_grid, tokens)
+        rows = self.step_table
+        lo = rows[i][j] + (rows[i + 1][j] - rows[i][j]) * u
+        hi = rows[i][j + 1] + (rows[i + 1][j + 1] - rows[i][j + 1]) * u
+        base = rows[i][0] + (rows[i + 1][0] - rows[i][0]) * u if batch else 0.0
+        return lo + (hi - lo) * w - base
+
+    def attention_s(self, cached: int, new: int) -> float:
+        """Causal attention of a chunk of ``new`` tokens after ``cached`` ones: new · τ_attn(cached + new / 2)."""
+        a0, a1 = self.attn_s_per_token
+        return new * max(a0 + a1 * (cached + new / 2), 0.0)
+
+    def solo_s(self, tokens: int) -> float:
+        """M(0, K) evaluated exactly (cached): a step that carries one prompt's chunk and nothing else."""
+        t = self._solo_cache.get(tokens)
+        if t is None:
+            t = float(step_s(_bare(self.prefill_shape), 0.0, float(tokens))[0])
+            self._solo_cache[tokens] = t
+        return t
 
     def mixed_s(self, batch: int, context: float, chunks: list[tuple[int, int]]) -> float:
-        """A step with ``batch`` decodes at mean context ``context`` and prefill chunks (cached, new)."""
+        """A step with ``batch`` decodes at mean context ``context`` and prefill chunks (cached, new); a lone
+        chunk is priced exactly (so an isolated request costs ``prefill_s``), others from the table."""
+        if not batch and len(chunks) == 1 and self.step_table:
+            c, k = chunks[0]
+            return self.solo_s(k) + self.attention_s(c, k)
         t = self.decode_s(batch, context) if batch else 0.0
-        return t + sum(self.chunk_s(c, k) for c, k in chunks)
+        return t + self.batch_s(batch, sum(k for _, k in chunks)) + sum(self.attention_s(c, k) for c, k in chunks)
+
+
+def _grid_batches(max_batch: int) -> list[float]:
+    """0, 1, … EXACT_BELOW, then ×TOKEN_GRID_RATIO up to ``max_batch`` (at least two points)."""
+    return token_grid(max(max_batch, 1))
+
+
+def _bare(shape: Shape) -> Shape:
+    """The shape without attention (no KV read, no attention FLOPs) and with the prefill efficiency for every
+    row: M(b, K) − M(b, 0) is then what K prompt tokens add at η_prefill while the decodes keep η_cmp (in
+    t_decode)."""
+    return with_calibration(shape, attn_flops_at_ctx=0.0, attn_flops_slope=0.0, kv_bytes_per_seq=0.0,
+                            kv_bytes_slope=0.0, eta_cmp=shape.eta_prefill)
+
+
+def _step_table(shape: Shape, batches: list[float], tokens: list[float]) -> list[list[float]]:
+    """M(b, K) = step_s(b, K) of the bare shape (``_bare``) on a grid, in one vectorised call."""
+    b, k = np.meshgrid(np.array(batches), np.array(tokens), indexing="ij")
+    t, _ = step_s(_bare(shape), b.ravel(), k.ravel())
+    return t.reshape(b.shape).tolist()
+
+
+def _attention_coefficients(s: Shape) -> tuple[float, float]:
+    """τ_attn(x) = max(a0 + a1 · x, 0) seconds per prompt token whose query sees x keys: the step model's
+    attention FLOPs (affine around the shape's context) / attention TP / (16-bit rate · η_prefill)."""
+    rate = float(s.flops_attn_peak * s.eta_prefill * s.tp / s.attn_dp) / float(s.prefill_attn_ratio)
+    a1 = float(s.attn_flops_slope) / rate
+    return float(s.attn_flops_at_ctx - s.attn_flops_slope * s.context) / rate, a1
 
 
 def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
-                kv_context: int, block_size: int = 1, layout: Layout | None = None) -> StepModel:
-    """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context``; the prefill
-    shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``. The KV
-    capacity is rounded down to whole blocks of ``block_size`` tokens."""
+                kv_context: int, block_size: int = 1, layout: Layout | None = None,
+                prefill_first: bool = False) -> StepModel:
+    """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context`` and M(b, K); the
+    prefill shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``.
+    The KV capacity is rounded down to whole blocks of ``block_size`` tokens."""
     grid = context_grid(max_context)
     batches = np.arange(0, max_batch + 1, dtype=float)
     table = []
@@ -149,5 +245,8 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
         table.append(decode_step_s(shape, batches)[0].tolist())
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par)
     capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout) // block_size * block_size
+    bgrid, kgrid = _grid_batches(max_batch), token_grid(MAX_GRID_TOKENS)
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
-                     kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)))
+                     kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)),
+                     prefill_first=prefill_first, batch_grid=bgrid, token_grid=kgrid,
+                     step_table=_step_table(pshape, bgrid, kgrid), attn_s_per_token=_attention_coefficients(pshape))

@@ -110,3 +110,43 @@ def overlapped_s(memory_s: ArrayLike, compute_s: ArrayLike, p: ArrayLike) -> Arr
     c = np.maximum(np.asarray(compute_s, dtype=float), 0.0)
     big = np.maximum(np.maximum(m, c), 1e-300)
     return big * ((m / big) ** p + (c / big) ** p) ** (1.0 / p)
+
+
+def mla_prefill_attention_ratio(heads: ArrayLike, qk_nope_dim: ArrayLike, qk_rope_dim: ArrayLike, v_dim: ArrayLike,
+                                kv_lora_rank: ArrayLike) -> ArrayLike:
+    """Prefill attention FLOPs per query-key pair of an MLA layer relative to its absorbed (decode) form.
+    Engines run MLA prefill as multi-head attention over keys and values decompressed from the latent
+    (QKᵀ over d_nope + d_rope dims, AV over d_v: 2·h·(d_nope + d_rope + d_v) FLOPs) and decode in the
+    absorbed form over the latent (2·h·(2·r_kv + d_rope)); the decompression itself is the kv_b_proj GEMM,
+    counted with the linear layers. DeepSeek-R1 (h 128, 128 + 64, 128, r_kv 512): 81,920 / 278,528 = 0.294."""
+    return 2.0 * heads * (qk_nope_dim + qk_rope_dim + v_dim) / (2.0 * heads * (2.0 * kv_lora_rank + qk_rope_dim))
+
+
+POISSON_TERMS = 3  # nodes per law
+POISSON_EXACT_MAX = 1.0
+POISSON_GAUSS_MIN = 3.0
+
+
+def poisson_weights(lam: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k, w, λ): three nodes and weights along a new first axis (broadcasting over λ's shape) whose weighted
+    sums approximate E[f(N)] − f(0) · P(0), N ~ Poisson(λ), for f with f(0) = 0, all nodes ≥ 0:
+    λ ≤ 1: k = 1, 2 with w = P(k; λ) = e^−λ λ^k / k!, and the tail N ≥ 3 as one node at its conditional
+    mean (so E[N] = λ exactly);
+    1 < λ < 3: k = λ ± √λ, weights 1/2 (mean and variance of N);
+    λ ≥ 3: N is nearly normal, the three-point Gauss–Hermite rule k = λ, λ ± √(3λ) with weights 2/3, 1/6,
+    1/6 (exact for polynomials of degree 5 in a normal variable of variance λ)."""
+    lam = np.maximum(np.asarray(lam, dtype=float), 1e-9)
+    idx = np.arange(1, POISSON_TERMS + 1, dtype=float).reshape((-1,) + (1,) * lam.ndim)
+    head = np.where(idx < POISSON_TERMS, np.exp(idx * np.log(lam) - lam - np.cumsum(np.log(idx), axis=0)), 0.0)
+    tail = np.maximum(1.0 - np.exp(-lam) - np.sum(head, axis=0), 1e-300)  # P(N ≥ 3), at its conditional mean
+    tail_mean = np.clip((lam - np.sum(head * idx, axis=0)) / tail, POISSON_TERMS, POISSON_TERMS + 2.0)  # ≤ 4.1 at λ = 1
+    k = np.where(idx == POISSON_TERMS, tail_mean, idx)
+    p = np.where(idx == POISSON_TERMS, tail, head)
+    root = np.sqrt(lam)
+    two_k = np.where(idx == 1, lam - root, np.where(idx == 2, lam + root, 0.0))
+    two_w = np.where(idx <= 2, 0.5, 0.0)
+    gh_k = np.where(idx == 1, lam, np.where(idx == 2, lam - np.sqrt(3.0) * root, lam + np.sqrt(3.0) * root))
+    gh_w = np.where(idx == 1, 2.0 / 3.0, 1.0 / 6.0)
+    nodes = np.where(lam <= POISSON_EXACT_MAX, k, np.where(lam < POISSON_GAUSS_MIN, two_k, gh_k))
+    weights = np.where(lam <= POISSON_EXACT_MAX, p, np.where(lam < POISSON_GAUSS_MIN, two_w, gh_w))
+    return nodes, weights, lam
