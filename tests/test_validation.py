@@ -72,40 +72,47 @@ def test_open_loop_latency_rises_with_rate() -> None:
 
 
 def test_shipped_calibration_in_sample_error() -> None:
-    # In-sample (the shipped calibration is fitted to these rows); README lists the figures.
+    # In-sample (the shipped calibration is fitted to these rows); README lists the figures. The MAP fit
+    # towards physical priors gives up in-sample accuracy the per-engine fit got by over-adapting (TPOT at
+    # load 40.7 %, TTFT 63.5 %, throughput 25.8 %, batch-1 10.4 %, dense batch-1 6.5 %).
     s = _summary("shipped")
-    assert s[("dense", "batch-1 decode")][1] <= 12
+    assert s[("dense", "batch-1 decode")][1] <= 8
     assert s[("all", "batch-1 decode")][1] <= 12
-    assert s[("all", "TPOT at load")][1] <= 35
-    assert s[("all", "throughput at load")][1] <= 27
-    assert s[("all", "TTFT")][1] <= 55
+    assert s[("all", "TPOT at load")][1] <= 44
+    assert s[("all", "throughput at load")][1] <= 28
+    assert s[("all", "TTFT")][1] <= 67
 
 
 def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # Regression guard: the leave-one-source-out figures README reports for the shipped set plus a margin
-    # (dense batch-1 8.9 / 26.5 %, all batch-1 17.9 %, TPOT at load 46.7 %, throughput 30.9 %, TTFT 70.9 %).
+    # (dense batch-1 6.4 / 26.2 %, all batch-1 11.2 / 79.2 %, MoE batch-1 48.7 %, TPOT at load 40.8 %,
+    # throughput 26.8 % (dense 13.5 %), TTFT 65.1 %).
     s = _summary("leave-one-source-out")
-    assert s[("dense", "batch-1 decode")][1] <= 12 and s[("dense", "batch-1 decode")][2] <= 31
-    assert s[("all", "batch-1 decode")][1] <= 22
-    assert s[("all", "TPOT at load")][1] <= 52
-    assert s[("all", "throughput at load")][1] <= 36 and s[("dense", "throughput at load")][1] <= 22
-    assert s[("all", "TTFT")][1] <= 76
+    assert s[("dense", "batch-1 decode")][1] <= 8 and s[("dense", "batch-1 decode")][2] <= 29
+    assert s[("all", "batch-1 decode")][1] <= 13 and s[("all", "batch-1 decode")][2] <= 85
+    assert s[("moe", "batch-1 decode")][1] <= 53
+    assert s[("all", "TPOT at load")][1] <= 44
+    assert s[("all", "throughput at load")][1] <= 29 and s[("dense", "throughput at load")][1] <= 15
+    assert s[("all", "TTFT")][1] <= 69
 
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
     # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin.
-    # In-sample: TPOT at load 26.1 %, throughput 22.1 %, TTFT 61.2 %, p99 TTFT 56.2 %, p99 TPOT 25.9 %.
+    # In-sample: TPOT at load 32.1 %, throughput 25.1 %, TTFT 63.5 %, p99 TTFT 70.5 %, p99 TPOT 45.9 %
+    # (looser than the per-engine fit's 26.1 / 22.1 / 61.2 / 56.2 / 25.9 %, which over-adapted: its
+    # leave-one-source-out figures were 40.6 / 30.7 / 73.2 / 65.8 / 51.6 %).
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 29 and s[("all", "throughput at load")][1] <= 25
-    assert s[("all", "TTFT")][1] <= 66 and s[("all", "TTFT p99")][1] <= 61
-    assert s[("all", "TPOT at load p99")][1] <= 29
-    # LOSO: TPOT at load 40.6 %, throughput 30.7 / 89.9 %, TTFT 73.2 % (dense 38.0 %), p99 TTFT 65.8 %,
-    # p99 TPOT 51.6 %; static mean rows stay analytical (batch-1 decode as in the analytical test).
+    assert s[("all", "TPOT at load")][1] <= 35 and s[("all", "throughput at load")][1] <= 28
+    assert s[("all", "TTFT")][1] <= 67 and s[("all", "TTFT p99")][1] <= 74
+    assert s[("all", "TPOT at load p99")][1] <= 49
+    # LOSO: TPOT at load 33.5 % (dense 20.1, MoE 38.5), throughput 25.8 / 118.7 %, TTFT 60.6 % (dense 31.9 %),
+    # p99 TTFT 72.1 %, p99 TPOT 47.2 %; static mean rows stay analytical (batch-1 decode as in the analytical
+    # test).
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 44
-    assert s[("all", "throughput at load")][1] <= 34 and s[("all", "throughput at load")][2] <= 95
-    assert s[("all", "TTFT")][1] <= 78 and s[("dense", "TTFT")][1] <= 42
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 56
+    assert s[("all", "TPOT at load")][1] <= 36 and s[("moe", "TPOT at load")][1] <= 42
+    assert s[("all", "throughput at load")][1] <= 28 and s[("all", "throughput at load")][2] <= 125
+    assert s[("all", "TTFT")][1] <= 64 and s[("dense", "TTFT")][1] <= 35
+    assert s[("all", "TTFT p99")][1] <= 75 and s[("all", "TPOT at load p99")][1] <= 50
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
