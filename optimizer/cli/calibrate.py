@@ -39,9 +39,11 @@ Examples:
 """
 
 CALIBRATE_HELP = f"""Fit η_mem, η_cmp, η_prefill, η_moe, the per-layer floors and the per-request, per-step and
-per-sequence times of every calibration row your measurements use (least squares on log error, soft-L1,
-with a pull towards the current values; a level shared by the serving engines first). The result is a
-calibration CSV for the global --calibration option. MEASURED: {MEASURED_HELP}
+per-sequence times of every calibration row your measurements use: a MAP fit on log error (soft-L1, rows
+weighted by source) towards the current values with the physical bounds and prior widths of
+calibration_priors.csv; a level shared by the serving engines first; a constant moves only where rows of two
+sources identify it, the floors only on latency-bound rows. The result is a calibration CSV for the global
+--calibration option. MEASURED: {MEASURED_HELP}
 
 \b
 Examples:

@@ -1,14 +1,15 @@
 """Fitting the calibration to measurements (``gpuplan calibrate``) and leave-one-source-out validation.
 
-Measured rows are grouped by the calibration row (cell) they resolve to. Nine constants are fitted in log
-space relative to their starting values (PARAMS): η_mem, η_cmp, η_prefill, a scale on the per-layer floor
-τ_layer, the per-request time, the per-step engine time, the host time per running sequence, a scale on the
-MoE and MLA floors (τ_moe, τ_mla) and η_moe. The loss is Σ ρ(log(predicted / measured)) (ρ: scipy's
-soft-L1, quadratic up to ~30 % error, linear beyond) plus a ridge λ² · |θ − centre|² (λ = ``PRIOR``) that
-keeps constants the rows say little about near their centre. Three levels (``fit_calibration``): a shared
-adjustment of the serving engines' hardware efficiencies and dense floor, then each engine and GPU
-selector, then each engine version range. Each is a small scipy least-squares problem whose Jacobian is
-evaluated for all perturbed parameter sets in one vectorised call.
+Measured rows are grouped by the calibration row (cell) they resolve to. Nine constants (priors.PARAMS) are
+fitted in log space relative to their starting values: η_mem, η_cmp, η_prefill, τ_layer, the per-request
+time, the per-step engine time, the host time per running sequence, τ_moe (τ_mla moves with it) and η_moe.
+Each fit is a MAP estimate: Σ wᵢ² ρ(log(predictedᵢ / measuredᵢ)) + Σ ((θ − centre) / σ)² with ρ soft-L1
+at ROBUST_SCALE, wᵢ = n_s^−SOURCE_WEIGHT (n_s: rows of the row's source) and per-constant bounds and prior
+widths σ from calibration_priors.csv. A constant moves only where rows of MIN_SOURCES sources depend on it
+(``identified``); the per-layer floors are fitted on latency-bound rows only (``_solve``). Levels
+(``fit_calibration``): one adjustment shared by the serving engines (efficiencies and floors), each engine's
+'*' row, then GPU-specific rows and version ranges, each centred on the level above. Each is a small scipy
+least-squares problem whose Jacobian is evaluated for all perturbed parameter sets in one vectorised call.
 
 Leave-one-source-out: for every source key (validation.source_key), fit on all rows of other sources,
 starting from the hand-set defaults (calibration_defaults.csv), and predict the held-out rows. No row is
