@@ -111,3 +111,26 @@ def test_ep_replica_on_sglang_uses_attention_dp() -> None:
         assert argv[argv.index(flag) + 1] == value
     assert validate_argv(argv) == "sglang"
     assert "--attn-dp-size" not in command_lines(a.model_copy(update={"attn_dp": 1}))[0]
+
+
+def test_ep_replica_on_trtllm_enables_attention_dp() -> None:
+    """TensorRT-LLM has no CLI flag for attention DP: the LLM API options YAML sets enable_attention_dp (llm_args.py,
+    default False; examples/serve/deepseek_r1_reasoning_parser.sh pairs it with --tp_size 8 --ep_size 8). Each of
+    the 8 ranks schedules its own requests, so --max_batch_size is ⌈210 / 8⌉ = 27 per rank. Attention DP over a
+    part of the TP group cannot be expressed."""
+    from gpuplan.optimizer.launch.checkpoints import resolve_checkpoint
+    from gpuplan.optimizer.launch.engines import EngineArgs, Unsupported, command_lines, trtllm_options
+
+    ck = resolve_checkpoint(resolve("deepseek-r1"), "fp8", "trtllm").checkpoint
+    a = EngineArgs(engine="trtllm", checkpoint=ck, kv="fp8", tp=8, ep=8, attn_dp=8, max_seqs=210,
+                   max_model_len=16384, kv_pool_tokens=16384, memory_fraction=0.9, served_name="deepseek-r1")
+    (argv,) = command_lines(a)
+    for flag, value in (("--tp_size", "8"), ("--ep_size", "8"), ("--max_batch_size", "27")):
+        assert argv[argv.index(flag) + 1] == value
+    assert trtllm_options(a) == {"kv_cache_config": {"dtype": "fp8"}, "enable_attention_dp": True}
+    tp_attention = a.model_copy(update={"attn_dp": 1})
+    assert trtllm_options(tp_attention) == {"kv_cache_config": {"dtype": "fp8"}}
+    (argv,) = command_lines(tp_attention)
+    assert argv[argv.index("--max_batch_size") + 1] == "210"
+    with pytest.raises(Unsupported, match="all 8 ranks or none"):
+        trtllm_options(a.model_copy(update={"attn_dp": 4}))

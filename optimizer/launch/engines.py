@@ -151,12 +151,15 @@ def _dp_server(a: EngineArgs) -> list[str]:
 
 
 def _trtllm(a: EngineArgs, port: int) -> list[str]:
+    """trtllm-serve of one replica. With attention DP every one of the tp ranks schedules its own requests,
+    so --max_batch_size is the replica's sequences per rank (⌈max_seqs / attn_dp⌉)."""
     e = "trtllm"
     out = [flag_table()[(e, "program")].flag, *arg(e, "model", a.checkpoint.checkpoint)]
     out += arg(e, "tensor_parallel", a.tp)
     if a.ep > 1:
         out += arg(e, "expert_parallel", a.ep)
-    out += arg(e, "max_seqs", a.max_seqs) + arg(e, "max_model_len", a.max_model_len)
+    seqs = -(-a.max_seqs // a.attn_dp)
+    out += arg(e, "max_seqs", seqs) + arg(e, "max_model_len", a.max_model_len)
     out += arg(e, "memory_fraction", a.memory_fraction)
     if trtllm_options(a):
         out += arg(e, "extra_options", options_file(a))
@@ -169,14 +172,23 @@ def options_file(a: EngineArgs) -> str:
 
 
 def trtllm_options(a: EngineArgs) -> dict[str, object]:
-    """The LLM API options YAML trtllm-serve reads (the KV dtype has no CLI flag)."""
+    """The LLM API options YAML trtllm-serve reads: the KV dtype and attention data parallelism have no
+    CLI flag. TensorRT-LLM's attention DP spans all tp ranks (attention_dp_size = tp_size), so a plan with
+    1 < attn_dp < tp cannot be launched on it."""
     if a.engine != "trtllm":
         return {}
+    opts: dict[str, object] = {}
     kv = mapped("trtllm", "kv_cache_dtype", a.kv)
-    if kv == "auto":
-        return {}
-    arg("trtllm", "kv_cache_dtype", kv)
-    return {"kv_cache_config": {"dtype": kv}}
+    if kv != "auto":
+        arg("trtllm", "kv_cache_dtype", kv)
+        opts["kv_cache_config"] = {"dtype": kv}
+    if a.attn_dp > 1:
+        if a.attn_dp != a.tp:
+            raise Unsupported(f"TensorRT-LLM runs attention data-parallel over all {a.tp} ranks or none, not "
+                              f"{a.attn_dp}; plan this workload with another engine or layout")
+        arg("trtllm", "attention_data_parallel", "true")
+        opts["enable_attention_dp"] = True
+    return opts
 
 
 def _llama_cpp(a: EngineArgs, port: int) -> list[str]:
