@@ -6,7 +6,8 @@ time, the per-step engine time, the host time per running sequence, τ_moe (τ_m
 Each fit is a MAP estimate: Σ wᵢ² ρ(log(predictedᵢ / measuredᵢ)) + Σ ((θ − centre) / σ)² with ρ soft-L1
 at ROBUST_SCALE, wᵢ = n_s^−SOURCE_WEIGHT (n_s: rows of the row's source) and per-constant bounds and prior
 widths σ from calibration_priors.csv. A constant moves only where rows of MIN_SOURCES sources depend on it
-(``identified``); the per-layer floors are fitted on latency-bound rows only (``_solve``). Levels
+(``identified``; when all rows come from one source, rows weigh 1 and one source suffices); the per-layer
+floors are fitted on latency-bound rows only (``_solve``). Levels
 (``fit_calibration``): one adjustment shared by the serving engines (efficiencies and floors), each engine's
 '*' row, then GPU-specific rows and version ranges, each centred on the level above. Each is a small scipy
 least-squares problem whose Jacobian is evaluated for all perturbed parameter sets in one vectorised call.
@@ -107,16 +108,21 @@ class Fold:
     lower: np.ndarray  # (n, k)
     upper: np.ndarray  # (n, k)
     weights: np.ndarray  # (n,)
+    min_sources: int  # sources whose rows must depend on a constant for it to move
 
 
-def make_fold(cases: list[Case], rows: dict, priors: Priors) -> Fold:
+def make_fold(cases: list[Case], rows: dict, priors: Priors, one_source: bool = False) -> Fold:
+    """``one_source``: every measurement of the fit comes from one source (a user calibrating to their own
+    runs): there is nothing to generalise across, so rows weigh 1 and one source identifies a constant."""
     counts: dict[str, int] = {}
     for c in cases:
         counts[source_key(c.m.source)] = counts.get(source_key(c.m.source), 0) + 1
+    power = 0.0 if one_source else SOURCE_WEIGHT
     return Fold(cases=cases, starts=np.array([_start(rows[c.cal_key]) for c in cases]),
                 lower=np.array([priors.array(c.m.engine, "lower") for c in cases]),
                 upper=np.array([priors.array(c.m.engine, "upper") for c in cases]),
-                weights=np.array([counts[source_key(c.m.source)] ** -SOURCE_WEIGHT for c in cases]))
+                weights=np.array([counts[source_key(c.m.source)] ** -power for c in cases]),
+                min_sources=1 if one_source else MIN_SOURCES)
 
 
 def _log_errors(fold: Fold, thetas: np.ndarray) -> np.ndarray:
@@ -138,10 +144,10 @@ def _sensitivity(fold: Fold, theta: np.ndarray) -> np.ndarray:
 
 
 def identified(fold: Fold, theta: np.ndarray) -> np.ndarray:
-    """Which constants the fold's rows identify: rows of at least MIN_SOURCES sources depend on them."""
+    """Which constants the fold's rows identify: rows of at least ``fold.min_sources`` sources depend on them."""
     jac = np.abs(_sensitivity(fold, theta))
     keys = np.array([source_key(c.m.source) for c in fold.cases])
-    return np.array([len(set(keys[jac[:, j] >= SENSITIVE])) >= MIN_SOURCES for j in range(len(PARAMS))])
+    return np.array([len(set(keys[jac[:, j] >= SENSITIVE])) >= fold.min_sources for j in range(len(PARAMS))])
 
 
 def _map(fold: Fold, centre: np.ndarray, sigma: np.ndarray, free: np.ndarray) -> np.ndarray:
@@ -167,7 +173,8 @@ def _map(fold: Fold, centre: np.ndarray, sigma: np.ndarray, free: np.ndarray) ->
 
 def _subset(fold: Fold, keep: np.ndarray) -> Fold:
     return Fold(cases=[c for c, k in zip(fold.cases, keep, strict=True) if k], starts=fold.starts[keep],
-                lower=fold.lower[keep], upper=fold.upper[keep], weights=fold.weights[keep])
+                lower=fold.lower[keep], upper=fold.upper[keep], weights=fold.weights[keep],
+                min_sources=fold.min_sources)
 
 
 def _solve(fold: Fold, centre: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -246,7 +253,8 @@ def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Pr
     if not train:
         return base
     shared = [c for c in train if c.m.engine in SHARED_ENGINES]
-    theta_g = fit_global(make_fold(shared, by_key, priors), priors) if shared else np.zeros(len(PARAMS))
+    one = len({source_key(c.m.source) for c in train}) == 1
+    theta_g = fit_global(make_fold(shared, by_key, priors, one), priors) if shared else np.zeros(len(PARAMS))
     theta: dict[tuple[str, str, str | None], np.ndarray] = {}
     counts: dict[tuple[str, str, str | None], int] = {}
     for key in sorted(by_key, key=lambda k: (_level(k), k[0], k[1], k[2] or "")):
@@ -261,7 +269,7 @@ def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Pr
         else:
             sigma = cell_sigma if engine in SHARED_ENGINES or key[2] is not None else own
         if len(members) >= MIN_ROWS:
-            theta[key] = _solve(make_fold(members, by_key, priors), centre, sigma)
+            theta[key] = _solve(make_fold(members, by_key, priors, one), centre, sigma)
             counts[key] = len(members)
         elif engine in SHARED_ENGINES or key[2] is not None:
             theta[key], counts[key] = centre, 0
