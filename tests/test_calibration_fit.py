@@ -149,3 +149,17 @@ def test_a_single_source_calibrates_its_own_setup(source: str) -> None:
         return errs[len(errs) // 2]
 
     assert median_ape(fitted) < 0.8 * median_ape(start)
+
+
+def test_a_start_outside_the_bounds_is_kept_where_no_row_moves_it() -> None:
+    # A user's calibration may hold values outside the physical bounds (an eager engine at 100 µs per layer):
+    # the fit widens the bounds to include them rather than clip what no row speaks about. Fitted on
+    # llama.cpp rows only, vLLM's row keeps its 100 µs.
+    from gpuplan.optimizer.serving.calibration import Calibration
+
+    base = load_calibration(DEFAULTS_CSV)
+    rows = tuple(r.model_copy(update={"layer_us": 100.0}) if r.engine == "vllm" and r.gpu == "*" else r
+                 for r in base.rows)
+    start = Tables().with_calibration(Calibration(rows=rows, path="test"))
+    fitted = calibrate([r for r in _rows() if r.engine == "llama.cpp"], start, "llama.cpp rows")
+    assert next(r for r in fitted.rows if r.engine == "vllm" and r.gpu == "*").layer_us == 100.0

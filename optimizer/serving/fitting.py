@@ -74,6 +74,14 @@ def _start(row: CalibrationRow) -> np.ndarray:
     return np.array([max(getattr(row, p), FLOOR) for p in PARAMS])
 
 
+def _bounds(row: CalibrationRow, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
+    """The physical bounds of ``row``'s constants, widened to include its own starting value (a calibration
+    the user wrote outside them is kept as a possibility, not clipped)."""
+    start = _start(row)
+    return (np.minimum(priors.array(row.engine, "lower"), start),
+            np.maximum(priors.array(row.engine, "upper"), start))
+
+
 def _evaluate(base, arrays, mla_ratio: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Predictions of stacked cases with PARAMS ``values`` (one row of values per case, or one for all); the
     MLA floor moves with the MoE floor (``mla_ratio`` = each case's mla_layer_us / moe_layer_us)."""
@@ -118,9 +126,9 @@ def make_fold(cases: list[Case], rows: dict, priors: Priors, one_source: bool = 
     for c in cases:
         counts[source_key(c.m.source)] = counts.get(source_key(c.m.source), 0) + 1
     power = 0.0 if one_source else SOURCE_WEIGHT
+    bounds = [_bounds(rows[c.cal_key], priors) for c in cases]
     return Fold(cases=cases, starts=np.array([_start(rows[c.cal_key]) for c in cases]),
-                lower=np.array([priors.array(c.m.engine, "lower") for c in cases]),
-                upper=np.array([priors.array(c.m.engine, "upper") for c in cases]),
+                lower=np.array([b[0] for b in bounds]), upper=np.array([b[1] for b in bounds]),
                 weights=np.array([counts[source_key(c.m.source)] ** -power for c in cases]),
                 min_sources=1 if one_source else MIN_SOURCES)
 
@@ -277,7 +285,7 @@ def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Pr
     fitted = {}
     for key, t in theta.items():
         row = by_key[key]
-        lower, upper = priors.array(row.engine, "lower"), priors.array(row.engine, "upper")
+        lower, upper = _bounds(row, priors)
         values = np.clip(_start(row) * np.exp(t), lower, upper)
         members = cells.get(key, [])
         fitted[key] = _fitted_row(row, values, counts[key], label, max((c.m.as_of for c in members), default=as_of))
