@@ -39,7 +39,6 @@ from gpuplan.optimizer.serving.validation import (
     source_key,
 )
 from gpuplan.optimizer.tables import Tables
-from scipy.optimize import least_squares
 
 MIN_ROWS = 2
 # A constant is fitted only where rows of at least MIN_SOURCES sources depend on it (a unit change of its log
@@ -175,6 +174,8 @@ def _map(fold: Fold, centre: np.ndarray, sigma: np.ndarray, free: np.ndarray) ->
         _, slope = _robust(logs[0])
         jac = ((logs[1:] - logs[0]) / JAC_STEP).T * (fold.weights * slope)[:, None]
         return np.vstack([jac, np.diag(weight)])
+
+    from scipy.optimize import least_squares  # here: every command imports this module, only calibrate fits
 
     return least_squares(residuals, centre.copy(), jac=jacobian, method="trf", max_nfev=MAX_NFEV).x
 
