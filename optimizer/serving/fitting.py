@@ -26,11 +26,12 @@ from dataclasses import dataclass, fields
 import numpy as np
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
 from gpuplan.optimizer.serving.priors import PARAMS, Priors, load_priors
-from gpuplan.optimizer.serving.roofline import stack, with_calibration
+from gpuplan.optimizer.serving.roofline import Shape, stack, with_calibration
 from gpuplan.optimizer.serving.simulated_rows import simulated_values
 from gpuplan.optimizer.serving.validation import (
     Case,
     Comparison,
+    RowArrays,
     comparisons,
     metric_values,
     predict_cases,
@@ -44,10 +45,10 @@ MIN_ROWS = 2
 # A constant is fitted only where rows of at least MIN_SOURCES sources depend on it (a unit change of its log
 # moves their prediction by SENSITIVE or more): one publisher's rows share one harness and one setup, so a
 # constant only they see is that setup's, not the engine's; such a constant keeps its prior.
-
 MIN_SOURCES = 2
 SENSITIVE = 0.1
-# Each source's rows weigh n_s^-SOURCE_WEIGHT in the loss: rows of one publisher are not independent.
+# Each source's rows weigh n_s^-SOURCE_WEIGHT in the loss: rows of one publisher are not independent, so
+# the data term grows with √rows per source and with the number of sources.
 SOURCE_WEIGHT = 0.5
 # Engines whose GPU kernels (CUDA graphs, FlashAttention/FlashInfer, grouped GEMMs) share the global level;
 # llama.cpp's kernels are a different stack and keep their own centre.
@@ -56,10 +57,11 @@ SHARED_ENGINES = ("vllm", "sglang", "trtllm")
 # times (per request, per step, per sequence) are each engine's own.
 SHARED = tuple(PARAMS.index(p) for p in ("eta_mem", "eta_cmp", "eta_prefill", "layer_us", "moe_layer_us",
                                          "eta_moe"))
+# The floors are fitted (with η_mem) on rows with at most LATENCY_BATCH running sequences only.
 FLOORS = (PARAMS.index("layer_us"), PARAMS.index("moe_layer_us"))
 ETA_MEM = PARAMS.index("eta_mem")
 LATENCY_BATCH = 4
-PINNED = 1e3
+PINNED = 1e3  # prior weight of a constant held at its centre
 FLOOR = 1e-3  # per-step, per-request and per-sequence times are fitted in log space: keep them above 0
 # Robust loss: a row's log error counts quadratically up to ~ROBUST_SCALE and linearly beyond (soft-L1), so
 # rows whose load the analytical model cannot represent (bursts of 1000 requests, streaming artefacts) do not
@@ -97,8 +99,8 @@ def _tile(x, reps: int):
 
 
 def _robust(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Soft-L1 as a residual: g(r) with g² = 2(√(1 + (r/c)²) − 1) (≈ r/c when small, √(2|r|/c) when large),
-    and dg/dr."""
+    """Soft-L1 as a residual: g(r) with g² = 2(√(1 + (r/c)²) − 1), c = ROBUST_SCALE (≈ r/c when small,
+    √(2|r|/c) when large), and dg/dr."""
     u = r / ROBUST_SCALE
     root = np.sqrt(1 + u * u)
     g = np.sign(u) * np.sqrt(2 * (root - 1))
@@ -116,6 +118,17 @@ class Fold:
     upper: np.ndarray  # (n, k)
     weights: np.ndarray  # (n,)
     min_sources: int  # sources whose rows must depend on a constant for it to move
+    shape: Shape  # the cases' shapes, stacked
+    arrays: RowArrays
+    mla_ratio: np.ndarray  # (n,) mla_layer_us / moe_layer_us of each case's start
+    measured: np.ndarray  # (n,)
+
+
+def _fold(cases: list[Case], starts, lower, upper, weights, min_sources: int) -> Fold:
+    ratio = np.array([c.shape.mla_layer_us / c.shape.moe_layer_us if c.shape.moe_layer_us else 0.0 for c in cases])
+    return Fold(cases=cases, starts=starts, lower=lower, upper=upper, weights=weights, min_sources=min_sources,
+                shape=stack([c.shape for c in cases]), arrays=row_arrays(cases), mla_ratio=ratio,
+                measured=np.array([c.m.value for c in cases]))
 
 
 def make_fold(cases: list[Case], rows: dict, priors: Priors, one_source: bool = False) -> Fold:
@@ -126,21 +139,18 @@ def make_fold(cases: list[Case], rows: dict, priors: Priors, one_source: bool = 
         counts[source_key(c.m.source)] = counts.get(source_key(c.m.source), 0) + 1
     power = 0.0 if one_source else SOURCE_WEIGHT
     bounds = [_bounds(rows[c.cal_key], priors) for c in cases]
-    return Fold(cases=cases, starts=np.array([_start(rows[c.cal_key]) for c in cases]),
-                lower=np.array([b[0] for b in bounds]), upper=np.array([b[1] for b in bounds]),
-                weights=np.array([counts[source_key(c.m.source)] ** -power for c in cases]),
-                min_sources=1 if one_source else MIN_SOURCES)
+    return _fold(cases, np.array([_start(rows[c.cal_key]) for c in cases]), np.array([b[0] for b in bounds]),
+                 np.array([b[1] for b in bounds]), np.array([counts[source_key(c.m.source)] ** -power for c in cases]),
+                 1 if one_source else MIN_SOURCES)
 
 
 def _log_errors(fold: Fold, thetas: np.ndarray) -> np.ndarray:
     """log(predicted / measured) of every case for each θ in ``thetas`` (m, k) → (m, n)."""
-    cases, k, m = fold.cases, len(PARAMS), thetas.shape[0]
-    base, arrays = _tile(stack([c.shape for c in cases]), m), _tile(row_arrays(cases), m)
-    ratio = np.array([c.shape.mla_layer_us / c.shape.moe_layer_us if c.shape.moe_layer_us else 0.0 for c in cases])
+    k, m, n = len(PARAMS), thetas.shape[0], len(fold.cases)
+    base, arrays = (fold.shape, fold.arrays) if m == 1 else (_tile(fold.shape, m), _tile(fold.arrays, m))
     values = np.clip(fold.starts[None] * np.exp(thetas[:, None, :]), fold.lower[None], fold.upper[None])
-    measured = np.array([c.m.value for c in cases])
-    return np.log(_evaluate(base, arrays, np.tile(ratio, m), values.reshape(-1, k)) / np.tile(measured, m)
-                  ).reshape(m, len(cases))
+    predicted = _evaluate(base, arrays, np.tile(fold.mla_ratio, m), values.reshape(-1, k))
+    return np.log(predicted / np.tile(fold.measured, m)).reshape(m, n)
 
 
 def _sensitivity(fold: Fold, theta: np.ndarray) -> np.ndarray:
@@ -181,9 +191,8 @@ def _map(fold: Fold, centre: np.ndarray, sigma: np.ndarray, free: np.ndarray) ->
 
 
 def _subset(fold: Fold, keep: np.ndarray) -> Fold:
-    return Fold(cases=[c for c, k in zip(fold.cases, keep, strict=True) if k], starts=fold.starts[keep],
-                lower=fold.lower[keep], upper=fold.upper[keep], weights=fold.weights[keep],
-                min_sources=fold.min_sources)
+    return _fold([c for c, k in zip(fold.cases, keep, strict=True) if k], fold.starts[keep], fold.lower[keep],
+                 fold.upper[keep], fold.weights[keep], fold.min_sources)
 
 
 def _solve(fold: Fold, centre: np.ndarray, sigma: np.ndarray) -> np.ndarray:
