@@ -74,45 +74,48 @@ def test_open_loop_latency_rises_with_rate() -> None:
 def test_shipped_calibration_in_sample_error() -> None:
     # In-sample (the shipped calibration is fitted to these rows); README lists the figures. The MAP fit
     # towards physical priors gives up in-sample accuracy the per-engine fit got by over-adapting (TPOT at
-    # load 40.7 %, TTFT 63.5 %, throughput 25.8 %, batch-1 10.4 %, dense batch-1 6.5 %).
+    # load 36.9 %, TTFT 64.5 %, throughput 24.1 %, batch-1 11.0 %, dense batch-1 6.4 %).
     s = _summary("shipped")
     assert s[("dense", "batch-1 decode")][1] <= 8
     assert s[("all", "batch-1 decode")][1] <= 12
-    assert s[("all", "TPOT at load")][1] <= 44
-    assert s[("all", "throughput at load")][1] <= 28
-    assert s[("all", "TTFT")][1] <= 67
+    assert s[("all", "TPOT at load")][1] <= 40
+    assert s[("all", "throughput at load")][1] <= 26
+    assert s[("all", "TTFT")][1] <= 68
 
 
 def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # Regression guard: the leave-one-source-out figures README reports for the shipped set plus a margin
-    # (dense batch-1 6.4 / 26.2 %, all batch-1 11.2 / 79.2 %, MoE batch-1 48.7 %, TPOT at load 40.8 %,
-    # throughput 26.8 % (dense 13.5 %), TTFT 65.1 %).
+    # (dense batch-1 6.3 / 26.2 %, all batch-1 12.1 / 88.2 %, TPOT at load 37.5 %, throughput 23.8 % (dense
+    # 13.5 %), TTFT 64.1 %). MoE batch-1 60.8 %: NVIDIA's EP rows of TensorRT-LLM issue 5929 are predicted too
+    # slow and its EP-1 rows too fast (attention TP vs DP), tenstorrent's AWQ rows too fast; floors shared by
+    # the engines cannot serve all three (the per-engine fit reached 43.7 % with floors that moved between
+    # folds from 40 to 200 µs).
     s = _summary("leave-one-source-out")
     assert s[("dense", "batch-1 decode")][1] <= 8 and s[("dense", "batch-1 decode")][2] <= 29
-    assert s[("all", "batch-1 decode")][1] <= 13 and s[("all", "batch-1 decode")][2] <= 85
-    assert s[("moe", "batch-1 decode")][1] <= 53
-    assert s[("all", "TPOT at load")][1] <= 44
-    assert s[("all", "throughput at load")][1] <= 29 and s[("dense", "throughput at load")][1] <= 15
-    assert s[("all", "TTFT")][1] <= 69
+    assert s[("all", "batch-1 decode")][1] <= 14 and s[("all", "batch-1 decode")][2] <= 93
+    assert s[("moe", "batch-1 decode")][1] <= 65
+    assert s[("all", "TPOT at load")][1] <= 41
+    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 15
+    assert s[("all", "TTFT")][1] <= 68
 
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
     # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin.
-    # In-sample: TPOT at load 32.1 %, throughput 25.1 %, TTFT 63.5 %, p99 TTFT 70.5 %, p99 TPOT 45.9 %
-    # (looser than the per-engine fit's 26.1 / 22.1 / 61.2 / 56.2 / 25.9 %, which over-adapted: its
-    # leave-one-source-out figures were 40.6 / 30.7 / 73.2 / 65.8 / 51.6 %).
+    # In-sample: TPOT at load 31.8 %, throughput 24.1 %, TTFT 63.3 %, p99 TTFT 70.3 %, p99 TPOT 42.0 %
+    # (looser than the per-engine fit on the same physics, which over-adapted: its leave-one-source-out
+    # TPOT at load and throughput were 39.6 and 35.9 %).
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 35 and s[("all", "throughput at load")][1] <= 28
+    assert s[("all", "TPOT at load")][1] <= 35 and s[("all", "throughput at load")][1] <= 26.5
     assert s[("all", "TTFT")][1] <= 67 and s[("all", "TTFT p99")][1] <= 74
-    assert s[("all", "TPOT at load p99")][1] <= 49
-    # LOSO: TPOT at load 33.5 % (dense 20.1, MoE 38.5), throughput 25.8 / 118.7 %, TTFT 60.6 % (dense 31.9 %),
-    # p99 TTFT 72.1 %, p99 TPOT 47.2 %; static mean rows stay analytical (batch-1 decode as in the analytical
+    assert s[("all", "TPOT at load p99")][1] <= 46
+    # LOSO: TPOT at load 32.1 % (dense 19.1, MoE 34.5), throughput 23.8 / 103.4 %, TTFT 64.0 % (dense 29.6 %),
+    # p99 TTFT 71.1 %, p99 TPOT 43.6 %; static mean rows stay analytical (batch-1 decode as in the analytical
     # test).
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 36 and s[("moe", "TPOT at load")][1] <= 42
-    assert s[("all", "throughput at load")][1] <= 28 and s[("all", "throughput at load")][2] <= 125
-    assert s[("all", "TTFT")][1] <= 64 and s[("dense", "TTFT")][1] <= 35
-    assert s[("all", "TTFT p99")][1] <= 75 and s[("all", "TPOT at load p99")][1] <= 50
+    assert s[("all", "TPOT at load")][1] <= 35 and s[("moe", "TPOT at load")][1] <= 38
+    assert s[("all", "throughput at load")][1] <= 26 and s[("all", "throughput at load")][2] <= 110
+    assert s[("all", "TTFT")][1] <= 68 and s[("dense", "TTFT")][1] <= 33
+    assert s[("all", "TTFT p99")][1] <= 75 and s[("all", "TPOT at load p99")][1] <= 47
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 

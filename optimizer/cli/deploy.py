@@ -120,6 +120,11 @@ def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp
     layout = f" (EP {r.ep}, attention DP {r.attn_dp})" if r.ep > 1 else ""
     title = (f"{r.model} on {r.tp} × {r.gpu}{layout} · {r.weights}/{r.kv} · {r.engine} · "
              f"{r.input_tokens}→{r.output_tokens} tokens · batch {r.batch}")
-    show(Result(payload=payload, csv_rows=[payload], views=[View(title=title, columns=[
-        ("metric", "metric"), ("value", "value")], rows=rows)], notes=[f"warning: {w}" for w in r.warnings]),
+    terms = [{"term": k, "ms": v} for k, v in r.step_terms_ms.items()]
+    flat = {**{k: v for k, v in payload.items() if k != "step_terms_ms"},
+            **{f"step_{k}_ms": v for k, v in r.step_terms_ms.items()}}
+    show(Result(payload=payload, csv_rows=[flat], views=[
+        View(title=title, columns=[("metric", "metric"), ("value", "value")], rows=rows),
+        View(title="one decode step: linear = (reads³ + GEMM compute³)^⅓, attention = max(KV read, compute)",
+             columns=[("term", "term"), ("ms", "ms")], rows=terms)], notes=[f"warning: {w}" for w in r.warnings]),
          fmt, out)

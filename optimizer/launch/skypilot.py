@@ -52,7 +52,9 @@ def resources(node: Node, tier: str, offers: list[Offer], ports: int = 1) -> dic
     if tier == "owned":
         return {"infra": "k8s", "accelerators": f"{accelerator(node.gpu).skypilot_k8s}:{node.gpus_per_instance}",
                 "ports": port}
-    price = next(o.price(tier) for o in offers if o.provider == node.provider and o.instance == node.offer)
+    # the planner prices an instance type at its cheapest region; so does the task (any_of those regions)
+    price = min((o.price(tier) for o in offers if o.provider == node.provider and o.instance == node.offer
+                 and o.price(tier) is not None), default=None)
     same = sorted({(o.provider, o.region or "", o.instance) for o in offers
                    if o.gpu == node.gpu and o.gpus_per_instance == node.gpus_per_instance
                    and o.price(tier) is not None and price is not None and abs(o.price(tier) - price) < 0.005})

@@ -17,7 +17,15 @@ from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.layout import Layout, make_layout, max_sequences_dp, weights_bytes_per_gpu
-from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s, make_shape, prefill_s, serving
+from gpuplan.optimizer.serving.roofline import (
+    Shape,
+    compute_path,
+    decode_step_s,
+    make_shape,
+    prefill_s,
+    serving,
+    step_terms_s,
+)
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -175,6 +183,10 @@ class PerfReport(Frame):
     max_batch_for_tpot: int | None = None
     weights_gib_per_gpu: float
     kv_gib_per_sequence: float
+    # where one decode step's time goes (roofline.step_terms_s), ms: linear = ((dense_read + expert_read)³ +
+    # gemm_compute³)^⅓, attention = max(kv_read, attention_compute); step = linear + attention + all_reduce +
+    # all_to_all + layer_floors + host
+    step_terms_ms: dict[str, float] = {}
     warnings: list[str] = []
 
 
@@ -264,6 +276,7 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
         bound="memory" if bool(curve.memory_bound[0]) else "compute", max_batch=limit, fits=batch <= limit,
         max_batch_for_tpot=best_for_tpot, weights_gib_per_gpu=weights_bytes_per_gpu(m.arch, wfmt, layout) / GIB,
         kv_gib_per_sequence=curve.shape.kv_bytes_per_seq / GIB,
+        step_terms_ms={k: round(float(np.ravel(v)[0]) * 1e3, 6) for k, v in step_terms_s(curve.shape, batch).items()},
         warnings=[w for w in [curve.warning] if w] + ([] if batch <= limit else
                                                [f"batch {batch} does not fit: at most {limit} sequences of "
                                                 f"{context} tokens"]),

@@ -30,6 +30,11 @@ class LinkRow(BaseModel):
     eta_small: float = Field(gt=0, le=1)
     eta_large: float = Field(gt=0, le=1)
     knee_mib: float = Field(gt=0)
+    # MoE dispatch / combine kernels (one-sided puts, flag barriers): their own latency and a flat
+    # bandwidth efficiency; empty: twice the all-reduce latency and the all-reduce efficiency curve
+    a2a_alpha_us: float | None = Field(default=None, ge=0)
+    a2a_alpha_per_doubling_us: float | None = Field(default=None, ge=0)
+    a2a_eta: float | None = Field(default=None, gt=0, le=1)
     source: str
     as_of: str
     notes: str | None = None
@@ -56,6 +61,16 @@ def link_row(gpu: GPU, group: int) -> LinkRow:
     if kind not in links:
         raise InputError(f"{LINKS_CSV.name}: no row for link kind '{kind}' of GPU {gpu.id}")
     return links[kind]
+
+
+def a2a_alpha_s(row: LinkRow, group: int) -> float:
+    """Latency of one MoE dispatch or combine over ``group`` GPUs: a2a_alpha_us + a2a_alpha_per_doubling_us ·
+    log2(n) where the link row gives them, else 2 · α(n) of the all-reduce; 0 for a single GPU."""
+    if group <= 1:
+        return 0.0
+    if row.a2a_alpha_us is None:
+        return 2 * alpha_s(row, group)
+    return (row.a2a_alpha_us + (row.a2a_alpha_per_doubling_us or 0.0) * float(np.log2(group))) * 1e-6
 
 
 def alpha_s(row: LinkRow, group: int) -> float:

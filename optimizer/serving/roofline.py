@@ -5,10 +5,13 @@ tensor-parallel over G/ep GPUs); attention runs data-parallel over d = ``attn_dp
 tensor-parallel group of a = G/d GPUs (d = 1: plain TP; d = ep = G: DeepSeek-style DP attention + EP).
 
 One engine step with b decoding sequences at context s and p prefill tokens (times in seconds):
-  t_linear = max(bytes_lin / (BW · η_mem), (FLOPs_dense + FLOPs_experts / η_moe) / (F_w · η))
-             weights: dense / a + experts (busiest rank); η_moe: grouped-GEMM vs dense GEMM throughput
+  t_linear = ‖dense / a / (BW · η_mem) + experts / (BW · η_mem · η_slice(w)),
+              (FLOPs_dense + FLOPs_experts / η_moe) / (F_w · η)‖_p   (p = 3: imperfect overlap at the ridge)
+             experts: bytes the busiest rank reads; η_slice(w) = w / (w + w₀): grouped-GEMM bandwidth on
+             expert slices of w = intermediate · ep / G columns; η_moe: grouped vs dense GEMM throughput
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
-  t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β)
+  t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β) when attention is
+             data-parallel (with attention TP, EP ranks sum their partial outputs by all-reduce instead)
   t_step   = t_linear + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
 η is η_cmp in decode steps and η_prefill in steps with prefill tokens. Expert FLOPs count padded
 grouped-GEMM rows (terms.expert_gemm_rows); experts read are the expected distinct experts the step's
@@ -35,7 +38,8 @@ from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
-from gpuplan.optimizer.serving.links import MIB, alpha_s, link_row
+from gpuplan.optimizer.serving.kernels import kernel_constant
+from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
 
 ACTIVATION_BYTES = 2  # 16-bit activations in all-reduces and MoE combine
 
@@ -50,6 +54,9 @@ class Shape:
     attn_dp: float
     dense_bytes: float  # weights read every step except routed experts
     expert_bytes: float  # one routed expert of one MoE layer
+    expert_cols: float  # columns of one expert slice on one GPU (intermediate / GPUs per EP rank)
+    slice_ramp_cols: float  # grouped-GEMM start-up per expert slice, in columns (kernels.csv)
+    overlap_p: float  # memory / compute overlap exponent of the linear phase (kernels.csv)
     moe_layers: float
     num_experts: float
     top_k: float
@@ -74,6 +81,7 @@ class Shape:
     link_bytes_s: float  # one direction
     alpha_ar_s: float  # all-reduce latency over the attention TP group
     alpha_a2a_s: float  # dispatch / combine latency over the EP group
+    eta_a2a: float  # flat dispatch / combine bandwidth efficiency (0: the all-reduce curve)
     eta_link_small: float
     eta_link_large: float
     link_knee_bytes: float
@@ -168,9 +176,12 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
     attn_slope = (attention_flops_per_token(arch, 2 * context + 1) - attn_now) / (context + 1)
     top_k = arch.moe.top_k if arch.moe else 0
     ar_link, a2a_link = link_row(gpu, attn_tp), link_row(gpu, ep)
+    expert_cols = arch.moe.expert_intermediate / (tp / ep) if arch.moe else 0.0
     engine_alpha = cal.comm_latency_us * 1e-6
     shape = Shape(
-        tp=tp, ep=ep, attn_dp=attn_dp, dense_bytes=dense, expert_bytes=per_expert, moe_layers=moe_layers,
+        tp=tp, ep=ep, attn_dp=attn_dp, dense_bytes=dense, expert_bytes=per_expert, expert_cols=expert_cols,
+        slice_ramp_cols=kernel_constant("expert_slice_ramp_cols"), overlap_p=kernel_constant("roofline_overlap_p"),
+        moe_layers=moe_layers,
         num_experts=arch.moe.num_experts if arch.moe else 0, top_k=top_k,
         dense_flops_per_token=linear_flops_per_token(arch) - top_k * expert_flops_per_row(arch),
         expert_flops_per_row=expert_flops_per_row(arch), kv_bytes_per_seq=kv_now, kv_bytes_slope=max(kv_slope, 0.0),
@@ -182,7 +193,7 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         eta_mem=cal.eta_mem, eta_cmp=cal.eta_cmp, eta_prefill=cal.eta_prefill, eta_moe=cal.eta_moe,
         link_bytes_s=gpu.link_bytes_s(tp),
         alpha_ar_s=(alpha_s(ar_link, attn_tp) + engine_alpha) if attn_tp > 1 else 0.0,
-        alpha_a2a_s=(2 * alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0,
+        alpha_a2a_s=(a2a_alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0, eta_a2a=a2a_link.a2a_eta or 0.0,
         eta_link_small=ar_link.eta_small, eta_link_large=ar_link.eta_large, link_knee_bytes=ar_link.knee_mib * MIB,
         dispatch_bytes=1.0 if compute in ("fp8", "fp4") else float(ACTIVATION_BYTES),
         t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
@@ -213,31 +224,37 @@ def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return expert_bytes, rows * share * s.expert_flops_per_row / gpus_per_rank
 
 
-def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray) -> np.ndarray:
-    """All-reduces over the attention TP group (after attention in every layer, after the MLP in dense
-    layers and, without EP, in MoE layers) and MoE dispatch + combine all-to-alls over the EP group."""
+def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(all-reduce, all-to-all) seconds of one step. All-reduces over the attention TP group after attention
+    in every layer, after the MLP in dense layers and in MoE layers that do not exchange tokens
+    (terms.moe_all_to_all); MoE dispatch + combine all-to-alls over the EP group where they do."""
     attn_tp = s.tp / s.attn_dp
     ar_size = rank_tokens * s.hidden * ACTIVATION_BYTES
     eta = terms.link_efficiency(ar_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
     one_ar = terms.allreduce_s(ar_size, attn_tp, s.alpha_ar_s, s.link_bytes_s, eta)
-    moe_ar = np.where(s.ep > 1, 0.0, s.moe_layers)
-    n_ar = s.layers + (s.layers - s.moe_layers) + moe_ar
+    a2a_on = terms.moe_all_to_all(s.ep, s.attn_dp)
+    n_ar = s.layers + (s.layers - s.moe_layers) + s.moe_layers * (1.0 - a2a_on)
     copies = np.minimum(s.top_k, s.ep)
     a2a_size = gpu_tokens * copies * s.hidden
-    eta_a2a = terms.link_efficiency(a2a_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
+    eta_a2a = np.where(s.eta_a2a > 0, s.eta_a2a,
+                       terms.link_efficiency(a2a_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes))
     dispatch = terms.all_to_all_s(a2a_size * s.dispatch_bytes, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
     combine = terms.all_to_all_s(a2a_size * ACTIVATION_BYTES, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
-    a2a = np.where(s.ep > 1, s.moe_layers * (dispatch + combine), 0.0)
-    return n_ar * one_ar + a2a
+    return n_ar * one_ar, a2a_on * s.moe_layers * (dispatch + combine)
 
 
-def step_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
-           prefill_context: float | np.ndarray | None = None,
-           context: float | np.ndarray | None = None, spread: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(t_step, memory-bound flag) of one engine step: ``decode_batch`` sequences decoding one token at
-    ``context`` (default: the shape's mean context) plus ``prefill_tokens`` prompt tokens whose queries see
+STEP_TERMS = ("linear", "attention", "all_reduce", "all_to_all", "layer_floors", "host")
+
+
+def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
+                 prefill_context: float | np.ndarray | None = None,
+                 context: float | np.ndarray | None = None, spread: bool = False) -> dict[str, np.ndarray]:
+    """Every term of one engine step, in seconds: ``decode_batch`` sequences decoding one token at ``context``
+    (default: the shape's mean context) plus ``prefill_tokens`` prompt tokens whose queries see
     ``prefill_context`` tokens on average (default: half the chunk). The prompt tokens sit on one attention
-    rank (one request), or with ``spread`` evenly on all attention-DP ranks (many requests prefilling)."""
+    rank (one request), or with ``spread`` evenly on all attention-DP ranks (many requests prefilling).
+    The step is the sum of STEP_TERMS; ``linear`` = (reads^p + gemm_compute^p)^(1/p) (terms.overlapped_s) and
+    ``attention`` = max(kv_read, attention_compute) are reported with their parts."""
     b = np.asarray(decode_batch, dtype=float)
     p_all = np.asarray(prefill_tokens, dtype=float)
     p = p_all / s.attn_dp if spread else p_all
@@ -247,19 +264,35 @@ def step_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | n
     rank_tokens = b / s.attn_dp + p
     eta = np.where(p > 0, s.eta_prefill, s.eta_cmp)
     expert_bytes, expert_flops = _expert_phase(s, b + p_all)
-    lin_bytes = s.dense_bytes / attn_tp + expert_bytes
+    bw = s.bw_peak * s.eta_mem
+    dense_read = s.dense_bytes / attn_tp / bw
+    expert_read = expert_bytes / (bw * terms.expert_slice_efficiency(s.expert_cols, s.slice_ramp_cols))
     dense_flops = rank_tokens * s.dense_flops_per_token / attn_tp
-    t_lin_mem = lin_bytes / (s.bw_peak * s.eta_mem)
-    t_lin_cmp = (dense_flops + expert_flops / s.eta_moe) / (s.flops_w_peak * eta)
-    kv_bytes = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp
-    eta_ctx = terms.attention_efficiency(ctx, s.attn_ctx_half_tokens)
+    gemm = (dense_flops + expert_flops / s.eta_moe) / (s.flops_w_peak * eta)
+    kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
+        ctx, s.attn_ctx_half_tokens))
     attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx)) / attn_tp
-    t_attn = np.maximum(kv_bytes / (s.bw_peak * s.eta_mem * eta_ctx), attn_flops / (s.flops_attn_peak * eta))
-    floor = terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us, s.mla_layer_us)
-    comm = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)
-    host = s.t_fixed_s + s.seq_s * (b + np.where(p > 0, 1.0, 0.0))
-    t = np.maximum(t_lin_mem, t_lin_cmp) + t_attn + comm + floor + host
-    return t, t_lin_mem >= t_lin_cmp
+    attn_compute = attn_flops / (s.flops_attn_peak * eta)
+    all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)
+    out = {
+        "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,
+        "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p), "kv_read": kv_read,
+        "attention_compute": attn_compute,
+        "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
+        "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us,
+                                            s.mla_layer_us) + np.zeros_like(b),
+        "host": s.t_fixed_s + s.seq_s * (b + np.where(p > 0, 1.0, 0.0)),
+    }
+    out["step"] = sum(out[k] for k in STEP_TERMS)
+    return out
+
+
+def step_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
+           prefill_context: float | np.ndarray | None = None,
+           context: float | np.ndarray | None = None, spread: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(t_step, memory-bound flag) of one engine step (step_terms_s)."""
+    t = step_terms_s(s, decode_batch, prefill_tokens, prefill_context, context, spread)
+    return t["step"], t["dense_read"] + t["expert_read"] >= t["gemm_compute"]
 
 
 def decode_step_s(s: Shape, batch: np.ndarray, *, context: float | np.ndarray | None = None

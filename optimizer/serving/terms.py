@@ -77,3 +77,36 @@ def attention_efficiency(context: ArrayLike, half_tokens: ArrayLike) -> ArrayLik
 def prefill_chunks(input_tokens: ArrayLike, chunk_tokens: ArrayLike) -> ArrayLike:
     """⌈I / C⌉ engine steps for a prompt of I tokens with chunked prefill of C tokens per step (≥ 1)."""
     return np.maximum(np.ceil(input_tokens / chunk_tokens), 1.0)
+
+
+def expert_slice_efficiency(slice_cols: ArrayLike, ramp_cols: ArrayLike) -> ArrayLike:
+    """Share of the dense-GEMM weight bandwidth a grouped GEMM reaches on expert slices of w columns:
+    w / (w + w₀). Each expert is its own GEMM problem whose N (or K) is the slice width w = the expert's
+    intermediate size / the GPUs it is split over; the tile pipeline starts again for every problem, which
+    costs about as much as streaming w₀ more columns (kernels.csv: w₀ = 42 from TensorRT-LLM's B200 TP8
+    DeepSeek-V3 MoE, 256-column slices at 0.86 of the dense-concatenated GEMM). TP-sharded experts
+    (thin slices) fall short of bandwidth; whole experts (EP) reach it. 1 without experts (w = 0)."""
+    w = np.asarray(slice_cols, dtype=float)
+    return np.where(w > 0, w / np.maximum(w + ramp_cols, 1e-12), 1.0)
+
+
+def moe_all_to_all(ep: ArrayLike, attn_dp: ArrayLike) -> ArrayLike:
+    """1 where MoE layers exchange tokens by all-to-all dispatch/combine, 0 where they all-reduce.
+    With data-parallel attention (attn_dp > 1) each rank holds different tokens, so they travel to the
+    ranks of their experts and back (DeepEP, TensorRT-LLM's NVLink all-to-all). With tensor-parallel
+    attention every GPU already holds every token after the attention all-reduce: each expert-parallel
+    rank applies its own experts and one all-reduce sums the partial outputs, as for TP-sharded experts
+    (TensorRT-LLM's default EP without attention DP)."""
+    return np.where((np.asarray(ep) > 1) & (np.asarray(attn_dp) > 1), 1.0, 0.0)
+
+
+def overlapped_s(memory_s: ArrayLike, compute_s: ArrayLike, p: ArrayLike) -> ArrayLike:
+    """Time of a kernel that streams ``memory_s`` worth of bytes and issues ``compute_s`` worth of math:
+    (t_mem^p + t_cmp^p)^(1/p), between the roofline's max (p → ∞) and the sum (p = 1). Near the ridge the
+    two do not overlap perfectly: DeepGEMM's FP8 GEMMs on H800 (README tables) sit within ~7 % of p = 3
+    from memory-bound (dense, M = 64) through the ridge (masked grouped GEMM, 256 rows per group: 64.5 µs
+    where the max gives 53 µs) to compute-bound (M = 4096); the max under-predicts the ridge by ~18 %."""
+    m = np.maximum(np.asarray(memory_s, dtype=float), 0.0)
+    c = np.maximum(np.asarray(compute_s, dtype=float), 0.0)
+    big = np.maximum(np.maximum(m, c), 1e-300)
+    return big * ((m / big) ** p + (c / big) ** p) ** (1.0 / p)
