@@ -20,9 +20,7 @@ if __name__ == "__main__":
     for row in sim_bench.run():
         print(sim_bench.describe(row))
     for s in solver_bench.run():
-        print(f"plan: {s['workloads']:>5} workloads, --time-limit {s['time_limit']:g}: whole command "
-              f"{s['wall_s']:.1f} s, {s['candidates']:,} candidates, {s['status']}, gap {s['gap']:.3%}, "
-              f"${s['usd_per_hour']:,.2f}/h {s['message']}")
+        print(solver_bench.describe(s))
     print(sweep_bench.report(sweep_bench.run()))
     c = catalog_bench.run()
     print(f"SkyPilot catalog: {c['rows']:,} rows → {c['offers']:,} offers in {c['seconds']:.2f} s "

@@ -1,11 +1,15 @@
 """Benchmark: fleets of 1, 100 and 1,000 workloads over the full catalog (every model, every offer, on-demand),
 planned by the whole ``gpuplan plan`` command in a fresh process (start-up, table loading, candidate
-generation, solve and output included). Prints wall seconds, status, gap and $/h per fleet."""
+generation, solve and output included). Prints wall and CPU seconds, status, gap and $/h per fleet;
+``python bench/solver_bench.py --repeat 3`` runs each fleet three times and adds min / median / max."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,32 +60,60 @@ def write_fleet(n: int, folder: Path) -> Path:
 
 
 def run_one(n: int, time_limit: float) -> dict[str, float | str | int]:
-    """One whole command in a fresh process; wall seconds measured around it."""
+    """One whole command in a fresh process; wall seconds measured around it, and the CPU seconds it used
+    (user + system) with the 1-minute load average before it: on a shared machine the wall time depends on
+    what else runs, the CPU time much less."""
     with tempfile.TemporaryDirectory() as tmp:
         path = write_fleet(n, Path(tmp))
+        load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "gpuplan", "plan", str(path), "--format", "json",
                               "--time-limit", f"{time_limit:g}"], capture_output=True, text=True)
         wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    common = {"workloads": n, "time_limit": time_limit, "wall_s": wall, "cpu_s": cpu, "load": load}
     if out.returncode:
-        return {"workloads": n, "time_limit": time_limit, "wall_s": wall, "status": f"exit {out.returncode}",
-                "gap": float("nan"), "usd_per_hour": float("nan"), "candidates": 0,
-                "message": out.stderr.strip()[:200]}
+        return {**common, "status": f"exit {out.returncode}", "gap": float("nan"), "usd_per_hour": float("nan"),
+                "candidates": 0, "message": out.stderr.strip()[:200]}
     plan = json.loads(out.stdout)
-    return {"workloads": n, "time_limit": time_limit, "wall_s": wall, "status": plan["status"], "gap": plan["gap"],
-            "usd_per_hour": plan["total_usd_per_hour"], "candidates": plan["candidates"],
-            "bound_usd_per_hour": plan["bound_usd_per_hour"], "message": ""}
+    return {**common, "status": plan["status"], "gap": plan["gap"], "usd_per_hour": plan["total_usd_per_hour"],
+            "candidates": plan["candidates"], "bound_usd_per_hour": plan["bound_usd_per_hour"], "message": ""}
 
 
 def run(sizes=SIZES) -> list[dict[str, float | str | int]]:
     return [run_one(n, limit) for n, limit in sizes]
 
 
+def describe(r: dict[str, float | str | int]) -> str:
+    return (f"plan: {r['workloads']:>5} workloads, --time-limit {r['time_limit']:g}: whole command {r['wall_s']:.1f} s "
+            f"wall ({r['cpu_s']:.1f} s CPU, load {r['load']:.1f}), {r['candidates']:,} candidates, {r['status']}, "
+            f"gap {r['gap']:.3%}, ${r['usd_per_hour']:,.2f}/h {r['message']}")
+
+
+def summary(rows: list[dict[str, float | str | int]]) -> str:
+    """min / median / max of wall time, CPU time and gap over repeated runs of one fleet."""
+    def spread(key: str, fmt: str) -> str:
+        values = sorted(float(r[key]) for r in rows)
+        return "/".join(format(v, fmt) for v in (values[0], statistics.median(values), values[-1]))
+
+    r0 = rows[0]
+    return (f"{r0['workloads']:>5} workloads, --time-limit {r0['time_limit']:g}, {len(rows)} runs (min/median/max): "
+            f"wall {spread('wall_s', '.1f')} s, CPU {spread('cpu_s', '.1f')} s, gap {spread('gap', '.3%')}, "
+            f"load {spread('load', '.1f')}; statuses {sorted({str(r['status']) for r in rows})}")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1:  # write the fleet files only, for timing with an external tool
-        for n in map(int, sys.argv[2:]):
-            print(write_fleet(n, Path(sys.argv[1])))
+    args = sys.argv[1:]
+    if args and args[0] != "--repeat":  # write the fleet files only, for timing with an external tool
+        for n in map(int, args[1:]):
+            print(write_fleet(n, Path(args[0])))
         sys.exit(0)
-    for r in run():
-        print(f"plan: {r['workloads']:>5} workloads, --time-limit {r['time_limit']:g}: whole command "
-              f"{r['wall_s']:.1f} s, {r['status']}, gap {r['gap']:.3%}, ${r['usd_per_hour']:,.2f}/h {r['message']}")
+    repeat = int(args[1]) if args else 1
+    for n, limit in SIZES:
+        rows = [run_one(n, limit) for _ in range(repeat)]
+        for r in rows:
+            print(describe(r))
+        if repeat > 1:
+            print(summary(rows))

@@ -6,6 +6,7 @@ and ``scope`` (the hardware format table satisfies this), so this layer imports 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Protocol
 
@@ -52,11 +53,13 @@ def _group_bits(g: TensorGroup, enc: Encoding, copies: int) -> float:
     return _encoded_bits(g, enc, copies)
 
 
+@functools.lru_cache(maxsize=4096)
 def weights_bytes(arch: Architecture, enc: Encoding) -> int:
     """Σ over tensors of elements × bits of the tensor's format / 8 (scales included)."""
     return math.ceil(sum(_group_bits(g, enc, g.count) for g in tensor_groups(arch)) / 8)
 
 
+@functools.lru_cache(maxsize=4096)
 def active_weights_bytes(arch: Architecture, enc: Encoding, experts_touched: float | None = None) -> float:
     """Bytes read for one forward step: every non-expert weight once, plus ``experts_touched`` experts
     per MoE layer (default top_k), without the embedding table (a gather, not a matmul) and vision tower."""
@@ -101,6 +104,7 @@ def kv_bytes_per_token(arch: Architecture, enc: Encoding) -> float:
     return kv_bytes_per_token_layer(arch, enc) * arch.attention_layers
 
 
+@functools.lru_cache(maxsize=4096)
 def _tokens_over_layers(arch: Architecture, context: float, per_full: float) -> float:
     """Σ over attention layers: full → ``per_full``, sliding → min(context, window), chunked → min(context, chunk)."""
     total: float = 0
@@ -127,6 +131,7 @@ def tokens_attended(arch: Architecture, context: float) -> float:
     return float(_tokens_over_layers(arch, context, per_full))
 
 
+@functools.lru_cache(maxsize=4096)
 def state_bytes_per_sequence(arch: Architecture) -> int:
     """Constant per-sequence state: Σ Mamba layers × (conv + SSM state) + Σ DeltaNet layers × (conv +
     recurrent state); see mixers.py."""

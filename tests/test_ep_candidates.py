@@ -33,13 +33,13 @@ def test_candidate_latencies_equal_perf(r1_candidates: list) -> None:
 def test_moe_gets_ep_candidates_and_r1_plans_cheaper_with_them(r1_candidates: list) -> None:
     """DeepSeek-R1 (256 routed experts) on 8 × H200: the EP 8 operating point serves more req/s than TP 8 on the
     same GPUs (its MLA cache is not replicated 8 times), so TP 8 is pruned as dominated and the plan uses EP."""
-    from gpuplan.optimizer.planning.candidate_gen import _best_point
     from gpuplan.optimizer.planning.planner import build_plan
+    from gpuplan.optimizer.planning.points import Spec, best_points
     from gpuplan.optimizer.planning.workload import Fleet
 
     w, g = Workload(**R1), TABLES.gpus.get("h200")
-    tp8, _ = _best_point(resolve("deepseek-r1"), g, w, "fp8", "bf16", 8, TABLES, H200.utilization)
-    ep8, _ = _best_point(resolve("deepseek-r1"), g, w, "fp8", "bf16", 8, TABLES, H200.utilization, ep=8)
+    specs = [Spec(g, "fp8", "bf16", 8), Spec(g, "fp8", "bf16", 8, ep=8)]
+    (tp8, _), (ep8, _) = best_points(resolve("deepseek-r1"), w, specs, TABLES, H200.utilization)
     assert tp8 is not None and ep8 is not None and ep8.ep == 8 and tp8.ep == 1
     assert ep8.capacity_req_s > 1.5 * tp8.capacity_req_s and ep8.batch > tp8.batch
     ids = [c.id for c in r1_candidates]

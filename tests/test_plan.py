@@ -153,12 +153,12 @@ def test_pruning_is_safe() -> None:
         kept = generate(w, c, tables, offers)
         import gpuplan.optimizer.planning.candidate_gen as mod
 
-        original = mod.prune
+        original = mod.prune, mod._undominated  # candidates (percentile SLOs) and points (mean SLOs)
         try:
-            mod.prune = lambda cands: sorted(cands, key=lambda x: x.id)
+            mod.prune, mod._undominated = (lambda cands: sorted(cands, key=lambda x: x.id)), (lambda ps: ps)
             everything = generate(w, c, tables, offers)
         finally:
-            mod.prune = original
+            mod.prune, mod._undominated = original
         assert len(everything.candidates) > len(kept.candidates)
         assert prune(everything.candidates) == kept.candidates
         full = solve(Problem([w], everything.candidates, c.tier))

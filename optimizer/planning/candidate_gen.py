@@ -1,53 +1,34 @@
 """Candidate generation: every deployable replica shape for a workload, with its capacity and price.
 
-A candidate is (offer, weight format, KV format, TP) at its best batch: the batch that maximises
-the replica's capacity while TPOT and TTFT meet the targets at the target utilisation
-(rate workloads) or saturated with ``batch`` sequences (concurrency workloads). It must hold
-``batch`` sequences of input + output tokens and at least one sequence of ``max_context``.
+A candidate is (offer, weight format, KV format, TP, EP) at its best batch (``points``: all of a
+workload's points are evaluated in one vectorised pass), placed on each offer of its GPU wide enough.
 
 Pruning (safe for every constraint of the solver): on the same offer, candidate B is dominated by
 A when tp_A divides tp_B and (tp_B / tp_A) replicas of A have at least B's capacity — they use
-the same GPUs of the same instances. Among offers of the same GPU and GPUs per instance without an
-availability cap, only the cheapest is kept.
+the same GPUs of the same instances. Whether B is dominated does not depend on the offer (A's TP divides
+B's, so A fits wherever B does), so for mean-latency SLOs points are pruned once per GPU, before they are
+placed on offers; percentile SLOs change capacities per point first (``percentile.refine``), so their
+candidates are pruned after. Among offers of the same GPU and GPUs per instance without an availability
+cap, only the cheapest is kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.launch.checkpoints import native_formats
 from gpuplan.optimizer.planning import percentile
+from gpuplan.optimizer.planning.points import OperatingPoint, Spec, best_points
 from gpuplan.optimizer.planning.workload import Constraints, Workload
-from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_batch_in_memory, max_tp, serving_curve
-from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import compute_path
+from gpuplan.optimizer.serving.deployment import check_tp, max_tp
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
 from gpuplan.pricing.regions import cheapest_region, describe_place, filter_place
 from pydantic import BaseModel
 
 TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 72)
-
-
-class OperatingPoint(BaseModel):
-    """Best operating point of one (GPU, formats, TP, EP) for a workload, independent of the offer."""
-
-    weights: str
-    kv: str
-    tp: int
-    ep: int = 1  # expert-parallel ranks (with as many data-parallel attention ranks); 1 = plain TP
-    engine: str
-    batch: int
-    tpot_ms: float
-    ttft_ms: float
-    bound: str
-    capacity_req_s: float
-    capacity_sequences: int
-    latency: str = "mean model"  # how tpot_ms / ttft_ms were obtained (percentile SLOs: the simulator)
 
 
 class Candidate(OperatingPoint):
@@ -117,45 +98,6 @@ def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str
     return sorted([*best.values(), *capped], key=lambda o: (o.gpu, o.gpus_per_instance, o.key)), notes
 
 
-def _best_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int, tables: Tables,
-                utilization: float, ep: int = 1) -> tuple[OperatingPoint | None, tuple[int, float, str] | None]:
-    """(operating point, None) or (None, (rank, miss, reason)); lower (rank, miss) = closer to feasible.
-    The batch grid is evaluated by ``serving_curve``, the step model ``perf`` reports."""
-    wfmt, kvfmt = tables.formats.weight(wname), tables.formats.kv_format(kvname)
-    try:
-        compute_path(g, wfmt)
-    except InputError as e:
-        return None, (5, 0.0, str(e))
-    engine = w.engine or default_engine(g, wfmt)
-    cal = tables.calibration.lookup(engine, g.id, g.vendor)
-    layout = make_layout(m.arch, tp, ep)
-    shape_name = f"TP {tp}" + (f" EP {ep}" if ep > 1 else "")
-    assert w.max_context is not None
-    if max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.max_context, cal, layout) < 1:
-        return None, (4, -tp, f"{wname} weights + one {w.max_context:,}-token sequence do not fit on {tp} × {g.id}")
-    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, w.input_tokens + w.output_tokens, cal, layout)
-    load = utilization if w.concurrency is None else 1.0
-    curve = serving_curve(m, g, wfmt, kvfmt, layout, cal, w.input_tokens, w.output_tokens,
-                          np.arange(1, limit + 1, dtype=float), load)
-    grid, op, mem_bound = curve.batches, curve.op, curve.memory_bound
-    tpot, ttft = op["tpot"] * 1e3, op["ttft"] * 1e3
-    ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms)
-    if not ok.any():
-        if tpot[0] > w.slo.tpot_ms:
-            msg = f"TPOT at batch 1 is {tpot[0]:.1f} ms > {w.slo.tpot_ms:g} ms ({wname}, {shape_name})"
-            return None, (2, float(tpot[0]), msg)
-        return None, (1, float(ttft[0]), f"TTFT is {ttft[0]:.0f} ms > {w.slo.ttft_ms:g} ms ({wname}, {shape_name})")
-    if w.concurrency is None:
-        score = np.where(ok, op["rate"], -1.0)
-        i = int(np.argmax(score))
-    else:
-        i = int(np.nonzero(ok)[0][-1])
-    return OperatingPoint(weights=wname, kv=kvname, tp=tp, ep=ep, engine=engine, batch=int(grid[i]),
-                  tpot_ms=float(tpot[i]), ttft_ms=float(ttft[i]), bound="memory" if mem_bound[i] else "compute",
-                  capacity_req_s=float(op["rate"][i] if w.concurrency is None else op["rate_max"][i]),
-                  capacity_sequences=int(grid[i])), None
-
-
 def _point_id(p: OperatingPoint) -> str:
     """'fp8-bf16/tp8', or 'fp8-bf16/tp8-ep8' with expert parallelism."""
     return f"{p.weights}-{p.kv}/tp{p.tp}" + (f"-ep{p.ep}" if p.ep > 1 else "")
@@ -169,33 +111,28 @@ def layouts(m: Model) -> list[tuple[int, int]]:
             for ep in ((1, tp) if moe and tp > 1 and moe.num_experts % tp == 0 else (1,))]
 
 
-_POINT_FIELDS_IGNORED = {"name", "rate_rps", "concurrency", "rate_profile", "rate_profile_csv", "weight"}
-_CACHE_LIMIT = 200_000
-
-
-def _cached_point(m: Model, g: GPU, w: Workload, wname: str, kvname: str, tp: int, tables: Tables,
-                  utilization: float, ep: int = 1) -> tuple[OperatingPoint | None, tuple[int, float, str] | None]:
-    """``_best_point`` memoised per table set: workloads that differ only in name and demand size share their
-    operating points (what a fleet of many workloads of a few models and shapes mostly does)."""
-    cache = tables.__dict__.setdefault("_operating_points", {})
-    key = (m.id, g.id, wname, kvname, tp, ep, utilization, w.concurrency is None,
-           w.model_dump_json(exclude=_POINT_FIELDS_IGNORED))
-    if key not in cache:
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        cache[key] = _best_point(m, g, w, wname, kvname, tp, tables, utilization, ep)
-    return cache[key]
-
-
-def _dominated(a: Candidate, b: Candidate) -> bool:
-    """True when replicas of ``a`` can replace ``b`` on the same GPUs of the same offer."""
-    if a.offer != b.offer or a.provider != b.provider or b.tp % a.tp or a.id == b.id:
+def _beats(a: OperatingPoint, b: OperatingPoint, a_id: str, b_id: str) -> bool:
+    """True when tp_b / tp_a replicas of ``a`` have at least b's capacity, strictly more or an earlier (tp, id)."""
+    if b.tp % a.tp or a_id == b_id:
         return False
     k = b.tp // a.tp
     ge = (k * a.capacity_req_s >= b.capacity_req_s and k * a.capacity_sequences >= b.capacity_sequences)
     strict = (k * a.capacity_req_s > b.capacity_req_s or k * a.capacity_sequences > b.capacity_sequences
-              or (a.tp, a.id) < (b.tp, b.id))
+              or (a.tp, a_id) < (b.tp, b_id))
     return ge and strict
+
+
+def _dominated(a: Candidate, b: Candidate) -> bool:
+    """True when replicas of ``a`` can replace ``b`` on the same GPUs of the same offer."""
+    return a.offer == b.offer and a.provider == b.provider and _beats(a, b, a.id, b.id)
+
+
+def _undominated(points: list[OperatingPoint]) -> list[OperatingPoint]:
+    """Points of one GPU that no other point of it dominates (on every offer alike; ids differ only by the
+    point's own part)."""
+    ids = [_point_id(p) for p in points]
+    return [b for b, bid in zip(points, ids, strict=True)
+            if not any(_beats(a, b, aid, bid) for a, aid in zip(points, ids, strict=True))]
 
 
 def prune(cands: list[Candidate]) -> list[Candidate]:
@@ -231,7 +168,8 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
     by_gpu: dict[str, list[Offer]] = {}
     for o in offers:
         by_gpu.setdefault(o.gpu, []).append(o)
-    cands: list[Candidate] = []
+    steps: list[tuple[str, tuple[int, float, str]] | int] = []  # a TP-check miss, or the index of a spec
+    specs: list[Spec] = []
     for gid, gpu_offers in sorted(by_gpu.items()):
         g = tables.gpus.get(gid)
         widest = max(o.gpus_per_instance for o in gpu_offers)
@@ -241,41 +179,61 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
             try:
                 check_tp(m.arch, g, tp // ep, m.id)  # with EP, attention runs data-parallel: TP tp / ep per rank
             except InputError as e:
-                reasons.setdefault(gid, (6, 0.0, str(e)))
+                steps.append((gid, (6, 0.0, str(e))))
                 continue
             for wname in weights:
                 for kvname in w.kv:
-                    point, why = _cached_point(m, g, w, wname, kvname, tp, tables, constraints.utilization, ep)
-                    if point is None:
-                        assert why is not None
-                        if gid not in reasons or why[:2] < reasons[gid][:2]:
-                            reasons[gid] = why
-                        continue
-                    for o in gpu_offers:
-                        if o.gpus_per_instance < tp:
-                            continue
-                        tiers = price_any or (constraints.tier,)
-                        price = next(p for t in tiers if (p := o.price(t)) is not None)
-                        cands.append(Candidate(
-                            **point.model_dump(), id=f"{w.name}/{o.provider}:{o.instance}/{_point_id(point)}",
-                            workload=w.name, model=m.id, gpu=gid, provider=o.provider, offer=o.instance,
-                            region=o.region, gpus_per_replica=tp, gpus_per_instance=o.gpus_per_instance,
-                            instance_usd_per_hour=price, usd_per_hour=price * tp / o.gpus_per_instance,
-                            capacity_tok_s=point.capacity_req_s * w.output_tokens, max_model_len=w.max_context,
-                            offer_max_instances=o.max_instances, source=o.source, as_of=o.as_of))
-    # percentile SLOs: capacities from the simulator
-    cands, missed = percentile.refine(w, cands, tables, constraints.utilization)
-    for gid, msg in missed.items():
-        reasons.setdefault(gid, (0, 0.0, msg))
-    kept = prune(cands)
+                    steps.append(len(specs))
+                    specs.append(Spec(g, wname, kvname, tp, ep))
+    results = best_points(m, w, specs, tables, constraints.utilization)
+    points: dict[str, list[OperatingPoint]] = {}
+    for step in steps:
+        if isinstance(step, tuple):
+            reasons.setdefault(*step)
+            continue
+        point, why = results[step]
+        gid = specs[step].gpu.id
+        if point is not None:
+            points.setdefault(gid, []).append(point)
+        elif gid not in reasons or why[:2] < reasons[gid][:2]:  # type: ignore[index]
+            reasons[gid] = why  # type: ignore[assignment]
+    tiers = price_any or (constraints.tier,)
+    percentile_slo = w.slo.percentile is not None
+    considered = sum(o.gpus_per_instance >= p.tp for gid, ps in points.items() for p in ps for o in by_gpu[gid])
+    cands = []
+    for gid, ps in points.items():
+        for p in ps if percentile_slo else _undominated(ps):
+            fields = p.model_dump()
+            cands += [_place(w, m.id, gid, p, fields, o, tiers) for o in by_gpu[gid] if o.gpus_per_instance >= p.tp]
+    if percentile_slo:  # capacities from the simulator, then dominance
+        cands, missed = percentile.refine(w, cands, tables, constraints.utilization)
+        for gid, msg in missed.items():
+            reasons.setdefault(gid, (0, 0.0, msg))
+        considered = len(cands)
+        cands = prune(cands)
+    kept = sorted(cands, key=lambda c: c.id)
     have = {c.gpu for c in kept}
-    return CandidateSet(workload=w.name, candidates=kept, considered=len(cands), pruned=len(cands) - len(kept),
+    return CandidateSet(workload=w.name, candidates=kept, considered=considered, pruned=considered - len(kept),
                         reasons={g: r for g, (_, _, r) in sorted(reasons.items()) if g not in have})
 
 
+def _place(w: Workload, model_id: str, gid: str, point: OperatingPoint, fields: dict[str, object], o: Offer,
+           tiers: tuple[str, ...]) -> Candidate:
+    """The point (and its ``fields``) on one offer, priced at the first of ``tiers`` the offer has."""
+    price = next(p for t in tiers if (p := o.price(t)) is not None)
+    return Candidate(
+        **fields, id=f"{w.name}/{o.provider}:{o.instance}/{_point_id(point)}",
+        workload=w.name, model=model_id, gpu=gid, provider=o.provider, offer=o.instance,
+        region=o.region, gpus_per_replica=point.tp, gpus_per_instance=o.gpus_per_instance,
+        instance_usd_per_hour=price, usd_per_hour=price * point.tp / o.gpus_per_instance,
+        capacity_tok_s=point.capacity_req_s * w.output_tokens, max_model_len=w.max_context,
+        offer_max_instances=o.max_instances, source=o.source, as_of=o.as_of)
+
+
 def _covers(a_cands: list[Candidate], b: Candidate) -> bool:
-    """Some candidate of the same workload replaces ``b`` with replicas whose TP divides b's."""
-    return any(a.workload == b.workload and b.tp % a.tp == 0
+    """Some candidate of ``a_cands`` (b's workload's, on another offer) replaces ``b`` with replicas whose TP
+    divides b's."""
+    return any(b.tp % a.tp == 0
                and (b.tp // a.tp) * a.capacity_req_s >= b.capacity_req_s
                and (b.tp // a.tp) * a.capacity_sequences >= b.capacity_sequences for a in a_cands)
 
@@ -304,8 +262,14 @@ def prune_offers(cands: list[Candidate], capped_gpus: set[str], single_gpu_type:
     keeps every constraint and never costs more, so the optimum is unchanged. Under ``single_gpu_type`` only
     offers of the same GPU type may replace one another."""
     by_offer: dict[tuple[str, str], list[Candidate]] = {}
+    per_workload: dict[tuple[str, str], dict[str, list[Candidate]]] = {}
     for c in cands:
         by_offer.setdefault((c.provider, c.offer), []).append(c)
+        per_workload.setdefault((c.provider, c.offer), {}).setdefault(c.workload, []).append(c)
+
+    def covered(ka: tuple[str, str], kb: tuple[str, str]) -> bool:
+        mine = per_workload[ka]
+        return all(_covers(mine.get(b.workload, []), b) for b in by_offer[kb])
 
     def order(key: tuple[str, str]) -> tuple[float, int, tuple[str, str]]:
         c0 = by_offer[key][0]
@@ -321,7 +285,7 @@ def prune_offers(cands: list[Candidate], capped_gpus: set[str], single_gpu_type:
                 continue
             if single_gpu_type and a0.gpu != b0.gpu:
                 continue
-            if _replaces(a0, b0, by_offer[kb]) and all(_covers(by_offer[ka], b) for b in by_offer[kb]):
+            if _replaces(a0, b0, by_offer[kb]) and covered(ka, kb):
                 dropped.add(kb)
                 break
     return [c for c in cands if (c.provider, c.offer) not in dropped]

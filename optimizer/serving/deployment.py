@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -217,22 +217,62 @@ class Curve:
     op: dict[str, np.ndarray]
 
 
+def curve_shape(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, cal: CalibrationRow,
+                input_tokens: int, output_tokens: int) -> tuple[Shape, str | None]:
+    """The step model's constants of one deployment at the mean decode context I + O/2."""
+    return make_shape(m.arch, g, layout.tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
+                      ep=layout.ep, attn_dp=layout.attn_dp)
+
+
 def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, cal: CalibrationRow,
                   input_tokens: int, output_tokens: int, batches: Sequence[float] | np.ndarray,
                   utilization: float) -> Curve:
     """One call sequence of the step model for ``perf`` and the planner: decode steps at the mean context
     I + O/2, the replica's GPU time per prompt spread over the attention-DP ranks (t_share, prefill_s with
     spread) for the rate limit and prefill share, one prompt's own prefill time and the per-request time
-    for TTFT: serving(t_step, t_share, b, O, u, request_s, ttft_prefill_s = t_prefill)."""
-    shape, warning = make_shape(m.arch, g, layout.tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
-                                ep=layout.ep, attn_dp=layout.attn_dp)
-    t_pre = float(prefill_s(shape, m.arch, input_tokens))
-    t_share = prefill_s(shape, m.arch, input_tokens, spread=True)
+    for TTFT: serving(t_step, t_share, b, O, u, request_s, ttft_prefill_s = t_prefill). The prompt length goes in
+    as a one-element array, so that numpy evaluates the prefill with its array routines, as ``serving_curves``
+    does for many deployments at once (numpy's scalar ``**`` may differ from its array ``**`` in the last bit)."""
+    shape, warning = curve_shape(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens)
+    prompt = np.array([input_tokens], dtype=float)
+    t_pre = float(prefill_s(shape, m.arch, prompt)[0])
+    t_share = float(prefill_s(shape, m.arch, prompt, spread=True)[0])
     b = np.asarray(batches, dtype=float)
     t_step, mem_bound = decode_step_s(shape, b)
     op = serving(t_step, t_share, b, output_tokens, utilization, request_s=shape.request_s, ttft_prefill_s=t_pre)
     return Curve(shape=shape, warning=warning, batches=b, step_s=t_step, memory_bound=mem_bound,
                  ttft_prefill_s=t_pre, op=op)
+
+
+@dataclass(frozen=True)
+class Curves:
+    """``serving_curve`` of n deployments at batches 1..L, L = the largest of their limits: ``op``'s arrays and
+    ``memory_bound`` are (n, L); a row's entries beyond its own limit are evaluated but not part of its
+    curve (``valid`` is False there)."""
+
+    batches: np.ndarray  # (L,)
+    valid: np.ndarray  # (n, L)
+    memory_bound: np.ndarray
+    op: dict[str, np.ndarray]
+
+
+def serving_curves(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray, limits: np.ndarray,
+                   utilization: np.ndarray) -> Curves:
+    """``serving_curve`` of many deployments at batches 1..limits[i], in one pass. ``s`` is their shapes
+    (``curve_shape`` of each) stacked (``roofline.stack``); both prefill times are evaluated once per
+    deployment and the decode step on the (deployment × batch) grid by broadcasting. Every operation is the
+    one ``serving_curve`` applies, element by element; ``input_tokens``, ``output_tokens`` and
+    ``utilization`` are per deployment. Rows of similar limits waste least of the grid."""
+    col = Shape(**{f.name: getattr(s, f.name)[:, None] for f in fields(Shape)})
+    i_tok = np.asarray(input_tokens, dtype=float)[:, None]
+    t_pre = prefill_s(col, None, i_tok)
+    t_share = prefill_s(col, None, i_tok, spread=True)
+    lim = np.asarray(limits, dtype=np.int64)[:, None]
+    b = np.arange(1, int(lim.max()) + 1, dtype=float)
+    t_step, mem_bound = decode_step_s(col, b[None, :])
+    op = serving(t_step, t_share, b, np.asarray(output_tokens, dtype=float)[:, None],
+                 np.asarray(utilization, dtype=float)[:, None], request_s=col.request_s, ttft_prefill_s=t_pre)
+    return Curves(batches=b, valid=b[None, :] <= lim, memory_bound=mem_bound, op=op)
 
 
 def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: int = 1,
