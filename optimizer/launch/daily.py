@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from gpuplan.optimizer.launch.commands import launch_fields
 from gpuplan.optimizer.planning.candidate_gen import Candidate
+from gpuplan.optimizer.planning.records import LaunchSpec, Placement, placement_of
 from gpuplan.optimizer.planning.workload import Fleet
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
@@ -21,29 +22,21 @@ from pydantic import BaseModel
 HOURS = 24
 
 
-class DayDeployment(BaseModel):
+class _Block(BaseModel):
     block: str  # committed tier (reserved_1y, reserved_3y, owned), on_demand or spot
     workload: str
-    candidate: str
-    gpu: str
-    provider: str
-    offer: str
-    region: str | None
-    weights: str
-    kv: str
-    tp: int
+
+
+class _HourlyCapacity(BaseModel):
     batch: int
     engine: str
     capacity_req_s: float  # one replica
     replicas: int  # the most this block runs in any hour
     replicas_by_hour: list[int]
-    launch: str
-    checkpoint: str | None = None
-    engine_version: str | None = None
-    max_model_len: int = 0
-    memory_fraction: float = 0.0
-    gpus_per_instance: int = 0
-    ep: int = 1
+
+
+class DayDeployment(LaunchSpec, _HourlyCapacity, Placement, _Block):
+    """One candidate's replicas in one tier block (JSON: block, placement, hourly capacity, launch fields)."""
 
 
 def _split_hour(group: list[Candidate], counts: dict[str, int], tiers: list[tuple[str, int]]) -> dict[tuple[str, str],
@@ -91,8 +84,7 @@ def tier_deployments(fleet: Fleet, tables: Tables, cands: list[Candidate], repli
             continue
         w = workloads[c.workload]
         out.append(DayDeployment(
-            block=block, workload=c.workload, candidate=cid, gpu=c.gpu, provider=c.provider, offer=c.offer,
-            region=c.region, weights=c.weights, kv=c.kv, tp=c.tp, batch=c.batch, engine=c.engine,
+            block=block, workload=c.workload, **placement_of(c), batch=c.batch, engine=c.engine,
             capacity_req_s=c.capacity_req_s, replicas=peak, replicas_by_hour=hours,
             **launch_fields(w, c, tables, peak)))
     return out

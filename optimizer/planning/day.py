@@ -1,16 +1,10 @@
-"""Demand over the day: a committed base plus on-demand and spot capacity per hour (CP-SAT, full model).
+"""Demand over the day: the daily model (``day_model``) solved over every candidate, as a ``DayPlan``.
 
-  min  24 · Σ_o price_commit,o · base_o + Σ_h Σ_o (price_od,o · od_o,h + price_spot,o · spot_o,h)
-  s.t. packing      t_o,h = base_o + od_o,h + spot_o,h whole instances hold hour h's replicas of offer o
-                    (exact packing, ``packing``)                                       every hour h, offer o
-       demand       Σ_{c ∈ w} cap_c · r_c,h ≥ rate_w,h                                 every hour, workload
-       lower bound  Σ_{c ∈ w} share_c · r_c,h ≥ LB_w,h (share at the offer's cheapest tier; a valid cut)
-       spot share   Σ_o g_o · spot_o,h ≤ share · Σ_o g_o · t_o,h                       every hour
-       availability t_o,h ≤ max_instances_o;  GPU caps Σ_{o of g} g_o · t_o,h ≤ cap_g   every hour
-       one GPU type per workload for the whole day (optional);  daily budget ≤ 24 × budget_usd_per_hour
-The committed base is paid every hour (reserved 1y/3y or owned); on-demand and spot only when used.
-Every candidate of every offer is in the model (no shortlist, no offer pruning by one blended price); the
-status and gap refer to this full model. Solves are deterministic as in ``solver``.
+Stages (``plan_day``): the full model (HiGHS); a polish keeping its base and re-solving every hour; a start from
+the hours' own plans when no plan is within FALLBACK_GAP of the bound; the commitment bound; the tie-break
+(``day_search`` has the hour-level pieces). Every candidate of every offer is in the model (no shortlist, no
+offer pruning by one blended price); the status and gap refer to this full model. Solves are deterministic as in
+``solver``.
 """
 
 from __future__ import annotations
@@ -20,29 +14,41 @@ import time
 
 from gpuplan.optimizer.errors import InfeasibleError
 from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
-from gpuplan.optimizer.planning.bounds import cover_table
 from gpuplan.optimizer.planning.candidate_gen import Candidate, generate
-from gpuplan.optimizer.planning.engines import run as run_stage
-from gpuplan.optimizer.planning.planner import explain_empty
-from gpuplan.optimizer.planning.solver import (
-    DET_PER_S,
-    PRICE_SCALE,
-    RATE_SCALE,
-    TIE_BREAK_SHARE,
-    fix_stage,
-    group_by_offer,
-    instances_for,
-    pack_offer,
+from gpuplan.optimizer.planning.day_model import (
+    DayInputs,
+    build_day,
+    cost_units,
+    hour_cover_bound,
+    rate_units,
+    to_units,
 )
-from gpuplan.optimizer.planning.workload import HOURS, Fleet
+from gpuplan.optimizer.planning.day_search import base_from_hours, commitment_bound, hour_bounds, polish, with_base
+from gpuplan.optimizer.planning.engines import run as run_stage
+from gpuplan.optimizer.planning.model.objective import fix_stage
+from gpuplan.optimizer.planning.model.problem import PRICE_SCALE, Problem, group_by_offer
+from gpuplan.optimizer.planning.model.start import greedy, instances_for
+from gpuplan.optimizer.planning.planner import explain_empty
+from gpuplan.optimizer.planning.solver import DET_PER_S, TIE_BREAK_SHARE
+from gpuplan.optimizer.planning.workload import HOURS, Fleet, Workload
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
 from gpuplan.pricing.regions import cheapest_region, filter_place
 from ortools.sat.python import cp_model
 from pydantic import BaseModel
 
-SHARE_SCALE = 1000
 DAY_ENGINE = "highs"
+# work budget (deterministic: HiGHS nodes, CP-SAT deterministic time), shares of DET_PER_S × time limit
+HOUR_BOUND_SHARE = 0.05  # the hour-alone bounds (``day_search.hour_bounds``)
+POLISH_SHARE = 0.05  # twice: every hour for the start's base, and for the plan's base (``day_search.with_base``)
+BETA_SHARE = 0.1  # the commitment bound (``day_search.commitment_bound``)
+BETA_STEPS_PER_S = 1.0  # its bisection steps per second of the time limit
+BETA_MIN_DET = 0.4  # at least 20 HiGHS nodes per hour model of the commitment bound
+# wall-clock safety net: each stage ends by these shares of the wall budget (then the plan says it may differ)
+WALL_MAIN, WALL_POLISH, WALL_HOURS, WALL_START, WALL_BETA = 0.7, 0.8, 0.86, 0.9, 0.96
+FALLBACK_GAP = 0.2  # above this gap after the full model, a start from the hours' own plans is tried
+MAIN_FIRST_S, MAIN_AFTER = 8.0, 0.35  # the full model ends by min(0.7, 8 s + 0.35) of the wall: longer limits
+# leave more to the commitment bound
 
 
 class HourRow(BaseModel):
@@ -103,6 +109,28 @@ def _tier_prices(o: Offer, committed: str) -> dict[str, float | None]:
     return {t: o.price(t) for t in (committed, "on_demand", "spot")}
 
 
+def _inputs(fleet: Fleet, tables: Tables, offers: list[Offer], cands: list[Candidate]) -> DayInputs:
+    c = fleet.constraints
+    by_key = {o.key: o for o in offers}
+    groups = group_by_offer(cands)
+    offer_of = {k: by_key[f"{k[0]}:{k[1]}"] for k in groups}
+    prices = {k: _tier_prices(offer_of[k], c.committed_tier) for k in groups}
+    cheapest = {k: min(p for p in prices[k].values() if p) for k in groups}
+    rates = {w.name: (w.rate_profile or [w.rate_rps or 0.0] * HOURS) for w in fleet.workloads}
+    return DayInputs(
+        cands=cands, workloads=[w.name for w in fleet.workloads], groups=groups,
+        gpus={k: o.gpus_per_instance for k, o in offer_of.items()}, gpu_of={k: o.gpu for k, o in offer_of.items()},
+        max_instances={k: o.max_instances for k, o in offer_of.items()},
+        prices={k: {t: to_units(v) for t, v in pr.items()} for k, pr in prices.items()},
+        demand={w: [rate_units(x) for x in rates[w]] for w in rates},
+        cap={x.id: rate_units(x.capacity_req_s) for x in cands},
+        share={x.id: math.floor(cheapest[(x.provider, x.offer)] * PRICE_SCALE * x.tp / x.gpus_per_instance)
+               for x in cands},
+        committed=c.committed_tier, spot_share=c.spot_max_share,
+        caps_gpu={tables.gpus.get(g).id: v for g, v in c.max_gpus.items()}, single_gpu_type=c.single_gpu_type,
+        budget_usd_per_hour=c.budget_usd_per_hour)
+
+
 def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limit_s: float | None = None,
              engine: str = DAY_ENGINE) -> DayPlan:
     start = time.perf_counter()
@@ -121,96 +149,68 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
     if empty:
         raise InfeasibleError(empty)
     cands: list[Candidate] = sorted((x for s in sets for x in s.candidates), key=lambda x: x.id)
+    d = _inputs(fleet, tables, offers, cands)
     rates = {w.name: (w.rate_profile or [w.rate_rps or 0.0] * HOURS) for w in fleet.workloads}
-    caps_gpu = {tables.gpus.get(g).id: v for g, v in c.max_gpus.items()}
-    m = cp_model.CpModel()
-    groups = group_by_offer(cands)
+    groups = d.groups
     okey = {k: f"{k[0]}:{k[1]}" for k in groups}
-    demand = {w: [round(x * RATE_SCALE) for x in rates[w]] for w in rates}
-    cap = {x.id: round(x.capacity_req_s * RATE_SCALE) for x in cands}
-    prices = {k: _tier_prices(by_key[okey[k]], c.committed_tier) for k in groups}
-    cheapest = {k: min(p for p in prices[k].values() if p) for k in groups}
-    share = {x.id: math.floor(cheapest[(x.provider, x.offer)] * PRICE_SCALE * x.tp / x.gpus_per_instance)
-             for x in cands}
-    ub_r = {(x.id, h): math.ceil(demand[x.workload][h] / cap[x.id]) if cap[x.id] else 0
-            for x in cands for h in range(HOURS)}
-    r = {key: m.NewIntVar(0, ub, "") for key, ub in ub_r.items()}
-    base, od, spot, total, aux = {}, {}, {}, {}, []
-    cost_terms = []
-    gpus_h: dict[int, list] = {h: [] for h in range(HOURS)}
-    spot_h: dict[int, list] = {h: [] for h in range(HOURS)}
-    for key, group in sorted(groups.items()):
-        o = by_key[okey[key]]
-        g = o.gpus_per_instance
-        ub = max(sum(math.ceil(ub_r[x.id, h] / (g // x.tp)) for x in group) for h in range(HOURS))
-        if o.max_instances is not None:
-            ub = min(ub, o.max_instances)
-        if o.gpu in caps_gpu:
-            ub = min(ub, caps_gpu[o.gpu] // g)
-        pr = prices[key]
-        base[key] = m.NewIntVar(0, ub if pr[c.committed_tier] else 0, f"base[{okey[key]}]")
-        cost_terms.append(HOURS * round((pr[c.committed_tier] or 0) * PRICE_SCALE) * base[key])
-        for h in range(HOURS):
-            od[key, h] = m.NewIntVar(0, ub if pr["on_demand"] else 0, "")
-            spot[key, h] = m.NewIntVar(0, ub if pr["spot"] else 0, "")
-            total[key, h] = m.NewIntVar(0, ub, "")
-            m.Add(total[key, h] == base[key] + od[key, h] + spot[key, h])
-            cost_terms.append(round((pr["on_demand"] or 0) * PRICE_SCALE) * od[key, h])
-            cost_terms.append(round((pr["spot"] or 0) * PRICE_SCALE) * spot[key, h])
-            pack_offer(m, group, {x.id: r[x.id, h] for x in group}, total[key, h], ub, aux)
-            gpus_h[h].append(g * total[key, h])
-            spot_h[h].append(g * spot[key, h])
-    spot_share = round(c.spot_max_share * SHARE_SCALE)
-    mine: dict[str, list[Candidate]] = {w.name: [] for w in fleet.workloads}
-    for x in cands:
-        mine[x.workload].append(x)
-    for w in fleet.workloads:
-        for h in range(HOURS):
-            m.Add(sum(cap[x.id] * r[x.id, h] for x in mine[w.name]) >= demand[w.name][h])
-            if demand[w.name][h]:
-                dp, _ = cover_table(demand[w.name][h], [cap[x.id] for x in mine[w.name]],
-                                    [share[x.id] for x in mine[w.name]])
-                m.Add(sum(share[x.id] * r[x.id, h] for x in mine[w.name]) >= math.ceil(float(dp[-1]) - 1e-6))
-        if c.single_gpu_type:
-            y = {gid: m.NewBoolVar("") for gid in sorted({x.gpu for x in mine[w.name]})}
-            aux.extend(y.values())
-            for x in mine[w.name]:
-                for h in range(HOURS):
-                    m.Add(r[x.id, h] <= ub_r[x.id, h] * y[x.gpu])
-            m.Add(sum(y.values()) <= 1)
-    for h in range(HOURS):
-        m.Add(SHARE_SCALE * sum(spot_h[h]) <= spot_share * sum(gpus_h[h]))
-        for gid, limit in sorted(caps_gpu.items()):
-            terms = [by_key[okey[k]].gpus_per_instance * total[k, h] for k in sorted(groups)
-                     if by_key[okey[k]].gpu == gid]
-            if terms:
-                m.Add(sum(terms) <= limit)
-    cost = sum(cost_terms)
-    if c.budget_usd_per_hour is not None:
-        m.Add(cost <= math.floor(c.budget_usd_per_hour * HOURS * PRICE_SCALE))
-    m.Minimize(cost)
-    variables = [*base.values(), *od.values(), *spot.values(), *total.values(), *r.values(), *aux]
-    hint = _on_demand_hint(cands, rates, groups, prices, r, od, total)
+    lbs = {(w, h): hour_cover_bound(d, w, h) for w in d.workloads for h in range(HOURS)}
     det = DET_PER_S * time_limit_s
+    distinct = len({tuple(d.demand[w][h] for w in d.workloads) for h in range(HOURS)})
 
-    def left() -> float:
-        return max(wall - (time.perf_counter() - start), 0.05)
+    def left(share: float = 1.0) -> float:
+        """Wall seconds left for a stage that may use up to ``share`` of the whole wall budget."""
+        return max(wall * share - (time.perf_counter() - start), 0.05)
 
-    first = run_stage(m, variables, det * (1 - TIE_BREAK_SHARE), left(), hint, engine)
-    if not first.values:
+    dm = build_day(d, list(range(HOURS)), lbs)
+    m, r, base, od, spot, total, cost = dm.model, dm.r, dm.base, dm.od, dm.spot, dm.total, dm.cost
+    m.Minimize(cost)
+    variables = dm.variables()
+    prices = {k: _tier_prices(by_key[okey[k]], c.committed_tier) for k in groups}
+    hint = _on_demand_hint(cands, rates, groups, prices, r, od, total)
+    main_share = 1 - TIE_BREAK_SHARE - BETA_SHARE - (0 if c.single_gpu_type else HOUR_BOUND_SHARE + 2 * POLISH_SHARE)
+    first = run_stage(m, variables, det * main_share, left(min(WALL_MAIN, MAIN_FIRST_S / wall + MAIN_AFTER)), hint,
+                      engine)
+    tried = [first if first.values else None]
+    timed_out = first.wall_bound
+    hour_bound = 0
+    per_hour = det * POLISH_SHARE / distinct
+    if first.status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and engine == "highs":
+        if first.values and not c.single_gpu_type:  # its base kept, every hour re-solved
+            tried.append(polish(d, dm, first, lbs, per_hour, lambda: left(WALL_POLISH), engine))
+        found = [t.objective for t in tried if t is not None]
+        if not c.single_gpu_type and (not found or min(found) - first.bound > FALLBACK_GAP * min(found)):
+            # a poor or no plan so far: the base the hours' own plans suggest, every hour re-solved for it
+            hb, fleets = hour_bounds(d, list(range(HOURS)), lbs, det * HOUR_BOUND_SHARE / distinct,
+                                     lambda: left(WALL_HOURS), engine)
+            hour_bound = sum(hb.values()) if len(hb) == HOURS else 0
+            if len(fleets) == HOURS:
+                tried.append(with_base(d, dm, base_from_hours(d, fleets), lbs, per_hour, lambda: left(WALL_START),
+                                       engine))
+            timed_out = timed_out or len(hb) < HOURS or left(WALL_START) <= 0.1
+    tried = [t for t in tried if t is not None]
+    if not tried:
         raise InfeasibleError("no daily fleet meets every hour's demand within the caps, spot share and budget"
                               if first.status == cp_model.INFEASIBLE else
                               f"the time limit of {time_limit_s:g} s bound before a daily plan was found "
                               "(raise --time-limit)")
-    fix_stage(m, cost, first, "min")
+    best = min(tried, key=lambda t: t.objective)  # ties: the full model's plan first
+    bound = max(first.bound if first.values else 0, hour_bound)
+    if best.objective - bound >= 1 and engine == "highs":
+        beta, clock = commitment_bound(d, lbs, round(best.objective), int(BETA_STEPS_PER_S * time_limit_s),
+                                max(det * BETA_SHARE / (distinct * (1 + BETA_STEPS_PER_S * time_limit_s)),
+                                    BETA_MIN_DET), lambda: left(WALL_BETA), engine)
+        timed_out = timed_out or clock
+        bound = max(bound, beta or 0)
+    fix_stage(m, cost, best, "min")
+    cap = d.cap
     ranked = [base[k] for k in sorted(groups)]
     order = {x.id: i for i, x in enumerate(sorted(cands, key=lambda x: (x.usd_per_hour / max(cap[x.id], 1), x.id)))}
     m.Minimize(sum((i + 1) * v for i, v in enumerate(ranked))
                + sum((order[cid] + 1) * v for (cid, _h), v in sorted(r.items())))
-    tie = run_stage(m, variables, det * TIE_BREAK_SHARE, left(), first.values)
-    values = tie.values or first.values
+    tie = run_stage(m, variables, det * TIE_BREAK_SHARE, left(), best.values)
+    values = tie.values if tie.values and not tie.wall_bound else best.values
     notes = []
-    if first.wall_bound or tie.wall_bound:
+    if timed_out or tie.wall_bound:
         notes.append("the wall-clock limit bound before the deterministic limit: this plan may differ between runs")
 
     def val(v) -> int:
@@ -218,13 +218,13 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
     hours = []
     for h in range(HOURS):
         b = sum(by_key[okey[k]].gpus_per_instance * val(base[k]) for k in groups)
-        d = sum(by_key[okey[k]].gpus_per_instance * val(od[k, h]) for k in groups)
-        s = sum(by_key[okey[k]].gpus_per_instance * val(spot[k, h]) for k in groups)
+        dg = sum(by_key[okey[k]].gpus_per_instance * val(od[k, h]) for k in groups)
+        sg = sum(by_key[okey[k]].gpus_per_instance * val(spot[k, h]) for k in groups)
         usd = sum(val(base[k]) * (by_key[okey[k]].price(c.committed_tier) or 0)
                   + val(od[k, h]) * (by_key[okey[k]].price("on_demand") or 0)
                   + val(spot[k, h]) * (by_key[okey[k]].price("spot") or 0) for k in groups)
-        hours.append(HourRow(hour=h, demand_rps={w: rates[w][h] for w in rates}, base_gpus=b, on_demand_gpus=d,
-                             spot_gpus=s, usd=usd))
+        hours.append(HourRow(hour=h, demand_rps={w: rates[w][h] for w in rates}, base_gpus=b, on_demand_gpus=dg,
+                             spot_gpus=sg, usd=usd))
     lines = []
     for k in sorted(groups):
         o = by_key[okey[k]]
@@ -241,9 +241,10 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
         fleet, tables, cands, {g.id: [val(r[g.id, h]) for h in range(HOURS)] for g in cands},
         {okey[k]: (val(base[k]), [val(od[k, h]) for h in range(HOURS)], [val(spot[k, h]) for h in range(HOURS)])
          for k in groups}, c.committed_tier)
-    optimal = first.status == cp_model.OPTIMAL
+    units = cost_units(d, dm, values)
+    optimal = first.status == cp_model.OPTIMAL or units - bound < 1  # integer costs: a gap below one unit is a proof
     return DayPlan(status="optimal" if optimal else "feasible", solve_seconds=time.perf_counter() - start,
-                   gap=0.0 if optimal else max(first.objective - first.bound, 0.0) / max(first.objective, 1e-9),
+                   gap=0.0 if optimal else max(units - bound, 0.0) / max(units, 1e-9),
                    daily_usd=daily,
                    committed_tier=c.committed_tier, committed_usd_per_day=committed,
                    usd_per_mtok_output=daily / tokens * 1e6 if tokens else math.nan, hours=hours, instances=lines,
@@ -252,9 +253,6 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
 
 def _on_demand_hint(cands: list[Candidate], rates, groups, prices, r, od, total) -> dict[int, int]:
     """Each hour, each workload on its cheapest standalone candidate, bought on demand (a start for the search)."""
-    from gpuplan.optimizer.planning.solver import Problem, greedy
-    from gpuplan.optimizer.planning.workload import Workload
-
     hint: dict[int, int] = {}
     usable = [x for x in cands if prices[(x.provider, x.offer)]["on_demand"]]
     for h in range(HOURS):

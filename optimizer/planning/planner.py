@@ -12,6 +12,7 @@ from gpuplan.optimizer.errors import InfeasibleError, InputError
 from gpuplan.optimizer.launch.commands import launch_fields
 from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet, generate, prune_offers, usable_offers
 from gpuplan.optimizer.planning.percentile import confirm
+from gpuplan.optimizer.planning.records import LaunchSpec, Placement, placement_of
 from gpuplan.optimizer.planning.solver import Problem, Solution, solve
 from gpuplan.optimizer.planning.workload import Fleet, Workload
 from gpuplan.optimizer.tables import Tables
@@ -23,15 +24,7 @@ MTOK = 1e6
 CONFIRM_ROUNDS = 3
 
 
-class Deployment(BaseModel):
-    candidate: str
-    gpu: str
-    provider: str
-    offer: str
-    region: str | None
-    weights: str
-    kv: str
-    tp: int
+class _Capacity(BaseModel):
     replicas: int
     gpus: int
     batch: int
@@ -41,13 +34,11 @@ class Deployment(BaseModel):
     capacity_req_s: float
     usd_per_hour: float  # replicas' share of their instances (idle GPUs allocated pro rata)
     engine: str
-    launch: str  # the command one instance runs (its replicas of this deployment via engine DP), or '# why not'
-    checkpoint: str | None = None
-    engine_version: str | None = None
-    max_model_len: int = 0
-    memory_fraction: float = 0.0
-    gpus_per_instance: int = 0
-    ep: int = 1
+
+
+class Deployment(LaunchSpec, _Capacity, Placement):
+    """One candidate's replicas in a plan (JSON: placement, capacity, launch fields, then ``latency``)."""
+
     latency: str = "mean model"  # tpot_ms / ttft_ms: the mean model, or the SLO percentile from the simulator
 
 
@@ -291,8 +282,7 @@ def assemble(fleet: Fleet, tables: Tables, cands: list[Candidate], sol: Solution
             key = (c.provider, c.offer)
             share = k * c.tp / offer_gpus[key] * offer_cost[key]
             deps.append(Deployment(
-                candidate=c.id, gpu=c.gpu, provider=c.provider, offer=c.offer, region=c.region, weights=c.weights,
-                kv=c.kv, tp=c.tp, replicas=k, gpus=k * c.tp, batch=c.batch, tpot_ms=c.tpot_ms, ttft_ms=c.ttft_ms,
+                **placement_of(c), replicas=k, gpus=k * c.tp, batch=c.batch, tpot_ms=c.tpot_ms, ttft_ms=c.ttft_ms,
                 output_tok_s=k * c.capacity_tok_s, capacity_req_s=k * c.capacity_req_s, usd_per_hour=share,
                 engine=c.engine, latency=c.latency, **launch_fields(w, c, tables, k)))
         usd = sum(d.usd_per_hour for d in deps)
