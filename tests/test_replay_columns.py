@@ -79,14 +79,15 @@ def test_spread_lengths_desynchronise_a_closed_loop() -> None:
     """8 clients, fixed 256-token prompts, 64 output tokens, vLLM on one H100 (8 × 256 = 2,048 prompt tokens fit
     one step's 8,192-token budget). In lockstep every wave of 8 prompts reaches the scheduler together
     (request_s after the last wave's shared final step), is prefilled in one step that carries the 8 chunks,
-    decodes 63 steps together and ends together, so every TTFT is exactly request_s + 8 · P(256). With lengths
+    decodes 63 steps together and ends together, so every TTFT is exactly request_s + the step carrying 8 chunks
+    of 256 tokens and no decodes (``StepModel.mixed_s``: the weights read once, 8 chunks' attention). With lengths
     spread ±50 % the clients drift apart: most prompts are prefilled with fewer others, so the median TTFT falls
     below the lockstep value."""
     t = Tables()
     steps, _, _, budget = deployment_steps(resolve("llama-3.1-8b"), "h100-sxm", "bf16", "bf16", 1, "vllm", 256, 64,
                                            None, 320, t)
     assert budget >= 8 * 256
-    lockstep_ms = (steps.request_s + 8 * steps.prompt_s(256)) * 1e3
+    lockstep_ms = (steps.request_s + steps.mixed_s(0, 0.0, [(0, 256)] * 8)) * 1e3
     fixed = replay(_closed_row(0.0), t)
     assert fixed.requests == 64 and fixed.concurrency == 8
     assert np.allclose(fixed.samples["ttft_ms"], lockstep_ms, rtol=1e-9)

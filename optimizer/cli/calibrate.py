@@ -41,9 +41,11 @@ Examples:
 """
 
 CALIBRATE_HELP = f"""Fit η_mem, η_cmp, η_prefill, η_moe, the per-layer floors and the per-request, per-step and
-per-sequence times of every calibration row your measurements use (least squares on log error, soft-L1,
-with a pull towards the current values; a level shared by the serving engines first). The result is a
-calibration CSV for the global --calibration option. MEASURED: {MEASURED_HELP}
+per-sequence times of every calibration row your measurements use: a MAP fit on log error (soft-L1, rows
+weighted by source) towards the current values with the physical bounds and prior widths of
+calibration_priors.csv; a level shared by the serving engines first; a constant moves only where rows of two
+sources identify it, the floors only on latency-bound rows. The result is a calibration CSV for the global
+--calibration option. MEASURED: {MEASURED_HELP}
 
 \b
 Examples:
@@ -72,19 +74,23 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool
     loso_comps = leave_one_source_out(rows, tables, simulated=not analytical) if loso else []
     if loso:
         summary += summarise(loso_comps, "leave-one-source-out")
+    row_dicts = [c.model_dump() for c in comps]
+    columns = [("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("ep", "ep"), ("weights", "weights"),
+               ("batch", "batch"), ("engine", "engine"), ("metric", "metric"), ("measured", "measured"),
+               ("predicted", "predicted"), ("error_pct", "error %")]
+    if loso:
+        for row, held in zip(row_dicts, loso_comps, strict=True):
+            row.update(loso_predicted=held.predicted, loso_error_pct=held.error_pct)
+        columns += [("loso_predicted", "LOSO predicted"), ("loso_error_pct", "LOSO error %")]
     views = []
     if show_rows:
         views.append(View(title=f"Predicted vs measured ({len(comps)} rows, calibration "
-                                f"{Path(tables.calibration.path).name})", columns=[
-            ("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("ep", "ep"), ("weights", "weights"),
-            ("batch", "batch"), ("engine", "engine"), ("metric", "metric"), ("measured", "measured"),
-            ("predicted", "predicted"), ("error_pct", "error %")], rows=[c.model_dump() for c in comps]))
+                                f"{Path(tables.calibration.path).name}; LOSO: fitted without the row's source)",
+                          columns=columns, rows=row_dicts))
     views.append(View(title="Absolute percentage error", columns=SUMMARY_COLUMNS,
                       rows=[s.model_dump() for s in summary]))
-    payload = {"rows": [c.model_dump() for c in comps], "summary": [s.model_dump() for s in summary]}
-    if loso:
-        payload["loso_rows"] = [c.model_dump() for c in loso_comps]
-    show(Result(payload=payload, csv_rows=[c.model_dump() for c in comps], views=views), fmt, out)
+    payload = {"rows": row_dicts, "summary": [s.model_dump() for s in summary]}
+    show(Result(payload=payload, csv_rows=row_dicts, views=views), fmt, out)
 
 
 @cli.command("calibrate", help=CALIBRATE_HELP)

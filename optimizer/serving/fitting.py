@@ -1,14 +1,16 @@
 """Fitting the calibration to measurements (``gpuplan calibrate``) and leave-one-source-out validation.
 
-Measured rows are grouped by the calibration row (cell) they resolve to. Nine constants are fitted in log
-space relative to their starting values (PARAMS): η_mem, η_cmp, η_prefill, a scale on the per-layer floor
-τ_layer, the per-request time, the per-step engine time, the host time per running sequence, a scale on the
-MoE and MLA floors (τ_moe, τ_mla) and η_moe. The loss is Σ ρ(log(predicted / measured)) (ρ: scipy's
-soft-L1, quadratic up to ~30 % error, linear beyond) plus a ridge λ² · |θ − centre|² (λ = ``PRIOR``) that
-keeps constants the rows say little about near their centre. Three levels (``fit_calibration``): a shared
-adjustment of the serving engines' hardware efficiencies and dense floor, then each engine and GPU
-selector, then each engine version range. Each is a small scipy least-squares problem whose Jacobian is
-evaluated for all perturbed parameter sets in one vectorised call.
+Measured rows are grouped by the calibration row (cell) they resolve to. Nine constants (priors.PARAMS) are
+fitted in log space relative to their starting values: η_mem, η_cmp, η_prefill, τ_layer, the per-request
+time, the per-step engine time, the host time per running sequence, τ_moe (τ_mla moves with it) and η_moe.
+Each fit is a MAP estimate: Σ wᵢ² ρ(log(predictedᵢ / measuredᵢ)) + Σ ((θ − centre) / σ)² with ρ soft-L1
+at ROBUST_SCALE, wᵢ = n_s^−SOURCE_WEIGHT (n_s: rows of the row's source) and per-constant bounds and prior
+widths σ from calibration_priors.csv. A constant moves only where rows of MIN_SOURCES sources depend on it
+(``identified``; when all rows come from one source, rows weigh 1 and one source suffices); the per-layer
+floors are fitted on latency-bound rows only (``_solve``). Levels
+(``fit_calibration``): one adjustment shared by the serving engines (efficiencies and floors), each engine's
+'*' row, then GPU-specific rows and version ranges, each centred on the level above. Each is a small scipy
+least-squares problem whose Jacobian is evaluated for all perturbed parameter sets in one vectorised call.
 
 Leave-one-source-out: for every source key (validation.source_key), fit on all rows of other sources,
 starting from the hand-set defaults (calibration_defaults.csv), and predict the held-out rows. No row is
@@ -19,15 +21,17 @@ with the fold's fitted calibration (the fit itself stays analytical).
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
-from gpuplan.optimizer.serving.roofline import stack, with_calibration
+from gpuplan.optimizer.serving.priors import PARAMS, Priors, load_priors
+from gpuplan.optimizer.serving.roofline import Shape, stack, with_calibration
 from gpuplan.optimizer.serving.simulated_rows import simulated_values
 from gpuplan.optimizer.serving.validation import (
     Case,
     Comparison,
+    RowArrays,
     comparisons,
     metric_values,
     predict_cases,
@@ -38,46 +42,54 @@ from gpuplan.optimizer.serving.validation import (
 from gpuplan.optimizer.tables import Tables
 
 MIN_ROWS = 2
-PRIOR = 1.0
-PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_scale", "request_ms", "t_fixed_ms", "seq_us", "moe_scale",
-          "eta_moe")
+# A constant is fitted only where rows of at least MIN_SOURCES sources depend on it (a unit change of its log
+# moves their prediction by SENSITIVE or more): one publisher's rows share one harness and one setup, so a
+# constant only they see is that setup's, not the engine's; such a constant keeps its prior.
+MIN_SOURCES = 2
+SENSITIVE = 0.1
+# Each source's rows weigh n_s^-SOURCE_WEIGHT in the loss: rows of one publisher are not independent, so
+# the data term grows with √rows per source and with the number of sources.
+SOURCE_WEIGHT = 0.5
 # Engines whose GPU kernels (CUDA graphs, FlashAttention/FlashInfer, grouped GEMMs) share the global level;
 # llama.cpp's kernels are a different stack and keep their own centre.
 SHARED_ENGINES = ("vllm", "sglang", "trtllm")
-SHARED = (0, 1, 2, 3)  # PARAMS the global level adjusts: η_mem, η_cmp, η_prefill, the dense floor scale
-LAYER_SCALE, MOE_SCALE = 3, 7  # indices in PARAMS
+# PARAMS the global level adjusts: the hardware efficiencies and the per-layer floors; the engine-specific
+# times (per request, per step, per sequence) are each engine's own.
+SHARED = tuple(PARAMS.index(p) for p in ("eta_mem", "eta_cmp", "eta_prefill", "layer_us", "moe_layer_us",
+                                         "eta_moe"))
+# The floors are fitted (with η_mem) on rows with at most LATENCY_BATCH running sequences only.
+FLOORS = (PARAMS.index("layer_us"), PARAMS.index("moe_layer_us"))
+ETA_MEM = PARAMS.index("eta_mem")
 LATENCY_BATCH = 4
-MIN_LATENCY_ROWS = 3
-PINNED = 1e3
-ETA_MIN = 0.05
-FLOOR_MS = 1e-3  # per-step and per-request times are fitted in log space: keep them above 1 µs
-
-
-def _start(row: CalibrationRow) -> np.ndarray:
-    return np.array([row.eta_mem, row.eta_cmp, row.eta_prefill, 1.0, max(row.request_ms, FLOOR_MS),
-                     max(row.t_fixed_ms, FLOOR_MS), max(row.seq_us, FLOOR_MS), 1.0, row.eta_moe])
-
-
-LOWER = np.array([ETA_MIN, ETA_MIN, ETA_MIN, 0.05, FLOOR_MS, FLOOR_MS, FLOOR_MS, 0.05, ETA_MIN])
-# Physical ceilings: DRAM streams reach ~95 % of peak bandwidth at best; tuned FP8 GEMMs reach ~0.7 of the
-# dense tensor peak (DeepGEMM README: up to 1358 TFLOPS on H800, whose dense FP8 peak is 1979), so η_cmp and
-# η_prefill stop at 0.85.
-UPPER = np.array([0.95, 0.85, 0.85, 5.0, 300.0, 100.0, 200.0, 5.0, 1.0])
-# Robust loss: residuals beyond ~30 % (0.25 in log) count linearly, not quadratically, so rows whose load the
-# analytical model cannot represent (bursts of 1000 requests, streaming artefacts) do not drag the constants.
+PINNED = 1e3  # prior weight of a constant held at its centre
+FLOOR = 1e-3  # per-step, per-request and per-sequence times are fitted in log space: keep them above 0
+# Robust loss: a row's log error counts quadratically up to ~ROBUST_SCALE and linearly beyond (soft-L1), so
+# rows whose load the analytical model cannot represent (bursts of 1000 requests, streaming artefacts) do not
+# drag the constants; the prior stays Gaussian.
 ROBUST_SCALE = 0.25
 JAC_STEP = 1e-3
 MAX_NFEV = 30
 
 
-def _evaluate(base, arrays, layers: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Predictions of stacked cases with PARAMS ``values`` (one row of values per case, or one for all).
-    ``layers`` holds each case's (layer_us, moe_layer_us, mla_layer_us) before scaling."""
-    v = np.broadcast_to(values, (layers.shape[0], len(PARAMS)))
-    s = with_calibration(base, eta_mem=v[:, 0], eta_cmp=v[:, 1], eta_prefill=v[:, 2],
-                         layer_us=layers[:, 0] * v[:, 3], moe_layer_us=layers[:, 1] * v[:, 7],
-                         mla_layer_us=layers[:, 2] * v[:, 7], request_s=v[:, 4] * 1e-3, t_fixed_s=v[:, 5] * 1e-3,
-                         seq_s=v[:, 6] * 1e-6, eta_moe=v[:, 8])
+def _start(row: CalibrationRow) -> np.ndarray:
+    return np.array([max(getattr(row, p), FLOOR) for p in PARAMS])
+
+
+def _bounds(row: CalibrationRow, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
+    """The physical bounds of ``row``'s constants, widened to include its own starting value (a calibration
+    the user wrote outside them is kept as a possibility, not clipped)."""
+    start = _start(row)
+    return (np.minimum(priors.array(row.engine, "lower"), start),
+            np.maximum(priors.array(row.engine, "upper"), start))
+
+
+def _evaluate(base, arrays, mla_ratio: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Predictions of stacked cases with PARAMS ``values`` (one row of values per case, or one for all); the
+    MLA floor moves with the MoE floor (``mla_ratio`` = each case's mla_layer_us / moe_layer_us)."""
+    v = np.broadcast_to(values, (mla_ratio.shape[0], len(PARAMS)))
+    s = with_calibration(base, eta_mem=v[:, 0], eta_cmp=v[:, 1], eta_prefill=v[:, 2], layer_us=v[:, 3],
+                         moe_layer_us=v[:, 7], mla_layer_us=v[:, 7] * mla_ratio, request_s=v[:, 4] * 1e-3,
+                         t_fixed_s=v[:, 5] * 1e-3, seq_s=v[:, 6] * 1e-6, eta_moe=v[:, 8])
     return metric_values(s, arrays)
 
 
@@ -86,68 +98,133 @@ def _tile(x, reps: int):
     return type(x)(**{f.name: np.tile(getattr(x, f.name), reps) for f in fields(x)})
 
 
-def _solve(cases: list[Case], starts: np.ndarray, centre: np.ndarray, prior: np.ndarray | float = PRIOR) -> np.ndarray:
-    """θ minimising Σ ρ(log(pred/meas)) + prior² · |θ − centre|², values = starts · exp(θ) (clipped to bounds).
-    The forward-difference Jacobian evaluates all perturbed θ in one vectorised call."""
-    n, k = len(cases), len(PARAMS)
-    base = stack([c.shape for c in cases])
-    arrays = row_arrays(cases)
-    layers = np.array([[c.shape.layer_us, c.shape.moe_layer_us, c.shape.mla_layer_us] for c in cases])
-    measured = np.array([c.m.value for c in cases])
-    wide_base, wide_arrays = _tile(base, k + 1), _tile(arrays, k + 1)
-    wide_layers, wide_measured = np.tile(layers, (k + 1, 1)), np.tile(measured, k + 1)
-    starts = np.broadcast_to(starts, (n, k))
+def _robust(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Soft-L1 as a residual: g(r) with g² = 2(√(1 + (r/c)²) − 1), c = ROBUST_SCALE (≈ r/c when small,
+    √(2|r|/c) when large), and dg/dr."""
+    u = r / ROBUST_SCALE
+    root = np.sqrt(1 + u * u)
+    g = np.sign(u) * np.sqrt(2 * (root - 1))
+    safe = np.where(g == 0, 1.0, g)
+    return g, np.where(g == 0, 1.0, u / (safe * root)) / ROBUST_SCALE
 
-    def fit_part(theta: np.ndarray) -> np.ndarray:
-        values = np.clip(starts * np.exp(theta), LOWER, UPPER)
-        return np.log(_evaluate(base, arrays, layers, values) / measured)
+
+@dataclass(frozen=True)
+class Fold:
+    """The stacked cases of one fit with their bounds, starts and row weights."""
+
+    cases: list[Case]
+    starts: np.ndarray  # (n, k)
+    lower: np.ndarray  # (n, k)
+    upper: np.ndarray  # (n, k)
+    weights: np.ndarray  # (n,)
+    min_sources: int  # sources whose rows must depend on a constant for it to move
+    shape: Shape  # the cases' shapes, stacked
+    arrays: RowArrays
+    mla_ratio: np.ndarray  # (n,) mla_layer_us / moe_layer_us of each case's start
+    measured: np.ndarray  # (n,)
+
+
+def _fold(cases: list[Case], starts, lower, upper, weights, min_sources: int) -> Fold:
+    ratio = np.array([c.shape.mla_layer_us / c.shape.moe_layer_us if c.shape.moe_layer_us else 0.0 for c in cases])
+    return Fold(cases=cases, starts=starts, lower=lower, upper=upper, weights=weights, min_sources=min_sources,
+                shape=stack([c.shape for c in cases]), arrays=row_arrays(cases), mla_ratio=ratio,
+                measured=np.array([c.m.value for c in cases]))
+
+
+def make_fold(cases: list[Case], rows: dict, priors: Priors, one_source: bool = False) -> Fold:
+    """``one_source``: every measurement of the fit comes from one source (a user calibrating to their own
+    runs): there is nothing to generalise across, so rows weigh 1 and one source identifies a constant."""
+    counts: dict[str, int] = {}
+    for c in cases:
+        counts[source_key(c.m.source)] = counts.get(source_key(c.m.source), 0) + 1
+    power = 0.0 if one_source else SOURCE_WEIGHT
+    bounds = [_bounds(rows[c.cal_key], priors) for c in cases]
+    return _fold(cases, np.array([_start(rows[c.cal_key]) for c in cases]), np.array([b[0] for b in bounds]),
+                 np.array([b[1] for b in bounds]), np.array([counts[source_key(c.m.source)] ** -power for c in cases]),
+                 1 if one_source else MIN_SOURCES)
+
+
+def _log_errors(fold: Fold, thetas: np.ndarray) -> np.ndarray:
+    """log(predicted / measured) of every case for each θ in ``thetas`` (m, k) → (m, n)."""
+    k, m, n = len(PARAMS), thetas.shape[0], len(fold.cases)
+    base, arrays = (fold.shape, fold.arrays) if m == 1 else (_tile(fold.shape, m), _tile(fold.arrays, m))
+    values = np.clip(fold.starts[None] * np.exp(thetas[:, None, :]), fold.lower[None], fold.upper[None])
+    predicted = _evaluate(base, arrays, np.tile(fold.mla_ratio, m), values.reshape(-1, k))
+    return np.log(predicted / np.tile(fold.measured, m)).reshape(m, n)
+
+
+def _sensitivity(fold: Fold, theta: np.ndarray) -> np.ndarray:
+    """∂ log(predicted) / ∂θ of every case at ``theta`` (n, k), forward differences."""
+    k = len(PARAMS)
+    logs = _log_errors(fold, np.vstack([theta, theta + JAC_STEP * np.eye(k)]))
+    return ((logs[1:] - logs[0]) / JAC_STEP).T
+
+
+def identified(fold: Fold, theta: np.ndarray) -> np.ndarray:
+    """Which constants the fold's rows identify: rows of at least ``fold.min_sources`` sources depend on them."""
+    jac = np.abs(_sensitivity(fold, theta))
+    keys = np.array([source_key(c.m.source) for c in fold.cases])
+    return np.array([len(set(keys[jac[:, j] >= SENSITIVE])) >= fold.min_sources for j in range(len(PARAMS))])
+
+
+def _map(fold: Fold, centre: np.ndarray, sigma: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """MAP estimate θ (values = starts · exp(θ), clipped to the bounds): minimise
+    Σ w_i² ρ(log(pred_i/meas_i)) + Σ ((θ_j − centre_j) / σ_j)², ρ soft-L1 at ROBUST_SCALE; constants not
+    ``free`` or not identified by the rows (``identified``) are held at their centre. The forward-difference
+    Jacobian evaluates all perturbed θ in one vectorised call."""
+    k = len(PARAMS)
+    weight = np.where(free & identified(fold, centre), 1.0 / sigma, PINNED)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        return np.concatenate([fit_part(theta), prior * (theta - centre)])
+        g, _ = _robust(_log_errors(fold, theta[None])[0])
+        return np.concatenate([fold.weights * g, weight * (theta - centre)])
 
     def jacobian(theta: np.ndarray) -> np.ndarray:
-        thetas = np.vstack([theta, theta + JAC_STEP * np.eye(k)])  # (k + 1, k)
-        values = np.clip(starts[None, :, :] * np.exp(thetas[:, None, :]), LOWER, UPPER).reshape(-1, k)
-        logs = np.log(_evaluate(wide_base, wide_arrays, wide_layers, values) / wide_measured).reshape(k + 1, n)
-        jac = ((logs[1:] - logs[0]) / JAC_STEP).T  # (n, k)
-        return np.vstack([jac, np.diag(np.broadcast_to(prior, (k,)).astype(float))])
+        logs = _log_errors(fold, np.vstack([theta, theta + JAC_STEP * np.eye(k)]))
+        _, slope = _robust(logs[0])
+        jac = ((logs[1:] - logs[0]) / JAC_STEP).T * (fold.weights * slope)[:, None]
+        return np.vstack([jac, np.diag(weight)])
 
     from scipy.optimize import least_squares  # here: every command imports this module, only calibrate fits
 
-    fit = least_squares(residuals, centre.copy(), jac=jacobian, method="trf", loss="soft_l1",
-                        f_scale=ROBUST_SCALE, max_nfev=MAX_NFEV)
-    return fit.x
+    return least_squares(residuals, centre.copy(), jac=jacobian, method="trf", max_nfev=MAX_NFEV).x
 
 
-def _prior(cases: list[Case]) -> np.ndarray:
-    """Ridge weights: PRIOR for every constant, except that the per-layer floors stay at their centre unless
-    the cell has latency-bound rows (batch ≤ LATENCY_BATCH; MoE rows for the MoE/MLA floors) to identify
-    them: at load the floors are confounded with the η's and the per-sequence time."""
-    latency_bound = [c for c in cases if c.running <= LATENCY_BATCH]
-    prior = np.full(len(PARAMS), PRIOR)
-    if len(latency_bound) < MIN_LATENCY_ROWS:
-        prior[LAYER_SCALE] = PINNED
-    if sum(c.moe for c in latency_bound) < MIN_LATENCY_ROWS:
-        prior[MOE_SCALE] = PINNED
-    return prior
+def _subset(fold: Fold, keep: np.ndarray) -> Fold:
+    return _fold([c for c, k in zip(fold.cases, keep, strict=True) if k], fold.starts[keep], fold.lower[keep],
+                 fold.upper[keep], fold.weights[keep], fold.min_sources)
 
 
-def fit_global(cases: list[Case], rows: dict[tuple[str, str, str | None], CalibrationRow]) -> np.ndarray:
-    """One log-space adjustment θ_g shared by every cell: what all engines have in common, the hardware
-    efficiencies and the per-layer floors. The engine- and harness-specific times (per request, per step,
-    per sequence) are held at each cell's value (a stiff prior)."""
-    starts = np.array([_start(rows[c.cal_key]) for c in cases])
-    prior = np.where(np.isin(np.arange(len(PARAMS)), SHARED), PRIOR, PINNED)
-    return _solve(cases, starts, np.zeros(len(PARAMS)), prior)
+def _solve(fold: Fold, centre: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """Two stages. (1) The per-layer floors (with η_mem) on the latency-bound rows only (at most
+    LATENCY_BATCH sequences running), where they are a large share of the step; (2) every other constant on
+    all rows with the floors held. At load the floors would absorb whatever else the model misses (queueing,
+    host work, scheduling); without latency-bound rows of MIN_SOURCES sources they keep their prior."""
+    floors = np.isin(np.arange(len(PARAMS)), FLOORS)
+    latency = np.array([c.running <= LATENCY_BATCH for c in fold.cases])
+    centre = centre.copy()
+    if latency.any():
+        stage1 = _map(_subset(fold, latency), centre, sigma, floors | (np.arange(len(PARAMS)) == ETA_MEM))
+        centre[floors] = stage1[floors]
+    return _map(fold, centre, sigma, ~floors)
+
+
+def fit_global(fold: Fold, priors: Priors) -> np.ndarray:
+    """One log-space adjustment θ_g shared by every cell of the serving engines: what they have in common,
+    the hardware efficiencies and the per-layer floors. The engine-specific times are held at each cell's
+    value."""
+    sigma = priors.array("*", "sigma_log")
+    shared = np.isin(np.arange(len(PARAMS)), SHARED)
+    return _solve(fold, np.zeros(len(PARAMS)), np.where(shared, sigma, 1.0 / PINNED))
 
 
 def _fitted_row(row: CalibrationRow, values: np.ndarray, rows: int, label: str, as_of: str) -> CalibrationRow:
-    eta_mem, eta_cmp, eta_pre, scale, request_ms, fixed_ms, seq_us, moe_scale, eta_moe = (float(x) for x in values)
+    v = dict(zip(PARAMS, (float(x) for x in values), strict=True))
+    mla = row.mla_layer_us * v["moe_layer_us"] / row.moe_layer_us if row.moe_layer_us else row.mla_layer_us
     return row.model_copy(update={
-        "eta_mem": round(eta_mem, 4), "eta_cmp": round(eta_cmp, 4), "eta_prefill": round(eta_pre, 4),
-        "layer_us": round(row.layer_us * scale, 2), "moe_layer_us": round(row.moe_layer_us * moe_scale, 2),
-        "mla_layer_us": round(row.mla_layer_us * moe_scale, 2), "request_ms": round(request_ms, 3),
-        "t_fixed_ms": round(fixed_ms, 4), "seq_us": round(seq_us, 3), "eta_moe": round(eta_moe, 4),
+        **{p: round(v[p], 4) for p in ("eta_mem", "eta_cmp", "eta_prefill", "eta_moe", "t_fixed_ms")},
+        "layer_us": round(v["layer_us"], 2), "moe_layer_us": round(v["moe_layer_us"], 2), "mla_layer_us": round(mla, 2),
+        "request_ms": round(v["request_ms"], 3), "seq_us": round(v["seq_us"], 3),
         "source": (f"fitted by gpuplan calibrate on {rows} rows of {label} (start: {row.source})" if rows else
                    f"global adjustment fitted by gpuplan calibrate on {label} (start: {row.source})"),
         "as_of": as_of})
@@ -164,43 +241,63 @@ def _cells(cases: list[Case], fit_only: bool = False) -> dict[tuple[str, str, st
     return cells
 
 
-def fit_calibration(cases: list[Case], base: Calibration, label: str) -> Calibration:
-    """Three levels. (1) θ_g over the rows of the serving engines (SHARED_ENGINES). (2) Every row without a
-    version range: θ fitted on all rows of its engine and GPU selector, whatever their version, with a ridge
-    towards θ_g (towards its own values for other engines). (3) Every row with a version range: θ fitted on
-    its own rows with a ridge towards level 2. A row with fewer than MIN_ROWS rows takes its centre
-    (serving engines) or keeps its values (others). Row order is kept."""
+def _parent(key: tuple[str, str, str | None], theta: dict, theta_g: np.ndarray) -> np.ndarray:
+    """The centre of a cell's prior: its engine and GPU selector without version range, else the engine's
+    '*' row, else the serving engines' shared θ_g (zero: the defaults, for other engines)."""
+    engine, gpu, versions = key
+    if versions is not None and (engine, gpu, None) in theta:
+        return theta[(engine, gpu, None)]
+    if gpu != "*" and (engine, "*", None) in theta:
+        return theta[(engine, "*", None)]
+    return theta_g if engine in SHARED_ENGINES else np.zeros(len(PARAMS))
+
+
+def _level(key: tuple[str, str, str | None]) -> int:
+    return (key[1] != "*") + 2 * (key[2] is not None)
+
+
+def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Priors | None = None) -> Calibration:
+    """A MAP fit in log space relative to ``base`` with the physical priors (calibration_priors.csv) in
+    levels. (1) θ_g over the rows of the serving engines (SHARED_ENGINES): their shared efficiencies and
+    floors. (2) Each engine's '*' row on its rows, centred on θ_g (serving engines, prior width
+    cell_sigma_log for the shared constants, sigma_log for the engine's own times) or on the defaults
+    (others, sigma_log). (3) GPU-specific rows centred on their engine's '*' row, then version ranges centred
+    on their row without range (cell_sigma_log). A row with fewer than MIN_ROWS rows takes its centre
+    (serving engines and ranged rows) or keeps its values (others). Row order is kept."""
+    priors = priors or load_priors()
     by_key = {(r.engine, r.gpu, r.versions): r for r in base.rows}
     cells = _cells(cases, fit_only=True)
     train = [c for members in cells.values() for c in members]
     if not train:
         return base
     shared = [c for c in train if c.m.engine in SHARED_ENGINES]
-    zero = np.zeros(len(PARAMS))
-    theta_g = fit_global(shared, by_key) if shared else zero
+    one = len({source_key(c.m.source) for c in train}) == 1
+    theta_g = fit_global(make_fold(shared, by_key, priors, one), priors) if shared else np.zeros(len(PARAMS))
     theta: dict[tuple[str, str, str | None], np.ndarray] = {}
     counts: dict[tuple[str, str, str | None], int] = {}
-    for level in (2, 3):
-        for key, row in by_key.items():
-            if (row.versions is None) != (level == 2):
-                continue
-            if level == 2:
-                members = [c for k, mem in cells.items() if k[:2] == key[:2] for c in mem]
-                centre = theta_g if row.engine in SHARED_ENGINES else zero
-            else:
-                members = cells.get(key, [])
-                centre = theta.get((row.engine, row.gpu, None), theta_g if row.engine in SHARED_ENGINES else zero)
-            if len(members) >= MIN_ROWS:
-                starts = np.array([_start(by_key[c.cal_key]) for c in members])
-                theta[key], counts[key] = _solve(members, starts, centre, _prior(members)), len(members)
-            elif row.engine in SHARED_ENGINES or level == 3:
-                theta[key], counts[key] = centre, 0
+    for key in sorted(by_key, key=lambda k: (_level(k), k[0], k[1], k[2] or "")):
+        engine = key[0]
+        members = cells.get(key, [])
+        centre = _parent(key, theta, theta_g)
+        cell_sigma = priors.array(engine, "cell_sigma_log")
+        own = priors.array(engine, "sigma_log")
+        if _level(key) == 0:
+            shared_part = np.isin(np.arange(len(PARAMS)), SHARED) & (engine in SHARED_ENGINES)
+            sigma = np.where(shared_part, cell_sigma, own)
+        else:
+            sigma = cell_sigma if engine in SHARED_ENGINES or key[2] is not None else own
+        if len(members) >= MIN_ROWS:
+            theta[key] = _solve(make_fold(members, by_key, priors, one), centre, sigma)
+            counts[key] = len(members)
+        elif engine in SHARED_ENGINES or key[2] is not None:
+            theta[key], counts[key] = centre, 0
     as_of = max(c.m.as_of for c in train)
     fitted = {}
     for key, t in theta.items():
         row = by_key[key]
+        lower, upper = _bounds(row, priors)
+        values = np.clip(_start(row) * np.exp(t), lower, upper)
         members = cells.get(key, [])
-        values = np.clip(_start(row) * np.exp(t), LOWER, UPPER)
         fitted[key] = _fitted_row(row, values, counts[key], label, max((c.m.as_of for c in members), default=as_of))
     return Calibration(rows=tuple(fitted.get((r.engine, r.gpu, r.versions), r) for r in base.rows), path=base.path)
 
