@@ -155,3 +155,22 @@ def test_step_with_attention_tp_or_dp_is_monotone_and_bandwidth_bound(model, gpu
     one = step_terms_s(s, 1.0)
     floor_s = (s.dense_bytes / (8 / dp) + s.top_k * s.expert_bytes * s.moe_layers / 8) / s.bw_peak
     assert one["step"] >= floor_s * (1 - 1e-9)
+
+
+def test_a_step_with_prompt_tokens_pays_eager_floors() -> None:
+    """Decode steps replay captured CUDA graphs; a step with prompt tokens launches its kernels from the host. The
+    shipped serving engines scale the per-layer floors by eager_floor_scale = 6 (an eager Llama 3.1 8B decode step
+    on H100 is 8.4 ms against 5.1 ms captured, cloudai.pt: ~100 µs more per layer than the ~20 µs graphed floor),
+    so the floors term of a one-token prompt step is exactly 6 × the decode step's."""
+    from gpuplan.optimizer.serving.roofline import step_terms_s
+    from gpuplan.optimizer.serving.terms import eager_scale
+    from gpuplan.optimizer.tables import DEFAULT
+
+    assert float(eager_scale(0.0, 6.0)) == 1.0 and float(eager_scale(1.0, 6.0)) == 6.0
+    cal = DEFAULT.calibration.lookup("vllm", "h100-sxm", "nvidia", "hopper")
+    assert cal.eager_floor_scale == 6.0
+    s = _shape("llama-3.1-8b", "h100-sxm", "bf16", 1, cal=cal)
+    decode = step_terms_s(s, 1.0)["layer_floors"]
+    prompt = step_terms_s(s, 0.0, 1.0)["layer_floors"]
+    assert float(prompt) == pytest.approx(6.0 * float(decode), rel=1e-12)
+    assert float(decode) == pytest.approx(32 * cal.layer_us * 1e-6, rel=1e-12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
@@ -140,3 +141,19 @@ def test_offer_pruning_keeps_the_optimum(p: Problem) -> None:
     assert pruned.status == full.status
     if full.status == "optimal":
         assert pruned.objective_value == pytest.approx(full.objective_value, abs=1e-9)
+
+
+def test_a_starting_plan_that_mixes_gpu_types_is_never_returned_under_single_gpu_type() -> None:
+    """Found by the brute-force property test. w1 needs 5 req/s, w2 1 req/s, one GPU type per workload, $18/h:
+    w1 on g1 alone costs 5 × $4 = $20 > $18, on g2 alone 2 × $9 = $18, and w2 then adds $1 (it has only a g1
+    deployment), so no plan exists. The starting plan (w1 on one g2 replica + two g1 replicas, $17, w2 on a $1
+    instance) mixes g1 and g2 for w1 and must not come back as 'feasible'."""
+    g1x1, g1x2, g2x8 = ("p1", "g1", 1, 4.0), ("p1", "g1", 2, 1.0), ("p1", "g2", 8, 9.0)
+    cands = [candidate(0, "w1", g2x8, 8, 3.0), candidate(1, "w1", g1x1, 1, 1.0), candidate(2, "w1", g1x1, 1, 1.0),
+             candidate(3, "w2", g1x2, 1, 1.0)]
+    p = Problem(workloads=[workload("w1", 5.0), workload("w2", 1.0)], candidates=cands, tier="on_demand",
+                budget_usd_per_hour=18.0, single_gpu_type=True)
+    assert solve(p, time_limit_s=5).status == "infeasible"
+    relaxed = solve(dataclasses.replace(p, single_gpu_type=False), time_limit_s=5)
+    assert relaxed.status == "optimal"  # 1 × g2 ($9) + 2 × g1 ($8) for w1, half a g1x2 instance ($1) for w2
+    assert relaxed.objective_value == pytest.approx(18.0)

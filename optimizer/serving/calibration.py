@@ -34,6 +34,7 @@ DEFAULT_LAYER_US = 20.0
 DEFAULT_MOE_LAYER_US = 40.0
 DEFAULT_MLA_LAYER_US = 25.0
 DEFAULT_GEMM_TILE_M = 64.0
+DEFAULT_EAGER_FLOOR_SCALE = 1.0
 DEFAULT_ATTN_CTX_HALF_TOKENS = 131072.0
 DEFAULT_REQUEST_MS = 15.0
 DEFAULT_CHUNK_TOKENS = 8192.0
@@ -49,7 +50,9 @@ class CalibrationRow(BaseModel):
     eta_moe: grouped-GEMM (routed experts) throughput relative to a dense GEMM; seq_us: host time per
     running sequence per step (scheduling, sampling, detokenising, output
     processing); layer_us: fixed time per transformer layer per step; moe_layer_us, mla_layer_us: extra per MoE / MLA
-    layer; gemm_tile_m: rows of one grouped-GEMM tile (expert GEMMs are padded to it);
+    layer; gemm_tile_m: rows of one grouped-GEMM tile (expert GEMMs are padded to it); eager_floor_scale: the
+    per-layer floors of a step that carries prompt tokens, relative to a decode step's (engines capture decode
+    steps in CUDA graphs and launch prefill steps' kernels one by one from the host);
     attn_ctx_half_tokens: context at which decode attention reaches half of η_mem (0 = off);
     request_ms: per-request latency in TTFT (HTTP, tokenisation, scheduling); chunk_tokens: prefill
     tokens per engine step (chunked prefill); max_seqs: the scheduler's cap on running sequences
@@ -73,6 +76,7 @@ class CalibrationRow(BaseModel):
     moe_layer_us: float = Field(default=DEFAULT_MOE_LAYER_US, ge=0)
     mla_layer_us: float = Field(default=DEFAULT_MLA_LAYER_US, ge=0)
     gemm_tile_m: float = Field(default=DEFAULT_GEMM_TILE_M, ge=1)
+    eager_floor_scale: float = Field(default=DEFAULT_EAGER_FLOOR_SCALE, ge=1, le=100)
     attn_ctx_half_tokens: float = Field(default=DEFAULT_ATTN_CTX_HALF_TOKENS, ge=0)
     request_ms: float = Field(default=DEFAULT_REQUEST_MS, ge=0)
     chunk_tokens: float = Field(default=DEFAULT_CHUNK_TOKENS, ge=1)

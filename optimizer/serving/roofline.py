@@ -96,6 +96,7 @@ class Shape:
     request_s: float
     chunk_tokens: float
     prefill_attn_ratio: float = 1.0  # prompt tokens' attention FLOPs / the decode form's (MLA prefill runs as MHA)
+    eager_floor_scale: float = 1.0  # per-layer floors of a step with prompt tokens / a (graph-captured) decode step's
 
     @property
     def bw(self) -> float:
@@ -200,7 +201,7 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
         mla_layer_us=cal.mla_layer_us, gemm_tile_m=cal.gemm_tile_m, attn_ctx_half_tokens=cal.attn_ctx_half_tokens,
         request_s=cal.request_ms * 1e-3, chunk_tokens=cal.chunk_tokens,
-        prefill_attn_ratio=_prefill_attention_ratio(arch),
+        prefill_attn_ratio=_prefill_attention_ratio(arch), eager_floor_scale=cal.eager_floor_scale,
     )
     return shape, warning
 
@@ -293,7 +294,8 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us,
-                                            s.mla_layer_us) + np.zeros_like(b),
+                                            s.mla_layer_us) * terms.eager_scale(p_all, s.eager_floor_scale)
+                        + np.zeros_like(b),
         "host": s.t_fixed_s + s.seq_s * (b + np.where(p > 0, 1.0, 0.0)),
     }
     out["step"] = sum(out[k] for k in STEP_TERMS)

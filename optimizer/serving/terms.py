@@ -150,3 +150,11 @@ def poisson_weights(lam: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     nodes = np.where(lam <= POISSON_EXACT_MAX, k, np.where(lam < POISSON_GAUSS_MIN, two_k, gh_k))
     weights = np.where(lam <= POISSON_EXACT_MAX, p, np.where(lam < POISSON_GAUSS_MIN, two_w, gh_w))
     return nodes, weights, lam
+
+
+def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike) -> ArrayLike:
+    """Factor on a step's per-layer floors: 1 for a decode-only step, ``scale`` for a step that carries prompt
+    tokens. The serving engines replay decode steps from captured CUDA graphs (a few µs per kernel), but a step
+    with prompt tokens has a token count outside the captured sizes and launches every kernel from the host
+    (vLLM captures up to 512 tokens, SGLang decode batches only, TensorRT-LLM generation-only batches)."""
+    return np.where(np.asarray(prefill_tokens) > 0, scale, 1.0)

@@ -85,7 +85,14 @@ def cost_of(cands: list[Candidate], counts: dict[str, int]) -> int:
 
 
 def feasible_plan(p: Problem, cands: list[Candidate], counts: dict[str, int]) -> bool:
-    """Whether these replicas, in their fewest instances, respect the budget, GPU caps and availability."""
+    """Whether these replicas, in their fewest instances, respect the budget, GPU caps, availability, one GPU
+    type per workload (``single_gpu_type``) and the fleet's GPU-type limit (``max_gpu_types``)."""
+    by_id = {c.id: c for c in cands}
+    used = [by_id[i] for i, n in counts.items() if n > 0]
+    if p.single_gpu_type and any(len({c.gpu for c in used if c.workload == w.name}) > 1 for w in p.workloads):
+        return False
+    if p.max_gpu_types is not None and len({c.gpu for c in used}) > p.max_gpu_types:
+        return False
     inst = instances_for(cands, counts)
     first = {(c.provider, c.offer): c for c in cands}
     cost = sum(price_units(first[k]) * v for k, v in inst.items())
