@@ -253,11 +253,25 @@ def share_s(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray, batch
     """The replica's GPU time per prompt at load (``prefill_s`` with spread): what the prompt's tokens add to
     decode steps of b sequences that run anyway, with b / O prompts joining each step (mixed-step engines),
     or its own prefill steps while the decodes wait (``prefill_first`` engines: SGLang; scheduler.csv says
-    which). Broadcasts deployments (rows of ``s`` and ``input_tokens``) against ``batches``."""
+    which). Broadcasts deployments (rows of ``s`` and ``input_tokens``) against ``batches``. The mixed-step
+    cost is evaluated at the batches 1, 2, 4, … (``share_nodes``) and interpolated linearly in b between them:
+    it is smooth in b, and a grid of every batch would cost a Poisson-weighted step per (deployment, batch)."""
     alone = prefill_s(s, None, input_tokens, spread=True)
-    mixed = prefill_s(s, None, input_tokens, spread=True, decode_batch=batches,
-                      prompts_per_step=batches / output_tokens)
+    b = np.asarray(batches, dtype=float)
+    nodes = share_nodes(float(np.max(b)))
+    at_nodes = prefill_s(s, None, input_tokens, spread=True, decode_batch=nodes, prompts_per_step=nodes / output_tokens)
+    flat = b.reshape(-1)
+    j = np.floor(np.log2(np.maximum(flat, 1.0))).astype(np.int64)
+    w = (flat - nodes[j]) / nodes[j]
+    mixed = at_nodes[..., j] + w * (at_nodes[..., j + 1] - at_nodes[..., j])
     return np.where(prefill_first, alone, mixed)
+
+
+def share_nodes(top_batch: float) -> np.ndarray:
+    """1, 2, 4, …, 2^(k+1) with 2^k ≥ ``top_batch``: every batch up to it lies between two nodes, and a
+    batch's two nodes do not depend on how far the grid goes (one deployment or a bucket of them)."""
+    k = int(np.ceil(np.log2(max(top_batch, 1.0))))
+    return 2.0 ** np.arange(k + 2)
 
 
 @dataclass(frozen=True)
