@@ -21,6 +21,7 @@ with the fold's fitted calibration (the fit itself stays analytical).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -122,26 +123,28 @@ class Fold:
     arrays: RowArrays
     mla_ratio: np.ndarray  # (n,) mla_layer_us / moe_layer_us of each case's start
     measured: np.ndarray  # (n,)
+    sources: np.ndarray  # (n,) each case's source key (validation.source_key)
 
 
-def _fold(cases: list[Case], starts, lower, upper, weights, min_sources: int) -> Fold:
+def _fold(cases: list[Case], starts, lower, upper, weights, min_sources: int,
+          sources: np.ndarray | None = None) -> Fold:
     ratio = np.array([c.shape.mla_layer_us / c.shape.moe_layer_us if c.shape.moe_layer_us else 0.0 for c in cases])
+    keys = np.array([source_key(c.m.source) for c in cases]) if sources is None else sources
     return Fold(cases=cases, starts=starts, lower=lower, upper=upper, weights=weights, min_sources=min_sources,
                 shape=stack([c.shape for c in cases]), arrays=row_arrays(cases), mla_ratio=ratio,
-                measured=np.array([c.m.value for c in cases]))
+                measured=np.array([c.m.value for c in cases]), sources=keys)
 
 
 def make_fold(cases: list[Case], rows: dict, priors: Priors, one_source: bool = False) -> Fold:
     """``one_source``: every measurement of the fit comes from one source (a user calibrating to their own
     runs): there is nothing to generalise across, so rows weigh 1 and one source identifies a constant."""
-    counts: dict[str, int] = {}
-    for c in cases:
-        counts[source_key(c.m.source)] = counts.get(source_key(c.m.source), 0) + 1
+    keys = np.array([source_key(c.m.source) for c in cases])
+    counts = Counter(keys.tolist())
     power = 0.0 if one_source else SOURCE_WEIGHT
     bounds = [_bounds(rows[c.cal_key], priors) for c in cases]
     return _fold(cases, np.array([_start(rows[c.cal_key]) for c in cases]), np.array([b[0] for b in bounds]),
-                 np.array([b[1] for b in bounds]), np.array([counts[source_key(c.m.source)] ** -power for c in cases]),
-                 1 if one_source else MIN_SOURCES)
+                 np.array([b[1] for b in bounds]), np.array([counts[k] ** -power for k in keys.tolist()]),
+                 1 if one_source else MIN_SOURCES, keys)
 
 
 def _log_errors(fold: Fold, thetas: np.ndarray) -> np.ndarray:
@@ -153,26 +156,25 @@ def _log_errors(fold: Fold, thetas: np.ndarray) -> np.ndarray:
     return np.log(predicted / np.tile(fold.measured, m)).reshape(m, n)
 
 
-def _sensitivity(fold: Fold, theta: np.ndarray) -> np.ndarray:
-    """∂ log(predicted) / ∂θ of every case at ``theta`` (n, k), forward differences."""
-    k = len(PARAMS)
-    logs = _log_errors(fold, np.vstack([theta, theta + JAC_STEP * np.eye(k)]))
-    return ((logs[1:] - logs[0]) / JAC_STEP).T
+def _differences(fold: Fold, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log errors (n,), ∂ log(predicted) / ∂θ (n, k)) of every case at ``theta``: forward differences, all
+    perturbed θ evaluated in one vectorised call."""
+    logs = _log_errors(fold, np.vstack([theta, theta + JAC_STEP * np.eye(len(PARAMS))]))
+    return logs[0], ((logs[1:] - logs[0]) / JAC_STEP).T
 
 
 def identified(fold: Fold, theta: np.ndarray) -> np.ndarray:
     """Which constants the fold's rows identify: rows of at least ``fold.min_sources`` sources depend on them."""
-    jac = np.abs(_sensitivity(fold, theta))
-    keys = np.array([source_key(c.m.source) for c in fold.cases])
-    return np.array([len(set(keys[jac[:, j] >= SENSITIVE])) >= fold.min_sources for j in range(len(PARAMS))])
+    jac = np.abs(_differences(fold, theta)[1])
+    return np.array([len(set(fold.sources[jac[:, j] >= SENSITIVE])) >= fold.min_sources
+                     for j in range(len(PARAMS))])
 
 
 def _map(fold: Fold, centre: np.ndarray, sigma: np.ndarray, free: np.ndarray) -> np.ndarray:
     """MAP estimate θ (values = starts · exp(θ), clipped to the bounds): minimise
     Σ w_i² ρ(log(pred_i/meas_i)) + Σ ((θ_j − centre_j) / σ_j)², ρ soft-L1 at ROBUST_SCALE; constants not
-    ``free`` or not identified by the rows (``identified``) are held at their centre. The forward-difference
-    Jacobian evaluates all perturbed θ in one vectorised call."""
-    k = len(PARAMS)
+    ``free`` or not identified by the rows (``identified``) are held at their centre (``_differences`` gives
+    the Jacobian)."""
     weight = np.where(free & identified(fold, centre), 1.0 / sigma, PINNED)
 
     def residuals(theta: np.ndarray) -> np.ndarray:
@@ -180,10 +182,9 @@ def _map(fold: Fold, centre: np.ndarray, sigma: np.ndarray, free: np.ndarray) ->
         return np.concatenate([fold.weights * g, weight * (theta - centre)])
 
     def jacobian(theta: np.ndarray) -> np.ndarray:
-        logs = _log_errors(fold, np.vstack([theta, theta + JAC_STEP * np.eye(k)]))
-        _, slope = _robust(logs[0])
-        jac = ((logs[1:] - logs[0]) / JAC_STEP).T * (fold.weights * slope)[:, None]
-        return np.vstack([jac, np.diag(weight)])
+        errors, sensitivity = _differences(fold, theta)
+        _, slope = _robust(errors)
+        return np.vstack([sensitivity * (fold.weights * slope)[:, None], np.diag(weight)])
 
     from scipy.optimize import least_squares  # here: every command imports this module, only calibrate fits
 
@@ -192,7 +193,7 @@ def _map(fold: Fold, centre: np.ndarray, sigma: np.ndarray, free: np.ndarray) ->
 
 def _subset(fold: Fold, keep: np.ndarray) -> Fold:
     return _fold([c for c, k in zip(fold.cases, keep, strict=True) if k], fold.starts[keep], fold.lower[keep],
-                 fold.upper[keep], fold.weights[keep], fold.min_sources)
+                 fold.upper[keep], fold.weights[keep], fold.min_sources, fold.sources[keep])
 
 
 def _solve(fold: Fold, centre: np.ndarray, sigma: np.ndarray) -> np.ndarray:
