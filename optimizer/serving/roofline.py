@@ -329,25 +329,24 @@ def prefill_s(s: Shape, arch: Architecture | None = None, input_tokens: float | 
     tokens on average (the causal total I² / 2 of a single pass). With ``spread`` (and attention DP), the
     replica's GPU time per prompt when many prompts fill all DP ranks at once: ``attn_dp`` prompts are
     processed by one such step sequence, so the time per prompt is divided by ``attn_dp``. With
-    ``decode_batch`` b, the chunks ride on steps that decode b sequences anyway (continuous batching at
-    load, mixed steps): a prompt costs what its tokens add at η_prefill, t(b, K) − t(b, 0) (its GEMM rows,
-    attention and collectives; the weights are read and the floors paid by the decode step). Prompts that
-    join the same step share it: with λ = ``prompts_per_step`` (b / O at saturation: sequences finish, and
-    are replaced, at b / O per step), the prompts admitted in one step are Poisson(λ), and one prompt costs
-    Σ_k P(k; λ) · (t(b, k · I / n) − t(b, 0)) · n / λ (convex in k: clustered arrivals cost more than a
-    steady trickle). ``arch`` is unused (kept for callers)."""
+    ``decode_batch`` b (and ``prompts_per_step``), the chunks ride on steps that decode b sequences anyway
+    (continuous batching at load, mixed steps): a prompt costs what its tokens add at η_prefill,
+    t(b, K) − t(b, 0) (its GEMM rows, attention and collectives; the weights are read and the floors paid by
+    the decode step). Prompts that join the same step share it: with λ = ``prompts_per_step`` (b / O at
+    saturation: sequences finish, and are replaced, at b / O per step), the prompts admitted in one step are
+    Poisson(λ), and one prompt costs Σ_k P(k; λ) · (t(b, k · I / n) − t(b, 0)) · n / λ (convex in k:
+    clustered arrivals cost more than a steady trickle). ``arch`` is unused (kept for callers)."""
     i = np.asarray(input_tokens, dtype=float)
     n = terms.prefill_chunks(i, s.chunk_tokens)
     ranks = s.attn_dp if spread else 1.0
     if decode_batch is None:
         t, _ = step_s(s, 0.0, i / n * ranks, prefill_context=i / 2, spread=spread)
     else:  # the prompt's tokens at η_prefill on top of the decodes (whose own time is the decode step's)
-        sp = with_calibration(s, eta_cmp=s.eta_prefill)
         if prompts_per_step is None:
-            k, w, lam = np.array([[0.0], [1.0]]), np.array([[1.0]]), 1.0
-        else:
-            k, w, lam = terms.poisson_weights(prompts_per_step)
-            k = np.concatenate([np.zeros_like(k[:1] + 0 * w[:1]), k + 0 * w])  # node 0: the decodes alone
+            raise ValueError("prefill_s with decode_batch needs prompts_per_step")
+        sp = with_calibration(s, eta_cmp=s.eta_prefill)
+        k, w, lam = terms.poisson_weights(prompts_per_step)
+        k = np.concatenate([np.zeros_like(k[:1]), k])  # node 0: the decodes alone
         t_k = step_s(sp, decode_batch, k * i / n * ranks, prefill_context=i / 2, spread=spread)[0]
         t = np.sum(w * (t_k[1:] - t_k[:1]), axis=0) / lam
     out = n * t / ranks
