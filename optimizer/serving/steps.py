@@ -152,10 +152,9 @@ class StepModel:
     def decode_s(self, batch: int, context: float) -> float:
         """One decode step of ``batch`` sequences at mean context ``context``, linear in context between
         grid points (and beyond the last two)."""
-        ctx = self.contexts
-        j = min(max(bisect.bisect_right(ctx, context) - 1, 0), len(ctx) - 2)
+        j, w = _interp(self.contexts, context)
         lo, hi = self.decode_table[j][batch], self.decode_table[j + 1][batch]
-        return lo + (hi - lo) * (context - ctx[j]) / (ctx[j + 1] - ctx[j])
+        return lo + (hi - lo) * w
 
     def prompt_s(self, tokens: int) -> float:
         """P(n): the step model's prefill of an n-token prompt alone (0 for n = 0), cached."""
