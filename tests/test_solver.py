@@ -80,14 +80,18 @@ def brute_force(p: Problem) -> float | None:
     return None if best is None else best / PRICE_SCALE
 
 
+def enumeration_size(p: Problem) -> int:
+    """How many replica-count combinations ``brute_force`` visits."""
+    demand = {w.name: round(w.rate_rps * RATE_SCALE) for w in p.workloads}
+    return math.prod(math.ceil(demand[c.workload] / round(c.capacity_req_s * RATE_SCALE)) + 1 for c in p.candidates)
+
+
 @settings(max_examples=int(os.environ.get("SOLVER_EXAMPLES", "200")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(instances())
 def test_solver_equals_brute_force(p: Problem) -> None:
-    demand = {w.name: round(w.rate_rps * RATE_SCALE) for w in p.workloads}
     # plain enumeration stays small: up to 6 candidates with ⌈6 / 0.3⌉ + 1 = 21 counts each would be 85 M plans
-    assume(math.prod(math.ceil(demand[c.workload] / round(c.capacity_req_s * RATE_SCALE)) + 1
-                     for c in p.candidates) <= 200_000)
+    assume(enumeration_size(p) <= 200_000)
     expected = brute_force(p)
     sol = solve(p, time_limit_s=5)
     if expected is None:

@@ -110,7 +110,7 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
     sign = -1 if obj.scaling_factor < 0 else 1  # CP-SAT stores maximisation as a negated minimisation
     expr = mathopt.fast_sum(float(coef) * xs[i] for i, coef in zip(obj.vars, obj.coeffs, strict=True)) + obj.offset
     mo.minimize(expr)
-    params = mathopt.SolveParameters(time_limit=_td(max(wall_s, 0.05)), random_seed=SEED,
+    params = mathopt.SolveParameters(enable_output=DEBUG, time_limit=_td(max(wall_s, 0.05)), random_seed=SEED,
                                      relative_gap_tolerance=gap, absolute_gap_tolerance=0.99,
                                      node_limit=node_limit)
     mparams = None

@@ -32,7 +32,7 @@ from gpuplan.optimizer.planning.model.problem import (
     demand_units,
     price_units,
 )
-from gpuplan.optimizer.planning.model.reduce import bound_tables, eliminate, incumbent
+from gpuplan.optimizer.planning.model.reduce import bound_tables, eliminate
 from gpuplan.optimizer.planning.model.start import cost_of, feasible_plan, greedy, hint_of, instances_for, share_cover
 from ortools.sat.python import cp_model
 
@@ -47,8 +47,7 @@ TIE_BREAK_MIN_DET_S = 1.5  # small models: lets the tie-break settle whatever op
 DEBUG = False
 PROVEN_GAP = 1e-3  # a plan proven within 0.1 % of the bound is returned as is (status feasible, its gap)
 GROUP_SIZE = 150  # workloads per independently solved group in large separable fleets (measured: 100 → 0.1 %)
-PHASE1_MIN = 400  # candidates above which a reduced model first provides the incumbent
-PHASE1_SHARE = 0.3  # of the wall budget
+LARGE_MODEL = 400  # candidates above which the search stops at PROVEN_GAP and starts below the target (``_cut``)
 BUILD_S_PER_CANDIDATE = 1e-4  # measured: building and translating the model, ≈ 0.06 ms per candidate
 PRIMARY_ENGINE = "highs"  # min-cost primary stage; chosen by measurement (README)
 
@@ -77,6 +76,8 @@ def _solve_in_groups(p: Problem, time_limit_s: float, wall: float) -> Solution:
         if sol.status not in ("optimal", "feasible"):
             return sol
         statuses.append(sol.status)
+        if DEBUG:
+            print(f"group {i}: {sol.status} gap {sol.gap:.4%} ${sol.objective_value:,.2f}/h, {sol.solve_seconds:.1f} s")
         counts.update(sol.replicas)
         lb_total += sol.bound * PRICE_SCALE
         notes += [n for n in sol.notes if n not in notes]
@@ -103,13 +104,14 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     wall = time_limit_s if wall_limit_s is None else wall_limit_s
     by_name = {w.name: w for w in p.workloads}
     cands = sorted((c for c in p.candidates if replica_ub(c, by_name[c.workload], p) > 0), key=lambda c: c.id)
+    all_cands = cands
+    cut = upper = 0
     notes: list[str] = []
     lbs: dict[str, int] = {}
     start_counts = greedy(p, cands, by_name)
     start_ok = (len(start_counts) == len(p.workloads) and p.objective == "min-cost"
                 and feasible_plan(p, cands, start_counts))
     lb_total = 0.0
-    upper = 0
     if p.objective == "min-cost" and all(by_workload(p, cands).values()):
         tables = bound_tables(p, cands)
         lbs = {w: math.ceil(float(t[0][-1]) - 1e-6) for w, t in tables.items()}
@@ -117,21 +119,17 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
         cover = share_cover(p, cands, tables)
         if feasible_plan(p, cands, cover) and (not start_ok or cost_of(cands, cover) < cost_of(cands, start_counts)):
             start_counts, start_ok = cover, True
-        if start_ok and len(cands) > PHASE1_MIN and _remaining(start, wall) > BUILD_S_PER_CANDIDATE * len(cands):
-            better = incumbent(p, cands, by_name, tables, lbs, start_counts, PHASE1_SHARE * DET_PER_S * time_limit_s,
-                                PHASE1_SHARE * wall)
-            if better is not None and cost_of(cands, better) < cost_of(cands, start_counts):
-                start_counts = better
         upper = cost_of(cands, start_counts) if start_ok else 0
         if start_ok:
             before = len(cands)
-            cands = eliminate(p, cands, by_name, tables, upper)
+            cut = _cut(lb_total, upper, len(cands))
+            cands = eliminate(p, cands, by_name, tables, cut)
             if DEBUG:
-                print(f"LB {lb_total / PRICE_SCALE:.2f} start {upper / PRICE_SCALE:.2f}: kept {len(cands)} of {before}"
-                      f" after {time.perf_counter() - start:.1f} s")
+                print(f"LB {lb_total / PRICE_SCALE:.2f} start {upper / PRICE_SCALE:.2f} cut {cut / PRICE_SCALE:.2f}: "
+                      f"kept {len(cands)} of {before} after {time.perf_counter() - start:.1f} s")
     if start_ok and p.objective == "min-cost" and _remaining(start, wall) < BUILD_S_PER_CANDIDATE * len(cands):
         notes.append("the time limit left no time to improve the starting plan")
-        return _from_counts(p, cands, start_counts, lb_total, start, 0, 0, notes)
+        return _from_counts(p, all_cands, start_counts, lb_total, start, 0, 0, notes)
     m = build(p, cands, by_name, lbs)
     variables, constraints = len(m.model.Proto().variables), len(m.model.Proto().constraints)
     det = DET_PER_S * time_limit_s
@@ -139,10 +137,11 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     def left() -> float:
         return wall * (1 - TIE_BREAK_SHARE) - (time.perf_counter() - start)
 
-    hint = hint_of(m, start_counts) if start_counts else None
+    kept = {c.id for c in cands}
+    hint = hint_of(m, start_counts) if start_counts and all(i in kept for i in start_counts) else None
     if p.objective == "min-cost":
         m.model.Minimize(m.cost)
-        large = len(cands) > PHASE1_MIN
+        large = len(cands) > LARGE_MODEL
         if large and start_ok and (upper - lb_total) <= PROVEN_GAP * upper:
             # the starting plan is already within PROVEN_GAP of Σ LB_w: nothing left to prove
             first = Stage(cp_model.OPTIMAL if upper <= lb_total else cp_model.FEASIBLE, hint or {}, float(upper),
@@ -170,9 +169,12 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
                     stages.append((m.cost, third, "min"))
     if any(s.wall_bound for _, s, _ in stages):
         notes.append("the wall-clock limit bound before the deterministic limit: this plan may differ between runs")
-    if not primary.values:
+    restricted = start_ok and p.objective == "min-cost" and cut < upper
+    if restricted:  # every plan outside the model costs more than ``cut``
+        lb_total = max(lb_total, min(primary.bound if primary.status != cp_model.INFEASIBLE else math.inf, cut + 1))
+    if not primary.values or (start_ok and p.objective == "min-cost" and primary.objective > upper):
         if start_ok:
-            return _from_counts(p, cands, start_counts, lb_total, start, variables, constraints, notes)
+            return _from_counts(p, all_cands, start_counts, lb_total, start, variables, constraints, notes)
         name = "infeasible" if primary.status == cp_model.INFEASIBLE else "unknown"
         return Solution(status=name, replicas={}, instances={}, objective_value=math.nan, bound=math.nan,
                         gap=math.nan, solve_seconds=time.perf_counter() - start, variables=variables,
@@ -181,7 +183,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     fix_stage(m.model, expr, last, sense)
     m.model.Minimize(rank_expr(m, by_name))
     tie_det = TIE_BREAK_DET_PER_S * time_limit_s
-    if len(cands) <= PHASE1_MIN:
+    if len(cands) <= LARGE_MODEL:
         tie_det = max(tie_det, TIE_BREAK_MIN_DET_S)
     tie = run_stage(m.model, m.variables(), tie_det,
                     max(_remaining(start, wall), 0.05), last.values, "cp-sat", workers=1)
@@ -192,7 +194,8 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     optimal = all(s.status == cp_model.OPTIMAL for _, s, _ in stages)
     if p.objective == "min-cost":
         best = primary.objective
-        bound = max(primary.bound, lb_total)
+        bound = lb_total if restricted else max(primary.bound, lb_total)
+        optimal = best - bound < 1  # integer objective: within one unit is a proof
         gap = 0.0 if optimal else max(best - bound, 0.0) / max(abs(best), 1e-9)
         value, bound_out = best / PRICE_SCALE, bound / PRICE_SCALE
     else:
@@ -208,6 +211,16 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     return Solution(status="optimal" if optimal else "feasible", replicas=replicas, instances=instances,
                     objective_value=value, bound=bound_out, gap=gap, solve_seconds=time.perf_counter() - start,
                     variables=variables, constraints=constraints, served=served, notes=notes)
+
+
+def _cut(lb_total: float, upper: int, candidates: int) -> int:
+    """The cost above which candidates are eliminated: the starting plan's, or on large models the target
+    Σ LB_w / (1 − PROVEN_GAP) when that is lower. Below the target the search is then exact — every plan costing
+    ≤ target uses only candidates whose forced bound is ≤ target, so the model keeps them all — and any plan it
+    finds within the target is proven within PROVEN_GAP of Σ LB_w; plans outside it cost more than the target,
+    which bounds them (the returned bound is min(the model's bound, target + 1), never below Σ LB_w)."""
+    target = math.floor(lb_total / (1 - PROVEN_GAP))
+    return min(upper, target) if candidates > LARGE_MODEL else upper
 
 
 def _remaining(start: float, wall: float) -> float:
