@@ -12,7 +12,10 @@ The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
   a waiting request can be admitted, the step is a prefill batch of the whole budget and the decodes
   wait (their next token is late by the prefill step: ITL and TPOT rise, TTFT falls); otherwise the
   running sequences decode;
-- at most ``max_num_seqs`` sequences are admitted at once;
+- at most ``max_num_seqs`` sequences are admitted at once, and a waiting request is admitted only when
+  the KV cache holds its prompt plus what the engine reserves for outputs still to come
+  (``steps.reservation``, admission.py: TensorRT-LLM reserves every request's whole output, SGLang the new
+  request's output and a decaying share of the running ones', vLLM nothing);
 - when the KV cache cannot hold the next token of every decoding sequence, the most recently
   admitted sequence is preempted (recompute: its KV is freed, it returns to the head of the queue and
   later re-prefills its prompt plus the tokens it had generated);
@@ -35,8 +38,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.admission import admits, running_ratio
 from gpuplan.optimizer.serving.steps import StepModel
 
+RESERVATION_RECHECK_STEPS = 8  # decode steps between admission checks while a decaying reservation blocks
 
 @dataclass(frozen=True)
 class SchedulerConfig:
@@ -108,6 +113,11 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     nd = 0  # decoding sequences
     s_dec = 0  # Σ (KV at decode start − n0) over decoding sequences: their KV is s_dec + nd · big_n
     kv_pref = 0  # KV reserved by prefilling sequences (whole prompt at admission)
+    resv = steps.reservation
+    reserving = resv.active
+    r_dec = 0  # Σ (out − gen + n0) over decoding sequences: their remaining outputs are r_dec − nd · big_n
+    r_pref = 0  # Σ (out − gen) over prefilling sequences
+    reset_n = 0  # decode step at which the reservation ratio was last reset (start, preemption)
     now = 0.0
     occ = run_int = kv_int = 0.0
     kv_peak = 0
@@ -144,12 +154,15 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             decoding = running.pop(v)
             tr.preemptions += 1
             preempted_at[v] = now
+            reset_n = big_n
             if not decoding:
                 prefilling.remove(v)
                 kv_pref -= target[v]
+                r_pref -= out[v] - gen[v]
             else:
                 nd -= 1
                 s_dec -= target[v] - n0[v]
+                r_dec -= out[v] - gen[v] + n0[v]
                 gen[v] += big_n - n0[v]
                 target[v] = inp[v] + gen[v]
                 version[v] += 1
@@ -164,11 +177,18 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             k = min(target[p] - prefilled[p], budget)
             chunks.append((p, k))
             budget -= k
+        blocked = False  # the head of the queue waits for reserved KV (not for a slot or budget)
         while waiting and budget > 0 and len(running) < max_seqs and used + nd + target[waiting[0]] <= cap:
-            w = waiting.popleft()
+            w = waiting[0]
+            if reserving and not admits(resv, cap - used - nd, target[w], out[w] - gen[w],
+                                        r_dec - nd * big_n + r_pref, big_n - reset_n):
+                blocked = True
+                break
+            waiting.popleft()
             running[w] = False
             prefilling.append(w)
             kv_pref += target[w]
+            r_pref += out[w] - gen[w]
             used += target[w]
             k = min(target[w], budget)
             chunks.append((w, k))
@@ -197,6 +217,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                     continue
                 prefilling.remove(p)
                 kv_pref -= target[p]
+                r_pref -= out[p] - gen[p]
                 gen[p] += 1
                 if math.isnan(first[p]):
                     first[p] = now
@@ -209,6 +230,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 running[p] = True
                 n0[p] = big_n
                 s_dec += target[p] - big_n
+                r_dec += out[p] - gen[p] + big_n
                 nd += 1
                 heapq.heappush(heap, (big_n + out[p] - gen[p], p, version[p]))
         elif nd:  # a run of identical decode steps up to the next event
@@ -219,6 +241,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             if pending and len(running) < max_seqs:
                 t0 = decode_s(nd, ctx)
                 steps_n = min(steps_n, max(1, math.ceil((pending[0][0] - now) / t0)))
+            if blocked and running_ratio(resv, big_n - reset_n) > resv.running_min:
+                steps_n = min(steps_n, RESERVATION_RECHECK_STEPS)  # the held-back share decays: look again
             dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
             now += dt
             occ += occupancy * dt
@@ -246,6 +270,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 continue
             nd -= 1
             s_dec -= target[v] - n0[v]
+            r_dec -= out[v] - gen[v] + n0[v]
             complete(v)
         tl_t.append(now)
         tl_kv.append(s_dec + nd * big_n + kv_pref)
