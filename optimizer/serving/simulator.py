@@ -21,6 +21,10 @@ The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
   later re-prefills its prompt plus the tokens it had generated);
 - a request reaches the scheduler ``request_s`` after it arrives (host time: tokenisation, API
   server), when the step model has such a term;
+- an engine with an overlap scheduler (``steps.overlap``: SGLang, TensorRT-LLM's PyTorch executor) plans
+  step k + 1 on the CPU while step k runs on the GPU, so a request that reaches it during step k is first
+  seen when step k ends and runs in step k + 2: while sequences are running it waits one step longer than
+  with a synchronous loop; an idle engine schedules it at once;
 - a request's first token is sampled by the step that completes its prefill.
 
 Between events (an arrival that can be admitted, a completion, a prefill chunk, KV exhaustion) the
@@ -143,8 +147,12 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             pending.append((now + host_s, nxt))
             nxt += 1
 
+    overlap = steps.overlap
+    last_start = 0.0  # when the step that ended at ``now`` started
+
     while done < n:
-        while pending and pending[0][0] <= now:
+        seen = last_start if overlap and (nd or prefilling) else now  # requests the scheduler has received
+        while pending and pending[0][0] <= seen:
             i = pending.popleft()[1]
             waiting.append(i)
             occ += now - arrive[i]
@@ -198,6 +206,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             dec = 0 if prefill_first else nd
             ctx = (s_dec + nd * big_n) / nd if dec else 0.0
             dt = mixed_s(dec, ctx, [(prefilled[p], k) for p, k in chunks])
+            last_start = now
             now += dt
             occ += occupancy * dt
             run_int += len(running) * dt
@@ -240,10 +249,12 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             ctx = (s_dec + nd * big_n) / nd
             if pending and len(running) < max_seqs:
                 t0 = decode_s(nd, ctx)
-                steps_n = min(steps_n, max(1, math.ceil((pending[0][0] - now) / t0)))
+                lag = 1 if overlap else 0  # with overlap, admitted one step after the step it arrived in
+                steps_n = min(steps_n, max(1, math.ceil((pending[0][0] - now) / t0) + lag))
             if blocked and running_ratio(resv, big_n - reset_n) > resv.running_min:
                 steps_n = min(steps_n, RESERVATION_RECHECK_STEPS)  # the held-back share decays: look again
             dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
+            last_start = now + dt - dt / steps_n
             now += dt
             occ += occupancy * dt
             run_int += len(running) * dt

@@ -67,6 +67,7 @@ class EngineDefaults:
     block_size: int
     prefill_first: bool = False
     reservation: Reservation = NO_RESERVATION  # KV held back for future outputs at admission (admission.py)
+    overlap: bool = False  # the CPU schedules step k + 1 while step k runs (new requests wait one step more)
 
 
 def _reservation(r: dict[str, str]) -> Reservation:
@@ -81,7 +82,7 @@ def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[tuple[str, str, float, 
         return tuple((r["engine"], r["versions"], float(r["min_gpu_memory_gib"]),
                       EngineDefaults(r["engine"], int(r["max_num_seqs"]), int(r["max_batched_tokens"]),
                                      int(r["block_size"]), r["prefill_first"].strip().lower() == "true",
-                                     _reservation(r)))
+                                     _reservation(r), r["overlap"].strip().lower() == "true"))
                      for r in csv.DictReader(fh))
 
 
@@ -148,6 +149,7 @@ class StepModel:
     request_s: float = 0.0  # per-request host time before scheduling (the step model's, when it has one)
     prefill_first: bool = False  # the engine runs prefill batches alone (decodes wait)
     reservation: Reservation = NO_RESERVATION  # KV the engine holds back for future outputs at admission
+    overlap: bool = False  # overlap scheduler: a request arriving during step k runs in step k + 2
     batch_grid: list[float] = field(default_factory=list)  # decodes b of the M table
     token_grid: list[float] = field(default_factory=list)  # prefill tokens K of the M table (first 0)
     step_table: list[list[float]] = field(default_factory=list)  # M[b index][K index] seconds
@@ -241,7 +243,8 @@ def _attention_coefficients(s: Shape) -> tuple[float, float]:
 def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
                 kv_context: int, block_size: int = 1, layout: Layout | None = None,
-                prefill_first: bool = False, reservation: Reservation = NO_RESERVATION) -> StepModel:
+                prefill_first: bool = False, reservation: Reservation = NO_RESERVATION,
+                overlap: bool = False) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context`` and M(b, K); the
     prefill shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``.
     The KV capacity is rounded down to whole blocks of ``block_size`` tokens."""
@@ -257,5 +260,6 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
     bgrid, kgrid = _grid_batches(max_batch), token_grid(MAX_GRID_TOKENS)
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
                      kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)),
-                     prefill_first=prefill_first, reservation=reservation, batch_grid=bgrid, token_grid=kgrid,
+                     prefill_first=prefill_first, reservation=reservation, overlap=overlap, batch_grid=bgrid,
+                     token_grid=kgrid,
                      step_table=_step_table(pshape, bgrid, kgrid), attn_s_per_token=_attention_coefficients(pshape))
