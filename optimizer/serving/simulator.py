@@ -47,6 +47,7 @@ from gpuplan.optimizer.serving.steps import StepModel
 
 RESERVATION_RECHECK_STEPS = 8  # decode steps between admission checks while a decaying reservation blocks
 
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     max_num_seqs: int
