@@ -102,21 +102,22 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
     # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin.
-    # In-sample: TPOT at load 33.5 %, throughput 23.5 %, TTFT 52.1 %, p99 TTFT 76.1 %, p99 TPOT 47.9 %.
+    # In-sample: TPOT at load 32.4 %, throughput 23.7 %, TTFT 51.0 %, p99 TTFT 76.1 %, p99 TPOT 47.9 % (TPOT
+    # 33.5 → 32.4 and TTFT 52.1 → 51.0 with the engines' KV reservation at admission and overlap scheduling).
     # p99 TTFT rose from 70.9 % when closed loops were replayed with their sources' length spread and
     # request counts: InferenceX's and dstack's p99 TTFTs (seconds at concurrency 8-64) come from first-wave
     # bursts and engine stalls the desynchronised replay no longer reproduces by lockstep.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 36 and s[("all", "throughput at load")][1] <= 26
-    assert s[("all", "TTFT")][1] <= 55 and s[("all", "TTFT p99")][1] <= 79
+    assert s[("all", "TPOT at load")][1] <= 35 and s[("all", "throughput at load")][1] <= 26
+    assert s[("all", "TTFT")][1] <= 53 and s[("all", "TTFT p99")][1] <= 79
     assert s[("all", "TPOT at load p99")][1] <= 50
-    # LOSO: TPOT at load 34.5 % (dense 16.8, MoE 39.1), throughput 23.8 / 124.7 %, TTFT 52.2 % (dense 30.2 %),
+    # LOSO: TPOT at load 33.3 % (dense 19.1, MoE 37.8), throughput 23.9 / 125.1 %, TTFT 51.0 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
     # test).
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 37 and s[("moe", "TPOT at load")][1] <= 42
+    assert s[("all", "TPOT at load")][1] <= 36 and s[("moe", "TPOT at load")][1] <= 41
     assert s[("all", "throughput at load")][1] <= 26 and s[("all", "throughput at load")][2] <= 129
-    assert s[("all", "TTFT")][1] <= 55 and s[("dense", "TTFT")][1] <= 33
+    assert s[("all", "TTFT")][1] <= 53 and s[("dense", "TTFT")][1] <= 33
     assert s[("all", "TTFT p99")][1] <= 79 and s[("all", "TPOT at load p99")][1] <= 52
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
