@@ -16,8 +16,9 @@ from typing import Literal, TypeVar
 
 from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.skypilot import read_skypilot
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gpuplan.rows import Sourced
 from gpuplan.safeio import read_csv_dicts
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
@@ -29,7 +30,7 @@ Tier = Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"]
 TIERS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
 
 
-class Offer(BaseModel):
+class Offer(Sourced):
     """One instance type of one provider, priced per instance-hour."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
@@ -45,15 +46,6 @@ class Offer(BaseModel):
     reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     owned_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     max_instances: int | None = Field(default=None, ge=0, le=10_000_000)
-    source: str
-    as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="exact date YYYY-MM-DD")
-    notes: str | None = None
-
-    @field_validator("as_of")
-    @classmethod
-    def _date(cls, v: str) -> str:
-        dt.date.fromisoformat(v)
-        return v
 
     @property
     def key(self) -> str:

@@ -15,6 +15,7 @@ from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer, validate_row
 from pydantic import BaseModel, ConfigDict, Field
 
+from gpuplan.rows import Sourced
 from gpuplan.safeio import read_csv_dicts
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
@@ -24,7 +25,7 @@ HOURS_PER_MONTH = 730.0  # 8,760 h / 12
 DEFAULT_POWER_UTILIZATION = 0.7  # average draw / max power of a busy inference server (assumption, override it)
 
 
-class OwnershipRow(BaseModel):
+class OwnershipRow(Sourced):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     gpu: str
@@ -34,9 +35,6 @@ class OwnershipRow(BaseModel):
     lifetime_months: int = Field(gt=0, le=1200)
     server_power_w: float = Field(gt=0, le=1e7)
     hosting_usd_per_month: float = Field(ge=0, le=1e9)
-    source: str
-    as_of: str
-    notes: str | None = None
 
 
 class Energy(BaseModel):
@@ -48,7 +46,7 @@ class Energy(BaseModel):
     source: str
 
 
-class ReservedRow(BaseModel):
+class ReservedRow(Sourced):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     provider: str
@@ -56,9 +54,6 @@ class ReservedRow(BaseModel):
     region: str | None = None
     reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
-    source: str
-    as_of: str
-    notes: str | None = None
     row: int | None = None  # line in its CSV, for error messages
 
 

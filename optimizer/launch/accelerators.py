@@ -13,19 +13,18 @@ from functools import cache
 from pathlib import Path
 
 from gpuplan.optimizer.errors import InputError
-from pydantic import BaseModel
+
+from gpuplan.rows import Sourced
 
 ACCELERATORS_CSV = Path(__file__).with_name("accelerators.csv")
 
 
-class Accelerator(BaseModel):
+class Accelerator(Sourced):
     gpu: str
     skypilot_k8s: str  # the accelerator name SkyPilot reads from the node's GPU product label
     k8s_resource: str
     k8s_label_key: str
     k8s_label_value: str
-    source: str
-    as_of: str
 
 
 @cache

@@ -27,6 +27,7 @@ from gpuplan.models.catalog import Model
 from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel
 
+from gpuplan.rows import MonthSourced
 from gpuplan.safeio import read_json
 
 KINDS = ("release", "native", "published", "online")
@@ -46,7 +47,7 @@ QUANTISE_WITH = {
 }
 
 
-class Checkpoint(BaseModel):
+class Checkpoint(MonthSourced):
     model: str
     weights: str
     engines: tuple[str, ...]
@@ -55,8 +56,6 @@ class Checkpoint(BaseModel):
     quantization: str | None = None  # value of the engine's --quantization, None: read from the checkpoint
     kind: str
     gated: bool  # the launch passes HF_TOKEN: Meta and Mistral releases (and their derivatives) ask for a licence
-    source: str
-    as_of: str
 
 
 def _package_csv() -> Path:

@@ -24,21 +24,21 @@ from gpuplan.optimizer.launch.checkpoints import Checkpoint
 from gpuplan.optimizer.launch.proxy import backend_port, start_lines
 from pydantic import BaseModel
 
+from gpuplan.rows import Sourced
+
 FLAGS_CSV = Path(__file__).with_name("engine_flags.csv")
 VALUES_CSV = Path(__file__).with_name("engine_values.csv")
 PORT = 8000
 DP_ENGINES = ("vllm", "sglang")  # engines with a data-parallel flag: several replicas in one process group
 
 
-class Flag(BaseModel):
+class Flag(Sourced):
     engine: str
     version: str
     key: str
     flag: str
     kind: str  # program | positional | int | float | str | path | choice | switch | yaml
     allowed: tuple[str, ...]
-    source: str
-    as_of: str
 
 
 class Unsupported(ValueError):
