@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 EXACT_DATE = r"^\d{4}-\d{2}-\d{2}$"
 MONTH_OR_DATE = r"^\d{4}-\d{2}(-\d{2})?$"
 PROVENANCE = ("source", "as_of", "notes")
+Row = TypeVar("Row", bound=BaseModel)
 
 
 class Sourced(BaseModel):
@@ -60,9 +61,14 @@ class MonthSourced(Sourced):
     as_of: str = Field(pattern=MONTH_OR_DATE, description="YYYY-MM-DD, or YYYY-MM where the source gives a month")
 
 
-def cell_error(path: Path | str, line: int, err: ValidationError, cells: dict[str, Any]) -> str:
-    """One line for the first problem of a CSV row: file, row, column, pydantic's message and the cell."""
-    first = err.errors()[0]
-    column = ".".join(str(p) for p in first["loc"]) or "?"
-    value = cells.get(str(first["loc"][0])) if first["loc"] else None
-    return f"{path}, row {line}, column '{column}': {first['msg']} (got {value!r:.60})"
+def validate_row(model: type[Row], path: Path | str, line: int, cells: dict[str, Any],
+                 error: type[Exception]) -> Row:
+    """``model`` from one CSV row; the first bad cell becomes ``error`` with one line naming the file, the row,
+    the column, pydantic's message and the cell (each layer passes its own ``InputError``)."""
+    try:
+        return model.model_validate(cells)
+    except ValidationError as err:
+        first = err.errors()[0]
+        column = ".".join(str(p) for p in first["loc"]) or "?"
+        value = cells.get(str(first["loc"][0])) if first["loc"] else None
+        raise error(f"{path}, row {line}, column '{column}': {first['msg']} (got {value!r:.60})") from None

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
 
 from gpuplan.hardware.errors import InputError
-from pydantic import BaseModel, ValidationError
 
+from gpuplan.rows import Row, validate_row
 from gpuplan.safeio import read_csv_dicts
-
-Row = TypeVar("Row", bound=BaseModel)
 
 
 def read_rows(path: Path, model: type[Row]) -> list[Row]:
@@ -26,13 +23,5 @@ def read_rows(path: Path, model: type[Row]) -> list[Row]:
             raise InputError(f"{path}, row {line_no}: more cells than header columns")
         cells = {k: (v.strip() if isinstance(v, str) and v.strip() != "" else None)
                  for k, v in raw.items() if k in model.model_fields}
-        try:
-            rows.append(model.model_validate(cells))
-        except ValidationError as err:
-            first = err.errors()[0]
-            column = ".".join(str(p) for p in first["loc"]) or "?"
-            value = cells.get(str(first["loc"][0])) if first["loc"] else None
-            raise InputError(
-                f"{path}, row {line_no}, column '{column}': {first['msg']} (got {value!r:.60})"
-            ) from None
+        rows.append(validate_row(model, path, line_no, cells, InputError))
     return rows

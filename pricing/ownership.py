@@ -12,10 +12,10 @@ from functools import cache
 from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
-from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer, validate_row
+from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuplan.rows import Sourced
+from gpuplan.rows import Sourced, validate_row
 from gpuplan.safeio import read_csv_dicts
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
@@ -73,7 +73,7 @@ def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...]
         if cells.get("server_price_usd") is None or cells.get("as_of") is None:
             skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
             continue
-        rows.append(validate_row(OwnershipRow, path, line, cells))
+        rows.append(validate_row(OwnershipRow, path, line, cells, InputError))
     return tuple(rows), tuple(skipped)  # type: ignore[return-value]
 
 
@@ -93,7 +93,7 @@ def load_energy(path: Path = ENERGY_CSV) -> Energy:
     missing = {"pue", "electricity_usd_per_kwh", "cost_of_capital_annual"} - set(values)
     if missing:
         raise InputError(f"{path}: missing row '{sorted(missing)[0]}'")
-    return validate_row(Energy, path, 0, values)
+    return validate_row(Energy, path, 0, values, InputError)
 
 
 def capital_usd_per_month(price_usd: float, lifetime_months: int, annual_rate: float) -> float:
@@ -131,7 +131,7 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
     rows = []
     for line, cells in enumerate(_rows(path, ("provider", "instance")), start=2):
-        row = validate_row(ReservedRow, path, line, cells)
+        row = validate_row(ReservedRow, path, line, cells, InputError)
         if row.reserved_1y_usd_per_hour and row.reserved_3y_usd_per_hour and \
                 row.reserved_3y_usd_per_hour > row.reserved_1y_usd_per_hour:
             raise InputError(f"{path}, row {line}, column 'reserved_3y_usd_per_hour': {row.reserved_3y_usd_per_hour} "

@@ -20,6 +20,8 @@ from typing import Protocol, TypeVar
 
 from gpuplan.pricing.errors import InputError
 
+from gpuplan.rows import Sourced, validate_row
+
 COUNTRIES_CSV = Path(__file__).with_name("countries.csv")
 REGIONS_CSV = Path(__file__).with_name("regions.csv")
 IMPLIED = {"EEA": {"EU", "EEA"}}  # a constraint → the jurisdictions it admits
@@ -61,12 +63,14 @@ class RegionTable:
     def __init__(self, countries: Path = COUNTRIES_CSV, regions: Path = REGIONS_CSV) -> None:
         self.jurisdiction_of: dict[str, str] = {}
         for line, row in _read(countries, {"country", "jurisdiction", "source", "as_of"}):
+            validate_row(Sourced, countries, line, row, InputError)
             if not row["country"] or not row["jurisdiction"]:
                 raise InputError(f"{countries}, row {line}: country and jurisdiction are required")
             self.jurisdiction_of[row["country"].upper()] = row["jurisdiction"].upper()
         self.exact: dict[tuple[str, str], str] = {}
         self.globs: list[tuple[str, str, str]] = []
         for line, row in _read(regions, {"provider", "region", "country", "source", "as_of"}):
+            validate_row(Sourced, regions, line, row, InputError)
             country = row["country"].upper()
             if country not in self.jurisdiction_of:
                 raise InputError(f"{regions}, row {line}, column 'country': "

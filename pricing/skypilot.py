@@ -28,6 +28,8 @@ from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
 
+from gpuplan.rows import Sourced, validate_row
+
 ACCELERATORS_CSV = Path(__file__).with_name("accelerators.csv")
 REQUIRED = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price")
 # GCP accelerator-optimized families → the accelerator row their host pairs with
@@ -81,6 +83,7 @@ def load_mapping(path: Path = ACCELERATORS_CSV) -> tuple[MapRule, ...]:
         raise InputError(f"{path}: file not found") from None
     rules = []
     for line, r in enumerate(rows, start=2):
+        validate_row(Sourced, path, line, r, InputError)
         try:
             hint = re.compile(r["hint"], re.IGNORECASE) if (r.get("hint") or "").strip() else None
             mem = float(r["min_memory_mib"]) if (r.get("min_memory_mib") or "").strip() else None

@@ -104,3 +104,34 @@ def test_bad_as_of_in_measurements_is_one_line(gpuplan, tmp_path: Path) -> None:
     bad = _with_cell(MEASURED_CSV, "as_of", "2025-06", tmp_path / "m.csv")
     r = gpuplan("validate", str(bad), "--format", "json")
     assert r.code == 2 and f"{bad}, row 2, column 'as_of'" in r.err
+
+
+def test_checkpoint_table_rows_are_dated_to_the_day(tmp_path: Path) -> None:
+    from gpuplan.optimizer.errors import InputError
+    from gpuplan.optimizer.launch.checkpoints import _package_csv, load_checkpoints
+
+    bad = _with_cell(_package_csv(), "as_of", "2025-01", tmp_path / "checkpoints.csv")
+    with pytest.raises(InputError, match=r"row 2, column 'as_of': String should match pattern"):
+        load_checkpoints(bad)
+
+
+def test_a_checkpoint_derived_from_a_catalog_row_keeps_its_month() -> None:
+    from gpuplan.models.catalog import resolve
+    from gpuplan.optimizer.launch.checkpoints import release_rules
+
+    m = resolve("llama-3.1-8b")  # models/catalog.csv dates this row 2024-07 (the config's release month)
+    assert m.as_of == "2024-07"
+    (ckpt,) = release_rules(m, "bf16", "vllm")
+    assert (ckpt.checkpoint, ckpt.as_of) == ("meta-llama/Llama-3.1-8B-Instruct", "2024-07")
+
+
+def test_model_catalog_and_region_rows_need_their_provenance(tmp_path: Path) -> None:
+    from gpuplan.models.catalog import CATALOG_CSV, load_catalog
+    from gpuplan.models.errors import InputError as ModelInputError
+    from gpuplan.pricing.errors import InputError as PricingInputError
+    from gpuplan.pricing.regions import COUNTRIES_CSV, RegionTable
+
+    with pytest.raises(ModelInputError, match=r"row 2, column 'source': String should have at least 1 character"):
+        load_catalog(_with_cell(CATALOG_CSV, "source", "", tmp_path / "catalog.csv"))
+    with pytest.raises(PricingInputError, match=r"row 2, column 'as_of'"):
+        RegionTable(countries=_with_cell(COUNTRIES_CSV, "as_of", "2026-12", tmp_path / "countries.csv"))
