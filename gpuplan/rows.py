@@ -14,10 +14,13 @@ so this module lives at the package root, next to ``safeio``, where all of them 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from gpuplan.safeio import read_csv_dicts
 
 EXACT_DATE = r"^\d{4}-\d{2}-\d{2}$"
 MONTH_OR_DATE = r"^\d{4}-\d{2}(-\d{2})?$"
@@ -72,3 +75,17 @@ def validate_row(model: type[Row], path: Path | str, line: int, cells: dict[str,
         column = ".".join(str(p) for p in first["loc"]) or "?"
         value = cells.get(str(first["loc"][0])) if first["loc"] else None
         raise error(f"{path}, row {line}, column '{column}': {first['msg']} (got {value!r:.60})") from None
+
+
+def read_cells(path: Path, required: Iterable[str],
+               error: type[Exception]) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """(line, cells) of each CSV row below the header, cells stripped and empty ones None. A missing required
+    column, or a row with more cells than the header, is ``error`` with one line naming the file (and row)."""
+    header, rows = read_csv_dicts(path)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise error(f"{path}: missing column '{missing[0]}'")
+    for line, raw in enumerate(rows, start=2):
+        if None in raw:
+            raise error(f"{path}, row {line}: more cells than header columns")
+        yield line, {k: (v.strip() if isinstance(v, str) and v.strip() != "" else None) for k, v in raw.items()}

@@ -15,8 +15,7 @@ from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuplan.rows import Sourced, validate_row
-from gpuplan.safeio import read_csv_dicts
+from gpuplan.rows import Sourced, read_cells, validate_row
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
 ENERGY_CSV = Path(__file__).with_name("energy.csv")
@@ -57,19 +56,11 @@ class ReservedRow(Sourced):
     row: int | None = None  # line in its CSV, for error messages
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str | None]]:
-    header, rows = read_csv_dicts(path)
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}'")
-    return [{k: (v.strip() if v and v.strip() else None) for k, v in r.items() if k} for r in rows]
-
-
 @cache
 def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...], tuple[str, ...]]:
     """Rows with a sourced, dated price; rows without one are skipped with a note."""
     rows, skipped = [], []
-    for line, cells in enumerate(_rows(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of")), start=2):
+    for line, cells in read_cells(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of"), InputError):
         if cells.get("server_price_usd") is None or cells.get("as_of") is None:
             skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
             continue
@@ -81,7 +72,7 @@ def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...]
 def load_energy(path: Path = ENERGY_CSV) -> Energy:
     values: dict[str, object] = {}
     sources = []
-    for line, cells in enumerate(_rows(path, ("name", "value")), start=2):
+    for line, cells in read_cells(path, ("name", "value"), InputError):
         name = cells.get("name")
         if name in ("pue", "electricity_usd_per_kwh", "cost_of_capital_annual"):
             try:
@@ -130,7 +121,7 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 @cache
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
     rows = []
-    for line, cells in enumerate(_rows(path, ("provider", "instance")), start=2):
+    for line, cells in read_cells(path, ("provider", "instance"), InputError):
         row = validate_row(ReservedRow, path, line, cells, InputError)
         if row.reserved_1y_usd_per_hour and row.reserved_3y_usd_per_hour and \
                 row.reserved_3y_usd_per_hour > row.reserved_1y_usd_per_hour:

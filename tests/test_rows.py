@@ -135,3 +135,26 @@ def test_model_catalog_and_region_rows_need_their_provenance(tmp_path: Path) -> 
         load_catalog(_with_cell(CATALOG_CSV, "source", "", tmp_path / "catalog.csv"))
     with pytest.raises(PricingInputError, match=r"row 2, column 'as_of'"):
         RegionTable(countries=_with_cell(COUNTRIES_CSV, "as_of", "2026-12", tmp_path / "countries.csv"))
+
+
+def test_read_cells_strips_cells_and_refuses_ragged_rows(tmp_path: Path) -> None:
+    from gpuplan.rows import read_cells
+
+    table = tmp_path / "t.csv"
+    table.write_text("name,value,notes\n pue , 1.58 ,\nx,1,,extra\n", encoding="utf-8")
+    rows = read_cells(table, ("name", "value"), ValueError)
+    assert next(rows) == (2, {"name": "pue", "value": "1.58", "notes": None})
+    with pytest.raises(ValueError, match=r"t.csv, row 3: more cells than header columns"):
+        next(rows)
+    with pytest.raises(ValueError, match=r"t.csv: missing column 'source'"):
+        next(read_cells(table, ("name", "source"), ValueError))
+
+
+def test_a_reserved_row_with_an_extra_cell_is_refused_like_every_table(gpuplan, tmp_path: Path) -> None:
+    from gpuplan.pricing.ownership import RESERVED_CSV
+
+    lines = RESERVED_CSV.read_text(encoding="utf-8").splitlines()
+    bad = tmp_path / "reserved.csv"
+    bad.write_text("\n".join([lines[0], lines[1] + ",surplus", *lines[2:]]) + "\n", encoding="utf-8")
+    r = gpuplan("--reserved", str(bad), "prices", "--format", "json")
+    assert r.code == 2 and r.err.strip() == f"error: {bad}, row 2: more cells than header columns"
