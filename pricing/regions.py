@@ -9,7 +9,6 @@ rows too, since every EU state is in the EEA. Marketplace regions that carry the
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,7 @@ from typing import Protocol, TypeVar
 from gpuplan.pricing.errors import InputError
 
 from gpuplan.rows import Sourced, validate_row
+from gpuplan.safeio import read_csv_dicts
 
 COUNTRIES_CSV = Path(__file__).with_name("countries.csv")
 REGIONS_CSV = Path(__file__).with_name("regions.csv")
@@ -46,15 +46,11 @@ class Place:
 
 
 def _read(path: Path, columns: set[str]) -> list[tuple[int, dict[str, str]]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = sorted(columns - set(reader.fieldnames or []))
-            if missing:
-                raise InputError(f"{path}: missing column '{missing[0]}'")
-            return [(n, {k: (v or "").strip() for k, v in row.items() if k}) for n, row in enumerate(reader, 2)]
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+    header, rows = read_csv_dicts(path)
+    missing = sorted(columns - set(header))
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}'")
+    return [(n, {k: (v or "").strip() for k, v in row.items() if k}) for n, row in enumerate(rows, 2)]
 
 
 class RegionTable:

@@ -8,13 +8,13 @@ disagree with the catalog."""
 
 from __future__ import annotations
 
-import csv
 from functools import cache
 from pathlib import Path
 
 from gpuplan.optimizer.errors import InputError
 
 from gpuplan.rows import Sourced
+from gpuplan.safeio import read_csv_dicts
 
 ACCELERATORS_CSV = Path(__file__).with_name("accelerators.csv")
 
@@ -29,7 +29,7 @@ class Accelerator(Sourced):
 
 @cache
 def accelerators() -> dict[str, Accelerator]:
-    return {r["gpu"]: Accelerator(**r) for r in csv.DictReader(ACCELERATORS_CSV.open(newline="", encoding="utf-8"))}
+    return {r["gpu"]: Accelerator(**r) for r in read_csv_dicts(ACCELERATORS_CSV)[1]}
 
 
 def accelerator(gpu: str) -> Accelerator:

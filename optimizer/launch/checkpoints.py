@@ -18,7 +18,6 @@ or a local path) overrides the table; a model given by a config path uses that, 
 
 from __future__ import annotations
 
-import csv
 import re
 from functools import cache
 from pathlib import Path
@@ -29,7 +28,7 @@ from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel
 
 from gpuplan.rows import MonthSourced, Sourced, validate_row
-from gpuplan.safeio import read_json
+from gpuplan.safeio import read_csv_dicts, read_json
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 GGUF_FORMATS = ("q8_0", "q4_0", "q4_k_m")
@@ -72,12 +71,8 @@ def _package_csv() -> Path:
 def load_checkpoints(path: Path | None = None) -> tuple[Checkpoint, ...]:
     """Every row of the checkpoint table; errors name the file, row and column."""
     path = path or _package_csv()
-    try:
-        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
     out = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in enumerate(read_csv_dicts(path)[1], start=2):
         cells: dict[str, object] = {k: v for k, v in row.items() if k and (v or "").strip()}
         if "engines" in cells:
             cells["engines"] = tuple(str(cells["engines"]).split(";"))
