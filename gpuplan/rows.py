@@ -5,7 +5,7 @@ calibration, priors, links, kernel constants, measurements, checkpoints, engine 
 says where its numbers come from (``source``, never empty) and when they were read (``as_of``, an exact
 date ``YYYY-MM-DD`` that exists in the calendar), with optional ``notes``. The table schemas inherit these
 three columns from ``Sourced``. Tables whose sources give a month rather than a day (GPU datasheets,
-format specifications) inherit ``MonthSourced``, which also accepts ``YYYY-MM``.
+format specifications, model config releases) inherit ``MonthSourced``, which also accepts ``YYYY-MM``.
 
 The layers below the decision layer (``models``, ``hardware``, ``pricing``) import nothing of each other,
 so this module lives at the package root, next to ``safeio``, where all of them may import it.
@@ -50,12 +50,11 @@ class Sourced(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        fields = cls.__pydantic_fields__
-        if tuple(fields)[-len(PROVENANCE):] == PROVENANCE:
-            return
-        cls.__pydantic_fields__ = {**{k: f for k, f in fields.items() if k not in PROVENANCE},
-                                   **{k: fields[k] for k in PROVENANCE}}
-        cls.model_rebuild(force=True)
+        fields = cls.model_fields  # the subclass's own mapping: reordered in place, then the schema rebuilt from it
+        if tuple(fields)[-len(PROVENANCE):] != PROVENANCE:
+            for name in PROVENANCE:
+                fields[name] = fields.pop(name)
+            cls.model_rebuild(force=True)
 
 
 class MonthSourced(Sourced):

@@ -53,6 +53,11 @@ def test_shipped_column_order_is_kept() -> None:
     # the first columns of hardware/gpus.csv and of a calibration CSV written by 'gpuplan calibrate'
     assert list(GPU.model_fields)[:3] == ["id", "name", "vendor"]
     assert list(CalibrationRow.model_fields)[:4] == ["engine", "gpu", "versions", "eta_mem"]
+    # a row bad in a price and in its source reports the price first, as when the columns were declared last
+    with pytest.raises(ValidationError) as err:
+        Offer(provider="p", instance="i", gpu="h100-sxm", gpus_per_instance=8, on_demand_usd_per_hour=-1.0,
+              source="", as_of="2026-01-01")
+    assert [e["loc"] for e in err.value.errors()] == [("on_demand_usd_per_hour",), ("source",)]
 
 
 @given(st.dates(min_value=dt.date(1000, 1, 1)))
