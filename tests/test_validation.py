@@ -95,7 +95,10 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     assert s[("dense", "batch-1 decode")][1] <= 8 and s[("dense", "batch-1 decode")][2] <= 29
     assert s[("all", "batch-1 decode")][1] <= 10 and s[("all", "batch-1 decode")][2] <= 57
     assert s[("moe", "batch-1 decode")][1] <= 46
-    assert s[("all", "TPOT at load")][1] <= 38
+    # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
+    # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
+    # (the simulated figures below, which replay the bursts, improve).
+    assert s[("all", "TPOT at load")][1] <= 41
     assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16
     assert s[("all", "TTFT")][1] <= 69
 

@@ -231,14 +231,16 @@ def _attention_coefficients(s: Shape) -> tuple[float, float]:
 def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
                 kv_context: int, block_size: int = 1, layout: Layout | None = None,
-                prefill_first: bool = False) -> StepModel:
+                prefill_first: bool = False, graph_max_batch: int = 0) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context`` and M(b, K); the
     prefill shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``.
-    The KV capacity is rounded down to whole blocks of ``block_size`` tokens."""
+    The KV capacity is rounded down to whole blocks of ``block_size`` tokens; decode batches above
+    ``graph_max_batch`` per attention rank run without a CUDA graph (0: no limit)."""
     grid = context_grid(max_context)
     batches = np.arange(0, max_batch + 1, dtype=float)
     table = []
     par = {"ep": layout.ep, "attn_dp": layout.attn_dp} if layout is not None else {}
+    par["graph_max_batch"] = graph_max_batch
     for s in grid:
         shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par)
         table.append(decode_step_s(shape, batches)[0].tolist())
