@@ -17,7 +17,7 @@ from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.graphs import capture_limit
-from gpuplan.optimizer.serving.layout import Layout, make_layout, max_sequences_dp, weights_bytes_per_gpu
+from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.roofline import (
     Shape,
     compute_path,
@@ -27,7 +27,7 @@ from gpuplan.optimizer.serving.roofline import (
     serving,
     step_terms_s,
 )
-from gpuplan.optimizer.serving.steps import engine_defaults
+from gpuplan.optimizer.serving.steps import engine_defaults, max_sequences
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -193,15 +193,10 @@ class PerfReport(Frame):
 
 
 def max_batch_in_memory(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
-                        cal: CalibrationRow, layout: Layout | None = None) -> int:
-    """Largest number of ``context``-token sequences the KV budget of a TP group (or EP layout) holds."""
-    if layout is not None and (layout.ep > 1 or layout.attn_dp > 1):
-        n = max_sequences_dp(m.arch, wfmt, kvfmt, layout, context, g.memory_bytes, cal.mem_util,
-                             cal.runtime_overhead_gib, int(cal.chunk_tokens))
-        return min(n, MAX_BATCH)
-    b = inference_breakdown(m.arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
-    f = fit(b, m.arch, kvfmt, context, g.memory_bytes, cal.mem_util)
-    return min(f.max_sequences or 0, MAX_BATCH)
+                        cal: CalibrationRow, layout: Layout | None = None, engine_version: str | None = None) -> int:
+    """Largest number of ``context``-token sequences the KV budget of a TP group (or EP layout) holds
+    (steps.max_sequences: the engine's memory cap at ``engine_version``, the current release by default)."""
+    return min(max_sequences(m.arch, g, wfmt, kvfmt, tp, context, cal, layout, engine_version), MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -333,7 +328,7 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     curve = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, [batch], utilization,
                           engine_version)
     op, t_pre = curve.op, curve.ttft_prefill_s
-    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal, layout)
+    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal, layout, engine_version)
     best_for_tpot = None
     if tpot_ms is not None:
         grid = np.arange(1, max(limit, 1) + 1, dtype=float)

@@ -185,7 +185,8 @@ def prepare(m: Measurement, tables: Tables) -> Case:
     context = max(1, m.input) + max(1, m.output) / 2
     shape, _ = make_shape(model.arch, g, m.tp, wfmt, kvfmt, context, cal, ep=layout.ep, attn_dp=layout.attn_dp,
                           graph_max_batch=row_capture_limit(m, g))
-    capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout)
+    capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout,
+                                   m.engine_version)
     running = max(1, min(m.batch, capacity, m.max_seqs or cal.max_seqs))
     return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
                 running=running)
