@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.gpus import GPU
-from gpuplan.optimizer.serving.calibration import version_in_range
+from gpuplan.optimizer.serving.calibration import prefer_version, version_in_range
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 GRAPHS_CSV = Path(__file__).with_name("graphs.csv")
@@ -53,9 +53,7 @@ def capture_limit(engine: str, gpu: GPU, tp: int, version: str | None = None) ->
     the largest memory threshold and then TP threshold the deployment reaches."""
     rows = [r for r in _limits() if r.engine == engine.lower() and gpu.memory_gib >= r.min_gpu_memory_gib
             and tp >= r.min_tp]
-    ranged = [r for r in rows if r.versions and version and version_in_range(version, r.versions)]
-    plain = [r for r in rows if not r.versions]
-    pool = ranged or plain
+    pool = prefer_version(rows, version)
     if not pool:
         return 0
     return max(pool, key=lambda r: (r.min_gpu_memory_gib, r.min_tp)).max_batch
