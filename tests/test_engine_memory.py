@@ -37,9 +37,13 @@ def test_small_reserve_is_raised_to_ten_gib_on_large_gpus() -> None:
     assert em.sglang_reserved_mib(80 * 1024, 2048, 0, 1) == pytest.approx(10240)
 
 
-def test_older_sglang_and_other_engines_keep_the_calibration_cap() -> None:
-    g = T.gpus.get("h100-sxm")
-    assert em.weights_kv_cap("sglang", "0.4.3.post2", g, 1, 1, 8192, 160) is None
+def test_early_sglang_fraction_by_tp_and_the_releases_between() -> None:
+    # SGLang 0.4.2/0.4.3 ServerArgs.__post_init__: 0.79 from TP 16, 0.81 from TP 8, 0.85 from TP 4, 0.87 at TP 2,
+    # 0.88 at TP 1; 0.4.4-0.5.2 are not modelled (the calibration's mem_util); vLLM never.
+    g = T.gpus.get("h200")
+    assert [em.weights_kv_cap("sglang", "0.4.3.post2", g, tp, 1, 8192, 160) for tp in (1, 2, 4, 8, 16)] == [
+        0.88, 0.87, 0.85, 0.81, 0.79]
+    assert em.weights_kv_cap("sglang", "0.5.0", g, 8, 1, 8192, 512) is None
     assert em.weights_kv_cap("vllm", "0.11.0", g, 1, 1, 8192, 512) is None
     assert em.effective_mem_util(0.9, None, 5e9, 80e9) == 0.9
 

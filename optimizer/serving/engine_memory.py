@@ -16,6 +16,9 @@ python/sglang/srt/server_args.py):
 with M the GPU memory in MiB, C the chunked prefill size (scheduler.csv) and B ``cuda_graph_max_bs``
 (graphs.csv). On an 80 GB H100 at TP 1 (C 8192, B 256) R = 13,440 MiB and f = 0.835, against the 0.88 the
 older releases used: a model that nearly fills the GPU keeps far less KV than the fixed fraction gives.
+The early 0.4 releases (before 0.4.4) set the fraction by TP size alone (ServerArgs.__post_init__): 0.79 from
+TP 16, 0.81 from TP 8, 0.85 from TP 4, 0.87 at TP 2, 0.88 at TP 1. Releases between keep the calibration's
+``mem_util`` (their GPU-memory special cases are not modelled).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from gpuplan.optimizer.serving.calibration import version_in_range
 
 MIB = 1024.0
 SGLANG_COMPUTED_FRACTION = ">=0.5.3"  # PR #10975: the fraction follows the GPU memory and the other defaults
+SGLANG_TP_FRACTION = "<0.4.4"  # early 0.4 releases: the fraction by TP size alone
+SGLANG_TP_FRACTIONS = ((16, 0.79), (8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))  # (from TP, fraction)
 BASE_RESERVE_MIB = 512.0
 MIN_PREFILL_RESERVE_TOKENS = 2048
 ACTIVATION_MIB_PER_TOKEN = 1.5
@@ -60,12 +65,22 @@ def sglang_mem_fraction_static(gpu_memory_mib: float, chunk_tokens: float, graph
     return round((gpu_memory_mib - r) / gpu_memory_mib, 3)
 
 
+def sglang_tp_fraction(tp: int) -> float:
+    """Early SGLang 0.4's --mem-fraction-static by TP size: 0.79 (TP ≥ 16), 0.81 (≥ 8), 0.85 (≥ 4), 0.87 (2),
+    0.88 (1)."""
+    return next(f for least, f in SGLANG_TP_FRACTIONS if tp >= least)
+
+
 def weights_kv_cap(engine: str, version: str | None, gpu: GPU, tp: int, attn_dp: int, chunk_tokens: float,
                    graph_max_batch: float) -> float | None:
     """The engine's cap on weights + KV as a fraction of GPU memory, where the engine keeps activations outside
-    it (SGLang from 0.5.3, also when no version is given: the current release); None where the calibration's
-    ``mem_util`` caps everything (vLLM, TensorRT-LLM, older SGLang)."""
-    if engine.lower() != "sglang" or (version is not None and not version_in_range(version, SGLANG_COMPUTED_FRACTION)):
+    it: SGLang from 0.5.3 (also when no version is given: the current release) and before 0.4.4; None where the
+    calibration's ``mem_util`` caps everything (vLLM, TensorRT-LLM, SGLang 0.4.4-0.5.2)."""
+    if engine.lower() != "sglang":
+        return None
+    if version is not None and version_in_range(version, SGLANG_TP_FRACTION):
+        return sglang_tp_fraction(tp)
+    if version is not None and not version_in_range(version, SGLANG_COMPUTED_FRACTION):
         return None
     return sglang_mem_fraction_static(gpu.memory_gib * MIB, chunk_tokens, graph_max_batch, tp,
                                       attn_dp if attn_dp > 1 else 1)
