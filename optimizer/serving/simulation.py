@@ -178,7 +178,8 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
     steps = build_steps(m.arch, g, tp, wfmt, kvfmt, cal, seqs, max_context,
                         input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout,
-                        d.prefill_first, capture_limit(eng, g, tp, engine_version), engine_version)
+                        d.prefill_first, d.reservation, d.overlap, capture_limit(eng, g, tp, engine_version),
+                        engine_version)
     # 0: the whole context fits one step (vLLM V0 without chunked prefill: max(max_model_len, 2048)).
     tokens = d.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
     return steps, eng, seqs, tokens

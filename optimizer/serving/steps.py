@@ -42,6 +42,7 @@ from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import fit, inference_breakdown
 from gpuplan.models.memory import kv_cache_bytes, prefill_activation_bytes
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
 from gpuplan.optimizer.serving.calibration import CalibrationRow, version_in_range
 from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
 from gpuplan.optimizer.serving.graphs import capture_limit
@@ -67,6 +68,14 @@ class EngineDefaults:
     max_batched_tokens: int
     block_size: int
     prefill_first: bool = False
+    reservation: Reservation = NO_RESERVATION  # KV held back for future outputs at admission (admission.py)
+    overlap: bool = False  # the CPU schedules step k + 1 while step k runs (new requests wait one step more)
+
+
+def _reservation(r: dict[str, str]) -> Reservation:
+    return Reservation(new=float(r["reserve_new_output"]), running_init=float(r["reserve_running_init"]),
+                       running_min=float(r["reserve_running_min"]), decay_steps=float(r["reserve_decay_steps"]),
+                       clip_tokens=int(r["reserve_clip_tokens"]))
 
 
 @cache
@@ -74,7 +83,8 @@ def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[tuple[str, str, float, 
     with path.open(newline="", encoding="utf-8") as fh:
         return tuple((r["engine"], r["versions"], float(r["min_gpu_memory_gib"]),
                       EngineDefaults(r["engine"], int(r["max_num_seqs"]), int(r["max_batched_tokens"]),
-                                     int(r["block_size"]), r["prefill_first"].strip().lower() == "true"))
+                                     int(r["block_size"]), r["prefill_first"].strip().lower() == "true",
+                                     _reservation(r), r["overlap"].strip().lower() == "true"))
                      for r in csv.DictReader(fh))
 
 
@@ -163,6 +173,8 @@ class StepModel:
     kv_capacity_tokens: int
     request_s: float = 0.0  # per-request host time before scheduling (the step model's, when it has one)
     prefill_first: bool = False  # the engine runs prefill batches alone (decodes wait)
+    reservation: Reservation = NO_RESERVATION  # KV the engine holds back for future outputs at admission
+    overlap: bool = False  # overlap scheduler: a request arriving during step k runs in step k + 2
     batch_grid: list[float] = field(default_factory=list)  # decodes b of the M table
     token_grid: list[float] = field(default_factory=list)  # prefill tokens K of the M table (first 0)
     step_table: list[list[float]] = field(default_factory=list)  # M[b index][K index] seconds
@@ -256,7 +268,8 @@ def _attention_coefficients(s: Shape) -> tuple[float, float]:
 def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
                 kv_context: int, block_size: int = 1, layout: Layout | None = None,
-                prefill_first: bool = False, graph_max_batch: int = 0, version: str | None = None) -> StepModel:
+                prefill_first: bool = False, reservation: Reservation = NO_RESERVATION,
+                overlap: bool = False, graph_max_batch: int = 0, version: str | None = None) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context`` and M(b, K); the
     prefill shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``.
     The KV capacity is rounded down to whole blocks of ``block_size`` tokens; decode batches above
@@ -276,5 +289,6 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
     bgrid, kgrid = _grid_batches(max_batch), token_grid(MAX_GRID_TOKENS)
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
                      kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)),
-                     prefill_first=prefill_first, batch_grid=bgrid, token_grid=kgrid,
+                     prefill_first=prefill_first, reservation=reservation, overlap=overlap, batch_grid=bgrid,
+                     token_grid=kgrid,
                      step_table=_step_table(pshape, bgrid, kgrid), attn_s_per_token=_attention_coefficients(pshape))
