@@ -12,10 +12,10 @@ from functools import cache
 from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
-from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer, validate_row
+from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuplan.safeio import read_csv_dicts
+from gpuplan.rows import Sourced, read_cells, validate_row
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
 ENERGY_CSV = Path(__file__).with_name("energy.csv")
@@ -24,7 +24,7 @@ HOURS_PER_MONTH = 730.0  # 8,760 h / 12
 DEFAULT_POWER_UTILIZATION = 0.7  # average draw / max power of a busy inference server (assumption, override it)
 
 
-class OwnershipRow(BaseModel):
+class OwnershipRow(Sourced):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     gpu: str
@@ -34,9 +34,6 @@ class OwnershipRow(BaseModel):
     lifetime_months: int = Field(gt=0, le=1200)
     server_power_w: float = Field(gt=0, le=1e7)
     hosting_usd_per_month: float = Field(ge=0, le=1e9)
-    source: str
-    as_of: str
-    notes: str | None = None
 
 
 class Energy(BaseModel):
@@ -48,7 +45,7 @@ class Energy(BaseModel):
     source: str
 
 
-class ReservedRow(BaseModel):
+class ReservedRow(Sourced):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     provider: str
@@ -56,29 +53,18 @@ class ReservedRow(BaseModel):
     region: str | None = None
     reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
-    source: str
-    as_of: str
-    notes: str | None = None
     row: int | None = None  # line in its CSV, for error messages
-
-
-def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str | None]]:
-    header, rows = read_csv_dicts(path)
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}'")
-    return [{k: (v.strip() if v and v.strip() else None) for k, v in r.items() if k} for r in rows]
 
 
 @cache
 def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...], tuple[str, ...]]:
     """Rows with a sourced, dated price; rows without one are skipped with a note."""
     rows, skipped = [], []
-    for line, cells in enumerate(_rows(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of")), start=2):
+    for line, cells in read_cells(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of"), InputError):
         if cells.get("server_price_usd") is None or cells.get("as_of") is None:
             skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
             continue
-        rows.append(validate_row(OwnershipRow, path, line, cells))
+        rows.append(validate_row(OwnershipRow, path, line, cells, InputError))
     return tuple(rows), tuple(skipped)  # type: ignore[return-value]
 
 
@@ -86,7 +72,7 @@ def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...]
 def load_energy(path: Path = ENERGY_CSV) -> Energy:
     values: dict[str, object] = {}
     sources = []
-    for line, cells in enumerate(_rows(path, ("name", "value")), start=2):
+    for line, cells in read_cells(path, ("name", "value"), InputError):
         name = cells.get("name")
         if name in ("pue", "electricity_usd_per_kwh", "cost_of_capital_annual"):
             try:
@@ -98,7 +84,7 @@ def load_energy(path: Path = ENERGY_CSV) -> Energy:
     missing = {"pue", "electricity_usd_per_kwh", "cost_of_capital_annual"} - set(values)
     if missing:
         raise InputError(f"{path}: missing row '{sorted(missing)[0]}'")
-    return validate_row(Energy, path, 0, values)
+    return validate_row(Energy, path, 0, values, InputError)
 
 
 def capital_usd_per_month(price_usd: float, lifetime_months: int, annual_rate: float) -> float:
@@ -135,8 +121,8 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 @cache
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
     rows = []
-    for line, cells in enumerate(_rows(path, ("provider", "instance")), start=2):
-        row = validate_row(ReservedRow, path, line, cells)
+    for line, cells in read_cells(path, ("provider", "instance"), InputError):
+        row = validate_row(ReservedRow, path, line, cells, InputError)
         if row.reserved_1y_usd_per_hour and row.reserved_3y_usd_per_hour and \
                 row.reserved_3y_usd_per_hour > row.reserved_1y_usd_per_hour:
             raise InputError(f"{path}, row {line}, column 'reserved_3y_usd_per_hour': {row.reserved_3y_usd_per_hour} "

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 IDEAL = CalibrationRow(engine="vllm", gpu="*", eta_mem=1.0, eta_cmp=1.0, eta_prefill=1.0, t_fixed_ms=0.0,
                        comm_latency_us=0.0, runtime_overhead_gib=1.0, mem_util=0.9, seq_us=0.0, layer_us=0.0,
                        moe_layer_us=0.0, mla_layer_us=0.0, gemm_tile_m=1.0, attn_ctx_half_tokens=0.0,
-                       request_ms=0.0, source="test", as_of="2026")
+                       request_ms=0.0, source="test", as_of="2026-01-01")
 IDEAL_TABLES = Tables().with_calibration(Calibration(rows=(IDEAL,), path="ideal"))
 
 

@@ -44,7 +44,7 @@ def test_annuity_matches_hand_computation() -> None:
 def test_owned_offer_price_adds_capital_power_and_hosting() -> None:
     energy = load_energy()
     row = OwnershipRow(gpu="h100-sxm", server="x", gpus_per_server=8, server_price_usd=296_644, lifetime_months=60,
-                       server_power_w=10_200, hosting_usd_per_month=1877.41, source="s", as_of="2024")
+                       server_power_w=10_200, hosting_usd_per_month=1877.41, source="s", as_of="2024-01-01")
     expected = (capital_usd_per_month(296_644, 60, energy.cost_of_capital_annual)
                 + power_usd_per_month(10_200, 0.7, energy.pue, energy.electricity_usd_per_kwh) + 1877.41) / 730
     assert owned_usd_per_hour(row, energy) == pytest.approx(expected)

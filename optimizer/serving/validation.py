@@ -37,6 +37,8 @@ from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape,
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from gpuplan.rows import Sourced
+
 Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 GROUP_ORDER = ("batch-1 decode", "TPOT at load", "throughput at load", "TTFT", "E2E", "prefill")
@@ -46,7 +48,7 @@ OPEN_UTILIZATION_CAP = 0.98
 Dataset = Literal["random", "sharegpt"]
 
 
-class Measurement(BaseModel):
+class Measurement(Sourced):
     """One published or measured figure. ``ep`` (default 1), ``mode`` (default: static at batch 1, closed
     above), ``rate_rps`` (open mode), ``engine_version`` and ``percentile`` (default mean) are optional.
 
@@ -81,9 +83,6 @@ class Measurement(BaseModel):
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
     value: float = Field(gt=0, le=1e12)
-    source: str
-    as_of: str
-    notes: str | None = None
 
     @model_validator(mode="after")
     def _mode(self) -> Measurement:
