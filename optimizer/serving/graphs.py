@@ -14,12 +14,14 @@ from pathlib import Path
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.gpus import GPU
 from gpuplan.optimizer.serving.calibration import prefer_version, version_in_range
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
+
+from gpuplan.rows import Sourced
 
 GRAPHS_CSV = Path(__file__).with_name("graphs.csv")
 
 
-class GraphLimit(BaseModel):
+class GraphLimit(Sourced):
     """One engine default: the largest decode batch captured in a CUDA graph on GPUs of at least
     ``min_gpu_memory_gib`` and replicas of at least ``min_tp`` GPUs (``versions``: the engine versions it holds
     for; empty = current)."""
@@ -31,8 +33,6 @@ class GraphLimit(BaseModel):
     min_gpu_memory_gib: float = Field(ge=0)
     min_tp: int = Field(ge=1)
     max_batch: int = Field(ge=0)
-    source: str
-    as_of: str
 
     @field_validator("versions")
     @classmethod
