@@ -16,6 +16,7 @@ from gpuplan.optimizer.launch.accelerators import Accelerator
 from gpuplan.optimizer.launch.checkpoints import Checkpoint
 from gpuplan.optimizer.launch.engines import Flag
 from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV, CalibrationRow
+from gpuplan.optimizer.serving.graphs import GraphLimit
 from gpuplan.optimizer.serving.kernels import KernelConstant
 from gpuplan.optimizer.serving.links import LinkRow
 from gpuplan.optimizer.serving.priors import PriorRow
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 from gpuplan.rows import PROVENANCE, Sourced
 
 SCHEMAS = (GPU, NumberFormat, Offer, OwnershipRow, ReservedRow, EnergyRow, CalibrationRow, PriorRow, LinkRow,
-           KernelConstant, Measurement, Accelerator, Flag, Checkpoint)
+           KernelConstant, Measurement, Accelerator, Flag, Checkpoint, GraphLimit)
 MEASURED_CSV = Path(__file__).parent / "data" / "measured.csv"
 
 

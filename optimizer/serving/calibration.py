@@ -116,6 +116,12 @@ def version_in_range(version: str, spec: str) -> bool:
     return all(checks[op](bound) for op, bound in _parse_range(spec))
 
 
+def prefer_version(rows: list, version: str | None) -> list:
+    """The rows (with a ``versions`` attribute) whose range holds ``version``, else those without a range."""
+    ranged = [r for r in rows if r.versions and version and version_in_range(version, r.versions)]
+    return ranged or [r for r in rows if not r.versions]
+
+
 def generation(arch: str) -> str:
     """GPU generation from the hardware table's ``arch`` text: its first word, lower case."""
     return (arch.split() or [""])[0].lower()
@@ -134,11 +140,9 @@ class Calibration(BaseModel):
             raise InputError(f"unknown engine '{engine}' in {self.path} (known: {known})")
         selectors = [gpu_id.lower(), f"gen:{generation(arch)}" if arch else None, f"vendor:{vendor.lower()}", "*"]
         for selector in [s for s in selectors if s]:
-            rows = [r for r in self.rows if r.engine == engine and r.gpu == selector]
-            ranged = [r for r in rows if r.versions and version and version_in_range(version, r.versions)]
-            plain = [r for r in rows if not r.versions]
-            if ranged or plain:
-                return (ranged or plain)[0]
+            rows = prefer_version([r for r in self.rows if r.engine == engine and r.gpu == selector], version)
+            if rows:
+                return rows[0]
         raise InputError(f"{self.path}: no calibration row for engine '{engine}' and GPU '{gpu_id}' (add a '*' row)")
 
 

@@ -40,10 +40,12 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import fit, inference_breakdown
-from gpuplan.models.memory import kv_cache_bytes
+from gpuplan.models.memory import kv_cache_bytes, prefill_activation_bytes
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
 from gpuplan.optimizer.serving.calibration import CalibrationRow, version_in_range
+from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
+from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
 
@@ -98,18 +100,41 @@ def engine_defaults(engine: str, gpu: GPU, version: str | None = None) -> Engine
     return max(ranged or plain, key=lambda t: t[0])[1]
 
 
+def engine_cap(cal: CalibrationRow, gpu: GPU, tp: int, attn_dp: int = 1, version: str | None = None) -> float | None:
+    """The engine's cap on weights + KV as a fraction of GPU memory where it keeps activations outside it
+    (engine_memory.weights_kv_cap, with the engine's chunked-prefill size and CUDA-graph limit); None where the
+    calibration's ``mem_util`` caps everything."""
+    chunk = engine_defaults(cal.engine, gpu, version).max_batched_tokens or cal.chunk_tokens
+    return weights_kv_cap(cal.engine, version, gpu, tp, attn_dp, chunk, capture_limit(cal.engine, gpu, tp, version))
+
+
 def kv_capacity_tokens(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
-                       context: int, cal: CalibrationRow, layout: Layout | None = None) -> int:
+                       context: int, cal: CalibrationRow, layout: Layout | None = None,
+                       version: str | None = None) -> int:
     """KV budget of the TP group (memory model, engine cap) / KV bytes per token at ``context``; with expert
     parallelism and attention DP, the sequences of ``context`` tokens the layout holds × ``context``."""
+    return max_sequences(arch, gpu, wfmt, kvfmt, tp, context, cal, layout, version, tokens=True)
+
+
+def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
+                  cal: CalibrationRow, layout: Layout | None = None, version: str | None = None,
+                  tokens: bool = False) -> int:
+    """Sequences of ``context`` tokens (with ``tokens``: KV tokens) the deployment's KV budget holds: the memory
+    model under the engine's cap (``mem_util``, or engine_cap's weights + KV fraction, activations outside)."""
+    cap = engine_cap(cal, gpu, tp, layout.attn_dp if layout is not None else 1, version)
     if layout is not None and (layout.ep > 1 or layout.attn_dp > 1):
-        n = max_sequences_dp(arch, wfmt, kvfmt, layout, context, gpu.memory_bytes, cal.mem_util,
+        act = prefill_activation_bytes(arch, min(int(cal.chunk_tokens), context), layout.attn_tp, 1)
+        n = max_sequences_dp(arch, wfmt, kvfmt, layout, context, gpu.memory_bytes,
+                             effective_mem_util(cal.mem_util, cap, act, gpu.memory_bytes),
                              cal.runtime_overhead_gib, int(cal.chunk_tokens))
-        return int(n * context)
+        return int(n * context) if tokens else n
     b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
-    budget = fit(b, arch, kvfmt, context, gpu.memory_bytes, cal.mem_util).kv_budget_bytes
+    f = fit(b, arch, kvfmt, context, gpu.memory_bytes,
+            effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes))
+    if not tokens:
+        return f.max_sequences or 0
     per_token = kv_cache_bytes(arch, kvfmt, context, 1) / context
-    return int(budget // per_token) if per_token > 0 else 0
+    return int(f.kv_budget_bytes // per_token) if per_token > 0 else 0
 
 
 def context_grid(max_context: float) -> list[float]:
@@ -244,19 +269,23 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
                 kv_context: int, block_size: int = 1, layout: Layout | None = None,
                 prefill_first: bool = False, reservation: Reservation = NO_RESERVATION,
-                overlap: bool = False) -> StepModel:
+                overlap: bool = False, graph_max_batch: int = 0, version: str | None = None) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context`` and M(b, K); the
     prefill shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``.
-    The KV capacity is rounded down to whole blocks of ``block_size`` tokens."""
+    The KV capacity is rounded down to whole blocks of ``block_size`` tokens; decode batches above
+    ``graph_max_batch`` per attention rank run without a CUDA graph (0: no limit); ``version`` (the engine's)
+    selects its memory cap (steps.engine_cap)."""
     grid = context_grid(max_context)
     batches = np.arange(0, max_batch + 1, dtype=float)
     table = []
     par = {"ep": layout.ep, "attn_dp": layout.attn_dp} if layout is not None else {}
+    par["graph_max_batch"] = graph_max_batch
     for s in grid:
         shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par)
         table.append(decode_step_s(shape, batches)[0].tolist())
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par)
-    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout) // block_size * block_size
+    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version)
+    capacity = capacity // block_size * block_size
     bgrid, kgrid = _grid_batches(max_batch), token_grid(MAX_GRID_TOKENS)
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
                      kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)),
