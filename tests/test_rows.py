@@ -14,7 +14,7 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU, GPUS_CSV
 from gpuplan.optimizer.launch.accelerators import Accelerator
 from gpuplan.optimizer.launch.checkpoints import Checkpoint
-from gpuplan.optimizer.launch.engines import Flag
+from gpuplan.optimizer.launch.engines import EngineValue, Flag, value_table
 from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV, CalibrationRow
 from gpuplan.optimizer.serving.graphs import GraphLimit
 from gpuplan.optimizer.serving.kernels import KernelConstant
@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from gpuplan.rows import PROVENANCE, Sourced
 
 SCHEMAS = (GPU, NumberFormat, Offer, OwnershipRow, ReservedRow, EnergyRow, CalibrationRow, PriorRow, LinkRow,
-           KernelConstant, Measurement, Accelerator, Flag, Checkpoint, GraphLimit)
+           KernelConstant, Measurement, Accelerator, Flag, EngineValue, Checkpoint, GraphLimit)
 MEASURED_CSV = Path(__file__).parent / "data" / "measured.csv"
 
 
@@ -189,3 +189,9 @@ def test_a_reserved_row_with_an_extra_cell_is_refused_like_every_table(gpuplan, 
     bad.write_text("\n".join([lines[0], lines[1] + ",surplus", *lines[2:]]) + "\n", encoding="utf-8")
     r = gpuplan("--reserved", str(bad), "prices", "--format", "json")
     assert r.code == 2 and r.err.strip() == f"error: {bad}, row 2: more cells than header columns"
+
+
+def test_shipped_engine_values_are_sourced_rows() -> None:
+    # every row of optimizer/launch/engine_values.csv passes the schema; vLLM spells a bf16 KV cache 'auto'
+    # (vllm/config/cache.py: auto = the model's dtype), the first row of the table
+    assert value_table()[("vllm", "kv_cache_dtype", "bf16")] == "auto"
