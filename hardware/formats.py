@@ -11,12 +11,14 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field
 
+from gpuplan.rows import Sourced
+
 FORMATS_CSV = Path(__file__).with_name("formats.csv")
 
 Compute = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
 
 
-class NumberFormat(BaseModel):
+class NumberFormat(Sourced):
     """One storage format.
 
     Effective bits per element = bits + (scale_bits + zero_bits) / group_size for grouped formats;
@@ -40,9 +42,6 @@ class NumberFormat(BaseModel):
     if_not_native: Literal["weight_only", "error"]
     vllm_quantization: str | None = None
     vllm_kv_cache_dtype: str | None = None
-    source: str
-    as_of: str
-    notes: str | None = None
 
     @property
     def bits_per_element(self) -> float:

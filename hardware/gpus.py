@@ -10,6 +10,8 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gpuplan.rows import Sourced
+
 GPUS_CSV = Path(__file__).with_name("gpus.csv")
 GIB = 2**30
 
@@ -18,7 +20,7 @@ GIB = 2**30
 COMPUTE_PATH_FORMATS: dict[str, tuple[str, ...]] = {"fp4": ("nvfp4", "mxfp4")}
 
 
-class GPU(BaseModel):
+class GPU(Sourced):
     """One accelerator row. Throughputs are dense (no sparsity), per GPU."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
@@ -42,9 +44,6 @@ class GPU(BaseModel):
     pcie_gb_s: float | None = Field(default=None, ge=0, le=1e6)  # host x16, one direction
     tdp_w: float | None = Field(default=None, gt=0, le=1e6)
     native_formats: frozenset[str] = frozenset()
-    source: str
-    as_of: str
-    notes: str | None = None
 
     @field_validator("aliases", mode="before")
     @classmethod

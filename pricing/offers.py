@@ -12,16 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.skypilot import read_skypilot
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field
 
+from gpuplan.rows import Sourced, validate_row
 from gpuplan.safeio import read_csv_dicts
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
-Row = TypeVar("Row", bound=BaseModel)
 # Ceilings far above any real offer; they keep the solver's integer scaling inside int64.
 MAX_USD_PER_HOUR = 1e6
 MAX_GPUS_PER_INSTANCE = 1024
@@ -29,7 +29,7 @@ Tier = Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"]
 TIERS: tuple[str, ...] = ("on_demand", "spot", "reserved_1y", "reserved_3y", "owned")
 
 
-class Offer(BaseModel):
+class Offer(Sourced):
     """One instance type of one provider, priced per instance-hour."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
@@ -45,15 +45,6 @@ class Offer(BaseModel):
     reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     owned_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     max_instances: int | None = Field(default=None, ge=0, le=10_000_000)
-    source: str
-    as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="exact date YYYY-MM-DD")
-    notes: str | None = None
-
-    @field_validator("as_of")
-    @classmethod
-    def _date(cls, v: str) -> str:
-        dt.date.fromisoformat(v)
-        return v
 
     @property
     def key(self) -> str:
@@ -81,17 +72,6 @@ def _cell(raw: dict[str, str | None], key: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def validate_row(model: type[Row], path: Path, line: int, cells: dict[str, object]) -> Row:
-    """``model`` from one CSV row; a bad cell becomes one line naming the file, row and column."""
-    try:
-        return model.model_validate(cells)
-    except ValidationError as err:
-        first = err.errors()[0]
-        column = str(first["loc"][0]) if first["loc"] else "?"
-        raise InputError(f"{path}, row {line}, column '{column}': {first['msg']} "
-                         f"(got {cells.get(column)!r:.60})") from None
-
-
 def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
     offers: list[Offer] = []
     seen: dict[tuple[str, str, str], tuple[int, Offer]] = {}
@@ -101,7 +81,7 @@ def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
         cells = {k: _cell(raw, k) for k in Offer.model_fields if _cell(raw, k) is not None}
         if "gpu" in cells:
             cells["gpu"] = str(cells["gpu"]).lower()
-        offer = validate_row(Offer, path, line, cells)
+        offer = validate_row(Offer, path, line, cells, InputError)
         if not any(offer.price(t) for t in TIERS):
             raise InputError(f"{path}, row {line}: offer '{offer.key}' has no price in any tier")
         first = seen.get(offer.region_key)
@@ -141,7 +121,7 @@ def _read_table(path: Path, provider: str | None, _mtime_ns: int, _size: int) ->
     header, rows = read_csv_dicts(path)
     if "InstanceType" in header or path.name == "vms.csv":
         cat = read_skypilot(path, header, rows, provider)
-        offers = [validate_row(Offer, path, int(c.pop("_line")), c) for c in cat.rows]  # type: ignore[arg-type]
+        offers = [validate_row(Offer, path, int(c.pop("_line")), c, InputError) for c in cat.rows]  # type: ignore[arg-type]
         return OfferTable(path, tuple(offers), cat.summary(path), tuple(cat.skipped_rows))
     missing = sorted(_OUR_COLUMNS - set(header))
     if missing:

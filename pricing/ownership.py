@@ -12,10 +12,10 @@ from functools import cache
 from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
-from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer, validate_row
-from pydantic import BaseModel, ConfigDict, Field
+from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from gpuplan.safeio import read_csv_dicts
+from gpuplan.rows import Sourced, read_cells, validate_row
 
 OWNERSHIP_CSV = Path(__file__).with_name("ownership.csv")
 ENERGY_CSV = Path(__file__).with_name("energy.csv")
@@ -24,7 +24,7 @@ HOURS_PER_MONTH = 730.0  # 8,760 h / 12
 DEFAULT_POWER_UTILIZATION = 0.7  # average draw / max power of a busy inference server (assumption, override it)
 
 
-class OwnershipRow(BaseModel):
+class OwnershipRow(Sourced):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     gpu: str
@@ -34,21 +34,44 @@ class OwnershipRow(BaseModel):
     lifetime_months: int = Field(gt=0, le=1200)
     server_power_w: float = Field(gt=0, le=1e7)
     hosting_usd_per_month: float = Field(ge=0, le=1e9)
-    source: str
-    as_of: str
-    notes: str | None = None
+
+
+# The rows of the energy table the owned-cost formula reads, and the range each value must lie in.
+ENERGY_LIMITS: dict[str, tuple[float, float]] = {
+    "pue": (1, 10), "electricity_usd_per_kwh": (0, 1000), "cost_of_capital_annual": (0, 10)}
+
+
+class EnergyRow(Sourced):
+    """One row of ``pricing/energy.csv``: a named value with its unit and provenance. Rows the formula reads
+    (``ENERGY_LIMITS``) must lie in their range; the others are context (colocation rates, server lives)."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    name: str = Field(min_length=1)
+    value: float = Field(ge=-1e12, le=1e12)
+    unit: str = Field(min_length=1)
+
+    @field_validator("value")
+    @classmethod
+    def _in_range(cls, v: float, info: ValidationInfo) -> float:
+        lo, hi = ENERGY_LIMITS.get(info.data.get("name") or "", (-1e12, 1e12))
+        if not lo <= v <= hi:
+            raise ValueError(f"{info.data.get('name')} must be between {lo:g} and {hi:g}")
+        return v
 
 
 class Energy(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)
+    """The three values the owned-cost formula reads, and where each comes from."""
 
-    pue: float = Field(ge=1, le=10)
-    electricity_usd_per_kwh: float = Field(ge=0, le=1000)
-    cost_of_capital_annual: float = Field(ge=0, le=10)
+    model_config = ConfigDict(frozen=True)
+
+    pue: float
+    electricity_usd_per_kwh: float
+    cost_of_capital_annual: float
     source: str
 
 
-class ReservedRow(BaseModel):
+class ReservedRow(Sourced):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     provider: str
@@ -56,49 +79,35 @@ class ReservedRow(BaseModel):
     region: str | None = None
     reserved_1y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     reserved_3y_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
-    source: str
-    as_of: str
-    notes: str | None = None
     row: int | None = None  # line in its CSV, for error messages
-
-
-def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str | None]]:
-    header, rows = read_csv_dicts(path)
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}'")
-    return [{k: (v.strip() if v and v.strip() else None) for k, v in r.items() if k} for r in rows]
 
 
 @cache
 def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...], tuple[str, ...]]:
     """Rows with a sourced, dated price; rows without one are skipped with a note."""
     rows, skipped = [], []
-    for line, cells in enumerate(_rows(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of")), start=2):
+    for line, cells in read_cells(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of"), InputError):
         if cells.get("server_price_usd") is None or cells.get("as_of") is None:
             skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
             continue
-        rows.append(validate_row(OwnershipRow, path, line, cells))
+        rows.append(validate_row(OwnershipRow, path, line, cells, InputError))
     return tuple(rows), tuple(skipped)  # type: ignore[return-value]
 
 
 @cache
 def load_energy(path: Path = ENERGY_CSV) -> Energy:
-    values: dict[str, object] = {}
+    """PUE, $/kWh and cost of capital from the energy table; every row is validated (``EnergyRow``)."""
+    values: dict[str, float] = {}
     sources = []
-    for line, cells in enumerate(_rows(path, ("name", "value")), start=2):
-        name = cells.get("name")
-        if name in ("pue", "electricity_usd_per_kwh", "cost_of_capital_annual"):
-            try:
-                values[name] = float(cells.get("value") or "")
-            except ValueError:
-                raise InputError(f"{path}, row {line}, column 'value': not a number") from None
-            sources.append(f"{name}: {cells.get('source')}")
-    values["source"] = "; ".join(sources)
-    missing = {"pue", "electricity_usd_per_kwh", "cost_of_capital_annual"} - set(values)
+    for line, cells in read_cells(path, ("name", "value"), InputError):
+        row = validate_row(EnergyRow, path, line, cells, InputError)
+        if row.name in ENERGY_LIMITS:
+            values[row.name] = row.value
+            sources.append(f"{row.name}: {row.source}")
+    missing = sorted(set(ENERGY_LIMITS) - set(values))
     if missing:
-        raise InputError(f"{path}: missing row '{sorted(missing)[0]}'")
-    return validate_row(Energy, path, 0, values)
+        raise InputError(f"{path}: missing row '{missing[0]}'")
+    return Energy(**values, source="; ".join(sources))
 
 
 def capital_usd_per_month(price_usd: float, lifetime_months: int, annual_rate: float) -> float:
@@ -135,8 +144,8 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 @cache
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
     rows = []
-    for line, cells in enumerate(_rows(path, ("provider", "instance")), start=2):
-        row = validate_row(ReservedRow, path, line, cells)
+    for line, cells in read_cells(path, ("provider", "instance"), InputError):
+        row = validate_row(ReservedRow, path, line, cells, InputError)
         if row.reserved_1y_usd_per_hour and row.reserved_3y_usd_per_hour and \
                 row.reserved_3y_usd_per_hour > row.reserved_1y_usd_per_hour:
             raise InputError(f"{path}, row {line}, column 'reserved_3y_usd_per_hour': {row.reserved_3y_usd_per_hour} "

@@ -9,7 +9,6 @@ rows too, since every EU state is in the EEA. Marketplace regions that carry the
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,9 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from gpuplan.pricing.errors import InputError
+
+from gpuplan.rows import Sourced, validate_row
+from gpuplan.safeio import read_csv_dicts
 
 COUNTRIES_CSV = Path(__file__).with_name("countries.csv")
 REGIONS_CSV = Path(__file__).with_name("regions.csv")
@@ -44,15 +46,11 @@ class Place:
 
 
 def _read(path: Path, columns: set[str]) -> list[tuple[int, dict[str, str]]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = sorted(columns - set(reader.fieldnames or []))
-            if missing:
-                raise InputError(f"{path}: missing column '{missing[0]}'")
-            return [(n, {k: (v or "").strip() for k, v in row.items() if k}) for n, row in enumerate(reader, 2)]
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+    header, rows = read_csv_dicts(path)
+    missing = sorted(columns - set(header))
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}'")
+    return [(n, {k: (v or "").strip() for k, v in row.items() if k}) for n, row in enumerate(rows, 2)]
 
 
 class RegionTable:
@@ -61,12 +59,14 @@ class RegionTable:
     def __init__(self, countries: Path = COUNTRIES_CSV, regions: Path = REGIONS_CSV) -> None:
         self.jurisdiction_of: dict[str, str] = {}
         for line, row in _read(countries, {"country", "jurisdiction", "source", "as_of"}):
+            validate_row(Sourced, countries, line, row, InputError)
             if not row["country"] or not row["jurisdiction"]:
                 raise InputError(f"{countries}, row {line}: country and jurisdiction are required")
             self.jurisdiction_of[row["country"].upper()] = row["jurisdiction"].upper()
         self.exact: dict[tuple[str, str], str] = {}
         self.globs: list[tuple[str, str, str]] = []
         for line, row in _read(regions, {"provider", "region", "country", "source", "as_of"}):
+            validate_row(Sourced, regions, line, row, InputError)
             country = row["country"].upper()
             if country not in self.jurisdiction_of:
                 raise InputError(f"{regions}, row {line}, column 'country': "

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import ast
-import csv
 import datetime as dt
 import math
 import re
@@ -27,6 +26,9 @@ from functools import cache
 from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
+
+from gpuplan.rows import Sourced, validate_row
+from gpuplan.safeio import read_csv_dicts
 
 ACCELERATORS_CSV = Path(__file__).with_name("accelerators.csv")
 REQUIRED = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price")
@@ -74,13 +76,9 @@ class Catalog:
 @cache
 def load_mapping(path: Path = ACCELERATORS_CSV) -> tuple[MapRule, ...]:
     """The accelerator-name table; a bad regex or memory cell is one line naming the row."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
     rules = []
-    for line, r in enumerate(rows, start=2):
+    for line, r in enumerate(read_csv_dicts(path)[1], start=2):
+        validate_row(Sourced, path, line, r, InputError)
         try:
             hint = re.compile(r["hint"], re.IGNORECASE) if (r.get("hint") or "").strip() else None
             mem = float(r["min_memory_mib"]) if (r.get("min_memory_mib") or "").strip() else None

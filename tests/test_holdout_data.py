@@ -6,6 +6,7 @@ calibration may be fitted on them: they exist to measure how the model does on r
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +22,19 @@ MEASURED = read_rows(DATA / "measured.csv")
 
 def _origins(rows: list[dict[str, str]]) -> set[str]:
     return set().union(*(origins(r["source"]) for r in rows))
+
+
+def _claimed_rows() -> dict[str, int]:
+    """Rows per source as HOLDOUT.md's Sources table states them, keyed by the origin of the cell's first link."""
+    section = (DATA / "HOLDOUT.md").read_text(encoding="utf-8").split("## Sources", 1)[1].split("\n## ", 1)[0]
+    claimed: dict[str, int] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        link = re.search(r"\]\((https?://[^)\s]+)\)", cells[1]) if len(cells) >= 5 else None
+        if link and cells[3].isdigit():
+            (origin,) = origins(link.group(1))
+            claimed[origin] = int(cells[3])
+    return claimed
 
 
 @pytest.mark.parametrize("row", HOLDOUT, ids=lambda r: f"{r['model']}-{r['gpu']}-{r['metric']}-{r['batch']}")
@@ -51,7 +65,7 @@ def test_the_origin_normaliser_sees_through_url_and_repo_forms() -> None:
 
 
 def test_size_and_dates() -> None:
-    assert 60 <= len(HOLDOUT) <= 150
+    assert 60 <= len(HOLDOUT) <= 300
     assert all(date.fromisoformat(r["as_of"]) >= date(2025, 1, 1) for r in HOLDOUT)
 
 
@@ -60,6 +74,16 @@ def test_sources_are_listed_in_holdout_md() -> None:
     assert "never used for fitting" in text
     for origin in _origins(HOLDOUT):
         assert origin.removeprefix("github.com/") in text, origin
+
+
+def test_sources_table_counts_match_the_file() -> None:
+    # Every row belongs to a listed source and each source's stated row count is the file's (rows added or
+    # removed without updating HOLDOUT.md fail here).
+    claimed = _claimed_rows()
+    assert len(claimed) >= 3
+    counted = {o: sum(o in origins(r["source"]) for r in HOLDOUT) for o in claimed}
+    assert counted == claimed
+    assert sum(claimed.values()) == len(HOLDOUT)
 
 
 def test_no_shipped_table_or_module_is_fitted_on_the_holdout() -> None:

@@ -13,7 +13,7 @@ from gpuplan.optimizer.planning.packing import min_instances
 from gpuplan.optimizer.planning.solver import Problem, solve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from solver_fixtures import candidate, workload
+from solver_fixtures import candidate, draw_problem, draw_workloads, offer_lists
 
 SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 10]
 
@@ -45,24 +45,18 @@ def test_two_tp8_and_one_tp4_need_three_10_gpu_instances() -> None:
     assert min_instances(6, {4: 1, 2: 1}) == 1
 
 
-offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(["g1", "g2"]), st.sampled_from([3, 5, 6, 7, 10]),
-                     st.floats(0.5, 30).map(lambda x: round(x, 2)))
-
-
 @st.composite
 def odd_problems(draw):
-    offers = draw(st.lists(offer_st, min_size=1, max_size=2, unique_by=lambda o: (o[0], o[1], o[2])))
-    names = ["w1", "w2"][: draw(st.integers(1, 2))]
-    workloads = [workload(n, round(draw(st.floats(0.5, 8.0)), 2)) for n in names]
+    """Offers of 3, 5, 6, 7 or 10 GPUs; every offer gets one or two TP degrees per workload."""
+    offers = draw(offer_lists([3, 5, 6, 7, 10], 30, 2))
+    workloads = draw_workloads(draw, 8.0)
     cands = []
     for w in workloads:
         for o in offers:
             for tp in draw(st.lists(st.sampled_from([t for t in (1, 2, 4, 8) if t <= o[2]]), min_size=1,
                                     max_size=2, unique=True)):
                 cands.append(candidate(len(cands), w.name, o, tp, round(draw(st.floats(0.4, 4.0)) * tp ** 0.8, 2)))
-    caps = {g: draw(st.integers(0, 30)) for g in ("g1", "g2") if draw(st.booleans())}
-    budget = draw(st.one_of(st.none(), st.floats(5, 150).map(lambda x: round(x, 2))))
-    return Problem(workloads, cands, "on_demand", caps, budget, draw(st.booleans()))
+    return draw_problem(draw, workloads, cands, 30, (5, 150))
 
 
 @settings(max_examples=int(os.environ.get("PACKING_EXAMPLES", "150")), deadline=None,

@@ -7,6 +7,7 @@ from gpuplan.hardware.gpus import load_gpus
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.serving.calibration import Calibration, CalibrationRow
 from gpuplan.optimizer.serving.deployment import memory, perf
+from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 IDEAL = CalibrationRow(engine="vllm", gpu="*", eta_mem=1.0, eta_cmp=1.0, eta_prefill=1.0, t_fixed_ms=0.0,
                        comm_latency_us=0.0, runtime_overhead_gib=1.0, mem_util=0.9, seq_us=0.0, layer_us=0.0,
                        moe_layer_us=0.0, mla_layer_us=0.0, gemm_tile_m=1.0, attn_ctx_half_tokens=0.0,
-                       request_ms=0.0, source="test", as_of="2026")
+                       request_ms=0.0, source="test", as_of="2026-01-01")
 IDEAL_TABLES = Tables().with_calibration(Calibration(rows=(IDEAL,), path="ideal"))
 
 
@@ -73,7 +74,11 @@ def test_tpot_and_throughput_never_fall_as_batch_grows(model, gpu, fmt, batch, i
     a = perf(model, gpu, fmt, input_tokens=inp, output_tokens=out, batch=batch, tp=1)
     b = perf(model, gpu, fmt, input_tokens=inp, output_tokens=out, batch=batch + 1, tp=1)
     assert b.tpot_ms >= a.tpot_ms
-    assert b.decode_tok_s >= a.decode_tok_s * (1 - 1e-9)
+    # Throughput may fall only where the step leaves the engine's largest captured CUDA graph (graphs.csv): the
+    # decode step of limit + 1 sequences launches its small kernels from the host (the throughput cliff vLLM
+    # PR #57355 describes); on either side of the limit it never falls.
+    if batch != capture_limit(a.engine, load_gpus().get(gpu), 1):
+        assert b.decode_tok_s >= a.decode_tok_s * (1 - 1e-9)
 
 
 @settings(max_examples=80, deadline=None)

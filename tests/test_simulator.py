@@ -46,6 +46,21 @@ def test_chunked_prefill_joins_the_running_batch() -> None:
     assert tr.preemptions == 0
 
 
+def test_overlap_scheduler_admits_one_step_later_while_busy() -> None:
+    # A (100 in, 50 out) arrives at 0: its prompt runs 0-1 ms, then decode steps of 10 ms end at 11, 21, 31 ms.
+    # B (100, 5) arrives at 15 ms, during the step 11-21. A synchronous loop schedules B at 21 ms (its chunk
+    # rides with A's decode: 10 + 1 ms), first token at 32 ms. With an overlap scheduler (SGLang,
+    # TensorRT-LLM) the step 21-31 was planned while 11-21 ran, so B joins the step at 31 ms: first token at
+    # 42 ms, one decode step later. An idle engine schedules at once either way.
+    for overlap, first_b in ((False, 0.032), (True, 0.042)):
+        model = toy(10_000)
+        model.overlap = overlap
+        tr = simulate_trace(model, [100, 100], [50, 5], SchedulerConfig(8, 8192), arrivals=[0.0, 0.015])
+        assert tr.first == pytest.approx([0.001, first_b])
+        alone = simulate_trace(model, [100], [5], SchedulerConfig(8, 8192), arrivals=[0.0])
+        assert alone.first == pytest.approx([0.001])
+
+
 def test_host_time_delays_scheduling_not_the_gpu() -> None:
     # With 5 ms of host time per request, A (arriving at 0) is prefilled at 5–6 ms and B (arriving at 0.5 ms)
     # reaches the scheduler at 5.5 ms, while A's prefill step runs: B joins the next step (A's first decode):
@@ -111,9 +126,12 @@ def test_prefill_first_pauses_decodes_mixed_steps_carry_them() -> None:
     sg, tr_sg = run("sglang")
     vl, tr_vl = run("vllm")
     assert sg.prefill_first and not vl.prefill_first
-    # SGLang: B waits for A's current decode step to end, then its prompt runs alone.
+    # SGLang: B waits for A's current decode step to end and, with the overlap scheduler (scheduler.csv), for
+    # the decode step already planned behind it; then its prompt runs alone.
     alone = sg.mixed_s(0, 0.0, [(0, 4000)])
-    assert tr_sg.first[1] - 0.1 <= alone + sg.decode_s(1, 150) + 1e-9
+    assert sg.overlap and not vl.overlap
+    step = sg.decode_s(1, 150)
+    assert alone + step - 1e-9 <= tr_sg.first[1] - 0.1 <= alone + 2 * step + 1e-9
     assert max(tr_sg.itl_s) == pytest.approx(alone + sg.decode_s(1, tr_sg.input_tokens[0] + 25), rel=0.02)
     # vLLM: the mixed step is shorter than a decode step plus the prompt alone (weights read once).
     mixed = vl.mixed_s(1, 150.0, [(0, 4000)])
@@ -178,10 +196,12 @@ def test_littles_law() -> None:
     assert r.mean_running <= r.mean_in_system
 
 
-def test_ttft_percentiles_never_fall_as_load_rises() -> None:
-    # Same seed: the same lengths and arrival gaps that shrink as 1 / rate (common random numbers).
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_ttft_percentiles_never_fall_as_load_rises(engine: str) -> None:
+    # Same seed: the same lengths and arrival gaps that shrink as 1 / rate (common random numbers), for the
+    # three serving engines' schedulers (prefill first, KV reservation, overlap scheduling: scheduler.csv).
     rows = [simulate(MODEL, GPU, input_tokens=1000, output_tokens=200, rate_rps=rate, requests=2000, seed=1,
-                     range_ratio=0.5).ttft_ms for rate in (2, 6, 10, 14, 18, 21)]
+                     range_ratio=0.5, engine=engine).ttft_ms for rate in (2, 6, 10, 14, 18, 21)]
     for q in ("p50", "p90", "p99", "mean"):
         series = [getattr(s, q) for s in rows]
         assert series == sorted(series), q
@@ -358,17 +378,25 @@ def test_measured_rows_replay_their_benchmark() -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 60), seqs=st.integers(1, 8), extra_tokens=st.integers(0, 600),
-       capacity=st.integers(400, 3000), closed=st.booleans(), seed=st.integers(0, 1000))
+       capacity=st.integers(400, 3000), closed=st.booleans(), seed=st.integers(0, 1000),
+       engine=st.sampled_from(["vllm", "sglang", "trtllm"]))
 def test_scheduler_invariants_under_any_pressure(n: int, seqs: int, extra_tokens: int, capacity: int,
-                                                 closed: bool, seed: int) -> None:
-    # Whatever the limits (few slots, small budget, a KV cache that forces preemptions), every request
-    # completes after it arrives, never more than max_num_seqs run, the KV never exceeds its capacity,
-    # and the occupancy integral equals the total time requests spent in the system (Little's law).
+                                                 closed: bool, seed: int, engine: str) -> None:
+    # Whatever the limits (few slots, small budget, a KV cache that forces preemptions) and the engine's
+    # admission rules (KV reservation, overlap scheduler: scheduler.csv), every request completes after it
+    # arrives, never more than max_num_seqs run, the KV never exceeds its capacity, and the occupancy
+    # integral equals the total time requests spent in the system (Little's law).
+    from gpuplan.optimizer.serving.steps import engine_defaults
+    from gpuplan.optimizer.tables import DEFAULT
+
     rng = np.random.default_rng(seed)
     inp = rng.integers(1, 300, n).tolist()
     out = rng.integers(1, 100, n).tolist()
     arrivals = None if closed else np.cumsum(rng.exponential(0.02, n)).tolist()
-    tr = simulate_trace(toy(capacity), inp, out, SchedulerConfig(seqs, seqs + extra_tokens), arrivals=arrivals,
+    model = toy(capacity)
+    rules = engine_defaults(engine, DEFAULT.gpus.get("h100-sxm"), "0.11.0" if engine == "vllm" else None)
+    model.reservation, model.overlap = rules.reservation, rules.overlap
+    tr = simulate_trace(model, inp, out, SchedulerConfig(seqs, seqs + extra_tokens), arrivals=arrivals,
                         concurrency=3 if closed else None)
     first, finish, arrive = np.array(tr.first), np.array(tr.finish), np.array(tr.arrive)
     assert np.all(np.isfinite(finish)) and np.all(arrive <= first) and np.all(first <= finish)

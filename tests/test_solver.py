@@ -12,30 +12,21 @@ from gpuplan.optimizer.planning.candidate_gen import Candidate
 from gpuplan.optimizer.planning.solver import PRICE_SCALE, RATE_SCALE, Problem, solve
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from solver_fixtures import candidate, workload
-
-GPUS = ("g1", "g2")
-
-
-offer_st = st.tuples(st.sampled_from(["p1", "p2"]), st.sampled_from(GPUS), st.sampled_from([1, 2, 3, 4, 5, 6, 8, 10]),
-                     st.floats(0.5, 20).map(lambda x: round(x, 2)))
+from solver_fixtures import candidate, draw_problem, draw_workloads, offer_lists, workload
 
 
 @st.composite
 def instances(draw):
-    offers = draw(st.lists(offer_st, min_size=1, max_size=3, unique_by=lambda o: (o[0], o[1], o[2])))
-    names = ["w1", "w2"][: draw(st.integers(1, 2))]
-    workloads = [workload(n, round(draw(st.floats(0.5, 6.0)), 2)) for n in names]
+    """Offers of 1 to 10 GPUs; each workload gets one to three candidates on offers drawn at random."""
+    offers = draw(offer_lists([1, 2, 3, 4, 5, 6, 8, 10], 20, 3))
+    workloads = draw_workloads(draw, 6.0)
     cands = []
     for w in workloads:
         for _ in range(draw(st.integers(1, 3))):
             o = draw(st.sampled_from(offers))
             tp = draw(st.sampled_from([t for t in (1, 2, 4, 8) if t <= o[2]]))
             cands.append(candidate(len(cands), w.name, o, tp, round(draw(st.floats(0.3, 5.0)), 2)))
-    caps = {g: draw(st.integers(0, 12)) for g in GPUS if draw(st.booleans())}
-    budget = draw(st.one_of(st.none(), st.floats(1, 120).map(lambda x: round(x, 2))))
-    single = draw(st.booleans())
-    return Problem(workloads, cands, "on_demand", caps, budget, single)
+    return draw_problem(draw, workloads, cands, 12, (1, 120))
 
 
 def _instances_needed(chosen: dict[str, int], cands: list[Candidate]) -> dict[str, int]:

@@ -95,28 +95,36 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     assert s[("dense", "batch-1 decode")][1] <= 8 and s[("dense", "batch-1 decode")][2] <= 29
     assert s[("all", "batch-1 decode")][1] <= 10 and s[("all", "batch-1 decode")][2] <= 57
     assert s[("moe", "batch-1 decode")][1] <= 46
-    assert s[("all", "TPOT at load")][1] <= 38
+    # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
+    # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
+    # (the simulated figures below, which replay the bursts, improve).
+    assert s[("all", "TPOT at load")][1] <= 41
     assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16
     assert s[("all", "TTFT")][1] <= 69
 
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
     # Regression guard for the default (simulated) `gpuplan validate`: README's figures plus a margin.
-    # In-sample: TPOT at load 33.5 %, throughput 23.5 %, TTFT 52.1 %, p99 TTFT 76.1 %, p99 TPOT 47.9 %.
+    # In-sample: TPOT at load 32.4 %, throughput 23.2 %, TTFT 49.4 %, p99 TTFT 76.1 %, p99 TPOT 47.9 %: before
+    # both changes below 33.5 / 23.5 / 52.1; the engines' KV reservation at admission and overlap scheduling
+    # alone gave 32.4 / 23.7 / 51.0, the CUDA-graph capture limits and SGLang's computed memory fraction alone
+    # 31.5 / 23.4 / 51.7.
     # p99 TTFT rose from 70.9 % when closed loops were replayed with their sources' length spread and
     # request counts: InferenceX's and dstack's p99 TTFTs (seconds at concurrency 8-64) come from first-wave
     # bursts and engine stalls the desynchronised replay no longer reproduces by lockstep.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 36 and s[("all", "throughput at load")][1] <= 26
-    assert s[("all", "TTFT")][1] <= 55 and s[("all", "TTFT p99")][1] <= 79
+    assert s[("all", "TPOT at load")][1] <= 34.5 and s[("all", "throughput at load")][1] <= 25.5
+    assert s[("all", "TTFT")][1] <= 52 and s[("all", "TTFT p99")][1] <= 79
     assert s[("all", "TPOT at load p99")][1] <= 50
-    # LOSO: TPOT at load 34.5 % (dense 16.8, MoE 39.1), throughput 23.8 / 124.7 %, TTFT 52.2 % (dense 30.2 %),
+    # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
-    # test).
+    # test). Before: TPOT 34.5 (MoE 39.1), throughput 23.8 / 124.7, TTFT 52.2; KV reservation and overlap
+    # scheduling alone: 33.3 / 23.9 / 125.1 / 51.0; capture limits and SGLang's memory fraction alone: 32.9 /
+    # 23.6 / 119.7 / 51.3 (dense TPOT 20.3 there, 16.8 with both).
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 37 and s[("moe", "TPOT at load")][1] <= 42
-    assert s[("all", "throughput at load")][1] <= 26 and s[("all", "throughput at load")][2] <= 129
-    assert s[("all", "TTFT")][1] <= 55 and s[("dense", "TTFT")][1] <= 33
+    assert s[("all", "TPOT at load")][1] <= 35 and s[("moe", "TPOT at load")][1] <= 40.5
+    assert s[("all", "throughput at load")][1] <= 25.5 and s[("all", "throughput at load")][2] <= 123
+    assert s[("all", "TTFT")][1] <= 52 and s[("dense", "TTFT")][1] <= 33
     assert s[("all", "TTFT p99")][1] <= 79 and s[("all", "TPOT at load p99")][1] <= 52
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 

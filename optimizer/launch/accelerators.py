@@ -8,29 +8,28 @@ disagree with the catalog."""
 
 from __future__ import annotations
 
-import csv
 from functools import cache
 from pathlib import Path
 
 from gpuplan.optimizer.errors import InputError
-from pydantic import BaseModel
+
+from gpuplan.rows import Sourced
+from gpuplan.safeio import read_csv_dicts
 
 ACCELERATORS_CSV = Path(__file__).with_name("accelerators.csv")
 
 
-class Accelerator(BaseModel):
+class Accelerator(Sourced):
     gpu: str
     skypilot_k8s: str  # the accelerator name SkyPilot reads from the node's GPU product label
     k8s_resource: str
     k8s_label_key: str
     k8s_label_value: str
-    source: str
-    as_of: str
 
 
 @cache
 def accelerators() -> dict[str, Accelerator]:
-    return {r["gpu"]: Accelerator(**r) for r in csv.DictReader(ACCELERATORS_CSV.open(newline="", encoding="utf-8"))}
+    return {r["gpu"]: Accelerator(**r) for r in read_csv_dicts(ACCELERATORS_CSV)[1]}
 
 
 def accelerator(gpu: str) -> Accelerator:

@@ -18,18 +18,18 @@ or a local path) overrides the table; a model given by a config path uses that, 
 
 from __future__ import annotations
 
-import csv
 import re
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from gpuplan.models.catalog import Model
 from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel
 
-from gpuplan.safeio import read_json
+from gpuplan.rows import Sourced, validate_row
+from gpuplan.safeio import read_csv_dicts, read_json
 
-KINDS = ("release", "native", "published", "online")
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 GGUF_FORMATS = ("q8_0", "q4_0", "q4_k_m")
 CONFIG_FORMATS = {"fp8": "fp8", "mxfp4": "mxfp4"}  # quantization_config.quant_method → weight format
@@ -46,17 +46,17 @@ QUANTISE_WITH = {
 }
 
 
-class Checkpoint(BaseModel):
+class Checkpoint(Sourced):
+    """A row of the checkpoint table, or a checkpoint the rules derive from a catalog row (dated like that row)."""
+
     model: str
     weights: str
     engines: tuple[str, ...]
     checkpoint: str  # repo id or local path
     file: str | None = None  # GGUF file inside the repo
     quantization: str | None = None  # value of the engine's --quantization, None: read from the checkpoint
-    kind: str
+    kind: Literal["release", "native", "published", "online"]
     gated: bool  # the launch passes HF_TOKEN: Meta and Mistral releases (and their derivatives) ask for a licence
-    source: str
-    as_of: str
 
 
 def _package_csv() -> Path:
@@ -70,23 +70,13 @@ def _package_csv() -> Path:
 def load_checkpoints(path: Path | None = None) -> tuple[Checkpoint, ...]:
     """Every row of the checkpoint table; errors name the file, row and column."""
     path = path or _package_csv()
-    try:
-        rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
     out = []
-    for line, row in enumerate(rows, start=2):
-        for col in ("model", "weights", "engines", "checkpoint", "kind", "source", "as_of"):
-            if not (row.get(col) or "").strip():
-                raise InputError(f"{path}, row {line}, column '{col}': empty")
-        if row["kind"] not in KINDS:
-            raise InputError(f"{path}, row {line}, column 'kind': '{row['kind']}' is not one of {', '.join(KINDS)}")
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["as_of"]):
-            raise InputError(f"{path}, row {line}, column 'as_of': not a YYYY-MM-DD date")
-        out.append(Checkpoint(model=row["model"], weights=row["weights"], engines=tuple(row["engines"].split(";")),
-                              checkpoint=row["checkpoint"], file=row.get("file") or None,
-                              quantization=row.get("quantization") or None, kind=row["kind"],
-                              gated=row.get("gated") == "yes", source=row["source"], as_of=row["as_of"]))
+    for line, row in enumerate(read_csv_dicts(path)[1], start=2):
+        cells: dict[str, object] = {k: v for k, v in row.items() if k and (v or "").strip()}
+        if "engines" in cells:
+            cells["engines"] = tuple(str(cells["engines"]).split(";"))
+        cells["gated"] = row.get("gated") == "yes"
+        out.append(validate_row(Checkpoint, path, line, cells, InputError))
     return tuple(out)
 
 

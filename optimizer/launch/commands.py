@@ -12,6 +12,7 @@ from gpuplan.optimizer.launch.checkpoints import resolve_checkpoint
 from gpuplan.optimizer.launch.engines import EngineArgs, Unsupported, engine_version, shell
 from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.steps import engine_cap
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 
@@ -68,13 +69,16 @@ def plan_launch(w: Workload, c: Shape, tables: Tables, dp: int = 1, ep: int = 1)
         return Launch(args=None, missing=got.missing)
     g = tables.gpus.get(c.gpu)
     cal = tables.calibration.lookup(c.engine, g.id, g.vendor)
-    fraction = cal.mem_util
+    attn_dp = ep if ep > 1 and c.tp % ep == 0 else 1  # the step model's EP layout
+    # SGLang: the weights + KV cap the plan's KV budget assumed (its own default from 0.5.3, steps.engine_cap)
+    sglang_cap = engine_cap(cal, g, c.tp, attn_dp) if c.engine == "sglang" else None
+    fraction = cal.mem_util if sglang_cap is None else sglang_cap
     if c.engine == "trtllm":
         fraction = trtllm_kv_fraction(m, g.memory_bytes, tables.formats.weight(c.weights),
                                       tables.formats.kv_format(c.kv), c.tp, c.max_model_len, cal)
     try:
         args = EngineArgs(engine=c.engine, checkpoint=got.checkpoint, kv=c.kv, tp=c.tp, dp=dp, ep=ep,
-                          attn_dp=ep if ep > 1 and c.tp % ep == 0 else 1,  # the step model's EP layout
+                          attn_dp=attn_dp,
                           max_seqs=c.batch, max_model_len=c.max_model_len, kv_pool_tokens=kv_pool_tokens(w, c),
                           memory_fraction=fraction,
                           served_name=m.id if m.hf_repo else got.checkpoint.checkpoint)  # config path: its repo

@@ -13,7 +13,6 @@ tokens the plan reserved: max(batch × (input + output), max_context) in one uni
 
 from __future__ import annotations
 
-import csv
 import re
 import shlex
 from functools import cache
@@ -24,21 +23,31 @@ from gpuplan.optimizer.launch.checkpoints import Checkpoint
 from gpuplan.optimizer.launch.proxy import backend_port, start_lines
 from pydantic import BaseModel
 
+from gpuplan.rows import Sourced
+from gpuplan.safeio import read_csv_dicts
+
 FLAGS_CSV = Path(__file__).with_name("engine_flags.csv")
 VALUES_CSV = Path(__file__).with_name("engine_values.csv")
 PORT = 8000
 DP_ENGINES = ("vllm", "sglang")  # engines with a data-parallel flag: several replicas in one process group
 
 
-class Flag(BaseModel):
+class Flag(Sourced):
     engine: str
     version: str
     key: str
     flag: str
     kind: str  # program | positional | int | float | str | path | choice | switch | yaml
     allowed: tuple[str, ...]
-    source: str
-    as_of: str
+
+
+class EngineValue(Sourced):
+    """How one engine spells a plan's value (``plan_value``) of a flag (``key``): ``engine_value``."""
+
+    engine: str
+    key: str
+    plan_value: str
+    engine_value: str
 
 
 class Unsupported(ValueError):
@@ -47,15 +56,14 @@ class Unsupported(ValueError):
 
 @cache
 def flag_table() -> dict[tuple[str, str], Flag]:
-    rows = csv.DictReader(FLAGS_CSV.open(newline="", encoding="utf-8"))
     return {(r["engine"], r["key"]): Flag(**{**r, "allowed": tuple(a for a in r["allowed"].split(";") if a)})
-            for r in rows}
+            for r in read_csv_dicts(FLAGS_CSV)[1]}
 
 
 @cache
 def value_table() -> dict[tuple[str, str, str], str]:
-    rows = csv.DictReader(VALUES_CSV.open(newline="", encoding="utf-8"))
-    return {(r["engine"], r["key"], r["plan_value"]): r["engine_value"] for r in rows}
+    rows = (EngineValue(**r) for r in read_csv_dicts(VALUES_CSV)[1])
+    return {(v.engine, v.key, v.plan_value): v.engine_value for v in rows}
 
 
 def engine_version(engine: str) -> str:

@@ -17,6 +17,8 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gpuplan.rows import Sourced
+
 CALIBRATION_CSV = Path(__file__).with_name("calibration.csv")
 # Hand-set, sourced starting values: 'gpuplan calibrate' fits calibration.csv from these, and
 # leave-one-source-out validation refits from these (never from a table fitted on the held-out rows).
@@ -41,7 +43,7 @@ DEFAULT_CHUNK_TOKENS = 8192.0
 DEFAULT_MAX_SEQS = 1024
 
 
-class CalibrationRow(BaseModel):
+class CalibrationRow(Sourced):
     """η_mem: achieved / peak DRAM bandwidth in decode; η_cmp, η_prefill: achieved / peak dense FLOP/s;
     t_fixed_ms: per-step latency of the engine outside the model (scheduler, sampler, detokeniser);
     comm_latency_us: the engine's own cost per collective, added to the link's α (links.csv);
@@ -81,9 +83,6 @@ class CalibrationRow(BaseModel):
     request_ms: float = Field(default=DEFAULT_REQUEST_MS, ge=0)
     chunk_tokens: float = Field(default=DEFAULT_CHUNK_TOKENS, ge=1)
     max_seqs: int = Field(default=DEFAULT_MAX_SEQS, ge=1)
-    source: str
-    as_of: str
-    notes: str | None = None
 
     @field_validator("versions")
     @classmethod
@@ -117,6 +116,12 @@ def version_in_range(version: str, spec: str) -> bool:
     return all(checks[op](bound) for op, bound in _parse_range(spec))
 
 
+def prefer_version(rows: list, version: str | None) -> list:
+    """The rows (with a ``versions`` attribute) whose range holds ``version``, else those without a range."""
+    ranged = [r for r in rows if r.versions and version and version_in_range(version, r.versions)]
+    return ranged or [r for r in rows if not r.versions]
+
+
 def generation(arch: str) -> str:
     """GPU generation from the hardware table's ``arch`` text: its first word, lower case."""
     return (arch.split() or [""])[0].lower()
@@ -135,11 +140,9 @@ class Calibration(BaseModel):
             raise InputError(f"unknown engine '{engine}' in {self.path} (known: {known})")
         selectors = [gpu_id.lower(), f"gen:{generation(arch)}" if arch else None, f"vendor:{vendor.lower()}", "*"]
         for selector in [s for s in selectors if s]:
-            rows = [r for r in self.rows if r.engine == engine and r.gpu == selector]
-            ranged = [r for r in rows if r.versions and version and version_in_range(version, r.versions)]
-            plain = [r for r in rows if not r.versions]
-            if ranged or plain:
-                return (ranged or plain)[0]
+            rows = prefer_version([r for r in self.rows if r.engine == engine and r.gpu == selector], version)
+            if rows:
+                return rows[0]
         raise InputError(f"{self.path}: no calibration row for engine '{engine}' and GPU '{gpu_id}' (add a '*' row)")
 
 

@@ -16,7 +16,8 @@ from gpuplan.models.catalog import Model, resolve
 from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
-from gpuplan.optimizer.serving.layout import Layout, make_layout, max_sequences_dp, weights_bytes_per_gpu
+from gpuplan.optimizer.serving.graphs import capture_limit
+from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.roofline import (
     Shape,
     compute_path,
@@ -26,7 +27,7 @@ from gpuplan.optimizer.serving.roofline import (
     serving,
     step_terms_s,
 )
-from gpuplan.optimizer.serving.steps import engine_defaults
+from gpuplan.optimizer.serving.steps import engine_defaults, max_sequences
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -192,15 +193,10 @@ class PerfReport(Frame):
 
 
 def max_batch_in_memory(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
-                        cal: CalibrationRow, layout: Layout | None = None) -> int:
-    """Largest number of ``context``-token sequences the KV budget of a TP group (or EP layout) holds."""
-    if layout is not None and (layout.ep > 1 or layout.attn_dp > 1):
-        n = max_sequences_dp(m.arch, wfmt, kvfmt, layout, context, g.memory_bytes, cal.mem_util,
-                             cal.runtime_overhead_gib, int(cal.chunk_tokens))
-        return min(n, MAX_BATCH)
-    b = inference_breakdown(m.arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
-    f = fit(b, m.arch, kvfmt, context, g.memory_bytes, cal.mem_util)
-    return min(f.max_sequences or 0, MAX_BATCH)
+                        cal: CalibrationRow, layout: Layout | None = None, engine_version: str | None = None) -> int:
+    """Largest number of ``context``-token sequences the KV budget of a TP group (or EP layout) holds
+    (steps.max_sequences: the engine's memory cap at ``engine_version``, the current release by default)."""
+    return min(max_sequences(m.arch, g, wfmt, kvfmt, tp, context, cal, layout, engine_version), MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -219,22 +215,24 @@ class Curve:
 
 
 def curve_shape(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, cal: CalibrationRow,
-                input_tokens: int, output_tokens: int) -> tuple[Shape, str | None]:
-    """The step model's constants of one deployment at the mean decode context I + O/2."""
+                input_tokens: int, output_tokens: int, engine_version: str | None = None) -> tuple[Shape, str | None]:
+    """The step model's constants of one deployment at the mean decode context I + O/2, with the engine's CUDA-graph
+    capture limit (graphs.csv; the current engine's when ``engine_version`` is None)."""
     return make_shape(m.arch, g, layout.tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
-                      ep=layout.ep, attn_dp=layout.attn_dp)
+                      ep=layout.ep, attn_dp=layout.attn_dp,
+                      graph_max_batch=capture_limit(cal.engine, g, layout.tp, engine_version))
 
 
 def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, cal: CalibrationRow,
                   input_tokens: int, output_tokens: int, batches: Sequence[float] | np.ndarray,
-                  utilization: float) -> Curve:
+                  utilization: float, engine_version: str | None = None) -> Curve:
     """One call sequence of the step model for ``perf`` and the planner: decode steps at the mean context
     I + O/2, the replica's GPU time per prompt spread over the attention-DP ranks (t_share, prefill_s with
     spread) for the rate limit and prefill share, one prompt's own prefill time and the per-request time
     for TTFT: serving(t_step, t_share, b, O, u, request_s, ttft_prefill_s = t_prefill). The prompt length goes in
     as a one-element array, so that numpy evaluates the prefill with its array routines, as ``serving_curves``
     does for many deployments at once (numpy's scalar ``**`` may differ from its array ``**`` in the last bit)."""
-    shape, warning = curve_shape(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens)
+    shape, warning = curve_shape(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, engine_version)
     prompt = np.array([input_tokens], dtype=float)
     t_pre = float(prefill_s(shape, m.arch, prompt)[0])
     b = np.asarray(batches, dtype=float)
@@ -327,14 +325,15 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     eng = engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
     context = input_tokens + output_tokens
-    curve = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, [batch], utilization)
+    curve = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, [batch], utilization,
+                          engine_version)
     op, t_pre = curve.op, curve.ttft_prefill_s
-    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal, layout)
+    limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal, layout, engine_version)
     best_for_tpot = None
     if tpot_ms is not None:
         grid = np.arange(1, max(limit, 1) + 1, dtype=float)
         tpots = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, grid,
-                              utilization).op["tpot"] * 1e3
+                              utilization, engine_version).op["tpot"] * 1e3
         ok = np.nonzero((tpots <= tpot_ms) & (grid <= limit))[0]
         best_for_tpot = int(grid[ok[-1]]) if ok.size else 0
     tpot = float(op["tpot"][0])

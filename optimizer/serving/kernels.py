@@ -11,20 +11,19 @@ from pathlib import Path
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.errors import InputError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from gpuplan.rows import Sourced
 
 KERNELS_CSV = Path(__file__).with_name("kernels.csv")
 
 
-class KernelConstant(BaseModel):
+class KernelConstant(Sourced):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     name: str
     value: float = Field(ge=0)
     unit: str
-    source: str
-    as_of: str
-    notes: str | None = None
 
 
 @cache

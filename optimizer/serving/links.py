@@ -15,13 +15,15 @@ import numpy as np
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.gpus import GPU
 from gpuplan.optimizer.errors import InputError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from gpuplan.rows import Sourced
 
 LINKS_CSV = Path(__file__).with_name("links.csv")
 MIB = 2**20
 
 
-class LinkRow(BaseModel):
+class LinkRow(Sourced):
     model_config = ConfigDict(frozen=True)
 
     link: str
@@ -35,9 +37,6 @@ class LinkRow(BaseModel):
     a2a_alpha_us: float | None = Field(default=None, ge=0)
     a2a_alpha_per_doubling_us: float | None = Field(default=None, ge=0)
     a2a_eta: float | None = Field(default=None, gt=0, le=1)
-    source: str
-    as_of: str
-    notes: str | None = None
 
 
 @cache

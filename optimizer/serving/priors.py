@@ -17,13 +17,15 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gpuplan.rows import Sourced
+
 PRIORS_CSV = Path(__file__).with_name("calibration_priors.csv")
 # The constants `gpuplan calibrate` fits, in the order of the fit's parameter vector.
 PARAMS = ("eta_mem", "eta_cmp", "eta_prefill", "layer_us", "request_ms", "t_fixed_ms", "seq_us", "moe_layer_us",
           "eta_moe")
 
 
-class PriorRow(BaseModel):
+class PriorRow(Sourced):
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     param: str
@@ -32,9 +34,6 @@ class PriorRow(BaseModel):
     upper: float = Field(gt=0)
     sigma_log: float = Field(gt=0, le=10)
     cell_sigma_log: float = Field(gt=0, le=10)
-    source: str
-    as_of: str
-    notes: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> PriorRow:

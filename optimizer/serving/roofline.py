@@ -13,7 +13,9 @@ One engine step with b decoding sequences at context s and p prefill tokens (tim
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β) when attention is
              data-parallel (with attention TP, EP ranks sum their partial outputs by all-reduce instead)
   t_step   = t_linear + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
-η is η_cmp in decode steps and η_prefill in steps with prefill tokens. Expert FLOPs count padded
+η is η_cmp in decode steps and η_prefill in steps with prefill tokens. The floors Σ τ are scaled by the eager
+factor in steps the engine runs without a CUDA graph: steps with prompt tokens, and decode steps of more than
+the engine's largest captured batch per attention rank (graphs.csv, terms.eager_scale). Expert FLOPs count padded
 grouped-GEMM rows (terms.expert_gemm_rows); experts read are the expected distinct experts the step's
 tokens touch. A prompt of I tokens runs in ⌈I / C⌉ chunks, each one step (so MoE prefill reads the
 touched experts once per chunk: the weight-read floor).
@@ -97,6 +99,7 @@ class Shape:
     chunk_tokens: float
     prefill_attn_ratio: float = 1.0  # prompt tokens' attention FLOPs / the decode form's (MLA prefill runs as MHA)
     eager_floor_scale: float = 1.0  # per-layer floors of a step with prompt tokens / a (graph-captured) decode step's
+    graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: none)
 
     @property
     def bw(self) -> float:
@@ -163,7 +166,8 @@ def kv_read_bytes_per_seq(arch: Architecture, kvfmt: NumberFormat, context: floa
 
 
 def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
-               context: float, cal: CalibrationRow, *, ep: int = 1, attn_dp: int = 1) -> tuple[Shape, str | None]:
+               context: float, cal: CalibrationRow, *, ep: int = 1, attn_dp: int = 1,
+               graph_max_batch: int = 0) -> tuple[Shape, str | None]:
     compute, warning = compute_path(gpu, wfmt)
     dense = active_weights_bytes(arch, wfmt, experts_touched=0)
     moe_layers = sum(arch.moe_layers) if arch.moe else 0
@@ -202,6 +206,7 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         mla_layer_us=cal.mla_layer_us, gemm_tile_m=cal.gemm_tile_m, attn_ctx_half_tokens=cal.attn_ctx_half_tokens,
         request_s=cal.request_ms * 1e-3, chunk_tokens=cal.chunk_tokens,
         prefill_attn_ratio=_prefill_attention_ratio(arch), eager_floor_scale=cal.eager_floor_scale,
+        graph_max_batch=graph_max_batch,
     )
     return shape, warning
 
@@ -294,7 +299,8 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us,
-                                            s.mla_layer_us) * terms.eager_scale(p_all, s.eager_floor_scale)
+                                            s.mla_layer_us)
+                        * terms.eager_scale(p_all, s.eager_floor_scale, b / s.attn_dp, s.graph_max_batch)
                         + np.zeros_like(b),
         "host": s.t_fixed_s + s.seq_s * (b + np.where(p > 0, 1.0, 0.0)),
     }

@@ -16,6 +16,7 @@ from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.arrivals import Requests, make_requests
 from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
+from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
 from gpuplan.optimizer.serving.steps import StepModel, build_steps, engine_defaults
@@ -177,7 +178,8 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
     steps = build_steps(m.arch, g, tp, wfmt, kvfmt, cal, seqs, max_context,
                         input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout,
-                        d.prefill_first)
+                        d.prefill_first, d.reservation, d.overlap, capture_limit(eng, g, tp, engine_version),
+                        engine_version)
     # 0: the whole context fits one step (vLLM V0 without chunked prefill: max(max_model_len, 2048)).
     tokens = d.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
     return steps, eng, seqs, tokens

@@ -12,12 +12,19 @@ The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
   a waiting request can be admitted, the step is a prefill batch of the whole budget and the decodes
   wait (their next token is late by the prefill step: ITL and TPOT rise, TTFT falls); otherwise the
   running sequences decode;
-- at most ``max_num_seqs`` sequences are admitted at once;
+- at most ``max_num_seqs`` sequences are admitted at once, and a waiting request is admitted only when
+  the KV cache holds its prompt plus what the engine reserves for outputs still to come
+  (``steps.reservation``, admission.py: TensorRT-LLM reserves every request's whole output, SGLang the new
+  request's output and a decaying share of the running ones', vLLM nothing);
 - when the KV cache cannot hold the next token of every decoding sequence, the most recently
   admitted sequence is preempted (recompute: its KV is freed, it returns to the head of the queue and
   later re-prefills its prompt plus the tokens it had generated);
 - a request reaches the scheduler ``request_s`` after it arrives (host time: tokenisation, API
   server), when the step model has such a term;
+- an engine with an overlap scheduler (``steps.overlap``: SGLang, TensorRT-LLM's PyTorch executor) plans
+  step k + 1 on the CPU while step k runs on the GPU, so a request that reaches it during step k is first
+  seen when step k ends and runs in step k + 2: while sequences are running it waits one step longer than
+  with a synchronous loop; an idle engine schedules it at once;
 - a request's first token is sampled by the step that completes its prefill.
 
 Between events (an arrival that can be admitted, a completion, a prefill chunk, KV exhaustion) the
@@ -35,7 +42,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.admission import admits, running_ratio
 from gpuplan.optimizer.serving.steps import StepModel
+
+RESERVATION_RECHECK_STEPS = 8  # decode steps between admission checks while a decaying reservation blocks
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,11 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     nd = 0  # decoding sequences
     s_dec = 0  # Σ (KV at decode start − n0) over decoding sequences: their KV is s_dec + nd · big_n
     kv_pref = 0  # KV reserved by prefilling sequences (whole prompt at admission)
+    resv = steps.reservation
+    reserving = resv.active
+    r_dec = 0  # Σ (out − gen + n0) over decoding sequences: their remaining outputs are r_dec − nd · big_n
+    r_pref = 0  # Σ (out − gen) over prefilling sequences
+    reset_n = 0  # decode step at which the reservation ratio was last reset (start, preemption)
     now = 0.0
     occ = run_int = kv_int = 0.0
     kv_peak = 0
@@ -133,8 +148,12 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             pending.append((now + host_s, nxt))
             nxt += 1
 
+    overlap = steps.overlap
+    last_start = 0.0  # when the step that ended at ``now`` started
+
     while done < n:
-        while pending and pending[0][0] <= now:
+        seen = last_start if overlap and (nd or prefilling) else now  # requests the scheduler has received
+        while pending and pending[0][0] <= seen:
             i = pending.popleft()[1]
             waiting.append(i)
             occ += now - arrive[i]
@@ -144,12 +163,15 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             decoding = running.pop(v)
             tr.preemptions += 1
             preempted_at[v] = now
+            reset_n = big_n
             if not decoding:
                 prefilling.remove(v)
                 kv_pref -= target[v]
+                r_pref -= out[v] - gen[v]
             else:
                 nd -= 1
                 s_dec -= target[v] - n0[v]
+                r_dec -= out[v] - gen[v] + n0[v]
                 gen[v] += big_n - n0[v]
                 target[v] = inp[v] + gen[v]
                 version[v] += 1
@@ -164,11 +186,18 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             k = min(target[p] - prefilled[p], budget)
             chunks.append((p, k))
             budget -= k
+        blocked = False  # the head of the queue waits for reserved KV (not for a slot or budget)
         while waiting and budget > 0 and len(running) < max_seqs and used + nd + target[waiting[0]] <= cap:
-            w = waiting.popleft()
+            w = waiting[0]
+            if reserving and not admits(resv, cap - used - nd, target[w], out[w] - gen[w],
+                                        r_dec - nd * big_n + r_pref, big_n - reset_n):
+                blocked = True
+                break
+            waiting.popleft()
             running[w] = False
             prefilling.append(w)
             kv_pref += target[w]
+            r_pref += out[w] - gen[w]
             used += target[w]
             k = min(target[w], budget)
             chunks.append((w, k))
@@ -178,6 +207,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             dec = 0 if prefill_first else nd
             ctx = (s_dec + nd * big_n) / nd if dec else 0.0
             dt = mixed_s(dec, ctx, [(prefilled[p], k) for p, k in chunks])
+            last_start = now
             now += dt
             occ += occupancy * dt
             run_int += len(running) * dt
@@ -197,6 +227,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                     continue
                 prefilling.remove(p)
                 kv_pref -= target[p]
+                r_pref -= out[p] - gen[p]
                 gen[p] += 1
                 if math.isnan(first[p]):
                     first[p] = now
@@ -209,6 +240,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 running[p] = True
                 n0[p] = big_n
                 s_dec += target[p] - big_n
+                r_dec += out[p] - gen[p] + big_n
                 nd += 1
                 heapq.heappush(heap, (big_n + out[p] - gen[p], p, version[p]))
         elif nd:  # a run of identical decode steps up to the next event
@@ -218,8 +250,12 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             ctx = (s_dec + nd * big_n) / nd
             if pending and len(running) < max_seqs:
                 t0 = decode_s(nd, ctx)
-                steps_n = min(steps_n, max(1, math.ceil((pending[0][0] - now) / t0)))
+                lag = 1 if overlap else 0  # with overlap, admitted one step after the step it arrived in
+                steps_n = min(steps_n, max(1, math.ceil((pending[0][0] - now) / t0) + lag))
+            if blocked and running_ratio(resv, big_n - reset_n) > resv.running_min:
+                steps_n = min(steps_n, RESERVATION_RECHECK_STEPS)  # the held-back share decays: look again
             dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
+            last_start = now + dt - dt / steps_n
             now += dt
             occ += occupancy * dt
             run_int += len(running) * dt
@@ -246,6 +282,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 continue
             nd -= 1
             s_dec -= target[v] - n0[v]
+            r_dec -= out[v] - gen[v] + n0[v]
             complete(v)
         tl_t.append(now)
         tl_kv.append(s_dec + nd * big_n + kv_pref)

@@ -40,9 +40,12 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import fit, inference_breakdown
-from gpuplan.models.memory import kv_cache_bytes
+from gpuplan.models.memory import kv_cache_bytes, prefill_activation_bytes
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
 from gpuplan.optimizer.serving.calibration import CalibrationRow, version_in_range
+from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
+from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
 
@@ -65,6 +68,14 @@ class EngineDefaults:
     max_batched_tokens: int
     block_size: int
     prefill_first: bool = False
+    reservation: Reservation = NO_RESERVATION  # KV held back for future outputs at admission (admission.py)
+    overlap: bool = False  # the CPU schedules step k + 1 while step k runs (new requests wait one step more)
+
+
+def _reservation(r: dict[str, str]) -> Reservation:
+    return Reservation(new=float(r["reserve_new_output"]), running_init=float(r["reserve_running_init"]),
+                       running_min=float(r["reserve_running_min"]), decay_steps=float(r["reserve_decay_steps"]),
+                       clip_tokens=int(r["reserve_clip_tokens"]))
 
 
 @cache
@@ -72,7 +83,8 @@ def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[tuple[str, str, float, 
     with path.open(newline="", encoding="utf-8") as fh:
         return tuple((r["engine"], r["versions"], float(r["min_gpu_memory_gib"]),
                       EngineDefaults(r["engine"], int(r["max_num_seqs"]), int(r["max_batched_tokens"]),
-                                     int(r["block_size"]), r["prefill_first"].strip().lower() == "true"))
+                                     int(r["block_size"]), r["prefill_first"].strip().lower() == "true",
+                                     _reservation(r), r["overlap"].strip().lower() == "true"))
                      for r in csv.DictReader(fh))
 
 
@@ -88,18 +100,41 @@ def engine_defaults(engine: str, gpu: GPU, version: str | None = None) -> Engine
     return max(ranged or plain, key=lambda t: t[0])[1]
 
 
+def engine_cap(cal: CalibrationRow, gpu: GPU, tp: int, attn_dp: int = 1, version: str | None = None) -> float | None:
+    """The engine's cap on weights + KV as a fraction of GPU memory where it keeps activations outside it
+    (engine_memory.weights_kv_cap, with the engine's chunked-prefill size and CUDA-graph limit); None where the
+    calibration's ``mem_util`` caps everything."""
+    chunk = engine_defaults(cal.engine, gpu, version).max_batched_tokens or cal.chunk_tokens
+    return weights_kv_cap(cal.engine, version, gpu, tp, attn_dp, chunk, capture_limit(cal.engine, gpu, tp, version))
+
+
 def kv_capacity_tokens(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
-                       context: int, cal: CalibrationRow, layout: Layout | None = None) -> int:
+                       context: int, cal: CalibrationRow, layout: Layout | None = None,
+                       version: str | None = None) -> int:
     """KV budget of the TP group (memory model, engine cap) / KV bytes per token at ``context``; with expert
     parallelism and attention DP, the sequences of ``context`` tokens the layout holds × ``context``."""
+    return max_sequences(arch, gpu, wfmt, kvfmt, tp, context, cal, layout, version, tokens=True)
+
+
+def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
+                  cal: CalibrationRow, layout: Layout | None = None, version: str | None = None,
+                  tokens: bool = False) -> int:
+    """Sequences of ``context`` tokens (with ``tokens``: KV tokens) the deployment's KV budget holds: the memory
+    model under the engine's cap (``mem_util``, or engine_cap's weights + KV fraction, activations outside)."""
+    cap = engine_cap(cal, gpu, tp, layout.attn_dp if layout is not None else 1, version)
     if layout is not None and (layout.ep > 1 or layout.attn_dp > 1):
-        n = max_sequences_dp(arch, wfmt, kvfmt, layout, context, gpu.memory_bytes, cal.mem_util,
+        act = prefill_activation_bytes(arch, min(int(cal.chunk_tokens), context), layout.attn_tp, 1)
+        n = max_sequences_dp(arch, wfmt, kvfmt, layout, context, gpu.memory_bytes,
+                             effective_mem_util(cal.mem_util, cap, act, gpu.memory_bytes),
                              cal.runtime_overhead_gib, int(cal.chunk_tokens))
-        return int(n * context)
+        return int(n * context) if tokens else n
     b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
-    budget = fit(b, arch, kvfmt, context, gpu.memory_bytes, cal.mem_util).kv_budget_bytes
+    f = fit(b, arch, kvfmt, context, gpu.memory_bytes,
+            effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes))
+    if not tokens:
+        return f.max_sequences or 0
     per_token = kv_cache_bytes(arch, kvfmt, context, 1) / context
-    return int(budget // per_token) if per_token > 0 else 0
+    return int(f.kv_budget_bytes // per_token) if per_token > 0 else 0
 
 
 def context_grid(max_context: float) -> list[float]:
@@ -138,6 +173,8 @@ class StepModel:
     kv_capacity_tokens: int
     request_s: float = 0.0  # per-request host time before scheduling (the step model's, when it has one)
     prefill_first: bool = False  # the engine runs prefill batches alone (decodes wait)
+    reservation: Reservation = NO_RESERVATION  # KV the engine holds back for future outputs at admission
+    overlap: bool = False  # overlap scheduler: a request arriving during step k runs in step k + 2
     batch_grid: list[float] = field(default_factory=list)  # decodes b of the M table
     token_grid: list[float] = field(default_factory=list)  # prefill tokens K of the M table (first 0)
     step_table: list[list[float]] = field(default_factory=list)  # M[b index][K index] seconds
@@ -231,21 +268,27 @@ def _attention_coefficients(s: Shape) -> tuple[float, float]:
 def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
                 kv_context: int, block_size: int = 1, layout: Layout | None = None,
-                prefill_first: bool = False) -> StepModel:
+                prefill_first: bool = False, reservation: Reservation = NO_RESERVATION,
+                overlap: bool = False, graph_max_batch: int = 0, version: str | None = None) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context`` and M(b, K); the
     prefill shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``.
-    The KV capacity is rounded down to whole blocks of ``block_size`` tokens."""
+    The KV capacity is rounded down to whole blocks of ``block_size`` tokens; decode batches above
+    ``graph_max_batch`` per attention rank run without a CUDA graph (0: no limit); ``version`` (the engine's)
+    selects its memory cap (steps.engine_cap)."""
     grid = context_grid(max_context)
     batches = np.arange(0, max_batch + 1, dtype=float)
     table = []
     par = {"ep": layout.ep, "attn_dp": layout.attn_dp} if layout is not None else {}
+    par["graph_max_batch"] = graph_max_batch
     for s in grid:
         shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par)
         table.append(decode_step_s(shape, batches)[0].tolist())
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par)
-    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout) // block_size * block_size
+    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version)
+    capacity = capacity // block_size * block_size
     bgrid, kgrid = _grid_batches(max_batch), token_grid(MAX_GRID_TOKENS)
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
                      kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)),
-                     prefill_first=prefill_first, batch_grid=bgrid, token_grid=kgrid,
+                     prefill_first=prefill_first, reservation=reservation, overlap=overlap, batch_grid=bgrid,
+                     token_grid=kgrid,
                      step_table=_step_table(pshape, bgrid, kgrid), attn_s_per_token=_attention_coefficients(pshape))

@@ -152,9 +152,17 @@ def poisson_weights(lam: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return nodes, weights, lam
 
 
-def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike) -> ArrayLike:
-    """Factor on a step's per-layer floors: 1 for a decode-only step, ``scale`` for a step that carries prompt
-    tokens. The serving engines replay decode steps from captured CUDA graphs (a few µs per kernel), but a step
-    with prompt tokens has a token count outside the captured sizes and launches every kernel from the host
-    (vLLM captures up to 512 tokens, SGLang decode batches only, TensorRT-LLM generation-only batches)."""
-    return np.where(np.asarray(prefill_tokens) > 0, scale, 1.0)
+def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike, rank_batch: ArrayLike = 0.0,
+                graph_max_batch: ArrayLike = 0.0) -> ArrayLike:
+    """Factor on a step's per-layer floors: ``scale`` for a step the engine runs without a CUDA graph, else 1.
+    The serving engines replay decode steps from graphs captured for batches up to a limit (a few µs per
+    kernel); a step carrying prompt tokens has a token count outside the captured sizes, and a decode step of
+    more than ``graph_max_batch`` sequences per attention rank (``rank_batch``) is larger than any captured
+    graph, so each launches every kernel from the host (graphs.csv: vLLM V1 captures up to 512, SGLang
+    cuda_graph_max_bs 256 at TP < 4 on 80-160 GiB GPUs, TensorRT-LLM's PyTorch backend 128). The floors are the
+    small kernels no batch amortises; launched one by one each costs about the host's launch time instead of its
+    GPU time, while large kernels hide their launches behind their own run time, so the floors scale and the rest
+    of the step does not. ``graph_max_batch`` 0: no capture limit."""
+    limit = np.asarray(graph_max_batch, dtype=float)
+    beyond = (limit > 0) & (np.asarray(rank_batch, dtype=float) > limit)
+    return np.where((np.asarray(prefill_tokens) > 0) | beyond, scale, 1.0)

@@ -27,13 +27,17 @@ from typing import Literal
 
 import numpy as np
 from gpuplan.hardware.csvrows import read_rows
+from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
+from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, serving, stack
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from gpuplan.rows import Sourced
 
 Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
@@ -44,7 +48,7 @@ OPEN_UTILIZATION_CAP = 0.98
 Dataset = Literal["random", "sharegpt"]
 
 
-class Measurement(BaseModel):
+class Measurement(Sourced):
     """One published or measured figure. ``ep`` (default 1), ``mode`` (default: static at batch 1, closed
     above), ``rate_rps`` (open mode), ``engine_version`` and ``percentile`` (default mean) are optional.
 
@@ -79,9 +83,6 @@ class Measurement(BaseModel):
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
     value: float = Field(gt=0, le=1e12)
-    source: str
-    as_of: str
-    notes: str | None = None
 
     @model_validator(mode="after")
     def _mode(self) -> Measurement:
@@ -165,6 +166,14 @@ class Case:
     running: int  # sequences that run at once: min(batch, KV capacity at input + output, scheduler cap)
 
 
+def row_capture_limit(m: Measurement, g: GPU) -> int:
+    """The engine's CUDA-graph capture limit for a served row (graphs.csv at the row's version); 0 (no limit)
+    for offline ``static`` rows, whose benchmark tools set their own graph sizes (TensorRT-LLM's perf overview
+    runs trtllm-bench with cuda_graph_config batch_sizes up to 8192; the other offline rows stay below every
+    limit)."""
+    return 0 if m.mode == "static" else capture_limit(m.engine, g, m.tp, m.engine_version)
+
+
 def prepare(m: Measurement, tables: Tables) -> Case:
     model = resolve(m.model)
     g = tables.gpus.get(m.gpu)
@@ -173,8 +182,10 @@ def prepare(m: Measurement, tables: Tables) -> Case:
     check_tp(model.arch, g, layout.attn_tp if layout.attn_dp > 1 else m.tp, model.id)
     cal = tables.calibration.lookup(m.engine, g.id, g.vendor, g.arch, m.engine_version)
     context = max(1, m.input) + max(1, m.output) / 2
-    shape, _ = make_shape(model.arch, g, m.tp, wfmt, kvfmt, context, cal, ep=layout.ep, attn_dp=layout.attn_dp)
-    capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout)
+    shape, _ = make_shape(model.arch, g, m.tp, wfmt, kvfmt, context, cal, ep=layout.ep, attn_dp=layout.attn_dp,
+                          graph_max_batch=row_capture_limit(m, g))
+    capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout,
+                                   m.engine_version)
     running = max(1, min(m.batch, capacity, m.max_seqs or cal.max_seqs))
     return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
                 running=running)

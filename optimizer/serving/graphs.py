@@ -1,0 +1,59 @@
+"""CUDA-graph capture limits of the serving engines (graphs.csv).
+
+Engines replay decode steps from CUDA graphs captured for a list of batch sizes up to a maximum; a decode
+step whose batch (per attention data-parallel rank) is larger runs without a graph and launches every kernel
+from the host, like a step that carries prompt tokens. The step model prices such a step's per-layer floors
+with the eager scale (terms.eager_scale). A limit of 0 means none is modelled.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from gpuplan.hardware.csvrows import read_rows
+from gpuplan.hardware.gpus import GPU
+from gpuplan.optimizer.serving.calibration import prefer_version, version_in_range
+from pydantic import ConfigDict, Field, field_validator
+
+from gpuplan.rows import Sourced
+
+GRAPHS_CSV = Path(__file__).with_name("graphs.csv")
+
+
+class GraphLimit(Sourced):
+    """One engine default: the largest decode batch captured in a CUDA graph on GPUs of at least
+    ``min_gpu_memory_gib`` and replicas of at least ``min_tp`` GPUs (``versions``: the engine versions it holds
+    for; empty = current)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    engine: str
+    versions: str | None = None
+    min_gpu_memory_gib: float = Field(ge=0)
+    min_tp: int = Field(ge=1)
+    max_batch: int = Field(ge=0)
+
+    @field_validator("versions")
+    @classmethod
+    def _check_versions(cls, v: str | None) -> str | None:
+        if v is not None:
+            version_in_range("0", v)  # raises on a malformed range
+        return v
+
+
+@cache
+def _limits(path: Path = GRAPHS_CSV) -> tuple[GraphLimit, ...]:
+    return tuple(read_rows(path, GraphLimit))
+
+
+def capture_limit(engine: str, gpu: GPU, tp: int, version: str | None = None) -> int:
+    """Largest captured decode batch per attention rank for ``engine`` on ``tp`` × ``gpu`` (0: no limit).
+    Rows whose ``versions`` range holds ``version`` win over rows without a range; among those, the row with
+    the largest memory threshold and then TP threshold the deployment reaches."""
+    rows = [r for r in _limits() if r.engine == engine.lower() and gpu.memory_gib >= r.min_gpu_memory_gib
+            and tp >= r.min_tp]
+    pool = prefer_version(rows, version)
+    if not pool:
+        return 0
+    return max(pool, key=lambda r: (r.min_gpu_memory_gib, r.min_tp)).max_batch

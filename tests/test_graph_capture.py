@@ -1,0 +1,86 @@
+"""CUDA-graph capture limits (graphs.csv): decode steps above the engine's largest captured batch pay the eager
+per-layer floors, as steps with prompt tokens do. Limits are the engines' defaults read from their code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gpuplan.models.catalog import resolve
+from gpuplan.optimizer.serving import terms
+from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.graphs import capture_limit
+from gpuplan.optimizer.serving.layout import make_layout
+from gpuplan.optimizer.serving.roofline import make_shape, step_terms_s
+from gpuplan.optimizer.tables import Tables
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+GPUS = Tables().gpus
+CAL = CalibrationRow(engine="vllm", gpu="*", eta_mem=0.75, eta_cmp=0.55, eta_prefill=0.55, t_fixed_ms=0.3,
+                     comm_latency_us=2.0, runtime_overhead_gib=1.0, mem_util=0.9, seq_us=8.0, layer_us=20.0,
+                     moe_layer_us=40.0, mla_layer_us=25.0, eager_floor_scale=6.0, source="test", as_of="2026-01-01")
+
+
+@pytest.mark.parametrize(("engine", "gpu", "tp", "version", "limit"), [
+    # vLLM V1: max_cudagraph_capture_size = min(max_num_seqs * 2, 512) = min(2048, 512) with the 1024 default
+    ("vllm", "h100-sxm", 1, "0.11.0", 512),
+    # vLLM V0: _BATCH_SIZES_TO_CAPTURE = [1, 2, 4] + 8 · (1 … 32), largest 256
+    ("vllm", "h100-sxm", 1, "0.7.3", 256),
+    # SGLang ServerArgs: cuda_graph_max_bs 256 at TP < 4 and 512 at TP ≥ 4 on 60–160 GiB GPUs, 512 from 160 GiB
+    ("sglang", "h100-sxm", 1, "0.5.4", 256),
+    ("sglang", "h200", 8, "0.5.3", 512),
+    ("sglang", "b200", 8, None, 512),
+    ("sglang", "l40s", 1, None, 32),  # 48 GB: 35–60 GiB band, TP < 4
+    # TensorRT-LLM PyTorch backend: CudaGraphConfig.max_batch_size 0 → 128; compiled-engine builds: none
+    ("trtllm", "h100-sxm", 1, "1.2.0rc1", 128),
+    ("trtllm", "h200", 8, "0.17.post1.dev", 0),
+    ("llama.cpp", "h100-sxm", 1, None, 0),
+])
+def test_capture_limits_are_the_engine_defaults(engine: str, gpu: str, tp: int, version: str | None,
+                                                limit: int) -> None:
+    assert capture_limit(engine, GPUS.get(gpu), tp, version) == limit
+
+
+def _floors_ms(batch: float, limit: int, attn_dp: int = 1, tp: int = 1, model: str = "gpt-oss-20b") -> float:
+    t = Tables()
+    m = resolve(model)
+    lay = make_layout(m.arch, tp, attn_dp, attn_dp)
+    s, _ = make_shape(m.arch, t.gpus.get("h100-sxm"), tp, t.formats.weight("mxfp4"), t.formats.kv_format("bf16"),
+                      400, CAL, ep=lay.ep, attn_dp=lay.attn_dp, graph_max_batch=limit)
+    return float(step_terms_s(s, batch)["layer_floors"]) * 1e3
+
+
+def test_decode_floors_turn_eager_above_the_limit() -> None:
+    # gpt-oss-20b: 24 layers, all MoE, no MLA. Graphed floors 24 · (20 + 40) µs = 1.44 ms; eager × 6 = 8.64 ms.
+    assert _floors_ms(512, 512) == pytest.approx(1.44)
+    assert _floors_ms(513, 512) == pytest.approx(8.64)
+    assert _floors_ms(4096, 0) == pytest.approx(1.44)  # no limit modelled
+
+
+def test_limit_counts_sequences_per_attention_rank() -> None:
+    # DeepSeek-R1 with attention DP 8: 61 layers, 58 MoE, all MLA → 61·20 + 58·40 + 61·25 µs = 5.065 ms graphed.
+    # A batch of 8 · 512 decodes is 512 per rank (captured); one more sequence puts a rank above the limit.
+    graphed = 61 * 20 + 58 * 40 + 61 * 25
+    assert _floors_ms(8 * 512, 512, attn_dp=8, tp=8, model="deepseek-r1") == pytest.approx(graphed / 1e3)
+    assert _floors_ms(8 * 512 + 8, 512, attn_dp=8, tp=8, model="deepseek-r1") == pytest.approx(6 * graphed / 1e3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(limit=st.integers(min_value=1, max_value=600), scale=st.floats(min_value=1.0, max_value=20.0),
+       prefill=st.floats(min_value=0.0, max_value=1e4))
+def test_eager_scale_never_falls_with_batch(limit: int, scale: float, prefill: float) -> None:
+    b = np.arange(1, 1200, dtype=float)
+    f = terms.eager_scale(prefill, scale, b, limit)
+    assert np.all(np.diff(f) >= 0)
+    assert np.all(f[b <= limit] == (scale if prefill > 0 else 1.0)) and np.all(f[b > limit] == scale)
+
+
+@settings(max_examples=15, deadline=None)
+@given(limit=st.integers(min_value=1, max_value=1000))
+def test_decode_step_monotone_in_batch_across_the_limit(limit: int) -> None:
+    t = Tables()
+    m = resolve("qwen3-30b-a3b")
+    s, _ = make_shape(m.arch, t.gpus.get("h100-sxm"), 1, t.formats.weight("bf16"), t.formats.kv_format("bf16"),
+                      1000, CAL, graph_max_batch=limit)
+    step = step_terms_s(s, np.arange(1, 1100, dtype=float))["step"]
+    assert np.all(np.diff(step) >= 0)
