@@ -1,7 +1,8 @@
 """Solving the fleet model (``planning.model``): staged, deterministic, never discarding a known plan.
 
-Stages: (1) a starting plan without a solver (``model.start``); (2) on large models an incumbent from the
-reduced model and bound-based elimination (``model.reduce``); (3) the primary solve (HiGHS for min-cost, CP-SAT
+Stages: (1) a starting plan without a solver (``model.start``); (2) bound-based elimination (``model.reduce``)
+against the starting plan's cost or, on large models, the lower target Σ LB_w / (1 − PROVEN_GAP) (``_cut``);
+(3) the primary solve (HiGHS for min-cost, CP-SAT
 for max-throughput's three lexicographic stages); (4) the tie-break (``model.objective``). Large separable
 fleets are solved in fixed groups (``_solve_in_groups``).
 Determinism: every stage runs on a fixed number of workers with a fixed seed, limited by CP-SAT's
