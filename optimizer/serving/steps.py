@@ -45,6 +45,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
 from gpuplan.optimizer.serving.calibration import CalibrationRow, version_in_range
 from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
+from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
@@ -122,13 +123,15 @@ def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: Numbe
     """Sequences of ``context`` tokens (with ``tokens``: KV tokens) the deployment's KV budget holds: the memory
     model under the engine's cap (``mem_util``, or engine_cap's weights + KV fraction, activations outside)."""
     cap = engine_cap(cal, gpu, tp, layout.attn_dp if layout is not None else 1, version)
+    padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, layout.ep if layout is not None else 1, version)
     if layout is not None and (layout.ep > 1 or layout.attn_dp > 1):
         act = prefill_activation_bytes(arch, min(int(cal.chunk_tokens), context), layout.attn_tp, 1)
         n = max_sequences_dp(arch, wfmt, kvfmt, layout, context, gpu.memory_bytes,
                              effective_mem_util(cal.mem_util, cap, act, gpu.memory_bytes),
-                             cal.runtime_overhead_gib, int(cal.chunk_tokens))
+                             cal.runtime_overhead_gib, int(cal.chunk_tokens), padding)
         return int(n * context) if tokens else n
     b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
+    b = padded_breakdown(b, arch, wfmt, padding)
     f = fit(b, arch, kvfmt, context, gpu.memory_bytes,
             effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes))
     if not tokens:
@@ -281,9 +284,9 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
     par = {"ep": layout.ep, "attn_dp": layout.attn_dp} if layout is not None else {}
     par["graph_max_batch"] = graph_max_batch
     for s in grid:
-        shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par)
+        shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par, version=version)
         table.append(decode_step_s(shape, batches)[0].tolist())
-    pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par)
+    pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par, version=version)
     capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version)
     capacity = capacity // block_size * block_size
     bgrid, kgrid = _grid_batches(max_batch), token_grid(MAX_GRID_TOKENS)
