@@ -28,7 +28,7 @@ from gpuplan.optimizer.serving.roofline import (
     serving,
     step_terms_s,
 )
-from gpuplan.optimizer.serving.steps import engine_defaults, max_sequences
+from gpuplan.optimizer.serving.steps import engine_defaults, max_sequences, profile_activation_bytes, with_activation
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -143,6 +143,8 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
         if g is not None and cal is not None:
             b, note = _engine_stored(b, m, wfmt, cal.engine, g.id, gpus)
             warnings += [note] if note else []
+            if overhead_fraction is None:
+                b = with_activation(b, profile_activation_bytes(m.arch, cal.engine, g, gpus))
     else:
         if mode == "qlora" and weights == "bf16":
             wfmt = tables.formats.weight("nf4")

@@ -75,10 +75,12 @@ def kv_bytes_per_gpu_per_seq(arch: Architecture, kvfmt: NumberFormat, layout: La
 
 def max_sequences_dp(arch: Architecture, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, context: int,
                      gpu_memory_bytes: int, mem_util: float, runtime_overhead_gib: float, chunk: int,
-                     padding: float = 1.0) -> int:
+                     padding: float = 1.0, activation_bytes: float | None = None) -> int:
     """Sequences of ``context`` tokens a layout holds: per GPU, usable − weights (experts × padding f) −
-    activations − runtime, divided by the per-GPU KV of one sequence, times the attention DP ranks."""
+    activations (the prefill chunk's, or the engine's ``activation_bytes`` reserve) − runtime, divided by the
+    per-GPU KV of one sequence, times the attention DP ranks."""
     act = prefill_activation_bytes(arch, min(chunk, context), layout.attn_tp, 1)
+    act = act if activation_bytes is None else activation_bytes
     budget = (gpu_memory_bytes * mem_util - weights_bytes_per_gpu(arch, wfmt, layout, padding) - act
               - runtime_overhead_gib * GIB)
     per_seq = kv_bytes_per_gpu_per_seq(arch, kvfmt, layout, context)
