@@ -98,7 +98,9 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
-    assert s[("all", "TPOT at load")][1] <= 41
+    # 39.0 → 33.8 % (MoE 43.0 → 35.0) with the experts at the size the engines store them (expert_layout.csv)
+    # and vLLM's profile-run activation reserve
+    assert s[("all", "TPOT at load")][1] <= 36 and s[("moe", "TPOT at load")][1] <= 38
     assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16
     assert s[("all", "TTFT")][1] <= 69
 
@@ -112,8 +114,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # p99 TTFT rose from 70.9 % when closed loops were replayed with their sources' length spread and
     # request counts: InferenceX's and dstack's p99 TTFTs (seconds at concurrency 8-64) come from first-wave
     # bursts and engine stalls the desynchronised replay no longer reproduces by lockstep.
+    # Engine-stored expert sizes and vLLM's profile-run reserve: TPOT at load 32.4 → 30.7 % (p90 76.9 → 66.4).
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 34.5 and s[("all", "throughput at load")][1] <= 25.5
+    assert s[("all", "TPOT at load")][1] <= 33 and s[("all", "throughput at load")][1] <= 25.5
+    assert s[("all", "TPOT at load")][2] <= 70
     assert s[("all", "TTFT")][1] <= 52 and s[("all", "TTFT p99")][1] <= 79
     assert s[("all", "TPOT at load p99")][1] <= 50
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
@@ -121,10 +125,15 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # test). Before: TPOT 34.5 (MoE 39.1), throughput 23.8 / 124.7, TTFT 52.2; KV reservation and overlap
     # scheduling alone: 33.3 / 23.9 / 125.1 / 51.0; capture limits and SGLang's memory fraction alone: 32.9 /
     # 23.6 / 119.7 / 51.3 (dense TPOT 20.3 there, 16.8 with both).
+    # With the experts at the size the engines store them (expert_layout.csv: vLLM's Marlin/Triton/FlashInfer
+    # padding of MXFP4 experts, gpt-oss attention kept in BF16) and vLLM's profile-run reserve: TPOT at load
+    # 32.9 / 77.5 → 32.3 / 66.8 % (MoE 37.8 → 34.7, vLLM p90 80.3 → 51.7), throughput 23.6 / 119.7 → 23.7 / 115.5,
+    # TTFT 49.1 / 87.9 → 49.1 / 84.8 (dense 30.3 → 29.5).
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 35 and s[("moe", "TPOT at load")][1] <= 40.5
-    assert s[("all", "throughput at load")][1] <= 25.5 and s[("all", "throughput at load")][2] <= 123
-    assert s[("all", "TTFT")][1] <= 52 and s[("dense", "TTFT")][1] <= 33
+    assert s[("all", "TPOT at load")][1] <= 34 and s[("moe", "TPOT at load")][1] <= 37
+    assert s[("all", "TPOT at load")][2] <= 70
+    assert s[("all", "throughput at load")][1] <= 25.5 and s[("all", "throughput at load")][2] <= 119
+    assert s[("all", "TTFT")][1] <= 52 and s[("dense", "TTFT")][1] <= 32
     assert s[("all", "TTFT p99")][1] <= 79 and s[("all", "TPOT at load p99")][1] <= 52
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
