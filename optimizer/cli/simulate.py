@@ -89,8 +89,7 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
       gpuplan simulate --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --concurrency 64 --format json
       gpuplan simulate --model qwen3-30b-a3b --gpu h200 --rate 4 --input-range-ratio 0.5 --seed 7 --plot lat.png
       gpuplan simulate --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --kv fp8 --concurrency 128
-      gpuplan simulate --model gpt-oss-20b --gpu h100-sxm --weights mxfp4 --input 215 --output 194 \
-        --dataset sharegpt --concurrency 1000
+      gpuplan simulate --model gpt-oss-20b --gpu h100-sxm --input 215 --output 194 --dataset sharegpt --rate 20
     """
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
