@@ -16,6 +16,7 @@ from gpuplan.optimizer.launch.accelerators import Accelerator
 from gpuplan.optimizer.launch.checkpoints import Checkpoint
 from gpuplan.optimizer.launch.engines import Flag
 from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV, CalibrationRow
+from gpuplan.optimizer.serving.dataset_lengths import DatasetLengths
 from gpuplan.optimizer.serving.graphs import GraphLimit
 from gpuplan.optimizer.serving.kernels import KernelConstant
 from gpuplan.optimizer.serving.links import LinkRow
@@ -30,7 +31,7 @@ from pydantic import ValidationError
 from gpuplan.rows import PROVENANCE, MonthSourced, Sourced
 
 SCHEMAS = (GPU, NumberFormat, Offer, OwnershipRow, ReservedRow, CalibrationRow, PriorRow, LinkRow, KernelConstant,
-           Measurement, Accelerator, Flag, Checkpoint, GraphLimit)
+           Measurement, Accelerator, Flag, Checkpoint, GraphLimit, DatasetLengths)
 MEASURED_CSV = Path(__file__).parent / "data" / "measured.csv"
 
 
