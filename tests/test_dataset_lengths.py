@@ -112,3 +112,12 @@ def test_bad_datasets_row_names_the_row(tmp_path: Path) -> None:
     bad.write_text(f"{header}\n{row.replace('sharegpt,246,547', 'sharegpt,-246,547', 1)}\n")
     with pytest.raises(INPUT_ERRORS, match=r"row 2, column 'input_mean_tokens'"):
         read_rows(bad, DatasetLengths)
+
+
+def test_a_filter_that_keeps_almost_nothing_is_refused() -> None:
+    # Prompt and output of 1 token each: P(L < 1.5) = Φ((0.405 − 4.614) / 1.335) = Φ(−3.15) ≈ 8e-4 for the
+    # prompt, Φ((0.405 − 5.548) / 0.674) = Φ(−7.6) ≈ 1e-14 for the output: nothing is kept in 4M draws, refused.
+    spec = dataset_lengths("sharegpt").model_copy(update={"min_tokens": 1, "max_input_tokens": 1,
+                                                          "max_total_tokens": 2})
+    with pytest.raises(INPUT_ERRORS, match="keeps almost none"):
+        filtered_pairs(spec, 10, np.random.default_rng(0))

@@ -23,6 +23,7 @@ from gpuplan.rows import Sourced
 
 DATASETS_CSV = Path(__file__).with_name("datasets.csv")
 DRAW_BATCH = 4096
+MAX_DRAWS = 1000  # batches: a filter keeping under ~1/4000 of the draws is refused rather than looped on
 
 
 class DatasetLengths(Sourced):
@@ -78,7 +79,9 @@ def filtered_pairs(spec: DatasetLengths, n: int, rng: np.random.Generator) -> tu
     inp: list[np.ndarray] = []
     out: list[np.ndarray] = []
     kept = 0
-    while kept < n:
+    for _ in range(MAX_DRAWS * max(1, -(-n // DRAW_BATCH))):
+        if kept >= n:
+            break
         a = np.rint(rng.lognormal(mu_i, s_i, DRAW_BATCH)).astype(np.int64)
         b = np.rint(rng.lognormal(mu_o, s_o, DRAW_BATCH)).astype(np.int64)
         ok = (a >= spec.min_tokens) & (b >= spec.min_tokens) & (a <= spec.max_input_tokens) & \
@@ -86,6 +89,9 @@ def filtered_pairs(spec: DatasetLengths, n: int, rng: np.random.Generator) -> tu
         inp.append(a[ok])
         out.append(b[ok])
         kept += int(ok.sum())
+    if kept < n:
+        raise InputError(f"dataset '{spec.dataset}': its length filter keeps almost none of the draws "
+                         f"({kept} of {n} pairs kept); check min_tokens, max_input_tokens and max_total_tokens")
     return np.concatenate(inp)[:n], np.concatenate(out)[:n]
 
 
