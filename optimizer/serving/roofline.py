@@ -6,9 +6,10 @@ tensor-parallel group of a = G/d GPUs (d = 1: plain TP; d = ep = G: DeepSeek-sty
 
 One engine step with b decoding sequences at context s and p prefill tokens (times in seconds):
   t_linear = ‖dense / a / (BW · η_mem) + experts / (BW · η_mem · η_slice(w)),
-              (FLOPs_dense + FLOPs_experts / η_moe) / (F_w · η)‖_p   (p = 3: imperfect overlap at the ridge)
-             experts: bytes the busiest rank reads; η_slice(w) = w / (w + w₀): grouped-GEMM bandwidth on
-             expert slices of w = intermediate · ep / G columns; η_moe: grouped vs dense GEMM throughput
+              FLOPs_dense / (F_w · η) + FLOPs_experts / (F_w · min(η · η_moe, η_k))‖_p   (p = 3: imperfect
+             overlap at the ridge); experts: bytes the busiest rank reads; η_slice(w) = w / (w + w₀): grouped-GEMM
+             bandwidth on expert slices of w = intermediate · ep / G columns; η_moe: grouped vs dense GEMM
+             throughput; η_k: the measured ceiling of the engine's expert kernel (terms.moe_kernel_flops_eta)
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β) when attention is
              data-parallel (with attention TP, EP ranks sum their partial outputs by all-reduce instead)
