@@ -3,9 +3,9 @@
 Every row of a table the user can swap (GPUs, number formats, offers, ownership, reserved prices,
 calibration, priors, links, kernel constants, measurements, checkpoints, engine flags, accelerator names)
 says where its numbers come from (``source``, never empty) and when they were read (``as_of``, an exact
-date ``YYYY-MM-DD`` that exists in the calendar), with optional ``notes``. The table schemas inherit these
-three columns from ``Sourced``. Tables whose sources give a month rather than a day (GPU datasheets,
-format specifications, model config releases) inherit ``MonthSourced``, which also accepts ``YYYY-MM``.
+date ``YYYY-MM-DD`` that exists in the calendar), with optional ``notes``. Every table schema inherits these
+three columns from ``Sourced``; a month (``2024-07``) or a year alone is refused everywhere. A row whose source
+is dated to the month only carries the month's first day and says so in its notes.
 
 The layers below the decision layer (``models``, ``hardware``, ``pricing``) import nothing of each other,
 so this module lives at the package root, next to ``safeio``, where all of them may import it.
@@ -23,7 +23,6 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from gpuplan.safeio import read_csv_dicts
 
 EXACT_DATE = r"^\d{4}-\d{2}-\d{2}$"
-MONTH_OR_DATE = r"^\d{4}-\d{2}(-\d{2})?$"
 PROVENANCE = ("source", "as_of", "notes")
 Row = TypeVar("Row", bound=BaseModel)
 
@@ -43,8 +42,8 @@ class Sourced(BaseModel):
     @field_validator("as_of")
     @classmethod
     def _calendar_date(cls, v: str) -> str:
-        """A date the calendar has (2025-02-30 and month 13 are refused); a month is checked as its first day."""
-        dt.date.fromisoformat(v if len(v) == 10 else f"{v}-01")
+        """A date the calendar has (2025-02-30 and month 13 are refused)."""
+        dt.date.fromisoformat(v)
         return v
 
     @classmethod
@@ -55,12 +54,6 @@ class Sourced(BaseModel):
             for name in PROVENANCE:
                 fields[name] = fields.pop(name)
             cls.model_rebuild(force=True)
-
-
-class MonthSourced(Sourced):
-    """A row whose source gives a month (a datasheet's or a specification's), not always a day."""
-
-    as_of: str = Field(pattern=MONTH_OR_DATE, description="YYYY-MM-DD, or YYYY-MM where the source gives a month")
 
 
 def validate_row(model: type[Row], path: Path | str, line: int, cells: dict[str, Any],

@@ -11,14 +11,14 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuplan.rows import MonthSourced
+from gpuplan.rows import Sourced
 
 FORMATS_CSV = Path(__file__).with_name("formats.csv")
 
 Compute = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
 
 
-class NumberFormat(MonthSourced):
+class NumberFormat(Sourced):
     """One storage format.
 
     Effective bits per element = bits + (scale_bits + zero_bits) / group_size for grouped formats;

@@ -10,7 +10,7 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gpuplan.rows import MonthSourced
+from gpuplan.rows import Sourced
 
 GPUS_CSV = Path(__file__).with_name("gpus.csv")
 GIB = 2**30
@@ -20,7 +20,7 @@ GIB = 2**30
 COMPUTE_PATH_FORMATS: dict[str, tuple[str, ...]] = {"fp4": ("nvfp4", "mxfp4")}
 
 
-class GPU(MonthSourced):
+class GPU(Sourced):
     """One accelerator row. Throughputs are dense (no sparsity), per GPU."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)

@@ -11,7 +11,7 @@ from gpuplan.models.errors import InputError
 from gpuplan.models.params import ParamCount, count_params
 from pydantic import BaseModel, ConfigDict
 
-from gpuplan.rows import MonthSourced, validate_row
+from gpuplan.rows import Sourced, validate_row
 from gpuplan.safeio import read_csv_dicts, read_json
 
 CATALOG_CSV = Path(__file__).with_name("catalog.csv")
@@ -52,7 +52,7 @@ def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
         mid = (row.get("id") or "").strip().lower()
         if not mid:
             raise InputError(f"{path}, row {line}, column 'id': empty")
-        validate_row(MonthSourced, path, line, row, InputError)
+        validate_row(Sourced, path, line, row, InputError)
         cfg_path = path.parent / (row.get("config_file") or f"configs/{mid}.json")
         arch = read_config(cfg_path)
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.offers import MAX_GPUS_PER_INSTANCE, MAX_USD_PER_HOUR, Offer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from gpuplan.rows import Sourced, read_cells, validate_row
 
@@ -36,12 +36,38 @@ class OwnershipRow(Sourced):
     hosting_usd_per_month: float = Field(ge=0, le=1e9)
 
 
-class Energy(BaseModel):
-    model_config = ConfigDict(allow_inf_nan=False)
+# The rows of the energy table the owned-cost formula reads, and the range each value must lie in.
+ENERGY_LIMITS: dict[str, tuple[float, float]] = {
+    "pue": (1, 10), "electricity_usd_per_kwh": (0, 1000), "cost_of_capital_annual": (0, 10)}
 
-    pue: float = Field(ge=1, le=10)
-    electricity_usd_per_kwh: float = Field(ge=0, le=1000)
-    cost_of_capital_annual: float = Field(ge=0, le=10)
+
+class EnergyRow(Sourced):
+    """One row of ``pricing/energy.csv``: a named value with its unit and provenance. Rows the formula reads
+    (``ENERGY_LIMITS``) must lie in their range; the others are context (colocation rates, server lives)."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    name: str = Field(min_length=1)
+    value: float = Field(ge=-1e12, le=1e12)
+    unit: str = Field(min_length=1)
+
+    @field_validator("value")
+    @classmethod
+    def _in_range(cls, v: float, info: ValidationInfo) -> float:
+        lo, hi = ENERGY_LIMITS.get(info.data.get("name") or "", (-1e12, 1e12))
+        if not lo <= v <= hi:
+            raise ValueError(f"{info.data.get('name')} must be between {lo:g} and {hi:g}")
+        return v
+
+
+class Energy(BaseModel):
+    """The three values the owned-cost formula reads, and where each comes from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pue: float
+    electricity_usd_per_kwh: float
+    cost_of_capital_annual: float
     source: str
 
 
@@ -70,21 +96,18 @@ def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...]
 
 @cache
 def load_energy(path: Path = ENERGY_CSV) -> Energy:
-    values: dict[str, object] = {}
+    """PUE, $/kWh and cost of capital from the energy table; every row is validated (``EnergyRow``)."""
+    values: dict[str, float] = {}
     sources = []
     for line, cells in read_cells(path, ("name", "value"), InputError):
-        name = cells.get("name")
-        if name in ("pue", "electricity_usd_per_kwh", "cost_of_capital_annual"):
-            try:
-                values[name] = float(cells.get("value") or "")
-            except ValueError:
-                raise InputError(f"{path}, row {line}, column 'value': not a number") from None
-            sources.append(f"{name}: {cells.get('source')}")
-    values["source"] = "; ".join(sources)
-    missing = {"pue", "electricity_usd_per_kwh", "cost_of_capital_annual"} - set(values)
+        row = validate_row(EnergyRow, path, line, cells, InputError)
+        if row.name in ENERGY_LIMITS:
+            values[row.name] = row.value
+            sources.append(f"{row.name}: {row.source}")
+    missing = sorted(set(ENERGY_LIMITS) - set(values))
     if missing:
-        raise InputError(f"{path}: missing row '{sorted(missing)[0]}'")
-    return validate_row(Energy, path, 0, values, InputError)
+        raise InputError(f"{path}: missing row '{missing[0]}'")
+    return Energy(**values, source="; ".join(sources))
 
 
 def capital_usd_per_month(price_usd: float, lifetime_months: int, annual_rate: float) -> float:

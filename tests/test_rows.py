@@ -14,7 +14,7 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU, GPUS_CSV
 from gpuplan.optimizer.launch.accelerators import Accelerator
 from gpuplan.optimizer.launch.checkpoints import Checkpoint
-from gpuplan.optimizer.launch.engines import Flag
+from gpuplan.optimizer.launch.engines import EngineValue, Flag, value_table
 from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV, CalibrationRow
 from gpuplan.optimizer.serving.graphs import GraphLimit
 from gpuplan.optimizer.serving.kernels import KernelConstant
@@ -22,15 +22,15 @@ from gpuplan.optimizer.serving.links import LinkRow
 from gpuplan.optimizer.serving.priors import PriorRow
 from gpuplan.optimizer.serving.validation import Measurement
 from gpuplan.pricing.offers import OFFERS_CSV, Offer
-from gpuplan.pricing.ownership import OwnershipRow, ReservedRow
+from gpuplan.pricing.ownership import ENERGY_CSV, EnergyRow, OwnershipRow, ReservedRow
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gpuplan.rows import PROVENANCE, MonthSourced, Sourced
+from gpuplan.rows import PROVENANCE, Sourced
 
-SCHEMAS = (GPU, NumberFormat, Offer, OwnershipRow, ReservedRow, CalibrationRow, PriorRow, LinkRow, KernelConstant,
-           Measurement, Accelerator, Flag, Checkpoint, GraphLimit)
+SCHEMAS = (GPU, NumberFormat, Offer, OwnershipRow, ReservedRow, EnergyRow, CalibrationRow, PriorRow, LinkRow,
+           KernelConstant, Measurement, Accelerator, Flag, EngineValue, Checkpoint, GraphLimit)
 MEASURED_CSV = Path(__file__).parent / "data" / "measured.csv"
 
 
@@ -64,25 +64,20 @@ def test_shipped_column_order_is_kept() -> None:
 @given(st.dates(min_value=dt.date(1000, 1, 1)))
 def test_any_calendar_date_is_an_exact_as_of(day: dt.date) -> None:
     assert Sourced(source="s", as_of=day.isoformat()).as_of == day.isoformat()
-    month = day.strftime("%Y-%m")
-    assert MonthSourced(source="s", as_of=month).as_of == month
     with pytest.raises(ValidationError):
-        Sourced(source="s", as_of=month)  # a month is not an exact date
+        Sourced(source="s", as_of=day.strftime("%Y-%m"))  # a month is not an exact date
 
 
-@pytest.mark.parametrize("as_of", ["2025-02-29", "2025-13-01", "2025-04-31", "2025", "2025-1-05", "05/01/2025", ""])
+@pytest.mark.parametrize("as_of", ["2025-02-29", "2025-13-01", "2025-04-31", "2025", "2025-07", "2024-13", "2025-1-05",
+                                   "05/01/2025", ""])
 def test_dates_the_calendar_lacks_or_other_spellings_are_refused(as_of: str) -> None:
     # 2025 is not a leap year (no 29 February); April has 30 days
     with pytest.raises(ValidationError):
         Sourced(source="s", as_of=as_of)
 
 
-def test_leap_day_and_month_precision() -> None:
+def test_leap_day_is_a_date() -> None:
     assert Sourced(source="s", as_of="2024-02-29").as_of == "2024-02-29"  # 2024 is a leap year
-    with pytest.raises(ValidationError):
-        MonthSourced(source="s", as_of="2024-13")
-    with pytest.raises(ValidationError):
-        MonthSourced(source="s", as_of="2024")  # a year alone says too little
 
 
 def test_source_must_not_be_empty() -> None:
@@ -92,6 +87,9 @@ def test_source_must_not_be_empty() -> None:
 
 @pytest.mark.parametrize(("option", "table", "column", "value", "command"), [
     ("--hardware", GPUS_CSV, "as_of", "2024-13", ["gpus"]),
+    ("--hardware", GPUS_CSV, "as_of", "2020-09", ["gpus"]),  # a datasheet month: no longer accepted
+    ("--energy", ENERGY_CSV, "as_of", "2023", ["prices"]),  # the energy table is checked like every other
+    ("--energy", ENERGY_CSV, "source", "", ["prices"]),
     ("--pricing", OFFERS_CSV, "as_of", "2025-02-30", ["prices"]),
     ("--calibration", CALIBRATION_CSV, "as_of", "2026",
      ["perf", "--model", "llama-3.1-8b", "--gpu", "h100-sxm"]),
@@ -121,14 +119,41 @@ def test_checkpoint_table_rows_are_dated_to_the_day(tmp_path: Path) -> None:
         load_checkpoints(bad)
 
 
-def test_a_checkpoint_derived_from_a_catalog_row_keeps_its_month() -> None:
+def test_a_checkpoint_derived_from_a_catalog_row_keeps_its_date() -> None:
     from gpuplan.models.catalog import resolve
     from gpuplan.optimizer.launch.checkpoints import release_rules
 
-    m = resolve("llama-3.1-8b")  # models/catalog.csv dates this row 2024-07 (the config's release month)
-    assert m.as_of == "2024-07"
+    m = resolve("llama-3.1-8b")  # Meta's Llama 3.1 model card: 'Model Release Date: July 23, 2024'
+    assert m.as_of == "2024-07-23"
     (ckpt,) = release_rules(m, "bf16", "vllm")
-    assert (ckpt.checkpoint, ckpt.as_of) == ("meta-llama/Llama-3.1-8B-Instruct", "2024-07")
+    assert (ckpt.checkpoint, ckpt.as_of) == ("meta-llama/Llama-3.1-8B-Instruct", "2024-07-23")
+
+
+def test_month_dates_are_refused_in_the_catalog_and_format_tables(tmp_path: Path) -> None:
+    from gpuplan.hardware.errors import InputError as HardwareInputError
+    from gpuplan.hardware.formats import FORMATS_CSV, load_formats
+    from gpuplan.models.catalog import CATALOG_CSV, load_catalog
+    from gpuplan.models.errors import InputError as ModelInputError
+
+    # configs/ sits next to the shipped catalog; the swapped copy must find them the same way
+    (tmp_path / "configs").symlink_to(CATALOG_CSV.parent / "configs")
+    with pytest.raises(ModelInputError, match=r"catalog.csv, row 2, column 'as_of': String should match pattern"):
+        load_catalog(_with_cell(CATALOG_CSV, "as_of", "2024-07", tmp_path / "catalog.csv"))
+    with pytest.raises(HardwareInputError, match=r"formats.csv, row 2, column 'as_of'"):
+        load_formats(_with_cell(FORMATS_CSV, "as_of", "2024-01", tmp_path / "formats.csv"))
+
+
+@pytest.mark.parametrize("table", ["gpus", "formats", "energy"])
+def test_every_shipped_row_says_how_its_date_was_read(table: str) -> None:
+    # each row of these tables carries an exact date and a note saying what the date is (a launch, a release,
+    # a publication) or that the source gives only the month, of which as_of is the first day
+    from gpuplan.hardware.formats import FORMATS_CSV
+
+    path = {"gpus": GPUS_CSV, "formats": FORMATS_CSV, "energy": ENERGY_CSV}[table]
+    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    for row in rows:
+        dt.date.fromisoformat(row["as_of"])
+        assert "as_of:" in (row["notes"] or "") or row["as_of"] in row["source"], row
 
 
 def test_model_catalog_and_region_rows_need_their_provenance(tmp_path: Path) -> None:
@@ -164,3 +189,9 @@ def test_a_reserved_row_with_an_extra_cell_is_refused_like_every_table(gpuplan, 
     bad.write_text("\n".join([lines[0], lines[1] + ",surplus", *lines[2:]]) + "\n", encoding="utf-8")
     r = gpuplan("--reserved", str(bad), "prices", "--format", "json")
     assert r.code == 2 and r.err.strip() == f"error: {bad}, row 2: more cells than header columns"
+
+
+def test_shipped_engine_values_are_sourced_rows() -> None:
+    # every row of optimizer/launch/engine_values.csv passes the schema; vLLM spells a bf16 KV cache 'auto'
+    # (vllm/config/cache.py: auto = the model's dtype), the first row of the table
+    assert value_table()[("vllm", "kv_cache_dtype", "bf16")] == "auto"

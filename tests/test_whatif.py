@@ -104,6 +104,39 @@ def test_bad_ownership_lifetime_is_exit_2(gpuplan, tmp_path: Path) -> None:
     assert r.code == 2 and "row 2" in r.err and "lifetime_months" in r.err
 
 
+ENERGY_HEADER = "name,value,unit,source,as_of,notes"
+ENERGY_OK = ["pue,1.58,ratio,Uptime,2023-11-23,", "electricity_usd_per_kwh,0.0806,USD/kWh,EIA,2024-03-18,",
+             "cost_of_capital_annual,0.095,fraction per year,CoreWeave,2025-06-30,"]
+
+
+@pytest.mark.parametrize(("rows", "needle"), [
+    (["pue,0.9,ratio,Uptime,2023-11-23,", *ENERGY_OK[1:]],
+     "row 2, column 'value': Value error, pue must be between 1 and 10"),  # PUE below 1 is impossible
+    ([*ENERGY_OK[:2], "cost_of_capital_annual,nine,fraction,CoreWeave,2025-06-30,"], "row 4, column 'value'"),
+    ([*ENERGY_OK[:2], "cost_of_capital_annual,inf,fraction,CoreWeave,2025-06-30,"], "row 4, column 'value'"),
+    ([ENERGY_OK[0], "electricity_usd_per_kwh,0.0806,USD/kWh,EIA,2023,", ENERGY_OK[2]], "row 3, column 'as_of'"),
+    ([ENERGY_OK[0], "electricity_usd_per_kwh,0.0806,,EIA,2024-03-18,", ENERGY_OK[2]], "row 3, column 'unit'"),
+    (ENERGY_OK[:2], "missing row 'cost_of_capital_annual'"),
+])
+def test_bad_energy_row_is_one_line_naming_row_and_column(gpuplan, tmp_path: Path, rows: list[str],
+                                                           needle: str) -> None:
+    bad = tmp_path / "energy.csv"
+    bad.write_text("\n".join([ENERGY_HEADER, *rows]) + "\n")
+    r = gpuplan("--energy", str(bad), "prices", "--tier", "owned", "--format", "json")
+    assert r.code == 2 and r.out == "" and len(r.err.strip().splitlines()) == 1
+    assert f"{bad}" in r.err and needle in r.err
+
+
+def test_energy_rows_outside_the_formula_are_context_only(tmp_path: Path) -> None:
+    # a colocation rate of 184.06 $/kW-month is a valid row even though no bound of the formula applies to it
+    path = tmp_path / "energy.csv"
+    path.write_text("\n".join([ENERGY_HEADER, *ENERGY_OK, "colocation_usd_per_kw_month,184.06,USD,CBRE,2025-02-26,"])
+                    + "\n")
+    e = load_energy(path)
+    assert (e.pue, e.electricity_usd_per_kwh, e.cost_of_capital_annual) == (1.58, 0.0806, 0.095)
+    assert e.source == "pue: Uptime; electricity_usd_per_kwh: EIA; cost_of_capital_annual: CoreWeave"
+
+
 def test_negative_price_in_offer_table_is_exit_2(gpuplan, tmp_path: Path) -> None:
     src = Path(__file__).parents[1] / "pricing" / "offers.csv"
     bad = corrupt_csv(src, "on_demand_usd_per_hour", "-3", tmp_path / "offers.csv")

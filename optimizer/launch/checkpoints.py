@@ -27,7 +27,7 @@ from gpuplan.models.catalog import Model
 from gpuplan.optimizer.errors import InputError
 from pydantic import BaseModel
 
-from gpuplan.rows import MonthSourced, Sourced, validate_row
+from gpuplan.rows import Sourced, validate_row
 from gpuplan.safeio import read_csv_dicts, read_json
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -46,9 +46,8 @@ QUANTISE_WITH = {
 }
 
 
-class Checkpoint(MonthSourced):
-    """A row of the checkpoint table, or a checkpoint the rules derive from a catalog row (dated like that row,
-    to the month where the catalog gives a month)."""
+class Checkpoint(Sourced):
+    """A row of the checkpoint table, or a checkpoint the rules derive from a catalog row (dated like that row)."""
 
     model: str
     weights: str
@@ -78,7 +77,6 @@ def load_checkpoints(path: Path | None = None) -> tuple[Checkpoint, ...]:
             cells["engines"] = tuple(str(cells["engines"]).split(";"))
         cells["gated"] = row.get("gated") == "yes"
         out.append(validate_row(Checkpoint, path, line, cells, InputError))
-        validate_row(Sourced, path, line, cells, InputError)  # a table row is dated to the day
     return tuple(out)
 
 

@@ -41,6 +41,15 @@ class Flag(Sourced):
     allowed: tuple[str, ...]
 
 
+class EngineValue(Sourced):
+    """How one engine spells a plan's value (``plan_value``) of a flag (``key``): ``engine_value``."""
+
+    engine: str
+    key: str
+    plan_value: str
+    engine_value: str
+
+
 class Unsupported(ValueError):
     """The engine has no flag or value for what the plan needs (reported as one line, not a command)."""
 
@@ -53,7 +62,8 @@ def flag_table() -> dict[tuple[str, str], Flag]:
 
 @cache
 def value_table() -> dict[tuple[str, str, str], str]:
-    return {(r["engine"], r["key"], r["plan_value"]): r["engine_value"] for r in read_csv_dicts(VALUES_CSV)[1]}
+    rows = (EngineValue(**r) for r in read_csv_dicts(VALUES_CSV)[1])
+    return {(v.engine, v.key, v.plan_value): v.engine_value for v in rows}
 
 
 def engine_version(engine: str) -> str:

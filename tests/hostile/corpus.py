@@ -21,6 +21,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 GPUS_CSV = REPO / "hardware" / "gpus.csv"
 OFFERS_CSV = REPO / "pricing" / "offers.csv"
+ENERGY_CSV = REPO / "pricing" / "energy.csv"
 CALIBRATION_CSV = REPO / "optimizer" / "serving" / "calibration.csv"
 MEASURED_CSV = REPO / "tests" / "data" / "measured.csv"
 CONFIG_JSON = REPO / "models" / "configs" / "llama-3.1-8b.json"
@@ -220,7 +221,7 @@ def _tables() -> list[Case]:
     cases = []
     gpu_cells = [("memory_gib", "inf"), ("memory_gib", "nan"), ("memory_gib", "1e308"), ("memory_bw_gb_s", "-1"),
                  ("memory_bw_gb_s", "true"), ("nvlink_domain", "99999999999999999999999"), ("link_gb_s", "inf"),
-                 ("bf16_tflops", "1e400"), ("as_of", "2024-13"), ("source", "")]
+                 ("bf16_tflops", "1e400"), ("as_of", "2024-13"), ("as_of", "2020-09"), ("source", "")]
     for column, value in gpu_cells:
         cases.append(Case(f"hardware-{column}-{value}", ["--hardware", "{d}/g.csv", "gpus", *JSON_OUT], 2,
                           column, {"g.csv": _csv_with(GPUS_CSV, column, value)}))
@@ -232,6 +233,11 @@ def _tables() -> list[Case]:
     for column, value in offer_cells:
         cases.append(Case(f"pricing-{column}-{value}", ["--pricing", "{d}/o.csv", "prices", *JSON_OUT], 2,
                           column, {"o.csv": _csv_with(OFFERS_CSV, column, value)}))
+    energy_cells = [("value", "nan"), ("value", "1e400"), ("value", "0.5"), ("value", "true"), ("as_of", "2023"),
+                    ("as_of", "2023-11"), ("source", "")]  # row 2 is the PUE, which must lie in [1, 10]
+    for column, value in energy_cells:
+        cases.append(Case(f"energy-{column}-{value}", ["--energy", "{d}/e.csv", "prices", *JSON_OUT], 2,
+                          f"row 2, column '{column}'", {"e.csv": _csv_with(ENERGY_CSV, column, value)}))
     lines = OFFERS_CSV.read_text(encoding="utf-8").splitlines()
     twice = lines[1].replace(lines[1].split(",")[5], "999.5", 1)
     sky = "InstanceType,AcceleratorName,AcceleratorCount,Price,SpotPrice,Region\n"
