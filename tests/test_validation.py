@@ -114,9 +114,12 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # p99 TTFT rose from 70.9 % when closed loops were replayed with their sources' length spread and
     # request counts: InferenceX's and dstack's p99 TTFTs (seconds at concurrency 8-64) come from first-wave
     # bursts and engine stalls the desynchronised replay no longer reproduces by lockstep.
+    # The Triton FP8 fused-MoE ceiling (kernels.csv) took TTFT 49.4 -> 44.3 % and p99 TTFT 76.1 -> 71.1 %
+    # (TPOT at load 32.4 -> 33.8 %: vLLM/SGLang MoE decode steps at large batch now pay the kernel's padded
+    # rows at its measured rate).
     s = _summary("shipped", True)
     assert s[("all", "TPOT at load")][1] <= 34.5 and s[("all", "throughput at load")][1] <= 25.5
-    assert s[("all", "TTFT")][1] <= 52 and s[("all", "TTFT p99")][1] <= 79
+    assert s[("all", "TTFT")][1] <= 47 and s[("all", "TTFT p99")][1] <= 74
     assert s[("all", "TPOT at load p99")][1] <= 50
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
@@ -124,12 +127,14 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # scheduling alone: 33.3 / 23.9 / 125.1 / 51.0; capture limits and SGLang's memory fraction alone: 32.9 /
     # 23.6 / 119.7 / 51.3 (dense TPOT 20.3 there, 16.8 with both). ShareGPT's length distribution: TPOT 32.9 →
     # 33.4 (the 1000-prompt bursts' TPOT, already 40 % too fast, a point faster), throughput 23.6 / 119.7 →
-    # 23.2 / 114.1 (gpustack's bursts +83 % → +46 % median signed), TTFT 49.1 → 48.8, p99 TPOT 49.4.
+    # 23.2 / 114.1 (gpustack's bursts +83 % → +46 % median signed), TTFT 49.1 → 48.8, p99 TPOT 49.4. The Triton
+    # FP8 fused-MoE ceiling on top: TPOT 34.8 (MoE 39.4), throughput 21.9 / 113.9, TTFT 44.0 (MoE 50.4), p99 TTFT
+    # 71.1, p99 TPOT 49.6.
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 35 and s[("moe", "TPOT at load")][1] <= 40.5
-    assert s[("all", "throughput at load")][1] <= 25 and s[("all", "throughput at load")][2] <= 117
-    assert s[("all", "TTFT")][1] <= 52 and s[("dense", "TTFT")][1] <= 33
-    assert s[("all", "TTFT p99")][1] <= 79 and s[("all", "TPOT at load p99")][1] <= 52
+    assert s[("all", "throughput at load")][1] <= 23.5 and s[("all", "throughput at load")][2] <= 116
+    assert s[("all", "TTFT")][1] <= 47 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 53
+    assert s[("all", "TTFT p99")][1] <= 74 and s[("all", "TPOT at load p99")][1] <= 52
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
