@@ -139,7 +139,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              max_batched_tokens: Annotated[int, Field(ge=1)] | None = None,
              range_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0, lengths_csv: str | Path | None = None,
              tables: Tables = DEFAULT, ep: Annotated[int, Field(ge=1)] = 1,
-             attn_dp: Annotated[int, Field(ge=1)] | None = None) -> SimReport:
+             attn_dp: Annotated[int, Field(ge=1)] | None = None, dataset: str | None = None) -> SimReport:
     """Continuous-batching simulation of one replica (``gpuplan simulate``): give one of ``rate_rps`` (open
     loop, Poisson), ``concurrency`` (closed loop) or ``trace`` (a CSV of arrival times); ``ep`` > 1 runs the
     MoE layers expert-parallel with data-parallel attention.
@@ -150,7 +150,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     """
     return simulation.simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace,
                                requests, seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv,
-                               tables, ep, attn_dp)
+                               tables, ep, attn_dp, dataset=dataset)
 
 
 class _Options(BaseModel):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import INPUT_ERRORS
-from gpuplan.optimizer.serving.simulated_rows import SHAREGPT_RANGE_RATIO, benchmark_key, length_spread, replay
+from gpuplan.optimizer.serving.simulated_rows import benchmark_key, length_dataset, length_spread, replay
 from gpuplan.optimizer.serving.simulation import deployment_steps
 from gpuplan.optimizer.serving.validation import Measurement, prepare, read_measurements
 from gpuplan.optimizer.tables import Tables
@@ -37,7 +37,9 @@ def test_benchmark_columns_are_read(tmp_path: Path) -> None:
     assert plain.attn_dp is None and length_spread(plain) == 0.0
     assert prepare(plain, Tables()).shape.attn_dp == 8  # make_layout's default: attention DP = ep
     assert prepare(m.model_copy(update={"attn_dp": 1}), Tables()).shape.attn_dp == 1
-    assert length_spread(m.model_copy(update={"dataset": "sharegpt", "range_ratio": None})) == SHAREGPT_RANGE_RATIO
+    # A ShareGPT row draws from the dataset's distribution (dataset_lengths), not a uniform spread.
+    sharegpt = m.model_copy(update={"dataset": "sharegpt", "range_ratio": None})
+    assert (length_spread(sharegpt), length_dataset(sharegpt), length_dataset(m)) == (0.0, "sharegpt", None)
     # A row's scheduler limit caps the sequences the analytical model runs at once.
     assert prepare(m.model_copy(update={"batch": 512, "max_seqs": 64, "max_batched_tokens": None}), Tables()).running \
         == 64

@@ -9,6 +9,7 @@ from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.serving.calibration import ENGINES
+from gpuplan.optimizer.serving.dataset_lengths import dataset_names
 from gpuplan.optimizer.serving.simulation import SimReport, simulate
 
 METRICS = (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms"), ("itl_ms", "ITL ms"), ("e2e_ms", "E2E ms"))
@@ -65,6 +66,9 @@ def sim_result(r: SimReport) -> Result:
                    "r = 1: 1 to 2L.")
 @click.option("--lengths", "lengths_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Length histogram CSV: input_tokens, output_tokens, probability (summing to 1).")
+@click.option("--dataset", type=click.Choice(dataset_names()), default=None,
+              help="Lengths shaped as the dataset's benchmark_serving samples (published length moments, "
+                   "lognormal, the benchmark's length filter), scaled to the --input/--output means.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the latency distributions and KV use to this image (PNG).")
 @output_options
@@ -72,7 +76,8 @@ def sim_result(r: SimReport) -> Result:
 def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp: int | None, weights: str,
                  kv: str, input_tokens: int, output_tokens: int, rate_rps: float | None, concurrency: int | None,
                  trace: Path | None, requests: int | None, seed: int, engine: str | None, max_num_seqs: int | None,
-                 max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, plot: Path | None,
+                 max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, dataset: str | None,
+                 plot: Path | None,
                  fmt: str, out: Path | None) -> None:
     """Continuous-batching simulation of one replica: TTFT, TPOT, ITL, E2E (mean, p50, p90, p99),
     throughput and KV use, with the engine's scheduler (max sequences, token budget, chunked prefill,
@@ -84,11 +89,13 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
       gpuplan simulate --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --concurrency 64 --format json
       gpuplan simulate --model qwen3-30b-a3b --gpu h200 --rate 4 --input-range-ratio 0.5 --seed 7 --plot lat.png
       gpuplan simulate --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --kv fp8 --concurrency 128
+      gpuplan simulate --model gpt-oss-20b --gpu h100-sxm --input 215 --output 194 --dataset sharegpt --rate 20
     """
     if plot is not None and plot.suffix.lower() != ".png":
         raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
-                 seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp)
+                 seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp,
+                 dataset=dataset)
     result = sim_result(r)
     if plot is not None:
         from gpuplan.optimizer.charts import latency_chart, save

@@ -7,8 +7,9 @@ sets. Lengths: fixed; uniform integers in [L·(1 − r), L·(1 + r)] (at least 1
 about the mean L (vLLM's random dataset, ``--random-range-ratio``, r < 1 there; r = 1 gives lengths from 1 to
 2L, the spread of SGLang's ``bench_serving`` and older vLLM at their default ratio 0, whose lengths are
 uniform in [1, N] around a mean N/2; ``[ρN, N]`` at ratio ρ is r = (1 − ρ)/(1 + ρ) about the mean
-N(1 + ρ)/2); or drawn from an empirical histogram CSV of (input_tokens,
-output_tokens, probability) rows whose probabilities sum to 1.
+N(1 + ρ)/2); drawn from an empirical histogram CSV of (input_tokens,
+output_tokens, probability) rows whose probabilities sum to 1; or shaped as a named dataset's sampled pairs
+(``dataset_lengths``: ShareGPT as ``benchmark_serving`` samples it) scaled to the given means.
 
 Lengths and gaps use separate random streams of the seed, so the same seed gives the same lengths at
 every rate and arrival times that only scale with 1 / rate (common random numbers).
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.dataset_lengths import dataset_request_lengths
 
 PROBABILITY_TOLERANCE = 1e-6
 
@@ -109,13 +111,15 @@ DEFAULT_REQUESTS = 1000
 
 def make_requests(input_tokens: int, output_tokens: int, requests: int | None, seed: int = 0,
                   rate_rps: float | None = None, concurrency: int | None = None, trace: Path | None = None,
-                  range_ratio: float = 0.0, lengths_csv: Path | None = None) -> Requests:
+                  range_ratio: float = 0.0, lengths_csv: Path | None = None, dataset: str | None = None) -> Requests:
     """The request stream of one simulation (exactly one of rate_rps, concurrency, trace); ``requests``
     None means every row of a trace, else DEFAULT_REQUESTS."""
     if sum(x is not None for x in (rate_rps, concurrency, trace)) != 1:
         raise InputError("give exactly one of --rate, --concurrency or --trace")
     if not 0 <= range_ratio <= 1:
         raise InputError(f"--input-range-ratio must be in [0, 1], got {range_ratio}")
+    if sum(x not in (None, 0.0) for x in (range_ratio, lengths_csv, dataset)) > 1:
+        raise InputError("give at most one of --input-range-ratio, --lengths or --dataset")
     if requests is None:
         requests = DEFAULT_REQUESTS if trace is None else 2**62
     for name, v in (("--input", input_tokens), ("--output", output_tokens), ("--requests", requests)):
@@ -136,6 +140,8 @@ def make_requests(input_tokens: int, output_tokens: int, requests: int | None, s
         h_inp, h_out, prob = read_histogram(lengths_csv)
         pick = length_rng.choice(len(prob), size=requests, p=prob)
         inp, out = h_inp[pick], h_out[pick]
+    elif dataset is not None:
+        inp, out = dataset_request_lengths(dataset, input_tokens, output_tokens, requests, length_rng)
     else:
         inp = uniform_lengths(input_tokens, range_ratio, requests, length_rng)
         out = uniform_lengths(output_tokens, range_ratio, requests, length_rng)

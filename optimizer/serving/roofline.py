@@ -6,9 +6,10 @@ tensor-parallel group of a = G/d GPUs (d = 1: plain TP; d = ep = G: DeepSeek-sty
 
 One engine step with b decoding sequences at context s and p prefill tokens (times in seconds):
   t_linear = ‖dense / a / (BW · η_mem) + experts / (BW · η_mem · η_slice(w)),
-              (FLOPs_dense + FLOPs_experts / η_moe) / (F_w · η)‖_p   (p = 3: imperfect overlap at the ridge)
-             experts: bytes the busiest rank reads; η_slice(w) = w / (w + w₀): grouped-GEMM bandwidth on
-             expert slices of w = intermediate · ep / G columns; η_moe: grouped vs dense GEMM throughput
+              FLOPs_dense / (F_w · η) + FLOPs_experts / (F_w · min(η · η_moe, η_k))‖_p   (p = 3: imperfect
+             overlap at the ridge); experts: bytes the busiest rank reads; η_slice(w) = w / (w + w₀): grouped-GEMM
+             bandwidth on expert slices of w = intermediate · ep / G columns; η_moe: grouped vs dense GEMM
+             throughput; η_k: the measured ceiling of the engine's expert kernel (terms.moe_kernel_flops_eta)
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β) when attention is
              data-parallel (with attention TP, EP ranks sum their partial outputs by all-reduce instead)
@@ -40,6 +41,7 @@ from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.expert_layout import expert_padding
 from gpuplan.optimizer.serving.kernels import kernel_constant
 from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
 
@@ -100,6 +102,7 @@ class Shape:
     prefill_attn_ratio: float = 1.0  # prompt tokens' attention FLOPs / the decode form's (MLA prefill runs as MHA)
     eager_floor_scale: float = 1.0  # per-layer floors of a step with prompt tokens / a (graph-captured) decode step's
     graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: none)
+    moe_kernel_eta: float = 1.0  # ceiling on the grouped expert GEMMs' share of F_w (terms.moe_kernel_flops_eta)
 
     @property
     def bw(self) -> float:
@@ -167,13 +170,16 @@ def kv_read_bytes_per_seq(arch: Architecture, kvfmt: NumberFormat, context: floa
 
 def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                context: float, cal: CalibrationRow, *, ep: int = 1, attn_dp: int = 1,
-               graph_max_batch: int = 0) -> tuple[Shape, str | None]:
+               graph_max_batch: int = 0, version: str | None = None) -> tuple[Shape, str | None]:
+    """The step model's constants of one deployment; routed experts are read at the size the engine stores
+    them (``version`` of ``cal.engine``, the current release when None; expert_layout.expert_padding)."""
     compute, warning = compute_path(gpu, wfmt)
     dense = active_weights_bytes(arch, wfmt, experts_touched=0)
     moe_layers = sum(arch.moe_layers) if arch.moe else 0
     per_expert = 0.0
     if arch.moe and moe_layers:
         per_expert = (active_weights_bytes(arch, wfmt, experts_touched=1) - dense) / moe_layers
+        per_expert *= expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, ep, version)
     attn_tp = tp // attn_dp
     kv_rep = kv_replication(arch, attn_tp)
     kv_now = kv_read_bytes_per_seq(arch, kvfmt, context, kv_rep)
@@ -207,8 +213,19 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         request_s=cal.request_ms * 1e-3, chunk_tokens=cal.chunk_tokens,
         prefill_attn_ratio=_prefill_attention_ratio(arch), eager_floor_scale=cal.eager_floor_scale,
         graph_max_batch=graph_max_batch,
+        moe_kernel_eta=_moe_kernel_eta(arch, gpu, cal.engine, compute, attn_dp),
     )
     return shape, warning
+
+
+def _moe_kernel_eta(arch: Architecture, gpu: GPU, engine: str, compute: str, attn_dp: int) -> float:
+    """The measured large-M throughput ceiling of the engine's expert GEMM kernel as a share of the GPU's peak
+    (terms.moe_kernel_flops_eta); 1 (no ceiling) where no kernel measurement applies."""
+    if arch.moe is None:
+        return 1.0
+    return float(terms.moe_kernel_flops_eta(terms.triton_fused_moe_path(engine, gpu.vendor, gpu.arch or "", compute,
+                                                                        attn_dp),
+                                            kernel_constant("triton_fp8_fused_moe_eta")))
 
 
 def _prefill_attention_ratio(arch: Architecture) -> float:
@@ -286,7 +303,8 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     dense_read = s.dense_bytes / attn_tp / bw
     expert_read = expert_bytes / (bw * terms.expert_slice_efficiency(s.expert_cols, s.slice_ramp_cols))
     dense_flops = rank_tokens * s.dense_flops_per_token / attn_tp
-    gemm = (dense_flops + expert_flops / s.eta_moe) / (s.flops_w_peak * eta)
+    expert_eta = np.minimum(eta * s.eta_moe, s.moe_kernel_eta)
+    gemm = dense_flops / (s.flops_w_peak * eta) + expert_flops / (s.flops_w_peak * expert_eta)
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
         ctx, s.attn_ctx_half_tokens))
     attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio

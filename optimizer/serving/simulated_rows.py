@@ -12,9 +12,9 @@ The analytical step model predicts means of isolated or saturated runs. Rows mea
 - ``mode = open``: Poisson arrivals at ``rate_rps`` (``--request-rate``), ``requests`` or OPEN_REQUESTS;
 - ``mode = static``: one batch of ``batch`` requests submitted together (``benchmark_latency``);
 
-with the row's length spread (``range_ratio`` about its mean lengths; ``dataset = sharegpt``: the widest
-uniform spread about the stated means, SHAREGPT_RANGE_RATIO, as no ShareGPT length distribution with a
-source is shipped; else fixed lengths), its parallel layout (``ep``, ``attn_dp``) and scheduler limits
+with the row's length spread (``range_ratio`` about its mean lengths; ``dataset = sharegpt``: ShareGPT's
+published length distribution as the benchmark samples it, scaled to the row's mean lengths, see
+``dataset_lengths``; else fixed lengths), its parallel layout (``ep``, ``attn_dp``) and scheduler limits
 (``max_seqs``, ``max_batched_tokens``; else the engine's defaults), seed 0. With fixed lengths a closed loop
 stays in lockstep: every client's request ends at the same step, the next wave of prompts arrives together
 and queues for prefill, so TTFT is about half a wave's prefill; spread lengths desynchronise the clients.
@@ -39,7 +39,6 @@ from gpuplan.optimizer.tables import Tables
 CLOSED_ROUNDS = 8
 MIN_REQUESTS = 200
 OPEN_REQUESTS = 1000
-SHAREGPT_RANGE_RATIO = 1.0
 STATS = {"mean": None, "p50": 50, "p90": 90, "p99": 99}
 LATENCY = {"ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"}
 
@@ -71,12 +70,17 @@ def _opt(row: Row, name: str) -> object:
 
 
 def length_spread(row: Row) -> float:
-    """The range ratio the replay draws lengths with: the row's, SHAREGPT_RANGE_RATIO for ShareGPT runs, else
-    0 (fixed lengths)."""
-    if _opt(row, "dataset") == "sharegpt":
-        return SHAREGPT_RANGE_RATIO
+    """The range ratio the replay draws lengths with: the row's, else 0 (fixed lengths; a ShareGPT row's
+    lengths come from the dataset's distribution, ``length_dataset``)."""
+    if length_dataset(row) is not None:
+        return 0.0
     ratio = _opt(row, "range_ratio")
     return 0.0 if ratio is None else float(ratio)  # type: ignore[arg-type]
+
+
+def length_dataset(row: Row) -> str | None:
+    """The dataset whose length distribution the replay draws from: ``sharegpt`` rows', else None."""
+    return "sharegpt" if _opt(row, "dataset") == "sharegpt" else None
 
 
 def replay(row: Row, tables: Tables) -> SimReport:
@@ -85,6 +89,7 @@ def replay(row: Row, tables: Tables) -> SimReport:
                   input_tokens=max(1, row.input), output_tokens=max(1, row.output), engine=row.engine,
                   seed=0, tables=tables, ep=_opt(row, "ep"), attn_dp=_opt(row, "attn_dp"),
                   engine_version=_opt(row, "engine_version"), range_ratio=length_spread(row),
+                  dataset=length_dataset(row),
                   max_num_seqs=_opt(row, "max_seqs"), max_batched_tokens=_opt(row, "max_batched_tokens"))
     n = _opt(row, "requests")
     if row.mode == "open":

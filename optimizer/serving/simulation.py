@@ -191,13 +191,15 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              seed: int = 0, engine: str | None = None, max_num_seqs: int | None = None,
              max_batched_tokens: int | None = None, range_ratio: float = 0.0,
              lengths_csv: str | Path | None = None, tables: Tables = DEFAULT, ep: int = 1,
-             attn_dp: int | None = None, engine_version: str | None = None) -> SimReport:
+             attn_dp: int | None = None, engine_version: str | None = None,
+             dataset: str | None = None) -> SimReport:
     """Simulate ``requests`` requests on one replica (``gpuplan simulate``; default 1000, or every row of a
-    trace); same seed, same numbers."""
+    trace); same seed, same numbers. ``dataset`` (e.g. ``sharegpt``) shapes the lengths as that dataset's
+    sampled pairs about the ``input_tokens`` / ``output_tokens`` means."""
     m = model if isinstance(model, Model) else resolve(model)
     reqs: Requests = make_requests(input_tokens, output_tokens, requests, seed, rate_rps, concurrency,
                                    Path(trace) if trace else None, range_ratio,
-                                   Path(lengths_csv) if lengths_csv else None)
+                                   Path(lengths_csv) if lengths_csv else None, dataset)
     longest = max(i + o for i, o in zip(reqs.input_tokens, reqs.output_tokens, strict=True))
     if m.arch.max_context and longest > m.arch.max_context:
         raise InputError(f"a request of {longest:,} tokens is beyond {m.id}'s limit of {m.arch.max_context:,} "

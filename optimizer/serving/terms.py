@@ -90,6 +90,29 @@ def expert_slice_efficiency(slice_cols: ArrayLike, ramp_cols: ArrayLike) -> Arra
     return np.where(w > 0, w / np.maximum(w + ramp_cols, 1e-12), 1.0)
 
 
+TRITON_MOE_ENGINES = ("vllm", "sglang")
+
+
+def triton_fused_moe_path(engine: str, vendor: str, arch: str, compute: str, attn_dp: int) -> bool:
+    """True where the routed experts run vLLM's Triton ``fused_moe`` kernel with FP8 inputs (SGLang runs the same
+    kernel): vLLM or SGLang computing in FP8 on a Hopper GPU with tensor-parallel attention. With data-parallel
+    attention these engines dispatch tokens to whole experts (DeepEP) and run DeepGEMM's grouped GEMMs instead;
+    Blackwell and AMD GPUs run other MoE kernels (FlashInfer / TensorRT-LLM-gen, AITER), and TensorRT-LLM its
+    own CUTLASS MoE, for which no such measurement is in kernels.csv."""
+    return (engine in TRITON_MOE_ENGINES and vendor.lower() == "nvidia" and arch.lower().startswith("hopper")
+            and compute == "fp8" and attn_dp <= 1)
+
+
+def moe_kernel_flops_eta(triton_fp8: ArrayLike, triton_fp8_eta: ArrayLike) -> ArrayLike:
+    """Ceiling on the share of the tensor-core peak the routed-expert GEMMs reach, by kernel:
+    η_k = ``triton_fp8_eta`` on the Triton FP8 fused-MoE path, else 1 (no ceiling beyond η · η_moe).
+    The step model computes expert FLOPs at F_w · min(η · η_moe, η_k). kernels.csv: the Triton kernel, FP8 W8A8,
+    runs Qwen3-30B-A3B's experts (128 experts, top-8, hidden 2048, 768 columns) at 210 TFLOPS between 2,048 and
+    4,096 tokens on an H100 (0.106 of 1,979), where BF16 Mixtral experts (7,168 columns) run at 0.63 of the BF16
+    peak on the same kernel: the FP8 path does not reach the large-M rate the dense FP8 GEMMs do."""
+    return np.where(np.asarray(triton_fp8, dtype=bool), triton_fp8_eta, 1.0)
+
+
 def moe_all_to_all(ep: ArrayLike, attn_dp: ArrayLike) -> ArrayLike:
     """1 where MoE layers exchange tokens by all-to-all dispatch/combine, 0 where they all-reduce.
     With data-parallel attention (attn_dp > 1) each rank holds different tokens, so they travel to the
