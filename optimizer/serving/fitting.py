@@ -271,7 +271,8 @@ def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Pr
     train = [c for members in cells.values() for c in members]
     if not train:
         return base
-    shared = [c for c in train if c.m.engine in SHARED_ENGINES]
+    # Rows of version-ranged cells (early builds) do not shape the shared level: it describes current builds.
+    shared = [c for c in train if c.m.engine in SHARED_ENGINES and c.cal_key[2] is None]
     one = len({source_key(c.m.source) for c in train}) == 1
     theta_g = fit_global(make_fold(shared, by_key, priors, one), priors) if shared else np.zeros(len(PARAMS))
     theta: dict[tuple[str, str, str | None], np.ndarray] = {}
