@@ -79,6 +79,9 @@ class Architecture(BaseModel):
     linear: LinearAttention | None = None
     vision: Vision | None = None
     mtp_layers: int = 0  # multi-token-prediction modules (excluded from counts)
+    # the checkpoint's quant_method when its quantization_config keeps the attention matrices unquantised
+    # (``modules_to_not_convert`` lists ``self_attn``: gpt-oss's MXFP4 release quantises only the experts)
+    attention_unquantized_in: str | None = None
 
     @property
     def is_moe(self) -> bool:
@@ -108,6 +111,18 @@ class Architecture(BaseModel):
         if self.moe:
             parts.append(f"moe×{self.count('moe')}")
         return " ".join(parts)
+
+
+def _attention_unquantized_in(cfg: dict[str, Any], text: dict[str, Any]) -> str | None:
+    """The checkpoint's ``quant_method`` when its ``modules_to_not_convert`` keeps the attention (``self_attn``)
+    in 16 bits, else None."""
+    q = cfg.get("quantization_config") or text.get("quantization_config")
+    if not isinstance(q, dict) or not isinstance(q.get("quant_method"), str):
+        return None
+    kept = q.get("modules_to_not_convert") or []
+    if isinstance(kept, list) and any(isinstance(k, str) and "self_attn" in k for k in kept):
+        return q["quant_method"].lower()
+    return None
 
 
 def _text_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +215,7 @@ def parse_config(cfg: dict[str, Any], where: str = "config.json") -> Architectur
         qk_norm_per_layer=model_type == "minimax_m2" and bool(text.get("use_qk_norm", True)),
         attn_output_gate=bool(text.get("attn_output_gate", model_type == "qwen3_next")),  # always gated there
         attention_sinks=model_type == "gpt_oss",
+        attention_unquantized_in=_attention_unquantized_in(cfg, text),
         mlp_bias=bool(text.get("mlp_bias", False)),
         mlp_gated=model_type != "nemotron_h",
         norms_per_layer=_norms_per_layer(model_type),

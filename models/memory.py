@@ -41,8 +41,11 @@ def _encoded_bits(g: TensorGroup, enc: Encoding, copies: int) -> float:
     return bits
 
 
-def _group_bits(g: TensorGroup, enc: Encoding, copies: int) -> float:
-    """Bits of one tensor group under a format's scope rule (see NumberFormat docstring)."""
+def _group_bits(g: TensorGroup, enc: Encoding, copies: int, attention_16bit: bool = False) -> float:
+    """Bits of one tensor group under a format's scope rule (see NumberFormat docstring); with
+    ``attention_16bit`` (the checkpoint keeps its attention unquantised) attention matrices stay 16-bit."""
+    if attention_16bit and g.is_matrix and g.name.startswith("attn."):
+        return g.rows * g.cols * copies * VECTOR_BITS_16
     if enc.scope == "all":
         return g.rows * g.cols * copies * enc.bits
     if not g.is_matrix:
@@ -53,10 +56,18 @@ def _group_bits(g: TensorGroup, enc: Encoding, copies: int) -> float:
     return _encoded_bits(g, enc, copies)
 
 
+def _attention_16bit(arch: Architecture, enc: Encoding) -> bool:
+    """The format is the checkpoint's own and its config keeps attention in 16 bits
+    (``Architecture.attention_unquantized_in``, from ``quantization_config.modules_to_not_convert``)."""
+    fmt = getattr(enc, "id", None)
+    return arch.attention_unquantized_in is not None and fmt == arch.attention_unquantized_in
+
+
 @functools.lru_cache(maxsize=4096)
 def weights_bytes(arch: Architecture, enc: Encoding) -> int:
     """Σ over tensors of elements × bits of the tensor's format / 8 (scales included)."""
-    return math.ceil(sum(_group_bits(g, enc, g.count) for g in tensor_groups(arch)) / 8)
+    keep = _attention_16bit(arch, enc)
+    return math.ceil(sum(_group_bits(g, enc, g.count, keep) for g in tensor_groups(arch)) / 8)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -64,6 +75,7 @@ def active_weights_bytes(arch: Architecture, enc: Encoding, experts_touched: flo
     """Bytes read for one forward step: every non-expert weight once, plus ``experts_touched`` experts
     per MoE layer (default top_k), without the embedding table (a gather, not a matmul) and vision tower."""
     total = 0.0
+    keep = _attention_16bit(arch, enc)
     for g in tensor_groups(arch):
         if g.kind in (Kind.EMBED, Kind.VISION):
             continue
@@ -74,7 +86,7 @@ def active_weights_bytes(arch: Architecture, enc: Encoding, experts_touched: flo
             touched = arch.moe.top_k if experts_touched is None else experts_touched
             total += per_copy * layers * touched
         else:
-            total += _group_bits(g, enc, g.count)
+            total += _group_bits(g, enc, g.count, keep)
     return total / 8
 
 

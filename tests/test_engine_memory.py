@@ -73,3 +73,31 @@ def test_reserve_grows_with_chunk_graphs_and_dp(mem: float, chunk: int, bs: int,
     assert em.sglang_reserved_mib(mem, chunk, bs + 64, tp, dp) >= r
     assert em.sglang_reserved_mib(mem, chunk, bs, tp, dp * 2) >= r
     assert em.sglang_mem_fraction_static(mem, chunk, bs, tp, dp) <= round((mem - 512) / mem, 3)
+
+
+def test_vllm_reserves_its_profile_run_whatever_the_prompt() -> None:
+    # vLLM V1 sizes KV after a profile run over max_num_batched_tokens tokens (2048 on A100, 8192 on H100;
+    # vllm/engine/arg_utils.py) spread over min(tokens, max_num_seqs) requests, then the sampler on their logits
+    # (vllm/v1/worker/gpu_model_runner.py profile_run). Qwen3-32B (hidden 5120, 64 q + 2·8 kv heads of 128,
+    # intermediate 25600, vocab 151936): 2 B · (4·5120 + 80·128 + 3·25600) = 215,040 B per token.
+    from gpuplan.optimizer.serving.steps import profile_activation_bytes
+    m = resolve("qwen3-32b")
+    a100, h100 = T.gpus.get("a100-80gb"), T.gpus.get("h100-sxm")
+    one_row = 151936 * 4
+    assert profile_activation_bytes(m.arch, "vllm", a100, 1) == 2048 * 215_040 + one_row
+    assert profile_activation_bytes(m.arch, "vllm", h100, 1) == 8192 * 215_040 + one_row  # > 1024 logits rows
+    # gpt-oss-120b (64 q + 2·8 kv heads of 64, top-4 of 2880-wide experts): 2 · (4·2880 + 80·64 + 3·4·2880)
+    # = 102,400 B per token; the 1024 logits rows (201088 · 4 B each) are the smaller peak
+    oss = resolve("gpt-oss-120b")
+    assert profile_activation_bytes(oss.arch, "vllm", h100, 1) == max(8192 * 102_400 + 201088 * 4,
+                                                                      1024 * 201088 * 4)
+    assert profile_activation_bytes(m.arch, "vllm", h100, 1, "0.7.3") is None  # V0: the prefill-chunk rule
+    assert profile_activation_bytes(m.arch, "sglang", h100, 1) is None
+    # the KV budget on one A100: mem_util · M − weights − reserve − runtime, for a short prompt as for a long one
+    cal = T.calibration.lookup("vllm", a100.id, a100.vendor, a100.arch, "0.11.0")
+    wfmt, kvfmt = T.formats.weight("bf16"), T.formats.kv_format("bf16")
+    budget = (cal.mem_util * a100.memory_bytes - weights_bytes(m.arch, wfmt) - (2048 * 215_040 + one_row)
+              - cal.runtime_overhead_gib * GIB)
+    for context in (300, 20_000):
+        got = kv_capacity_tokens(m.arch, a100, wfmt, kvfmt, 1, context, cal, None, "0.11.0")
+        assert got == pytest.approx(budget / (64 * 2 * 8 * 128 * 2), abs=2)

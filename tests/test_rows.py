@@ -17,6 +17,7 @@ from gpuplan.optimizer.launch.checkpoints import Checkpoint
 from gpuplan.optimizer.launch.engines import EngineValue, Flag, value_table
 from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV, CalibrationRow
 from gpuplan.optimizer.serving.dataset_lengths import DatasetLengths
+from gpuplan.optimizer.serving.expert_layout import ExpertLayout
 from gpuplan.optimizer.serving.graphs import GraphLimit
 from gpuplan.optimizer.serving.kernels import KernelConstant
 from gpuplan.optimizer.serving.links import LinkRow
@@ -31,7 +32,8 @@ from pydantic import ValidationError
 from gpuplan.rows import PROVENANCE, Sourced
 
 SCHEMAS = (GPU, NumberFormat, Offer, OwnershipRow, ReservedRow, EnergyRow, CalibrationRow, PriorRow, LinkRow,
-           KernelConstant, Measurement, Accelerator, Flag, EngineValue, Checkpoint, GraphLimit, DatasetLengths)
+           KernelConstant, Measurement, Accelerator, Flag, EngineValue, Checkpoint, GraphLimit, DatasetLengths,
+           ExpertLayout)
 MEASURED_CSV = Path(__file__).parent / "data" / "measured.csv"
 
 

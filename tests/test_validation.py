@@ -98,7 +98,9 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
-    assert s[("all", "TPOT at load")][1] <= 41
+    # 39.0 → 33.2 % (MoE 33.5) with the experts at the size the engines store them (expert_layout.csv), vLLM's
+    # profile-run reserve and the Triton FP8 fused-MoE ceiling
+    assert s[("all", "TPOT at load")][1] <= 35.5 and s[("moe", "TPOT at load")][1] <= 36
     assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16
     assert s[("all", "TTFT")][1] <= 69
 
@@ -117,8 +119,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # The Triton FP8 fused-MoE ceiling (kernels.csv) took TTFT 49.4 -> 44.3 % and p99 TTFT 76.1 -> 71.1 %
     # (TPOT at load 32.4 -> 33.8 %: vLLM/SGLang MoE decode steps at large batch now pay the kernel's padded
     # rows at its measured rate).
+    # Engine-stored expert sizes and vLLM's profile-run reserve on top: TPOT at load 33.8 → 31.8 % (p90 67.4).
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 34.5 and s[("all", "throughput at load")][1] <= 25.5
+    assert s[("all", "TPOT at load")][1] <= 33.5 and s[("all", "throughput at load")][1] <= 25.5
+    assert s[("all", "TPOT at load")][2] <= 71
     assert s[("all", "TTFT")][1] <= 47 and s[("all", "TTFT p99")][1] <= 74
     assert s[("all", "TPOT at load p99")][1] <= 50
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
@@ -129,9 +133,13 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # 33.4 (the 1000-prompt bursts' TPOT, already 40 % too fast, a point faster), throughput 23.6 / 119.7 →
     # 23.2 / 114.1 (gpustack's bursts +83 % → +46 % median signed), TTFT 49.1 → 48.8, p99 TPOT 49.4. The Triton
     # FP8 fused-MoE ceiling on top: TPOT 34.8 (MoE 39.4), throughput 21.9 / 113.9, TTFT 44.0 (MoE 50.4), p99 TTFT
-    # 71.1, p99 TPOT 49.6.
+    # 71.1, p99 TPOT 49.6. The experts at the size the engines store them (expert_layout.csv: vLLM's Marlin /
+    # Triton / FlashInfer padding of MXFP4 experts, gpt-oss attention kept in BF16) and vLLM's profile-run
+    # reserve on top: TPOT 34.8 / 78.2 → 33.2 / 68.0 (MoE 39.4 → 36.5), throughput 21.9 / 113.9 → 21.7 / 114.1,
+    # TTFT 44.0 / 85.9 → 44.0 / 83.9.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 35 and s[("moe", "TPOT at load")][1] <= 40.5
+    assert s[("all", "TPOT at load")][1] <= 34.5 and s[("moe", "TPOT at load")][1] <= 38
+    assert s[("all", "TPOT at load")][2] <= 71
     assert s[("all", "throughput at load")][1] <= 23.5 and s[("all", "throughput at load")][2] <= 116
     assert s[("all", "TTFT")][1] <= 47 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 53
     assert s[("all", "TTFT p99")][1] <= 74 and s[("all", "TPOT at load p99")][1] <= 52

@@ -11,11 +11,12 @@ import pandas as pd
 from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
-from gpuplan.models.breakdown import Mode, fit, inference_breakdown, training_breakdown
+from gpuplan.models.breakdown import Breakdown, Mode, fit, inference_breakdown, training_breakdown
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.roofline import (
@@ -27,7 +28,7 @@ from gpuplan.optimizer.serving.roofline import (
     serving,
     step_terms_s,
 )
-from gpuplan.optimizer.serving.steps import engine_defaults, max_sequences
+from gpuplan.optimizer.serving.steps import engine_defaults, max_sequences, profile_activation_bytes, with_activation
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -139,6 +140,11 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
     runtime = cal.runtime_overhead_gib if cal else 1.0
     if mode == "inference":
         b = inference_breakdown(m.arch, wfmt, kvfmt, context, batch, gpus, overhead_fraction, runtime)
+        if g is not None and cal is not None:
+            b, note = _engine_stored(b, m, wfmt, cal.engine, g.id, gpus)
+            warnings += [note] if note else []
+            if overhead_fraction is None:
+                b = with_activation(b, profile_activation_bytes(m.arch, cal.engine, g, gpus))
     else:
         if mode == "qlora" and weights == "bf16":
             wfmt = tables.formats.weight("nf4")
@@ -157,6 +163,19 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
                 cal.mem_util, textbook)
         report.update(fits=f.fits, max_sequences=f.max_sequences, capacity_gib=f.capacity_bytes / GIB)
     return MemoryReport(**report)
+
+
+def _engine_stored(b: Breakdown, m: Model, wfmt: NumberFormat, engine: str, gpu_id: str,
+                   tp: int) -> tuple[Breakdown, str | None]:
+    """The breakdown with the routed experts at the size ``engine`` stores them on ``gpu_id``
+    (expert_layout.csv, current release), and a note saying so when they are padded."""
+    f = expert_padding(m.arch, engine, wfmt.id, gpu_id, tp)
+    padded = padded_breakdown(b, m.arch, wfmt, f)
+    if padded is b:
+        return b, None
+    extra = (padded.weights_bytes - b.weights_bytes) / GIB
+    return padded, (f"{engine} stores {wfmt.id} experts padded to its MoE kernels' tiles on {gpu_id}: "
+                    f"+{extra:.2f} GiB of weights (×{f:.4f} on the experts; expert_layout.csv)")
 
 
 class PerfReport(Frame):
@@ -220,7 +239,7 @@ def curve_shape(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layou
     capture limit (graphs.csv; the current engine's when ``engine_version`` is None)."""
     return make_shape(m.arch, g, layout.tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
                       ep=layout.ep, attn_dp=layout.attn_dp,
-                      graph_max_batch=capture_limit(cal.engine, g, layout.tp, engine_version))
+                      graph_max_batch=capture_limit(cal.engine, g, layout.tp, engine_version), version=engine_version)
 
 
 def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, cal: CalibrationRow,
@@ -345,7 +364,9 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
         decode_tok_s=batch / tpot,
         decode_tok_s_per_user=1.0 / tpot, prefill_tok_s=input_tokens / t_pre,
         bound="memory" if bool(curve.memory_bound[0]) else "compute", max_batch=limit, fits=batch <= limit,
-        max_batch_for_tpot=best_for_tpot, weights_gib_per_gpu=weights_bytes_per_gpu(m.arch, wfmt, layout) / GIB,
+        max_batch_for_tpot=best_for_tpot,
+        weights_gib_per_gpu=weights_bytes_per_gpu(m.arch, wfmt, layout, expert_padding(
+            m.arch, eng, wfmt.id, g.id, tp, layout.ep, engine_version)) / GIB,
         kv_gib_per_sequence=curve.shape.kv_bytes_per_seq / GIB,
         step_terms_ms={k: round(float(np.ravel(v)[0]) * 1e3, 6) for k, v in step_terms_s(curve.shape, batch).items()},
         warnings=[w for w in [curve.warning] if w] + ([] if batch <= limit else

@@ -56,15 +56,16 @@ def routed_expert_bytes(arch: Architecture, wfmt: NumberFormat) -> float:
     return active_weights_bytes(arch, wfmt, arch.moe.num_experts) - active_weights_bytes(arch, wfmt, 0)
 
 
-def expert_bytes_per_gpu(arch: Architecture, wfmt: NumberFormat, layout: Layout) -> float:
-    """Routed experts on one GPU: E / ep experts split over tp / ep GPUs = experts / tp."""
-    return routed_expert_bytes(arch, wfmt) / layout.ep / (layout.tp / layout.ep)
+def expert_bytes_per_gpu(arch: Architecture, wfmt: NumberFormat, layout: Layout, padding: float = 1.0) -> float:
+    """Routed experts on one GPU: E / ep experts split over tp / ep GPUs = experts / tp, × the engine's
+    storage padding f (expert_layout.expert_padding)."""
+    return routed_expert_bytes(arch, wfmt) * padding / layout.ep / (layout.tp / layout.ep)
 
 
-def weights_bytes_per_gpu(arch: Architecture, wfmt: NumberFormat, layout: Layout) -> float:
-    """Dense (non-routed) weights / attention TP + routed experts / tp."""
+def weights_bytes_per_gpu(arch: Architecture, wfmt: NumberFormat, layout: Layout, padding: float = 1.0) -> float:
+    """Dense (non-routed) weights / attention TP + routed experts × padding f / tp."""
     dense = weights_bytes(arch, wfmt) - routed_expert_bytes(arch, wfmt)
-    return dense / layout.attn_tp + expert_bytes_per_gpu(arch, wfmt, layout)
+    return dense / layout.attn_tp + expert_bytes_per_gpu(arch, wfmt, layout, padding)
 
 
 def kv_bytes_per_gpu_per_seq(arch: Architecture, kvfmt: NumberFormat, layout: Layout, context: int) -> float:
@@ -73,11 +74,14 @@ def kv_bytes_per_gpu_per_seq(arch: Architecture, kvfmt: NumberFormat, layout: La
 
 
 def max_sequences_dp(arch: Architecture, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, context: int,
-                     gpu_memory_bytes: int, mem_util: float, runtime_overhead_gib: float, chunk: int) -> int:
-    """Sequences of ``context`` tokens a layout holds: per GPU, usable − weights − activations − runtime,
-    divided by the per-GPU KV of one sequence, times the attention DP ranks."""
+                     gpu_memory_bytes: int, mem_util: float, runtime_overhead_gib: float, chunk: int,
+                     padding: float = 1.0, activation_bytes: float | None = None) -> int:
+    """Sequences of ``context`` tokens a layout holds: per GPU, usable − weights (experts × padding f) −
+    activations (the prefill chunk's, or the engine's ``activation_bytes`` reserve) − runtime, divided by the
+    per-GPU KV of one sequence, times the attention DP ranks."""
     act = prefill_activation_bytes(arch, min(chunk, context), layout.attn_tp, 1)
-    budget = (gpu_memory_bytes * mem_util - weights_bytes_per_gpu(arch, wfmt, layout) - act
+    act = act if activation_bytes is None else activation_bytes
+    budget = (gpu_memory_bytes * mem_util - weights_bytes_per_gpu(arch, wfmt, layout, padding) - act
               - runtime_overhead_gib * GIB)
     per_seq = kv_bytes_per_gpu_per_seq(arch, kvfmt, layout, context)
     return max(0, int(budget // per_seq)) * layout.attn_dp if per_seq > 0 else 0

@@ -41,6 +41,7 @@ from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.expert_layout import expert_padding
 from gpuplan.optimizer.serving.kernels import kernel_constant
 from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
 
@@ -169,13 +170,16 @@ def kv_read_bytes_per_seq(arch: Architecture, kvfmt: NumberFormat, context: floa
 
 def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt: NumberFormat,
                context: float, cal: CalibrationRow, *, ep: int = 1, attn_dp: int = 1,
-               graph_max_batch: int = 0) -> tuple[Shape, str | None]:
+               graph_max_batch: int = 0, version: str | None = None) -> tuple[Shape, str | None]:
+    """The step model's constants of one deployment; routed experts are read at the size the engine stores
+    them (``version`` of ``cal.engine``, the current release when None; expert_layout.expert_padding)."""
     compute, warning = compute_path(gpu, wfmt)
     dense = active_weights_bytes(arch, wfmt, experts_touched=0)
     moe_layers = sum(arch.moe_layers) if arch.moe else 0
     per_expert = 0.0
     if arch.moe and moe_layers:
         per_expert = (active_weights_bytes(arch, wfmt, experts_touched=1) - dense) / moe_layers
+        per_expert *= expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, ep, version)
     attn_tp = tp // attn_dp
     kv_rep = kv_replication(arch, attn_tp)
     kv_now = kv_read_bytes_per_seq(arch, kvfmt, context, kv_rep)

@@ -39,12 +39,13 @@ import numpy as np
 from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
-from gpuplan.models.breakdown import fit, inference_breakdown
+from gpuplan.models.breakdown import Breakdown, fit, inference_breakdown
 from gpuplan.models.memory import kv_cache_bytes, prefill_activation_bytes
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
 from gpuplan.optimizer.serving.calibration import CalibrationRow, version_in_range
 from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
+from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
@@ -108,6 +109,42 @@ def engine_cap(cal: CalibrationRow, gpu: GPU, tp: int, attn_dp: int = 1, version
     return weights_kv_cap(cal.engine, version, gpu, tp, attn_dp, chunk, capture_limit(cal.engine, gpu, tp, version))
 
 
+VLLM_V1 = ">=0.8"  # the V1 engine (default from 0.8) profiles with the scheduler's token budget
+LOGIT_BYTES = 4  # the sampler's logits are fp32
+
+
+def profile_activation_bytes(arch: Architecture, engine: str, gpu: GPU, attn_tp: int,
+                             version: str | None = None) -> int | None:
+    """The activation peak vLLM V1 keeps out of the KV cache, bytes per GPU; None for other engines (and vLLM V0),
+    where the memory model's prefill-chunk activations stand.
+
+    vLLM sizes the KV cache after a profile run (vllm/v1/worker/gpu_worker.py determine_available_memory:
+    KV = gpu_memory_utilization · M − weights − torch activation peak − non-torch memory): GPUModelRunner.profile_run
+    runs ``_dummy_run(max_num_tokens)`` with max_num_tokens = max_num_batched_tokens T, the tokens spread over
+    min(T, max_num_seqs S) requests, then (``_dummy_sampler_run``) the sampler on one logits row per request.
+    The two run one after the other, so the torch peak is the larger of the forward pass's activations over T
+    tokens and the fp32 logits of min(T, S) rows: max(prefill_activation_bytes(T, 1 row),
+    min(T, S) · vocab · 4 B), whatever prompts the deployment serves (T and S: scheduler.csv, 2048 / 256 on A100
+    and GPUs under 70 GiB, 8192 / 1024 on H100, H200, MI300X with the API server). The sampler's own temporaries
+    (top-k/top-p sorting) are left out, so this is a lower bound for large vocabularies."""
+    if engine.lower() != "vllm" or (version is not None and not version_in_range(version, VLLM_V1)):
+        return None
+    d = engine_defaults("vllm", gpu, version)
+    tokens = d.max_batched_tokens
+    if tokens <= 0:
+        return None
+    rows = min(tokens, d.max_num_seqs)
+    return max(prefill_activation_bytes(arch, tokens, attn_tp, 1), rows * arch.vocab * LOGIT_BYTES)
+
+
+def with_activation(b: Breakdown, activation_bytes_per_gpu: int | None) -> Breakdown:
+    """The breakdown with its activations replaced by the engine's reserve (per GPU × GPUs), if it has one."""
+    if activation_bytes_per_gpu is None:
+        return b
+    act = activation_bytes_per_gpu * b.gpus
+    return b.model_copy(update={"activation_bytes": act, "total_bytes": b.total_bytes - b.activation_bytes + act})
+
+
 def kv_capacity_tokens(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
                        context: int, cal: CalibrationRow, layout: Layout | None = None,
                        version: str | None = None) -> int:
@@ -122,13 +159,18 @@ def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: Numbe
     """Sequences of ``context`` tokens (with ``tokens``: KV tokens) the deployment's KV budget holds: the memory
     model under the engine's cap (``mem_util``, or engine_cap's weights + KV fraction, activations outside)."""
     cap = engine_cap(cal, gpu, tp, layout.attn_dp if layout is not None else 1, version)
+    padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, layout.ep if layout is not None else 1, version)
+    attn_tp = layout.attn_tp if layout is not None else tp
+    reserve = profile_activation_bytes(arch, cal.engine, gpu, attn_tp, version)
     if layout is not None and (layout.ep > 1 or layout.attn_dp > 1):
         act = prefill_activation_bytes(arch, min(int(cal.chunk_tokens), context), layout.attn_tp, 1)
+        act = act if reserve is None else reserve
         n = max_sequences_dp(arch, wfmt, kvfmt, layout, context, gpu.memory_bytes,
                              effective_mem_util(cal.mem_util, cap, act, gpu.memory_bytes),
-                             cal.runtime_overhead_gib, int(cal.chunk_tokens))
+                             cal.runtime_overhead_gib, int(cal.chunk_tokens), padding, reserve)
         return int(n * context) if tokens else n
     b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
+    b = with_activation(padded_breakdown(b, arch, wfmt, padding), reserve)
     f = fit(b, arch, kvfmt, context, gpu.memory_bytes,
             effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes))
     if not tokens:
@@ -281,9 +323,9 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
     par = {"ep": layout.ep, "attn_dp": layout.attn_dp} if layout is not None else {}
     par["graph_max_batch"] = graph_max_batch
     for s in grid:
-        shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par)
+        shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par, version=version)
         table.append(decode_step_s(shape, batches)[0].tolist())
-    pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par)
+    pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par, version=version)
     capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version)
     capacity = capacity // block_size * block_size
     bgrid, kgrid = _grid_batches(max_batch), token_grid(MAX_GRID_TOKENS)

@@ -183,7 +183,7 @@ def prepare(m: Measurement, tables: Tables) -> Case:
     cal = tables.calibration.lookup(m.engine, g.id, g.vendor, g.arch, m.engine_version)
     context = max(1, m.input) + max(1, m.output) / 2
     shape, _ = make_shape(model.arch, g, m.tp, wfmt, kvfmt, context, cal, ep=layout.ep, attn_dp=layout.attn_dp,
-                          graph_max_batch=row_capture_limit(m, g))
+                          graph_max_batch=row_capture_limit(m, g), version=m.engine_version)
     capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout,
                                    m.engine_version)
     running = max(1, min(m.batch, capacity, m.max_seqs or cal.max_seqs))
