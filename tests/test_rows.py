@@ -19,6 +19,7 @@ from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV, CalibrationRo
 from gpuplan.optimizer.serving.dataset_lengths import DatasetLengths
 from gpuplan.optimizer.serving.expert_layout import ExpertLayout
 from gpuplan.optimizer.serving.graphs import GraphLimit
+from gpuplan.optimizer.serving.steps import SCHEDULER_CSV, SchedulerRow, _scheduler_rows
 from gpuplan.optimizer.serving.kernels import KernelConstant
 from gpuplan.optimizer.serving.links import LinkRow
 from gpuplan.optimizer.serving.priors import PriorRow
@@ -33,7 +34,7 @@ from gpuplan.rows import PROVENANCE, Sourced
 
 SCHEMAS = (GPU, NumberFormat, Offer, OwnershipRow, ReservedRow, EnergyRow, CalibrationRow, PriorRow, LinkRow,
            KernelConstant, Measurement, Accelerator, Flag, EngineValue, Checkpoint, GraphLimit, DatasetLengths,
-           ExpertLayout)
+           ExpertLayout, SchedulerRow)
 MEASURED_CSV = Path(__file__).parent / "data" / "measured.csv"
 
 
@@ -198,3 +199,13 @@ def test_shipped_engine_values_are_sourced_rows() -> None:
     # every row of optimizer/launch/engine_values.csv passes the schema; vLLM spells a bf16 KV cache 'auto'
     # (vllm/config/cache.py: auto = the model's dtype), the first row of the table
     assert value_table()[("vllm", "kv_cache_dtype", "bf16")] == "auto"
+
+
+def test_scheduler_table_rows_are_sourced_and_version_ranges_checked(tmp_path: Path) -> None:
+    # every row of optimizer/serving/scheduler.csv passes SchedulerRow; vLLM V0 (<0.8) ran prefill first
+    # without chunking (vllm/core/scheduler.py, cited in the table): max_batched_tokens 0 = the context
+    v0 = [d for e, v, _, d in _scheduler_rows() if e == "vllm" and v == "<0.8"]
+    assert len(v0) == 1 and v0[0].prefill_first and v0[0].max_batched_tokens == 0
+    bad = _with_cell(SCHEDULER_CSV, "versions", "0.8+", tmp_path / "scheduler.csv")
+    with pytest.raises(Exception, match=r"scheduler.csv, row 2, column 'versions'"):
+        _scheduler_rows.__wrapped__(bad)

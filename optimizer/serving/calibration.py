@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
+from typing import Annotated
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.errors import InputError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from gpuplan.rows import Sourced
 
@@ -43,6 +44,16 @@ DEFAULT_CHUNK_TOKENS = 8192.0
 DEFAULT_MAX_SEQS = 1024
 
 
+def _check_range(v: str | None) -> str | None:
+    """A ``versions`` cell: empty, or comma-separated bounds such as '>=0.8,<0.11' (a malformed one raises)."""
+    if v is not None:
+        _parse_range(v)
+    return v
+
+
+VersionRange = Annotated[str | None, AfterValidator(_check_range)]  # the ``versions`` column of engine tables
+
+
 class CalibrationRow(Sourced):
     """η_mem: achieved / peak DRAM bandwidth in decode; η_cmp, η_prefill: achieved / peak dense FLOP/s;
     t_fixed_ms: per-step latency of the engine outside the model (scheduler, sampler, detokeniser);
@@ -64,7 +75,7 @@ class CalibrationRow(Sourced):
 
     engine: str
     gpu: str
-    versions: str | None = None
+    versions: VersionRange = None
     eta_mem: float = Field(gt=0, le=1)
     eta_cmp: float = Field(gt=0, le=1)
     eta_prefill: float = Field(gt=0, le=1)
@@ -83,13 +94,6 @@ class CalibrationRow(Sourced):
     request_ms: float = Field(default=DEFAULT_REQUEST_MS, ge=0)
     chunk_tokens: float = Field(default=DEFAULT_CHUNK_TOKENS, ge=1)
     max_seqs: int = Field(default=DEFAULT_MAX_SEQS, ge=1)
-
-    @field_validator("versions")
-    @classmethod
-    def _check_versions(cls, v: str | None) -> str | None:
-        if v is not None:
-            _parse_range(v)
-        return v
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:

@@ -27,9 +27,9 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.formats import NumberFormat
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import Breakdown
-from gpuplan.optimizer.serving.calibration import prefer_version, version_in_range
+from gpuplan.optimizer.serving.calibration import VersionRange, prefer_version
 from gpuplan.optimizer.serving.layout import routed_expert_bytes
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from gpuplan.rows import Sourced
 
@@ -43,7 +43,7 @@ class ExpertLayout(Sourced):
     model_config = ConfigDict(frozen=True)
 
     engine: str
-    versions: str | None = None
+    versions: VersionRange = None
     weights: str
     gpus: str = Field(min_length=1)  # GPU ids, ';'-separated
     backend: str
@@ -51,13 +51,6 @@ class ExpertLayout(Sourced):
     up_intermediate_align: int = Field(ge=1)
     down_hidden_align: int = Field(ge=1)
     down_intermediate_align: int = Field(ge=1)
-
-    @field_validator("versions")
-    @classmethod
-    def _check_versions(cls, v: str | None) -> str | None:
-        if v is not None:
-            version_in_range("0", v)  # raises on a malformed range
-        return v
 
     @property
     def gpu_ids(self) -> frozenset[str]:

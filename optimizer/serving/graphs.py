@@ -13,8 +13,8 @@ from pathlib import Path
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.gpus import GPU
-from gpuplan.optimizer.serving.calibration import prefer_version, version_in_range
-from pydantic import ConfigDict, Field, field_validator
+from gpuplan.optimizer.serving.calibration import VersionRange, prefer_version
+from pydantic import ConfigDict, Field
 
 from gpuplan.rows import Sourced
 
@@ -29,17 +29,10 @@ class GraphLimit(Sourced):
     model_config = ConfigDict(frozen=True)
 
     engine: str
-    versions: str | None = None
+    versions: VersionRange = None
     min_gpu_memory_gib: float = Field(ge=0)
     min_tp: int = Field(ge=1)
     max_batch: int = Field(ge=0)
-
-    @field_validator("versions")
-    @classmethod
-    def _check_versions(cls, v: str | None) -> str | None:
-        if v is not None:
-            version_in_range("0", v)  # raises on a malformed range
-        return v
 
 
 @cache

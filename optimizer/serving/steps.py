@@ -29,13 +29,13 @@ context (sliding-window layers make the per-token figure depend on the context).
 from __future__ import annotations
 
 import bisect
-import csv
 import math
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
@@ -43,12 +43,15 @@ from gpuplan.models.breakdown import Breakdown, fit, inference_breakdown
 from gpuplan.models.memory import kv_cache_bytes, prefill_activation_bytes
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
-from gpuplan.optimizer.serving.calibration import CalibrationRow, version_in_range
+from gpuplan.optimizer.serving.calibration import CalibrationRow, VersionRange, version_in_range
 from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
 from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
+from pydantic import ConfigDict, Field
+
+from gpuplan.rows import Sourced
 
 SCHEDULER_CSV = Path(__file__).with_name("scheduler.csv")
 MIN_GRID_CONTEXT = 16
@@ -73,20 +76,38 @@ class EngineDefaults:
     overlap: bool = False  # the CPU schedules step k + 1 while step k runs (new requests wait one step more)
 
 
-def _reservation(r: dict[str, str]) -> Reservation:
-    return Reservation(new=float(r["reserve_new_output"]), running_init=float(r["reserve_running_init"]),
-                       running_min=float(r["reserve_running_min"]), decay_steps=float(r["reserve_decay_steps"]),
-                       clip_tokens=int(r["reserve_clip_tokens"]))
+class SchedulerRow(Sourced):
+    """One row of scheduler.csv: an engine's scheduler defaults on GPUs of at least ``min_gpu_memory_gib``
+    (``versions``: the engine versions it holds for; empty = current). ``reserve_*``: the admission
+    reservation (admission.py); ``overlap``: the CPU schedules step k + 1 while step k runs."""
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+
+    engine: str = Field(min_length=1)
+    versions: VersionRange = None
+    min_gpu_memory_gib: float = Field(ge=0)
+    max_num_seqs: int = Field(ge=1)
+    max_batched_tokens: int = Field(ge=0)
+    block_size: int = Field(ge=1)
+    prefill_first: bool
+    reserve_new_output: float = Field(ge=0, le=1)
+    reserve_running_init: float = Field(ge=0, le=1)
+    reserve_running_min: float = Field(ge=0, le=1)
+    reserve_decay_steps: float = Field(ge=0)
+    reserve_clip_tokens: int = Field(ge=0)
+    overlap: bool
+
+    def defaults(self) -> EngineDefaults:
+        reservation = Reservation(new=self.reserve_new_output, running_init=self.reserve_running_init,
+                                  running_min=self.reserve_running_min, decay_steps=self.reserve_decay_steps,
+                                  clip_tokens=self.reserve_clip_tokens)
+        return EngineDefaults(self.engine, self.max_num_seqs, self.max_batched_tokens, self.block_size,
+                              self.prefill_first, reservation, self.overlap)
 
 
 @cache
-def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[tuple[str, str, float, EngineDefaults], ...]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return tuple((r["engine"], r["versions"], float(r["min_gpu_memory_gib"]),
-                      EngineDefaults(r["engine"], int(r["max_num_seqs"]), int(r["max_batched_tokens"]),
-                                     int(r["block_size"]), r["prefill_first"].strip().lower() == "true",
-                                     _reservation(r), r["overlap"].strip().lower() == "true"))
-                     for r in csv.DictReader(fh))
+def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[tuple[str, str | None, float, EngineDefaults], ...]:
+    return tuple((r.engine, r.versions, r.min_gpu_memory_gib, r.defaults()) for r in read_rows(path, SchedulerRow))
 
 
 def engine_defaults(engine: str, gpu: GPU, version: str | None = None) -> EngineDefaults:
