@@ -19,10 +19,10 @@ from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV, CalibrationRo
 from gpuplan.optimizer.serving.dataset_lengths import DatasetLengths
 from gpuplan.optimizer.serving.expert_layout import ExpertLayout
 from gpuplan.optimizer.serving.graphs import GraphLimit
-from gpuplan.optimizer.serving.steps import SCHEDULER_CSV, SchedulerRow, _scheduler_rows
 from gpuplan.optimizer.serving.kernels import KernelConstant
 from gpuplan.optimizer.serving.links import LinkRow
 from gpuplan.optimizer.serving.priors import PriorRow
+from gpuplan.optimizer.serving.steps import SCHEDULER_CSV, SchedulerRow, _scheduler_rows
 from gpuplan.optimizer.serving.validation import Measurement
 from gpuplan.pricing.offers import OFFERS_CSV, Offer
 from gpuplan.pricing.ownership import ENERGY_CSV, EnergyRow, OwnershipRow, ReservedRow
