@@ -237,3 +237,31 @@ def test_a_wave_of_requests_obeys_littles_law() -> None:
     # TTFT = t_req + t_iso + (b − 1)/2 · t_share + t_step, TPOT = t_step + (b − 1)/2 · t_share / (O − 1):
     # TTFT + (O − 1) · TPOT = O · t_step + (b − 1) · t_share + t_iso + t_req = cycle − t_share + t_iso + t_req.
     assert (ttft + 255 * tpot) / 1e3 == pytest.approx(cycle - share + iso + s.request_s, rel=1e-9)
+
+
+def test_early_build_rows_fit_their_own_version_row_only() -> None:
+    # A `sglang,*,<0.4.4` row (SGLang's FlashMLA decode backend arrived after 0.4.3: sgl-project/sglang PR 4472,
+    # 2025-03-16) takes dstack's SGLang 0.4.3.post2 DeepSeek-R1 H200 rows: (0, 4, 3) < (0, 4, 4). InferenceX's
+    # 0.5.7 rows keep the unranged row. The rows of the ranged cell must not move the constants of current
+    # builds: the unranged rows come out as if those rows were not in the file at all.
+    from gpuplan.optimizer.serving.fitting import fit_calibration
+    from gpuplan.optimizer.serving.priors import PARAMS
+    from gpuplan.optimizer.serving.validation import prepare
+
+    base = load_calibration(DEFAULTS_CSV)
+    sglang = next(r for r in base.rows if (r.engine, r.gpu, r.versions) == ("sglang", "*", None))
+    early = sglang.model_copy(update={"versions": "<0.4.4"})
+    ranged = base.model_copy(update={"rows": (*base.rows, early)})
+    tables = Tables().with_calibration(ranged)
+    cases = [prepare(m, tables) for m in read_measurements(MEASURED)]
+    keys = {(c.m.engine_version, source_key(c.m.source), c.m.gpu): c.cal_key for c in cases if c.m.engine == "sglang"}
+    assert keys[("0.4.3.post2", "dstackai/benchmarks", "h200")] == ("sglang", "*", "<0.4.4")
+    assert keys[("0.5.7", "SemiAnalysisAI/InferenceX", "h200")] == ("sglang", "*", None)
+    # MI300X rows of SGLang 0.4.2 resolve to the more specific vendor:amd selector before any '*' row.
+    assert keys[("0.4.2.post4", "dstackai/benchmarks", "mi300x")] == ("sglang", "vendor:amd", None)
+
+    with_early = fit_calibration(cases, ranged, "all")
+    without = fit_calibration([c for c in cases if c.cal_key[2] is None], ranged, "all")
+    for a, b in zip(with_early.rows, without.rows, strict=True):
+        if a.versions is None:
+            assert [getattr(a, p) for p in PARAMS] == [getattr(b, p) for p in PARAMS], (a.engine, a.gpu)

@@ -259,8 +259,9 @@ def _level(key: tuple[str, str, str | None]) -> int:
 
 def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Priors | None = None) -> Calibration:
     """A MAP fit in log space relative to ``base`` with the physical priors (calibration_priors.csv) in
-    levels. (1) θ_g over the rows of the serving engines (SHARED_ENGINES): their shared efficiencies and
-    floors. (2) Each engine's '*' row on its rows, centred on θ_g (serving engines, prior width
+    levels. (1) θ_g over the rows of the serving engines (SHARED_ENGINES) outside version-ranged rows (early
+    builds do not shape what current builds share): their shared efficiencies and floors. (2) Each engine's '*'
+    row on its rows, centred on θ_g (serving engines, prior width
     cell_sigma_log for the shared constants, sigma_log for the engine's own times) or on the defaults
     (others, sigma_log). (3) GPU-specific rows centred on their engine's '*' row, then version ranges centred
     on their row without range (cell_sigma_log). A row with fewer than MIN_ROWS rows takes its centre
@@ -271,7 +272,8 @@ def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Pr
     train = [c for members in cells.values() for c in members]
     if not train:
         return base
-    shared = [c for c in train if c.m.engine in SHARED_ENGINES]
+    # Rows of version-ranged cells (early builds) do not shape the shared level: it describes current builds.
+    shared = [c for c in train if c.m.engine in SHARED_ENGINES and c.cal_key[2] is None]
     one = len({source_key(c.m.source) for c in train}) == 1
     theta_g = fit_global(make_fold(shared, by_key, priors, one), priors) if shared else np.zeros(len(PARAMS))
     theta: dict[tuple[str, str, str | None], np.ndarray] = {}
