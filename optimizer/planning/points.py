@@ -64,6 +64,7 @@ class _Pending:
     shape: np.ndarray  # the step model's constants: the Shape's fields in order (compact, stacks fast)
     limit: int  # sequences of input + output tokens the KV budget holds (the batch grid's end)
     prefill_first: bool  # the engine runs prompts alone while decodes wait (scheduler.csv)
+    overlap: bool  # the engine plans step k + 1 while step k runs: one step more of TTFT (scheduler.csv)
 
 
 Result = tuple[OperatingPoint | None, Miss | None]
@@ -105,8 +106,9 @@ def _prepare_now(m: Model, w: Workload, spec: Spec, tables: Tables) -> _Pending 
         return (4, -tp, f"{spec.weights} weights + one {w.input_tokens + w.output_tokens:,}-token sequence do not "
                         f"fit on {tp} × {g.id}")
     shape, _ = curve_shape(m, g, wfmt, kvfmt, layout, cal, w.input_tokens, w.output_tokens)
+    sched = engine_defaults(cal.engine, g)
     return _Pending(spec, engine, np.array([getattr(shape, f.name) for f in fields(Shape)], dtype=float), limit,
-                    engine_defaults(cal.engine, g).prefill_first)
+                    sched.prefill_first, sched.overlap)
 
 
 def _shape_name(spec: Spec) -> str:
@@ -176,7 +178,8 @@ def _choose_bucket(w: Workload, pending: list[_Pending], s: Shape, ends: list[in
     n = len(pending)
     load = utilization if w.concurrency is None else 1.0
     curves = serving_curves(s, np.full(n, w.input_tokens), np.full(n, w.output_tokens), np.array(ends),
-                            np.full(n, load), np.array([p.prefill_first for p in pending]))
+                            np.full(n, load), np.array([p.prefill_first for p in pending]),
+                            np.array([p.overlap for p in pending]))
     op = curves.op
     tpot, ttft = op["tpot"] * 1e3, op["ttft"] * 1e3
     ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms) & curves.valid

@@ -248,7 +248,8 @@ def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, lay
     """One call sequence of the step model for ``perf`` and the planner: decode steps at the mean context
     I + O/2, the replica's GPU time per prompt spread over the attention-DP ranks (t_share, prefill_s with
     spread) for the rate limit and prefill share, one prompt's own prefill time and the per-request time
-    for TTFT: serving(t_step, t_share, b, O, u, request_s, ttft_prefill_s = t_prefill). The prompt length goes in
+    for TTFT: serving(t_step, t_share, b, O, u, request_s, ttft_prefill_s = t_prefill, overlap = the engine's
+    overlap scheduler at ``engine_version``, scheduler.csv). The prompt length goes in
     as a one-element array, so that numpy evaluates the prefill with its array routines, as ``serving_curves``
     does for many deployments at once (numpy's scalar ``**`` may differ from its array ``**`` in the last bit)."""
     shape, warning = curve_shape(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, engine_version)
@@ -257,10 +258,11 @@ def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, lay
     b = np.asarray(batches, dtype=float)
     # At load a prompt costs what its tokens add to the decode steps it shares (mixed-step engines), or its
     # own prefill steps while the decodes wait (prefill-first engines: SGLang); scheduler.csv says which.
-    t_share = share_s(shape, prompt, np.asarray(output_tokens, dtype=float), b,
-                      np.array(engine_defaults(cal.engine, g).prefill_first))
+    sched = engine_defaults(cal.engine, g, engine_version)
+    t_share = share_s(shape, prompt, np.asarray(output_tokens, dtype=float), b, np.array(sched.prefill_first))
     t_step, mem_bound = decode_step_s(shape, b)
-    op = serving(t_step, t_share, b, output_tokens, utilization, request_s=shape.request_s, ttft_prefill_s=t_pre)
+    op = serving(t_step, t_share, b, output_tokens, utilization, request_s=shape.request_s, ttft_prefill_s=t_pre,
+                 overlap=sched.overlap)
     return Curve(shape=shape, warning=warning, batches=b, step_s=t_step, memory_bound=mem_bound,
                  ttft_prefill_s=t_pre, op=op)
 
@@ -304,12 +306,13 @@ class Curves:
 
 
 def serving_curves(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray, limits: np.ndarray,
-                   utilization: np.ndarray, prefill_first: np.ndarray) -> Curves:
+                   utilization: np.ndarray, prefill_first: np.ndarray, overlap: np.ndarray) -> Curves:
     """``serving_curve`` of many deployments at batches 1..limits[i], in one pass. ``s`` is their shapes
     (``curve_shape`` of each) stacked (``roofline.stack``); both prefill times are evaluated once per
     deployment and the decode step on the (deployment × batch) grid by broadcasting. Every operation is the
     one ``serving_curve`` applies, element by element; ``input_tokens``, ``output_tokens`` and
-    ``utilization`` and ``prefill_first`` (the engine's schedule, ``share_s``) are per deployment. Rows of
+    ``utilization``, ``prefill_first`` (the engine's schedule, ``share_s``) and ``overlap`` (its overlap
+    scheduler, ``serving``) are per deployment. Rows of
     similar limits waste least of the grid."""
     col = Shape(**{f.name: getattr(s, f.name)[:, None] for f in fields(Shape)})
     i_tok = np.asarray(input_tokens, dtype=float)[:, None]
@@ -320,7 +323,8 @@ def serving_curves(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray
     t_share = share_s(col, i_tok, o_tok, b[None, :], np.asarray(prefill_first, dtype=bool)[:, None])
     t_step, mem_bound = decode_step_s(col, b[None, :])
     op = serving(t_step, t_share, b, o_tok,
-                 np.asarray(utilization, dtype=float)[:, None], request_s=col.request_s, ttft_prefill_s=t_pre)
+                 np.asarray(utilization, dtype=float)[:, None], request_s=col.request_s, ttft_prefill_s=t_pre,
+                 overlap=np.asarray(overlap, dtype=bool)[:, None])
     return Curves(batches=b, valid=b[None, :] <= lim, memory_bound=mem_bound, op=op)
 
 

@@ -23,8 +23,10 @@ touched experts once per chunk: the weight-read floor).
 Serving at request rate r with chunked prefill: a share f = r · t_prefill of GPU time goes to
 prefill, so TPOT = t_step / (1 − f) and the replica's limit is r_max = b / (O · t_step + b · t_prefill).
 TTFT = t_request + t_prefill · (1 + ρ / (2(1 − ρ))) (+ t_step when other sequences decode: the prompt's
-chunk shares a step with them) with ρ = f (M/D/1 wait for the prefill server). The first token is sampled by
-the last prefill step itself.
+chunk shares a step with them; + t_step more on an engine with an overlap scheduler, scheduler.csv
+``overlap``: SGLang, TensorRT-LLM ≥ 0.20, whose CPU plans step k + 1 while step k runs, so a request arriving
+at a busy engine is admitted one step later) with ρ = f (M/D/1 wait for the prefill server). The first token
+is sampled by the last prefill step itself.
 """
 
 from __future__ import annotations
@@ -379,10 +381,13 @@ def prefill_s(s: Shape, arch: Architecture | None = None, input_tokens: float | 
 
 def serving(t_step: np.ndarray, t_prefill: float | np.ndarray, batch: np.ndarray, output_tokens: float | np.ndarray,
             utilization: float | np.ndarray, *, request_s: float | np.ndarray = 0.0,
-            ttft_prefill_s: float | np.ndarray | None = None) -> dict[str, np.ndarray]:
+            ttft_prefill_s: float | np.ndarray | None = None,
+            overlap: bool | np.ndarray = False) -> dict[str, np.ndarray]:
     """Operating point at ``utilization`` × the replica's request-rate limit (see module docstring).
     ``t_prefill`` is the replica GPU time per prompt (prefill_s with spread=True); ``ttft_prefill_s`` the
-    latency of one prompt (default: ``t_prefill``)."""
+    latency of one prompt (default: ``t_prefill``); ``overlap`` whether the engine schedules step k + 1 while
+    step k runs (per deployment where the arrays stack deployments):
+    TTFT = t_request + t_iso + t_prefill · ρ / (2(1 − ρ)) + [b > 1] · t_step · (1 + [overlap])."""
     b = np.asarray(batch, dtype=float)
     iso = t_prefill if ttft_prefill_s is None else ttft_prefill_s
     rate_max = b / (output_tokens * t_step + b * t_prefill)
@@ -390,5 +395,12 @@ def serving(t_step: np.ndarray, t_prefill: float | np.ndarray, batch: np.ndarray
     share = np.minimum(rate * t_prefill, 0.999)
     tpot = t_step / (1.0 - share)
     wait = np.where(share > 0, share / (2.0 * (1.0 - share)), 0.0)
-    ttft = request_s + iso + t_prefill * wait + np.where(b > 1, t_step, 0.0)
+    ttft = request_s + iso + t_prefill * wait + busy_wait_s(t_step, b, overlap)
     return {"rate_max": rate_max, "rate": rate, "tpot": tpot, "ttft": ttft, "prefill_share": share}
+
+
+def busy_wait_s(t_step: np.ndarray, batch: np.ndarray, overlap: bool | np.ndarray) -> np.ndarray:
+    """Decode steps a prompt waits for when other sequences decode (b > 1), s: the step its chunk shares with
+    them, and one more on an overlap-scheduling engine (the CPU planned the next step before the request
+    was seen): [b > 1] · t_step · (1 + [overlap]). An idle engine (b = 1) takes the request at once."""
+    return np.where(batch > 1, t_step * np.where(overlap, 2.0, 1.0), 0.0)

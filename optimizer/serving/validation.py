@@ -5,13 +5,17 @@ Each measured row names a deployment, a benchmark mode and one metric:
   decode step at that batch plus, on average, half the wave's other prefills spread over the output
   (t_step + (b − 1)/2 · t_prefill,replica / (O − 1)); mean TTFT = t_request + t_prefill
   + (b − 1)/2 · t_prefill,replica (+ t_step if b > 1) (prefills queue; t_prefill,replica is the replica's
-  GPU time per prompt with all DP ranks busy);
+  GPU time per prompt with all DP ranks busy; the burst reaches an idle engine, so an overlap scheduler
+  adds nothing);
   requests beyond the engine's running slots wait for one (``queue_wait_s``);
 - ``closed``: ``batch`` clients (benchmark_serving --max-concurrency) keep the replica saturated. The
   clients start together and, with equal lengths, stay in lockstep: each wave of b prompts is prefilled
   while the wave's earlier requests decode, so TPOT and TTFT are the static ones (plus the wait for a slot
-  when the clients outnumber the engine's running sequences);
-- ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit.
+  when the clients outnumber the engine's running sequences), except that a client's next request reaches a
+  busy engine: an overlap-scheduling engine (scheduler.csv ``overlap``) admits it one decode step later
+  (TTFT + t_step when b > 1, roofline.busy_wait_s);
+- ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit (roofline.serving,
+  with the engine's overlap step).
 Whole-replica output tokens/s = O · b / (O · t_step + b · t_prefill) in static and closed modes, rate · O
 when open. The median inter-token latency (itl_ms p50) is one plain decode step (steps that carry a
 prefill chunk are the tail); other percentile rows (p90/p99) are predicted by the mean model for now
@@ -33,7 +37,8 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
 from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, serving, stack
+from gpuplan.optimizer.serving.roofline import Shape, busy_wait_s, decode_step_s, make_shape, prefill_s, serving, stack
+from gpuplan.optimizer.serving.steps import engine_defaults
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -164,6 +169,7 @@ class Case:
     cal_key: tuple[str, str, str | None]
     moe: bool
     running: int  # sequences that run at once: min(batch, KV capacity at input + output, scheduler cap)
+    overlap: bool  # the engine at the row's version has an overlap scheduler (scheduler.csv)
 
 
 def row_capture_limit(m: Measurement, g: GPU) -> int:
@@ -188,7 +194,7 @@ def prepare(m: Measurement, tables: Tables) -> Case:
                                    m.engine_version)
     running = max(1, min(m.batch, capacity, m.max_seqs or cal.max_seqs))
     return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
-                running=running)
+                running=running, overlap=engine_defaults(m.engine, g, m.engine_version).overlap)
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,7 @@ class RowArrays:
     metric: np.ndarray  # index into METRICS
     median: np.ndarray  # the row is a p50 figure
     clients: np.ndarray  # requests the benchmark keeps in flight (``batch``), ≥ running sequences
+    overlap: np.ndarray  # the engine's overlap scheduler (bool)
 
 
 def row_arrays(cases: list[Case]) -> RowArrays:
@@ -215,7 +222,8 @@ def row_arrays(cases: list[Case]) -> RowArrays:
                      mode=np.array([modes[m.mode or "closed"] for m in ms]),
                      metric=np.array([METRICS.index(m.metric) for m in ms]),
                      median=np.array([m.percentile == "p50" for m in ms]),
-                     clients=np.array([m.batch for m in ms], dtype=float))
+                     clients=np.array([m.batch for m in ms], dtype=float),
+                     overlap=np.array([c.overlap for c in cases], dtype=bool))
 
 
 def queue_wait_s(clients: np.ndarray, running: np.ndarray, service_s: np.ndarray, mode: np.ndarray) -> np.ndarray:
@@ -235,11 +243,12 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     t_pre = np.asarray(prefill_s(s, None, i, spread=True), dtype=float)
     rate_max = b / (o * t_step + b * t_pre)
     util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
-    op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso)
+    op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso, overlap=r.overlap)
     # A wave of b prompts: on average half of the others' prefill work lands before a request's first token
     # (TTFT) and half during its decode (TPOT); the cycle adds up to O · t_step + b · t_prefill.
     tpot = np.where(r.mode == 2, op["tpot"], t_step + (b - 1) / 2 * t_pre / np.maximum(o - 1, 1.0))
-    lockstep = s.request_s + t_iso + (b - 1) / 2 * t_pre + np.where(b > 1, t_step, 0.0)
+    # A static burst reaches an idle engine; a closed loop's next request reaches a busy one (overlap step).
+    lockstep = s.request_s + t_iso + (b - 1) / 2 * t_pre + busy_wait_s(t_step, b, r.overlap & (r.mode == 1))
     ttft = np.where(r.mode == 2, op["ttft"], lockstep)
     ttft = ttft + queue_wait_s(r.clients, b, ttft + (o - 1) * tpot, r.mode)
     throughput = np.where(r.mode == 2, util * rate_max * o, np.where(b > 1, o * b / (o * t_step + b * t_pre), b / tpot))
