@@ -118,3 +118,23 @@ def test_a_faster_gpu_is_never_slower(model, bw_scale, flops_scale, batch, inp) 
     a = perf(model, "h100-sxm", "fp8", tp=2, batch=batch, input_tokens=inp, tables=tables)
     b = perf(model, "h100-fast", "fp8", tp=2, batch=batch, input_tokens=inp, tables=tables)
     assert b.tpot_ms <= a.tpot_ms and b.ttft_ms <= a.ttft_ms
+
+
+def test_overlap_scheduler_adds_one_decode_step_to_ttft_at_load() -> None:
+    # With no load (utilization 0) TTFT = t_request + t_prefill + [b > 1] · t_step · (1 + [overlap])
+    # (roofline.serving): at b = 1 the engine is idle and takes the prompt at once; at b > 1 the prompt's
+    # chunk shares a decode step, and an overlap scheduler (SGLang: ServerArgs disable_overlap_schedule
+    # False; TensorRT-LLM from 0.20, pull request 4174; scheduler.csv) planned the next step before it saw
+    # the request: one step more. vLLM's V1 loop is synchronous. So TTFT(b) − TTFT(1) is one step for vLLM
+    # and TensorRT-LLM 0.19, two for SGLang and TensorRT-LLM ≥ 0.20 (t_prefill and t_request do not depend on b).
+    def gap_over_step(engine: str, version: str | None = None) -> float:
+        kw = dict(model="llama-3.1-8b", gpu="h100-sxm", input_tokens=1024, output_tokens=256, engine=engine,
+                  engine_version=version)
+        alone, loaded = perf(batch=1, **kw), perf(batch=32, **kw)
+        assert loaded.prefill_ms == alone.prefill_ms
+        return (loaded.ttft_ms - alone.ttft_ms) / loaded.step_ms
+
+    assert gap_over_step("vllm") == pytest.approx(1.0, abs=1e-4)
+    assert gap_over_step("sglang") == pytest.approx(2.0, abs=1e-4)
+    assert gap_over_step("trtllm") == pytest.approx(2.0, abs=1e-4)
+    assert gap_over_step("trtllm", "0.19.0") == pytest.approx(1.0, abs=1e-4)

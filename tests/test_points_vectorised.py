@@ -40,6 +40,8 @@ SAMPLE = [
     ("mixtral-8x7b", ["bf16", "fp8"], ["bf16", "fp8"], 3000, 400, 13600, 30000, 200, {"rate_rps": 3.0}),
     ("gpt-oss-20b", ["mxfp4"], ["bf16"], 200, 800, 4000, 800, 40, {"concurrency": 256}),
     ("qwen3-8b", ["bf16"], ["bf16"], 8000, 1000, 36000, 5000, 80, {"rate_rps": 20.0}),
+    # an overlap-scheduling, prefill-first engine (scheduler.csv): its per-deployment columns in serving_curves
+    ("llama-3.1-8b", ["bf16", "fp8"], ["bf16"], 1500, 300, 7200, 60, 50, {"rate_rps": 5.0, "engine": "sglang"}),
 ]
 
 
@@ -72,7 +74,7 @@ def _scalar(w: Workload, s: Spec) -> tuple | None:
         compute_path(g, wfmt)
     except InputError:
         return None
-    cal = TABLES.calibration.lookup(default_engine(g, wfmt), g.id, g.vendor)
+    cal = TABLES.calibration.lookup(w.engine or default_engine(g, wfmt), g.id, g.vendor)
     layout = make_layout(m.arch, s.tp, s.ep)
     if max_batch_in_memory(m, g, wfmt, kvfmt, s.tp, w.max_context, cal, layout) < 1:
         return None
@@ -90,7 +92,7 @@ def _scalar(w: Workload, s: Spec) -> tuple | None:
             "memory" if curve.memory_bound[i] else "compute")
 
 
-@pytest.mark.parametrize("row", SAMPLE, ids=[r[0] for r in SAMPLE])
+@pytest.mark.parametrize("row", SAMPLE, ids=[r[0] + "-" + r[-1].get("engine", "default") for r in SAMPLE])
 def test_vectorised_points_equal_the_scalar_path(row: tuple) -> None:
     w = _workload(row)
     specs = _specs(w)
