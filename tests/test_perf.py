@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from gpuplan.hardware.gpus import load_gpus
 from gpuplan.models.catalog import resolve
+from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import Calibration, CalibrationRow
 from gpuplan.optimizer.serving.deployment import memory, perf
 from gpuplan.optimizer.serving.graphs import capture_limit
@@ -138,3 +139,22 @@ def test_overlap_scheduler_adds_one_decode_step_to_ttft_at_load() -> None:
     assert gap_over_step("sglang") == pytest.approx(2.0, abs=1e-4)
     assert gap_over_step("trtllm") == pytest.approx(2.0, abs=1e-4)
     assert gap_over_step("trtllm", "0.19.0") == pytest.approx(1.0, abs=1e-4)
+
+
+def test_engine_version_selects_that_releases_defaults() -> None:
+    # SGLang before 0.4.4 set --mem-fraction-static by TP alone, 0.88 at TP 1 (ServerArgs.__post_init__); from
+    # 0.5.3 it is computed, 0.835 on one 80 GB H100 (sgl-project/sglang PR #10975). Qwen3-32B's BF16 weights
+    # (65.5 GB) nearly fill the GPU, so the older release keeps more KV and more sequences fit.
+    old = perf("qwen3-32b", "h100-sxm", engine="sglang", engine_version="0.4.3")
+    new = perf("qwen3-32b", "h100-sxm", engine="sglang")
+    assert (old.engine_version, new.engine_version) == ("0.4.3", None)
+    assert old.max_batch > new.max_batch
+
+
+def test_engine_version_that_is_not_a_version_is_one_line(gpuplan) -> None:
+    with pytest.raises(InputError, match="engine version 'x;rm' is not like"):
+        perf("qwen3-32b", "h100-sxm", engine="sglang", engine_version="x;rm")
+    common = ("--model", "qwen3-32b", "--gpu", "h100-sxm", "--engine-version", "$(id)")
+    for args in (("perf", *common), ("simulate", *common, "--concurrency", "4")):
+        r = gpuplan(*args)
+        assert r.code == 2 and len(r.err.strip().splitlines()) == 1 and "not a version" in r.err

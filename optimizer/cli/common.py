@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from gpuplan.optimizer.output import FORMATS, OutputError, Result, check_target, emit, output_file, terminal_safe
+from gpuplan.optimizer.serving.calibration import VERSION_PATTERN
 from gpuplan.optimizer.tables import Tables
 
 EPILOG = """\b
@@ -70,6 +72,21 @@ def positive(maximum: float) -> FiniteFloat:
 def count(maximum: int, minimum: int = 1) -> click.IntRange:
     """An integer in [minimum, maximum]."""
     return click.IntRange(min=minimum, max=maximum)
+
+
+class EngineVersion(click.ParamType):
+    """An engine release such as 0.11.0, v0.4.6.post1 or 1.2.0rc1 (calibration.VERSION_PATTERN)."""
+
+    name = "version"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value).strip()
+        if not re.fullmatch(VERSION_PATTERN, text):
+            self.fail(f"{str(value)[:40]!r} is not a version like 0.11.0 or 1.2.0rc1.", param, ctx)
+        return text
+
+
+ENGINE_VERSION = EngineVersion()
 
 
 SECONDS = positive(86_400.0)  # --time-limit: at most a day

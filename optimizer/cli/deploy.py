@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from gpuplan.optimizer.cli.common import (
     BATCH,
+    ENGINE_VERSION,
     TOKENS,
     FiniteFloat,
     cli,
@@ -90,6 +91,9 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
 @click.option("--batch", type=BATCH, default=1, show_default=True, help="Concurrent sequences in decode.")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="Calibration row to use (default: vllm; llama.cpp on Apple and for GGUF).")
+@click.option("--engine-version", type=ENGINE_VERSION, default=None,
+              help="Engine release to model (calibration rows, scheduler, CUDA-graph and memory defaults keyed by "
+                   "version range; default: the current release).")
 @click.option("--tpot-ms", type=positive(86_400_000.0), default=None,
               help="Also report the largest batch meeting this TPOT.")
 @click.option("--utilization", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
@@ -97,8 +101,8 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
 @output_options
 @click.pass_context
 def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp: int | None, weights: str, kv: str,
-             input_tokens: int, output_tokens: int, batch: int, engine: str | None, tpot_ms: float | None,
-             utilization: float, fmt: str, out: str | None) -> None:
+             input_tokens: int, output_tokens: int, batch: int, engine: str | None, engine_version: str | None,
+             tpot_ms: float | None, utilization: float, fmt: str, out: str | None) -> None:
     """One replica: TPOT, TTFT, tok/s, memory- or compute-bound, largest batch that fits.
 
     \b
@@ -107,9 +111,10 @@ def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp
       gpuplan perf --model llama-3.1-70b --gpu h100-sxm --tp 4 --weights fp8 --kv fp8 --batch 64 --tpot-ms 50
       gpuplan perf --model llama-2-7b --gpu m2-ultra --weights q4_0 --input 512 --output 128
       gpuplan perf --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --batch 256 --utilization 0.9
+      gpuplan perf --model qwen3-32b --gpu h100-sxm --engine sglang --engine-version 0.4.3 --batch 16
     """
     r = perf(model, gpu, weights, kv, tp, input_tokens, output_tokens, batch, engine, tpot_ms, utilization,
-             tables_of(ctx), ep=ep, attn_dp=attn_dp)
+             tables_of(ctx), ep=ep, attn_dp=attn_dp, engine_version=engine_version)
     keys = [("tpot_ms", "TPOT ms"), ("ttft_ms", "TTFT ms"), ("decode_tok_s", "decode tok/s (replica)"),
             ("decode_tok_s_per_user", "tok/s per user"), ("prefill_tok_s", "prefill tok/s"), ("bound", "bound"),
             ("max_batch", "max batch (memory)"), ("max_batch_for_tpot", "max batch for TPOT"), ("fits", "fits"),
@@ -118,7 +123,8 @@ def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp
     rows = [{"metric": label, "value": payload[k]} for k, label in keys if not (k == "max_batch_for_tpot"
                                                                                 and payload[k] is None)]
     layout = f" (EP {r.ep}, attention DP {r.attn_dp})" if r.ep > 1 or r.attn_dp > 1 else ""
-    title = (f"{r.model} on {r.tp} × {r.gpu}{layout} · {r.weights}/{r.kv} · {r.engine} · "
+    engine = r.engine + (f" {r.engine_version}" if r.engine_version else "")
+    title = (f"{r.model} on {r.tp} × {r.gpu}{layout} · {r.weights}/{r.kv} · {engine} · "
              f"{r.input_tokens}→{r.output_tokens} tokens · batch {r.batch}")
     terms = [{"term": k, "ms": v} for k, v in r.step_terms_ms.items()]
     flat = {**{k: v for k, v in payload.items() if k != "step_terms_ms"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import ENGINE_VERSION, cli, output_options, show, tables_of
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.serving.calibration import ENGINES
@@ -58,6 +58,9 @@ def sim_result(r: SimReport) -> Result:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same numbers).")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="Calibration and scheduler defaults (default: vllm; llama.cpp on Apple and for GGUF).")
+@click.option("--engine-version", type=ENGINE_VERSION, default=None,
+              help="Engine release to model (calibration, scheduler, CUDA-graph and memory defaults keyed by version "
+                   "range; default: the current release).")
 @click.option("--max-num-seqs", type=int, default=None, help="Running sequences cap (default: the engine's).")
 @click.option("--max-batched-tokens", type=int, default=None,
               help="Tokens per step, decodes + prefill chunks (default: the engine's).")
@@ -75,7 +78,8 @@ def sim_result(r: SimReport) -> Result:
 @click.pass_context
 def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp: int | None, weights: str,
                  kv: str, input_tokens: int, output_tokens: int, rate_rps: float | None, concurrency: int | None,
-                 trace: Path | None, requests: int | None, seed: int, engine: str | None, max_num_seqs: int | None,
+                 trace: Path | None, requests: int | None, seed: int, engine: str | None,
+                 engine_version: str | None, max_num_seqs: int | None,
                  max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, dataset: str | None,
                  plot: Path | None,
                  fmt: str, out: Path | None) -> None:
@@ -95,7 +99,7 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
         raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
                  seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp,
-                 dataset=dataset)
+                 engine_version=engine_version, dataset=dataset)
     result = sim_result(r)
     if plot is not None:
         from gpuplan.optimizer.charts import latency_chart, save

@@ -113,6 +113,16 @@ def _parse_range(spec: str) -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
+VERSION_PATTERN = r"v?\d+(\.\d+){0,3}([.+-]?[0-9A-Za-z]+){0,4}"
+
+
+def checked_version(version: str | None) -> str | None:
+    """An engine version as given ('0.11.0', 'v0.4.6.post1', '1.2.0rc1'), or an InputError naming it."""
+    if version is not None and not re.fullmatch(VERSION_PATTERN, version.strip()):
+        raise InputError(f"engine version '{version[:40]}' is not like '0.11.0' or '1.2.0rc1'")
+    return None if version is None else version.strip()
+
+
 def version_in_range(version: str, spec: str) -> bool:
     """Does ``version`` (e.g. '0.10.1', 'v0.4.6.post1') satisfy every bound of ``spec``?"""
     v = _version_tuple(version)

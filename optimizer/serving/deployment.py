@@ -15,7 +15,7 @@ from gpuplan.models.breakdown import Breakdown, Mode, fit, inference_breakdown, 
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.calibration import CalibrationRow
+from gpuplan.optimizer.serving.calibration import CalibrationRow, checked_version
 from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_per_gpu
@@ -187,6 +187,7 @@ class PerfReport(Frame):
     weights: str
     kv: str
     engine: str
+    engine_version: str | None = None  # the engine release the calibration and defaults were read for (None: current)
     input_tokens: int
     output_tokens: int
     batch: int
@@ -337,6 +338,7 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     (default: ep when ep > 1)."""
     m = model if isinstance(model, Model) else resolve(model)
     g = tables.gpus.get(gpu)
+    engine_version = checked_version(engine_version)
     _positive("input tokens", input_tokens)
     _positive("output tokens", output_tokens)
     _positive("batch", batch)
@@ -362,8 +364,8 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     tpot = float(op["tpot"][0])
     return PerfReport(
         model=m.id, gpu=g.id, tp=tp, ep=layout.ep, attn_dp=layout.attn_dp, weights=wfmt.id, kv=kvfmt.id,
-        engine=eng, input_tokens=input_tokens, output_tokens=output_tokens, batch=batch, utilization=utilization,
-        tpot_ms=tpot * 1e3,
+        engine=eng, engine_version=engine_version, input_tokens=input_tokens, output_tokens=output_tokens,
+        batch=batch, utilization=utilization, tpot_ms=tpot * 1e3,
         ttft_ms=float(op["ttft"][0]) * 1e3, step_ms=float(curve.step_s[0]) * 1e3, prefill_ms=t_pre * 1e3,
         decode_tok_s=batch / tpot,
         decode_tok_s_per_user=1.0 / tpot, prefill_tok_s=input_tokens / t_pre,

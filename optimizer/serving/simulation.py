@@ -15,6 +15,7 @@ import pandas as pd
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.arrivals import Requests, make_requests
+from gpuplan.optimizer.serving.calibration import checked_version
 from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
 from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
@@ -59,6 +60,7 @@ class SimReport(Frame):
     weights: str
     kv: str
     engine: str
+    engine_version: str | None = None  # the engine release the calibration and defaults were read for (None: current)
     mode: str  # open | closed | trace
     rate_rps: float | None
     concurrency: int | None
@@ -197,6 +199,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     trace); same seed, same numbers. ``dataset`` (e.g. ``sharegpt``) shapes the lengths as that dataset's
     sampled pairs about the ``input_tokens`` / ``output_tokens`` means."""
     m = model if isinstance(model, Model) else resolve(model)
+    engine_version = checked_version(engine_version)
     reqs: Requests = make_requests(input_tokens, output_tokens, requests, seed, rate_rps, concurrency,
                                    Path(trace) if trace else None, range_ratio,
                                    Path(lengths_csv) if lengths_csv else None, dataset)
@@ -216,7 +219,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     samples = samples_ms(tr)
     report = SimReport(
         model=m.id, gpu=tables.gpus.get(gpu).id, tp=tp, ep=ep, weights=tables.formats.weight(weights).id,
-        kv=tables.formats.kv_format(kv).id, engine=eng, mode=mode,
+        kv=tables.formats.kv_format(kv).id, engine=eng, engine_version=engine_version, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
         schedule="prefill-first" if steps.prefill_first else "mixed",
