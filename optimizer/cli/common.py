@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import FORMATS, OutputError, Result, check_target, emit, output_file, terminal_safe
-from gpuplan.optimizer.serving.calibration import VERSION_PATTERN
+from gpuplan.optimizer.serving.calibration import checked_version
 from gpuplan.optimizer.tables import Tables
 
 EPILOG = """\b
@@ -75,15 +75,15 @@ def count(maximum: int, minimum: int = 1) -> click.IntRange:
 
 
 class EngineVersion(click.ParamType):
-    """An engine release such as 0.11.0, v0.4.6.post1 or 1.2.0rc1 (calibration.VERSION_PATTERN)."""
+    """An engine release such as 0.11.0, v0.4.6.post1 or 1.2.0rc1 (calibration.checked_version)."""
 
     name = "version"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        text = str(value).strip()
-        if not re.fullmatch(VERSION_PATTERN, text):
-            self.fail(f"{str(value)[:40]!r} is not a version like 0.11.0 or 1.2.0rc1.", param, ctx)
-        return text
+        try:
+            return checked_version(str(value))
+        except InputError as err:
+            self.fail(str(err), param, ctx)
 
 
 ENGINE_VERSION = EngineVersion()
