@@ -204,7 +204,7 @@ def test_shipped_engine_values_are_sourced_rows() -> None:
 def test_scheduler_table_rows_are_sourced_and_version_ranges_checked(tmp_path: Path) -> None:
     # every row of optimizer/serving/scheduler.csv passes SchedulerRow; vLLM V0 (<0.8) ran prefill first
     # without chunking (vllm/core/scheduler.py, cited in the table): max_batched_tokens 0 = the context
-    v0 = [d for e, v, _, d in _scheduler_rows() if e == "vllm" and v == "<0.8"]
+    v0 = [r for r in _scheduler_rows() if r.engine == "vllm" and r.versions == "<0.8"]
     assert len(v0) == 1 and v0[0].prefill_first and v0[0].max_batched_tokens == 0
     bad = _with_cell(SCHEDULER_CSV, "versions", "0.8+", tmp_path / "scheduler.csv")
     with pytest.raises(Exception, match=r"scheduler.csv, row 2, column 'versions'"):

@@ -43,7 +43,7 @@ from gpuplan.models.breakdown import Breakdown, fit, inference_breakdown
 from gpuplan.models.memory import kv_cache_bytes, prefill_activation_bytes
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
-from gpuplan.optimizer.serving.calibration import CalibrationRow, VersionRange, version_in_range
+from gpuplan.optimizer.serving.calibration import CalibrationRow, VersionRange, prefer_version, version_in_range
 from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
 from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
@@ -106,20 +106,19 @@ class SchedulerRow(Sourced):
 
 
 @cache
-def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[tuple[str, str | None, float, EngineDefaults], ...]:
-    return tuple((r.engine, r.versions, r.min_gpu_memory_gib, r.defaults()) for r in read_rows(path, SchedulerRow))
+def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[SchedulerRow, ...]:
+    return tuple(read_rows(path, SchedulerRow))
 
 
 def engine_defaults(engine: str, gpu: GPU, version: str | None = None) -> EngineDefaults:
     """The row of ``engine`` with the largest memory threshold the GPU reaches (vLLM treats A100 as small);
     rows whose ``versions`` range holds ``version`` win over rows without a range."""
     memory = 0.0 if engine == "vllm" and gpu.id.startswith("a100") else gpu.memory_gib
-    rows = [(v, m, d) for e, v, m, d in _scheduler_rows() if e == engine and memory >= m]
-    ranged = [(m, d) for v, m, d in rows if v and version and version_in_range(version, v)]
-    plain = [(m, d) for v, m, d in rows if not v]
-    if not (ranged or plain):
+    pool = prefer_version([r for r in _scheduler_rows() if r.engine == engine and memory >= r.min_gpu_memory_gib],
+                          version)
+    if not pool:
         raise InputError(f"no scheduler defaults for engine '{engine}' in {SCHEDULER_CSV.name}")
-    return max(ranged or plain, key=lambda t: t[0])[1]
+    return max(pool, key=lambda r: r.min_gpu_memory_gib).defaults()
 
 
 def engine_cap(cal: CalibrationRow, gpu: GPU, tp: int, attn_dp: int = 1, version: str | None = None) -> float | None:
