@@ -83,7 +83,13 @@ def cover_choice(dp: np.ndarray, unit: int, caps: list[int], costs: list[float])
 
 
 def lower_bound(dp: np.ndarray) -> float:
+    """LB: the least share cost of covering the whole demand (the table's last entry)."""
     return float(dp[-1])
+
+
+def lower_bound_units(dp: np.ndarray) -> int:
+    """LB rounded up to whole price units (the float sums of the table may sit a hair below an integer)."""
+    return math.ceil(lower_bound(dp) - 1e-6)
 
 
 def bound_with(dp: np.ndarray, unit: int, demand: int, cap: int, cost: float) -> float:

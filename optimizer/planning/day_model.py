@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from gpuplan.optimizer.planning.bounds import cover_table
+from gpuplan.optimizer.planning.bounds import cover_table, lower_bound_units
 from gpuplan.optimizer.planning.candidate_gen import Candidate
 from gpuplan.optimizer.planning.model.constraints import add_demand, add_single_gpu_type, pack_offer
 from gpuplan.optimizer.planning.model.problem import PRICE_SCALE, RATE_SCALE
@@ -80,7 +80,7 @@ def hour_cover_bound(d: DayInputs, w: str, h: int) -> int:
     if not d.demand[w][h]:
         return 0
     dp, _ = cover_table(d.demand[w][h], [d.cap[x.id] for x in d.mine[w]], [d.share[x.id] for x in d.mine[w]])
-    return math.ceil(float(dp[-1]) - 1e-6)
+    return lower_bound_units(dp)
 
 
 def build_day(d: DayInputs, hours: list[int], lbs: dict[tuple[str, int], int],

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 
+from gpuplan.optimizer.planning.bounds import lower_bound_units
 from gpuplan.optimizer.planning.candidate_gen import Candidate
 from gpuplan.optimizer.planning.engines import Stage
 from gpuplan.optimizer.planning.engines import run as run_stage
@@ -116,7 +117,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     lb_total = 0.0
     if p.objective == "min-cost" and all(by_workload(p, cands).values()):
         tables = bound_tables(p, cands)
-        lbs = {w: math.ceil(float(t[0][-1]) - 1e-6) for w, t in tables.items()}
+        lbs = {w: lower_bound_units(t[0]) for w, t in tables.items()}
         lb_total = sum(lbs.values())
         cover = share_cover(p, cands, tables)
         if feasible_plan(p, cands, cover) and (not start_ok or cost_of(cands, cover) < cost_of(cands, start_counts)):

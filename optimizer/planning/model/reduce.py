@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from gpuplan.optimizer.planning.bounds import FLEET_RESOLUTION, bound_with, cover_table
+from gpuplan.optimizer.planning.bounds import FLEET_RESOLUTION, bound_with, cover_table, lower_bound
 from gpuplan.optimizer.planning.candidate_gen import Candidate
 from gpuplan.optimizer.planning.model.problem import Problem, by_workload, cap_units, demand_units, share_units
 from gpuplan.optimizer.planning.workload import Workload
@@ -26,7 +26,7 @@ def bound_tables(p: Problem, cands: list[Candidate]):
 
 def eliminate(p: Problem, cands: list[Candidate], by_name: dict[str, Workload], tables, upper: int) -> list[Candidate]:
     """Drop candidates that no plan costing ≤ ``upper`` can use (see ``bounds``): their forced bound exceeds it."""
-    lbs = {w: float(t[0][-1]) for w, t in tables.items()}
+    lbs = {w: lower_bound(t[0]) for w, t in tables.items()}
     total = sum(lbs.values())
     keep = []
     for c in cands:
