@@ -299,11 +299,6 @@ class StepModel:
         return t + self.batch_s(batch, sum(k for _, k in chunks)) + sum(self.attention_s(c, k) for c, k in chunks)
 
 
-def _grid_batches(max_batch: int) -> list[float]:
-    """0, 1, … EXACT_BELOW, then ×TOKEN_GRID_RATIO up to ``max_batch`` (at least two points)."""
-    return token_grid(max(max_batch, 1))
-
-
 def _bare(shape: Shape) -> Shape:
     """The shape without attention (no KV read, no attention FLOPs) and with the prefill efficiency for every
     row: M(b, K) − M(b, 0) is then what K prompt tokens add at η_prefill while the decodes keep η_cmp (in
@@ -348,7 +343,7 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par, version=version)
     capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version)
     capacity = capacity // block_size * block_size
-    bgrid, kgrid = _grid_batches(max_batch), token_grid(MAX_GRID_TOKENS)
+    bgrid, kgrid = token_grid(max(max_batch, 1)), token_grid(MAX_GRID_TOKENS)  # decodes b (≥ 2 points), tokens K
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
                      kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)),
                      prefill_first=prefill_first, reservation=reservation, overlap=overlap, batch_grid=bgrid,
