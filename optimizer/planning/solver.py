@@ -35,6 +35,7 @@ from gpuplan.optimizer.planning.model.problem import (
     price_units,
 )
 from gpuplan.optimizer.planning.model.reduce import bound_tables, eliminate
+from gpuplan.optimizer.planning.model.residues import solve_residues
 from gpuplan.optimizer.planning.model.start import cost_of, feasible_plan, greedy, hint_of, instances_for, share_cover
 from ortools.sat.python import cp_model
 
@@ -52,6 +53,9 @@ GROUPED_ABOVE = 150  # separable fleets of more workloads are planned in groups
 GROUP_SIZE = 50  # workloads per group (measured on the 1,000-workload benchmark, README)
 LARGE_MODEL = 400  # candidates above which the search stops at PROVEN_GAP and starts below the target (``_cut``)
 BUILD_S_PER_CANDIDATE = 1e-4  # measured: building and translating the model, ≈ 0.06 ms per candidate
+RESIDUE_SHARE = 0.4  # of the deterministic and wall budgets for the residue model (``model.residues``)
+RESIDUE_LEVELS = 8  # costs U the residue model tries, the target first, the known plan's cost − 1 at most
+RESIDUE_GROWTH = 4.0  # the next level's slack over Σ LB_w, relative to the last one's
 PRIMARY_ENGINE = "highs"  # min-cost primary stage; chosen by measurement (README)
 
 
@@ -130,6 +134,17 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
             if DEBUG:
                 print(f"LB {lb_total / PRICE_SCALE:.2f} start {upper / PRICE_SCALE:.2f} cut {cut / PRICE_SCALE:.2f}: "
                       f"kept {len(cands)} of {before} after {time.perf_counter() - start:.1f} s")
+            if len(all_cands) > LARGE_MODEL and _separable(p):
+                lb_total, start_counts, upper, cands, cut = _residues(
+                    p, cands, all_cands, tables, cut, lb_total, start_counts, upper,
+                    RESIDUE_SHARE * DET_PER_S * time_limit_s, _remaining(start, wall) * RESIDUE_SHARE)
+                used = set(start_counts)  # the model below holds the known plan (hint, tie-break)
+                kept = {c.id for c in cands}
+                cands = sorted([*cands, *(c for c in all_cands if c.id in used and c.id not in kept)],
+                               key=lambda c: c.id)
+                if DEBUG:
+                    print(f"residues: plan {upper / PRICE_SCALE:.4f} bound {lb_total / PRICE_SCALE:.4f} after "
+                          f"{time.perf_counter() - start:.1f} s")
     if start_ok and p.objective == "min-cost" and _remaining(start, wall) < BUILD_S_PER_CANDIDATE * len(cands):
         notes.append("the time limit left no time to improve the starting plan")
         return _from_counts(p, all_cands, start_counts, lb_total, start, 0, 0, notes)
@@ -214,6 +229,45 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     return Solution(status="optimal" if optimal else "feasible", replicas=replicas, instances=instances,
                     objective_value=value, bound=bound_out, gap=gap, solve_seconds=time.perf_counter() - start,
                     variables=variables, constraints=constraints, served=served, notes=notes)
+
+
+def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], tables, cut: int, lb_total: float,
+              counts: dict[str, int], upper: int, det_s: float, wall_s: float
+              ) -> tuple[float, dict[str, int], int, list[Candidate], int]:
+    """The residue model (``model.residues``) of every plan costing ≤ U, U = ``cut`` first: its plan kept when
+    cheaper than ``counts`` (cost ``upper``), the bound max(Σ LB_w, min(its bound, U + 1)). While it proves that no
+    plan costs ≤ U, U moves up (the slack U − Σ LB_w × RESIDUE_GROWTH, at most the known plan's cost − 1) as long
+    as the enumeration fits (``residues.MAX_NODES``). The search after it runs over the candidates of the last
+    level and its U as the cut (with plans outside it costing > U). Returns (bound, plan, its cost, cands, cut)."""
+    start = time.perf_counter()
+    by_name = {w.name: w for w in p.workloads}
+    level_cands, level, base = cands, cut, lb_total
+    for k in range(RESIDUE_LEVELS):
+        res = solve_residues(p, level_cands, tables, level, det_s / 2 ** (k + 1),
+                             (wall_s - (time.perf_counter() - start)) / 2)
+        if DEBUG:
+            print(f"  residues ≤ {level}: {len(level_cands)} candidates, "
+                  + (f"{res.options} options, bound {res.bound}, optimal {res.optimal}" if res else "too many covers"))
+        if res is None:
+            break
+        cands, cut = level_cands, level
+        counts, upper = _cheaper(p, cands, res.counts, counts, upper)
+        lb_total = max(lb_total, res.bound)
+        if res.bound <= level or upper - 1 <= level:  # a plan costs ≤ U, or nothing is left between
+            break
+        level = min(upper - 1, math.floor(base + RESIDUE_GROWTH * (level - base)))
+        level_cands = eliminate(p, all_cands, by_name, tables, level)
+    return lb_total, counts, upper, cands, cut
+
+
+def _cheaper(p: Problem, cands: list[Candidate], found: dict[str, int], counts: dict[str, int], upper: int
+             ) -> tuple[dict[str, int], int]:
+    """The cheaper of a model's plan (when it is one) and the known plan."""
+    if found and feasible_plan(p, cands, found):
+        cost = cost_of(cands, found)
+        if cost < upper:
+            return found, cost
+    return counts, upper
 
 
 def _cut(lb_total: float, upper: int, candidates: int) -> int:
