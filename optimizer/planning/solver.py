@@ -55,7 +55,8 @@ LARGE_MODEL = 400  # candidates above which the search stops at PROVEN_GAP and s
 BUILD_S_PER_CANDIDATE = 1e-4  # measured: building and translating the model, ≈ 0.06 ms per candidate
 RESIDUE_SHARE = 0.4  # of the deterministic and wall budgets for the residue model (``model.residues``)
 RESIDUE_LEVELS = 8  # costs U the residue model tries, the target first, the known plan's cost − 1 at most
-RESIDUE_GROWTH = 4.0  # the next level's slack over Σ LB_w, relative to the last one's
+RESIDUE_NODES_PER_DET = 100_000  # cover enumeration steps per deterministic unit of the residue share (≈ 1 s idle)
+RESIDUE_GROWTH = 2.0  # the next level's slack over Σ LB_w, relative to the last one's
 PRIMARY_ENGINE = "highs"  # min-cost primary stage; chosen by measurement (README)
 
 
@@ -243,15 +244,17 @@ def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], ta
     by_name = {w.name: w for w in p.workloads}
     level_cands, level, base = cands, cut, lb_total
     for k in range(RESIDUE_LEVELS):
+        by_id = {c.id: c for c in all_cands}
         res = solve_residues(p, level_cands, tables, level, det_s / 2 ** (k + 1),
-                             (wall_s - (time.perf_counter() - start)) / 2)
+                             (wall_s - (time.perf_counter() - start)) / 2, [(by_id[i], n) for i, n in counts.items()],
+                             max_nodes=max(1, int(RESIDUE_NODES_PER_DET * det_s)))
         if DEBUG:
             print(f"  residues ≤ {level}: {len(level_cands)} candidates, "
                   + (f"{res.options} options, bound {res.bound}, optimal {res.optimal}" if res else "too many covers"))
         if res is None:
             break
         cands, cut = level_cands, level
-        counts, upper = _cheaper(p, cands, res.counts, counts, upper)
+        counts, upper = _cheaper(p, all_cands, res.counts, counts, upper)
         lb_total = max(lb_total, res.bound)
         if res.bound <= level or upper - 1 <= level:  # a plan costs ≤ U, or nothing is left between
             break

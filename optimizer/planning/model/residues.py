@@ -51,7 +51,7 @@ ENGINE = "cp-sat"
 # presolve's inclusion detection and probing spent whole budgets on models of ~10,000 options (one 50-workload
 # group of the 1,000-workload benchmark: no solution in 3 deterministic s; without them optimal in 0.9)
 CP_SAT_PARAMS = {"presolve_inclusion_work_limit": 0, "cp_model_probing_level": 0}
-MAX_NODES = 150_000  # depth-first steps of one cover enumeration, all workloads together (≈ 0.5 s); then no model
+MAX_NODES = 100_000  # depth-first steps of one cover enumeration, all workloads together (≈ 0.5 s idle)
 
 
 @dataclass
@@ -72,33 +72,62 @@ def coupling_offers(cands: list[Candidate]) -> list[tuple[str, str]]:
 
 
 def options_of(p: Problem, cands: list[Candidate], tables, slack: float, coupling: list[tuple[str, str]],
-               max_nodes: int = MAX_NODES) -> dict[str, dict[tuple[int, ...], tuple[int, tuple]]] | None:
-    """workload → residue signature → (a in sub-units, cover ((candidate id, replicas), …)), the cheapest cover of
-    each signature among the minimal covers whose share cost is ≤ LB_w + ``slack``; None past ``max_nodes``."""
+               known: dict[str, list[tuple[Candidate, int]]] | None = None, max_nodes: int = MAX_NODES
+               ) -> dict[str, dict[tuple[int, ...], tuple[int, tuple]]] | None:
+    """workload → residue signature → (price units of the whole instances it fills alone, cover ((candidate id,
+    replicas), …)): the cheapest cover of each signature among the minimal covers whose share cost is
+    ≤ LB_w + ``slack``, and ``known`` (workload → the cover of a known plan, any cost); None past ``max_nodes``."""
     index = {k: i for i, k in enumerate(coupling)}
-    first = {(c.provider, c.offer): c for c in cands}
-    sizes = ([first[k].gpus_per_instance for k in coupling], [price_units(first[k]) for k in coupling])
     groups = by_workload(p, cands)
     steps = [0]
     out = {}
     try:
         for w in p.workloads:
             mine = sorted(groups[w.name], key=lambda c: (-cap_units(c, w), c.id))
-            out[w.name] = _covers(w, mine, tables[w.name], slack, index, sizes, p.single_gpu_type, steps, max_nodes)
+            out[w.name] = opts = _covers(w, mine, tables[w.name], slack, index, p.single_gpu_type, steps, max_nodes)
+            if known and known.get(w.name):
+                _keep(opts, known[w.name], index)
     except _Budget:
         return None
     return out
 
 
-def _covers(w, mine: list[Candidate], table, slack: float, index: dict, sizes: tuple[list[int], list[int]],
-            single_gpu: bool, steps: list[int], max_nodes: int) -> dict[tuple[int, ...], tuple[int, tuple]]:
+def _keep(opts: dict, cover: list[tuple[Candidate, int]], index: dict[tuple[str, str], int]) -> None:
+    """Add a cover as an option unless one of equal residues is as cheap."""
+    sig, full = signature(cover, index)
+    if sig not in opts or full < opts[sig][0]:
+        opts[sig] = (full, tuple((c.id, k) for c, k in cover if k))
+
+
+def signature(cover: list[tuple[Candidate, int]], index: dict[tuple[str, str], int]) -> tuple[tuple[int, ...], int]:
+    """(residues, value) of a cover: per coupling offer the remainder G mod g in the residues and ⌊G / g⌋ whole
+    instances in the value; elsewhere (TP = g for every candidate of the model, or an offer outside it) ⌈G / g⌉
+    instances, exact when TP = g. The value is in price units."""
+    gpus: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str], Candidate] = {}
+    for c, k in cover:
+        key = (c.provider, c.offer)
+        gpus[key] = gpus.get(key, 0) + c.tp * k
+        first.setdefault(key, c)
+    sig = [0] * len(index)
+    full = 0
+    for key, g in gpus.items():
+        per = first[key].gpus_per_instance
+        if key in index:
+            sig[index[key]] = g % per
+            full += price_units(first[key]) * (g // per)
+        else:
+            full += price_units(first[key]) * -(-g // per)
+    return tuple(sig), full
+
+
+def _covers(w, mine: list[Candidate], table, slack: float, index: dict, single_gpu: bool, steps: list[int],
+            max_nodes: int) -> dict[tuple[int, ...], tuple[int, tuple]]:
     dp, unit = table
     limit = float(dp[-1]) + slack + 1e-6
     caps = [cap_units(c, w) for c in mine]
     shares = [share_units(c) for c in mine]
     tails = suffix_tables(len(dp) - 1, unit, caps, shares)
-    slot = [index.get((c.provider, c.offer), -1) for c in mine]
-    per_instance, price = sizes
     opts: dict[tuple[int, ...], tuple[int, tuple]] = {}
     picked: list[tuple[int, int]] = []
 
@@ -107,24 +136,8 @@ def _covers(w, mine: list[Candidate], table, slack: float, index: dict, sizes: t
         return 0.0 if d <= 0 else float(tails[i][min(d // unit, len(dp) - 1)])
 
     def record() -> None:
-        if single_gpu and len({mine[i].gpu for i, _ in picked}) > 1:
-            return
-        gpus = [0] * len(index)
-        full = 0  # price units of the whole instances the cover fills on its own
-        for i, k in picked:
-            if slot[i] >= 0:
-                gpus[slot[i]] += mine[i].tp * k
-            else:  # TP = GPUs per instance: whole instances
-                full += price_units(mine[i]) * k
-        sig = [0] * len(index)
-        for j, g in enumerate(gpus):
-            if g:
-                per = per_instance[j]
-                sig[j] = g % per
-                full += price[j] * (g // per)
-        key = tuple(sig)
-        if key not in opts or full < opts[key][0]:
-            opts[key] = (full, tuple((mine[i].id, k) for i, k in picked if k))
+        if not single_gpu or len({mine[i].gpu for i, _ in picked}) == 1:
+            _keep(opts, [(mine[i], k) for i, k in picked if k], index)
 
     def dfs(i: int, d: int, cost: float) -> None:
         steps[0] += 1
@@ -163,12 +176,18 @@ def suffix_tables(size: int, unit: int, caps: list[int], costs: list[float]) -> 
 
 
 def solve_residues(p: Problem, cands: list[Candidate], tables, upper: int, det_s: float, wall_s: float,
-                   engine: str = ENGINE) -> ResidueResult | None:
+                   known: list[tuple[Candidate, int]] | None = None, engine: str = ENGINE,
+                   max_nodes: int = MAX_NODES) -> ResidueResult | None:
     """The residue model of every plan costing ≤ ``upper`` (price units); None when the enumeration is too large.
-    One worker (HiGHS, or CP-SAT), a fixed seed and a work limit (``engines.run``): the same result on any machine."""
+    One worker (HiGHS, or CP-SAT), a fixed seed and a work limit (``engines.run``): the same result on any machine.
+    ``known``: the replicas of a known plan (any cost), added as options and given as the search's hint, so the
+    model holds at least that plan."""
     lb_total = sum(float(t[0][-1]) for t in tables.values())
     coupling = coupling_offers(cands)
-    opts = options_of(p, cands, tables, upper - lb_total, coupling)
+    covers: dict[str, list[tuple[Candidate, int]]] = {}
+    for c, k in known or []:
+        covers.setdefault(c.workload, []).append((c, k))
+    opts = options_of(p, cands, tables, upper - lb_total, coupling, covers, max_nodes)
     if opts is None:
         return None
     if any(not o for o in opts.values()):  # a workload has no cover within the slack: no plan costs ≤ upper
@@ -200,7 +219,12 @@ def solve_residues(p: Problem, cands: list[Candidate], tables, upper: int, det_s
             terms.append(price_units(first[key]) * q)
     model.Minimize(sum(terms))
     variables = [y for y, _ in ys]
-    stage = run_stage(model, variables, det_s, wall_s, None, engine, workers=1, gap=0.0, params=CP_SAT_PARAMS)
+    hint = None
+    if covers:
+        index = {k: i for i, k in enumerate(coupling)}
+        mine = {opts[w][signature(cover, index)[0]][1] for w, cover in covers.items()}
+        hint = {y.Index(): int(cover in mine) for y, cover in ys}
+    stage = run_stage(model, variables, det_s, wall_s, hint, engine, workers=1, gap=0.0, params=CP_SAT_PARAMS)
     options = len(ys)
     if stage.status == cp_model.INFEASIBLE:
         return ResidueResult({}, upper + 1, True, options)
