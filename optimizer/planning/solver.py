@@ -56,7 +56,8 @@ BUILD_S_PER_CANDIDATE = 1e-4  # measured: building and translating the model, �
 RESIDUE_SHARE = 0.4  # of the deterministic and wall budgets for the residue model (``model.residues``)
 RESIDUE_LEVELS = 8  # costs U the residue model tries, the target first, the known plan's cost − 1 at most
 RESIDUE_NODES_PER_DET = 100_000  # cover enumeration steps per deterministic unit of the residue share (≈ 1 s idle)
-RESIDUE_GROWTH = 2.0  # the next level's slack over Σ LB_w, relative to the last one's
+RESIDUE_GROWTH = 2.0  # the next level's slack over Σ LB_w, relative to the last one's (cubed when the last
+RESIDUE_FAST = 8  # level's enumeration took less than 1/RESIDUE_FAST of its budget)
 PRIMARY_ENGINE = "highs"  # min-cost primary stage; chosen by measurement (README)
 
 
@@ -243,11 +244,12 @@ def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], ta
     start = time.perf_counter()
     by_name = {w.name: w for w in p.workloads}
     level_cands, level, base = cands, cut, lb_total
+    nodes = max(1, int(RESIDUE_NODES_PER_DET * det_s))
     for k in range(RESIDUE_LEVELS):
         by_id = {c.id: c for c in all_cands}
         res = solve_residues(p, level_cands, tables, level, det_s / 2 ** (k + 1),
                              (wall_s - (time.perf_counter() - start)) / 2, [(by_id[i], n) for i, n in counts.items()],
-                             max_nodes=max(1, int(RESIDUE_NODES_PER_DET * det_s)))
+                             max_nodes=nodes)
         if DEBUG:
             print(f"  residues ≤ {level}: {len(level_cands)} candidates, "
                   + (f"{res.options} options, bound {res.bound}, optimal {res.optimal}" if res else "too many covers"))
@@ -258,7 +260,8 @@ def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], ta
         lb_total = max(lb_total, res.bound)
         if res.bound <= level or upper - 1 <= level:  # a plan costs ≤ U, or nothing is left between
             break
-        level = min(upper - 1, math.floor(base + RESIDUE_GROWTH * (level - base)))
+        growth = RESIDUE_GROWTH if res.nodes * RESIDUE_FAST > nodes else RESIDUE_GROWTH ** 3  # cheap: faster
+        level = min(upper - 1, math.floor(base + growth * (level - base)))
         level_cands = eliminate(p, all_cands, by_name, tables, level)
     return lb_total, counts, upper, cands, cut
 

@@ -60,6 +60,7 @@ class ResidueResult:
     bound: int  # price units: every plan costing ≤ U costs at least this much
     optimal: bool  # the model's optimum is proven
     options: int  # options (covers with distinct residues) in the model
+    nodes: int = 0  # steps the cover enumeration took
 
 
 class _Budget(Exception):
@@ -72,14 +73,15 @@ def coupling_offers(cands: list[Candidate]) -> list[tuple[str, str]]:
 
 
 def options_of(p: Problem, cands: list[Candidate], tables, slack: float, coupling: list[tuple[str, str]],
-               known: dict[str, list[tuple[Candidate, int]]] | None = None, max_nodes: int = MAX_NODES
-               ) -> dict[str, dict[tuple[int, ...], tuple[int, tuple]]] | None:
+               known: dict[str, list[tuple[Candidate, int]]] | None = None, max_nodes: int = MAX_NODES,
+               steps: list[int] | None = None) -> dict[str, dict[tuple[int, ...], tuple[int, tuple]]] | None:
     """workload → residue signature → (price units of the whole instances it fills alone, cover ((candidate id,
     replicas), …)): the cheapest cover of each signature among the minimal covers whose share cost is
-    ≤ LB_w + ``slack``, and ``known`` (workload → the cover of a known plan, any cost); None past ``max_nodes``."""
+    ≤ LB_w + ``slack``, and ``known`` (workload → the cover of a known plan, any cost); None past ``max_nodes``
+    (``steps[0]`` counts the enumeration's steps)."""
     index = {k: i for i, k in enumerate(coupling)}
     groups = by_workload(p, cands)
-    steps = [0]
+    steps = [0] if steps is None else steps
     out = {}
     try:
         for w in p.workloads:
@@ -187,11 +189,12 @@ def solve_residues(p: Problem, cands: list[Candidate], tables, upper: int, det_s
     covers: dict[str, list[tuple[Candidate, int]]] = {}
     for c, k in known or []:
         covers.setdefault(c.workload, []).append((c, k))
-    opts = options_of(p, cands, tables, upper - lb_total, coupling, covers, max_nodes)
+    steps = [0]
+    opts = options_of(p, cands, tables, upper - lb_total, coupling, covers, max_nodes, steps)
     if opts is None:
         return None
     if any(not o for o in opts.values()):  # a workload has no cover within the slack: no plan costs ≤ upper
-        return ResidueResult({}, upper + 1, True, 0)
+        return ResidueResult({}, upper + 1, True, 0, steps[0])
     model = cp_model.CpModel()
     ys: list[tuple[cp_model.IntVar, tuple]] = []
     terms = []
@@ -227,11 +230,11 @@ def solve_residues(p: Problem, cands: list[Candidate], tables, upper: int, det_s
     stage = run_stage(model, variables, det_s, wall_s, hint, engine, workers=1, gap=0.0, params=CP_SAT_PARAMS)
     options = len(ys)
     if stage.status == cp_model.INFEASIBLE:
-        return ResidueResult({}, upper + 1, True, options)
+        return ResidueResult({}, upper + 1, True, options, steps[0])
     bound = min(math.ceil(stage.bound - 1e-6) + offset, upper + 1) if math.isfinite(stage.bound) else 0
     counts: dict[str, int] = {}
     for y, cover in ys:
         if stage.values.get(y.Index()):
             for cid, k in cover:
                 counts[cid] = counts.get(cid, 0) + k
-    return ResidueResult(dict(sorted(counts.items())), bound, stage.status == cp_model.OPTIMAL, options)
+    return ResidueResult(dict(sorted(counts.items())), bound, stage.status == cp_model.OPTIMAL, options, steps[0])
