@@ -59,6 +59,7 @@ RESIDUE_NODES_PER_DET = 100_000  # cover enumeration steps per deterministic uni
 RESIDUE_GROWTH = 2.0  # the next level's slack over Σ LB_w, relative to the last one's (cubed when the last
 RESIDUE_FAST = 8  # level's enumeration took less than 1/RESIDUE_FAST of its budget)
 PRIMARY_ENGINE = "highs"  # min-cost primary stage; chosen by measurement (README)
+WALL_NOTE = "the wall-clock limit bound before the deterministic limit: this plan may differ between runs"
 
 
 def _separable(p: Problem) -> bool:
@@ -139,7 +140,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
             if len(all_cands) > LARGE_MODEL and _separable(p):
                 lb_total, start_counts, upper, cands, cut = _residues(
                     p, cands, all_cands, tables, cut, lb_total, start_counts, upper,
-                    RESIDUE_SHARE * DET_PER_S * time_limit_s, _remaining(start, wall) * RESIDUE_SHARE)
+                    RESIDUE_SHARE * DET_PER_S * time_limit_s, _remaining(start, wall) * RESIDUE_SHARE, notes)
                 used = set(start_counts)  # the model below holds the known plan (hint, tie-break)
                 kept = {c.id for c in cands}
                 cands = sorted([*cands, *(c for c in all_cands if c.id in used and c.id not in kept)],
@@ -187,8 +188,8 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
                 third = run_stage(m.model, m.variables(), det * (1 - TIE_BREAK_SHARE) / 4, left(), second.values)
                 if third.values:
                     stages.append((m.cost, third, "min"))
-    if any(s.wall_bound for _, s, _ in stages):
-        notes.append("the wall-clock limit bound before the deterministic limit: this plan may differ between runs")
+    if any(s.wall_bound for _, s, _ in stages) and WALL_NOTE not in notes:
+        notes.append(WALL_NOTE)
     restricted = start_ok and p.objective == "min-cost" and cut < upper
     if restricted:  # every plan outside the model costs more than ``cut``
         lb_total = max(lb_total, min(primary.bound if primary.status != cp_model.INFEASIBLE else math.inf, cut + 1))
@@ -234,7 +235,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
 
 
 def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], tables, cut: int, lb_total: float,
-              counts: dict[str, int], upper: int, det_s: float, wall_s: float
+              counts: dict[str, int], upper: int, det_s: float, wall_s: float, notes: list[str]
               ) -> tuple[float, dict[str, int], int, list[Candidate], int]:
     """The residue model (``model.residues``) of every plan costing ≤ U, U = ``cut`` first: its plan kept when
     cheaper than ``counts`` (cost ``upper``), the bound max(Σ LB_w, min(its bound, U + 1)). While it proves that no
@@ -255,6 +256,8 @@ def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], ta
                   + (f"{res.options} options, bound {res.bound}, optimal {res.optimal}" if res else "too many covers"))
         if res is None:
             break
+        if res.wall_bound and WALL_NOTE not in notes:
+            notes.append(WALL_NOTE)
         cands, cut = level_cands, level
         counts, upper = _cheaper(p, all_cands, res.counts, counts, upper)
         lb_total = max(lb_total, res.bound)

@@ -61,6 +61,7 @@ class ResidueResult:
     optimal: bool  # the model's optimum is proven
     options: int  # options (covers with distinct residues) in the model
     nodes: int = 0  # steps the cover enumeration took
+    wall_bound: bool = False  # the wall clock, not the deterministic limit, stopped the search
 
 
 class _Budget(Exception):
@@ -237,4 +238,5 @@ def solve_residues(p: Problem, cands: list[Candidate], tables, upper: int, det_s
         if stage.values.get(y.Index()):
             for cid, k in cover:
                 counts[cid] = counts.get(cid, 0) + k
-    return ResidueResult(dict(sorted(counts.items())), bound, stage.status == cp_model.OPTIMAL, options, steps[0])
+    return ResidueResult(dict(sorted(counts.items())), bound, stage.status == cp_model.OPTIMAL, options, steps[0],
+                         stage.wall_bound)
