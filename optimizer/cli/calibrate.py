@@ -134,7 +134,7 @@ max_num_seqs, max_batched_tokens, logged_kv_gib, notes.
 \b
 Examples:
   gpuplan validate-kv
-  gpuplan validate-kv my_logs.csv --format json
+  gpuplan validate-kv tests/data/kv_capacity.csv --format json
 """
 
 
