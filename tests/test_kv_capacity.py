@@ -111,3 +111,14 @@ def test_end_to_end_error_is_pinned(checks) -> None:
     assert e2e["all"].median_ape_pct <= 17.0 and e2e["all"].p90_ape_pct <= 30.0
     oss = [c for c in checks if c.check == "end-to-end" and c.model == "gpt-oss-120b" and c.logged < 0]
     assert oss and oss[0].predicted < 0  # vLLM 0.10.1 cannot hold gpt-oss-120b on one H100 at 0.9, nor can we
+
+
+def test_bad_kv_rows_are_one_line_errors(tmp_path, gpuplan) -> None:
+    head = "model,gpu,tp,weights,kv,engine,metric,value,source,as_of\n"
+    for body, needle in (("llama-3.1-8b,h100-sxm,1,bf16,bf16,vllm,kv_tokens,abc,x,2025-01-01\n", "'value'"),
+                         ("llama-3.1-8b,,1,bf16,bf16,vllm,kv_gib,4,x,2025-01-01\n", "logged_kv_gib"),
+                         ("llama-3.1-8b,h100-sxm,1,bf16,bf16,tgi,kv_tokens,4,x,2025-01-01\n", "'engine'")):
+        path = tmp_path / "kv.csv"
+        path.write_text(head + body)
+        r = gpuplan("validate-kv", str(path))
+        assert r.code == 2 and needle in r.err and len(r.err.strip().splitlines()) == 1

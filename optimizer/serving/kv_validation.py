@@ -29,7 +29,7 @@ from gpuplan.optimizer.serving.calibration import checked_version, version_in_ra
 from gpuplan.optimizer.serving.kv_capacity import reported_tokens
 from gpuplan.optimizer.serving.steps import VLLM_V1, tp_pool_bytes
 from gpuplan.optimizer.tables import DEFAULT, Tables
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gpuplan.rows import Sourced
 
@@ -59,6 +59,13 @@ class KvRow(Sourced):
     metric: Literal["kv_tokens", "kv_gib"]
     value: float
     logged_kv_gib: float | None = None
+
+    @model_validator(mode="after")
+    def _checkable(self) -> KvRow:
+        """A row needs a GPU (end to end) or, for kv_tokens, the pool it logged (accounting)."""
+        if not self.gpu and (self.metric == "kv_gib" or self.logged_kv_gib is None):
+            raise ValueError("a row without 'gpu' needs metric kv_tokens and logged_kv_gib (nothing to check)")
+        return self
 
 
 class KvCheck(BaseModel):
