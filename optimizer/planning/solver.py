@@ -55,7 +55,7 @@ LARGE_MODEL = 400  # candidates above which the search stops at PROVEN_GAP and s
 BUILD_S_PER_CANDIDATE = 1e-4  # measured: building and translating the model, ≈ 0.06 ms per candidate
 RESIDUE_SHARE = 0.4  # of the deterministic and wall budgets for the residue model (``model.residues``)
 RESIDUE_LEVELS = 8  # costs U the residue model tries, the target first, the known plan's cost − 1 at most
-RESIDUE_NODES_PER_DET = 100_000  # cover enumeration steps per deterministic unit of the residue share (≈ 1 s idle)
+RESIDUE_NODES_PER_DET = 200_000  # cover enumeration steps per deterministic unit of the residue share (≈ 1 s idle)
 RESIDUE_GROWTH = 2.0  # the next level's slack over Σ LB_w, relative to the last one's (cubed when the last
 RESIDUE_FAST = 8  # level's enumeration took less than 1/RESIDUE_FAST of its budget)
 PRIMARY_ENGINE = "highs"  # min-cost primary stage; chosen by measurement (README)
@@ -239,21 +239,28 @@ def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], ta
               ) -> tuple[float, dict[str, int], int, list[Candidate], int]:
     """The residue model (``model.residues``) of every plan costing ≤ U, U = ``cut`` first: its plan kept when
     cheaper than ``counts`` (cost ``upper``), the bound max(Σ LB_w, min(its bound, U + 1)). While it proves that no
-    plan costs ≤ U, U moves up (the slack U − Σ LB_w × RESIDUE_GROWTH, at most the known plan's cost − 1) as long
-    as the enumeration fits (``residues.MAX_NODES``). The search after it runs over the candidates of the last
-    level and its U as the cut (with plans outside it costing > U). Returns (bound, plan, its cost, cands, cut)."""
+    plan costs ≤ U, U moves up (its slack over Σ LB_w × RESIDUE_GROWTH, cubed after a cheap enumeration and taken
+    back when that does not fit; at most the known plan's cost − 1) as long as the enumeration fits its steps.
+    The search after it runs over the candidates of the last level and its U as the cut (plans outside it cost
+    more than U). Returns (bound, plan, its cost, candidates, cut)."""
     start = time.perf_counter()
     by_name = {w.name: w for w in p.workloads}
     level_cands, level, base = cands, cut, lb_total
     nodes = max(1, int(RESIDUE_NODES_PER_DET * det_s))
+    by_id = {c.id: c for c in all_cands}
+    growth = 1.0
     for k in range(RESIDUE_LEVELS):
-        by_id = {c.id: c for c in all_cands}
         res = solve_residues(p, level_cands, tables, level, det_s / 2 ** (k + 1),
                              (wall_s - (time.perf_counter() - start)) / 2, [(by_id[i], n) for i, n in counts.items()],
                              max_nodes=nodes)
         if DEBUG:
             print(f"  residues ≤ {level}: {len(level_cands)} candidates, "
                   + (f"{res.options} options, bound {res.bound}, optimal {res.optimal}" if res else "too many covers"))
+        if res is None and growth > RESIDUE_GROWTH:  # too far after a cheap level: the smaller step instead
+            growth = RESIDUE_GROWTH
+            level = min(upper - 1, math.floor(base + growth * (cut - base)))
+            level_cands = eliminate(p, all_cands, by_name, tables, level)
+            continue
         if res is None:
             break
         if res.wall_bound and WALL_NOTE not in notes:
