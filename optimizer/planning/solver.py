@@ -53,7 +53,8 @@ GROUPED_ABOVE = 150  # separable fleets of more workloads are planned in groups
 GROUP_SIZE = 50  # workloads per group (measured on the 1,000-workload benchmark, README)
 LARGE_MODEL = 400  # candidates above which the search stops at PROVEN_GAP and starts below the target (``_cut``)
 BUILD_S_PER_CANDIDATE = 1e-4  # measured: building and translating the model, ≈ 0.06 ms per candidate
-RESIDUE_SHARE = 0.4  # of the deterministic and wall budgets for the residue model (``model.residues``)
+RESIDUE_SHARE = 0.4  # of the deterministic budget for the residue model (``model.residues``)
+RESIDUE_WALL_SHARE = 0.6  # of the wall time left (its first level may use it all: on a busy machine it is the proof)
 RESIDUE_LEVELS = 8  # costs U the residue model tries, the target first, the known plan's cost − 1 at most
 RESIDUE_NODES_PER_DET = 200_000  # cover enumeration steps per deterministic unit of the residue share (≈ 1 s idle)
 RESIDUE_GROWTH = 2.0  # the next level's slack over Σ LB_w, relative to the last one's (cubed when the last
@@ -140,7 +141,7 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
             if len(all_cands) > LARGE_MODEL and _separable(p):
                 lb_total, start_counts, upper, cands, cut = _residues(
                     p, cands, all_cands, tables, cut, lb_total, start_counts, upper,
-                    RESIDUE_SHARE * DET_PER_S * time_limit_s, _remaining(start, wall) * RESIDUE_SHARE, notes)
+                    RESIDUE_SHARE * DET_PER_S * time_limit_s, _remaining(start, wall) * RESIDUE_WALL_SHARE, notes)
                 used = set(start_counts)  # the model below holds the known plan (hint, tie-break)
                 kept = {c.id for c in cands}
                 cands = sorted([*cands, *(c for c in all_cands if c.id in used and c.id not in kept)],
@@ -251,7 +252,8 @@ def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], ta
     growth = 1.0
     for k in range(RESIDUE_LEVELS):
         res = solve_residues(p, level_cands, tables, level, det_s / 2 ** (k + 1),
-                             (wall_s - (time.perf_counter() - start)) / 2, [(by_id[i], n) for i, n in counts.items()],
+                             (wall_s - (time.perf_counter() - start)) / (2 if k else 1),
+                             [(by_id[i], n) for i, n in counts.items()],
                              max_nodes=nodes)
         if DEBUG:
             print(f"  residues ≤ {level}: {len(level_cands)} candidates, "
