@@ -23,7 +23,7 @@ equal residues the cheapest is kept as one option k of w. The model (CP-SAT, int
 Its bound is a lower bound on every plan costing ≤ U (coefficients are rounded down, RES_SCALE sub-units of a
 price unit, and a plan's cost is a whole number of units, so it rounds up), hence min(bound, U + 1) bounds every
 plan; its solution, packed into whole instances exactly (``start.instances_for``), is a plan. On the 100-workload
-benchmark this model (1,650 options, 17 coupling offers) is solved to optimality in about 0.3 s on one worker,
+benchmark this model (about 1,600 options, 17 coupling offers) is solved to optimality in about 0.3 s on one worker,
 where branch and bound over replicas had not found the optimum in its node budget (README, "How it is solved").
 """
 
