@@ -2,8 +2,10 @@
 
 Stages: (1) a starting plan without a solver (``model.start``); (2) bound-based elimination (``model.reduce``)
 against the starting plan's cost or, on large models, the lower target Σ LB_w / (1 − PROVEN_GAP) (``_cut``);
-(3) the primary solve (HiGHS for min-cost, CP-SAT
-for max-throughput's three lexicographic stages); (4) the tie-break (``model.objective``). Large separable
+(2b) on large separable models, the residue model (``model.residues``, ``_residues``): every plan up to a cost,
+exactly, raising the cost while it proves none; (3) the primary solve (HiGHS for min-cost, skipped when the
+plan is proven within PROVEN_GAP; CP-SAT for max-throughput's three lexicographic stages); (4) the tie-break
+(``model.objective``). Large separable
 fleets are solved in fixed groups (``_solve_in_groups``).
 Determinism: every stage runs on a fixed number of workers with a fixed seed, limited by CP-SAT's
 *deterministic* time or HiGHS's node count; wall time is only a safety net (reported when it bound). Whatever
