@@ -11,20 +11,22 @@ packing may need more: ``packing``). Hence
 A plan costing ≤ U has Σ_w share_w ≤ U (share_w: w's floor-rounded share cost, the DP's unit), so every workload's
 share_w ≤ U − Σ_{w' ≠ w} LB_{w'} = LB_w + S with S = U − Σ_w LB_w; dropping a replica never raises a cost, so some
 cheapest plan uses only *minimal* covers (no replica can go). Each workload's minimal covers within LB_w + S are
-enumerated depth-first over its candidates (largest capacity first), pruned by the DP table of ``bounds`` (the
-least share cost of covering what is left). Only a_w and the residues G_{w,o} mod g_o on *coupling offers*
-(g_o > 1 and some candidate of TP < g_o: elsewhere G_o is a multiple of g_o) enter (R), so of the covers with
-equal residues the cheapest is kept as one option k of w. The model (CP-SAT, integer):
+enumerated depth-first over its candidates (largest capacity first), pruned by suffix DP tables (``suffix_tables``:
+the least share cost of covering what is left with the candidates not yet branched on). On a *coupling offer*
+(g_o > 1 and some candidate of TP < g_o) a cover's G_{w,o} GPUs are ⌊G_{w,o} / g_o⌋ instances it fills alone and a
+remainder res_{w,o} = G_{w,o} mod g_o; on the other offers every candidate has TP = g_o, so G_{w,o} is whole
+instances. A cover's *value* v_{w,k} is the price of the whole instances it fills alone; covers with equal
+remainders keep the cheapest as one option k of w. The model (CP-SAT, integer, in price units):
 
-  min Σ_{w,k} a_{w,k} · y_{w,k} + Σ_o (price_o / g_o) · idle_o
-  s.t. Σ_k y_{w,k} = 1                                          every workload    (one cover)
-       Σ_{w,k} res_{w,k,o} · y_{w,k} + idle_o = g_o · q_o         every coupling offer (q_o ∈ ℕ, idle_o ∈ [0, g_o − 1])
+  min Σ_{w,k} v_{w,k} · y_{w,k} + Σ_o price_o · q_o
+  s.t. Σ_k y_{w,k} = 1                                   every workload       (one cover)
+       Σ_{w,k} res_{w,k,o} · y_{w,k} ≤ g_o · q_o          every coupling offer (q_o ∈ ℕ: the shared instances)
 
-Its bound is a lower bound on every plan costing ≤ U (coefficients are rounded down, RES_SCALE sub-units of a
-price unit, and a plan's cost is a whole number of units, so it rounds up), hence min(bound, U + 1) bounds every
-plan; its solution, packed into whole instances exactly (``start.instances_for``), is a plan. On the 100-workload
-benchmark this model (about 1,600 options, 17 coupling offers) is solved to optimality in about 0.3 s on one worker,
-where branch and bound over replicas had not found the optimum in its node budget (README, "How it is solved").
+which is (R) written in whole instances, exact when packing is the GPU-count row. Its bound is a lower bound on
+every plan costing ≤ U, hence min(bound, U + 1) bounds every plan; its solution, packed into whole instances
+exactly (``start.instances_for``), is a plan. On the 100-workload benchmark this model (about 1,600 options,
+17 coupling offers) is solved to optimality in about 0.15 deterministic units on one worker, where branch and
+bound over replicas had not found the optimum in its node budget (README, "How it is solved").
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class ResidueResult:
 
 
 class _Budget(Exception):
-    """The enumeration met MAX_NODES."""
+    """The enumeration met its step budget."""
 
 
 def coupling_offers(cands: list[Candidate]) -> list[tuple[str, str]]:
