@@ -121,11 +121,13 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # (TPOT at load 32.4 -> 33.8 %: vLLM/SGLang MoE decode steps at large batch now pay the kernel's padded
     # rows at its measured rate).
     # Engine-stored expert sizes and vLLM's profile-run reserve on top: TPOT at load 33.8 → 31.8 % (p90 67.4).
+    # dstack's TensorRT-LLM 0.17 runs replayed without CUDA graphs (cuda_graphs off, as their server ran):
+    # TPOT 31.8 / 67.4 → 26.7 / 63.6, throughput 21.0 / 109.8 → 20.4 / 96.6, p99 TPOT 48.3 → 30.5.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 33.5 and s[("all", "throughput at load")][1] <= 25.5
-    assert s[("all", "TPOT at load")][2] <= 71
+    assert s[("all", "TPOT at load")][1] <= 28.5 and s[("all", "throughput at load")][1] <= 22
+    assert s[("all", "TPOT at load")][2] <= 66 and s[("all", "throughput at load")][2] <= 100
     assert s[("all", "TTFT")][1] <= 47 and s[("all", "TTFT p99")][1] <= 74
-    assert s[("all", "TPOT at load p99")][1] <= 50
+    assert s[("all", "TPOT at load p99")][1] <= 33
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
     # test). Before: TPOT 34.5 (MoE 39.1), throughput 23.8 / 124.7, TTFT 52.2; KV reservation and overlap
@@ -137,13 +139,15 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # 71.1, p99 TPOT 49.6. The experts at the size the engines store them (expert_layout.csv: vLLM's Marlin /
     # Triton / FlashInfer padding of MXFP4 experts, gpt-oss attention kept in BF16) and vLLM's profile-run
     # reserve on top: TPOT 34.8 / 78.2 → 33.2 / 68.0 (MoE 39.4 → 36.5), throughput 21.9 / 113.9 → 21.7 / 114.1,
-    # TTFT 44.0 / 85.9 → 44.0 / 83.9.
+    # TTFT 44.0 / 85.9 → 44.0 / 83.9. dstack's TensorRT-LLM 0.17 rows without CUDA graphs (their server captured
+    # none): TPOT 33.1 / 68.0 → 27.5 / 64.2 (MoE 36.5 → 33.0), throughput 21.7 / 114.4 → 20.9 / 98.7, TTFT 44.0 /
+    # 83.9 → 43.7 / 84.0, p99 TPOT 49.8 → 30.4.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 34.5 and s[("moe", "TPOT at load")][1] <= 38
-    assert s[("all", "TPOT at load")][2] <= 71
-    assert s[("all", "throughput at load")][1] <= 23.5 and s[("all", "throughput at load")][2] <= 116
+    assert s[("all", "TPOT at load")][1] <= 29.5 and s[("moe", "TPOT at load")][1] <= 35
+    assert s[("all", "TPOT at load")][2] <= 67
+    assert s[("all", "throughput at load")][1] <= 22.5 and s[("all", "throughput at load")][2] <= 102
     assert s[("all", "TTFT")][1] <= 47 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 53
-    assert s[("all", "TTFT p99")][1] <= 74 and s[("all", "TPOT at load p99")][1] <= 52
+    assert s[("all", "TTFT p99")][1] <= 74 and s[("all", "TPOT at load p99")][1] <= 33
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 

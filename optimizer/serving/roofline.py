@@ -103,7 +103,8 @@ class Shape:
     chunk_tokens: float
     prefill_attn_ratio: float = 1.0  # prompt tokens' attention FLOPs / the decode form's (MLA prefill runs as MHA)
     eager_floor_scale: float = 1.0  # per-layer floors of a step with prompt tokens / a (graph-captured) decode step's
-    graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: none)
+    graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: no limit,
+    # negative: no graphs at all, graphs.NO_GRAPHS)
     moe_kernel_eta: float = 1.0  # ceiling on the grouped expert GEMMs' share of F_w (terms.moe_kernel_flops_eta)
 
     @property

@@ -185,7 +185,8 @@ def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike, rank_batch: ArrayLi
     cuda_graph_max_bs 256 at TP < 4 on 80-160 GiB GPUs, TensorRT-LLM's PyTorch backend 128). The floors are the
     small kernels no batch amortises; launched one by one each costs about the host's launch time instead of its
     GPU time, while large kernels hide their launches behind their own run time, so the floors scale and the rest
-    of the step does not. ``graph_max_batch`` 0: no capture limit."""
+    of the step does not. ``graph_max_batch`` 0: no capture limit; negative (graphs.NO_GRAPHS): the server
+    captures no graphs, so every step pays ``scale``."""
     limit = np.asarray(graph_max_batch, dtype=float)
-    beyond = (limit > 0) & (np.asarray(rank_batch, dtype=float) > limit)
+    beyond = (limit < 0) | ((limit > 0) & (np.asarray(rank_batch, dtype=float) > limit))
     return np.where((np.asarray(prefill_tokens) > 0) | beyond, scale, 1.0)
