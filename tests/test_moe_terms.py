@@ -174,3 +174,20 @@ def test_a_step_with_prompt_tokens_pays_eager_floors() -> None:
     prompt = step_terms_s(s, 0.0, 1.0)["layer_floors"]
     assert float(prompt) == pytest.approx(6.0 * float(decode), rel=1e-12)
     assert float(decode) == pytest.approx(32 * cal.layer_us * 1e-6, rel=1e-12)
+
+
+def test_dp_attention_with_tp_experts_all_reduces_every_token_over_all_gpus() -> None:
+    # SGLang --enable-dp-attention without --ep (DeepSeek-R1 on 8 x H200, attention DP 8, experts TP over the 8):
+    # the attention ranks have no TP group left, but each of the 58 MoE layers gathers every rank's tokens to
+    # all 8 GPUs and sums the partial outputs back: one all-reduce of the step's tokens over 8 GPUs per MoE
+    # layer. NVLink 4 (links.csv): alpha(8) = 3 + 1 x log2(8) = 6 us; 64 tokens x 7168 x 2 B = 917,504 B at
+    # eta(S) = 0.15 + 0.65 x S / (S + 16 MiB); H200 NVLink 450 GB/s one direction.
+    t = step_terms_s(_shape("deepseek-r1", "h200", "fp8", 8, attn_dp=8), 64.0)
+    size = 64 * 7168 * 2
+    eta = 0.15 + 0.65 * size / (size + 16 * 2**20)
+    one = 6e-6 + 2 * 7 / 8 * size / (450e9 * eta)
+    assert t["all_to_all"] == 0
+    assert t["all_reduce"] == pytest.approx(58 * one, rel=1e-6)
+    # More tokens per step never make the gathered all-reduce cheaper.
+    more = step_terms_s(_shape("deepseek-r1", "h200", "fp8", 8, attn_dp=8), np.array([64.0, 512.0, 4096.0]))
+    assert np.all(np.diff(more["all_reduce"]) > 0)

@@ -123,9 +123,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # Engine-stored expert sizes and vLLM's profile-run reserve on top: TPOT at load 33.8 → 31.8 % (p90 67.4).
     # dstack's TensorRT-LLM 0.17 runs replayed without CUDA graphs (cuda_graphs off, as their server ran):
     # TPOT 31.8 / 67.4 → 26.7 / 63.6, throughput 21.0 / 109.8 → 20.4 / 96.6, p99 TPOT 48.3 → 30.5.
+    # The gathered MoE all-reduce of data-parallel attention with TP experts: throughput 20.4 / 96.6 → 19.2 / 93.2.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 28.5 and s[("all", "throughput at load")][1] <= 22
-    assert s[("all", "TPOT at load")][2] <= 66 and s[("all", "throughput at load")][2] <= 100
+    assert s[("all", "TPOT at load")][1] <= 28.5 and s[("all", "throughput at load")][1] <= 21
+    assert s[("all", "TPOT at load")][2] <= 66 and s[("all", "throughput at load")][2] <= 97
     assert s[("all", "TTFT")][1] <= 47 and s[("all", "TTFT p99")][1] <= 74
     assert s[("all", "TPOT at load p99")][1] <= 33
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
@@ -141,11 +142,13 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # reserve on top: TPOT 34.8 / 78.2 → 33.2 / 68.0 (MoE 39.4 → 36.5), throughput 21.9 / 113.9 → 21.7 / 114.1,
     # TTFT 44.0 / 85.9 → 44.0 / 83.9. dstack's TensorRT-LLM 0.17 rows without CUDA graphs (their server captured
     # none): TPOT 33.1 / 68.0 → 27.5 / 64.2 (MoE 36.5 → 33.0), throughput 21.7 / 114.4 → 20.9 / 98.7, TTFT 44.0 /
-    # 83.9 → 43.7 / 84.0, p99 TPOT 49.8 → 30.4.
+    # 83.9 → 43.7 / 84.0, p99 TPOT 49.8 → 30.4. The MoE layers' all-reduce of every token over all GPUs under
+    # data-parallel attention with TP experts (NVIDIA's attention-DP tables, SGLang DP attention without EP):
+    # throughput 20.9 / 98.7 → 19.3 / 95.6 (MoE 26.2 → 23.1), TTFT 43.7 / 84.0 → 43.6 / 83.9.
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 29.5 and s[("moe", "TPOT at load")][1] <= 35
     assert s[("all", "TPOT at load")][2] <= 67
-    assert s[("all", "throughput at load")][1] <= 22.5 and s[("all", "throughput at load")][2] <= 102
+    assert s[("all", "throughput at load")][1] <= 21 and s[("all", "throughput at load")][2] <= 99
     assert s[("all", "TTFT")][1] <= 47 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 53
     assert s[("all", "TTFT p99")][1] <= 74 and s[("all", "TPOT at load p99")][1] <= 33
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]

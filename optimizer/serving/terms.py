@@ -123,6 +123,17 @@ def moe_all_to_all(ep: ArrayLike, attn_dp: ArrayLike) -> ArrayLike:
     return np.where((np.asarray(ep) > 1) & (np.asarray(attn_dp) > 1), 1.0, 0.0)
 
 
+def moe_gather_tokens(rank_tokens: ArrayLike, step_tokens: ArrayLike, attn_dp: ArrayLike) -> ArrayLike:
+    """Tokens one all-reduce of a MoE layer's output carries when the layer does not exchange tokens by
+    all-to-all: with tensor-parallel attention (attn_dp = 1) every GPU holds the attention rank's tokens; with
+    data-parallel attention and experts sharded over all GPUs (SGLang ``--enable-dp-attention`` without
+    ``--ep``, TensorRT-LLM attention DP with TP experts) each rank's tokens are gathered to every GPU before
+    the experts and the partial outputs summed and scattered back after them, which moves what one all-reduce
+    of every token of the step moves (SGLang's DP attention gathers into a zero-padded buffer of all ranks'
+    tokens and all-reduces it, ``dp_gather``; an all-gather plus a reduce-scatter move the same 2(n − 1)/n · S)."""
+    return np.where(np.asarray(attn_dp) > 1, step_tokens, rank_tokens)
+
+
 def overlapped_s(memory_s: ArrayLike, compute_s: ArrayLike, p: ArrayLike) -> ArrayLike:
     """Time of a kernel that streams ``memory_s`` worth of bytes and issues ``compute_s`` worth of math:
     (t_mem^p + t_cmp^p)^(1/p), between the roofline's max (p → ∞) and the sum (p = 1). Near the ridge the
