@@ -3,6 +3,8 @@ per-term breakdown, and invariants of expert-slice bandwidth and the EP communic
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from gpuplan.models.catalog import resolve
@@ -191,3 +193,25 @@ def test_dp_attention_with_tp_experts_all_reduces_every_token_over_all_gpus() ->
     # More tokens per step never make the gathered all-reduce cheaper.
     more = step_terms_s(_shape("deepseek-r1", "h200", "fp8", 8, attn_dp=8), np.array([64.0, 512.0, 4096.0]))
     assert np.all(np.diff(more["all_reduce"]) > 0)
+
+
+def test_routing_skew_reproduces_the_published_ep32_imbalance() -> None:
+    # TensorRT-LLM blog 4, Table 1 (DeepSeek-R1, 256 experts, EP 32, no EPLB): per-expert-slot mean 128, std 164.1
+    # (cv 1.28); the hottest rank receives 1.564x more routed tokens than the mean.
+    cv, scale = kernel_constant("expert_load_cv"), kernel_constant("ep_busiest_excess_scale")
+    assert cv == pytest.approx(164.1 / 128, abs=0.005)
+    assert terms.ep_load_excess(32, 256, cv, scale) == pytest.approx(1.564, rel=0.01)
+    assert terms.ep_load_excess(1, 256, cv, scale) == 0.0 and terms.ep_load_excess(8, 0, cv, scale) == 0.0
+    # EP 8 over 256 experts: 1.31 * sqrt(2 ln 8) * 1.28 * sqrt(8 / 256) = 0.60 more than the mean.
+    assert terms.ep_load_excess(8, 256, cv, scale) == pytest.approx(1.31 * np.sqrt(2 * np.log(8)) * 1.28 / np.sqrt(32))
+
+
+def test_busiest_rank_computes_the_skewed_share_at_large_batch() -> None:
+    # DeepSeek-R1 EP 8 with attention DP on 8 x H200 at 4096 decodes: every expert is touched, so sampling
+    # alone gives each rank 1/8 of the expert rows; the skewed busiest rank computes (1 + 0.60)/8 of them.
+    s = _shape("deepseek-r1", "h200", "fp8", 8, 8)
+    skewed = step_terms_s(s, 4096.0)["gemm_compute"]
+    even = step_terms_s(replace(s, ep_excess_scale=0.0), 4096.0)["gemm_compute"]
+    delta = float(terms.ep_load_excess(8, 256, s.expert_load_cv, s.ep_excess_scale))
+    dense_part = step_terms_s(replace(s, expert_flops_per_row=0.0), 4096.0)["gemm_compute"]
+    assert (skewed - dense_part) == pytest.approx((even - dense_part) * (1 + delta), rel=1e-6)

@@ -144,13 +144,14 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # none): TPOT 33.1 / 68.0 → 27.5 / 64.2 (MoE 36.5 → 33.0), throughput 21.7 / 114.4 → 20.9 / 98.7, TTFT 44.0 /
     # 83.9 → 43.7 / 84.0, p99 TPOT 49.8 → 30.4. The MoE layers' all-reduce of every token over all GPUs under
     # data-parallel attention with TP experts (NVIDIA's attention-DP tables, SGLang DP attention without EP):
-    # throughput 20.9 / 98.7 → 19.3 / 95.6 (MoE 26.2 → 23.1), TTFT 43.7 / 84.0 → 43.6 / 83.9.
+    # throughput 20.9 / 98.7 → 19.3 / 95.6 (MoE 26.2 → 23.1), TTFT 43.7 / 84.0 → 43.6 / 83.9. Routing skew on the
+    # busiest EP rank (kernels.csv): MoE throughput 23.1 → 21.5, TTFT 43.6 / 83.9 → 43.4 / 83.1, p99 TTFT 71.1 → 69.0.
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 29.5 and s[("moe", "TPOT at load")][1] <= 35
     assert s[("all", "TPOT at load")][2] <= 67
     assert s[("all", "throughput at load")][1] <= 21 and s[("all", "throughput at load")][2] <= 99
     assert s[("all", "TTFT")][1] <= 47 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 53
-    assert s[("all", "TTFT p99")][1] <= 74 and s[("all", "TPOT at load p99")][1] <= 33
+    assert s[("all", "TTFT p99")][1] <= 71 and s[("all", "TPOT at load p99")][1] <= 33
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 

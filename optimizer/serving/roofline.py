@@ -88,6 +88,8 @@ class Shape:
     alpha_ar_s: float  # all-reduce latency over the attention TP group
     alpha_a2a_s: float  # dispatch / combine latency over the EP group
     alpha_moe_ar_s: float  # latency of a MoE layer's all-reduce over all tp GPUs (the experts' group)
+    expert_load_cv: float  # coefficient of variation of routed tokens per expert (kernels.csv)
+    ep_excess_scale: float  # busiest EP rank's excess in √(2 ln ep) rank standard deviations (kernels.csv)
     eta_a2a: float  # flat dispatch / combine bandwidth efficiency (0: the all-reduce curve)
     eta_link_small: float
     eta_link_large: float
@@ -199,6 +201,7 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
     shape = Shape(
         tp=tp, ep=ep, attn_dp=attn_dp, dense_bytes=dense, expert_bytes=per_expert, expert_cols=expert_cols,
         slice_ramp_cols=kernel_constant("expert_slice_ramp_cols"), overlap_p=kernel_constant("roofline_overlap_p"),
+        expert_load_cv=kernel_constant("expert_load_cv"), ep_excess_scale=kernel_constant("ep_busiest_excess_scale"),
         moe_layers=moe_layers,
         num_experts=arch.moe.num_experts if arch.moe else 0, top_k=top_k,
         dense_flops_per_token=linear_flops_per_token(arch) - top_k * expert_flops_per_row(arch),
@@ -263,7 +266,11 @@ def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     gpus_per_rank = s.tp / s.ep
     expert_bytes = busiest * s.expert_bytes * s.moe_layers / gpus_per_rank
     rows = terms.expert_gemm_rows(tokens, s.top_k, touched, s.gemm_tile_m)
-    share = np.where(touched > 0, busiest / np.maximum(touched, 1e-12), 0.0)
+    # The busiest rank's share of the expert rows: its share of the touched experts (sampling) or, when
+    # routing skew weighs more, the mean 1/ep raised by the busiest rank's excess (terms.ep_load_excess).
+    skew = np.minimum(1.0, (1.0 + terms.ep_load_excess(s.ep, s.num_experts, s.expert_load_cv,
+                                                         s.ep_excess_scale)) / s.ep)
+    share = np.where(touched > 0, np.maximum(busiest / np.maximum(touched, 1e-12), skew), 0.0)
     return expert_bytes, rows * share * s.expert_flops_per_row / gpus_per_rank
 
 

@@ -57,6 +57,18 @@ def busiest_rank_experts(touched: ArrayLike, num_experts: ArrayLike, ep: ArrayLi
     return np.minimum(np.minimum(mu + excess, num_experts / ep), touched)
 
 
+def ep_load_excess(ep: ArrayLike, num_experts: ArrayLike, expert_cv: ArrayLike, scale: ArrayLike) -> ArrayLike:
+    """Routed-token excess of the busiest of ``ep`` expert-parallel ranks over the mean, as a fraction, from
+    real routing skew: δ = scale · √(2 ln ep) · cv · √(ep / E). Experts' loads vary with coefficient of
+    variation ``cv`` and add independently within a rank of E/ep experts; the busiest of ep ranks sits
+    ``scale`` · √(2 ln ep) rank standard deviations above the mean (kernels.csv: TensorRT-LLM's DeepSeek-R1
+    routing statistics at EP 32, 1.564 without EPLB). 0 without expert parallelism or experts."""
+    ep_f = np.maximum(np.asarray(ep, dtype=float), 1.0)
+    e = np.maximum(np.asarray(num_experts, dtype=float), 1.0)
+    return np.where((ep_f > 1) & (np.asarray(num_experts) > 0),
+                    scale * np.sqrt(2.0 * np.log(ep_f)) * expert_cv * np.sqrt(ep_f / e), 0.0)
+
+
 def expert_gemm_rows(tokens: ArrayLike, top_k: ArrayLike, touched: ArrayLike, tile_m: ArrayLike) -> ArrayLike:
     """Token rows the grouped GEMM computes. Each touched expert gets m = T · k / touched rows in tiles of
     M = tile_m rows (tensor-core tiles are 64 or 128 rows): an expert with m < M still costs one whole tile,
