@@ -125,3 +125,15 @@ def test_eager_decode_reproduces_the_flat_tpot_of_dstack_trtllm() -> None:
         graphed = simulate(**kw).tpot_ms.mean
         assert eager == pytest.approx(tpot, rel=0.15)
         assert graphed < 0.5 * tpot
+
+
+def test_simulate_cli_runs_without_graphs(gpuplan) -> None:
+    # `--no-cuda-graphs`: gpt-oss-20b on one H100, 4 clients. Every decode step pays 5 more eager floors
+    # (24 MoE layers: 5 x 24 x (22 + 73) us = 11.4 ms with the shipped vLLM floors), so TPOT rises by about that.
+    args = ("simulate", "--model", "gpt-oss-20b", "--gpu", "h100-sxm", "--weights", "mxfp4", "--input", "256",
+            "--output", "128", "--concurrency", "4", "--requests", "8", "--format", "json")
+    graphed, eager = gpuplan(*args).json(), gpuplan(*args, "--no-cuda-graphs").json()
+    cal = Tables().calibration.lookup("vllm", "h100-sxm", "nvidia")
+    floors_ms = 24 * (cal.layer_us + cal.moe_layer_us) * 1e-3
+    assert eager["tpot_ms"]["p50"] - graphed["tpot_ms"]["p50"] == pytest.approx(
+        (cal.eager_floor_scale - 1) * floors_ms, rel=0.02)
