@@ -118,15 +118,17 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
 def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: Annotated[int, Field(ge=1)] = 1,
          input_tokens: Annotated[int, Field(ge=1)] = 1024, output_tokens: Annotated[int, Field(ge=1)] = 256,
          batch: Annotated[int, Field(ge=1)] = 1, engine: str | None = None, tpot_ms: float | None = None,
-         utilization: Annotated[float, Field(ge=0, lt=1)] = 0.0, tables: Tables = DEFAULT) -> PerfReport:
-    """TPOT, TTFT and throughput of one replica (``gpuplan perf``).
+         utilization: Annotated[float, Field(ge=0, lt=1)] = 0.0, tables: Tables = DEFAULT,
+         cuda_graphs: bool = True) -> PerfReport:
+    """TPOT, TTFT and throughput of one replica (``gpuplan perf``); ``cuda_graphs`` False: a server without CUDA
+    graphs.
 
     >>> r = perf("llama-3.1-8b", "h100-sxm", batch=32)
     >>> r.bound in ("memory", "compute")
     True
     """
     return deployment.perf(model, gpu, weights, kv, tp, input_tokens, output_tokens, batch, engine, tpot_ms,
-                           utilization, tables)
+                           utilization, tables, cuda_graphs=cuda_graphs)
 
 
 @checked

@@ -137,3 +137,15 @@ def test_simulate_cli_runs_without_graphs(gpuplan) -> None:
     floors_ms = 24 * (cal.layer_us + cal.moe_layer_us) * 1e-3
     assert eager["tpot_ms"]["p50"] - graphed["tpot_ms"]["p50"] == pytest.approx(
         (cal.eager_floor_scale - 1) * floors_ms, rel=0.02)
+
+
+def test_perf_without_graphs_adds_the_eager_floors(gpuplan) -> None:
+    # Llama 3.1 8B on one H100 at batch 8: the step without graphs is the graphed step plus (s_eager - 1) x its
+    # floors (32 dense layers at the shipped vLLM tau_layer); the cited measurement behind s_eager is 8.4 ms eager
+    # against 5.1 ms captured for this model and GPU.
+    args = ("perf", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--batch", "8", "--format", "json")
+    graphed, eager = gpuplan(*args).json(), gpuplan(*args, "--no-cuda-graphs").json()
+    cal = Tables().calibration.lookup("vllm", "h100-sxm", "nvidia")
+    assert graphed["step_terms_ms"]["layer_floors"] == pytest.approx(32 * cal.layer_us * 1e-3, rel=1e-4)
+    assert eager["step_terms_ms"]["step"] - graphed["step_terms_ms"]["step"] == pytest.approx(
+        (cal.eager_floor_scale - 1) * graphed["step_terms_ms"]["layer_floors"], rel=1e-4)

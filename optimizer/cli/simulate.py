@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import ENGINE_VERSION, cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import ENGINE_VERSION, cli, no_cuda_graphs_option, output_options, show, tables_of
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.serving.calibration import ENGINES
@@ -72,9 +72,7 @@ def sim_result(r: SimReport) -> Result:
 @click.option("--dataset", type=click.Choice(dataset_names()), default=None,
               help="Lengths shaped as the dataset's benchmark_serving samples (published length moments, "
                    "lognormal, the benchmark's length filter), scaled to the --input/--output means.")
-@click.option("--no-cuda-graphs", "eager", is_flag=True, default=False,
-              help="The server runs without CUDA graphs (vLLM --enforce-eager, SGLang --disable-cuda-graph, "
-                   "TensorRT-LLM's PyTorch backend before 1.0 by default): every decode step pays the eager floors.")
+@no_cuda_graphs_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the latency distributions and KV use to this image (PNG).")
 @output_options
