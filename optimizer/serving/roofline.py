@@ -13,8 +13,12 @@ One engine step with b decoding sequences at context s and p prefill tokens (tim
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β) when attention is
              data-parallel (with attention TP, EP ranks sum their partial outputs by all-reduce instead)
-  t_step   = t_linear + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
-η is η_cmp in decode steps and η_prefill in steps with prefill tokens. The floors Σ τ are scaled by the eager
+  t_moe_act = L_moe · pairs · hidden · (n_in · b_in + 2 · b_out) / (BW · η_mem): the token copies' permute and
+             finalize passes (terms.moe_activation_bytes; pairs = token-expert pairs the busiest GPU computes)
+  t_step   = t_linear + t_moe_act + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
+η is η_cmp in decode steps and η_prefill in steps with prefill tokens. Prompt tokens skip the lm_head GEMM
+(logits only at sampled positions); MLA's down-projections (TP_REPLICATED) are read and computed whole on every
+attention-TP rank. The floors Σ τ are scaled by the eager
 factor in steps the engine runs without a CUDA graph: steps with prompt tokens, and decode steps of more than
 the engine's largest captured batch per attention rank (graphs.csv, terms.eager_scale). Expert FLOPs count padded
 grouped-GEMM rows (terms.expert_gemm_rows); experts read are the expected distinct experts the step's
@@ -38,7 +42,7 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import kv_replication
-from gpuplan.models.memory import active_weights_bytes, decode_state_bytes, tokens_attended
+from gpuplan.models.memory import active_weights_bytes, decode_state_bytes, matrices_bytes, tokens_attended
 from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
@@ -48,6 +52,10 @@ from gpuplan.optimizer.serving.kernels import kernel_constant
 from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
 
 ACTIVATION_BYTES = 2  # 16-bit activations in all-reduces and MoE combine
+# MLA's down-projections (q_a, kv_a with the RoPE key): the engines keep them whole on every attention-TP rank
+# (vLLM's and SGLang's DeepSeek attention build them as ReplicatedLinear), so each rank reads and computes them
+# in full; the up-projections, o_proj and the MLPs are split over the rank's GPUs.
+TP_REPLICATED = ("attn.q_a", "attn.kv_a")
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,10 @@ class Shape:
     graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: no limit,
     # negative: no graphs at all, graphs.NO_GRAPHS)
     moe_kernel_eta: float = 1.0  # ceiling on the grouped expert GEMMs' share of F_w (terms.moe_kernel_flops_eta)
+    skipped_head_flops: float = 0.0  # lm_head FLOPs per prompt token the engine skips (logits at sampled positions)
+    moe_input_passes: float = 2.0  # HBM passes over each token copy's input row (terms.moe_input_passes)
+    replicated_bytes: float = 0.0  # part of dense_bytes every attention-TP rank holds whole (MLA down-projections)
+    replicated_flops_per_token: float = 0.0  # their FLOPs per token (part of dense_flops_per_token)
 
     @property
     def bw(self) -> float:
@@ -225,8 +237,23 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         prefill_attn_ratio=_prefill_attention_ratio(arch), eager_floor_scale=cal.eager_floor_scale,
         graph_max_batch=graph_max_batch,
         moe_kernel_eta=_moe_kernel_eta(arch, gpu, cal.engine, compute, attn_dp),
+        skipped_head_flops=_skipped_head_flops(arch, cal.engine),
+        moe_input_passes=terms.moe_input_passes(cal.engine, gpu.arch or "", attn_dp),
+        replicated_bytes=matrices_bytes(arch, wfmt, TP_REPLICATED),
+        replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
+                                             if g.is_matrix and g.name in TP_REPLICATED),
     )
     return shape, warning
+
+
+def _skipped_head_flops(arch: Architecture, engine: str) -> float:
+    """lm_head FLOPs per prompt token that the engine does not compute, 2 × the lm_head's parameters: vLLM,
+    SGLang and TensorRT-LLM compute logits only at the positions they sample (a prompt's last token), so the
+    other prompt tokens skip the logits GEMM. llama.cpp computed it for every token of a batch until pull
+    request 6122 (2024-03-17) and the measured llama-bench rows span 2023-2025: 0 there (counted)."""
+    if engine == "llama.cpp":
+        return 0.0
+    return 2.0 * sum(g.active_elements for g in tensor_groups(arch) if g.kind is Kind.LM_HEAD and g.is_matrix)
 
 
 def _moe_kernel_eta(arch: Architecture, gpu: GPU, engine: str, compute: str, attn_dp: int) -> float:
@@ -259,8 +286,9 @@ def _attention_flops(s: Shape, context: float | np.ndarray) -> np.ndarray:
     return np.maximum(s.attn_flops_at_ctx + s.attn_flops_slope * (context - s.context), 0.0)
 
 
-def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes, FLOPs) of routed experts on the busiest GPU for ``tokens`` tokens entering each MoE layer."""
+def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight bytes, FLOPs, token-expert pairs) of routed experts on the busiest GPU for ``tokens`` tokens
+    entering each MoE layer (pairs: the unpadded rows its grouped GEMMs compute, per MoE layer)."""
     touched = terms.experts_touched(s.num_experts, s.top_k, tokens)
     busiest = terms.busiest_rank_experts(touched, s.num_experts, s.ep)
     gpus_per_rank = s.tp / s.ep
@@ -271,7 +299,7 @@ def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     skew = np.minimum(1.0, (1.0 + terms.ep_load_excess(s.ep, s.num_experts, s.expert_load_cv,
                                                          s.ep_excess_scale)) / s.ep)
     share = np.where(touched > 0, np.maximum(busiest / np.maximum(touched, 1e-12), skew), 0.0)
-    return expert_bytes, rows * share * s.expert_flops_per_row / gpus_per_rank
+    return expert_bytes, rows * share * s.expert_flops_per_row / gpus_per_rank, tokens * s.top_k * share
 
 
 def _allreduce_s(s: Shape, tokens: np.ndarray, group: float, alpha_s: float) -> np.ndarray:
@@ -302,7 +330,7 @@ def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray,
     return n_ar * one_ar + s.moe_layers * (1.0 - a2a_on) * moe_ar, a2a_on * s.moe_layers * (dispatch + combine)
 
 
-STEP_TERMS = ("linear", "attention", "all_reduce", "all_to_all", "layer_floors", "host")
+STEP_TERMS = ("linear", "moe_activations", "attention", "all_reduce", "all_to_all", "layer_floors", "host")
 
 
 def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
@@ -322,11 +350,12 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     attn_tp = s.tp / s.attn_dp
     rank_tokens = b / s.attn_dp + p
     eta = np.where(p > 0, s.eta_prefill, s.eta_cmp)
-    expert_bytes, expert_flops = _expert_phase(s, b + p_all)
+    expert_bytes, expert_flops, pairs = _expert_phase(s, b + p_all)
     bw = s.bw_peak * s.eta_mem
-    dense_read = s.dense_bytes / attn_tp / bw
+    dense_read = (s.dense_bytes + (attn_tp - 1.0) * s.replicated_bytes) / attn_tp / bw
     expert_read = expert_bytes / (bw * terms.expert_slice_efficiency(s.expert_cols, s.slice_ramp_cols))
-    dense_flops = rank_tokens * s.dense_flops_per_token / attn_tp
+    dense_flops = (rank_tokens * (s.dense_flops_per_token + (attn_tp - 1.0) * s.replicated_flops_per_token)
+                   - p * s.skipped_head_flops) / attn_tp
     expert_eta = np.minimum(eta * s.eta_moe, s.moe_kernel_eta)
     gemm = dense_flops / (s.flops_w_peak * eta) + expert_flops / (s.flops_w_peak * expert_eta)
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
@@ -337,7 +366,10 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp, b + p_all)
     out = {
         "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,
-        "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p), "kv_read": kv_read,
+        "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p),
+        "moe_activations": s.moe_layers * terms.moe_activation_bytes(pairs, s.hidden, s.dispatch_bytes,
+                                                                      ACTIVATION_BYTES, s.moe_input_passes) / bw,
+        "kv_read": kv_read,
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us,

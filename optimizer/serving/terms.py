@@ -105,6 +105,31 @@ def expert_slice_efficiency(slice_cols: ArrayLike, ramp_cols: ArrayLike) -> Arra
 TRITON_MOE_ENGINES = ("vllm", "sglang")
 
 
+def moe_input_passes(engine: str, gpu_arch: str, attn_dp: int) -> float:
+    """HBM passes over each token copy's input row in a MoE layer: 1 where the expert kernel gathers the rows
+    it needs from the token-ordered activations (vLLM's and SGLang's Triton fused_moe, Marlin MoE and
+    triton_kernels matmul_ogs on Hopper, Ampere and AMD, with tensor-parallel attention); 2 where a permute
+    pass writes the copies in expert order first and the grouped GEMM reads them (TensorRT-LLM's CUTLASS and
+    TRT-LLM-gen MoE, FlashInfer's Blackwell MoE, DeepEP's receive buffers under data-parallel attention)."""
+    gathers = engine in TRITON_MOE_ENGINES and attn_dp <= 1 and not gpu_arch.lower().startswith("blackwell")
+    return 1.0 if gathers else 2.0
+
+
+def moe_activation_bytes(rows: ArrayLike, hidden: ArrayLike, in_bytes: ArrayLike, out_bytes: ArrayLike,
+                         in_passes: ArrayLike = 2.0) -> ArrayLike:
+    """Bytes one GPU moves through HBM for the token copies of one MoE layer, beside the expert weights:
+    rows · hidden · 2 · (b_in + b_out), rows = the token-expert pairs the GPU computes (T · k with TP-sharded
+    experts: every TP rank computes a slice of every pair; under EP its rank's share). Each pair's input row
+    is written in expert order and read by the grouped GEMM (2 · b_in: TensorRT-LLM's expandInputRows,
+    DeepEP's receive buffer; vLLM's Triton kernel gathers instead, one read), and each pair's output, a full
+    hidden-width row (with TP-sharded experts a partial sum over the GPU's slice), is written by the second
+    GEMM and read back by the reduction that sums a token's k rows (2 · b_out: finalizeMoeRouting, moe_sum).
+    These are separate memory-bound passes (permute, finalize), so they add to the step rather than hiding
+    under the GEMMs' math. DeepSeek-R1 at TP 8, FP8 inputs and BF16 outputs: 8 · 7,168 · 6 B = 344 kB per
+    token per MoE layer on every GPU, 20 MB per token over its 58 MoE layers."""
+    return rows * hidden * (in_passes * in_bytes + 2.0 * out_bytes)
+
+
 def triton_fused_moe_path(engine: str, vendor: str, arch: str, compute: str, attn_dp: int) -> bool:
     """True where the routed experts run vLLM's Triton ``fused_moe`` kernel with FP8 inputs (SGLang runs the same
     kernel): vLLM or SGLang computing in FP8 on a Hopper GPU with tensor-parallel attention. With data-parallel
