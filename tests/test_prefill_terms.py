@@ -5,6 +5,7 @@ kv_lora_rank 512 + 64 RoPE dims; Llama 3.1 8B: hidden 4096, vocab 128,256) and t
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.serving import terms
@@ -59,9 +60,13 @@ def test_moe_token_copy_term_of_an_8k_prompt_on_h200() -> None:
     assert float(t["moe_activations"]) == pytest.approx(expected, rel=1e-6)
     assert expected == pytest.approx(0.0341, rel=1e-2)
     # With EP 8 each rank computes only the pairs routed to its 32 experts: at 8192 tokens all of them are
-    # touched, so the busiest rank's share is 32 / 256 (uniform routing).
-    ep = step_terms_s(_shape("deepseek-r1", "h200", "fp8", 8, "trtllm", ep=8, attn_dp=1), 0.0, 8192.0)
-    assert float(ep["moe_activations"]) == pytest.approx(expected / 8, rel=1e-6)
+    # touched, so the mean rank's share is 32 / 256, and the busiest rank's is that raised by the routing skew
+    # (terms.ep_load_excess: 1.31 * sqrt(2 ln 8) * 1.28 * sqrt(8 / 256) = +60 %).
+    ep_shape = _shape("deepseek-r1", "h200", "fp8", 8, "trtllm", ep=8, attn_dp=1)
+    ep = step_terms_s(ep_shape, 0.0, 8192.0)
+    skew = 1 + float(terms.ep_load_excess(8, 256, ep_shape.expert_load_cv, ep_shape.ep_excess_scale))
+    assert skew == pytest.approx(1 + 1.31 * np.sqrt(2 * np.log(8)) * 1.28 * np.sqrt(8 / 256))
+    assert float(ep["moe_activations"]) == pytest.approx(expected / 8 * skew, rel=1e-6)
     # A dense model has no MoE layers and no such term.
     assert float(step_terms_s(_shape("llama-3.1-8b", "h100-sxm", "bf16", 1, "vllm"), 0.0, 8192.0)
                  ["moe_activations"]) == 0.0

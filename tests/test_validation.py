@@ -125,11 +125,16 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # Engine-stored expert sizes and vLLM's profile-run reserve on top: TPOT at load 33.8 → 31.8 % (p90 67.4).
     # The prompt-step terms (test_prefill_terms) on top: TPOT at load 31.8 → 30.7 % (p90 66.5), throughput
     # 21.0 → 20.9 %, TTFT 44.5 → 43.8 %, p99 TTFT 71.1 → 68.5 %, p99 TPOT 48.3 → 47.6 %.
+    # dstack's TensorRT-LLM 0.17 runs replayed without CUDA graphs (cuda_graphs off, as their server ran):
+    # TPOT 31.8 / 67.4 → 26.7 / 63.6, throughput 21.0 / 109.8 → 20.4 / 96.6, p99 TPOT 48.3 → 30.5.
+    # The gathered MoE all-reduce of data-parallel attention with TP experts: throughput 20.4 / 96.6 → 19.2 / 93.2.
+    # Both together, calibration refitted: TPOT at load 28.1 / 63.4, throughput 17.6 / 89.1, TTFT 42.2, p99 TTFT
+    # 67.3, p99 TPOT 30.6.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 32.5 and s[("all", "throughput at load")][1] <= 22.5
-    assert s[("all", "TPOT at load")][2] <= 69
-    assert s[("all", "TTFT")][1] <= 45.5 and s[("all", "TTFT p99")][1] <= 71
-    assert s[("all", "TPOT at load p99")][1] <= 49.5
+    assert s[("all", "TPOT at load")][1] <= 30 and s[("all", "throughput at load")][1] <= 19.5
+    assert s[("all", "TPOT at load")][2] <= 66 and s[("all", "throughput at load")][2] <= 92
+    assert s[("all", "TTFT")][1] <= 44.5 and s[("all", "TTFT p99")][1] <= 70
+    assert s[("all", "TPOT at load p99")][1] <= 33
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
     # test). Before: TPOT 34.5 (MoE 39.1), throughput 23.8 / 124.7, TTFT 52.2; KV reservation and overlap
@@ -144,13 +149,21 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # TTFT 44.0 / 85.9 → 44.0 / 83.9. The prompt-step terms (MoE token-copy traffic, logits only at sampled
     # positions, MLA down-projections whole on every attention-TP rank) on top: TPOT 33.1 / 68.0 → 32.6 / 66.9
     # (MoE 36.5 → 37.1), throughput 21.7 / 114.4 → 21.1 / 109.1, TTFT 44.0 / 83.92 → 43.7 / 83.64 (MoE 51.8 →
-    # 49.5), p99 TTFT 71.1 → 68.5, p99 TPOT 49.8 → 49.2.
+    # 49.5), p99 TTFT 71.1 → 68.5, p99 TPOT 49.8 → 49.2. Separately, before the prompt-step terms: dstack's
+    # TensorRT-LLM 0.17 rows without CUDA graphs (their server captured none): TPOT 33.1 / 68.0 → 27.5 / 64.2
+    # (MoE 36.5 → 33.0), throughput 21.7 / 114.4 → 20.9 / 98.7, TTFT 44.0 / 83.9 → 43.7 / 84.0, p99 TPOT
+    # 49.8 → 30.4. The MoE layers' all-reduce of every token over all GPUs under data-parallel attention with TP
+    # experts (NVIDIA's attention-DP tables, SGLang DP attention without EP): throughput 20.9 / 98.7 → 19.3 /
+    # 95.6 (MoE 26.2 → 23.1), TTFT 43.7 / 84.0 → 43.6 / 83.9. Routing skew on the busiest EP rank (kernels.csv):
+    # MoE throughput 23.1 → 21.5, TTFT 43.6 / 83.9 → 43.4 / 83.1, p99 TTFT 71.1 → 69.0.
+    # Both together, calibration refitted: TPOT 28.4 / 63.9 (MoE 32.4, dense 14.5), throughput 18.3 / 93.6 (MoE
+    # 21.4), TTFT 42.1 / 82.9 (MoE 48.8), p99 TTFT 67.2, p99 TPOT 31.2.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 33.5 and s[("moe", "TPOT at load")][1] <= 38
-    assert s[("all", "TPOT at load")][2] <= 69
-    assert s[("all", "throughput at load")][1] <= 22.5 and s[("all", "throughput at load")][2] <= 112
-    assert s[("all", "TTFT")][1] <= 45.5 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 51
-    assert s[("all", "TTFT p99")][1] <= 71 and s[("all", "TPOT at load p99")][1] <= 52
+    assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 34.5
+    assert s[("all", "TPOT at load")][2] <= 66.5
+    assert s[("all", "throughput at load")][1] <= 20 and s[("all", "throughput at load")][2] <= 97
+    assert s[("all", "TTFT")][1] <= 44.5 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 51
+    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 34
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 

@@ -95,6 +95,9 @@ class Shape:
     link_bytes_s: float  # one direction
     alpha_ar_s: float  # all-reduce latency over the attention TP group
     alpha_a2a_s: float  # dispatch / combine latency over the EP group
+    alpha_moe_ar_s: float  # latency of a MoE layer's all-reduce over all tp GPUs (the experts' group)
+    expert_load_cv: float  # coefficient of variation of routed tokens per expert (kernels.csv)
+    ep_excess_scale: float  # busiest EP rank's excess in √(2 ln ep) rank standard deviations (kernels.csv)
     eta_a2a: float  # flat dispatch / combine bandwidth efficiency (0: the all-reduce curve)
     eta_link_small: float
     eta_link_large: float
@@ -111,7 +114,8 @@ class Shape:
     chunk_tokens: float
     prefill_attn_ratio: float = 1.0  # prompt tokens' attention FLOPs / the decode form's (MLA prefill runs as MHA)
     eager_floor_scale: float = 1.0  # per-layer floors of a step with prompt tokens / a (graph-captured) decode step's
-    graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: none)
+    graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: no limit,
+    # negative: no graphs at all, graphs.NO_GRAPHS)
     moe_kernel_eta: float = 1.0  # ceiling on the grouped expert GEMMs' share of F_w (terms.moe_kernel_flops_eta)
     skipped_head_flops: float = 0.0  # lm_head FLOPs per prompt token the engine skips (logits at sampled positions)
     moe_input_passes: float = 2.0  # HBM passes over each token copy's input row (terms.moe_input_passes)
@@ -201,12 +205,15 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
     attn_now = attention_flops_per_token(arch, context)
     attn_slope = (attention_flops_per_token(arch, 2 * context + 1) - attn_now) / (context + 1)
     top_k = arch.moe.top_k if arch.moe else 0
-    ar_link, a2a_link = link_row(gpu, attn_tp), link_row(gpu, ep)
+    # η(S) of the all-reduces: the attention group's link, or with no attention TP group left (attention DP
+    # over every GPU) the link of the whole replica, which the MoE layers' gathered all-reduce crosses.
+    ar_link, a2a_link = link_row(gpu, attn_tp if attn_tp > 1 else tp), link_row(gpu, ep)
     expert_cols = arch.moe.expert_intermediate / (tp / ep) if arch.moe else 0.0
     engine_alpha = cal.comm_latency_us * 1e-6
     shape = Shape(
         tp=tp, ep=ep, attn_dp=attn_dp, dense_bytes=dense, expert_bytes=per_expert, expert_cols=expert_cols,
         slice_ramp_cols=kernel_constant("expert_slice_ramp_cols"), overlap_p=kernel_constant("roofline_overlap_p"),
+        expert_load_cv=kernel_constant("expert_load_cv"), ep_excess_scale=kernel_constant("ep_busiest_excess_scale"),
         moe_layers=moe_layers,
         num_experts=arch.moe.num_experts if arch.moe else 0, top_k=top_k,
         dense_flops_per_token=linear_flops_per_token(arch) - top_k * expert_flops_per_row(arch),
@@ -219,7 +226,9 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         eta_mem=cal.eta_mem, eta_cmp=cal.eta_cmp, eta_prefill=cal.eta_prefill, eta_moe=cal.eta_moe,
         link_bytes_s=gpu.link_bytes_s(tp),
         alpha_ar_s=(alpha_s(ar_link, attn_tp) + engine_alpha) if attn_tp > 1 else 0.0,
-        alpha_a2a_s=(a2a_alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0, eta_a2a=a2a_link.a2a_eta or 0.0,
+        alpha_a2a_s=(a2a_alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0,
+        alpha_moe_ar_s=(alpha_s(link_row(gpu, tp), tp) + engine_alpha) if tp > 1 else 0.0,
+        eta_a2a=a2a_link.a2a_eta or 0.0,
         eta_link_small=ar_link.eta_small, eta_link_large=ar_link.eta_large, link_knee_bytes=ar_link.knee_mib * MIB,
         dispatch_bytes=1.0 if compute in ("fp8", "fp4") else float(ACTIVATION_BYTES),
         t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
@@ -285,27 +294,40 @@ def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     gpus_per_rank = s.tp / s.ep
     expert_bytes = busiest * s.expert_bytes * s.moe_layers / gpus_per_rank
     rows = terms.expert_gemm_rows(tokens, s.top_k, touched, s.gemm_tile_m)
-    share = np.where(touched > 0, busiest / np.maximum(touched, 1e-12), 0.0)
+    # The busiest rank's share of the expert rows: its share of the touched experts (sampling) or, when
+    # routing skew weighs more, the mean 1/ep raised by the busiest rank's excess (terms.ep_load_excess).
+    skew = np.minimum(1.0, (1.0 + terms.ep_load_excess(s.ep, s.num_experts, s.expert_load_cv,
+                                                         s.ep_excess_scale)) / s.ep)
+    share = np.where(touched > 0, np.maximum(busiest / np.maximum(touched, 1e-12), skew), 0.0)
     return expert_bytes, rows * share * s.expert_flops_per_row / gpus_per_rank, tokens * s.top_k * share
 
 
-def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _allreduce_s(s: Shape, tokens: np.ndarray, group: float, alpha_s: float) -> np.ndarray:
+    """One all-reduce of ``tokens`` activations over ``group`` GPUs (terms.allreduce_s with η(S))."""
+    size = tokens * s.hidden * ACTIVATION_BYTES
+    eta = terms.link_efficiency(size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
+    return terms.allreduce_s(size, group, alpha_s, s.link_bytes_s, eta)
+
+
+def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray,
+            step_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(all-reduce, all-to-all) seconds of one step. All-reduces over the attention TP group after attention
-    in every layer, after the MLP in dense layers and in MoE layers that do not exchange tokens
-    (terms.moe_all_to_all); MoE dispatch + combine all-to-alls over the EP group where they do."""
+    in every layer and after the MLP in dense layers; MoE dispatch + combine all-to-alls over the EP group
+    where MoE layers exchange tokens (terms.moe_all_to_all); otherwise one all-reduce of the MoE output over
+    the GPUs that shard the experts, all ``tp`` of them, carrying every token of the step
+    (terms.moe_gather_tokens)."""
     attn_tp = s.tp / s.attn_dp
-    ar_size = rank_tokens * s.hidden * ACTIVATION_BYTES
-    eta = terms.link_efficiency(ar_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
-    one_ar = terms.allreduce_s(ar_size, attn_tp, s.alpha_ar_s, s.link_bytes_s, eta)
+    one_ar = _allreduce_s(s, rank_tokens, attn_tp, s.alpha_ar_s)
     a2a_on = terms.moe_all_to_all(s.ep, s.attn_dp)
-    n_ar = s.layers + (s.layers - s.moe_layers) + s.moe_layers * (1.0 - a2a_on)
+    moe_ar = _allreduce_s(s, terms.moe_gather_tokens(rank_tokens, step_tokens, s.attn_dp), s.tp, s.alpha_moe_ar_s)
+    n_ar = s.layers + (s.layers - s.moe_layers)
     copies = np.minimum(s.top_k, s.ep)
     a2a_size = gpu_tokens * copies * s.hidden
     eta_a2a = np.where(s.eta_a2a > 0, s.eta_a2a,
                        terms.link_efficiency(a2a_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes))
     dispatch = terms.all_to_all_s(a2a_size * s.dispatch_bytes, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
     combine = terms.all_to_all_s(a2a_size * ACTIVATION_BYTES, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
-    return n_ar * one_ar, a2a_on * s.moe_layers * (dispatch + combine)
+    return n_ar * one_ar + s.moe_layers * (1.0 - a2a_on) * moe_ar, a2a_on * s.moe_layers * (dispatch + combine)
 
 
 STEP_TERMS = ("linear", "moe_activations", "attention", "all_reduce", "all_to_all", "layer_floors", "host")
@@ -341,7 +363,7 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio
                   ) / attn_tp
     attn_compute = attn_flops / (s.flops_attn_peak * eta)
-    all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)
+    all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp, b + p_all)
     out = {
         "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,
         "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p),
