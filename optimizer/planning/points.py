@@ -107,8 +107,11 @@ def _prepare_now(m: Model, w: Workload, spec: Spec, tables: Tables) -> _Pending 
                         f"fit on {tp} × {g.id}")
     shape, _ = curve_shape(m, g, wfmt, kvfmt, layout, cal, w.input_tokens, w.output_tokens)
     sched = engine_defaults(cal.engine, g)
-    return _Pending(spec, engine, np.array([getattr(shape, f.name) for f in fields(Shape)], dtype=float), limit,
+    return _Pending(spec, engine, np.array([getattr(shape, name) for name in _SHAPE_FIELDS], dtype=float), limit,
                     sched.prefill_first, sched.overlap)
+
+
+_SHAPE_FIELDS = tuple(f.name for f in fields(Shape))
 
 
 def _shape_name(spec: Spec) -> str:
@@ -154,7 +157,7 @@ def _stacked(shapes: np.ndarray) -> Shape:
     """One Shape whose fields are arrays over the rows of ``shapes`` (as ``roofline.stack``; each field
     contiguous)."""
     columns = np.ascontiguousarray(shapes.T)
-    return Shape(**{f.name: columns[i] for i, f in enumerate(fields(Shape))})
+    return Shape(**{name: columns[i] for i, name in enumerate(_SHAPE_FIELDS)})
 
 
 def _choose(w: Workload, pending: list[_Pending], utilization: float) -> list[Result]:

@@ -48,8 +48,13 @@ def capture_limit(engine: str, gpu: GPU, tp: int, version: str | None = None) ->
     """Largest captured decode batch per attention rank for ``engine`` on ``tp`` × ``gpu`` (0: no limit).
     Rows whose ``versions`` range holds ``version`` win over rows without a range; among those, the row with
     the largest memory threshold and then TP threshold the deployment reaches."""
-    rows = [r for r in _limits() if r.engine == engine.lower() and gpu.memory_gib >= r.min_gpu_memory_gib
-            and tp >= r.min_tp]
+    return _capture_limit(engine.lower(), gpu.memory_gib, tp, version)
+
+
+@cache
+def _capture_limit(engine: str, memory_gib: float, tp: int, version: str | None) -> int:
+    """``capture_limit`` by the GPU memory it reads (memoised: graphs.csv is read once per process)."""
+    rows = [r for r in _limits() if r.engine == engine and memory_gib >= r.min_gpu_memory_gib and tp >= r.min_tp]
     pool = prefer_version(rows, version)
     if not pool:
         return 0

@@ -34,6 +34,7 @@ engines pool tokens / C.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -84,6 +85,7 @@ def state_layer_bytes(arch: Architecture, tp: int) -> float:
     return 0.0
 
 
+@functools.lru_cache(maxsize=4096)
 def vllm_groups(arch: Architecture, kvfmt: NumberFormat, tp: int) -> Groups:
     """The kinds' layer counts, the group size and the unified page (module docstring)."""
     counts = {"attention": arch.count("attention"), "sliding": arch.count("sliding"),

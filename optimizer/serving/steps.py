@@ -114,7 +114,12 @@ def _scheduler_rows(path: Path = SCHEDULER_CSV) -> tuple[SchedulerRow, ...]:
 def engine_defaults(engine: str, gpu: GPU, version: str | None = None) -> EngineDefaults:
     """The row of ``engine`` with the largest memory threshold the GPU reaches (vLLM treats A100 as small);
     rows whose ``versions`` range holds ``version`` win over rows without a range."""
-    memory = 0.0 if engine == "vllm" and gpu.id.startswith("a100") else gpu.memory_gib
+    return _engine_defaults(engine, 0.0 if engine == "vllm" and gpu.id.startswith("a100") else gpu.memory_gib, version)
+
+
+@cache
+def _engine_defaults(engine: str, memory: float, version: str | None) -> EngineDefaults:
+    """``engine_defaults`` by the GPU memory it reads (memoised: scheduler.csv is read once per process)."""
     pool = prefer_version([r for r in _scheduler_rows() if r.engine == engine and memory >= r.min_gpu_memory_gib],
                           version)
     if not pool:
