@@ -15,12 +15,13 @@ cap, only the cheapest is kept.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.launch.checkpoints import native_formats
 from gpuplan.optimizer.planning import percentile
-from gpuplan.optimizer.planning.points import OperatingPoint, Spec, best_points
+from gpuplan.optimizer.planning.points import OperatingPoint, Spec, best_points, best_points_many
 from gpuplan.optimizer.planning.workload import Constraints, Workload
 from gpuplan.optimizer.serving.deployment import check_tp, max_tp
 from gpuplan.optimizer.tables import Tables
@@ -145,19 +146,16 @@ def prune(cands: list[Candidate]) -> list[Candidate]:
     return sorted(kept, key=lambda c: c.id)
 
 
-def generate(w: Workload, constraints: Constraints, tables: Tables,
-             offers: Iterable[Offer] | None = None, price_any: tuple[str, ...] | None = None) -> CandidateSet:
-    """Feasible, non-dominated candidates of one workload, and why each GPU type has none.
-    ``price_any``: price instances at the first of these tiers an offer has (daily plans mix tiers)."""
-    m = resolve(w.model)
-    assert w.max_context is not None
-    if offers is None:
-        offers, _ = usable_offers(tables, constraints)
-    offers = list(offers)
-    reasons: dict[str, tuple[int, float, str]] = {}
-    if m.arch.max_context and w.max_context > m.arch.max_context:
-        msg = f"max_context {w.max_context:,} is beyond {m.id}'s limit of {m.arch.max_context:,} tokens"
-        return CandidateSet(workload=w.name, candidates=[], reasons={"*": msg}, considered=0, pruned=0)
+def _by_gpu(offers: Iterable[Offer]) -> dict[str, list[Offer]]:
+    by_gpu: dict[str, list[Offer]] = {}
+    for o in offers:
+        by_gpu.setdefault(o.gpu, []).append(o)
+    return by_gpu
+
+
+def _specs(m: Model, w: Workload, by_gpu: dict[str, list[Offer]], tables: Tables
+           ) -> tuple[list[tuple[str, tuple[int, float, str]] | int], list[Spec]]:
+    """The specs to evaluate for ``w`` on the offers' GPUs, and the steps: a TP-check miss, or a spec's index."""
     # A model released in a quantised format (DeepSeek block FP8, gpt-oss MXFP4) is planned at that
     # format unless the workload lists its weight formats (models/checkpoints.csv, kind 'native').
     weights = w.weights if "weights" in w.model_fields_set else (native_formats(m) or w.weights)
@@ -165,10 +163,7 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
         tables.formats.weight(name)
     for name in w.kv:
         tables.formats.kv_format(name)
-    by_gpu: dict[str, list[Offer]] = {}
-    for o in offers:
-        by_gpu.setdefault(o.gpu, []).append(o)
-    steps: list[tuple[str, tuple[int, float, str]] | int] = []  # a TP-check miss, or the index of a spec
+    steps: list[tuple[str, tuple[int, float, str]] | int] = []
     specs: list[Spec] = []
     for gid, gpu_offers in sorted(by_gpu.items()):
         g = tables.gpus.get(gid)
@@ -185,6 +180,42 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
                 for kvname in w.kv:
                     steps.append(len(specs))
                     specs.append(Spec(g, wname, kvname, tp, ep))
+    return steps, specs
+
+
+def prefetch(workloads: list[Workload], constraints: Constraints, tables: Tables, offers: list[Offer]) -> None:
+    """Evaluate the operating points of several workloads together (one vectorised pass over all their
+    points, memoised per table set), so that ``generate`` of each finds them ready. Workloads whose input
+    ``generate`` rejects are left to it, to report."""
+    by_gpu = _by_gpu(offers)
+    items = []
+    for w in workloads:
+        try:
+            m = resolve(w.model)
+            if w.max_context is None or (m.arch.max_context and w.max_context > m.arch.max_context):
+                continue
+            items.append((m, w, _specs(m, w, by_gpu, tables)[1]))
+        except InputError:
+            continue
+    with suppress(InputError):  # ``generate`` of each workload raises it, in the workloads' order
+        best_points_many(items, tables, constraints.utilization)
+
+
+def generate(w: Workload, constraints: Constraints, tables: Tables,
+             offers: Iterable[Offer] | None = None, price_any: tuple[str, ...] | None = None) -> CandidateSet:
+    """Feasible, non-dominated candidates of one workload, and why each GPU type has none.
+    ``price_any``: price instances at the first of these tiers an offer has (daily plans mix tiers)."""
+    m = resolve(w.model)
+    assert w.max_context is not None
+    if offers is None:
+        offers, _ = usable_offers(tables, constraints)
+    offers = list(offers)
+    reasons: dict[str, tuple[int, float, str]] = {}
+    if m.arch.max_context and w.max_context > m.arch.max_context:
+        msg = f"max_context {w.max_context:,} is beyond {m.id}'s limit of {m.arch.max_context:,} tokens"
+        return CandidateSet(workload=w.name, candidates=[], reasons={"*": msg}, considered=0, pruned=0)
+    by_gpu = _by_gpu(offers)
+    steps, specs = _specs(m, w, by_gpu, tables)
     results = best_points(m, w, specs, tables, constraints.utilization)
     points: dict[str, list[OperatingPoint]] = {}
     for step in steps:

@@ -14,7 +14,7 @@ import time
 
 from gpuplan.optimizer.errors import InfeasibleError
 from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
-from gpuplan.optimizer.planning.candidate_gen import Candidate, generate
+from gpuplan.optimizer.planning.candidate_gen import Candidate, generate, prefetch
 from gpuplan.optimizer.planning.day_model import (
     DayInputs,
     build_day,
@@ -144,6 +144,7 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
     peak = [w.model_copy(update={"rate_rps": w.peak_rate_rps, "rate_profile": None}) if w.rate_profile else w
             for w in fleet.workloads]
     gen = c.model_copy(update={"tier": "on_demand"})
+    prefetch(peak, gen, tables, offers)
     sets = [generate(w, gen, tables, offers, price_any=(c.committed_tier, "on_demand", "spot")) for w in peak]
     empty = explain_empty(sets, fleet)
     if empty:

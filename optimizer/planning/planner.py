@@ -10,7 +10,14 @@ import pandas as pd
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InfeasibleError, InputError
 from gpuplan.optimizer.launch.commands import launch_fields
-from gpuplan.optimizer.planning.candidate_gen import Candidate, CandidateSet, generate, prune_offers, usable_offers
+from gpuplan.optimizer.planning.candidate_gen import (
+    Candidate,
+    CandidateSet,
+    generate,
+    prefetch,
+    prune_offers,
+    usable_offers,
+)
 from gpuplan.optimizer.planning.percentile import confirm
 from gpuplan.optimizer.planning.records import LaunchSpec, Placement, placement_of
 from gpuplan.optimizer.planning.solver import Problem, Solution, solve
@@ -22,6 +29,7 @@ from pydantic import BaseModel
 
 MTOK = 1e6
 CONFIRM_ROUNDS = 3
+PREFETCH_WORKLOADS = 100  # workloads whose points are evaluated in one pass (the deadline is checked between)
 
 
 class _Capacity(BaseModel):
@@ -122,6 +130,8 @@ def all_candidates(fleet: Fleet, tables: Tables, deadline: float | None = None,
         raise InfeasibleError(f"no offer{gpus} is priced in tier '{c.tier}'{where}{' ' + place if place else ''}")
     sets = []
     for i, w in enumerate(fleet.workloads):
+        if i % PREFETCH_WORKLOADS == 0:  # their points in one vectorised pass (memoised per table set)
+            prefetch(fleet.workloads[i:i + PREFETCH_WORKLOADS], fleet.constraints, tables, offers)
         if deadline is not None and time.perf_counter() > deadline:
             raise InfeasibleError(f"the time limit of {time_limit_s:g} s bound while generating candidates "
                                   f"({i:,} of {len(fleet.workloads):,} workloads done); no plan was found "

@@ -135,7 +135,7 @@ def _buckets(limits: list[int]) -> list[list[int]]:
 TPOT_MARGIN = 1e-9  # relative: the reach search keeps every batch whose decode step is within it of the target
 
 
-def tpot_reach(s: Shape, limits: np.ndarray, tpot_ms: float) -> np.ndarray:
+def tpot_reach(s: Shape, limits: np.ndarray, tpot_ms: float | np.ndarray) -> np.ndarray:
     """Per deployment of the stacked shapes ``s``, the largest batch b ≤ limit whose decode step t_step(b) ≤
     the TPOT target (0: none), by bisection on all deployments at once. Sound because TPOT = t_step / (1 −
     prefill share) ≥ t_step and t_step is nondecreasing in b (every term of ``roofline.step_s`` is: weights
@@ -160,38 +160,39 @@ def _stacked(shapes: np.ndarray) -> Shape:
     return Shape(**{name: columns[i] for i, name in enumerate(_SHAPE_FIELDS)})
 
 
-def _choose(w: Workload, pending: list[_Pending], utilization: float) -> list[Result]:
-    """Every pending point's best batch: the TPOT reach bounds each point's batch grid (1 at least, for the
-    miss message), then ``serving_curves`` passes over buckets of points of similar grids."""
+def _choose(ws: list[Workload], pending: list[_Pending], utilization: float) -> list[Result]:
+    """Every pending point's best batch for its workload (``ws``, one per point): the TPOT reach bounds each
+    point's batch grid (1 at least, for the miss message), then ``serving_curves`` passes over buckets of
+    points of similar grids, whatever workloads they serve (every operation is per point)."""
     shapes = np.array([p.shape for p in pending])
     s = _stacked(shapes)
-    reach = tpot_reach(s, np.array([p.limit for p in pending]), w.slo.tpot_ms)
+    reach = tpot_reach(s, np.array([p.limit for p in pending]), np.array([w.slo.tpot_ms for w in ws]))
     ends = [max(1, min(p.limit, int(r))) for p, r in zip(pending, reach, strict=True)]
     out: list[Result | None] = [None] * len(pending)
     for bucket in _buckets(ends):
-        results = _choose_bucket(w, [pending[i] for i in bucket], _stacked(shapes[bucket]), [ends[i] for i in bucket],
-                                 utilization)
+        results = _choose_bucket([ws[i] for i in bucket], [pending[i] for i in bucket], _stacked(shapes[bucket]),
+                                 [ends[i] for i in bucket], utilization)
         for i, result in zip(bucket, results, strict=True):
             out[i] = result
     return out  # type: ignore[return-value]
 
 
-def _choose_bucket(w: Workload, pending: list[_Pending], s: Shape, ends: list[int],
+def _choose_bucket(ws: list[Workload], pending: list[_Pending], s: Shape, ends: list[int],
                    utilization: float) -> list[Result]:
-    n = len(pending)
-    load = utilization if w.concurrency is None else 1.0
-    curves = serving_curves(s, np.full(n, w.input_tokens), np.full(n, w.output_tokens), np.array(ends),
-                            np.full(n, load), np.array([p.prefill_first for p in pending]),
-                            np.array([p.overlap for p in pending]))
+    by_rate = np.array([w.concurrency is None for w in ws])
+    curves = serving_curves(s, np.array([w.input_tokens for w in ws]), np.array([w.output_tokens for w in ws]),
+                            np.array(ends), np.where(by_rate, utilization, 1.0),
+                            np.array([p.prefill_first for p in pending]), np.array([p.overlap for p in pending]))
     op = curves.op
     tpot, ttft = op["tpot"] * 1e3, op["ttft"] * 1e3
-    ok = (tpot <= w.slo.tpot_ms) & (ttft <= w.slo.ttft_ms) & curves.valid
-    if w.concurrency is None:  # the first batch of highest rate among those meeting the targets
-        chosen = np.argmax(np.where(ok, op["rate"], -1.0), axis=1)
-    else:  # the largest batch meeting the targets
-        chosen = ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1)
+    tpot_ms = np.array([w.slo.tpot_ms for w in ws])[:, None]
+    ttft_ms = np.array([w.slo.ttft_ms for w in ws])[:, None]
+    ok = (tpot <= tpot_ms) & (ttft <= ttft_ms) & curves.valid
+    chosen = np.where(by_rate,
+                      np.argmax(np.where(ok, op["rate"], -1.0), axis=1),  # rate: the first batch of highest rate
+                      ok.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1))  # concurrency: the largest batch
     out: list[Result] = []
-    for k, p in enumerate(pending):
+    for k, (w, p) in enumerate(zip(ws, pending, strict=True)):
         spec, wname = p.spec, p.spec.weights
         if not ok[k].any():
             if tpot[k, 0] > w.slo.tpot_ms:
@@ -206,28 +207,36 @@ def _choose_bucket(w: Workload, pending: list[_Pending], s: Shape, ends: list[in
         out.append((OperatingPoint(
             weights=wname, kv=spec.kv, tp=spec.tp, ep=spec.ep, engine=p.engine, batch=batch, tpot_ms=float(tpot[k, i]),
             ttft_ms=float(ttft[k, i]), bound="memory" if curves.memory_bound[k, i] else "compute",
-            capacity_req_s=float(op["rate"][k, i] if w.concurrency is None else op["rate_max"][k, i]),
+            capacity_req_s=float(op["rate"][k, i] if by_rate[k] else op["rate_max"][k, i]),
             capacity_sequences=batch), None))
     return out
 
 
 def best_points(m: Model, w: Workload, specs: list[Spec], tables: Tables, utilization: float) -> list[Result]:
     """(operating point, None) or (None, closest miss) for each spec, in order (memoised per table set)."""
+    return best_points_many([(m, w, specs)], tables, utilization)[0]
+
+
+def best_points_many(items: list[tuple[Model, Workload, list[Spec]]], tables: Tables,
+                     utilization: float) -> list[list[Result]]:
+    """``best_points`` of several workloads' specs, the points none of them has memoised evaluated together."""
     cache = tables.__dict__.setdefault("_operating_points", {})
-    shape_key = (m.id, utilization, w.concurrency is None, w.model_dump_json(exclude=_POINT_FIELDS_IGNORED))
-    keys = [(s.gpu.id, s.weights, s.kv, s.tp, s.ep, shape_key) for s in specs]
-    todo = list(dict.fromkeys(k for k in keys if k not in cache))
+    keyed = []
+    for m, w, specs in items:
+        shape_key = (m.id, utilization, w.concurrency is None, w.model_dump_json(exclude=_POINT_FIELDS_IGNORED))
+        keyed.append([((s.gpu.id, s.weights, s.kv, s.tp, s.ep, shape_key), (m, w, s)) for s in specs])
+    todo = dict(kv for row in keyed for kv in row if kv[0] not in cache)
     if len(cache) + len(todo) > _CACHE_LIMIT:
         cache.clear()
-        todo = list(dict.fromkeys(keys))
+        todo = dict(kv for row in keyed for kv in row)
     if todo:
-        by_key = dict(zip(keys, specs, strict=True))
-        prepared = {k: _prepare(m, w, by_key[k], tables) for k in todo}
+        prepared = {k: _prepare(m, w, s, tables) for k, (m, w, s) in todo.items()}
         pending = [k for k in todo if isinstance(prepared[k], _Pending)]
         for k in todo:
             if not isinstance(prepared[k], _Pending):
                 cache[k] = (None, prepared[k])
         if pending:
-            chosen = _choose(w, [prepared[k] for k in pending], utilization)  # type: ignore[misc]
+            chosen = _choose([todo[k][1] for k in pending], [prepared[k] for k in pending],  # type: ignore[misc]
+                             utilization)
             cache.update(zip(pending, chosen, strict=True))
-    return [cache[k] for k in keys]
+    return [[cache[k] for k, _ in row] for row in keyed]
