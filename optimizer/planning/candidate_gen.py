@@ -155,21 +155,31 @@ def _by_gpu(offers: Iterable[Offer]) -> dict[str, list[Offer]]:
 
 def _specs(m: Model, w: Workload, by_gpu: dict[str, list[Offer]], tables: Tables
            ) -> tuple[list[tuple[str, tuple[int, float, str]] | int], list[Spec]]:
-    """The specs to evaluate for ``w`` on the offers' GPUs, and the steps: a TP-check miss, or a spec's index."""
+    """The specs to evaluate for ``w`` on the offers' GPUs, and the steps: a TP-check miss, or a spec's index
+    (memoised per table set: they depend on the model, the format lists and each GPU's widest offer)."""
     # A model released in a quantised format (DeepSeek block FP8, gpt-oss MXFP4) is planned at that
     # format unless the workload lists its weight formats (models/checkpoints.csv, kind 'native').
     weights = w.weights if "weights" in w.model_fields_set else (native_formats(m) or w.weights)
+    widest = {gid: max(o.gpus_per_instance for o in gpu_offers) for gid, gpu_offers in by_gpu.items()}
+    key = (m.id, tuple(weights), tuple(w.kv), tuple(sorted(widest.items())))
+    cache = tables.__dict__.setdefault("_candidate_specs", {})
+    if key not in cache:
+        cache[key] = _specs_now(m, weights, w.kv, widest, tables)
+    return cache[key]
+
+
+def _specs_now(m: Model, weights: list[str], kv: list[str], widest: dict[str, int], tables: Tables
+               ) -> tuple[list[tuple[str, tuple[int, float, str]] | int], list[Spec]]:
     for name in weights:
         tables.formats.weight(name)
-    for name in w.kv:
+    for name in kv:
         tables.formats.kv_format(name)
     steps: list[tuple[str, tuple[int, float, str]] | int] = []
     specs: list[Spec] = []
-    for gid, gpu_offers in sorted(by_gpu.items()):
+    for gid, gpus_per_instance in sorted(widest.items()):
         g = tables.gpus.get(gid)
-        widest = max(o.gpus_per_instance for o in gpu_offers)
         for tp, ep in layouts(m):
-            if tp > widest or tp > max_tp(g):
+            if tp > gpus_per_instance or tp > max_tp(g):
                 continue
             try:
                 check_tp(m.arch, g, tp // ep, m.id)  # with EP, attention runs data-parallel: TP tp / ep per rank
@@ -177,7 +187,7 @@ def _specs(m: Model, w: Workload, by_gpu: dict[str, list[Offer]], tables: Tables
                 steps.append((gid, (6, 0.0, str(e))))
                 continue
             for wname in weights:
-                for kvname in w.kv:
+                for kvname in kv:
                     steps.append(len(specs))
                     specs.append(Spec(g, wname, kvname, tp, ep))
     return steps, specs
@@ -250,9 +260,11 @@ def generate(w: Workload, constraints: Constraints, tables: Tables,
 
 def _place(w: Workload, model_id: str, gid: str, point: OperatingPoint, fields: dict[str, object], o: Offer,
            tiers: tuple[str, ...]) -> Candidate:
-    """The point (and its ``fields``) on one offer, priced at the first of ``tiers`` the offer has."""
-    price = next(p for t in tiers if (p := o.price(t)) is not None)
-    return Candidate(
+    """The point (and its ``fields``) on one offer, priced at the first of ``tiers`` the offer has. Built without
+    validation: every field comes from a validated point, offer or workload (the price as a float, as
+    validation would make it)."""
+    price = float(next(p for t in tiers if (p := o.price(t)) is not None))
+    return Candidate.model_construct(
         **fields, id=f"{w.name}/{o.provider}:{o.instance}/{_point_id(point)}",
         workload=w.name, model=model_id, gpu=gid, provider=o.provider, offer=o.instance,
         region=o.region, gpus_per_replica=point.tp, gpus_per_instance=o.gpus_per_instance,
