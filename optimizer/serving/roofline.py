@@ -35,7 +35,8 @@ is sampled by the last prefill step itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import functools
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from gpuplan.hardware.formats import NumberFormat
@@ -191,6 +192,21 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
                graph_max_batch: int = 0, version: str | None = None) -> tuple[Shape, str | None]:
     """The step model's constants of one deployment; routed experts are read at the size the engine stores
     them (``version`` of ``cal.engine``, the current release when None; expert_layout.expert_padding)."""
+    shape, warning = _shape_without_context(arch, gpu, tp, wfmt, cal, ep, attn_dp, graph_max_batch, version)
+    kv_rep = shape.kv_rep
+    kv_now = kv_read_bytes_per_seq(arch, kvfmt, context, kv_rep)
+    kv_slope = (kv_read_bytes_per_seq(arch, kvfmt, 2 * context + 1, kv_rep) - kv_now) / (context + 1)
+    attn_now = attention_flops_per_token(arch, context)
+    attn_slope = (attention_flops_per_token(arch, 2 * context + 1) - attn_now) / (context + 1)
+    return replace(shape, kv_bytes_per_seq=kv_now, kv_bytes_slope=max(kv_slope, 0.0), attn_flops_at_ctx=attn_now,
+                   attn_flops_slope=max(attn_slope, 0.0), context=context), warning
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, cal: CalibrationRow, ep: int,
+                           attn_dp: int, graph_max_batch: int, version: str | None) -> tuple[Shape, str | None]:
+    """``make_shape``'s constants that do not depend on the context or the KV format (those fields 0),
+    memoised: a planner evaluates the same deployment at many workloads' contexts."""
     compute, warning = compute_path(gpu, wfmt)
     dense = active_weights_bytes(arch, wfmt, experts_touched=0)
     moe_layers = sum(arch.moe_layers) if arch.moe else 0
@@ -200,10 +216,6 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         per_expert *= expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, ep, version)
     attn_tp = tp // attn_dp
     kv_rep = kv_replication(arch, attn_tp)
-    kv_now = kv_read_bytes_per_seq(arch, kvfmt, context, kv_rep)
-    kv_slope = (kv_read_bytes_per_seq(arch, kvfmt, 2 * context + 1, kv_rep) - kv_now) / (context + 1)
-    attn_now = attention_flops_per_token(arch, context)
-    attn_slope = (attention_flops_per_token(arch, 2 * context + 1) - attn_now) / (context + 1)
     top_k = arch.moe.top_k if arch.moe else 0
     # η(S) of the all-reduces: the attention group's link, or with no attention TP group left (attention DP
     # over every GPU) the link of the whole replica, which the MoE layers' gathered all-reduce crosses.
@@ -217,9 +229,8 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         moe_layers=moe_layers,
         num_experts=arch.moe.num_experts if arch.moe else 0, top_k=top_k,
         dense_flops_per_token=linear_flops_per_token(arch) - top_k * expert_flops_per_row(arch),
-        expert_flops_per_row=expert_flops_per_row(arch), kv_bytes_per_seq=kv_now, kv_bytes_slope=max(kv_slope, 0.0),
-        kv_rep=kv_rep, attn_flops_at_ctx=attn_now, attn_flops_slope=max(attn_slope, 0.0),
-        context=context, layers=arch.layers,
+        expert_flops_per_row=expert_flops_per_row(arch), kv_bytes_per_seq=0.0, kv_bytes_slope=0.0,
+        kv_rep=kv_rep, attn_flops_at_ctx=0.0, attn_flops_slope=0.0, context=0.0, layers=arch.layers,
         mla_layers=arch.layers if arch.mla is not None else 0, hidden=arch.hidden,
         bw_peak=gpu.memory_bw_bytes_s, flops_w_peak=gpu.peak_flops(compute),
         flops_attn_peak=gpu.peak_flops("bf16" if gpu.runs_natively("bf16") else "fp16"),
