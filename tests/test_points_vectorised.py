@@ -166,3 +166,21 @@ def test_points_are_shared_by_workloads_of_one_shape(monkeypatch: pytest.MonkeyP
     fresh = generate(second, c, Tables())
     assert [x.model_dump() for x in shared.candidates] == [x.model_dump() for x in fresh.candidates]
     assert shared.candidates and (shared.considered, shared.pruned) == (fresh.considered, fresh.pruned)
+
+
+def test_workloads_evaluated_together_match_one_at_a_time() -> None:
+    """``all_candidates`` evaluates several workloads' points in shared passes (rows of different prompts,
+    targets and demand kinds in one bucket); each workload's candidates equal those it gets alone, on a fresh
+    table set."""
+    from gpuplan.optimizer.planning.candidate_gen import generate
+    from gpuplan.optimizer.planning.planner import all_candidates
+    from gpuplan.optimizer.planning.workload import Constraints, Fleet
+
+    c = Constraints(providers=["aws", "lambda"])
+    workloads = [_workload(row).model_copy(update={"name": f"w{i}"}) for i, row in enumerate(SAMPLE)]
+    together, _ = all_candidates(Fleet(workloads=workloads, constraints=c), Tables())
+    for w, shared in zip(workloads, together, strict=True):
+        alone = generate(w, c, Tables())
+        assert [x.model_dump() for x in shared.candidates] == [x.model_dump() for x in alone.candidates]
+        assert (shared.considered, shared.pruned, shared.reasons) == (alone.considered, alone.pruned, alone.reasons)
+    assert sum(len(s.candidates) for s in together) > 0
