@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, load_calibration
 from gpuplan.optimizer.serving.fitting import calibrate
 from gpuplan.optimizer.serving.priors import PARAMS, load_priors
@@ -34,9 +35,9 @@ def _fit(rows: list[Measurement]):
 
 
 def _latency_bound_moe(r: Measurement) -> bool:
-    # batch ≤ 4 caps the running sequences at 4 (fitting.LATENCY_BATCH): the rows that identify the floors.
-    return r.model in ("deepseek-r1", "mixtral-8x7b", "gpt-oss-120b", "gpt-oss-20b", "qwen3-30b-a3b") \
-        and r.batch <= 4
+    # batch ≤ 4 caps the running sequences at 4 (fitting.LATENCY_BATCH): the rows that identify the floors. Every
+    # MoE model of the catalog counts (a fixed list missed the Nemotron-3-Nano rows added on 2026-12-01).
+    return resolve(r.model).arch.is_moe and r.batch <= 4
 
 
 def _moe_floors(cal) -> dict[tuple[str, str], tuple[float, float]]:
