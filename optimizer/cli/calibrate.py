@@ -11,6 +11,7 @@ from gpuplan.optimizer.cli.common import checked_output, cli, output_options, sh
 from gpuplan.optimizer.output import Result, View, output_file, write_atomic
 from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV
 from gpuplan.optimizer.serving.fitting import calibrate, in_sample, leave_one_source_out
+from gpuplan.optimizer.serving.kv_validation import KV_CAPACITY_CSV, check_all, read_kv_rows, summarise_kv
 from gpuplan.optimizer.serving.validation import read_measurements, summarise
 
 MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,engine,metric,value,source,as_of "
@@ -119,3 +120,36 @@ def calibrate_cmd(ctx: click.Context, measured: Path, out: str) -> None:
         title=f"Calibration written to {target}: median absolute % error on the fitted rows (in-sample)",
         columns=[("group", "group"), ("rows", "rows"), ("before", "before %"), ("after", "after %")],
         rows=rows_view)]), "table", None)
+
+
+VALIDATE_KV_HELP = """The KV capacity the memory model predicts against what serving engines logged at startup: vLLM
+'GPU KV cache size' and 'Available KV cache memory', SGLang 'KV Cache is allocated. #tokens', TensorRT-LLM
+'tokens in paged KV cache'. End to end (pool from the memory model, then the engine's token count) and
+accounting (the engine's token count of the pool it logged); median and 90th-percentile absolute % error.
+
+KV_CSV (default: the shipped tests/data/kv_capacity.csv) has columns model,gpu,tp,weights,kv,engine,metric
+(kv_tokens|kv_gib),value,source,as_of and optionally engine_version, mem_fraction, max_model_len,
+max_num_seqs, max_batched_tokens, logged_kv_gib, notes.
+
+\b
+Examples:
+  gpuplan validate-kv
+  gpuplan validate-kv tests/data/kv_capacity.csv --format json
+"""
+
+
+@cli.command("validate-kv", help=VALIDATE_KV_HELP)
+@click.argument("kv_csv", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@output_options
+@click.pass_context
+def validate_kv_cmd(ctx: click.Context, kv_csv: Path | None, fmt: str, out: str | None) -> None:
+    checks = check_all(read_kv_rows(kv_csv or KV_CAPACITY_CSV), tables_of(ctx))
+    rows = [c.model_dump() for c in checks]
+    summary = [s.model_dump() for s in summarise_kv(checks)]
+    views = [View(title=f"KV capacity: predicted vs logged ({len(rows)} checks)",
+                  columns=[("check", "check"), ("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("engine", "engine"),
+                           ("metric", "metric"), ("logged", "logged"), ("predicted", "predicted"),
+                           ("error_pct", "error %")], rows=rows),
+             View(title="Absolute percentage error", columns=[("check", "check"), ("group", "group"), ("rows", "rows"),
+                  ("median_ape_pct", "median %"), ("p90_ape_pct", "p90 %")], rows=summary)]
+    show(Result(payload={"rows": rows, "summary": summary}, csv_rows=rows, views=views), fmt, out)

@@ -71,6 +71,8 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
         seq = f"; holds {r.max_sequences:,} concurrent sequences of {r.context:,} tokens" \
             if r.max_sequences is not None else ""
         notes.append(f"{r.gpus} × {r.gpu}: {r.capacity_gib:.1f} GiB usable, {verdict}{seq}")
+        if r.engine_kv_tokens is not None:
+            notes.append(f"engine KV pool {r.kv_pool_gib:.2f} GiB per GPU, logged as {r.engine_kv_tokens:,} KV tokens")
     show(Result(payload=r.model_dump(mode="json"), csv_rows=[r.model_dump(mode="json")], views=views,
                 notes=notes), fmt, out)
 

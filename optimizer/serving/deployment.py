@@ -18,6 +18,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow, checked_version
 from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
+from gpuplan.optimizer.serving.kv_capacity import reported_tokens
 from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.roofline import (
     Shape,
@@ -28,7 +29,13 @@ from gpuplan.optimizer.serving.roofline import (
     serving,
     step_terms_s,
 )
-from gpuplan.optimizer.serving.steps import engine_defaults, max_sequences, profile_activation_bytes, with_activation
+from gpuplan.optimizer.serving.steps import (
+    engine_defaults,
+    max_sequences,
+    profile_activation_bytes,
+    tp_pool_bytes,
+    with_activation,
+)
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -111,6 +118,8 @@ class MemoryReport(Frame):
     fits: bool | None = None
     max_sequences: int | None = None
     capacity_gib: float | None = None
+    kv_pool_gib: float | None = None  # the engine's KV pool on each GPU (vLLM 'Available KV cache memory')
+    engine_kv_tokens: int | None = None  # the tokens the engine logs for that pool (vLLM 'GPU KV cache size')
     warnings: list[str] = []
 
 
@@ -162,7 +171,20 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
         f = fit(b, m.arch, kvfmt if mode == "inference" else None, context, g.memory_bytes,
                 cal.mem_util, textbook)
         report.update(fits=f.fits, max_sequences=f.max_sequences, capacity_gib=f.capacity_bytes / GIB)
+        if mode == "inference" and not textbook:
+            report.update(_engine_kv(m, g, wfmt, kvfmt, gpus, context, cal))
     return MemoryReport(**report)
+
+
+def _engine_kv(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
+               cal: CalibrationRow) -> dict[str, float | int]:
+    """The engine's KV pool per GPU (steps.tp_pool_bytes), the token count it would log for it
+    (kv_capacity.reported_tokens) and the sequences of ``context`` tokens it holds (vLLM: window layers up to the window
+    plus one step), as ``perf`` counts them."""
+    pool = tp_pool_bytes(m.arch, g, wfmt, tp, context, cal)
+    return {"kv_pool_gib": round(pool / GIB, 4),
+            "engine_kv_tokens": reported_tokens(m.arch, kvfmt, cal.engine, pool, tp),
+            "max_sequences": max_sequences(m.arch, g, wfmt, kvfmt, tp, context, cal)}
 
 
 def _engine_stored(b: Breakdown, m: Model, wfmt: NumberFormat, engine: str, gpu_id: str,

@@ -47,6 +47,7 @@ from gpuplan.optimizer.serving.calibration import CalibrationRow, VersionRange, 
 from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
 from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
+from gpuplan.optimizer.serving.kv_capacity import pool_sequences
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
 from pydantic import ConfigDict, Field
@@ -130,31 +131,57 @@ def engine_cap(cal: CalibrationRow, gpu: GPU, tp: int, attn_dp: int = 1, version
 
 
 VLLM_V1 = ">=0.8"  # the V1 engine (default from 0.8) profiles with the scheduler's token budget
-LOGIT_BYTES = 4  # the sampler's logits are fp32
+# The dummy sampler run of vLLM's profile (gpu_model_runner._dummy_sampler_run) asks for top_p 0.9 and top_k =
+# vocab − 1. Where the PyTorch-native sampler runs it, it sorts every row of logits over the whole vocabulary
+# (topk_topp_sampler.py apply_top_k_top_p). Live at the sort, per logit: the model's bf16 logits 2 B and the
+# sampler's fp32 copy 4 B; torch.sort's outputs, fp32 values 4 B and int64 indices 8 B; the int64 index iota it
+# sorts along 8 B; and the radix sort's alternate key and value buffers 4 + 8 B (CUB DoubleBuffer).
+SAMPLER_SORT_BYTES_PER_LOGIT = 2 + 4 + (4 + 8) + 8 + (4 + 8)
+SAMPLER_LOGIT_BYTES = 4  # FlashInfer's top-k/top-p kernel samples from the fp32 logits without sorting them
+# Releases whose profile sorts: FlashInfer's sampler was off by default from FlashInfer 0.2.3 (vllm-project/vllm
+# pull request 14815, 2025-03-14) until flashinfer-python became a default CUDA dependency (taken as 0.10.2),
+# off again from pull request 26859 (2025-10-15, 'Disable FlashInfer sampler by default', first in 0.11.1) until
+# pull request 40376 (2026-04-20, 'Enable FlashInfer top-k/top-p sampler by default', taken as 0.20).
+SAMPLER_SORT_VERSIONS = (">=0.8,<0.10.2", ">=0.11.1,<0.20")
+
+
+def sampler_bytes_per_logit(version: str | None) -> int:
+    """Bytes per logit of vLLM's profiled sampler: 38 where the release sorts (SAMPLER_SORT_VERSIONS), else 4;
+    the current release (None) samples with FlashInfer."""
+    sorts = version is not None and any(version_in_range(version, r) for r in SAMPLER_SORT_VERSIONS)
+    return SAMPLER_SORT_BYTES_PER_LOGIT if sorts else SAMPLER_LOGIT_BYTES
 
 
 def profile_activation_bytes(arch: Architecture, engine: str, gpu: GPU, attn_tp: int,
-                             version: str | None = None) -> int | None:
+                             version: str | None = None, *, tokens: int | None = None,
+                             rows: int | None = None) -> int | None:
     """The activation peak vLLM V1 keeps out of the KV cache, bytes per GPU; None for other engines (and vLLM V0),
     where the memory model's prefill-chunk activations stand.
 
     vLLM sizes the KV cache after a profile run (vllm/v1/worker/gpu_worker.py determine_available_memory:
     KV = gpu_memory_utilization · M − weights − torch activation peak − non-torch memory): GPUModelRunner.profile_run
     runs ``_dummy_run(max_num_tokens)`` with max_num_tokens = max_num_batched_tokens T, the tokens spread over
-    min(T, max_num_seqs S) requests, then (``_dummy_sampler_run``) the sampler on one logits row per request.
-    The two run one after the other, so the torch peak is the larger of the forward pass's activations over T
-    tokens and the fp32 logits of min(T, S) rows: max(prefill_activation_bytes(T, 1 row),
-    min(T, S) · vocab · 4 B), whatever prompts the deployment serves (T and S: scheduler.csv, 2048 / 256 on A100
-    and GPUs under 70 GiB, 8192 / 1024 on H100, H200, MI300X with the API server). The sampler's own temporaries
-    (top-k/top-p sorting) are left out, so this is a lower bound for large vocabularies."""
-    if engine.lower() != "vllm" or (version is not None and not version_in_range(version, VLLM_V1)):
+    min(T, max_num_seqs S) requests, then (``_dummy_sampler_run``) the sampler on one logits row per request,
+    with top-k and top-p on, so that it sorts each row: SAMPLER_BYTES_PER_LOGIT = 38 B per logit live at the
+    sort. The two run one after the other, so the torch peak is the larger of the forward pass's activations over
+    T tokens and the sampler's min(T, S) · vocab · 38 B, whatever prompts the deployment serves (T and S:
+    scheduler.csv, 2048 / 256 on A100 and GPUs under 70 GiB, 8192 / 1024 on H100, H200, MI300X with the API
+    server; ``tokens`` and ``rows`` override them). gpt-oss-120b on one H100 (vocab 201,088): 1024 rows × 201,088
+    × 38 B = 7.28 GiB, the bulk of the 7.9 GiB beside 65.97 GiB of weights that vLLM 0.10.1 logs as 'Available KV
+    cache memory: -2.14 GiB' at the default 0.9 (vllm-project/vllm issue 23278; tests/data/kv_capacity.csv)."""
+    if engine.lower() != "vllm":
         return None
+    if version is not None and not version_in_range(version, VLLM_V1):
+        # V0 profiles one forward pass over its token budget (max_model_len without chunked prefill); only
+        # when that budget is given, else the memory model's prefill-chunk activations stand
+        return prefill_activation_bytes(arch, tokens, attn_tp, 1) if tokens else None
     d = engine_defaults("vllm", gpu, version)
-    tokens = d.max_batched_tokens
+    tokens = tokens or d.max_batched_tokens
     if tokens <= 0:
         return None
-    rows = min(tokens, d.max_num_seqs)
-    return max(prefill_activation_bytes(arch, tokens, attn_tp, 1), rows * arch.vocab * LOGIT_BYTES)
+    sampled = min(tokens, rows or d.max_num_seqs)
+    return max(prefill_activation_bytes(arch, tokens, attn_tp, 1),
+               sampled * arch.vocab * sampler_bytes_per_logit(version))
 
 
 def with_activation(b: Breakdown, activation_bytes_per_gpu: int | None) -> Breakdown:
@@ -173,11 +200,32 @@ def kv_capacity_tokens(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: 
     return max_sequences(arch, gpu, wfmt, kvfmt, tp, context, cal, layout, version, tokens=True)
 
 
+def tp_pool_bytes(arch: Architecture, gpu: GPU, wfmt: NumberFormat, tp: int, context: int, cal: CalibrationRow,
+                  version: str | None = None, *, fraction: float | None = None, max_num_seqs: int | None = None,
+                  batched_tokens: int | None = None) -> float:
+    """The KV pool on each GPU of a TP group: the engine's cap × M − weights (experts padded as the engine stores
+    them) − activations (vLLM V1: its profile reserve) − runtime, with the cap ``mem_util`` (vLLM
+    gpu_memory_utilization, TensorRT-LLM's and llama.cpp's share) or SGLang's weights + KV fraction
+    (engine_cap; activations outside it). ``fraction`` replaces the engine's cap (--gpu-memory-utilization,
+    --mem-fraction-static), ``max_num_seqs`` / ``batched_tokens`` the scheduler defaults vLLM profiles with."""
+    cap = engine_cap(cal, gpu, tp, 1, version)
+    if fraction is not None:
+        cal, cap = (cal, fraction) if cap is not None else (cal.model_copy(update={"mem_util": fraction}), None)
+    padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, 1, version)
+    reserve = profile_activation_bytes(arch, cal.engine, gpu, tp, version, tokens=batched_tokens, rows=max_num_seqs)
+    b = inference_breakdown(arch, wfmt, wfmt, context, 1, tp, None, cal.runtime_overhead_gib)
+    b = with_activation(padded_breakdown(b, arch, wfmt, padding), reserve)
+    util = effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes)
+    return util * gpu.memory_bytes - (b.total_bytes - b.kv_cache_bytes) / tp
+
+
 def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
                   cal: CalibrationRow, layout: Layout | None = None, version: str | None = None,
                   tokens: bool = False) -> int:
     """Sequences of ``context`` tokens (with ``tokens``: KV tokens) the deployment's KV budget holds: the memory
-    model under the engine's cap (``mem_util``, or engine_cap's weights + KV fraction, activations outside)."""
+    model under the engine's cap (``mem_util``, or engine_cap's weights + KV fraction, activations outside); vLLM
+    counts its pool's blocks as it does itself (kv_capacity.pool_sequences: window layers hold up to the window
+    plus one step's token budget)."""
     cap = engine_cap(cal, gpu, tp, layout.attn_dp if layout is not None else 1, version)
     padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, layout.ep if layout is not None else 1, version)
     attn_tp = layout.attn_tp if layout is not None else tp
@@ -189,6 +237,11 @@ def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: Numbe
                              effective_mem_util(cal.mem_util, cap, act, gpu.memory_bytes),
                              cal.runtime_overhead_gib, int(cal.chunk_tokens), padding, reserve)
         return int(n * context) if tokens else n
+    if cal.engine == "vllm":
+        pool = tp_pool_bytes(arch, gpu, wfmt, tp, context, cal, version)
+        step_tokens = engine_defaults("vllm", gpu, version).max_batched_tokens or context
+        seqs = pool_sequences(arch, kvfmt, "vllm", pool, tp, context, step_tokens)
+        return int(seqs * context) if tokens else math.floor(seqs)
     b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
     b = with_activation(padded_breakdown(b, arch, wfmt, padding), reserve)
     f = fit(b, arch, kvfmt, context, gpu.memory_bytes,
