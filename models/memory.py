@@ -90,6 +90,13 @@ def active_weights_bytes(arch: Architecture, enc: Encoding, experts_touched: flo
     return total / 8
 
 
+def matrices_bytes(arch: Architecture, enc: Encoding, names: tuple[str, ...]) -> float:
+    """Bytes of the weight matrices whose group name is in ``names``, in the format (scales included)."""
+    keep = _attention_16bit(arch, enc)
+    return sum(_group_bits(g, enc, g.count, keep) for g in tensor_groups(arch)
+               if g.is_matrix and g.name in names) / 8
+
+
 def expected_experts_touched(num_experts: int, top_k: int, tokens: Any) -> Any:
     """E × (1 − (1 − k/E)^tokens): distinct experts hit by ``tokens`` tokens routing uniformly to k of E
     (0 for 0 tokens; works element-wise on numpy arrays)."""

@@ -118,15 +118,17 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
 def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: Annotated[int, Field(ge=1)] = 1,
          input_tokens: Annotated[int, Field(ge=1)] = 1024, output_tokens: Annotated[int, Field(ge=1)] = 256,
          batch: Annotated[int, Field(ge=1)] = 1, engine: str | None = None, tpot_ms: float | None = None,
-         utilization: Annotated[float, Field(ge=0, lt=1)] = 0.0, tables: Tables = DEFAULT) -> PerfReport:
-    """TPOT, TTFT and throughput of one replica (``gpuplan perf``).
+         utilization: Annotated[float, Field(ge=0, lt=1)] = 0.0, tables: Tables = DEFAULT,
+         cuda_graphs: bool = True) -> PerfReport:
+    """TPOT, TTFT and throughput of one replica (``gpuplan perf``); ``cuda_graphs`` False: a server without CUDA
+    graphs.
 
     >>> r = perf("llama-3.1-8b", "h100-sxm", batch=32)
     >>> r.bound in ("memory", "compute")
     True
     """
     return deployment.perf(model, gpu, weights, kv, tp, input_tokens, output_tokens, batch, engine, tpot_ms,
-                           utilization, tables)
+                           utilization, tables, cuda_graphs=cuda_graphs)
 
 
 @checked
@@ -139,10 +141,11 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              max_batched_tokens: Annotated[int, Field(ge=1)] | None = None,
              range_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0, lengths_csv: str | Path | None = None,
              tables: Tables = DEFAULT, ep: Annotated[int, Field(ge=1)] = 1,
-             attn_dp: Annotated[int, Field(ge=1)] | None = None, dataset: str | None = None) -> SimReport:
+             attn_dp: Annotated[int, Field(ge=1)] | None = None, dataset: str | None = None,
+             cuda_graphs: bool = True) -> SimReport:
     """Continuous-batching simulation of one replica (``gpuplan simulate``): give one of ``rate_rps`` (open
     loop, Poisson), ``concurrency`` (closed loop) or ``trace`` (a CSV of arrival times); ``ep`` > 1 runs the
-    MoE layers expert-parallel with data-parallel attention.
+    MoE layers expert-parallel with data-parallel attention; ``cuda_graphs`` False: a server without CUDA graphs.
 
     >>> r = simulate("llama-3.1-8b", "h100-sxm", input_tokens=1000, output_tokens=200, rate_rps=5, requests=200)
     >>> r.ttft_ms.p99 >= r.ttft_ms.p90 >= r.ttft_ms.p50
@@ -150,7 +153,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     """
     return simulation.simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace,
                                requests, seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv,
-                               tables, ep, attn_dp, dataset=dataset)
+                               tables, ep, attn_dp, dataset=dataset, cuda_graphs=cuda_graphs)
 
 
 class _Options(BaseModel):

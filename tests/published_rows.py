@@ -18,8 +18,8 @@ from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.tables import Tables
 
 HEADER = ["model", "gpu", "tp", "ep", "attn_dp", "weights", "kv", "input", "output", "batch", "mode", "rate_rps",
-          "requests", "dataset", "range_ratio", "engine", "engine_version", "max_seqs", "max_batched_tokens", "metric",
-          "percentile", "value", "source", "as_of", "notes"]
+          "requests", "dataset", "range_ratio", "engine", "engine_version", "max_seqs", "max_batched_tokens",
+          "cuda_graphs", "metric", "percentile", "value", "source", "as_of", "notes"]
 METRICS = {"decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"}
 ENGINES = {"vllm", "sglang", "trtllm", "llama.cpp"}
 
@@ -54,6 +54,7 @@ def check_row(row: dict[str, str], tables: Tables) -> None:
     value = float(row["value"])
     assert math.isfinite(value) and value > 0
     assert (row["mode"] == "open") == (row["rate_rps"] != "")
+    assert row["cuda_graphs"] in {"", "on", "off"}
     if row["rate_rps"]:
         assert float(row["rate_rps"]) > 0
     assert date(2023, 1, 1) <= date.fromisoformat(row["as_of"]) <= date(2026, 12, 31)

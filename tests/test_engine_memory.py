@@ -9,7 +9,7 @@ import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.models.memory import GIB, kv_cache_bytes, weights_bytes
 from gpuplan.optimizer.serving import engine_memory as em
-from gpuplan.optimizer.serving.steps import engine_cap, kv_capacity_tokens
+from gpuplan.optimizer.serving.steps import engine_cap, engine_defaults, kv_capacity_tokens
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,6 +24,21 @@ def test_h100_tp1_reserve_and_fraction() -> None:
     assert em.sglang_mem_fraction_static(81561.6, 8192, 256, 1) == 0.835
     assert engine_cap(T.calibration.lookup("sglang", "h100-sxm", "nvidia"), T.gpus.get("h100-sxm"), 1, 1,
                       "0.5.5.post1") == 0.835
+
+
+def test_sglang_chunk_by_gpu_memory_band() -> None:
+    # ServerArgs._handle_gpu_memory_settings (0.5.3 on, sgl-project/sglang PR #10372): chunked_prefill_size 2048
+    # below 35 GiB, 4096 below 60 GiB ('A100 (40GB), L40'), 8192 below 160 GiB, 16384 above; before 0.5.3 the
+    # 35-160 GiB band was one (8192). L40S = 44.99 GiB = 46,069.76 MiB, cuda_graph_max_bs 32 (graphs.csv):
+    # R = 512 + 1.5 · 4096 + 2 · 32 + 1024 · 1/8 = 6,848 MiB (no 10 GiB floor at or below 60 GiB);
+    # f = round(39,221.76 / 46,069.76, 3) = 0.851 (with the 8192 of the older table: R = 12,992, f = 0.718).
+    chunk = {g: [engine_defaults("sglang", T.gpus.get(g), v).max_batched_tokens for v in (None, "0.5.6", "0.5.2")]
+             for g in ("l4", "l40s", "a100-40gb", "h100-sxm", "h200", "b200")}
+    assert chunk == {"l4": [2048] * 3, "l40s": [4096, 4096, 8192], "a100-40gb": [4096, 4096, 8192],
+                     "h100-sxm": [8192] * 3, "h200": [8192] * 3, "b200": [16384] * 3}
+    l40s = T.gpus.get("l40s")
+    assert em.sglang_reserved_mib(46069.76, 4096, 32, 1) == pytest.approx(6848)
+    assert engine_cap(T.calibration.lookup("sglang", "l40s", "nvidia"), l40s, 1, 1, "0.5.6") == 0.851
 
 
 def test_h200_dp_attention_reserve() -> None:

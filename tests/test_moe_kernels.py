@@ -85,7 +85,8 @@ def test_prefill_slows_where_the_kernel_binds_and_batch_one_decode_does_not_move
     free = with_calibration(s, moe_kernel_eta=1.0)
     # An 8192-token DeepSeek-R1 prompt on 8 x H200: the routed experts' 8192 x 8 rows x 2 x 3 x 7168 x 256
     # FLOPs per GPU and layer run at 0.106 of the FP8 peak instead of eta_prefill x eta_moe (~0.38): the
-    # prompt takes over 1.5x longer.
-    assert prefill_s(s, None, 8192.0) > 1.5 * prefill_s(free, None, 8192.0)
+    # prompt takes over 1.45x longer (1.5x before the token-copy traffic, ~39 ms that no kernel ceiling moves,
+    # joined both sides: test_prefill_terms).
+    assert prefill_s(s, None, 8192.0) > 1.45 * prefill_s(free, None, 8192.0)
     # Batch-1 decode reads the 8 touched experts (memory-bound): within 0.1 %.
     assert float(step_terms_s(s, 1.0)["step"]) == pytest.approx(float(step_terms_s(free, 1.0)["step"]), rel=1e-3)

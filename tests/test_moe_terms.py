@@ -3,6 +3,8 @@ per-term breakdown, and invariants of expert-slice bandwidth and the EP communic
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from gpuplan.models.catalog import resolve
@@ -174,3 +176,42 @@ def test_a_step_with_prompt_tokens_pays_eager_floors() -> None:
     prompt = step_terms_s(s, 0.0, 1.0)["layer_floors"]
     assert float(prompt) == pytest.approx(6.0 * float(decode), rel=1e-12)
     assert float(decode) == pytest.approx(32 * cal.layer_us * 1e-6, rel=1e-12)
+
+
+def test_dp_attention_with_tp_experts_all_reduces_every_token_over_all_gpus() -> None:
+    # SGLang --enable-dp-attention without --ep (DeepSeek-R1 on 8 x H200, attention DP 8, experts TP over the 8):
+    # the attention ranks have no TP group left, but each of the 58 MoE layers gathers every rank's tokens to
+    # all 8 GPUs and sums the partial outputs back: one all-reduce of the step's tokens over 8 GPUs per MoE
+    # layer. NVLink 4 (links.csv): alpha(8) = 3 + 1 x log2(8) = 6 us; 64 tokens x 7168 x 2 B = 917,504 B at
+    # eta(S) = 0.15 + 0.65 x S / (S + 16 MiB); H200 NVLink 450 GB/s one direction.
+    t = step_terms_s(_shape("deepseek-r1", "h200", "fp8", 8, attn_dp=8), 64.0)
+    size = 64 * 7168 * 2
+    eta = 0.15 + 0.65 * size / (size + 16 * 2**20)
+    one = 6e-6 + 2 * 7 / 8 * size / (450e9 * eta)
+    assert t["all_to_all"] == 0
+    assert t["all_reduce"] == pytest.approx(58 * one, rel=1e-6)
+    # More tokens per step never make the gathered all-reduce cheaper.
+    more = step_terms_s(_shape("deepseek-r1", "h200", "fp8", 8, attn_dp=8), np.array([64.0, 512.0, 4096.0]))
+    assert np.all(np.diff(more["all_reduce"]) > 0)
+
+
+def test_routing_skew_reproduces_the_published_ep32_imbalance() -> None:
+    # TensorRT-LLM blog 4, Table 1 (DeepSeek-R1, 256 experts, EP 32, no EPLB): per-expert-slot mean 128, std 164.1
+    # (cv 1.28); the hottest rank receives 1.564x more routed tokens than the mean.
+    cv, scale = kernel_constant("expert_load_cv"), kernel_constant("ep_busiest_excess_scale")
+    assert cv == pytest.approx(164.1 / 128, abs=0.005)
+    assert terms.ep_load_excess(32, 256, cv, scale) == pytest.approx(1.564, rel=0.01)
+    assert terms.ep_load_excess(1, 256, cv, scale) == 0.0 and terms.ep_load_excess(8, 0, cv, scale) == 0.0
+    # EP 8 over 256 experts: 1.31 * sqrt(2 ln 8) * 1.28 * sqrt(8 / 256) = 0.60 more than the mean.
+    assert terms.ep_load_excess(8, 256, cv, scale) == pytest.approx(1.31 * np.sqrt(2 * np.log(8)) * 1.28 / np.sqrt(32))
+
+
+def test_busiest_rank_computes_the_skewed_share_at_large_batch() -> None:
+    # DeepSeek-R1 EP 8 with attention DP on 8 x H200 at 4096 decodes: every expert is touched, so sampling
+    # alone gives each rank 1/8 of the expert rows; the skewed busiest rank computes (1 + 0.60)/8 of them.
+    s = _shape("deepseek-r1", "h200", "fp8", 8, 8)
+    skewed = step_terms_s(s, 4096.0)["gemm_compute"]
+    even = step_terms_s(replace(s, ep_excess_scale=0.0), 4096.0)["gemm_compute"]
+    delta = float(terms.ep_load_excess(8, 256, s.expert_load_cv, s.ep_excess_scale))
+    dense_part = step_terms_s(replace(s, expert_flops_per_row=0.0), 4096.0)["gemm_compute"]
+    assert (skewed - dense_part) == pytest.approx((even - dense_part) * (1 + delta), rel=1e-6)

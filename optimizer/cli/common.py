@@ -88,6 +88,12 @@ class EngineVersion(click.ParamType):
 
 ENGINE_VERSION = EngineVersion()
 
+# --no-cuda-graphs (perf, simulate): the server replays no CUDA graphs, so every decode step pays the eager floors.
+no_cuda_graphs_option = click.option(
+    "--no-cuda-graphs", "eager", is_flag=True, default=False,
+    help="The server runs without CUDA graphs (vLLM --enforce-eager, SGLang --disable-cuda-graph, TensorRT-LLM's "
+         "PyTorch backend before 1.0 by default): every decode step pays the eager floors.")
+
 
 SECONDS = positive(86_400.0)  # --time-limit: at most a day
 TOKENS = count(100_000_000)

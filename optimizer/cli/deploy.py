@@ -10,6 +10,7 @@ from gpuplan.optimizer.cli.common import (
     FiniteFloat,
     cli,
     count,
+    no_cuda_graphs_option,
     output_options,
     positive,
     show,
@@ -100,11 +101,12 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
               help="Also report the largest batch meeting this TPOT.")
 @click.option("--utilization", type=FiniteFloat(0, 1, max_open=True), default=0.0, show_default=True,
               help="Load as a fraction of the replica's request-rate limit (queueing in TTFT, prefill in TPOT).")
+@no_cuda_graphs_option
 @output_options
 @click.pass_context
 def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp: int | None, weights: str, kv: str,
              input_tokens: int, output_tokens: int, batch: int, engine: str | None, engine_version: str | None,
-             tpot_ms: float | None, utilization: float, fmt: str, out: str | None) -> None:
+             tpot_ms: float | None, utilization: float, eager: bool, fmt: str, out: str | None) -> None:
     """One replica: TPOT, TTFT, tok/s, memory- or compute-bound, largest batch that fits.
 
     \b
@@ -116,7 +118,7 @@ def perf_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, attn_dp
       gpuplan perf --model qwen3-32b --gpu h100-sxm --engine sglang --engine-version 0.4.3 --batch 16
     """
     r = perf(model, gpu, weights, kv, tp, input_tokens, output_tokens, batch, engine, tpot_ms, utilization,
-             tables_of(ctx), ep=ep, attn_dp=attn_dp, engine_version=engine_version)
+             tables_of(ctx), ep=ep, attn_dp=attn_dp, engine_version=engine_version, cuda_graphs=not eager)
     keys = [("tpot_ms", "TPOT ms"), ("ttft_ms", "TTFT ms"), ("decode_tok_s", "decode tok/s (replica)"),
             ("decode_tok_s_per_user", "tok/s per user"), ("prefill_tok_s", "prefill tok/s"), ("bound", "bound"),
             ("max_batch", "max batch (memory)"), ("max_batch_for_tpot", "max batch for TPOT"), ("fits", "fits"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import ENGINE_VERSION, cli, output_options, show, tables_of
+from gpuplan.optimizer.cli.common import ENGINE_VERSION, cli, no_cuda_graphs_option, output_options, show, tables_of
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.serving.calibration import ENGINES
@@ -72,6 +72,7 @@ def sim_result(r: SimReport) -> Result:
 @click.option("--dataset", type=click.Choice(dataset_names()), default=None,
               help="Lengths shaped as the dataset's benchmark_serving samples (published length moments, "
                    "lognormal, the benchmark's length filter), scaled to the --input/--output means.")
+@no_cuda_graphs_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also draw the latency distributions and KV use to this image (PNG).")
 @output_options
@@ -81,7 +82,7 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
                  trace: Path | None, requests: int | None, seed: int, engine: str | None,
                  engine_version: str | None, max_num_seqs: int | None,
                  max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, dataset: str | None,
-                 plot: Path | None,
+                 eager: bool, plot: Path | None,
                  fmt: str, out: Path | None) -> None:
     """Continuous-batching simulation of one replica: TTFT, TPOT, ITL, E2E (mean, p50, p90, p99),
     throughput and KV use, with the engine's scheduler (max sequences, token budget, chunked prefill,
@@ -99,7 +100,7 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
         raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
                  seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp,
-                 engine_version=engine_version, dataset=dataset)
+                 engine_version=engine_version, dataset=dataset, cuda_graphs=not eager)
     result = sim_result(r)
     if plot is not None:
         from gpuplan.optimizer.charts import latency_chart, save

@@ -17,7 +17,7 @@ from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow, checked_version
 from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
-from gpuplan.optimizer.serving.graphs import capture_limit
+from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.kv_capacity import reported_tokens
 from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.roofline import (
@@ -257,17 +257,20 @@ class Curve:
 
 
 def curve_shape(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, cal: CalibrationRow,
-                input_tokens: int, output_tokens: int, engine_version: str | None = None) -> tuple[Shape, str | None]:
+                input_tokens: int, output_tokens: int, engine_version: str | None = None,
+                cuda_graphs: bool = True) -> tuple[Shape, str | None]:
     """The step model's constants of one deployment at the mean decode context I + O/2, with the engine's CUDA-graph
-    capture limit (graphs.csv; the current engine's when ``engine_version`` is None)."""
+    capture limit (graphs.csv; the current engine's when ``engine_version`` is None), or none at all when the
+    server runs without CUDA graphs (``cuda_graphs`` False, graphs.graph_limit)."""
     return make_shape(m.arch, g, layout.tp, wfmt, kvfmt, input_tokens + output_tokens / 2, cal,
                       ep=layout.ep, attn_dp=layout.attn_dp,
-                      graph_max_batch=capture_limit(cal.engine, g, layout.tp, engine_version), version=engine_version)
+                      graph_max_batch=graph_limit(cal.engine, g, layout.tp, engine_version, cuda_graphs),
+                      version=engine_version)
 
 
 def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, layout: Layout, cal: CalibrationRow,
                   input_tokens: int, output_tokens: int, batches: Sequence[float] | np.ndarray,
-                  utilization: float, engine_version: str | None = None) -> Curve:
+                  utilization: float, engine_version: str | None = None, cuda_graphs: bool = True) -> Curve:
     """One call sequence of the step model for ``perf`` and the planner: decode steps at the mean context
     I + O/2, the replica's GPU time per prompt spread over the attention-DP ranks (t_share, prefill_s with
     spread) for the rate limit and prefill share, one prompt's own prefill time and the per-request time
@@ -275,7 +278,8 @@ def serving_curve(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, lay
     overlap scheduler at ``engine_version``, scheduler.csv). The prompt length goes in
     as a one-element array, so that numpy evaluates the prefill with its array routines, as ``serving_curves``
     does for many deployments at once (numpy's scalar ``**`` may differ from its array ``**`` in the last bit)."""
-    shape, warning = curve_shape(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, engine_version)
+    shape, warning = curve_shape(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, engine_version,
+                                 cuda_graphs)
     prompt = np.array([input_tokens], dtype=float)
     t_pre = float(prefill_s(shape, m.arch, prompt)[0])
     b = np.asarray(batches, dtype=float)
@@ -354,10 +358,10 @@ def serving_curves(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray
 def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", tp: int = 1,
          input_tokens: int = 1024, output_tokens: int = 256, batch: int = 1, engine: str | None = None,
          tpot_ms: float | None = None, utilization: float = 0.0, tables: Tables = DEFAULT, *, ep: int = 1,
-         attn_dp: int | None = None, engine_version: str | None = None) -> PerfReport:
+         attn_dp: int | None = None, engine_version: str | None = None, cuda_graphs: bool = True) -> PerfReport:
     """TPOT, TTFT and throughput of one replica at ``batch`` (utilization 0 = an isolated request).
     ``ep`` splits MoE experts over expert-parallel ranks; ``attn_dp`` runs attention data-parallel
-    (default: ep when ep > 1)."""
+    (default: ep when ep > 1); ``cuda_graphs`` False: a server without CUDA graphs."""
     m = model if isinstance(model, Model) else resolve(model)
     g = tables.gpus.get(gpu)
     engine_version = checked_version(engine_version)
@@ -373,14 +377,14 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
     context = input_tokens + output_tokens
     curve = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, [batch], utilization,
-                          engine_version)
+                          engine_version, cuda_graphs)
     op, t_pre = curve.op, curve.ttft_prefill_s
     limit = max_batch_in_memory(m, g, wfmt, kvfmt, tp, context, cal, layout, engine_version)
     best_for_tpot = None
     if tpot_ms is not None:
         grid = np.arange(1, max(limit, 1) + 1, dtype=float)
         tpots = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, grid,
-                              utilization, engine_version).op["tpot"] * 1e3
+                              utilization, engine_version, cuda_graphs).op["tpot"] * 1e3
         ok = np.nonzero((tpots <= tpot_ms) & (grid <= limit))[0]
         best_for_tpot = int(grid[ok[-1]]) if ok.size else 0
     tpot = float(op["tpot"][0])

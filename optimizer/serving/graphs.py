@@ -3,7 +3,10 @@
 Engines replay decode steps from CUDA graphs captured for a list of batch sizes up to a maximum; a decode
 step whose batch (per attention data-parallel rank) is larger runs without a graph and launches every kernel
 from the host, like a step that carries prompt tokens. The step model prices such a step's per-layer floors
-with the eager scale (terms.eager_scale). A limit of 0 means none is modelled.
+with the eager scale (terms.eager_scale). A limit of 0 means none is modelled; NO_GRAPHS (a negative limit)
+means the server captures no graphs at all, so every decode step launches its kernels from the host (vLLM
+``--enforce-eager``, SGLang ``--disable-cuda-graph``, and TensorRT-LLM's PyTorch backend before 1.0, whose
+``PyTorchConfig.use_cuda_graph`` defaulted to False until pull request 5480 turned CUDA graphs on by default).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pydantic import ConfigDict, Field
 from gpuplan.rows import Sourced
 
 GRAPHS_CSV = Path(__file__).with_name("graphs.csv")
+NO_GRAPHS = -1  # a capture limit below every batch: no decode step replays a CUDA graph
 
 
 class GraphLimit(Sourced):
@@ -50,3 +54,9 @@ def capture_limit(engine: str, gpu: GPU, tp: int, version: str | None = None) ->
     if not pool:
         return 0
     return max(pool, key=lambda r: (r.min_gpu_memory_gib, r.min_tp)).max_batch
+
+
+def graph_limit(engine: str, gpu: GPU, tp: int, version: str | None = None, cuda_graphs: bool = True) -> int:
+    """The capture limit a deployment's decode steps run under: the engine's default (``capture_limit``), or
+    NO_GRAPHS when the server runs without CUDA graphs (``cuda_graphs`` False)."""
+    return capture_limit(engine, gpu, tp, version) if cuda_graphs else NO_GRAPHS

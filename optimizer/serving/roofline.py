@@ -13,8 +13,12 @@ One engine step with b decoding sequences at context s and p prefill tokens (tim
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β) when attention is
              data-parallel (with attention TP, EP ranks sum their partial outputs by all-reduce instead)
-  t_step   = t_linear + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
-η is η_cmp in decode steps and η_prefill in steps with prefill tokens. The floors Σ τ are scaled by the eager
+  t_moe_act = L_moe · pairs · hidden · (n_in · b_in + 2 · b_out) / (BW · η_mem): the token copies' permute and
+             finalize passes (terms.moe_activation_bytes; pairs = token-expert pairs the busiest GPU computes)
+  t_step   = t_linear + t_moe_act + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
+η is η_cmp in decode steps and η_prefill in steps with prefill tokens. Prompt tokens skip the lm_head GEMM
+(logits only at sampled positions); MLA's down-projections (TP_REPLICATED) are read and computed whole on every
+attention-TP rank. The floors Σ τ are scaled by the eager
 factor in steps the engine runs without a CUDA graph: steps with prompt tokens, and decode steps of more than
 the engine's largest captured batch per attention rank (graphs.csv, terms.eager_scale). Expert FLOPs count padded
 grouped-GEMM rows (terms.expert_gemm_rows); experts read are the expected distinct experts the step's
@@ -38,7 +42,7 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import kv_replication
-from gpuplan.models.memory import active_weights_bytes, decode_state_bytes, tokens_attended
+from gpuplan.models.memory import active_weights_bytes, decode_state_bytes, matrices_bytes, tokens_attended
 from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
@@ -48,6 +52,10 @@ from gpuplan.optimizer.serving.kernels import kernel_constant
 from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
 
 ACTIVATION_BYTES = 2  # 16-bit activations in all-reduces and MoE combine
+# MLA's down-projections (q_a, kv_a with the RoPE key): the engines keep them whole on every attention-TP rank
+# (vLLM's and SGLang's DeepSeek attention build them as ReplicatedLinear), so each rank reads and computes them
+# in full; the up-projections, o_proj and the MLPs are split over the rank's GPUs.
+TP_REPLICATED = ("attn.q_a", "attn.kv_a")
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,9 @@ class Shape:
     link_bytes_s: float  # one direction
     alpha_ar_s: float  # all-reduce latency over the attention TP group
     alpha_a2a_s: float  # dispatch / combine latency over the EP group
+    alpha_moe_ar_s: float  # latency of a MoE layer's all-reduce over all tp GPUs (the experts' group)
+    expert_load_cv: float  # coefficient of variation of routed tokens per expert (kernels.csv)
+    ep_excess_scale: float  # busiest EP rank's excess in √(2 ln ep) rank standard deviations (kernels.csv)
     eta_a2a: float  # flat dispatch / combine bandwidth efficiency (0: the all-reduce curve)
     eta_link_small: float
     eta_link_large: float
@@ -103,8 +114,13 @@ class Shape:
     chunk_tokens: float
     prefill_attn_ratio: float = 1.0  # prompt tokens' attention FLOPs / the decode form's (MLA prefill runs as MHA)
     eager_floor_scale: float = 1.0  # per-layer floors of a step with prompt tokens / a (graph-captured) decode step's
-    graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: none)
+    graph_max_batch: float = 0.0  # largest decode batch per attention rank captured in a CUDA graph (0: no limit,
+    # negative: no graphs at all, graphs.NO_GRAPHS)
     moe_kernel_eta: float = 1.0  # ceiling on the grouped expert GEMMs' share of F_w (terms.moe_kernel_flops_eta)
+    skipped_head_flops: float = 0.0  # lm_head FLOPs per prompt token the engine skips (logits at sampled positions)
+    moe_input_passes: float = 2.0  # HBM passes over each token copy's input row (terms.moe_input_passes)
+    replicated_bytes: float = 0.0  # part of dense_bytes every attention-TP rank holds whole (MLA down-projections)
+    replicated_flops_per_token: float = 0.0  # their FLOPs per token (part of dense_flops_per_token)
 
     @property
     def bw(self) -> float:
@@ -189,12 +205,15 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
     attn_now = attention_flops_per_token(arch, context)
     attn_slope = (attention_flops_per_token(arch, 2 * context + 1) - attn_now) / (context + 1)
     top_k = arch.moe.top_k if arch.moe else 0
-    ar_link, a2a_link = link_row(gpu, attn_tp), link_row(gpu, ep)
+    # η(S) of the all-reduces: the attention group's link, or with no attention TP group left (attention DP
+    # over every GPU) the link of the whole replica, which the MoE layers' gathered all-reduce crosses.
+    ar_link, a2a_link = link_row(gpu, attn_tp if attn_tp > 1 else tp), link_row(gpu, ep)
     expert_cols = arch.moe.expert_intermediate / (tp / ep) if arch.moe else 0.0
     engine_alpha = cal.comm_latency_us * 1e-6
     shape = Shape(
         tp=tp, ep=ep, attn_dp=attn_dp, dense_bytes=dense, expert_bytes=per_expert, expert_cols=expert_cols,
         slice_ramp_cols=kernel_constant("expert_slice_ramp_cols"), overlap_p=kernel_constant("roofline_overlap_p"),
+        expert_load_cv=kernel_constant("expert_load_cv"), ep_excess_scale=kernel_constant("ep_busiest_excess_scale"),
         moe_layers=moe_layers,
         num_experts=arch.moe.num_experts if arch.moe else 0, top_k=top_k,
         dense_flops_per_token=linear_flops_per_token(arch) - top_k * expert_flops_per_row(arch),
@@ -207,7 +226,9 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         eta_mem=cal.eta_mem, eta_cmp=cal.eta_cmp, eta_prefill=cal.eta_prefill, eta_moe=cal.eta_moe,
         link_bytes_s=gpu.link_bytes_s(tp),
         alpha_ar_s=(alpha_s(ar_link, attn_tp) + engine_alpha) if attn_tp > 1 else 0.0,
-        alpha_a2a_s=(a2a_alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0, eta_a2a=a2a_link.a2a_eta or 0.0,
+        alpha_a2a_s=(a2a_alpha_s(a2a_link, ep) + engine_alpha) if ep > 1 else 0.0,
+        alpha_moe_ar_s=(alpha_s(link_row(gpu, tp), tp) + engine_alpha) if tp > 1 else 0.0,
+        eta_a2a=a2a_link.a2a_eta or 0.0,
         eta_link_small=ar_link.eta_small, eta_link_large=ar_link.eta_large, link_knee_bytes=ar_link.knee_mib * MIB,
         dispatch_bytes=1.0 if compute in ("fp8", "fp4") else float(ACTIVATION_BYTES),
         t_fixed_s=cal.t_fixed_ms * 1e-3, seq_s=cal.seq_us * 1e-6, layer_us=cal.layer_us, moe_layer_us=cal.moe_layer_us,
@@ -216,8 +237,23 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
         prefill_attn_ratio=_prefill_attention_ratio(arch), eager_floor_scale=cal.eager_floor_scale,
         graph_max_batch=graph_max_batch,
         moe_kernel_eta=_moe_kernel_eta(arch, gpu, cal.engine, compute, attn_dp),
+        skipped_head_flops=_skipped_head_flops(arch, cal.engine),
+        moe_input_passes=terms.moe_input_passes(cal.engine, gpu.arch or "", attn_dp),
+        replicated_bytes=matrices_bytes(arch, wfmt, TP_REPLICATED),
+        replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
+                                             if g.is_matrix and g.name in TP_REPLICATED),
     )
     return shape, warning
+
+
+def _skipped_head_flops(arch: Architecture, engine: str) -> float:
+    """lm_head FLOPs per prompt token that the engine does not compute, 2 × the lm_head's parameters: vLLM,
+    SGLang and TensorRT-LLM compute logits only at the positions they sample (a prompt's last token), so the
+    other prompt tokens skip the logits GEMM. llama.cpp computed it for every token of a batch until pull
+    request 6122 (2024-03-17) and the measured llama-bench rows span 2023-2025: 0 there (counted)."""
+    if engine == "llama.cpp":
+        return 0.0
+    return 2.0 * sum(g.active_elements for g in tensor_groups(arch) if g.kind is Kind.LM_HEAD and g.is_matrix)
 
 
 def _moe_kernel_eta(arch: Architecture, gpu: GPU, engine: str, compute: str, attn_dp: int) -> float:
@@ -250,37 +286,51 @@ def _attention_flops(s: Shape, context: float | np.ndarray) -> np.ndarray:
     return np.maximum(s.attn_flops_at_ctx + s.attn_flops_slope * (context - s.context), 0.0)
 
 
-def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes, FLOPs) of routed experts on the busiest GPU for ``tokens`` tokens entering each MoE layer."""
+def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight bytes, FLOPs, token-expert pairs) of routed experts on the busiest GPU for ``tokens`` tokens
+    entering each MoE layer (pairs: the unpadded rows its grouped GEMMs compute, per MoE layer)."""
     touched = terms.experts_touched(s.num_experts, s.top_k, tokens)
     busiest = terms.busiest_rank_experts(touched, s.num_experts, s.ep)
     gpus_per_rank = s.tp / s.ep
     expert_bytes = busiest * s.expert_bytes * s.moe_layers / gpus_per_rank
     rows = terms.expert_gemm_rows(tokens, s.top_k, touched, s.gemm_tile_m)
-    share = np.where(touched > 0, busiest / np.maximum(touched, 1e-12), 0.0)
-    return expert_bytes, rows * share * s.expert_flops_per_row / gpus_per_rank
+    # The busiest rank's share of the expert rows: its share of the touched experts (sampling) or, when
+    # routing skew weighs more, the mean 1/ep raised by the busiest rank's excess (terms.ep_load_excess).
+    skew = np.minimum(1.0, (1.0 + terms.ep_load_excess(s.ep, s.num_experts, s.expert_load_cv,
+                                                         s.ep_excess_scale)) / s.ep)
+    share = np.where(touched > 0, np.maximum(busiest / np.maximum(touched, 1e-12), skew), 0.0)
+    return expert_bytes, rows * share * s.expert_flops_per_row / gpus_per_rank, tokens * s.top_k * share
 
 
-def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _allreduce_s(s: Shape, tokens: np.ndarray, group: float, alpha_s: float) -> np.ndarray:
+    """One all-reduce of ``tokens`` activations over ``group`` GPUs (terms.allreduce_s with η(S))."""
+    size = tokens * s.hidden * ACTIVATION_BYTES
+    eta = terms.link_efficiency(size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
+    return terms.allreduce_s(size, group, alpha_s, s.link_bytes_s, eta)
+
+
+def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray,
+            step_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(all-reduce, all-to-all) seconds of one step. All-reduces over the attention TP group after attention
-    in every layer, after the MLP in dense layers and in MoE layers that do not exchange tokens
-    (terms.moe_all_to_all); MoE dispatch + combine all-to-alls over the EP group where they do."""
+    in every layer and after the MLP in dense layers; MoE dispatch + combine all-to-alls over the EP group
+    where MoE layers exchange tokens (terms.moe_all_to_all); otherwise one all-reduce of the MoE output over
+    the GPUs that shard the experts, all ``tp`` of them, carrying every token of the step
+    (terms.moe_gather_tokens)."""
     attn_tp = s.tp / s.attn_dp
-    ar_size = rank_tokens * s.hidden * ACTIVATION_BYTES
-    eta = terms.link_efficiency(ar_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes)
-    one_ar = terms.allreduce_s(ar_size, attn_tp, s.alpha_ar_s, s.link_bytes_s, eta)
+    one_ar = _allreduce_s(s, rank_tokens, attn_tp, s.alpha_ar_s)
     a2a_on = terms.moe_all_to_all(s.ep, s.attn_dp)
-    n_ar = s.layers + (s.layers - s.moe_layers) + s.moe_layers * (1.0 - a2a_on)
+    moe_ar = _allreduce_s(s, terms.moe_gather_tokens(rank_tokens, step_tokens, s.attn_dp), s.tp, s.alpha_moe_ar_s)
+    n_ar = s.layers + (s.layers - s.moe_layers)
     copies = np.minimum(s.top_k, s.ep)
     a2a_size = gpu_tokens * copies * s.hidden
     eta_a2a = np.where(s.eta_a2a > 0, s.eta_a2a,
                        terms.link_efficiency(a2a_size, s.eta_link_small, s.eta_link_large, s.link_knee_bytes))
     dispatch = terms.all_to_all_s(a2a_size * s.dispatch_bytes, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
     combine = terms.all_to_all_s(a2a_size * ACTIVATION_BYTES, s.ep, s.alpha_a2a_s, s.link_bytes_s, eta_a2a)
-    return n_ar * one_ar, a2a_on * s.moe_layers * (dispatch + combine)
+    return n_ar * one_ar + s.moe_layers * (1.0 - a2a_on) * moe_ar, a2a_on * s.moe_layers * (dispatch + combine)
 
 
-STEP_TERMS = ("linear", "attention", "all_reduce", "all_to_all", "layer_floors", "host")
+STEP_TERMS = ("linear", "moe_activations", "attention", "all_reduce", "all_to_all", "layer_floors", "host")
 
 
 def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
@@ -300,11 +350,12 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     attn_tp = s.tp / s.attn_dp
     rank_tokens = b / s.attn_dp + p
     eta = np.where(p > 0, s.eta_prefill, s.eta_cmp)
-    expert_bytes, expert_flops = _expert_phase(s, b + p_all)
+    expert_bytes, expert_flops, pairs = _expert_phase(s, b + p_all)
     bw = s.bw_peak * s.eta_mem
-    dense_read = s.dense_bytes / attn_tp / bw
+    dense_read = (s.dense_bytes + (attn_tp - 1.0) * s.replicated_bytes) / attn_tp / bw
     expert_read = expert_bytes / (bw * terms.expert_slice_efficiency(s.expert_cols, s.slice_ramp_cols))
-    dense_flops = rank_tokens * s.dense_flops_per_token / attn_tp
+    dense_flops = (rank_tokens * (s.dense_flops_per_token + (attn_tp - 1.0) * s.replicated_flops_per_token)
+                   - p * s.skipped_head_flops) / attn_tp
     expert_eta = np.minimum(eta * s.eta_moe, s.moe_kernel_eta)
     gemm = dense_flops / (s.flops_w_peak * eta) + expert_flops / (s.flops_w_peak * expert_eta)
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
@@ -312,10 +363,13 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio
                   ) / attn_tp
     attn_compute = attn_flops / (s.flops_attn_peak * eta)
-    all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp)
+    all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp, b + p_all)
     out = {
         "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,
-        "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p), "kv_read": kv_read,
+        "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p),
+        "moe_activations": s.moe_layers * terms.moe_activation_bytes(pairs, s.hidden, s.dispatch_bytes,
+                                                                      ACTIVATION_BYTES, s.moe_input_passes) / bw,
+        "kv_read": kv_read,
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us, s.moe_layer_us,

@@ -15,7 +15,8 @@ The analytical step model predicts means of isolated or saturated runs. Rows mea
 with the row's length spread (``range_ratio`` about its mean lengths; ``dataset = sharegpt``: ShareGPT's
 published length distribution as the benchmark samples it, scaled to the row's mean lengths, see
 ``dataset_lengths``; else fixed lengths), its parallel layout (``ep``, ``attn_dp``) and scheduler limits
-(``max_seqs``, ``max_batched_tokens``; else the engine's defaults), seed 0. With fixed lengths a closed loop
+(``max_seqs``, ``max_batched_tokens``; else the engine's defaults) and CUDA graphs (``cuda_graphs`` off: none),
+seed 0. With fixed lengths a closed loop
 stays in lockstep: every client's request ends at the same step, the next wave of prompts arrives together
 and queues for prefill, so TTFT is about half a wave's prefill; spread lengths desynchronise the clients.
 The row's ``percentile`` (mean, p50, p90, p99) selects the statistic; ``decode_tok_s`` is output tokens/s
@@ -62,7 +63,8 @@ class Row(Protocol):
     percentile: str
 
 
-OPTIONAL = ("ep", "attn_dp", "engine_version", "requests", "dataset", "range_ratio", "max_seqs", "max_batched_tokens")
+OPTIONAL = ("ep", "attn_dp", "engine_version", "requests", "dataset", "range_ratio", "max_seqs", "max_batched_tokens",
+            "cuda_graphs")
 
 
 def _opt(row: Row, name: str) -> object:
@@ -90,7 +92,8 @@ def replay(row: Row, tables: Tables) -> SimReport:
                   seed=0, tables=tables, ep=_opt(row, "ep"), attn_dp=_opt(row, "attn_dp"),
                   engine_version=_opt(row, "engine_version"), range_ratio=length_spread(row),
                   dataset=length_dataset(row),
-                  max_num_seqs=_opt(row, "max_seqs"), max_batched_tokens=_opt(row, "max_batched_tokens"))
+                  max_num_seqs=_opt(row, "max_seqs"), max_batched_tokens=_opt(row, "max_batched_tokens"),
+                  cuda_graphs=_opt(row, "cuda_graphs") is not False)
     n = _opt(row, "requests")
     if row.mode == "open":
         if row.rate_rps is None:

@@ -17,7 +17,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.arrivals import Requests, make_requests
 from gpuplan.optimizer.serving.calibration import checked_version
 from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
-from gpuplan.optimizer.serving.graphs import capture_limit
+from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
 from gpuplan.optimizer.serving.steps import StepModel, build_steps, engine_defaults
@@ -165,9 +165,10 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
 def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine: str | None,
                      input_tokens: int, output_tokens: int, max_num_seqs: int | None, max_context: int,
                      tables: Tables, ep: int = 1, attn_dp: int | None = None,
-                     engine_version: str | None = None) -> tuple[StepModel, str, int, int]:
+                     engine_version: str | None = None, cuda_graphs: bool = True) -> tuple[StepModel, str, int, int]:
     """(step model, engine, max_num_seqs, max_batched_tokens) of a deployment; engine defaults fill gaps.
-    ``ep`` > 1: MoE layers expert-parallel over ep ranks, attention data-parallel (default attn_dp = ep)."""
+    ``ep`` > 1: MoE layers expert-parallel over ep ranks, attention data-parallel (default attn_dp = ep);
+    ``cuda_graphs`` False: the server runs every decode step without CUDA graphs (graphs.graph_limit)."""
     g = tables.gpus.get(gpu)
     wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
     layout = make_layout(m.arch, tp, ep, attn_dp)
@@ -180,7 +181,8 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
     steps = build_steps(m.arch, g, tp, wfmt, kvfmt, cal, seqs, max_context,
                         input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout,
-                        d.prefill_first, d.reservation, d.overlap, capture_limit(eng, g, tp, engine_version),
+                        d.prefill_first, d.reservation, d.overlap,
+                        graph_limit(eng, g, tp, engine_version, cuda_graphs),
                         engine_version)
     # 0: the whole context fits one step (vLLM V0 without chunked prefill: max(max_model_len, 2048)).
     tokens = d.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
@@ -194,10 +196,11 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              max_batched_tokens: int | None = None, range_ratio: float = 0.0,
              lengths_csv: str | Path | None = None, tables: Tables = DEFAULT, ep: int = 1,
              attn_dp: int | None = None, engine_version: str | None = None,
-             dataset: str | None = None) -> SimReport:
+             dataset: str | None = None, cuda_graphs: bool = True) -> SimReport:
     """Simulate ``requests`` requests on one replica (``gpuplan simulate``; default 1000, or every row of a
     trace); same seed, same numbers. ``dataset`` (e.g. ``sharegpt``) shapes the lengths as that dataset's
-    sampled pairs about the ``input_tokens`` / ``output_tokens`` means."""
+    sampled pairs about the ``input_tokens`` / ``output_tokens`` means; ``cuda_graphs`` False models a server
+    that runs without CUDA graphs (vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``)."""
     m = model if isinstance(model, Model) else resolve(model)
     engine_version = checked_version(engine_version)
     reqs: Requests = make_requests(input_tokens, output_tokens, requests, seed, rate_rps, concurrency,
@@ -209,7 +212,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
                          "tokens")
     steps, eng, seqs, default_tokens = deployment_steps(m, gpu, weights, kv, tp, engine, input_tokens,
                                                         output_tokens, max_num_seqs, longest, tables, ep, attn_dp,
-                                                        engine_version)
+                                                        engine_version, cuda_graphs)
     tokens = max_batched_tokens or max(default_tokens, seqs)
     if tokens <= 0:
         raise InputError(f"--max-batched-tokens must be positive, got {tokens}")

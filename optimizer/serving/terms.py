@@ -57,6 +57,18 @@ def busiest_rank_experts(touched: ArrayLike, num_experts: ArrayLike, ep: ArrayLi
     return np.minimum(np.minimum(mu + excess, num_experts / ep), touched)
 
 
+def ep_load_excess(ep: ArrayLike, num_experts: ArrayLike, expert_cv: ArrayLike, scale: ArrayLike) -> ArrayLike:
+    """Routed-token excess of the busiest of ``ep`` expert-parallel ranks over the mean, as a fraction, from
+    real routing skew: δ = scale · √(2 ln ep) · cv · √(ep / E). Experts' loads vary with coefficient of
+    variation ``cv`` and add independently within a rank of E/ep experts; the busiest of ep ranks sits
+    ``scale`` · √(2 ln ep) rank standard deviations above the mean (kernels.csv: TensorRT-LLM's DeepSeek-R1
+    routing statistics at EP 32, 1.564 without EPLB). 0 without expert parallelism or experts."""
+    ep_f = np.maximum(np.asarray(ep, dtype=float), 1.0)
+    e = np.maximum(np.asarray(num_experts, dtype=float), 1.0)
+    return np.where((ep_f > 1) & (np.asarray(num_experts) > 0),
+                    scale * np.sqrt(2.0 * np.log(ep_f)) * expert_cv * np.sqrt(ep_f / e), 0.0)
+
+
 def expert_gemm_rows(tokens: ArrayLike, top_k: ArrayLike, touched: ArrayLike, tile_m: ArrayLike) -> ArrayLike:
     """Token rows the grouped GEMM computes. Each touched expert gets m = T · k / touched rows in tiles of
     M = tile_m rows (tensor-core tiles are 64 or 128 rows): an expert with m < M still costs one whole tile,
@@ -93,6 +105,31 @@ def expert_slice_efficiency(slice_cols: ArrayLike, ramp_cols: ArrayLike) -> Arra
 TRITON_MOE_ENGINES = ("vllm", "sglang")
 
 
+def moe_input_passes(engine: str, gpu_arch: str, attn_dp: int) -> float:
+    """HBM passes over each token copy's input row in a MoE layer: 1 where the expert kernel gathers the rows
+    it needs from the token-ordered activations (vLLM's and SGLang's Triton fused_moe, Marlin MoE and
+    triton_kernels matmul_ogs on Hopper, Ampere and AMD, with tensor-parallel attention); 2 where a permute
+    pass writes the copies in expert order first and the grouped GEMM reads them (TensorRT-LLM's CUTLASS and
+    TRT-LLM-gen MoE, FlashInfer's Blackwell MoE, DeepEP's receive buffers under data-parallel attention)."""
+    gathers = engine in TRITON_MOE_ENGINES and attn_dp <= 1 and not gpu_arch.lower().startswith("blackwell")
+    return 1.0 if gathers else 2.0
+
+
+def moe_activation_bytes(rows: ArrayLike, hidden: ArrayLike, in_bytes: ArrayLike, out_bytes: ArrayLike,
+                         in_passes: ArrayLike = 2.0) -> ArrayLike:
+    """Bytes one GPU moves through HBM for the token copies of one MoE layer, beside the expert weights:
+    rows · hidden · 2 · (b_in + b_out), rows = the token-expert pairs the GPU computes (T · k with TP-sharded
+    experts: every TP rank computes a slice of every pair; under EP its rank's share). Each pair's input row
+    is written in expert order and read by the grouped GEMM (2 · b_in: TensorRT-LLM's expandInputRows,
+    DeepEP's receive buffer; vLLM's Triton kernel gathers instead, one read), and each pair's output, a full
+    hidden-width row (with TP-sharded experts a partial sum over the GPU's slice), is written by the second
+    GEMM and read back by the reduction that sums a token's k rows (2 · b_out: finalizeMoeRouting, moe_sum).
+    These are separate memory-bound passes (permute, finalize), so they add to the step rather than hiding
+    under the GEMMs' math. DeepSeek-R1 at TP 8, FP8 inputs and BF16 outputs: 8 · 7,168 · 6 B = 344 kB per
+    token per MoE layer on every GPU, 20 MB per token over its 58 MoE layers."""
+    return rows * hidden * (in_passes * in_bytes + 2.0 * out_bytes)
+
+
 def triton_fused_moe_path(engine: str, vendor: str, arch: str, compute: str, attn_dp: int) -> bool:
     """True where the routed experts run vLLM's Triton ``fused_moe`` kernel with FP8 inputs (SGLang runs the same
     kernel): vLLM or SGLang computing in FP8 on a Hopper GPU with tensor-parallel attention. With data-parallel
@@ -121,6 +158,17 @@ def moe_all_to_all(ep: ArrayLike, attn_dp: ArrayLike) -> ArrayLike:
     rank applies its own experts and one all-reduce sums the partial outputs, as for TP-sharded experts
     (TensorRT-LLM's default EP without attention DP)."""
     return np.where((np.asarray(ep) > 1) & (np.asarray(attn_dp) > 1), 1.0, 0.0)
+
+
+def moe_gather_tokens(rank_tokens: ArrayLike, step_tokens: ArrayLike, attn_dp: ArrayLike) -> ArrayLike:
+    """Tokens one all-reduce of a MoE layer's output carries when the layer does not exchange tokens by
+    all-to-all: with tensor-parallel attention (attn_dp = 1) every GPU holds the attention rank's tokens; with
+    data-parallel attention and experts sharded over all GPUs (SGLang ``--enable-dp-attention`` without
+    ``--ep``, TensorRT-LLM attention DP with TP experts) each rank's tokens are gathered to every GPU before
+    the experts and the partial outputs summed and scattered back after them, which moves what one all-reduce
+    of every token of the step moves (SGLang's DP attention gathers into a zero-padded buffer of all ranks'
+    tokens and all-reduces it, ``dp_gather``; an all-gather plus a reduce-scatter move the same 2(n − 1)/n · S)."""
+    return np.where(np.asarray(attn_dp) > 1, step_tokens, rank_tokens)
 
 
 def overlapped_s(memory_s: ArrayLike, compute_s: ArrayLike, p: ArrayLike) -> ArrayLike:
@@ -185,7 +233,8 @@ def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike, rank_batch: ArrayLi
     cuda_graph_max_bs 256 at TP < 4 on 80-160 GiB GPUs, TensorRT-LLM's PyTorch backend 128). The floors are the
     small kernels no batch amortises; launched one by one each costs about the host's launch time instead of its
     GPU time, while large kernels hide their launches behind their own run time, so the floors scale and the rest
-    of the step does not. ``graph_max_batch`` 0: no capture limit."""
+    of the step does not. ``graph_max_batch`` 0: no capture limit; negative (graphs.NO_GRAPHS): the server
+    captures no graphs, so every step pays ``scale``."""
     limit = np.asarray(graph_max_batch, dtype=float)
-    beyond = (limit > 0) & (np.asarray(rank_batch, dtype=float) > limit)
+    beyond = (limit < 0) | ((limit > 0) & (np.asarray(rank_batch, dtype=float) > limit))
     return np.where((np.asarray(prefill_tokens) > 0) | beyond, scale, 1.0)

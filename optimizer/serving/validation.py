@@ -35,7 +35,7 @@ from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
-from gpuplan.optimizer.serving.graphs import capture_limit
+from gpuplan.optimizer.serving.graphs import NO_GRAPHS, capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import Shape, busy_wait_s, decode_step_s, make_shape, prefill_s, serving, stack
 from gpuplan.optimizer.serving.steps import engine_defaults
@@ -62,7 +62,8 @@ class Measurement(Sourced):
     ``dataset`` (``random`` or ``sharegpt``) and ``range_ratio`` r, the spread of request lengths about the
     row's mean lengths L (uniform in [L(1 − r), L(1 + r)], r in [0, 1], random dataset only); ``requests``
     the benchmark's ``--num-prompts``; ``max_seqs`` / ``max_batched_tokens`` the server's running-sequence
-    and per-step token limits."""
+    and per-step token limits; ``cuda_graphs`` ``off`` when the server ran decode steps without CUDA graphs
+    (empty: the engine's capture defaults, graphs.csv)."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
@@ -85,6 +86,7 @@ class Measurement(Sourced):
     engine_version: str | None = None
     max_seqs: int | None = Field(default=None, ge=1, le=1_000_000)
     max_batched_tokens: int | None = Field(default=None, ge=1, le=100_000_000)
+    cuda_graphs: bool | None = None
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
     value: float = Field(gt=0, le=1e12)
@@ -176,7 +178,9 @@ def row_capture_limit(m: Measurement, g: GPU) -> int:
     """The engine's CUDA-graph capture limit for a served row (graphs.csv at the row's version); 0 (no limit)
     for offline ``static`` rows, whose benchmark tools set their own graph sizes (TensorRT-LLM's perf overview
     runs trtllm-bench with cuda_graph_config batch_sizes up to 8192; the other offline rows stay below every
-    limit)."""
+    limit); NO_GRAPHS for a row whose server ran without CUDA graphs (``cuda_graphs`` off)."""
+    if m.cuda_graphs is False:
+        return NO_GRAPHS
     return 0 if m.mode == "static" else capture_limit(m.engine, g, m.tp, m.engine_version)
 
 
