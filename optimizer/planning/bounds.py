@@ -38,7 +38,7 @@ def cover_table(demand: int, caps: list[int], costs: list[float],
     dp = np.full(size + 1, np.inf)
     dp[0] = 0.0
     for k, cost in _pareto(steps, costs):
-        dp = _add_item(dp, k, cost)
+        dp = add_item(dp, k, cost)
     return dp, unit
 
 
@@ -53,7 +53,7 @@ def _pareto(steps: list[int], costs: list[float]) -> list[tuple[int, float]]:
     return keep
 
 
-def _add_item(dp: np.ndarray, k: int, cost: float) -> np.ndarray:
+def add_item(dp: np.ndarray, k: int, cost: float) -> np.ndarray:
     """Unbounded use of one item of size k: new[d] = min_j dp[max(0, d - j·k)] + j·cost. Per residue class
     d = r + i·k this is i·cost + prefix-min over j ≤ i of (a_j - j·cost), with d ≤ 0 clamped to index 0."""
     size = len(dp) - 1

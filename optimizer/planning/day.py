@@ -29,7 +29,7 @@ from gpuplan.optimizer.planning.model.objective import fix_stage
 from gpuplan.optimizer.planning.model.problem import PRICE_SCALE, Problem, group_by_offer
 from gpuplan.optimizer.planning.model.start import greedy, instances_for
 from gpuplan.optimizer.planning.planner import explain_empty
-from gpuplan.optimizer.planning.solver import DET_PER_S, TIE_BREAK_SHARE
+from gpuplan.optimizer.planning.solver import DET_PER_S, TIE_BREAK_SHARE, WALL_NOTE
 from gpuplan.optimizer.planning.workload import HOURS, Fleet, Workload
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.offers import Offer, filter_offers
@@ -211,7 +211,7 @@ def plan_day(fleet: Fleet, tables: Tables, time_limit_s: float = 20.0, wall_limi
     values = tie.values if tie.values and not tie.wall_bound else best.values
     notes = []
     if timed_out or tie.wall_bound:
-        notes.append("the wall-clock limit bound before the deterministic limit: this plan may differ between runs")
+        notes.append(WALL_NOTE)
 
     def val(v) -> int:
         return values[v.Index()]

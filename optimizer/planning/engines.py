@@ -44,10 +44,13 @@ def _apply_hint(model: cp_model.CpModel, hint: dict[int, int] | None) -> None:
 
 
 def cp_sat(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, hint: dict[int, int] | None,
-           workers: int = WORKERS) -> Stage:
-    """CP-SAT within ``det_s`` deterministic seconds (reproducible) and ``wall_s`` wall seconds (safety net)."""
+           workers: int = WORKERS, params: dict | None = None) -> Stage:
+    """CP-SAT within ``det_s`` deterministic seconds (reproducible) and ``wall_s`` wall seconds (safety net);
+    ``params``: further CP-SAT parameters by name."""
     _apply_hint(model, hint)
     solver = cp_model.CpSolver()
+    for name, value in sorted((params or {}).items()):
+        setattr(solver.parameters, name, value)
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = SEED
     solver.parameters.max_deterministic_time = max(det_s, 0.05)
@@ -145,7 +148,7 @@ def highs(model: cp_model.CpModel, variables: list, wall_s: float, hint: dict[in
 
 
 def run(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, hint: dict[int, int] | None,
-        engine: str = "cp-sat", workers: int = WORKERS, gap: float = HIGHS_GAP) -> Stage:
+        engine: str = "cp-sat", workers: int = WORKERS, gap: float = HIGHS_GAP, params: dict | None = None) -> Stage:
     """``det_s`` limits CP-SAT's deterministic time, and HiGHS's branch-and-bound nodes (HIGHS_NODES_PER_DET
     per unit): both are reproducible work limits; ``wall_s`` is the safety net."""
     if engine == "highs":
@@ -153,7 +156,7 @@ def run(model: cp_model.CpModel, variables: list, det_s: float, wall_s: float, h
             return highs(model, variables, wall_s, hint, gap, max(1, int(HIGHS_NODES_PER_DET * det_s)))
         except (ValueError, RuntimeError, AttributeError):  # a model HiGHS cannot take: CP-SAT solves it
             pass
-    return cp_sat(model, variables, det_s, wall_s, hint, workers)
+    return cp_sat(model, variables, det_s, wall_s, hint, workers, params)
 
 
 @contextlib.contextmanager

@@ -2,8 +2,10 @@
 
 Stages: (1) a starting plan without a solver (``model.start``); (2) bound-based elimination (``model.reduce``)
 against the starting plan's cost or, on large models, the lower target Σ LB_w / (1 − PROVEN_GAP) (``_cut``);
-(3) the primary solve (HiGHS for min-cost, CP-SAT
-for max-throughput's three lexicographic stages); (4) the tie-break (``model.objective``). Large separable
+(2b) on large separable models, the residue model (``model.residues``, ``_residues``): every plan up to a cost,
+exactly, raising the cost while it proves none; (3) the primary solve (HiGHS for min-cost, skipped when the
+plan is proven within PROVEN_GAP; CP-SAT for max-throughput's three lexicographic stages); (4) the tie-break
+(``model.objective``). Large separable
 fleets are solved in fixed groups (``_solve_in_groups``).
 Determinism: every stage runs on a fixed number of workers with a fixed seed, limited by CP-SAT's
 *deterministic* time or HiGHS's node count; wall time is only a safety net (reported when it bound). Whatever
@@ -35,6 +37,7 @@ from gpuplan.optimizer.planning.model.problem import (
     price_units,
 )
 from gpuplan.optimizer.planning.model.reduce import bound_tables, eliminate
+from gpuplan.optimizer.planning.model.residues import solve_residues
 from gpuplan.optimizer.planning.model.start import cost_of, feasible_plan, greedy, hint_of, instances_for, share_cover
 from ortools.sat.python import cp_model
 
@@ -52,7 +55,14 @@ GROUPED_ABOVE = 150  # separable fleets of more workloads are planned in groups
 GROUP_SIZE = 50  # workloads per group (measured on the 1,000-workload benchmark, README)
 LARGE_MODEL = 400  # candidates above which the search stops at PROVEN_GAP and starts below the target (``_cut``)
 BUILD_S_PER_CANDIDATE = 1e-4  # measured: building and translating the model, ≈ 0.06 ms per candidate
+RESIDUE_SHARE = 0.4  # of the deterministic budget for the residue model (``model.residues``)
+RESIDUE_WALL_SHARE = 0.6  # of the wall time left (its first level may use it all: on a busy machine it is the proof)
+RESIDUE_LEVELS = 8  # costs U the residue model tries, the target first, the known plan's cost − 1 at most
+RESIDUE_NODES_PER_DET = 200_000  # cover enumeration steps per deterministic unit of the residue share (≈ 1 s idle)
+RESIDUE_GROWTH = 2.0  # the next level's slack over Σ LB_w, relative to the last one's (cubed when the last
+RESIDUE_FAST = 8  # level's enumeration took less than 1/RESIDUE_FAST of its budget)
 PRIMARY_ENGINE = "highs"  # min-cost primary stage; chosen by measurement (README)
+WALL_NOTE = "the wall-clock limit bound before the deterministic limit: this plan may differ between runs"
 
 
 def _separable(p: Problem) -> bool:
@@ -130,6 +140,17 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
             if DEBUG:
                 print(f"LB {lb_total / PRICE_SCALE:.2f} start {upper / PRICE_SCALE:.2f} cut {cut / PRICE_SCALE:.2f}: "
                       f"kept {len(cands)} of {before} after {time.perf_counter() - start:.1f} s")
+            if len(all_cands) > LARGE_MODEL and _separable(p):
+                lb_total, start_counts, upper, cands, cut = _residues(
+                    p, cands, all_cands, tables, cut, lb_total, start_counts, upper,
+                    RESIDUE_SHARE * DET_PER_S * time_limit_s, _remaining(start, wall) * RESIDUE_WALL_SHARE, notes)
+                used = set(start_counts)  # the model below holds the known plan (hint, tie-break)
+                kept = {c.id for c in cands}
+                cands = sorted([*cands, *(c for c in all_cands if c.id in used and c.id not in kept)],
+                               key=lambda c: c.id)
+                if DEBUG:
+                    print(f"residues: plan {upper / PRICE_SCALE:.4f} bound {lb_total / PRICE_SCALE:.4f} after "
+                          f"{time.perf_counter() - start:.1f} s")
     if start_ok and p.objective == "min-cost" and _remaining(start, wall) < BUILD_S_PER_CANDIDATE * len(cands):
         notes.append("the time limit left no time to improve the starting plan")
         return _from_counts(p, all_cands, start_counts, lb_total, start, 0, 0, notes)
@@ -170,8 +191,8 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
                 third = run_stage(m.model, m.variables(), det * (1 - TIE_BREAK_SHARE) / 4, left(), second.values)
                 if third.values:
                     stages.append((m.cost, third, "min"))
-    if any(s.wall_bound for _, s, _ in stages):
-        notes.append("the wall-clock limit bound before the deterministic limit: this plan may differ between runs")
+    if any(s.wall_bound for _, s, _ in stages) and WALL_NOTE not in notes:
+        notes.append(WALL_NOTE)
     restricted = start_ok and p.objective == "min-cost" and cut < upper
     if restricted:  # every plan outside the model costs more than ``cut``
         lb_total = max(lb_total, min(primary.bound if primary.status != cp_model.INFEASIBLE else math.inf, cut + 1))
@@ -214,6 +235,59 @@ def solve(p: Problem, time_limit_s: float = 10.0, wall_limit_s: float | None = N
     return Solution(status="optimal" if optimal else "feasible", replicas=replicas, instances=instances,
                     objective_value=value, bound=bound_out, gap=gap, solve_seconds=time.perf_counter() - start,
                     variables=variables, constraints=constraints, served=served, notes=notes)
+
+
+def _residues(p: Problem, cands: list[Candidate], all_cands: list[Candidate], tables, cut: int, lb_total: float,
+              counts: dict[str, int], upper: int, det_s: float, wall_s: float, notes: list[str]
+              ) -> tuple[float, dict[str, int], int, list[Candidate], int]:
+    """The residue model (``model.residues``) of every plan costing ≤ U, U = ``cut`` first: its plan kept when
+    cheaper than ``counts`` (cost ``upper``), the bound max(Σ LB_w, min(its bound, U + 1)). While it proves that no
+    plan costs ≤ U, U moves up (its slack over Σ LB_w × RESIDUE_GROWTH, cubed after a cheap enumeration and taken
+    back when that does not fit; at most the known plan's cost − 1) as long as the enumeration fits its steps.
+    The search after it runs over the candidates of the last level and its U as the cut (plans outside it cost
+    more than U). Returns (bound, plan, its cost, candidates, cut)."""
+    start = time.perf_counter()
+    by_name = {w.name: w for w in p.workloads}
+    level_cands, level, base = cands, cut, lb_total
+    nodes = max(1, int(RESIDUE_NODES_PER_DET * det_s))
+    by_id = {c.id: c for c in all_cands}
+    growth = 1.0
+    for k in range(RESIDUE_LEVELS):
+        res = solve_residues(p, level_cands, tables, level, det_s / 2 ** (k + 1),
+                             (wall_s - (time.perf_counter() - start)) / (2 if k else 1),
+                             [(by_id[i], n) for i, n in counts.items()],
+                             max_nodes=nodes)
+        if DEBUG:
+            print(f"  residues ≤ {level}: {len(level_cands)} candidates, "
+                  + (f"{res.options} options, bound {res.bound}, optimal {res.optimal}" if res else "too many covers"))
+        if res is None and growth > RESIDUE_GROWTH:  # too far after a cheap level: the smaller step instead
+            growth = RESIDUE_GROWTH
+            level = min(upper - 1, math.floor(base + growth * (cut - base)))
+            level_cands = eliminate(p, all_cands, by_name, tables, level)
+            continue
+        if res is None:
+            break
+        if res.wall_bound and WALL_NOTE not in notes:
+            notes.append(WALL_NOTE)
+        cands, cut = level_cands, level
+        counts, upper = _cheaper(p, all_cands, res.counts, counts, upper)
+        lb_total = max(lb_total, res.bound)
+        if res.bound <= level or upper - 1 <= level:  # a plan costs ≤ U, or nothing is left between
+            break
+        growth = RESIDUE_GROWTH if res.nodes * RESIDUE_FAST > nodes else RESIDUE_GROWTH ** 3  # cheap: faster
+        level = min(upper - 1, math.floor(base + growth * (level - base)))
+        level_cands = eliminate(p, all_cands, by_name, tables, level)
+    return lb_total, counts, upper, cands, cut
+
+
+def _cheaper(p: Problem, cands: list[Candidate], found: dict[str, int], counts: dict[str, int], upper: int
+             ) -> tuple[dict[str, int], int]:
+    """The cheaper of a model's plan (when it is one) and the known plan."""
+    if found and feasible_plan(p, cands, found):
+        cost = cost_of(cands, found)
+        if cost < upper:
+            return found, cost
+    return counts, upper
 
 
 def _cut(lb_total: float, upper: int, candidates: int) -> int:

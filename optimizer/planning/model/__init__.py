@@ -19,6 +19,7 @@
 
 Modules: ``problem`` (inputs, result, integer units), ``variables``, ``constraints``, ``global_constraints``,
 ``objective``, ``build`` (assembles them in a fixed order), ``start`` (starting plans, whole instances for given
-replicas), ``reduce`` (incumbent from a reduced model, bound-based elimination). The staged search that solves
+replicas), ``reduce`` (incumbent from a reduced model, bound-based elimination), ``residues`` (the exact search
+over each workload's near-cheapest covers, coupled by the idle GPUs of shared instances). The staged search that solves
 it is ``gpuplan.optimizer.planning.solver``; the daily model reuses these rows per hour (``planning.day``).
 """

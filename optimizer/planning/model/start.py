@@ -107,6 +107,7 @@ def feasible_plan(p: Problem, cands: list[Candidate], counts: dict[str, int]) ->
 def hint_of(m: FleetModel, counts: dict[str, int]) -> dict[int, int]:
     """A solver hint (variable index → value) from replica counts and their fewest instances."""
     hint = {m.r[c.id].Index(): counts.get(c.id, 0) for c in m.cands}
-    for key, v in instances_for(m.cands, counts).items():
-        hint[m.n[key].Index()] = v
+    used = instances_for(m.cands, counts)
+    for key, var in m.n.items():  # every offer: a plan read back from the hint needs them all
+        hint[var.Index()] = used.get(key, 0)
     return hint
