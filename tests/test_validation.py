@@ -142,10 +142,13 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # model's while their throughput is 20-55 % below it), throughput 17.6 / 89.1 -> 17.7 / 91.0, TTFT 42.2 ->
     # 41.2, p99 TTFT 67.3 -> 67.7, p99 TPOT 30.6 -> 39.0 (no new p99 rows: the refit on the new rows moved the
     # floors and η the dstack / InferenceX p99 TPOTs depend on).
+    # SGLang's state slots for hybrid models (hybrid_state: running requests ≤ ⌊rest · 0.9 / 1.9 / state⌋ // 3),
+    # calibration refitted: TPOT at load 33.3 / 110.0 -> 28.1 / 67.0, throughput 17.7 / 91.0 -> 17.5 / 91.1,
+    # TTFT 41.2 -> 37.1.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 35 and s[("all", "throughput at load")][1] <= 19.5
-    assert s[("all", "TPOT at load")][2] <= 112 and s[("all", "throughput at load")][2] <= 93
-    assert s[("all", "TTFT")][1] <= 43.5 and s[("all", "TTFT p99")][1] <= 70
+    assert s[("all", "TPOT at load")][1] <= 30 and s[("all", "throughput at load")][1] <= 19.5
+    assert s[("all", "TPOT at load")][2] <= 70 and s[("all", "throughput at load")][2] <= 93
+    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 70
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
@@ -173,11 +176,14 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # 658 -> 751 rows (2026-12-01, three new sources; calibration refitted): TPOT 28.4 / 63.9 -> 34.2 / 109.2 (MoE
     # 32.4 -> 34.6, dense 14.5 -> 27.4), throughput 18.3 / 93.6 -> 17.6 / 92.4 (MoE 21.4 -> 18.9), TTFT 42.1 ->
     # 41.5 (MoE 48.8 -> 44.8), p99 TTFT 67.2 -> 67.6, p99 TPOT 31.2 -> 39.4.
+    # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
+    # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
+    # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 36 and s[("moe", "TPOT at load")][1] <= 36.5
-    assert s[("all", "TPOT at load")][2] <= 111
+    assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 36
+    assert s[("all", "TPOT at load")][2] <= 70
     assert s[("all", "throughput at load")][1] <= 19.5 and s[("all", "throughput at load")][2] <= 95
-    assert s[("all", "TTFT")][1] <= 43.5 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 47
+    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 45
     assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 41
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
