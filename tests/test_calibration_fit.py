@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, load_calibration
 from gpuplan.optimizer.serving.fitting import LATENCY_BATCH, calibrate
 from gpuplan.optimizer.serving.priors import PARAMS, load_priors
@@ -37,8 +38,8 @@ def _latency_bound_moe(r: Measurement) -> bool:
     # At most 4 running sequences (fitting.LATENCY_BATCH): the rows that identify the floors. A batch ≤ 4 caps
     # them, and so does a KV pool that holds no more (gpustack's 32k-token gpt-oss-120b prompts on one H100:
     # vLLM's block count leaves room for 2), so the running count is the one the fit uses (validation.prepare).
-    return r.model in ("deepseek-r1", "mixtral-8x7b", "gpt-oss-120b", "gpt-oss-20b", "qwen3-30b-a3b") \
-        and prepare(r, _defaults()).running <= LATENCY_BATCH
+    # Every MoE model of the catalog counts (a fixed list missed the Nemotron-3-Nano rows added on 2026-12-01).
+    return resolve(r.model).arch.is_moe and prepare(r, _defaults()).running <= LATENCY_BATCH
 
 
 def _moe_floors(cal) -> dict[tuple[str, str], tuple[float, float]]:

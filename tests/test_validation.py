@@ -77,9 +77,13 @@ def test_shipped_calibration_in_sample_error() -> None:
     # with the benchmark columns, the MoE terms, the per-engine prompt pricing and eager prefill floors: TPOT at
     # load 35.8 %, TTFT 65.3 %, throughput 23.2 %, batch-1 9.0 %, dense batch-1 6.4 %. The overlap scheduler's
     # step in TTFT (SGLang, TensorRT-LLM >= 0.20 at b > 1; calibration not refitted): TTFT 65.4 -> 66.7 %.
+    # 658 -> 751 rows (2026-12-01: LMSYS gpt-oss batch-1 decode, the SGLang docs' Qwen3.6 bursts of 1024 and 4096
+    # clients, Vultr's Nemotron-3-Nano sweep on B200), calibration refitted: batch-1 7.6 -> 12.7 % (the four SGLang
+    # gpt-oss rows run 16-44 % faster than the model), TPOT at load 30.1 -> 36.7 % (the Qwen3.6 P50 TPOTs are half
+    # the model's), throughput 20.3 -> 20.1 %, TTFT 61.8 -> 57.4 %.
     s = _summary("shipped")
     assert s[("dense", "batch-1 decode")][1] <= 8
-    assert s[("all", "batch-1 decode")][1] <= 12
+    assert s[("all", "batch-1 decode")][1] <= 13.5
     assert s[("all", "TPOT at load")][1] <= 40
     assert s[("all", "throughput at load")][1] <= 26
     assert s[("all", "TTFT")][1] <= 68
@@ -96,16 +100,19 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     assert s[("dense", "batch-1 decode")][1] <= 8 and s[("dense", "batch-1 decode")][2] <= 29
     # MoE token-copy traffic, logits only at sampled positions and MLA down-projections whole on every
     # attention-TP rank (test_prefill_terms): batch-1 8.5 / 52.7 -> 8.5 / 50.8 %, MoE 41.2 -> 39.3 %.
-    assert s[("all", "batch-1 decode")][1] <= 10 and s[("all", "batch-1 decode")][2] <= 55
-    assert s[("moe", "batch-1 decode")][1] <= 44
+    # 658 -> 751 rows (2026-12-01, three new sources, calibration refitted): batch-1 8.5 / 50.0 -> 13.2 / 41.5 %,
+    # MoE 38.3 -> 20.7 % (the SGLang gpt-oss and Nemotron-3-Nano batch-1 rows), TPOT at load 30.2 -> 37.0 % (MoE
+    # 31.9 -> 37.0), throughput 20.2 -> 20.1 % (dense 13.8 -> 15.9), TTFT 62.7 -> 58.0 %.
+    assert s[("all", "batch-1 decode")][1] <= 14 and s[("all", "batch-1 decode")][2] <= 44
+    assert s[("moe", "batch-1 decode")][1] <= 23
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
     # 39.0 → 33.2 % (MoE 33.5) with the experts at the size the engines store them (expert_layout.csv), vLLM's
     # profile-run reserve and the Triton FP8 fused-MoE ceiling
-    assert s[("all", "TPOT at load")][1] <= 35.5 and s[("moe", "TPOT at load")][1] <= 36
-    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16
-    assert s[("all", "TTFT")][1] <= 69
+    assert s[("all", "TPOT at load")][1] <= 39 and s[("moe", "TPOT at load")][1] <= 39
+    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16.5
+    assert s[("all", "TTFT")][1] <= 60.5
 
 
 def test_simulated_figures_stay_under_reached_figures() -> None:
@@ -130,11 +137,19 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # The gathered MoE all-reduce of data-parallel attention with TP experts: throughput 20.4 / 96.6 → 19.2 / 93.2.
     # Both together, calibration refitted: TPOT at load 28.1 / 63.4, throughput 17.6 / 89.1, TTFT 42.2, p99 TTFT
     # 67.3, p99 TPOT 30.6.
+    # 658 -> 751 rows (2026-12-01, LMSYS gpt-oss, the SGLang docs' Qwen3.6 bursts, Vultr's Nemotron-3-Nano sweep;
+    # calibration refitted): TPOT at load 28.1 / 63.4 -> 33.3 / 110.0 % (the 21 Qwen3.6 P50 TPOTs are half the
+    # model's while their throughput is 20-55 % below it), throughput 17.6 / 89.1 -> 17.7 / 91.0, TTFT 42.2 ->
+    # 41.2, p99 TTFT 67.3 -> 67.7, p99 TPOT 30.6 -> 39.0 (no new p99 rows: the refit on the new rows moved the
+    # floors and η the dstack / InferenceX p99 TPOTs depend on).
+    # SGLang's state slots for hybrid models (hybrid_state: running requests ≤ ⌊rest · 0.9 / 1.9 / state⌋ // 3),
+    # calibration refitted: TPOT at load 33.3 / 110.0 -> 28.1 / 67.0, throughput 17.7 / 91.0 -> 17.5 / 91.1,
+    # TTFT 41.2 -> 37.1.
     s = _summary("shipped", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("all", "throughput at load")][1] <= 19.5
-    assert s[("all", "TPOT at load")][2] <= 66 and s[("all", "throughput at load")][2] <= 92
-    assert s[("all", "TTFT")][1] <= 44.5 and s[("all", "TTFT p99")][1] <= 70
-    assert s[("all", "TPOT at load p99")][1] <= 33
+    assert s[("all", "TPOT at load")][2] <= 70 and s[("all", "throughput at load")][2] <= 93
+    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 70
+    assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
     # test). Before: TPOT 34.5 (MoE 39.1), throughput 23.8 / 124.7, TTFT 52.2; KV reservation and overlap
@@ -158,12 +173,18 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # MoE throughput 23.1 → 21.5, TTFT 43.6 / 83.9 → 43.4 / 83.1, p99 TTFT 71.1 → 69.0.
     # Both together, calibration refitted: TPOT 28.4 / 63.9 (MoE 32.4, dense 14.5), throughput 18.3 / 93.6 (MoE
     # 21.4), TTFT 42.1 / 82.9 (MoE 48.8), p99 TTFT 67.2, p99 TPOT 31.2.
+    # 658 -> 751 rows (2026-12-01, three new sources; calibration refitted): TPOT 28.4 / 63.9 -> 34.2 / 109.2 (MoE
+    # 32.4 -> 34.6, dense 14.5 -> 27.4), throughput 18.3 / 93.6 -> 17.6 / 92.4 (MoE 21.4 -> 18.9), TTFT 42.1 ->
+    # 41.5 (MoE 48.8 -> 44.8), p99 TTFT 67.2 -> 67.6, p99 TPOT 31.2 -> 39.4.
+    # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
+    # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
+    # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 34.5
-    assert s[("all", "TPOT at load")][2] <= 66.5
-    assert s[("all", "throughput at load")][1] <= 20 and s[("all", "throughput at load")][2] <= 97
-    assert s[("all", "TTFT")][1] <= 44.5 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 51
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 34
+    assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 36
+    assert s[("all", "TPOT at load")][2] <= 70
+    assert s[("all", "throughput at load")][1] <= 19.5 and s[("all", "throughput at load")][2] <= 95
+    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 45
+    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 41
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 

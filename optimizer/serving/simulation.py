@@ -20,7 +20,7 @@ from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, def
 from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
-from gpuplan.optimizer.serving.steps import StepModel, build_steps, engine_defaults
+from gpuplan.optimizer.serving.steps import StepModel, build_steps, engine_defaults, state_running_cap
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel, PrivateAttr
 
@@ -179,6 +179,9 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     seqs = max_num_seqs or d.max_num_seqs
     if not 1 <= seqs <= MAX_BATCH:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
+    if layout.ep == 1 and layout.attn_dp == 1:  # SGLang's state slots cap a hybrid model's running requests
+        seqs = max(1, min(seqs, state_running_cap(m.arch, g, wfmt, kvfmt, tp, input_tokens + output_tokens, cal,
+                                                  engine_version) or seqs))
     steps = build_steps(m.arch, g, tp, wfmt, kvfmt, cal, seqs, max_context,
                         input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout,
                         d.prefill_first, d.reservation, d.overlap,

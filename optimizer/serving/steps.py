@@ -39,14 +39,21 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
-from gpuplan.models.breakdown import Breakdown, fit, inference_breakdown
-from gpuplan.models.memory import kv_cache_bytes, prefill_activation_bytes
+from gpuplan.models.breakdown import Breakdown, Fit, fit, inference_breakdown, kv_replication
+from gpuplan.models.memory import (
+    kv_bytes_per_token_layer,
+    kv_cache_bytes,
+    prefill_activation_bytes,
+    state_bytes_per_sequence,
+    tokens_held,
+)
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
 from gpuplan.optimizer.serving.calibration import CalibrationRow, VersionRange, prefer_version, version_in_range
 from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
 from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import capture_limit
+from gpuplan.optimizer.serving.hybrid_state import StateSplit, sglang_state_split
 from gpuplan.optimizer.serving.kv_capacity import pool_sequences
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
 from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
@@ -247,14 +254,56 @@ def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: Numbe
         step_tokens = engine_defaults("vllm", gpu, version).max_batched_tokens or context
         seqs = pool_sequences(arch, kvfmt, "vllm", pool, tp, context, step_tokens)
         return int(seqs * context) if tokens else math.floor(seqs)
-    b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
-    b = with_activation(padded_breakdown(b, arch, wfmt, padding), reserve)
-    f = fit(b, arch, kvfmt, context, gpu.memory_bytes,
-            effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes))
+    b, f = _tp_fit(arch, gpu, wfmt, kvfmt, tp, context, cal, padding, reserve, cap)
+    split = _state_split(arch, cal, version, b, f)
+    if split is not None:
+        return _split_sequences(arch, kvfmt, tp, context, split, tokens)
     if not tokens:
         return f.max_sequences or 0
     per_token = kv_cache_bytes(arch, kvfmt, context, 1) / context
     return int(f.kv_budget_bytes // per_token) if per_token > 0 else 0
+
+
+def _tp_fit(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
+            cal: CalibrationRow, padding: float, reserve: int | None, cap: float | None) -> tuple[Breakdown, Fit]:
+    """The TP group's breakdown at one sequence of ``context`` tokens and its fit under the engine's cap."""
+    b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
+    b = with_activation(padded_breakdown(b, arch, wfmt, padding), reserve)
+    f = fit(b, arch, kvfmt, context, gpu.memory_bytes,
+            effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes))
+    return b, f
+
+
+def _state_split(arch: Architecture, cal: CalibrationRow, version: str | None, b: Breakdown,
+                 f: Fit) -> StateSplit | None:
+    """SGLang's recurrent-state / KV split of the memory left after weights (hybrid_state), for models with
+    Mamba or linear-attention layers; None for other engines and models."""
+    state = state_bytes_per_sequence(arch)
+    if cal.engine != "sglang" or state <= 0:
+        return None
+    return sglang_state_split(f.capacity_bytes - (b.total_bytes - b.kv_cache_bytes), state, version)
+
+
+def _split_sequences(arch: Architecture, kvfmt: NumberFormat, tp: int, context: int, split: StateSplit,
+                     tokens: bool) -> int:
+    """Under SGLang's split: KV tokens of the attention pool (``tokens``), else the sequences of ``context``
+    tokens it holds, at most the state slots' running cap."""
+    per_seq = kv_bytes_per_token_layer(arch, kvfmt) * tokens_held(arch, context) * kv_replication(arch, tp)
+    if per_seq <= 0:
+        return split.max_running if not tokens else 0
+    if tokens:
+        return int(split.kv_pool_bytes // (per_seq / context))
+    return min(math.floor(split.kv_pool_bytes / per_seq), split.max_running)
+
+
+def state_running_cap(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
+                      context: int, cal: CalibrationRow, version: str | None = None) -> int | None:
+    """SGLang's running-request cap from a hybrid model's state slots on a TP group (hybrid_state); None where
+    the engine or model has none."""
+    padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, 1, version)
+    b, f = _tp_fit(arch, gpu, wfmt, kvfmt, tp, context, cal, padding, None, engine_cap(cal, gpu, tp, 1, version))
+    split = _state_split(arch, cal, version, b, f)
+    return None if split is None else split.max_running
 
 
 def context_grid(max_context: float) -> list[float]:
