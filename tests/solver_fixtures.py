@@ -44,6 +44,20 @@ def draw_workloads(draw: st.DrawFn, max_rate: float) -> list[Workload]:
     return [workload(n, round(draw(st.floats(0.5, max_rate)), 2)) for n in names]
 
 
+def draw_candidates(draw: st.DrawFn, workloads: list[Workload], offers: list[Offer], per_workload: tuple[int, int],
+                    tps: tuple[int, ...], cap_range: tuple[float, float], tp_exponent: float = 0.0) -> list[Candidate]:
+    """``per_workload`` (min, max) candidates for each workload on offers drawn from ``offers``, TP from ``tps`` (no
+    wider than the instance), capacity drawn from ``cap_range`` × tp^``tp_exponent`` req/s, rounded to 0.01."""
+    cands: list[Candidate] = []
+    for w in workloads:
+        for _ in range(draw(st.integers(*per_workload))):
+            o = draw(st.sampled_from(offers))
+            tp = draw(st.sampled_from([t for t in tps if t <= o[2]]))
+            cap = round(draw(st.floats(*cap_range)) * tp ** tp_exponent, 2)
+            cands.append(candidate(len(cands), w.name, o, tp, cap))
+    return cands
+
+
 def draw_problem(draw: st.DrawFn, workloads: list[Workload], cands: list[Candidate], max_cap: int,
                  budget: tuple[float, float]) -> Problem:
     """The problem over ``cands`` with drawn GPU caps (0 to ``max_cap`` on some GPUs), an optional $/h budget in

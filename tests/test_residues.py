@@ -22,7 +22,7 @@ from gpuplan.optimizer.planning.model.start import cost_of, greedy
 from gpuplan.optimizer.planning.solver import solve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from solver_fixtures import candidate, draw_workloads, offer_lists, workload
+from solver_fixtures import candidate, draw_candidates, draw_workloads, offer_lists, workload
 
 EXAMPLES = int(os.environ.get("RESIDUE_EXAMPLES", "60"))
 
@@ -32,12 +32,7 @@ def separable(draw):
     """One or two workloads, two to five candidates each on offers of 1 to 10 GPUs, no caps or budget."""
     offers = draw(offer_lists([1, 2, 3, 4, 5, 6, 8, 10], 30, 3))
     workloads = draw_workloads(draw, 8.0)
-    cands = []
-    for w in workloads:
-        for _ in range(draw(st.integers(2, 5))):
-            o = draw(st.sampled_from(offers))
-            tp = draw(st.sampled_from([t for t in (1, 2, 3, 4, 6, 8) if t <= o[2]]))
-            cands.append(candidate(len(cands), w.name, o, tp, round(draw(st.floats(0.3, 3.0)) * tp ** 0.8, 2)))
+    cands = draw_candidates(draw, workloads, offers, (2, 5), (1, 2, 3, 4, 6, 8), (0.3, 3.0), tp_exponent=0.8)
     return Problem(workloads, cands, "on_demand", single_gpu_type=draw(st.booleans()))
 
 

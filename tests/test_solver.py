@@ -12,7 +12,7 @@ from gpuplan.optimizer.planning.candidate_gen import Candidate
 from gpuplan.optimizer.planning.solver import PRICE_SCALE, RATE_SCALE, Problem, solve
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from solver_fixtures import candidate, draw_problem, draw_workloads, offer_lists, workload
+from solver_fixtures import candidate, draw_candidates, draw_problem, draw_workloads, offer_lists, workload
 
 
 @st.composite
@@ -20,12 +20,7 @@ def instances(draw):
     """Offers of 1 to 10 GPUs; each workload gets one to three candidates on offers drawn at random."""
     offers = draw(offer_lists([1, 2, 3, 4, 5, 6, 8, 10], 20, 3))
     workloads = draw_workloads(draw, 6.0)
-    cands = []
-    for w in workloads:
-        for _ in range(draw(st.integers(1, 3))):
-            o = draw(st.sampled_from(offers))
-            tp = draw(st.sampled_from([t for t in (1, 2, 4, 8) if t <= o[2]]))
-            cands.append(candidate(len(cands), w.name, o, tp, round(draw(st.floats(0.3, 5.0)), 2)))
+    cands = draw_candidates(draw, workloads, offers, (1, 3), (1, 2, 4, 8), (0.3, 5.0))
     return draw_problem(draw, workloads, cands, 12, (1, 120))
 
 
