@@ -9,7 +9,8 @@ import numpy as np
 from gpuplan.models.catalog import load_catalog
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_tp
-from gpuplan.optimizer.serving.roofline import decode_step_s, make_shape, prefill_s, serving
+from gpuplan.optimizer.serving.roofline import decode_step_s, prefill_s, serving
+from gpuplan.optimizer.serving.shape import make_shape
 from gpuplan.optimizer.tables import Tables
 
 BATCHES = np.arange(1, 257, dtype=float)

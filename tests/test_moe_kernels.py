@@ -10,7 +10,8 @@ from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.kernels import kernel_constant
 from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import make_shape, prefill_s, step_terms_s, with_calibration
+from gpuplan.optimizer.serving.roofline import prefill_s, step_terms_s
+from gpuplan.optimizer.serving.shape import make_shape, with_calibration
 from gpuplan.optimizer.tables import Tables
 
 # vllm-project/vllm pull request 24700 (2025-09-11), H100 80GB HBM3, benchmarks/kernels/benchmark_moe.py

@@ -13,7 +13,8 @@ from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.deployment import perf
 from gpuplan.optimizer.serving.kernels import kernel_constant, load_kernel_constants
 from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import STEP_TERMS, make_shape, step_terms_s
+from gpuplan.optimizer.serving.roofline import STEP_TERMS, step_terms_s
+from gpuplan.optimizer.serving.shape import make_shape
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st

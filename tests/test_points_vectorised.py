@@ -23,7 +23,8 @@ from gpuplan.optimizer.serving.deployment import (
     serving_curve,
 )
 from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import compute_path, decode_step_s, stack
+from gpuplan.optimizer.serving.roofline import decode_step_s
+from gpuplan.optimizer.serving.shape import compute_path, stack
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st

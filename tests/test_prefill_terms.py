@@ -11,7 +11,8 @@ from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import make_shape, step_terms_s
+from gpuplan.optimizer.serving.roofline import step_terms_s
+from gpuplan.optimizer.serving.shape import make_shape
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given
 from hypothesis import strategies as st

@@ -15,7 +15,8 @@ from gpuplan.optimizer.serving.calibration import Calibration, CalibrationRow
 from gpuplan.optimizer.serving.deployment import perf
 from gpuplan.optimizer.serving.layout import expert_bytes_per_gpu, make_layout, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.links import alpha_s, link_row, load_links
-from gpuplan.optimizer.serving.roofline import decode_step_s, make_shape, mixed_step_s, prefill_s
+from gpuplan.optimizer.serving.roofline import decode_step_s, mixed_step_s, prefill_s
+from gpuplan.optimizer.serving.shape import make_shape
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st

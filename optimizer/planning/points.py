@@ -21,7 +21,8 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.serving.deployment import curve_shape, default_engine, max_batch_in_memory, serving_curves
 from gpuplan.optimizer.serving.layout import make_layout
-from gpuplan.optimizer.serving.roofline import Shape, compute_path, decode_step_s
+from gpuplan.optimizer.serving.roofline import decode_step_s
+from gpuplan.optimizer.serving.shape import Shape, compute_path
 from gpuplan.optimizer.serving.steps import engine_defaults
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
@@ -154,7 +155,7 @@ def tpot_reach(s: Shape, limits: np.ndarray, tpot_ms: float | np.ndarray) -> np.
 
 
 def _stacked(shapes: np.ndarray) -> Shape:
-    """One Shape whose fields are arrays over the rows of ``shapes`` (as ``roofline.stack``; each field
+    """One Shape whose fields are arrays over the rows of ``shapes`` (as ``shape.stack``; each field
     contiguous)."""
     columns = np.ascontiguousarray(shapes.T)
     return Shape(**{name: columns[i] for i, name in enumerate(_SHAPE_FIELDS)})

@@ -20,15 +20,8 @@ from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_break
 from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.kv_capacity import reported_tokens
 from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_per_gpu
-from gpuplan.optimizer.serving.roofline import (
-    Shape,
-    compute_path,
-    decode_step_s,
-    make_shape,
-    prefill_s,
-    serving,
-    step_terms_s,
-)
+from gpuplan.optimizer.serving.roofline import decode_step_s, prefill_s, serving, step_terms_s
+from gpuplan.optimizer.serving.shape import Shape, compute_path, make_shape
 from gpuplan.optimizer.serving.steps import (
     engine_defaults,
     max_sequences,
@@ -335,7 +328,7 @@ class Curves:
 def serving_curves(s: Shape, input_tokens: np.ndarray, output_tokens: np.ndarray, limits: np.ndarray,
                    utilization: np.ndarray, prefill_first: np.ndarray, overlap: np.ndarray) -> Curves:
     """``serving_curve`` of many deployments at batches 1..limits[i], in one pass. ``s`` is their shapes
-    (``curve_shape`` of each) stacked (``roofline.stack``); both prefill times are evaluated once per
+    (``curve_shape`` of each) stacked (``shape.stack``); both prefill times are evaluated once per
     deployment and the decode step on the (deployment × batch) grid by broadcasting. Every operation is the
     one ``serving_curve`` applies, element by element; ``input_tokens``, ``output_tokens`` and
     ``utilization``, ``prefill_first`` (the engine's schedule, ``share_s``) and ``overlap`` (its overlap

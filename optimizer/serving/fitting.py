@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
 from gpuplan.optimizer.serving.priors import PARAMS, Priors, load_priors
-from gpuplan.optimizer.serving.roofline import Shape, stack, with_calibration
+from gpuplan.optimizer.serving.shape import Shape, stack, with_calibration
 from gpuplan.optimizer.serving.simulated_rows import simulated_values
 from gpuplan.optimizer.serving.validation import (
     Case,

@@ -56,7 +56,8 @@ from gpuplan.optimizer.serving.graphs import capture_limit
 from gpuplan.optimizer.serving.hybrid_state import StateSplit, sglang_state_split
 from gpuplan.optimizer.serving.kv_capacity import pool_sequences
 from gpuplan.optimizer.serving.layout import Layout, max_sequences_dp
-from gpuplan.optimizer.serving.roofline import Shape, decode_step_s, make_shape, prefill_s, step_s, with_calibration
+from gpuplan.optimizer.serving.roofline import decode_step_s, prefill_s, step_s
+from gpuplan.optimizer.serving.shape import Shape, make_shape, with_calibration
 from pydantic import ConfigDict, Field
 
 from gpuplan.rows import Sourced
