@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation, admits, new_request_tokens, running_ratio
+from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, simulate_trace
-from gpuplan.optimizer.serving.steps import engine_defaults
 from gpuplan.optimizer.tables import DEFAULT
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -9,7 +9,8 @@ import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.models.memory import GIB, kv_cache_bytes, weights_bytes
 from gpuplan.optimizer.serving import engine_memory as em
-from gpuplan.optimizer.serving.steps import engine_cap, engine_defaults, kv_capacity_tokens
+from gpuplan.optimizer.serving.scheduler import engine_defaults
+from gpuplan.optimizer.serving.steps import engine_cap, kv_capacity_tokens
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st

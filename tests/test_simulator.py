@@ -386,7 +386,7 @@ def test_scheduler_invariants_under_any_pressure(n: int, seqs: int, extra_tokens
     # admission rules (KV reservation, overlap scheduler: scheduler.csv), every request completes after it
     # arrives, never more than max_num_seqs run, the KV never exceeds its capacity, and the occupancy
     # integral equals the total time requests spent in the system (Little's law).
-    from gpuplan.optimizer.serving.steps import engine_defaults
+    from gpuplan.optimizer.serving.scheduler import engine_defaults
     from gpuplan.optimizer.tables import DEFAULT
 
     rng = np.random.default_rng(seed)

@@ -22,8 +22,8 @@ from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.serving.deployment import curve_shape, default_engine, max_batch_in_memory, serving_curves
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import decode_step_s
+from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.shape import Shape, compute_path
-from gpuplan.optimizer.serving.steps import engine_defaults
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 

@@ -21,9 +21,9 @@ from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.kv_capacity import reported_tokens
 from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_per_gpu
 from gpuplan.optimizer.serving.roofline import decode_step_s, prefill_s, serving, step_terms_s
+from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.shape import Shape, compute_path, make_shape
 from gpuplan.optimizer.serving.steps import (
-    engine_defaults,
     max_sequences,
     profile_activation_bytes,
     tp_pool_bytes,

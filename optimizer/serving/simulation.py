@@ -19,8 +19,9 @@ from gpuplan.optimizer.serving.calibration import checked_version
 from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
 from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.layout import make_layout
+from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
-from gpuplan.optimizer.serving.steps import StepModel, build_steps, engine_defaults, state_running_cap
+from gpuplan.optimizer.serving.steps import StepModel, build_steps, state_running_cap
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel, PrivateAttr
 

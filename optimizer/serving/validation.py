@@ -38,8 +38,8 @@ from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
 from gpuplan.optimizer.serving.graphs import NO_GRAPHS, capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import busy_wait_s, decode_step_s, prefill_s, serving
+from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.shape import Shape, make_shape, stack
-from gpuplan.optimizer.serving.steps import engine_defaults
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
