@@ -154,8 +154,19 @@ def tp_pool_bytes(arch: Architecture, gpu: GPU, wfmt: NumberFormat, tp: int, con
         cal, cap = (cal, fraction) if cap is not None else (cal.model_copy(update={"mem_util": fraction}), None)
     padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, 1, version)
     reserve = profile_activation_bytes(arch, cal.engine, gpu, tp, version, tokens=batched_tokens, rows=max_num_seqs)
-    b = inference_breakdown(arch, wfmt, wfmt, context, 1, tp, None, cal.runtime_overhead_gib)
-    b = with_activation(padded_breakdown(b, arch, wfmt, padding), reserve)
+    return _pool_bytes(_tp_breakdown(arch, gpu, wfmt, wfmt, tp, context, cal, padding, reserve), gpu, cal, cap, tp)
+
+
+def _tp_breakdown(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
+                  cal: CalibrationRow, padding: float, reserve: int | None) -> Breakdown:
+    """The TP group's memory at one sequence of ``context`` tokens: experts × the engine's padding, activations
+    replaced by the engine's profile reserve where it has one."""
+    b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
+    return with_activation(padded_breakdown(b, arch, wfmt, padding), reserve)
+
+
+def _pool_bytes(b: Breakdown, gpu: GPU, cal: CalibrationRow, cap: float | None, tp: int) -> float:
+    """The KV pool per GPU of the breakdown ``b``: the engine's usable share × M − everything but the KV / tp."""
     util = effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes)
     return util * gpu.memory_bytes - (b.total_bytes - b.kv_cache_bytes) / tp
 
@@ -179,7 +190,7 @@ def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: Numbe
                              cal.runtime_overhead_gib, int(cal.chunk_tokens), padding, reserve)
         return int(n * context) if tokens else n
     if cal.engine == "vllm":
-        pool = tp_pool_bytes(arch, gpu, wfmt, tp, context, cal, version)
+        pool = _pool_bytes(_tp_breakdown(arch, gpu, wfmt, wfmt, tp, context, cal, padding, reserve), gpu, cal, cap, tp)
         step_tokens = engine_defaults("vllm", gpu, version).max_batched_tokens or context
         seqs = pool_sequences(arch, kvfmt, "vllm", pool, tp, context, step_tokens)
         return int(seqs * context) if tokens else math.floor(seqs)
@@ -196,8 +207,7 @@ def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: Numbe
 def _tp_fit(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
             cal: CalibrationRow, padding: float, reserve: int | None, cap: float | None) -> tuple[Breakdown, Fit]:
     """The TP group's breakdown at one sequence of ``context`` tokens and its fit under the engine's cap."""
-    b = inference_breakdown(arch, wfmt, kvfmt, context, 1, tp, None, cal.runtime_overhead_gib)
-    b = with_activation(padded_breakdown(b, arch, wfmt, padding), reserve)
+    b = _tp_breakdown(arch, gpu, wfmt, kvfmt, tp, context, cal, padding, reserve)
     f = fit(b, arch, kvfmt, context, gpu.memory_bytes,
             effective_mem_util(cal.mem_util, cap, b.activation_bytes / b.gpus, gpu.memory_bytes))
     return b, f
