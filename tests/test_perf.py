@@ -127,9 +127,10 @@ def test_overlap_scheduler_adds_one_decode_step_to_ttft_at_load() -> None:
     # With no load (utilization 0) TTFT = t_request + t_prefill + [b > 1] · t_step · (1 + [overlap])
     # (roofline.serving): at b = 1 the engine is idle and takes the prompt at once; at b > 1 the prompt's
     # chunk shares a decode step, and an overlap scheduler (SGLang: ServerArgs disable_overlap_schedule
-    # False; TensorRT-LLM from 0.20, pull request 4174; scheduler.csv) planned the next step before it saw
-    # the request: one step more. vLLM's V1 loop is synchronous. So TTFT(b) − TTFT(1) is one step for vLLM
-    # and TensorRT-LLM 0.19, two for SGLang and TensorRT-LLM ≥ 0.20 (t_prefill and t_request do not depend on b).
+    # False; TensorRT-LLM from 0.20, pull request 4174; vLLM from 0.14, whose async scheduling is on by default,
+    # pull request 27614; scheduler.csv) planned the next step before it saw the request: one step more. vLLM's
+    # V1 loop up to 0.13 is synchronous. So TTFT(b) − TTFT(1) is one step for vLLM 0.9–0.13 and TensorRT-LLM
+    # 0.19, two for SGLang, vLLM ≥ 0.14 and TensorRT-LLM ≥ 0.20 (t_prefill and t_request do not depend on b).
     def gap_over_step(engine: str, version: str | None = None) -> float:
         kw = dict(model="llama-3.1-8b", gpu="h100-sxm", input_tokens=1024, output_tokens=256, engine=engine,
                   engine_version=version)
@@ -137,7 +138,9 @@ def test_overlap_scheduler_adds_one_decode_step_to_ttft_at_load() -> None:
         assert loaded.prefill_ms == alone.prefill_ms
         return (loaded.ttft_ms - alone.ttft_ms) / loaded.step_ms
 
-    assert gap_over_step("vllm") == pytest.approx(1.0, abs=1e-4)
+    assert gap_over_step("vllm", "0.13.0") == pytest.approx(1.0, abs=1e-4)
+    assert gap_over_step("vllm", "0.14.0") == pytest.approx(2.0, abs=1e-4)
+    assert gap_over_step("vllm") == pytest.approx(2.0, abs=1e-4)
     assert gap_over_step("sglang") == pytest.approx(2.0, abs=1e-4)
     assert gap_over_step("trtllm") == pytest.approx(2.0, abs=1e-4)
     assert gap_over_step("trtllm", "0.19.0") == pytest.approx(1.0, abs=1e-4)

@@ -116,15 +116,15 @@ def test_prefill_first_pauses_decodes_mixed_steps_carry_them() -> None:
     from gpuplan.optimizer.serving.simulation import deployment_steps
     from gpuplan.optimizer.tables import Tables
 
-    def run(engine: str):
+    def run(engine: str, version: str | None = None):
         steps, _, seqs, tokens = deployment_steps(resolve(MODEL), GPU, "bf16", "bf16", 1, engine, 4000, 50, None,
-                                                  4100, Tables())
+                                                  4100, Tables(), engine_version=version)
         steps.request_s = 0.0
         return steps, simulate_trace(steps, [100, 4000], [50, 2], SchedulerConfig(seqs, tokens),
                                      arrivals=[0.0, 0.1])
 
     sg, tr_sg = run("sglang")
-    vl, tr_vl = run("vllm")
+    vl, tr_vl = run("vllm", "0.13.0")  # synchronous engine loop (async scheduling default from 0.14)
     assert sg.prefill_first and not vl.prefill_first
     # SGLang: B waits for A's current decode step to end and, with the overlap scheduler (scheduler.csv), for
     # the decode step already planned behind it; then its prompt runs alone.
