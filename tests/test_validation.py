@@ -104,7 +104,10 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # MoE 38.3 -> 20.7 % (the SGLang gpt-oss and Nemotron-3-Nano batch-1 rows), TPOT at load 30.2 -> 37.0 % (MoE
     # 31.9 -> 37.0), throughput 20.2 -> 20.1 % (dense 13.8 -> 15.9), TTFT 62.7 -> 58.0 %.
     assert s[("all", "batch-1 decode")][1] <= 14 and s[("all", "batch-1 decode")][2] <= 44
-    assert s[("moe", "batch-1 decode")][1] <= 23
+    # NVIDIA's DeepSeek-R1 NVFP4 checkpoint with its attention in BF16 (models/checkpoints.csv attention_16bit): MoE
+    # batch-1 20.7 -> 26.5 % (issue 5929's B200 ITLs, LLMPerf Llama-2 token counts, move from 15 to 22-30 % too slow;
+    # NVIDIA's own B200 no-MTP figure from +15.8 to +8.2 %), overall batch-1 13.2 / 41.5 -> 13.2 / 41.4 %.
+    assert s[("moe", "batch-1 decode")][1] <= 28
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
