@@ -182,11 +182,13 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
     # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
     # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
+    # vLLM >= 0.14's async scheduling (overlap; scheduler.csv), after the NVFP4 attention change, refitted: TTFT
+    # 38.16 -> 37.58 (MoE 41.36, dense 29.05), every other figure within 0.01.
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 36
     assert s[("all", "TPOT at load")][2] <= 70
     assert s[("all", "throughput at load")][1] <= 19.5 and s[("all", "throughput at load")][2] <= 95
-    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 45
+    assert s[("all", "TTFT")][1] <= 38.5 and s[("dense", "TTFT")][1] <= 30.5 and s[("moe", "TTFT")][1] <= 42.5
     assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 41
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
