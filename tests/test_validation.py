@@ -103,8 +103,12 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # 658 -> 751 rows (2026-12-01, three new sources, calibration refitted): batch-1 8.5 / 50.0 -> 13.2 / 41.5 %,
     # MoE 38.3 -> 20.7 % (the SGLang gpt-oss and Nemotron-3-Nano batch-1 rows), TPOT at load 30.2 -> 37.0 % (MoE
     # 31.9 -> 37.0), throughput 20.2 -> 20.1 % (dense 13.8 -> 15.9), TTFT 62.7 -> 58.0 %.
-    assert s[("all", "batch-1 decode")][1] <= 14 and s[("all", "batch-1 decode")][2] <= 44
-    assert s[("moe", "batch-1 decode")][1] <= 23
+    # 751 -> 781 rows (2026-12-01: DataCrunch's SGLang 0.4.1/0.4.3 and vLLM PR 13747's 0.7.4.dev DeepSeek rows;
+    # main's step model on them: batch-1 13.3 / 88.3 %, MoE 27.3 %: DataCrunch's two batch-1 rows, eager and
+    # graphed, run 4-5x slower than current builds). Version rows for early builds (sglang <0.4.4, vllm <0.8,
+    # fitted with the wide prior, one publisher identifying them): batch-1 13.3 / 77.6 %, MoE 26.9 %.
+    assert s[("all", "batch-1 decode")][1] <= 14 and s[("all", "batch-1 decode")][2] <= 80
+    assert s[("moe", "batch-1 decode")][1] <= 28
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
@@ -179,12 +183,16 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
     # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
     # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
+    # 751 -> 781 rows (DataCrunch, vLLM PR 13747) on main's step model: TPOT 30.5 / 72.3 (MoE 35.5), throughput
+    # 19.0 / 97.5, TTFT 40.0 / 81.1 (MoE 43.8), p99 TPOT 37.7, p99 TTFT 67.4. With the version rows for early
+    # builds (sglang <0.4.4, vllm <0.8; each early publisher now predicted from the other): TPOT 26.3 / 61.5
+    # (MoE 27.8), throughput 18.2 / 63.0, TTFT 36.3 / 82.2 (MoE 41.1), p99 TPOT 29.6, p99 TTFT 67.6.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 36
-    assert s[("all", "TPOT at load")][2] <= 70
-    assert s[("all", "throughput at load")][1] <= 19.5 and s[("all", "throughput at load")][2] <= 95
-    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 45
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 41
+    assert s[("all", "TPOT at load")][1] <= 28 and s[("moe", "TPOT at load")][1] <= 30
+    assert s[("all", "TPOT at load")][2] <= 64
+    assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 66
+    assert s[("all", "TTFT")][1] <= 38 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 43
+    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 32
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
@@ -281,29 +289,26 @@ def test_a_wave_of_requests_obeys_littles_law() -> None:
     assert (ttft + 255 * tpot) / 1e3 == pytest.approx(cycle - share + iso + s.request_s, rel=1e-9)
 
 
-def test_early_build_rows_fit_their_own_version_row_only() -> None:
-    # A `sglang,*,<0.4.4` row (SGLang's FlashMLA decode backend arrived after 0.4.3: sgl-project/sglang PR 4472,
-    # 2025-03-16) takes dstack's SGLang 0.4.3.post2 DeepSeek-R1 H200 rows: (0, 4, 3) < (0, 4, 4). InferenceX's
-    # 0.5.7 rows keep the unranged row. The rows of the ranged cell must not move the constants of current
-    # builds: the unranged rows come out as if those rows were not in the file at all.
+def test_early_build_version_rows_learn_from_the_other_publisher() -> None:
+    # calibration_defaults.csv has `sglang,*,<0.4.4` (SGLang's FlashMLA decode backend arrived after 0.4.3:
+    # sgl-project/sglang PR 4472, 2025-03-16) and `vllm,*,<0.8`. dstack's SGLang 0.4.3.post2 and DataCrunch's
+    # SGLang 0.4.1 DeepSeek rows on H200 resolve to the ranged row ((0, 4, 3) < (0, 4, 4)); InferenceX's 0.5.7
+    # rows keep the unranged row; MI300X rows of SGLang 0.4.2 take the more specific vendor:amd selector.
     from gpuplan.optimizer.serving.fitting import fit_calibration
-    from gpuplan.optimizer.serving.priors import PARAMS
     from gpuplan.optimizer.serving.validation import prepare
 
     base = load_calibration(DEFAULTS_CSV)
-    sglang = next(r for r in base.rows if (r.engine, r.gpu, r.versions) == ("sglang", "*", None))
-    early = sglang.model_copy(update={"versions": "<0.4.4"})
-    ranged = base.model_copy(update={"rows": (*base.rows, early)})
-    tables = Tables().with_calibration(ranged)
+    tables = Tables().with_calibration(base)
     cases = [prepare(m, tables) for m in read_measurements(MEASURED)]
     keys = {(c.m.engine_version, source_key(c.m.source), c.m.gpu): c.cal_key for c in cases if c.m.engine == "sglang"}
     assert keys[("0.4.3.post2", "dstackai/benchmarks", "h200")] == ("sglang", "*", "<0.4.4")
+    assert keys[("0.4.1", "datacrunch-research/blogs", "h200")] == ("sglang", "*", "<0.4.4")
     assert keys[("0.5.7", "SemiAnalysisAI/InferenceX", "h200")] == ("sglang", "*", None)
-    # MI300X rows of SGLang 0.4.2 resolve to the more specific vendor:amd selector before any '*' row.
     assert keys[("0.4.2.post4", "dstackai/benchmarks", "mi300x")] == ("sglang", "vendor:amd", None)
-
-    with_early = fit_calibration(cases, ranged, "all")
-    without = fit_calibration([c for c in cases if c.cal_key[2] is None], ranged, "all")
-    for a, b in zip(with_early.rows, without.rows, strict=True):
-        if a.versions is None:
-            assert [getattr(a, p) for p in PARAMS] == [getattr(b, p) for p in PARAMS], (a.engine, a.gpu)
+    # Without dstack's rows (its leave-one-source-out fold) DataCrunch's rows alone move the ranged row: one
+    # publisher identifies a version range's constants. Both run the early builds 2-4x slower than the unranged
+    # row predicts (DataCrunch: 32 ms per token at batch 1 on 8x H200 with CUDA graphs, bench_one_batch), so the
+    # early MoE floor comes out at least twice the current one.
+    fold = fit_calibration([c for c in cases if source_key(c.m.source) != "dstackai/benchmarks"], base, "fold")
+    rows = {(r.engine, r.gpu, r.versions): r for r in fold.rows}
+    assert rows[("sglang", "*", "<0.4.4")].moe_layer_us >= 2 * rows[("sglang", "*", None)].moe_layer_us
