@@ -114,7 +114,10 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # 39.0 → 33.2 % (MoE 33.5) with the experts at the size the engines store them (expert_layout.csv), vLLM's
     # profile-run reserve and the Triton FP8 fused-MoE ceiling
     assert s[("all", "TPOT at load")][1] <= 39 and s[("moe", "TPOT at load")][1] <= 39
-    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16.5
+    # 751 -> 812 rows (modern AMD serving: InferenceX MI325X SGLang, llm-d's MI355X vLLM Llama 3.3 70B sweep;
+    # calibration refitted, no model change): dense throughput 15.9 -> 18.3 % (llm-d's 12 rows are 14-200 % too
+    # fast, the long-prompt ones most: 32k and 64k prompts prefill 3x slower than modelled on vLLM/ROCm).
+    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 19
     assert s[("all", "TTFT")][1] <= 60.5
 
 
@@ -148,10 +151,13 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state: running requests ≤ ⌊rest · 0.9 / 1.9 / state⌋ // 3),
     # calibration refitted: TPOT at load 33.3 / 110.0 -> 28.1 / 67.0, throughput 17.7 / 91.0 -> 17.5 / 91.1,
     # TTFT 41.2 -> 37.1.
+    # 751 -> 812 rows (modern AMD serving, calibration refitted, no model change): TPOT at load 26.8 / 65.5,
+    # throughput 18.1 / 92.0, TTFT 38.2, p99 TTFT 67.7 -> 71.1 (InferenceX issue 890's four MI325X p99 TTFTs,
+    # 1.3-2.6 s at 4-8 clients against a 115 ms median: first-wave stalls the replay does not reproduce).
     s = _summary("shipped", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("all", "throughput at load")][1] <= 19.5
     assert s[("all", "TPOT at load")][2] <= 70 and s[("all", "throughput at load")][2] <= 93
-    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 70
+    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
@@ -182,12 +188,16 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
     # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
     # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
+    # 751 -> 812 rows (modern AMD serving: InferenceX MI325X SGLang 0.5.9/0.5.19, llm-d's MI355X vLLM 0.15.1
+    # sweep; calibration refitted, no model change): TPOT 27.8 / 66.9 -> 27.4 / 66.0, throughput 18.7 / 92.4 ->
+    # 18.5 / 93.0, TTFT 38.2 / 81.6 -> 39.2 / 79.1 (dense 29.0 -> 31.8: llm-d's mean TTFTs are 16-72 % below the
+    # model, growing with the prompt), p99 TTFT 67.6 -> 71.1 (issue 890's MI325X p99 TTFTs), p99 TPOT 38.8.
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 36
     assert s[("all", "TPOT at load")][2] <= 70
     assert s[("all", "throughput at load")][1] <= 19.5 and s[("all", "throughput at load")][2] <= 95
-    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 45
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 41
+    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 45
+    assert s[("all", "TTFT p99")][1] <= 72.5 and s[("all", "TPOT at load p99")][1] <= 41
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
