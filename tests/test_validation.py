@@ -110,17 +110,20 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # main's step model on them: batch-1 13.3 / 88.3 %, MoE 27.3 %: DataCrunch's two batch-1 rows, eager and
     # graphed, run 4-5x slower than current builds). Version rows for early builds (sglang <0.4.4, vllm <0.8,
     # fitted with the wide prior, one publisher identifying them): batch-1 13.3 / 77.6 %, MoE 26.9 %.
-    # After merging the BF16-attention NVFP4 checkpoint: main's model on the 781 rows batch-1 13.5 / 88.8 %, MoE
-    # 31.7 %; with the version rows 13.5 / 77.9 %, MoE 31.3 %.
+    # With the BF16-attention NVFP4 checkpoint and the 61 AMD rows (842 rows): before the version rows batch-1
+    # 13.0 / 86.9 %, MoE 33.1 %; with them 13.0 / 76.7 %, MoE 32.5 %.
     assert s[("all", "batch-1 decode")][1] <= 14 and s[("all", "batch-1 decode")][2] <= 80
-    assert s[("moe", "batch-1 decode")][1] <= 33
+    assert s[("moe", "batch-1 decode")][1] <= 34
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
     # 39.0 → 33.2 % (MoE 33.5) with the experts at the size the engines store them (expert_layout.csv), vLLM's
     # profile-run reserve and the Triton FP8 fused-MoE ceiling
     assert s[("all", "TPOT at load")][1] <= 39 and s[("moe", "TPOT at load")][1] <= 39
-    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16.5
+    # 751 -> 812 rows (modern AMD serving: InferenceX MI325X SGLang, llm-d's MI355X vLLM Llama 3.3 70B sweep;
+    # calibration refitted, no model change): dense throughput 15.9 -> 18.3 % (llm-d's 12 rows are 14-200 % too
+    # fast, the long-prompt ones most: 32k and 64k prompts prefill 3x slower than modelled on vLLM/ROCm).
+    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 19
     assert s[("all", "TTFT")][1] <= 60.5
 
 
@@ -154,10 +157,13 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state: running requests ≤ ⌊rest · 0.9 / 1.9 / state⌋ // 3),
     # calibration refitted: TPOT at load 33.3 / 110.0 -> 28.1 / 67.0, throughput 17.7 / 91.0 -> 17.5 / 91.1,
     # TTFT 41.2 -> 37.1.
+    # 751 -> 812 rows (modern AMD serving, calibration refitted, no model change): TPOT at load 26.8 / 65.5,
+    # throughput 18.1 / 92.0, TTFT 38.2, p99 TTFT 67.7 -> 71.1 (InferenceX issue 890's four MI325X p99 TTFTs,
+    # 1.3-2.6 s at 4-8 clients against a 115 ms median: first-wave stalls the replay does not reproduce).
     s = _summary("shipped", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("all", "throughput at load")][1] <= 19.5
     assert s[("all", "TPOT at load")][2] <= 70 and s[("all", "throughput at load")][2] <= 93
-    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 70
+    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
@@ -188,16 +194,21 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
     # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
     # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
-    # 751 -> 781 rows (DataCrunch, vLLM PR 13747) on main's step model: TPOT 30.5 / 72.3 (MoE 35.5), throughput
-    # 19.0 / 97.5, TTFT 40.0 / 81.1 (MoE 43.8), p99 TPOT 37.7, p99 TTFT 67.4. With the version rows for early
-    # builds (sglang <0.4.4, vllm <0.8; each early publisher now predicted from the other): TPOT 26.3 / 61.5
-    # (MoE 27.8), throughput 18.2 / 63.0, TTFT 36.3 / 82.2 (MoE 41.1), p99 TPOT 29.6, p99 TTFT 67.6.
+    # 751 -> 812 rows (modern AMD serving: InferenceX MI325X SGLang 0.5.9/0.5.19, llm-d's MI355X vLLM 0.15.1
+    # sweep; calibration refitted, no model change): TPOT 27.8 / 66.9 -> 27.4 / 66.0, throughput 18.7 / 92.4 ->
+    # 18.5 / 93.0, TTFT 38.2 / 81.6 -> 39.2 / 79.1 (dense 29.0 -> 31.8: llm-d's mean TTFTs are 16-72 % below the
+    # model, growing with the prompt), p99 TTFT 67.6 -> 71.1 (issue 890's MI325X p99 TTFTs), p99 TPOT 38.8.
+    # 812 -> 842 rows (DataCrunch's SGLang 0.4.1/0.4.3 and vLLM PR 13747's 0.7.4.dev DeepSeek rows) on the step
+    # model before the version rows: TPOT 28.6 / 69.4 (MoE 33.0), throughput 19.2 / 96.8, TTFT 40.7 / 77.9 (MoE
+    # 43.9, dense 31.9). With the version rows for early builds (sglang <0.4.4, vllm <0.8; each early publisher
+    # predicted from the other): TPOT 25.8 / 57.5 (MoE 26.7), throughput 18.5 / 64.5, TTFT 38.0 / 80.9 (MoE 41.6,
+    # dense 32.4), p99 TPOT 38.8 -> 29.9, p99 TTFT 70.7.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 28 and s[("moe", "TPOT at load")][1] <= 30
-    assert s[("all", "TPOT at load")][2] <= 64
-    assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 66
-    assert s[("all", "TTFT")][1] <= 38 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 43
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 32
+    assert s[("all", "TPOT at load")][1] <= 28 and s[("moe", "TPOT at load")][1] <= 29
+    assert s[("all", "TPOT at load")][2] <= 60
+    assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 67
+    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 43
+    assert s[("all", "TTFT p99")][1] <= 72.5 and s[("all", "TPOT at load p99")][1] <= 32
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
