@@ -204,12 +204,15 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # predicted from the other): TPOT 25.8 / 57.5 (MoE 26.7), throughput 18.5 / 64.5, TTFT 38.0 / 80.9 (MoE 41.6,
     # dense 32.4), p99 TPOT 38.8 -> 29.9, p99 TTFT 70.7.
     # vLLM >= 0.14's async scheduling (overlap; scheduler.csv), refitted: TTFT 38.03 -> 37.03, batch-1 p90
-    # 76.71 -> 76.76, TPOT 25.82 -> 25.84, every other figure unchanged.
+    # 76.71 -> 76.76, TPOT 25.82 -> 25.84, every other figure unchanged. The analytical model reading closed
+    # loops as the replay runs them (drifting clients with spread lengths, requests <= clients as one burst),
+    # refitted: batch-1 12.97 / 76.76 -> 12.55 / 75.92, TPOT 25.84 / 57.53 -> 25.58 / 57.14, throughput
+    # 18.46 / 64.49 -> 17.50 / 62.76, TTFT 37.03 / 80.89 -> 35.02 / 80.66 (MoE 38.98, dense 30.67).
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 28 and s[("moe", "TPOT at load")][1] <= 29
     assert s[("all", "TPOT at load")][2] <= 60
     assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 67
-    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 43
+    assert s[("all", "TTFT")][1] <= 36 and s[("dense", "TTFT")][1] <= 32 and s[("moe", "TTFT")][1] <= 40
     assert s[("all", "TTFT p99")][1] <= 72.5 and s[("all", "TPOT at load p99")][1] <= 32
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
