@@ -16,7 +16,8 @@ reads from the config). _resolve_max_num_reqs then caps the running requests at 
 k the state slots one running request may hold (_calculate_mamba_ratio): with the radix cache on, its default,
 the request's own slot plus two cached checkpoints, MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO = 3, and with
 the ``extra_buffer`` radix-cache strategy under the overlap scheduler two more ping-pong track slots
-(MAMBA_CACHE_V2_ADDITIONAL_RATIO_OVERLAP = 2): k = 5. Which strategy runs by default changed:
+(MAMBA_CACHE_V2_ADDITIONAL_RATIO_OVERLAP = 2): k = 5 (constants and _calculate_mamba_ratio read in
+kv_cache_configurator.py at sgl-project/sglang commit 003fca80). Which strategy runs by default changed:
 ``--mamba-scheduler-strategy auto`` meant ``no_buffer`` (k = 3, and the overlap scheduler off) until
 sgl-project/sglang pull request 28151 ('refactor: mamba radix cache server args initialize', merged
 2026-06-19; the flag later renamed --mamba-radix-cache-strategy) made ``auto`` resolve to ``extra_buffer`` for
