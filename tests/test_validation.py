@@ -114,7 +114,10 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # 39.0 → 33.2 % (MoE 33.5) with the experts at the size the engines store them (expert_layout.csv), vLLM's
     # profile-run reserve and the Triton FP8 fused-MoE ceiling
     assert s[("all", "TPOT at load")][1] <= 39 and s[("moe", "TPOT at load")][1] <= 39
-    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16.5
+    # 751 -> 812 rows (modern AMD serving: InferenceX MI325X SGLang, llm-d's MI355X vLLM Llama 3.3 70B sweep;
+    # calibration refitted, no model change): dense throughput 15.9 -> 18.3 % (llm-d's 12 rows are 14-200 % too
+    # fast, the long-prompt ones most: 32k and 64k prompts prefill 3x slower than modelled on vLLM/ROCm).
+    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 19
     assert s[("all", "TTFT")][1] <= 60.5
 
 
@@ -148,14 +151,16 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state: running requests ≤ ⌊rest · 0.9 / 1.9 / state⌋ // 3),
     # calibration refitted: TPOT at load 33.3 / 110.0 -> 28.1 / 67.0, throughput 17.7 / 91.0 -> 17.5 / 91.1,
     # TTFT 41.2 -> 37.1.
+    # 751 -> 812 rows (modern AMD serving, calibration refitted, no model change): TPOT at load 26.8 / 65.5,
+    # throughput 18.1 / 92.0, TTFT 38.2, p99 TTFT 67.7 -> 71.1 (InferenceX issue 890's four MI325X p99 TTFTs,
+    # 1.3-2.6 s at 4-8 clients against a 115 ms median: first-wave stalls the replay does not reproduce).
     # Five state slots per running request where SGLang's default radix-cache strategy is extra_buffer (NVIDIA,
-    # from 0.5.14; hybrid_state.slots_per_running_request), calibration refitted (on main with the BF16 attention
-    # of NVIDIA's FP4 checkpoints): TPOT at load 28.0 / 66.9 -> 21.7 / 58.7, throughput 17.9 / 91.2 -> 16.2 /
-    # 91.3, TTFT 37.2 / 81.4 -> 34.5 / 81.4, p99 TPOT 39.0 -> 38.8.
+    # from 0.5.14; hybrid_state.slots_per_running_request), calibration refitted on the 812 rows: TPOT at load
+    # 26.8 / 65.5 -> 21.5 / 56.8, throughput 18.1 / 92.0 -> 17.0 / 91.9, TTFT 38.2 / 78.9 -> 36.6 / 79.0.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 23.5 and s[("all", "throughput at load")][1] <= 18
-    assert s[("all", "TPOT at load")][2] <= 61 and s[("all", "throughput at load")][2] <= 93
-    assert s[("all", "TTFT")][1] <= 36.5 and s[("all", "TTFT p99")][1] <= 70
+    assert s[("all", "TPOT at load")][1] <= 23.5 and s[("all", "throughput at load")][1] <= 18.5
+    assert s[("all", "TPOT at load")][2] <= 59 and s[("all", "throughput at load")][2] <= 93
+    assert s[("all", "TTFT")][1] <= 38 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
@@ -186,17 +191,21 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
     # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
     # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
-    # Five state slots per running request under SGLang's extra_buffer default (NVIDIA, from 0.5.14), on main with
-    # the BF16 attention of NVIDIA's FP4 checkpoints: TPOT 27.80 / 66.93 -> 22.21 / 59.65 (MoE 33.9 -> 23.6,
-    # dense 24.0 -> 13.1), throughput 18.69 / 92.43 -> 16.85 / 92.26 (MoE 20.0 -> 18.8), TTFT 38.16 / 81.58 ->
-    # 35.01 / 81.62 (MoE 43.0 -> 41.4), p99 TPOT 39.5 -> 39.4; the Qwen3.6 rows' signed medians TPOT +49 -> +3,
-    # throughput +30 -> +17, TTFT -30 -> -18 %.
+    # 751 -> 812 rows (modern AMD serving: InferenceX MI325X SGLang 0.5.9/0.5.19, llm-d's MI355X vLLM 0.15.1
+    # sweep; calibration refitted, no model change): TPOT 27.8 / 66.9 -> 27.4 / 66.0, throughput 18.7 / 92.4 ->
+    # 18.5 / 93.0, TTFT 38.2 / 81.6 -> 39.2 / 79.1 (dense 29.0 -> 31.8: llm-d's mean TTFTs are 16-72 % below the
+    # model, growing with the prompt), p99 TTFT 67.6 -> 71.1 (issue 890's MI325X p99 TTFTs), p99 TPOT 38.8.
+    # Five state slots per running request under SGLang's extra_buffer default (NVIDIA, from 0.5.14), on the 812
+    # rows: TPOT 27.35 / 66.01 -> 21.70 / 58.08 (MoE 31.4 -> 23.0, dense 22.1 -> 15.0), throughput 18.52 / 92.96
+    # -> 17.58 / 92.92 (MoE 20.3 -> 18.6), TTFT 39.15 / 79.05 -> 37.17 / 79.07 (MoE 42.5 -> 42.0, dense 31.8 ->
+    # 29.5), batch-1 12.76 -> 12.68; the Qwen3.6 rows' signed medians TPOT +50 -> +4, throughput +29 -> +17, TTFT
+    # -29 -> -18 %.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 24 and s[("moe", "TPOT at load")][1] <= 25.5
-    assert s[("all", "TPOT at load")][2] <= 62
-    assert s[("all", "throughput at load")][1] <= 18.5 and s[("all", "throughput at load")][2] <= 95
-    assert s[("all", "TTFT")][1] <= 37 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 43.5
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 41
+    assert s[("all", "TPOT at load")][1] <= 23.5 and s[("moe", "TPOT at load")][1] <= 25
+    assert s[("all", "TPOT at load")][2] <= 60.5
+    assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 95
+    assert s[("all", "TTFT")][1] <= 38.5 and s[("dense", "TTFT")][1] <= 31.5 and s[("moe", "TTFT")][1] <= 44
+    assert s[("all", "TTFT p99")][1] <= 72.5 and s[("all", "TPOT at load p99")][1] <= 41
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
