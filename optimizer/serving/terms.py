@@ -238,3 +238,18 @@ def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike, rank_batch: ArrayLi
     limit = np.asarray(graph_max_batch, dtype=float)
     beyond = (limit < 0) | ((limit > 0) & (np.asarray(rank_batch, dtype=float) > limit))
     return np.where((np.asarray(prefill_tokens) > 0) | beyond, scale, 1.0)
+
+
+def trtllm_gen_fp4_moe(vendor: str, arch: str, compute: str) -> bool:
+    """True where the routed experts run the TRTLLM-Gen FP4 MoE kernels (fused routing and grouped GEMMs):
+    FP4 experts (nvfp4, mxfp4) computed natively on a data-centre Blackwell GPU (B200, B300, GB200: the
+    two-die parts; the single-die GB20x parts run other kernels). TensorRT-LLM runs them for NVFP4 experts
+    and FlashInfer ships them to vLLM and SGLang."""
+    a = arch.lower()
+    return vendor.lower() == "nvidia" and a.startswith("blackwell") and "2 dies" in a and compute == "fp4"
+
+
+def moe_floor_us(fitted_us: ArrayLike, kernel_us: ArrayLike) -> ArrayLike:
+    """τ_moe of a step: the expert kernel path's measured fixed time per MoE layer where kernels.csv has one
+    (``kernel_us`` > 0: the TRTLLM-Gen FP4 MoE's 24 µs), else the calibration's fitted τ_moe."""
+    return np.where(np.asarray(kernel_us) > 0, kernel_us, fitted_us)
