@@ -243,8 +243,10 @@ def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike, rank_batch: ArrayLi
 def trtllm_gen_fp4_moe(vendor: str, arch: str, compute: str) -> bool:
     """True where the routed experts run the TRTLLM-Gen FP4 MoE kernels (fused routing and grouped GEMMs):
     FP4 experts (nvfp4, mxfp4) computed natively on a data-centre Blackwell GPU (B200, B300, GB200: the
-    two-die parts; the single-die GB20x parts run other kernels). TensorRT-LLM runs them for NVFP4 experts
-    and FlashInfer ships them to vLLM and SGLang."""
+    two-die SM100 parts; the single-die GB20x parts run other kernels). TensorRT-LLM runs them for FP4
+    experts; FlashInfer ships them to SGLang (its automatic MoE runner picks ``flashinfer_trtllm`` on SM100)
+    and vLLM (its FlashInfer MXFP4 / FP4 MoE paths). Applied to all three engines: where vLLM runs its own
+    CUTLASS FP4 MoE instead, no separate measurement is in kernels.csv."""
     a = arch.lower()
     return vendor.lower() == "nvidia" and a.startswith("blackwell") and "2 dies" in a and compute == "fp4"
 
