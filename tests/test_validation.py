@@ -81,10 +81,11 @@ def test_shipped_calibration_in_sample_error() -> None:
     # clients, Vultr's Nemotron-3-Nano sweep on B200), calibration refitted: batch-1 7.6 -> 12.7 % (the four SGLang
     # gpt-oss rows run 16-44 % faster than the model), TPOT at load 30.1 -> 36.7 % (the Qwen3.6 P50 TPOTs are half
     # the model's), throughput 20.3 -> 20.1 %, TTFT 61.8 -> 57.4 %.
-    # The FP4 MoE floor (test_fp4_moe_floor; calibration refitted): batch-1 12.7 -> 8.1 / 39.0 %.
+    # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE, test_fp4_moe_floor; calibration refitted): batch-1 12.7 ->
+    # 10.7 / 36.4 %.
     s = _summary("shipped")
     assert s[("dense", "batch-1 decode")][1] <= 8
-    assert s[("all", "batch-1 decode")][1] <= 9
+    assert s[("all", "batch-1 decode")][1] <= 11.5
     assert s[("all", "TPOT at load")][1] <= 40
     assert s[("all", "throughput at load")][1] <= 26
     assert s[("all", "TTFT")][1] <= 68
@@ -104,10 +105,12 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # 658 -> 751 rows (2026-12-01, three new sources, calibration refitted): batch-1 8.5 / 50.0 -> 13.2 / 41.5 %,
     # MoE 38.3 -> 20.7 % (the SGLang gpt-oss and Nemotron-3-Nano batch-1 rows), TPOT at load 30.2 -> 37.0 % (MoE
     # 31.9 -> 37.0), throughput 20.2 -> 20.1 % (dense 13.8 -> 15.9), TTFT 62.7 -> 58.0 %.
-    # The FP4 MoE floor (TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor; calibration refitted):
-    # batch-1 13.2 / 41.5 -> 8.8 / 39.7 % (MoE 20.7 -> 21.3: the Hopper rows' shared floor rises).
-    assert s[("all", "batch-1 decode")][1] <= 9.5 and s[("all", "batch-1 decode")][2] <= 41.5
-    assert s[("moe", "batch-1 decode")][1] <= 23
+    # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor; calibration
+    # refitted): batch-1 13.2 / 41.5 -> 11.5 / 36.5 %; MoE 20.7 -> 25.4 (bound 23 -> 26): the fitted tau_moe,
+    # no longer pulled down by SGLang's B200 FP4 rows, rises 50.3 -> 54.6 us for every other kernel path, and
+    # TensorRT-LLM's B200 FP4 rows of issue 5929 (CUTLASS MoE by default, no kernel timing) go +20 -> +26 %.
+    assert s[("all", "batch-1 decode")][1] <= 12 and s[("all", "batch-1 decode")][2] <= 38
+    assert s[("moe", "batch-1 decode")][1] <= 26
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
@@ -148,8 +151,8 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state: running requests ≤ ⌊rest · 0.9 / 1.9 / state⌋ // 3),
     # calibration refitted: TPOT at load 33.3 / 110.0 -> 28.1 / 67.0, throughput 17.7 / 91.0 -> 17.5 / 91.1,
     # TTFT 41.2 -> 37.1.
-    # The FP4 MoE floor (test_fp4_moe_floor), calibration refitted: TPOT at load 28.0 / 66.4, throughput 18.1 /
-    # 88.1, TTFT 36.0, p99 TPOT 36.9; p99 TTFT 67.7 -> 71.3 (bound 70 -> 72.5): the median of the 31 p99 TTFT
+    # The FP4 MoE floor (test_fp4_moe_floor), calibration refitted: TPOT at load 27.9 / 66.5, throughput 17.9 /
+    # 88.5, TTFT 36.1, p99 TPOT 37.1; p99 TTFT 67.7 -> 71.4 (bound 70 -> 72.5): the median of the 31 p99 TTFT
     # rows sits in a gap between 67.6 and 73.9 % and InferenceX's SGLang B200 nvfp4 p99 TTFTs, already 67-80 %
     # too fast (first-wave bursts the replay does not reproduce), cross it when B200 FP4 steps get faster.
     s = _summary("shipped", True)
@@ -186,9 +189,9 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
     # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
     # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
-    # The FP4 MoE floor (test_fp4_moe_floor), calibration refitted: TPOT 27.78 / 67.05 -> 27.67 / 66.81 (MoE
-    # 34.0 -> 32.7), throughput 17.74 / 92.35 -> 18.75 / 91.02, TTFT 38.09 -> 38.04, p99 TPOT 39.3 -> 37.0;
-    # p99 TTFT 67.6 -> 71.3 (bound 70 -> 72.5; the gap in the 31 rows described above).
+    # The FP4 MoE floor (test_fp4_moe_floor), calibration refitted: TPOT 27.78 / 67.05 -> 27.66 / 66.87 (MoE
+    # 34.0 -> 32.9), throughput 17.74 / 92.35 -> 18.27 / 91.39, TTFT 38.09 / 81.57 -> 38.14 / 81.58, p99 TPOT
+    # 39.3 -> 37.2; p99 TTFT 67.6 -> 71.3 (bound 70 -> 72.5; the gap in the 31 rows described above).
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 36
     assert s[("all", "TPOT at load")][2] <= 70
