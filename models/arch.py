@@ -82,6 +82,9 @@ class Architecture(BaseModel):
     # the checkpoint's quant_method when its quantization_config keeps the attention matrices unquantised
     # (``modules_to_not_convert`` lists ``self_attn``: gpt-oss's MXFP4 release quantises only the experts)
     attention_unquantized_in: str | None = None
+    # weight formats whose published checkpoint keeps the attention matrices in 16 bits although its config
+    # does not say so (models/checkpoints.csv column attention_16bit: NVIDIA's DeepSeek-R1 NVFP4 release)
+    attention_16bit_formats: tuple[str, ...] = ()
 
     @property
     def is_moe(self) -> bool:

@@ -15,6 +15,8 @@ from gpuplan.rows import Sourced, validate_row
 from gpuplan.safeio import read_csv_dicts, read_json
 
 CATALOG_CSV = Path(__file__).with_name("catalog.csv")
+CHECKPOINTS_CSV = Path(__file__).with_name("checkpoints.csv")
+KEEPS_ATTENTION_16BIT = "yes"  # checkpoints.csv column attention_16bit
 
 
 class Model(BaseModel):
@@ -44,6 +46,21 @@ def _float(cell: str | None) -> float | None:
 
 
 @cache
+def attention_16bit_formats(path: Path = CHECKPOINTS_CSV) -> dict[str, tuple[str, ...]]:
+    """model id → the weight formats whose published checkpoint keeps the attention matrices in 16 bits
+    (checkpoint table column ``attention_16bit``: yes, no or empty); a bad cell names the file, row and column."""
+    out: dict[str, set[str]] = {}
+    _, rows = read_csv_dicts(path)
+    for line, row in enumerate(rows, start=2):
+        cell = (row.get("attention_16bit") or "").strip()
+        if cell not in ("", "no", KEEPS_ATTENTION_16BIT):
+            raise InputError(f"{path}, row {line}, column 'attention_16bit': '{cell[:20]}' is not yes or no")
+        if cell == KEEPS_ATTENTION_16BIT:
+            out.setdefault((row.get("model") or "").strip().lower(), set()).add((row.get("weights") or "").strip())
+    return {model: tuple(sorted(formats)) for model, formats in out.items()}
+
+
+@cache
 def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
     """id → Model for every catalog row (aliases resolved by ``resolve``)."""
     out: dict[str, Model] = {}
@@ -55,6 +72,8 @@ def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
         validate_row(Sourced, path, line, row, InputError)
         cfg_path = path.parent / (row.get("config_file") or f"configs/{mid}.json")
         arch = read_config(cfg_path)
+        if mid in (kept := attention_16bit_formats()):
+            arch = arch.model_copy(update={"attention_16bit_formats": kept[mid]})
         try:
             official_total = _float(row.get("official_total_params"))
             official_active = _float(row.get("official_active_params"))

@@ -56,17 +56,19 @@ def _group_bits(g: TensorGroup, enc: Encoding, copies: int, attention_16bit: boo
     return _encoded_bits(g, enc, copies)
 
 
-def _attention_16bit(arch: Architecture, enc: Encoding) -> bool:
-    """The format is the checkpoint's own and its config keeps attention in 16 bits
-    (``Architecture.attention_unquantized_in``, from ``quantization_config.modules_to_not_convert``)."""
+def attention_16bit(arch: Architecture, enc: Encoding) -> bool:
+    """The checkpoint of this format keeps the attention matrices in 16 bits: the format is the checkpoint's own
+    and its config says so (``Architecture.attention_unquantized_in``, from
+    ``quantization_config.modules_to_not_convert``), or the format's published checkpoint does
+    (``Architecture.attention_16bit_formats``, from models/checkpoints.csv)."""
     fmt = getattr(enc, "id", None)
-    return arch.attention_unquantized_in is not None and fmt == arch.attention_unquantized_in
+    return fmt is not None and (fmt == arch.attention_unquantized_in or fmt in arch.attention_16bit_formats)
 
 
 @functools.lru_cache(maxsize=4096)
 def weights_bytes(arch: Architecture, enc: Encoding) -> int:
     """Σ over tensors of elements × bits of the tensor's format / 8 (scales included)."""
-    keep = _attention_16bit(arch, enc)
+    keep = attention_16bit(arch, enc)
     return math.ceil(sum(_group_bits(g, enc, g.count, keep) for g in tensor_groups(arch)) / 8)
 
 
@@ -75,7 +77,7 @@ def active_weights_bytes(arch: Architecture, enc: Encoding, experts_touched: flo
     """Bytes read for one forward step: every non-expert weight once, plus ``experts_touched`` experts
     per MoE layer (default top_k), without the embedding table (a gather, not a matmul) and vision tower."""
     total = 0.0
-    keep = _attention_16bit(arch, enc)
+    keep = attention_16bit(arch, enc)
     for g in tensor_groups(arch):
         if g.kind in (Kind.EMBED, Kind.VISION):
             continue
@@ -92,7 +94,7 @@ def active_weights_bytes(arch: Architecture, enc: Encoding, experts_touched: flo
 
 def matrices_bytes(arch: Architecture, enc: Encoding, names: tuple[str, ...]) -> float:
     """Bytes of the weight matrices whose group name is in ``names``, in the format (scales included)."""
-    keep = _attention_16bit(arch, enc)
+    keep = attention_16bit(arch, enc)
     return sum(_group_bits(g, enc, g.count, keep) for g in tensor_groups(arch)
                if g.is_matrix and g.name in names) / 8
 

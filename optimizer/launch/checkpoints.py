@@ -57,6 +57,7 @@ class Checkpoint(Sourced):
     quantization: str | None = None  # value of the engine's --quantization, None: read from the checkpoint
     kind: Literal["release", "native", "published", "online"]
     gated: bool  # the launch passes HF_TOKEN: Meta and Mistral releases (and their derivatives) ask for a licence
+    attention_16bit: bool = False  # the checkpoint keeps its attention matrices in 16 bits (read by models/catalog.py)
 
 
 def _package_csv() -> Path:
@@ -76,6 +77,7 @@ def load_checkpoints(path: Path | None = None) -> tuple[Checkpoint, ...]:
         if "engines" in cells:
             cells["engines"] = tuple(str(cells["engines"]).split(";"))
         cells["gated"] = row.get("gated") == "yes"
+        cells["attention_16bit"] = row.get("attention_16bit") == "yes"
         out.append(validate_row(Checkpoint, path, line, cells, InputError))
     return tuple(out)
 

@@ -122,7 +122,9 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     dense_flops = (rank_tokens * (s.dense_flops_per_token + (attn_tp - 1.0) * s.replicated_flops_per_token)
                    - p * s.skipped_head_flops) / attn_tp
     expert_eta = np.minimum(eta * s.eta_moe, s.moe_kernel_eta)
-    gemm = dense_flops / (s.flops_w_peak * eta) + expert_flops / (s.flops_w_peak * expert_eta)
+    attn16_flops = rank_tokens * (s.attn16_flops_per_token + (attn_tp - 1.0) * s.attn16_replicated_flops) / attn_tp
+    gemm = ((dense_flops - attn16_flops) / (s.flops_w_peak * eta) + attn16_flops / (s.flops_attn_peak * eta)
+            + expert_flops / (s.flops_w_peak * expert_eta))
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
         ctx, s.attn_ctx_half_tokens))
     attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio

@@ -14,7 +14,13 @@ from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import kv_replication
-from gpuplan.models.memory import active_weights_bytes, decode_state_bytes, matrices_bytes, tokens_attended
+from gpuplan.models.memory import (
+    active_weights_bytes,
+    attention_16bit,
+    decode_state_bytes,
+    matrices_bytes,
+    tokens_attended,
+)
 from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
@@ -94,6 +100,9 @@ class Shape:
     replicated_bytes: float = 0.0  # part of dense_bytes every attention-TP rank holds whole (MLA down-projections)
     replicated_flops_per_token: float = 0.0  # their FLOPs per token (part of dense_flops_per_token)
     moe_kernel_floor_us: float = 0.0  # measured fixed time per MoE layer of the expert kernel path (0: τ_moe fitted)
+    attn16_flops_per_token: float = 0.0  # part of dense_flops_per_token in attention matrices the checkpoint keeps in
+    # 16 bits while the rest computes in a lower format: they run at flops_attn_peak (attention_16bit_flops)
+    attn16_replicated_flops: float = 0.0  # the replicated part of them (TP_REPLICATED matrices kept in 16 bits)
 
     @property
     def bw(self) -> float:
@@ -227,7 +236,24 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
                                              if g.is_matrix and g.name in TP_REPLICATED),
     )
+    attn16 = attention_16bit_flops(arch, wfmt, compute)
+    if attn16[0] > 0:
+        shape = replace(shape, attn16_flops_per_token=attn16[0], attn16_replicated_flops=attn16[1])
     return shape, warning
+
+
+def attention_16bit_flops(arch: Architecture, wfmt: NumberFormat, compute: str) -> tuple[float, float]:
+    """(FLOPs per token, of which TP-replicated) of the attention matrices, 2 × their active parameters, when the
+    checkpoint of ``wfmt`` keeps them in 16 bits (models.memory.attention_16bit) while the step computes the other
+    matrices in a lower format ``compute``: those GEMMs run at the 16-bit tensor rate, not the format's. (0, 0)
+    otherwise. NVIDIA's DeepSeek-R1 NVFP4 checkpoint on a B200: 2 × 11.4 B = 22.8 GFLOP per token of q_a, q_b,
+    kv_a, kv_b and o projections at 2,250 BF16 TFLOPS instead of 9,000 FP4 TFLOPS; gpt-oss's MXFP4 release the
+    same where MXFP4 is native."""
+    if compute in ("bf16", "fp16", "fp32") or not attention_16bit(arch, wfmt):
+        return 0.0, 0.0
+    groups = [g for g in tensor_groups(arch) if g.is_matrix and g.name.startswith("attn.")]
+    return (2.0 * sum(g.active_elements for g in groups),
+            2.0 * sum(g.active_elements for g in groups if g.name in TP_REPLICATED))
 
 
 def _skipped_head_flops(arch: Architecture, engine: str) -> float:
