@@ -82,7 +82,7 @@ def test_shipped_calibration_in_sample_error() -> None:
     # gpt-oss rows run 16-44 % faster than the model), TPOT at load 30.1 -> 36.7 % (the Qwen3.6 P50 TPOTs are half
     # the model's), throughput 20.3 -> 20.1 %, TTFT 61.8 -> 57.4 %.
     # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE, test_fp4_moe_floor; calibration refitted): batch-1 12.7 ->
-    # 10.7 / 36.4 %.
+    # 10.7 / 36.4 % (on top of the NVFP4 checkpoint's BF16 attention).
     s = _summary("shipped")
     assert s[("dense", "batch-1 decode")][1] <= 8
     assert s[("all", "batch-1 decode")][1] <= 11.5
@@ -109,9 +109,11 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # batch-1 20.7 -> 26.5 % (issue 5929's B200 ITLs, LLMPerf Llama-2 token counts, move from 15 to 22-30 % too slow;
     # NVIDIA's own B200 no-MTP figure from +15.8 to +8.2 %), overall batch-1 13.2 / 41.5 -> 13.2 / 41.4 %.
     # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor; calibration
-    # refitted): FIGURES_FP4_FLOOR
-    assert s[("all", "batch-1 decode")][1] <= 14 and s[("all", "batch-1 decode")][2] <= 44
-    assert s[("moe", "batch-1 decode")][1] <= 28
+    # refitted): batch-1 13.2 / 41.4 -> 11.3 / 36.6 %; MoE 26.5 -> 28.1 (bound 28 -> 29): the fitted tau_moe, no
+    # longer pulled down by SGLang's B200 FP4 rows, rises for every other kernel path, and TensorRT-LLM's B200 FP4
+    # rows of issue 5929 (CUTLASS MoE by default, no kernel timing) run a few points more too slow.
+    assert s[("all", "batch-1 decode")][1] <= 12 and s[("all", "batch-1 decode")][2] <= 38
+    assert s[("moe", "batch-1 decode")][1] <= 29
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
@@ -152,14 +154,12 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state: running requests ≤ ⌊rest · 0.9 / 1.9 / state⌋ // 3),
     # calibration refitted: TPOT at load 33.3 / 110.0 -> 28.1 / 67.0, throughput 17.7 / 91.0 -> 17.5 / 91.1,
     # TTFT 41.2 -> 37.1.
-    # The FP4 MoE floor (test_fp4_moe_floor), calibration refitted: TPOT at load 27.9 / 66.5, throughput 17.9 /
-    # 88.5, TTFT 36.1, p99 TPOT 37.1; p99 TTFT 67.7 -> 71.4 (bound 70 -> 72.5): the median of the 31 p99 TTFT
-    # rows sits in a gap between 67.6 and 73.9 % and InferenceX's SGLang B200 nvfp4 p99 TTFTs, already 67-80 %
-    # too fast (first-wave bursts the replay does not reproduce), cross it when B200 FP4 steps get faster.
+    # The NVFP4 checkpoint's BF16 attention and the FP4 MoE floor (test_fp4_moe_floor), calibration refitted:
+    # TPOT at load 27.8 / 66.6, throughput 17.7 / 88.7, TTFT 36.2, p99 TTFT 69.7, p99 TPOT 37.3.
     s = _summary("shipped", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("all", "throughput at load")][1] <= 19.5
     assert s[("all", "TPOT at load")][2] <= 70 and s[("all", "throughput at load")][2] <= 93
-    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 72.5
+    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 70
     assert s[("all", "TPOT at load p99")][1] <= 38.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
@@ -190,15 +190,15 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
     # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
     # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
-    # The FP4 MoE floor (test_fp4_moe_floor), calibration refitted: TPOT 27.78 / 67.05 -> 27.66 / 66.87 (MoE
-    # 34.0 -> 32.9), throughput 17.74 / 92.35 -> 18.27 / 91.39, TTFT 38.09 / 81.57 -> 38.14 / 81.58, p99 TPOT
-    # 39.3 -> 37.2; p99 TTFT 67.6 -> 71.3 (bound 70 -> 72.5; the gap in the 31 rows described above).
+    # The FP4 MoE floor (test_fp4_moe_floor) on top of the NVFP4 checkpoint's BF16 attention, calibration
+    # refitted: TPOT 27.80 / 66.93 -> 27.71 / 66.93 (MoE 33.9 -> 33.0), throughput 18.69 / 92.43 -> 18.17 / 91.62,
+    # TTFT 38.16 / 81.58 -> 38.20 / 81.59, p99 TPOT 39.5 -> 37.3, p99 TTFT 67.6 -> 69.6.
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 36
     assert s[("all", "TPOT at load")][2] <= 70
     assert s[("all", "throughput at load")][1] <= 19.5 and s[("all", "throughput at load")][2] <= 93
     assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 45
-    assert s[("all", "TTFT p99")][1] <= 72.5 and s[("all", "TPOT at load p99")][1] <= 38.5
+    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 38.5
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
