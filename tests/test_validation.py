@@ -109,18 +109,22 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # batch-1 20.7 -> 26.5 % (issue 5929's B200 ITLs, LLMPerf Llama-2 token counts, move from 15 to 22-30 % too slow;
     # NVIDIA's own B200 no-MTP figure from +15.8 to +8.2 %), overall batch-1 13.2 / 41.5 -> 13.2 / 41.4 %.
     # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor; calibration
-    # refitted): batch-1 13.2 / 41.4 -> 11.3 / 36.6 %; MoE 26.5 -> 28.1 (bound 28 -> 29): the fitted tau_moe, no
-    # longer pulled down by SGLang's B200 FP4 rows, rises for every other kernel path, and TensorRT-LLM's B200 FP4
-    # rows of issue 5929 (CUTLASS MoE by default, no kernel timing) run a few points more too slow.
+    # refitted, 812 rows): batch-1 12.8 / 41.9 -> 11.1 / 36.5 %; MoE 27.7 -> 29.1 (bound 28 -> 30): the fitted
+    # tau_moe, no longer pulled down by SGLang's B200 FP4 rows, rises for every other kernel path, and
+    # TensorRT-LLM's B200 FP4 rows of issue 5929 (CUTLASS MoE by default, no kernel timing) run a few points more
+    # too slow.
     assert s[("all", "batch-1 decode")][1] <= 12 and s[("all", "batch-1 decode")][2] <= 38
-    assert s[("moe", "batch-1 decode")][1] <= 29
+    assert s[("moe", "batch-1 decode")][1] <= 30
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
     # 39.0 → 33.2 % (MoE 33.5) with the experts at the size the engines store them (expert_layout.csv), vLLM's
     # profile-run reserve and the Triton FP8 fused-MoE ceiling
     assert s[("all", "TPOT at load")][1] <= 39 and s[("moe", "TPOT at load")][1] <= 39
-    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 16.5
+    # 751 -> 812 rows (modern AMD serving: InferenceX MI325X SGLang, llm-d's MI355X vLLM Llama 3.3 70B sweep;
+    # calibration refitted, no model change): dense throughput 15.9 -> 18.3 % (llm-d's 12 rows are 14-200 % too
+    # fast, the long-prompt ones most: 32k and 64k prompts prefill 3x slower than modelled on vLLM/ROCm).
+    assert s[("all", "throughput at load")][1] <= 26 and s[("dense", "throughput at load")][1] <= 19
     assert s[("all", "TTFT")][1] <= 60.5
 
 
@@ -154,12 +158,16 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state: running requests ≤ ⌊rest · 0.9 / 1.9 / state⌋ // 3),
     # calibration refitted: TPOT at load 33.3 / 110.0 -> 28.1 / 67.0, throughput 17.7 / 91.0 -> 17.5 / 91.1,
     # TTFT 41.2 -> 37.1.
-    # The NVFP4 checkpoint's BF16 attention and the FP4 MoE floor (test_fp4_moe_floor), calibration refitted:
-    # TPOT at load 27.8 / 66.6, throughput 17.7 / 88.7, TTFT 36.2, p99 TTFT 69.7, p99 TPOT 37.3.
+    # 751 -> 812 rows (modern AMD serving, calibration refitted, no model change): TPOT at load 26.8 / 65.5,
+    # throughput 18.1 / 92.0, TTFT 38.2, p99 TTFT 67.7 -> 71.1 (InferenceX issue 890's four MI325X p99 TTFTs,
+    # 1.3-2.6 s at 4-8 clients against a 115 ms median: first-wave stalls the replay does not reproduce).
+    # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor), calibration
+    # refitted: TPOT at load 27.4 / 64.9, throughput 17.9 / 88.4, TTFT 37.9, p99 TPOT 36.7; p99 TTFT 72.7 (bound
+    # 72.5 -> 73.5: InferenceX's SGLang B200 nvfp4 p99 TTFTs, already 67-80 % too fast, get faster with the step).
     s = _summary("shipped", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("all", "throughput at load")][1] <= 19.5
     assert s[("all", "TPOT at load")][2] <= 70 and s[("all", "throughput at load")][2] <= 93
-    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 70
+    assert s[("all", "TTFT")][1] <= 39.5 and s[("all", "TTFT p99")][1] <= 73.5
     assert s[("all", "TPOT at load p99")][1] <= 38.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
@@ -190,15 +198,19 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # SGLang's state slots for hybrid models (hybrid_state), calibration refitted: TPOT 34.2 / 109.2 -> 27.8 /
     # 67.1 (MoE 34.6 -> 34.0, dense 27.4 -> 24.0), throughput 17.64 / 92.4 -> 17.74 / 92.4, TTFT 41.5 -> 38.1
     # (MoE 44.8 -> 42.9, dense 30.1 -> 29.0); the sgl-project/sglang Qwen3.6 rows' signed TPOT +123 -> +49 %.
-    # The FP4 MoE floor (test_fp4_moe_floor) on top of the NVFP4 checkpoint's BF16 attention, calibration
-    # refitted: TPOT 27.80 / 66.93 -> 27.71 / 66.93 (MoE 33.9 -> 33.0), throughput 18.69 / 92.43 -> 18.17 / 91.62,
-    # TTFT 38.16 / 81.58 -> 38.20 / 81.59, p99 TPOT 39.5 -> 37.3, p99 TTFT 67.6 -> 69.6.
+    # 751 -> 812 rows (modern AMD serving: InferenceX MI325X SGLang 0.5.9/0.5.19, llm-d's MI355X vLLM 0.15.1
+    # sweep; calibration refitted, no model change): TPOT 27.8 / 66.9 -> 27.4 / 66.0, throughput 18.7 / 92.4 ->
+    # 18.5 / 93.0, TTFT 38.2 / 81.6 -> 39.2 / 79.1 (dense 29.0 -> 31.8: llm-d's mean TTFTs are 16-72 % below the
+    # model, growing with the prompt), p99 TTFT 67.6 -> 71.1 (issue 890's MI325X p99 TTFTs), p99 TPOT 38.8.
+    # The FP4 MoE floor (test_fp4_moe_floor), calibration refitted: TPOT 27.35 / 66.01 -> 27.09 / 65.29 (MoE 31.4 ->
+    # 31.3), throughput 18.52 / 92.96 -> 18.62 / 91.59, TTFT 39.15 / 79.05 -> 39.03 / 79.00, p99 TPOT 38.8 -> 36.7,
+    # p99 TTFT 71.1 -> 72.6 (bound 72.5 -> 73.5, the InferenceX B200 p99 TTFTs above).
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 30 and s[("moe", "TPOT at load")][1] <= 36
     assert s[("all", "TPOT at load")][2] <= 70
     assert s[("all", "throughput at load")][1] <= 19.5 and s[("all", "throughput at load")][2] <= 93
-    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 31 and s[("moe", "TTFT")][1] <= 45
-    assert s[("all", "TTFT p99")][1] <= 70 and s[("all", "TPOT at load p99")][1] <= 38.5
+    assert s[("all", "TTFT")][1] <= 40 and s[("dense", "TTFT")][1] <= 33 and s[("moe", "TTFT")][1] <= 45
+    assert s[("all", "TTFT p99")][1] <= 73.5 and s[("all", "TPOT at load p99")][1] <= 38.5
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 
