@@ -103,13 +103,17 @@ def test_a_server_without_graphs_pays_eager_floors_at_every_batch() -> None:
 
 def test_dstack_trtllm_0_17_rows_ran_without_graphs() -> None:
     # dstack's trtllm-serve --backend pytorch runs (TensorRT-LLM 0.17, no options file; PyTorchConfig.use_cuda_graph
-    # defaulted to False until TensorRT-LLM PR 5480) are recorded cuda_graphs off, the note says why; every other
-    # row keeps the engine's capture defaults (empty).
+    # defaulted to False until TensorRT-LLM PR 5480) are recorded cuda_graphs off, the note says why; so are
+    # DataCrunch's SGLang runs launched with --disable-cuda-graph (12 serving rows, 2 bench_one_batch rows); every
+    # other row keeps the engine's capture defaults (empty).
     rows = read_measurements(MEASURED)
     off = [r for r in rows if r.cuda_graphs is False]
-    assert len(off) == 30
-    assert all(r.engine == "trtllm" and (r.engine_version or "").startswith("0.17") and "dstackai" in r.source
-               and "pull request 5480" in r.notes for r in off)
+    trt = [r for r in off if r.engine == "trtllm"]
+    assert len(trt) == 30 and len(off) == 44
+    assert all((r.engine_version or "").startswith("0.17") and "dstackai" in r.source
+               and "pull request 5480" in r.notes for r in trt)
+    assert all(r.engine == "sglang" and r.source.startswith("datacrunch-research/blogs@")
+               and "--disable-cuda-graph" in r.notes for r in off if r not in trt)
     assert all(r.cuda_graphs is None for r in rows if r not in off)
 
 

@@ -259,21 +259,21 @@ def _level(key: tuple[str, str, str | None]) -> int:
 
 def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Priors | None = None) -> Calibration:
     """A MAP fit in log space relative to ``base`` with the physical priors (calibration_priors.csv) in
-    levels. (1) θ_g over the rows of the serving engines (SHARED_ENGINES) outside version-ranged rows (early
-    builds do not shape what current builds share): their shared efficiencies and floors. (2) Each engine's '*'
-    row on its rows, centred on θ_g (serving engines, prior width
+    levels. (1) θ_g over all rows of the serving engines (SHARED_ENGINES): their shared efficiencies and
+    floors. (2) Each engine's '*' row on its rows, centred on θ_g (serving engines, prior width
     cell_sigma_log for the shared constants, sigma_log for the engine's own times) or on the defaults
-    (others, sigma_log). (3) GPU-specific rows centred on their engine's '*' row, then version ranges centred
-    on their row without range (cell_sigma_log). A row with fewer than MIN_ROWS rows takes its centre
-    (serving engines and ranged rows) or keeps its values (others). Row order is kept."""
+    (others, sigma_log). (3) GPU-specific rows centred on their engine's '*' row (cell_sigma_log), then
+    version ranges centred on their row without range with the wide prior (sigma_log), rows weighing 1 and
+    one source identifying a constant (early builds: few builds, one or two publishers). A row with fewer
+    than MIN_ROWS rows takes its centre (serving engines and ranged rows) or keeps its values (others). Row
+    order is kept."""
     priors = priors or load_priors()
     by_key = {(r.engine, r.gpu, r.versions): r for r in base.rows}
     cells = _cells(cases, fit_only=True)
     train = [c for members in cells.values() for c in members]
     if not train:
         return base
-    # Rows of version-ranged cells (early builds) do not shape the shared level: it describes current builds.
-    shared = [c for c in train if c.m.engine in SHARED_ENGINES and c.cal_key[2] is None]
+    shared = [c for c in train if c.m.engine in SHARED_ENGINES]
     one = len({source_key(c.m.source) for c in train}) == 1
     theta_g = fit_global(make_fold(shared, by_key, priors, one), priors) if shared else np.zeros(len(PARAMS))
     theta: dict[tuple[str, str, str | None], np.ndarray] = {}
@@ -288,9 +288,12 @@ def fit_calibration(cases: list[Case], base: Calibration, label: str, priors: Pr
             shared_part = np.isin(np.arange(len(PARAMS)), SHARED) & (engine in SHARED_ENGINES)
             sigma = np.where(shared_part, cell_sigma, own)
         else:
-            sigma = cell_sigma if engine in SHARED_ENGINES or key[2] is not None else own
+            # A version range (early builds) may sit far from its engine's current row: the engine's wide prior.
+            sigma = own if key[2] is not None else cell_sigma if engine in SHARED_ENGINES else own
         if len(members) >= MIN_ROWS:
-            theta[key] = _solve(make_fold(members, by_key, priors, one), centre, sigma)
+            # A version range holds a few builds from one or two publishers: as for one source, its rows weigh 1
+            # and one publisher identifies a constant (leave-one-source-out predicts each from the other).
+            theta[key] = _solve(make_fold(members, by_key, priors, one or key[2] is not None), centre, sigma)
             counts[key] = len(members)
         elif engine in SHARED_ENGINES or key[2] is not None:
             theta[key], counts[key] = centre, 0
