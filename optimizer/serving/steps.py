@@ -195,7 +195,7 @@ def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: Numbe
         seqs = pool_sequences(arch, kvfmt, "vllm", pool, tp, context, step_tokens)
         return int(seqs * context) if tokens else math.floor(seqs)
     b, f = _tp_fit(arch, gpu, wfmt, kvfmt, tp, context, cal, padding, reserve, cap)
-    split = _state_split(arch, cal, version, b, f)
+    split = _state_split(arch, cal, version, b, f, gpu.vendor)
     if split is not None:
         return _split_sequences(arch, kvfmt, tp, context, split, tokens)
     if not tokens:
@@ -214,13 +214,14 @@ def _tp_fit(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberForma
 
 
 def _state_split(arch: Architecture, cal: CalibrationRow, version: str | None, b: Breakdown,
-                 f: Fit) -> StateSplit | None:
+                 f: Fit, vendor: str) -> StateSplit | None:
     """SGLang's recurrent-state / KV split of the memory left after weights (hybrid_state), for models with
     Mamba or linear-attention layers; None for other engines and models."""
     state = state_bytes_per_sequence(arch)
     if cal.engine != "sglang" or state <= 0:
         return None
-    return sglang_state_split(f.capacity_bytes - (b.total_bytes - b.kv_cache_bytes), state, version)
+    return sglang_state_split(f.capacity_bytes - (b.total_bytes - b.kv_cache_bytes), state, version,
+                              vendor=vendor)
 
 
 def _split_sequences(arch: Architecture, kvfmt: NumberFormat, tp: int, context: int, split: StateSplit,
@@ -241,7 +242,7 @@ def state_running_cap(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: N
     the engine or model has none."""
     padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, 1, version)
     b, f = _tp_fit(arch, gpu, wfmt, kvfmt, tp, context, cal, padding, None, engine_cap(cal, gpu, tp, 1, version))
-    split = _state_split(arch, cal, version, b, f)
+    split = _state_split(arch, cal, version, b, f, gpu.vendor)
     return None if split is None else split.max_running
 
 
