@@ -81,9 +81,11 @@ def test_shipped_calibration_in_sample_error() -> None:
     # clients, Vultr's Nemotron-3-Nano sweep on B200), calibration refitted: batch-1 7.6 -> 12.7 % (the four SGLang
     # gpt-oss rows run 16-44 % faster than the model), TPOT at load 30.1 -> 36.7 % (the Qwen3.6 P50 TPOTs are half
     # the model's), throughput 20.3 -> 20.1 %, TTFT 61.8 -> 57.4 %.
+    # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE, test_fp4_moe_floor; calibration refitted, 842 rows with the
+    # early-build version rows): batch-1 10.1 / 63.7 %.
     s = _summary("shipped")
     assert s[("dense", "batch-1 decode")][1] <= 8
-    assert s[("all", "batch-1 decode")][1] <= 13.5
+    assert s[("all", "batch-1 decode")][1] <= 11.5
     assert s[("all", "TPOT at load")][1] <= 40
     assert s[("all", "throughput at load")][1] <= 26
     assert s[("all", "TTFT")][1] <= 68
@@ -112,7 +114,11 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # fitted with the wide prior, one publisher identifying them): batch-1 13.3 / 77.6 %, MoE 26.9 %.
     # With the BF16-attention NVFP4 checkpoint and the 61 AMD rows (842 rows): before the version rows batch-1
     # 13.0 / 86.9 %, MoE 33.1 %; with them 13.0 / 76.7 %, MoE 32.5 %.
-    assert s[("all", "batch-1 decode")][1] <= 14 and s[("all", "batch-1 decode")][2] <= 80
+    # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor; calibration
+    # refitted, 842 rows): batch-1 13.0 / 76.7 -> 10.9 / 72.7 %; MoE 32.5 -> 33.0: the fitted tau_moe, no longer
+    # pulled down by SGLang's B200 FP4 rows, rises for every other kernel path, and TensorRT-LLM's B200 FP4 rows of
+    # issue 5929 (CUTLASS MoE by default, no kernel timing) run a few points more too slow.
+    assert s[("all", "batch-1 decode")][1] <= 12 and s[("all", "batch-1 decode")][2] <= 75
     assert s[("moe", "batch-1 decode")][1] <= 34
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
@@ -212,17 +218,18 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # throughput 18.46 / 64.49 -> 17.41 / 64.16 (MoE 20.1 -> 18.6), TTFT 38.03 / 80.89 -> 35.77 / 80.90 (MoE 41.6
     # -> 39.7, dense 32.4 -> 29.6), batch-1 12.97 -> 12.90, p99 TPOT 29.9 -> 29.8; the Qwen3.6 rows' signed
     # medians TPOT +49 -> +3, throughput +30 -> +17, TTFT -29 -> -18 %.
-    # vLLM >= 0.14's async scheduling (overlap; scheduler.csv), refitted: TTFT 35.77 -> 35.31, batch-1 p90
-    # 76.69 -> 76.65, throughput 17.41 -> 17.40, the rest unchanged. The analytical model reading closed loops
-    # as the replay runs them (drifting clients with spread lengths, requests <= clients as one burst),
-    # refitted: batch-1 12.90 / 76.65 -> 12.49 / 75.92, TPOT 19.51 / 49.45 -> 19.30 / 49.05, throughput
-    # 17.40 / 64.16 -> 16.93 / 62.56, TTFT 35.31 / 80.90 -> 34.05 / 80.67 (MoE 36.2, dense 28.8).
     s = _summary("leave-one-source-out", True)
     assert s[("all", "TPOT at load")][1] <= 21.5 and s[("moe", "TPOT at load")][1] <= 24.5
     assert s[("all", "TPOT at load")][2] <= 52
     assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 67
-    assert s[("all", "TTFT")][1] <= 35 and s[("dense", "TTFT")][1] <= 30 and s[("moe", "TTFT")][1] <= 37.5
-    assert s[("all", "TTFT p99")][1] <= 72.5 and s[("all", "TPOT at load p99")][1] <= 32
+    # vLLM >= 0.14's async scheduling (overlap; scheduler.csv), after the FP4 MoE floor, refitted: TTFT 35.71 ->
+    # 35.05, TPOT 19.74 -> 19.68, batch-1 10.85 / 72.66 -> 10.86 / 72.69, throughput 17.41 -> 17.42.
+    assert s[("all", "TTFT")][1] <= 36 and s[("dense", "TTFT")][1] <= 31.5 and s[("moe", "TTFT")][1] <= 41
+    # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor), calibration
+    # refitted: TPOT 19.51 / 49.45 -> 19.74 / 48.98, throughput 17.41 / 64.16 -> 17.41 / 62.83, TTFT 35.77 / 80.90
+    # -> 35.71 / 80.86, p99 TPOT 29.8 -> 30.2, p99 TTFT 70.7 -> 72.5 (bound 72.5 -> 73.5: InferenceX's SGLang B200
+    # nvfp4 p99 TTFTs, already 67-80 % too fast, get faster with the step).
+    assert s[("all", "TTFT p99")][1] <= 73.5 and s[("all", "TPOT at load p99")][1] <= 32
     assert s[("dense", "batch-1 decode")][1] == _summary("leave-one-source-out")[("dense", "batch-1 decode")][1]
 
 

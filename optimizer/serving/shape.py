@@ -99,6 +99,7 @@ class Shape:
     moe_input_passes: float = 2.0  # HBM passes over each token copy's input row (terms.moe_input_passes)
     replicated_bytes: float = 0.0  # part of dense_bytes every attention-TP rank holds whole (MLA down-projections)
     replicated_flops_per_token: float = 0.0  # their FLOPs per token (part of dense_flops_per_token)
+    moe_kernel_floor_us: float = 0.0  # measured fixed time per MoE layer of the expert kernel path (0: τ_moe fitted)
     attn16_flops_per_token: float = 0.0  # part of dense_flops_per_token in attention matrices the checkpoint keeps in
     # 16 bits while the rest computes in a lower format: they run at flops_attn_peak (attention_16bit_flops)
     attn16_replicated_flops: float = 0.0  # the replicated part of them (TP_REPLICATED matrices kept in 16 bits)
@@ -231,6 +232,7 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         skipped_head_flops=_skipped_head_flops(arch, cal.engine),
         moe_input_passes=terms.moe_input_passes(cal.engine, gpu.arch or "", attn_dp),
         replicated_bytes=matrices_bytes(arch, wfmt, TP_REPLICATED),
+        moe_kernel_floor_us=_moe_kernel_floor_us(arch, gpu, compute, cal.engine),
         replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
                                              if g.is_matrix and g.name in TP_REPLICATED),
     )
@@ -272,6 +274,14 @@ def _moe_kernel_eta(arch: Architecture, gpu: GPU, engine: str, compute: str, att
     return float(terms.moe_kernel_flops_eta(terms.triton_fused_moe_path(engine, gpu.vendor, gpu.arch or "", compute,
                                                                         attn_dp),
                                             kernel_constant("triton_fp8_fused_moe_eta")))
+
+
+def _moe_kernel_floor_us(arch: Architecture, gpu: GPU, compute: str, engine: str) -> float:
+    """The measured fixed time per MoE layer of the routed-expert kernels, µs, where one is in kernels.csv
+    (terms.trtllm_gen_fp4_moe: SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell), else 0 (the fitted τ_moe)."""
+    if arch.moe is None or not terms.trtllm_gen_fp4_moe(engine, gpu.vendor, gpu.arch or "", compute):
+        return 0.0
+    return kernel_constant("trtllm_gen_fp4_moe_fixed_us")
 
 
 def _prefill_attention_ratio(arch: Architecture) -> float:

@@ -238,3 +238,23 @@ def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike, rank_batch: ArrayLi
     limit = np.asarray(graph_max_batch, dtype=float)
     beyond = (limit < 0) | ((limit > 0) & (np.asarray(rank_batch, dtype=float) > limit))
     return np.where((np.asarray(prefill_tokens) > 0) | beyond, scale, 1.0)
+
+
+def trtllm_gen_fp4_moe(engine: str, vendor: str, arch: str, compute: str) -> bool:
+    """True where the routed experts run the TRTLLM-Gen FP4 MoE kernels (fused routing and grouped GEMMs) by the
+    engine's default: SGLang with FP4 experts (nvfp4, mxfp4) computed natively on a data-centre Blackwell GPU
+    (B200, B300, GB200: the two-die SM100 parts; the single-die GB20x parts run other kernels). SGLang's
+    ServerArgs picks FlashInfer's ``flashinfer_trtllm`` MoE runner on SM100 for DeepSeek-V3-architecture FP4
+    checkpoints and ``flashinfer_mxfp4`` (the MXFP4 variant) for gpt-oss. Not TensorRT-LLM, whose MoE backend
+    defaulted to CUTLASS (``MoeConfig.backend``; TRTLLM-Gen only when a recipe asks for it), nor vLLM, whose
+    FP4 MoE kernel depends on its FlashInfer switches: their Blackwell FP4 kernels are not measured in
+    kernels.csv."""
+    a = arch.lower()
+    return (engine == "sglang" and vendor.lower() == "nvidia" and a.startswith("blackwell") and "2 dies" in a
+            and compute == "fp4")
+
+
+def moe_floor_us(fitted_us: ArrayLike, kernel_us: ArrayLike) -> ArrayLike:
+    """τ_moe of a step: the expert kernel path's measured fixed time per MoE layer where kernels.csv has one
+    (``kernel_us`` > 0: the TRTLLM-Gen FP4 MoE's 24 µs, trtllm_gen_fp4_moe), else the calibration's fitted τ_moe."""
+    return np.where(np.asarray(kernel_us) > 0, kernel_us, fitted_us)
