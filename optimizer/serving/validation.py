@@ -13,7 +13,12 @@ Each measured row names a deployment, a benchmark mode and one metric:
   while the wave's earlier requests decode, so TPOT and TTFT are the static ones (plus the wait for a slot
   when the clients outnumber the engine's running sequences), except that a client's next request reaches a
   busy engine: an overlap-scheduling engine (scheduler.csv ``overlap``) admits it one decode step later
-  (TTFT + t_step when b > 1, roofline.busy_wait_s);
+  (TTFT + t_step when b > 1, roofline.busy_wait_s). With spread lengths (ShareGPT, or a random range ratio
+  > 0) the clients drift apart within a few requests, as the simulator replays them: prompts then arrive
+  one by one at the saturated rate, so TTFT is the open-loop one at that rate (roofline.serving: the M/D/1
+  wait for the prefill server; ``drifting_closed_loop``) and each of the b − 1 other clients' prompts lands
+  once in a request's decode (TPOT = t_step + (b − 1) · t_prefill,replica / (O − 1)). A closed loop whose
+  clients send no more requests than there are clients is one burst (``load_mode``);
 - ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit (roofline.serving,
   with the engine's overlap step).
 Whole-replica output tokens/s = O · b / (O · t_step + b · t_prefill) in static and closed modes, rate · O
@@ -163,6 +168,23 @@ def _base_group(m: Measurement) -> str:
     return "TPOT at load" if at_load else "batch-1 decode"
 
 
+def clients_of(m: Measurement) -> int:
+    """Requests the benchmark has in flight at once: ``batch`` clients, but no more than the run's requests
+    (``--num-prompts``) when fewer were sent."""
+    return min(m.batch, m.requests or m.batch)
+
+
+def load_mode(m: Measurement) -> str:
+    """How the analytical model reads the row's load: its ``mode``, except that a closed loop whose clients
+    send no more requests than there are clients (``requests`` ≤ ``batch``: each client sends one request,
+    as gpustack's 1,000 prompts at --max-concurrency 1000) is one burst, every request at t = 0 and none
+    after: ``static``, as the simulator replays it (a steady closed loop would make each request wait
+    (N − S)/S services for a slot; a burst drains in waves, (N − S)/(2S) on average: ``queue_wait_s``)."""
+    if m.mode == "closed" and m.requests is not None and m.requests <= m.batch:
+        return "static"
+    return m.mode or "closed"
+
+
 @dataclass(frozen=True)
 class Case:
     """A measured row with its deployment's step-model shape (built with the row's calibration row)."""
@@ -197,7 +219,7 @@ def prepare(m: Measurement, tables: Tables) -> Case:
                           graph_max_batch=row_capture_limit(m, g), version=m.engine_version)
     capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout,
                                    m.engine_version)
-    running = max(1, min(m.batch, capacity, m.max_seqs or cal.max_seqs))
+    running = max(1, min(clients_of(m), capacity, m.max_seqs or cal.max_seqs))
     return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
                 running=running, overlap=engine_defaults(m.engine, g, m.engine_version).overlap)
 
@@ -215,6 +237,7 @@ class RowArrays:
     median: np.ndarray  # the row is a p50 figure
     clients: np.ndarray  # requests the benchmark keeps in flight (``batch``), ≥ running sequences
     overlap: np.ndarray  # the engine's overlap scheduler (bool)
+    spread: np.ndarray  # request lengths vary (ShareGPT, or a random range ratio > 0)
 
 
 def row_arrays(cases: list[Case]) -> RowArrays:
@@ -224,11 +247,12 @@ def row_arrays(cases: list[Case]) -> RowArrays:
                      input=np.array([max(1, m.input) for m in ms], dtype=float),
                      output=np.array([max(1, m.output) for m in ms], dtype=float),
                      rate=np.array([m.rate_rps or 0.0 for m in ms], dtype=float),
-                     mode=np.array([modes[m.mode or "closed"] for m in ms]),
+                     mode=np.array([modes[load_mode(m)] for m in ms]),
                      metric=np.array([METRICS.index(m.metric) for m in ms]),
                      median=np.array([m.percentile == "p50" for m in ms]),
-                     clients=np.array([m.batch for m in ms], dtype=float),
-                     overlap=np.array([c.overlap for c in cases], dtype=bool))
+                     clients=np.array([clients_of(m) for m in ms], dtype=float),
+                     overlap=np.array([c.overlap for c in cases], dtype=bool),
+                     spread=np.array([m.dataset == "sharegpt" or (m.range_ratio or 0.0) > 0 for m in ms], dtype=bool))
 
 
 def queue_wait_s(clients: np.ndarray, running: np.ndarray, service_s: np.ndarray, mode: np.ndarray) -> np.ndarray:
@@ -238,6 +262,14 @@ def queue_wait_s(clients: np.ndarray, running: np.ndarray, service_s: np.ndarray
     · service on average; open loops are held below saturation (no such wait)."""
     excess = np.maximum(clients - running, 0.0) / running
     return np.where(mode == 1, excess, np.where(mode == 0, excess / 2, 0.0)) * service_s
+
+
+def drifting_closed_loop(mode: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Closed-loop rows (mode 1) whose request lengths vary: their clients do not stay in lockstep waves. A
+    client's next request starts when its last one ends; with unequal lengths the ends spread out, so after a
+    few requests the b clients' prompts arrive one by one rather than b at once, as the simulator's replay
+    shows (tests/test_replay_columns.py). Fixed lengths keep the lockstep; static bursts start together."""
+    return (np.asarray(mode) == 1) & np.asarray(spread, dtype=bool)
 
 
 def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
@@ -250,11 +282,14 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
     op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso, overlap=r.overlap)
     # A wave of b prompts: on average half of the others' prefill work lands before a request's first token
-    # (TTFT) and half during its decode (TPOT); the cycle adds up to O · t_step + b · t_prefill.
-    tpot = np.where(r.mode == 2, op["tpot"], t_step + (b - 1) / 2 * t_pre / np.maximum(o - 1, 1.0))
+    # (TTFT) and half during its decode (TPOT); clients that drift apart put all of it in the decode. The
+    # cycle adds up to O · t_step + b · t_prefill either way.
+    drift = drifting_closed_loop(r.mode, r.spread)
+    tpot = np.where(r.mode == 2, op["tpot"],
+                    t_step + (b - 1) * np.where(drift, 1.0, 0.5) * t_pre / np.maximum(o - 1, 1.0))
     # A static burst reaches an idle engine; a closed loop's next request reaches a busy one (overlap step).
     lockstep = s.request_s + t_iso + (b - 1) / 2 * t_pre + busy_wait_s(t_step, b, r.overlap & (r.mode == 1))
-    ttft = np.where(r.mode == 2, op["ttft"], lockstep)
+    ttft = np.where((r.mode == 2) | drift, op["ttft"], lockstep)
     ttft = ttft + queue_wait_s(r.clients, b, ttft + (o - 1) * tpot, r.mode)
     throughput = np.where(r.mode == 2, util * rate_max * o, np.where(b > 1, o * b / (o * t_step + b * t_pre), b / tpot))
     # The median gap between tokens is a plain decode step: steps carrying a prefill chunk are the tail.
