@@ -115,8 +115,6 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     attn_tp = s.tp / s.attn_dp
     rank_tokens = b / s.attn_dp + p
     eta = np.where(p > 0, s.eta_prefill, s.eta_cmp)
-    flops_w = s.flops_w_peak * terms.dense_load_clock(p, s.sustained_w)
-    flops_a = s.flops_attn_peak * terms.dense_load_clock(p, s.sustained_attn)
     expert_bytes, expert_flops, pairs = _expert_phase(s, b + p_all)
     bw = s.bw_peak * s.eta_mem
     dense_read = (s.dense_bytes + (attn_tp - 1.0) * s.replicated_bytes) / attn_tp / bw
@@ -125,13 +123,13 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
                    - p * s.skipped_head_flops) / attn_tp
     expert_eta = np.minimum(eta * s.eta_moe, s.moe_kernel_eta)
     attn16_flops = rank_tokens * (s.attn16_flops_per_token + (attn_tp - 1.0) * s.attn16_replicated_flops) / attn_tp
-    gemm = ((dense_flops - attn16_flops) / (flops_w * eta) + attn16_flops / (flops_a * eta)
-            + expert_flops / (flops_w * expert_eta))
+    gemm = ((dense_flops - attn16_flops) / (s.flops_w_peak * eta) + attn16_flops / (s.flops_attn_peak * eta)
+            + expert_flops / (s.flops_w_peak * expert_eta))
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
         ctx, s.attn_ctx_half_tokens))
     attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio
                   ) / attn_tp
-    attn_compute = attn_flops / (flops_a * eta)
+    attn_compute = attn_flops / (s.flops_attn_peak * eta)
     all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp, b + p_all)
     out = {
         "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,

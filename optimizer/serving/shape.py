@@ -12,7 +12,6 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 from gpuplan.hardware.formats import NumberFormat
 from gpuplan.hardware.gpus import GPU
-from gpuplan.hardware.sustained import sustained_factor
 from gpuplan.models.arch import Architecture
 from gpuplan.models.breakdown import kv_replication
 from gpuplan.models.memory import (
@@ -104,8 +103,6 @@ class Shape:
     attn16_flops_per_token: float = 0.0  # part of dense_flops_per_token in attention matrices the checkpoint keeps in
     # 16 bits while the rest computes in a lower format: they run at flops_attn_peak (attention_16bit_flops)
     attn16_replicated_flops: float = 0.0  # the replicated part of them (TP_REPLICATED matrices kept in 16 bits)
-    sustained_w: float = 1.0  # sustained share of flops_w_peak under dense load / the reference GPU's (prefill)
-    sustained_attn: float = 1.0  # the same for flops_attn_peak (hardware.sustained)
 
     @property
     def bw(self) -> float:
@@ -206,7 +203,6 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
     ar_link, a2a_link = link_row(gpu, attn_tp if attn_tp > 1 else tp), link_row(gpu, ep)
     expert_cols = arch.moe.expert_intermediate / (tp / ep) if arch.moe else 0.0
     engine_alpha = cal.comm_latency_us * 1e-6
-    path16 = "bf16" if gpu.runs_natively("bf16") else "fp16"
     shape = Shape(
         tp=tp, ep=ep, attn_dp=attn_dp, dense_bytes=dense, expert_bytes=per_expert, expert_cols=expert_cols,
         slice_ramp_cols=kernel_constant("expert_slice_ramp_cols"), overlap_p=kernel_constant("roofline_overlap_p"),
@@ -217,8 +213,8 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         expert_flops_per_row=expert_flops_per_row(arch), kv_bytes_per_seq=0.0, kv_bytes_slope=0.0,
         kv_rep=kv_rep, attn_flops_at_ctx=0.0, attn_flops_slope=0.0, context=0.0, layers=arch.layers,
         mla_layers=arch.layers if arch.mla is not None else 0, hidden=arch.hidden,
-        bw_peak=gpu.memory_bw_bytes_s, flops_w_peak=gpu.peak_flops(compute), flops_attn_peak=gpu.peak_flops(path16),
-        sustained_w=sustained_factor(gpu.id, compute), sustained_attn=sustained_factor(gpu.id, path16),
+        bw_peak=gpu.memory_bw_bytes_s, flops_w_peak=gpu.peak_flops(compute),
+        flops_attn_peak=gpu.peak_flops("bf16" if gpu.runs_natively("bf16") else "fp16"),
         eta_mem=cal.eta_mem, eta_cmp=cal.eta_cmp, eta_prefill=cal.eta_prefill, eta_moe=cal.eta_moe,
         link_bytes_s=gpu.link_bytes_s(tp),
         alpha_ar_s=(alpha_s(ar_link, attn_tp) + engine_alpha) if attn_tp > 1 else 0.0,

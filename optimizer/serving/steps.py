@@ -364,7 +364,7 @@ def _step_table(shape: Shape, batches: list[float], tokens: list[float]) -> list
 def _attention_coefficients(s: Shape) -> tuple[float, float]:
     """τ_attn(x) = max(a0 + a1 · x, 0) seconds per prompt token whose query sees x keys: the step model's
     attention FLOPs (affine around the shape's context) / attention TP / (16-bit rate · η_prefill)."""
-    rate = float(s.flops_attn_peak * s.sustained_attn * s.eta_prefill * s.tp / s.attn_dp) / float(s.prefill_attn_ratio)
+    rate = float(s.flops_attn_peak * s.eta_prefill * s.tp / s.attn_dp) / float(s.prefill_attn_ratio)
     a1 = float(s.attn_flops_slope) / rate
     return float(s.attn_flops_at_ctx - s.attn_flops_slope * s.context) / rate, a1
 

@@ -258,13 +258,3 @@ def moe_floor_us(fitted_us: ArrayLike, kernel_us: ArrayLike) -> ArrayLike:
     """τ_moe of a step: the expert kernel path's measured fixed time per MoE layer where kernels.csv has one
     (``kernel_us`` > 0: the TRTLLM-Gen FP4 MoE's 24 µs, trtllm_gen_fp4_moe), else the calibration's fitted τ_moe."""
     return np.where(np.asarray(kernel_us) > 0, kernel_us, fitted_us)
-
-
-def dense_load_clock(prefill_tokens: ArrayLike, sustained: ArrayLike) -> ArrayLike:
-    """Factor on a step's data-sheet tensor peaks: ``sustained`` (hardware.sustained: the GPU's measured
-    dense-GEMM share of its data-sheet peak over the reference GPU's) in a step that carries prompt tokens,
-    else 1. Prefill runs large GEMMs back to back, the dense tensor load under which the power manager holds
-    the clock where the max-achievable-FLOPs measurements ran (an MI300X at ~1,200 MHz against the 2,100 MHz
-    of its data sheet); a decode step streams weights with a few hundred rows at most, a light load at which
-    the GPU keeps its boost clock (AMD's MAF blog: boost is worth over 25 % at batch 1)."""
-    return np.where(np.asarray(prefill_tokens) > 0, sustained, 1.0)
