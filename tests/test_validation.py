@@ -85,7 +85,9 @@ def test_shipped_calibration_in_sample_error() -> None:
     # early-build version rows): batch-1 10.1 / 63.7 %.
     s = _summary("shipped")
     assert s[("dense", "batch-1 decode")][1] <= 8
-    assert s[("all", "batch-1 decode")][1] <= 11.5
+    # 842 -> 914 rows (AIConfigurator's 72 TTFT/TPOT rows, no batch-1 row among them), refitted: batch-1 10.6 -> 11.9 %
+    # (the refit's shared floors move; bound 11.5 -> 12.5).
+    assert s[("all", "batch-1 decode")][1] <= 12.5
     assert s[("all", "TPOT at load")][1] <= 40
     assert s[("all", "throughput at load")][1] <= 26
     assert s[("all", "TTFT")][1] <= 68
@@ -122,7 +124,9 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # priced as one stream, so DataCrunch's RPS 1-16 DeepSeek-V3 rows entered the floor stage as batch-1 rows):
     # batch-1 10.9 / 72.7 -> 11.9 / 78.9 %, MoE 33.7 -> 24.7 % (the fitted MoE floors fall: issue 5929's B200
     # rows and LMSYS's gpt-oss rows gain 9-12 points; tenstorrent's AWQ rows, already +80 %, reach +95 %).
-    assert s[("all", "batch-1 decode")][1] <= 12.5 and s[("all", "batch-1 decode")][2] <= 80
+    # 842 -> 914 rows (AIConfigurator's 72 rows), refitted: batch-1 11.9 / 78.9 -> 12.4 / 80.8 % (p90 bound 80 -> 82:
+    # the refit on the new TPOT rows moves the shared floors tenstorrent's AWQ rows, already +95 %, depend on).
+    assert s[("all", "batch-1 decode")][1] <= 12.5 and s[("all", "batch-1 decode")][2] <= 82
     assert s[("moe", "batch-1 decode")][1] <= 26
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
@@ -175,7 +179,9 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # 23.4 / 59.1 -> 17.6 / 49.6, throughput 16.2 / 60.4 -> 15.6 / 58.8, TTFT 35.6 / 81.1 -> 33.8 / 82.1, p99 TPOT
     # 18.1, p99 TTFT 67.6.
     s = _summary("shipped", True)
-    assert s[("all", "TPOT at load")][1] <= 19.5 and s[("all", "throughput at load")][1] <= 17.5
+    # 842 -> 914 rows (AIConfigurator's 72 rows, refitted): TPOT at load 19.4 -> 20.8 % (bound 19.5 -> 21.5: the model
+    # over-predicts the new rows' TPOT by 20-35 %), throughput 15.6 -> 14.9, TTFT 32.2 -> 35.9 (their TTFT by 60 %).
+    assert s[("all", "TPOT at load")][1] <= 21.5 and s[("all", "throughput at load")][1] <= 17.5
     assert s[("all", "TPOT at load")][2] <= 52 and s[("all", "throughput at load")][2] <= 62
     assert s[("all", "TTFT")][1] <= 36 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
@@ -223,12 +229,16 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # -> 39.7, dense 32.4 -> 29.6), batch-1 12.97 -> 12.90, p99 TPOT 29.9 -> 29.8; the Qwen3.6 rows' signed
     # medians TPOT +49 -> +3, throughput +30 -> +17, TTFT -29 -> -18 %.
     s = _summary("leave-one-source-out", True)
-    assert s[("all", "TPOT at load")][1] <= 21.5 and s[("moe", "TPOT at load")][1] <= 24.5
+    # 842 -> 914 rows (AIConfigurator's 72 rows, refitted; LOSO signed medians of its rows TTFT +61/+65 %, TPOT
+    # +23/+36 % on the anchors / the gpt-oss B200 block): TPOT 20.2 / 50.8 -> 22.2 / 51.0 % (bound 21.5 -> 23),
+    # TTFT 34.1 -> 38.0 (bound 36 -> 39), MoE TTFT 36.6 -> 43.1 (bound 41 -> 44.5): new data faster than the model,
+    # not a model change.
+    assert s[("all", "TPOT at load")][1] <= 23 and s[("moe", "TPOT at load")][1] <= 24.5
     assert s[("all", "TPOT at load")][2] <= 52
     assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 67
     # vLLM >= 0.14's async scheduling (overlap; scheduler.csv), after the FP4 MoE floor, refitted: TTFT 35.71 ->
     # 35.05, TPOT 19.74 -> 19.68, batch-1 10.85 / 72.66 -> 10.86 / 72.69, throughput 17.41 -> 17.42.
-    assert s[("all", "TTFT")][1] <= 36 and s[("dense", "TTFT")][1] <= 31.5 and s[("moe", "TTFT")][1] <= 41
+    assert s[("all", "TTFT")][1] <= 39 and s[("dense", "TTFT")][1] <= 31.5 and s[("moe", "TTFT")][1] <= 44.5
     # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor), calibration
     # refitted: TPOT 19.51 / 49.45 -> 19.74 / 48.98, throughput 17.41 / 64.16 -> 17.41 / 62.83, TTFT 35.77 / 80.90
     # -> 35.71 / 80.86, p99 TPOT 29.8 -> 30.2, p99 TTFT 70.7 -> 72.5 (bound 72.5 -> 73.5: InferenceX's SGLang B200
