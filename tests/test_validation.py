@@ -118,8 +118,12 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # refitted, 842 rows): batch-1 13.0 / 76.7 -> 10.9 / 72.7 %; MoE 32.5 -> 33.0: the fitted tau_moe, no longer
     # pulled down by SGLang's B200 FP4 rows, rises for every other kernel path, and TensorRT-LLM's B200 FP4 rows of
     # issue 5929 (CUTLASS MoE by default, no kernel timing) run a few points more too slow.
-    assert s[("all", "batch-1 decode")][1] <= 12 and s[("all", "batch-1 decode")][2] <= 75
-    assert s[("moe", "batch-1 decode")][1] <= 34
+    # Open-loop rows read with Little's-law batches (test_open_loop_reading; before, an uncapped Poisson row was
+    # priced as one stream, so DataCrunch's RPS 1-16 DeepSeek-V3 rows entered the floor stage as batch-1 rows):
+    # batch-1 10.9 / 72.7 -> 11.9 / 78.9 %, MoE 33.7 -> 24.7 % (the fitted MoE floors fall: issue 5929's B200
+    # rows and LMSYS's gpt-oss rows gain 9-12 points; tenstorrent's AWQ rows, already +80 %, reach +95 %).
+    assert s[("all", "batch-1 decode")][1] <= 12.5 and s[("all", "batch-1 decode")][2] <= 80
+    assert s[("moe", "batch-1 decode")][1] <= 26
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
