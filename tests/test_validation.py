@@ -118,8 +118,12 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # refitted, 842 rows): batch-1 13.0 / 76.7 -> 10.9 / 72.7 %; MoE 32.5 -> 33.0: the fitted tau_moe, no longer
     # pulled down by SGLang's B200 FP4 rows, rises for every other kernel path, and TensorRT-LLM's B200 FP4 rows of
     # issue 5929 (CUTLASS MoE by default, no kernel timing) run a few points more too slow.
-    assert s[("all", "batch-1 decode")][1] <= 12 and s[("all", "batch-1 decode")][2] <= 75
-    assert s[("moe", "batch-1 decode")][1] <= 34
+    # Issue 5929's LLMPerf figures read as E2E per output token (e2e_per_token_ms): 10.62 / 71.98 -> 10.63 / 72.06 %,
+    # MoE 33.7 -> 33.9. vLLM V1 before 0.11 launching its attention ops eagerly between piecewise CUDA graphs
+    # (test_piecewise_graphs; calibration refitted): 10.63 / 72.06 -> 10.49 / 33.59 %, MoE 33.9 -> 21.9 %
+    # (tenstorrent's DeepSeek-R1 AWQ rows from +80 % to within 5 %).
+    assert s[("all", "batch-1 decode")][1] <= 11 and s[("all", "batch-1 decode")][2] <= 36
+    assert s[("moe", "batch-1 decode")][1] <= 24
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
