@@ -62,11 +62,10 @@ def _capture_limit(engine: str, memory_gib: float, tp: int, version: str | None)
     return max(pool, key=lambda r: (r.min_gpu_memory_gib, r.min_tp)).max_batch
 
 
-def piecewise_attention(engine: str, vendor: str, version: str | None = None) -> bool:
+def piecewise_attention(engine: str, version: str | None = None) -> bool:
     """True where the engine at ``version`` replays its decode steps from piecewise CUDA graphs, launching the
-    attention ops eagerly between the captured pieces (graphs.csv ``piecewise``: vLLM V1 before 0.11), on an
-    NVIDIA GPU: AMD's ROCm vLLM images of that period captured full graphs (graphs.csv source)."""
-    if vendor.lower() != "nvidia" or version is None:
+    attention ops eagerly between the captured pieces (graphs.csv ``piecewise``: vLLM V1 before 0.11)."""
+    if version is None:
         return False
     pool = prefer_version([r for r in _limits() if r.engine == engine.lower()], version)
     return any(r.piecewise and r.versions for r in pool)

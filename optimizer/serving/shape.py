@@ -235,7 +235,7 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         moe_input_passes=terms.moe_input_passes(cal.engine, gpu.arch or "", attn_dp),
         replicated_bytes=matrices_bytes(arch, wfmt, TP_REPLICATED),
         moe_kernel_floor_us=_moe_kernel_floor_us(arch, gpu, compute, cal.engine),
-        piecewise=float(piecewise_attention(cal.engine, gpu.vendor, version)),
+        piecewise=float(piecewise_attention(cal.engine, version)),
         replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
                                              if g.is_matrix and g.name in TP_REPLICATED),
     )
