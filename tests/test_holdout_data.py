@@ -65,7 +65,9 @@ def test_the_origin_normaliser_sees_through_url_and_repo_forms() -> None:
 
 
 def test_size_and_dates() -> None:
-    assert 60 <= len(HOLDOUT) <= 300
+    # 426 rows after the 2026-12-01 additions (LightLLM blog, Model Optimizer reference, IOG benchmarks, more cookbook
+    # pages); the bound only catches a truncated or duplicated file.
+    assert 60 <= len(HOLDOUT) <= 600
     assert all(date.fromisoformat(r["as_of"]) >= date(2025, 1, 1) for r in HOLDOUT)
 
 
