@@ -19,8 +19,11 @@ Each measured row names a deployment, a benchmark mode and one metric:
   wait for the prefill server; ``drifting_closed_loop``) and each of the b − 1 other clients' prompts lands
   once in a request's decode (TPOT = t_step + (b − 1) · t_prefill,replica / (O − 1)). A closed loop whose
   clients send no more requests than there are clients is one burst (``load_mode``);
-- ``open``: Poisson arrivals at ``rate_rps``: utilisation = rate / the replica's limit (roofline.serving,
-  with the engine's overlap step).
+- ``open``: Poisson arrivals at ``rate_rps``. The engine runs as many sequences as are in flight (``batch`` = 1
+  records no client cap; the engine's slot cap bounds them): their mean number b is Little's law,
+  b = rate · O · TPOT(b) with TPOT(b) = t_step(b) / (1 − rate · t_prefill,replica) (``open_loop_batch``);
+  utilisation = rate / the replica's limit at that b (roofline.serving, with the engine's overlap step),
+  held below OPEN_UTILIZATION_CAP when the rate exceeds what the slot cap serves.
 Whole-replica output tokens/s = O · b / (O · t_step + b · t_prefill) in static and closed modes, rate · O
 when open. The median inter-token latency (itl_ms p50) is one plain decode step (steps that carry a
 prefill chunk are the tail). ``e2e_per_token_ms`` is a request's end-to-end latency over its output tokens,
@@ -33,7 +36,7 @@ Other percentile rows (p90/p99) are predicted by the mean model for now
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -172,9 +175,15 @@ def _base_group(m: Measurement) -> str:
     return "TPOT at load" if at_load else "batch-1 decode"
 
 
+OPEN_UNCAPPED_CLIENTS = 1_000_000  # an open loop without a client cap: the engine's slot cap binds
+
+
 def clients_of(m: Measurement) -> int:
     """Requests the benchmark has in flight at once: ``batch`` clients, but no more than the run's requests
-    (``--num-prompts``) when fewer were sent."""
+    (``--num-prompts``) when fewer were sent. An open loop whose ``batch`` is 1 sets no concurrency cap
+    (MEASURED.md): its arrivals are limited only by the run's requests."""
+    if m.mode == "open" and m.batch == 1:
+        return m.requests or OPEN_UNCAPPED_CLIENTS
     return min(m.batch, m.requests or m.batch)
 
 
@@ -276,14 +285,46 @@ def drifting_closed_loop(mode: np.ndarray, spread: np.ndarray) -> np.ndarray:
     return (np.asarray(mode) == 1) & np.asarray(spread, dtype=bool)
 
 
+OPEN_BATCH_ITERATIONS = 60
+
+
+def open_loop_batch(s: Shape, rate_rps: np.ndarray, output: np.ndarray, t_prefill_s: np.ndarray,
+                    slots: np.ndarray) -> np.ndarray:
+    """Mean running sequences of a Poisson open loop, by Little's law: b = λ · O · TPOT(b), TPOT(b) =
+    t_step(b) / (1 − λ · t_prefill) (the prefill share of GPU time stretches every token), solved by
+    fixed-point iteration from b = 1 (t_step grows with b, so the iterates rise monotonically to the least
+    fixed point), within [1, slots]; a rate the slots cannot serve runs into the slot cap."""
+    stretch = 1.0 / (1.0 - np.minimum(rate_rps * t_prefill_s, 0.999))
+    b = np.ones_like(np.asarray(rate_rps, dtype=float))
+    for _ in range(OPEN_BATCH_ITERATIONS):
+        b = np.clip(rate_rps * output * decode_step_s(s, b)[0] * stretch, 1.0, slots)
+    return b
+
+
+def _rows_of(s: Shape, keep: np.ndarray) -> Shape:
+    """The rows ``keep`` of a stacked Shape."""
+    def pick(v: float | np.ndarray) -> float | np.ndarray:
+        a = np.asarray(v)
+        return a[keep] if a.ndim else v
+
+    return Shape(**{f.name: pick(getattr(s, f.name)) for f in fields(Shape)})
+
+
 def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     """Predicted value of every row's metric (see module docstring), vectorised over rows."""
-    b, i, o = r.batch, r.input, r.output
-    t_step = decode_step_s(s, b)[0]
+    i, o = r.input, r.output
     t_iso = np.asarray(prefill_s(s, None, i), dtype=float)
     t_pre = np.asarray(prefill_s(s, None, i, spread=True), dtype=float)
+    is_open = r.mode == 2
+    b = r.batch.copy()
+    if is_open.any():
+        b[is_open] = open_loop_batch(_rows_of(s, is_open), r.rate[is_open], o[is_open], t_pre[is_open],
+                                     r.batch[is_open])
+    t_step = decode_step_s(s, b)[0]
     rate_max = b / (o * t_step + b * t_pre)
-    util = np.where(r.mode == 2, np.minimum(r.rate / rate_max, OPEN_UTILIZATION_CAP), np.where(b > 1, 1.0, 0.0))
+    saturated = b >= r.batch
+    open_util = np.minimum(r.rate / rate_max, np.where(saturated, OPEN_UTILIZATION_CAP, 1.0))
+    util = np.where(is_open, open_util, np.where(b > 1, 1.0, 0.0))
     op = serving(t_step, t_pre, b, o, util, request_s=s.request_s, ttft_prefill_s=t_iso, overlap=r.overlap)
     # A wave of b prompts: on average half of the others' prefill work lands before a request's first token
     # (TTFT) and half during its decode (TPOT); clients that drift apart put all of it in the decode. The
