@@ -24,7 +24,10 @@ def test_2000_workloads_stop_at_the_limit(gpuplan, tmp_path) -> None:
     start = time.perf_counter()
     r = gpuplan("plan", str(f), "--format", "json", "--time-limit", "4")
     wall = time.perf_counter() - start
-    assert wall < 4 + 3  # the limit plus result writing and one workload's generation, on a busy machine
+    # the limit plus interpreter start, result writing and one workload's generation, with room for a busy
+    # machine (7.8 s seen with four test runs sharing two cores); without it the solve runs far longer (make
+    # bench: 1,000 workloads take 31 s at the default limit)
+    assert wall < 4 + 5
     if r.code == 0:
         assert r.json()["status"] in ("optimal", "feasible")
     else:
