@@ -85,9 +85,7 @@ def test_shipped_calibration_in_sample_error() -> None:
     # early-build version rows): batch-1 10.1 / 63.7 %.
     s = _summary("shipped")
     assert s[("dense", "batch-1 decode")][1] <= 8
-    # 842 -> 914 rows (AIConfigurator's 72 TTFT/TPOT rows, no batch-1 row among them), refitted: batch-1 10.6 -> 11.9 %
-    # (the refit's shared floors move; bound 11.5 -> 12.5).
-    assert s[("all", "batch-1 decode")][1] <= 12.5
+    assert s[("all", "batch-1 decode")][1] <= 11.5
     assert s[("all", "TPOT at load")][1] <= 40
     assert s[("all", "throughput at load")][1] <= 26
     assert s[("all", "TTFT")][1] <= 68
@@ -124,10 +122,17 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # priced as one stream, so DataCrunch's RPS 1-16 DeepSeek-V3 rows entered the floor stage as batch-1 rows):
     # batch-1 10.9 / 72.7 -> 11.9 / 78.9 %, MoE 33.7 -> 24.7 % (the fitted MoE floors fall: issue 5929's B200
     # rows and LMSYS's gpt-oss rows gain 9-12 points; tenstorrent's AWQ rows, already +80 %, reach +95 %).
-    # 842 -> 914 rows (AIConfigurator's 72 rows), refitted: batch-1 11.9 / 78.9 -> 12.4 / 80.8 % (p90 bound 80 -> 82:
-    # the refit on the new TPOT rows moves the shared floors tenstorrent's AWQ rows, already +95 %, depend on).
-    assert s[("all", "batch-1 decode")][1] <= 12.5 and s[("all", "batch-1 decode")][2] <= 82
-    assert s[("moe", "batch-1 decode")][1] <= 26
+    # Issue 5929's LLMPerf figures read as E2E per output token (e2e_per_token_ms): 10.62 / 71.98 -> 10.63 / 72.06 %,
+    # MoE 33.7 -> 33.9. vLLM V1 before 0.11 launching its attention ops eagerly between piecewise CUDA graphs
+    # (test_piecewise_graphs; calibration refitted): 10.63 / 72.06 -> 10.49 / 33.59 %, MoE 33.9 -> 21.9 %
+    # (tenstorrent's DeepSeek-R1 AWQ rows from +80 % to within 5 %).
+    # Both together (merge of the two, calibration refitted): batch-1 11.9 / 78.9 -> 10.5 / 34.6 %, MoE 24.7 / 94.9
+    # -> 27.2 / 36.9 %: tenstorrent's six rows leave the top (+94 -> +35 %) while the fitted τ_mla, now tied to them
+    # through the eager launches, rises a little, and issue 5929's B200 rows (+18 ... +30 %) move 2-4 points up.
+    # 842 -> 914 rows (AIConfigurator's 72 TTFT/TPOT rows, none at batch 1; refitted on the merged model): batch-1
+    # 10.5 / 34.6 -> 10.8 / 37.5 % (p90 bound 37 -> 38.5: the refit on the new rows moves the shared floors).
+    assert s[("all", "batch-1 decode")][1] <= 11.5 and s[("all", "batch-1 decode")][2] <= 38.5
+    assert s[("moe", "batch-1 decode")][1] <= 28
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).
@@ -179,8 +184,8 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # 23.4 / 59.1 -> 17.6 / 49.6, throughput 16.2 / 60.4 -> 15.6 / 58.8, TTFT 35.6 / 81.1 -> 33.8 / 82.1, p99 TPOT
     # 18.1, p99 TTFT 67.6.
     s = _summary("shipped", True)
-    # 842 -> 914 rows (AIConfigurator's 72 rows, refitted): TPOT at load 19.4 -> 20.8 % (bound 19.5 -> 21.5: the model
-    # over-predicts the new rows' TPOT by 20-35 %), throughput 15.6 -> 14.9, TTFT 32.2 -> 35.9 (their TTFT by 60 %).
+    # 842 -> 914 rows (AIConfigurator's 72 rows, refitted): TPOT at load 19.4 -> 20.9 % (bound 19.5 -> 21.5: the model
+    # over-predicts the new rows' TPOT by 20-35 %), throughput 15.2 -> 14.9, TTFT 32.1 -> 35.8 (their TTFT by 60 %).
     assert s[("all", "TPOT at load")][1] <= 21.5 and s[("all", "throughput at load")][1] <= 17.5
     assert s[("all", "TPOT at load")][2] <= 52 and s[("all", "throughput at load")][2] <= 62
     assert s[("all", "TTFT")][1] <= 36 and s[("all", "TTFT p99")][1] <= 72.5
@@ -230,9 +235,9 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # medians TPOT +49 -> +3, throughput +30 -> +17, TTFT -29 -> -18 %.
     s = _summary("leave-one-source-out", True)
     # 842 -> 914 rows (AIConfigurator's 72 rows, refitted; LOSO signed medians of its rows TTFT +61/+65 %, TPOT
-    # +23/+36 % on the anchors / the gpt-oss B200 block): TPOT 20.2 / 50.8 -> 22.2 / 51.0 % (bound 21.5 -> 23),
-    # TTFT 34.1 -> 38.0 (bound 36 -> 39), MoE TTFT 36.6 -> 43.1 (bound 41 -> 44.5): new data faster than the model,
-    # not a model change.
+    # +22/+36 % on the anchors / the gpt-oss B200 block): TPOT 20.3 / 50.7 -> 22.1 / 50.6 % (bound 21.5 -> 23),
+    # TTFT 34.0 -> 37.9 (bound 36 -> 39), MoE TTFT 36.5 -> 43.0 (bound 41 -> 44.5): new data faster than the model,
+    # not a model change (figures on main e186a67's model, refitted).
     assert s[("all", "TPOT at load")][1] <= 23 and s[("moe", "TPOT at load")][1] <= 24.5
     assert s[("all", "TPOT at load")][2] <= 52
     assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 67
