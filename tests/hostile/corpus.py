@@ -262,6 +262,7 @@ def _tables() -> list[Case]:
         "huge-field": (b"id,name\n" + b"x" * 200_000 + b",y\n", "not a readable CSV"),
         "nul": (b"id,name\n\x00\n", "NUL"),
         "too-many-rows": (b"id,name\n" + b"x\n" * 200_001, "rows"),
+        "column-twice": (b"id,name,id\nx,y,z\n", "column 'id' given twice"),
     }
     for option, cmd in (("--hardware", "gpus"), ("--pricing", "prices"), ("--reserved", "prices"),
                         ("--ownership", "prices"), ("--energy", "prices")):
