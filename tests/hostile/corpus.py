@@ -407,6 +407,59 @@ def _measurements() -> list[Case]:
     return cases
 
 
+SIM = ["simulate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input", "200", "--output", "50"]
+TRACE = "arrival_s,input_tokens,output_tokens\n" + "".join(f"{i / 10},100,20\n" for i in range(20))
+HISTOGRAM = "input_tokens,output_tokens,probability\n100,20,0.5\n200,40,0.5\n"
+
+
+def _simulate() -> list[Case]:
+    """simulate: its options, and the trace and length-histogram CSVs it reads."""
+    run = [*SIM, "--rate", "5", "--requests", "20"]
+    options = {  # option values that once ran (or crashed in numpy) instead of being refused
+        "rate-inf": (["--rate", "inf"], "--rate"), "rate-1e308": (["--rate", "1e308"], "--rate"),
+        "rate-too-low": (["--rate", "1e-300", "--requests", "20"], "beyond"),
+        "seed-negative": (["--rate", "1", "--seed", "-1"], "--seed"),
+        "max-num-seqs-zero": (["--rate", "1", "--max-num-seqs", "0"], "--max-num-seqs"),
+        "max-batched-tokens-zero": (["--rate", "1", "--max-batched-tokens", "0"], "--max-batched-tokens"),
+        "max-batched-tokens-huge": (["--rate", "1", "--max-batched-tokens", str(10**15)], "--max-batched-tokens"),
+        "tp-zero": (["--rate", "1", "--tp", "0"], "--tp"), "input-huge": (["--rate", "1", "--input", str(10**20)],
+                                                                      "--input"),
+        "range-ratio-nan": (["--rate", "1", "--input-range-ratio", "nan"], "--input-range-ratio"),
+        "concurrency-huge": (["--concurrency", str(10**12)], "--concurrency"),
+        "requests-huge": (["--rate", "1", "--requests", str(10**12)], "--requests"),
+    }
+    cases = [Case(f"simulate-{name}", [*SIM, *argv, *JSON_OUT], 2, needle) for name, (argv, needle) in options.items()]
+    traces = {
+        "utf16": (TRACE.encode("utf-16"), "UTF-16"), "latin1": (b"arrival_s,note\n0,caf\xe9\n", "not UTF-8"),
+        "binary": (bytes(range(256)), "not UTF-8"), "huge-field": (b"arrival_s\n" + b"1" * 300_000 + b"\n",
+                                                                   "not a readable CSV"),
+        "arrival-1e308": (TRACE.replace("1.9,100", "1e308,100").encode(), "beyond"),
+        "tokens-huge": (TRACE.replace("0.0,100", f"0.0,{10**20}").encode(), "input_tokens"),
+        "longer-row": (b"arrival_s,input_tokens\n0,10,20,30\n", "more cells than header"),
+        "column-twice": (b"arrival_s,arrival_s\n0,1\n1,0\n", "given twice"),
+        "unsorted": (TRACE.replace("0.5,100", "0.05,100").encode(), "sorted"),
+        "header-only": (b"arrival_s\n", "no rows"),
+    }
+    for name, (content, needle) in traces.items():
+        cases.append(Case(f"simulate-trace-{name}", [*SIM, "--trace", "{d}/t.csv", *JSON_OUT], 2, needle,
+                          {"t.csv": content}))
+    for argv, path, cmd in ((SIM, "/dev/zero", "trace"), (run, "{d}/fifo", "lengths")):
+        cases.append(Case(f"simulate-{cmd}-{Path(path).name}", [*argv, f"--{cmd}", path, *JSON_OUT], 2,
+                          "not a regular file", setup=lambda d: __import__("os").mkfifo(d / "fifo")))
+    histograms = {"utf16": (HISTOGRAM.encode("utf-16"), "UTF-16"),
+                  "sum-0.9": (HISTOGRAM.replace("0.5\n200", "0.4\n200").encode(), "sum to"),
+                  "column-twice": (HISTOGRAM.replace("probability", "probability,probability").encode(), "twice")}
+    for name, (content, needle) in histograms.items():
+        cases.append(Case(f"simulate-lengths-{name}", [*run, "--lengths", "{d}/l.csv", *JSON_OUT], 2, needle,
+                          {"l.csv": content}))
+    bom = b"\xef\xbb\xbf"
+    cases += [Case("simulate-trace-bom-accepted", [*SIM, "--trace", "{d}/t.csv", *JSON_OUT], 0, "",
+                   {"t.csv": bom + TRACE.replace("\n", "\r\n").encode()}, outputs=("out.json",)),
+              Case("simulate-lengths-bom-accepted", [*run, "--lengths", "{d}/l.csv", *JSON_OUT], 0, "",
+                   {"l.csv": bom + HISTOGRAM.encode()}, outputs=("out.json",))]
+    return cases
+
+
 def _targets() -> list[Case]:
     """-o targets that must not be written: devices, symlinks, folders, FIFOs, impossible names."""
     cmd = ["models", "--format", "json", "-o"]
@@ -444,4 +497,5 @@ def cases() -> list[Case]:
             [Case(f"plan-{name}", ["plan", "{d}/w.yaml", *JSON_OUT], 2, needle, {"w.yaml": content})]
     for name, content, needle in BAD_FILES:
         out += _workload_commands(name, content, needle)[:2]
-    return [*out, *_paths(), *_profile_csvs(), *_tables(), *_configs(), *_options(), *_measurements(), *_targets()]
+    return [*out, *_paths(), *_profile_csvs(), *_tables(), *_configs(), *_options(), *_measurements(), *_targets(),
+            *_simulate()]
