@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from corpus import BASE, Case, cases
+from corpus import BASE, SIM, Case, cases
 from gpuplan.optimizer.cli.main import main
 
 CASES = cases()
@@ -106,3 +106,25 @@ def test_control_characters_never_reach_the_terminal() -> None:
         title=evil, columns=[("n", "[bold]name")], rows=[{"n": evil}])], notes=[evil]), width=80)
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "[bold]name" in text
+
+
+@pytest.mark.parametrize("argv", [["models", "--format", "json", "-o", "out.json"],
+                                  [*SIM, "--rate", "5", "--requests", "20", "--plot", "lat.png"]])
+def test_a_failed_write_names_the_target_and_leaves_nothing(argv: list[str], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk (or read-only folder) while writing -o or --plot: one line naming the file the user gave,
+    never the hidden temporary file, and no temporary file left behind."""
+    import errno
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(src))
+
+    monkeypatch.setenv("GPUPLAN_DEBUG", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "replace", full)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    target = argv[-1]
+    assert err == f"error: {target}: cannot write (No space left on device)", err
+    assert list(tmp_path.iterdir()) == []
