@@ -128,3 +128,27 @@ def test_a_failed_write_names_the_target_and_leaves_nothing(argv: list[str], tmp
     target = argv[-1]
     assert err == f"error: {target}: cannot write (No space left on device)", err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_daily_profile_with_idle_hours_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Hours of zero demand (written 0 or -0.0) once crashed the daily planner's start hint (KeyError). One busy
+    hour at 1 req/s: the only cost is one on-demand instance for that hour; idle hours buy nothing."""
+    import json
+
+    from gpuplan.optimizer.tables import Tables
+
+    monkeypatch.setenv("GPUPLAN_DEBUG", "1")
+    profile = [-0.0] * 12 + [0] * 11 + [1]
+    workload = {**BASE["workloads"][0], "rate_profile": profile}
+    workload.pop("rate_rps")
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump({**BASE, "workloads": [workload]}), encoding="utf-8")
+    assert main(["plan", str(tmp_path / "w.yaml"), "--format", "json"]) == 0
+    day = json.loads(capsys.readouterr().out)
+    assert [h["demand_rps"]["chat"] for h in day["hours"]] == [0.0] * 23 + [1.0]
+    assert all(h["demand_rps"]["chat"] == 0 and str(h["demand_rps"]["chat"]) == "0.0" for h in day["hours"][:23])
+    assert all(h["base_gpus"] + h["on_demand_gpus"] + h["spot_gpus"] == 0 for h in day["hours"][:23])
+    [line] = day["instances"]
+    offer = next(o for o in Tables().offers if (o.provider, o.instance) == (line["provider"], line["offer"]))
+    assert line["pricing"] == "on_demand" and line["count"] == 1
+    assert day["daily_usd"] == pytest.approx(offer.price("on_demand"))
