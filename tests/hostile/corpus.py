@@ -24,6 +24,7 @@ OFFERS_CSV = REPO / "pricing" / "offers.csv"
 ENERGY_CSV = REPO / "pricing" / "energy.csv"
 CALIBRATION_CSV = REPO / "optimizer" / "serving" / "calibration.csv"
 MEASURED_CSV = REPO / "tests" / "data" / "measured.csv"
+KV_CSV = REPO / "tests" / "data" / "kv_capacity.csv"
 CONFIG_JSON = REPO / "models" / "configs" / "llama-3.1-8b.json"
 
 BASE: dict[str, Any] = {
@@ -403,6 +404,19 @@ def _measurements() -> list[Case]:
              {"m.csv": MEASURED_CSV.read_text(encoding="utf-8").splitlines()[0].encode() + b"\n"}),
         Case("calibrate-output-dev-null", ["calibrate", str(MEASURED_CSV), "-o", "/dev/null"], 2,
              "not a regular file"),
+    ]
+    lines = MEASURED_CSV.read_text(encoding="utf-8").splitlines()
+    typo = "\n".join([lines[0].replace(",percentile,", ",percentil,"), *lines[1:3]]).encode() + b"\n"
+    kv_lines = KV_CSV.read_text(encoding="utf-8").splitlines()
+    cases += [  # a misspelt optional column was ignored: the rows read as means, at the default settings
+        Case("validate-misspelt-column", ["validate", "{d}/m.csv", *JSON_OUT], 2, "unknown column 'percentil'",
+             {"m.csv": typo}),
+        Case("calibrate-misspelt-column", ["calibrate", "{d}/m.csv", "-o", "{d}/cal.csv"], 2,
+             "unknown column 'percentil'", {"m.csv": typo}),
+        Case("validate-kv-misspelt-column", ["validate-kv", "{d}/k.csv", *JSON_OUT], 2, "unknown column 'mem_frac'",
+             {"k.csv": "\n".join([kv_lines[0].replace("mem_fraction", "mem_frac"), kv_lines[1]]).encode()}),
+        Case("validate-kv-header-only", ["validate-kv", "{d}/k.csv", *JSON_OUT], 2, "no rows",
+             {"k.csv": kv_lines[0].encode() + b"\n"}),
     ]
     return cases
 
