@@ -152,3 +152,20 @@ def test_a_daily_profile_with_idle_hours_plans(tmp_path: Path, monkeypatch: pyte
     offer = next(o for o in Tables().offers if (o.provider, o.instance) == (line["provider"], line["offer"]))
     assert line["pricing"] == "on_demand" and line["count"] == 1
     assert day["daily_usd"] == pytest.approx(offer.price("on_demand"))
+
+
+def test_ctrl_c_while_the_cli_imports_is_an_interrupt() -> None:
+    """The console script imports pandas and OR-Tools for about a second: Ctrl-C then was a KeyboardInterrupt
+    traceback (exit 1). Now it is exit 130 with the one line every interrupt prints."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Interrupt:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'gpuplan.optimizer.cli.main':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "from gpuplan.optimizer.cli import main\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr, done.stdout) == (130, "interrupted: nothing written\n", "")
