@@ -221,10 +221,18 @@ def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and rename: never a half-written output, never a
     device or symlink replaced; the file gets the usual 0666 & ~umask mode (not mkstemp's 0600). A folder
     that cannot be created or written is one ``OutputError`` naming ``path`` (not the temporary file)."""
-    with atomic_target(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_current_umask())
+    write_files({path: text})
+
+
+def write_files(texts: dict[Path, str]) -> None:
+    """Write several files as ``write_atomic`` does, all temporary files first and the renames last, so an
+    error or Ctrl-C while writing leaves none of them (only a failing rename itself can split the set)."""
+    with contextlib.ExitStack() as stack:
+        for path, text in texts.items():
+            tmp = stack.enter_context(atomic_target(path))
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o666 & ~_current_umask())
 
 
 @contextlib.contextmanager

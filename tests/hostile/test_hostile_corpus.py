@@ -169,3 +169,24 @@ def test_ctrl_c_while_the_cli_imports_is_an_interrupt() -> None:
             "from gpuplan.optimizer.cli import main\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr, done.stdout) == (130, "interrupted: nothing written\n", "")
+
+
+def test_ctrl_c_while_plan_writes_its_folder_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """plan -o DIR writes plan.json, plan.csv and the launch specs: every temporary file first, the renames
+    last, so Ctrl-C while the second file is written leaves none of them (plan.json alone was left before)."""
+    written: list[str] = []
+    real = os.chmod
+
+    def interrupted_at_the_second(path: str, mode: int) -> None:
+        written.append(str(path))
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        real(path, mode)
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(BASE), encoding="utf-8")
+    monkeypatch.setattr(os, "chmod", interrupted_at_the_second)
+    assert main(["plan", "w.yaml", "-o", "out"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: nothing written"
+    assert len(written) == 2 and list((tmp_path / "out").iterdir()) == []
