@@ -108,13 +108,11 @@ def test_control_characters_never_reach_the_terminal() -> None:
     assert "[bold]name" in text
 
 
-@pytest.mark.parametrize("argv", [["models", "--format", "json", "-o", "out.json"],
-                                  [*SIM, "--rate", "5", "--requests", "20", "--plot", "lat.png"]])
-def test_a_failed_write_names_the_target_and_leaves_nothing(argv: list[str], tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    """A full disk (or read-only folder) while writing -o or --plot: one line naming the file the user gave,
-    never the hidden temporary file, and no temporary file left behind."""
+def test_a_failed_plot_write_names_the_target_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk while writing --plot (as for -o, test_signals_and_outputs): one line naming the file the user
+    gave, never the hidden temporary file, and no temporary file left behind."""
+    argv = [*SIM, "--rate", "5", "--requests", "20", "--plot", "lat.png"]
     import errno
 
     def full(src: object, dst: object) -> None:
