@@ -350,7 +350,7 @@ def test_bad_histogram(gpuplan, tmp_path, content: str, needle: str) -> None:
     (("--rate", "1", "--max-num-seqs", "64", "--max-batched-tokens", "32"), "must be ≥ max sequences"),
     (("--rate", "1", "--input", "100000", "--gpu", "l4"), "does not fit in the KV cache"),
     (("--rate", "1", "--input", "200000"), "beyond llama-3.1-8b's limit of 131,072 tokens"),
-    (("--rate", "1", "--plot", "latency.txt"), "--plot writes a PNG image"),
+    (("--rate", "1", "--plot", "latency.txt"), "'--plot': writes a PNG image"),
 ])
 def test_bad_options(gpuplan, args: tuple[str, ...], needle: str) -> None:
     r = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, *args)

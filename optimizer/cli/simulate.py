@@ -9,6 +9,7 @@ from gpuplan.optimizer.cli.common import (
     ENGINE_VERSION,
     TOKENS,
     FiniteFloat,
+    checked_png,
     cli,
     count,
     no_cuda_graphs_option,
@@ -17,7 +18,6 @@ from gpuplan.optimizer.cli.common import (
     show,
     tables_of,
 )
-from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.workload import MAX_CONCURRENCY
 from gpuplan.optimizer.serving.arrivals import MAX_RATE_RPS
@@ -93,7 +93,7 @@ def sim_result(r: SimReport) -> Result:
               help="Lengths shaped as the dataset's benchmark_serving samples (published length moments, "
                    "lognormal, the benchmark's length filter), scaled to the --input/--output means.")
 @no_cuda_graphs_option
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_png,
               help="Also draw the latency distributions and KV use to this image (PNG).")
 @output_options
 @click.pass_context
@@ -116,8 +116,6 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
       gpuplan simulate --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --kv fp8 --concurrency 128
       gpuplan simulate --model gpt-oss-20b --gpu h100-sxm --input 215 --output 194 --dataset sharegpt --rate 20
     """
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
                  seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp,
                  engine_version=engine_version, dataset=dataset, cuda_graphs=not eager)

@@ -393,6 +393,10 @@ def _options() -> list[Case]:
         ("fit-overhead-inf", ["fit", "--model", "llama-3.1-8b", "--overhead-fraction", "inf"], "--overhead-fraction"),
         ("fit-model-dev-zero", ["fit", "--model", "/dev/zero"], "not a regular file"),
         ("fit-plot-dev-null", ["fit", "--model", "llama-3.1-8b", "--plot", "/dev/null"], "not a regular file"),
+        ("fit-plot-not-png", ["fit", "--model", "llama-3.1-8b", "--plot", "heat.txt"], "writes a PNG image"),
+        ("sweep-plot-not-png", ["sweep", w, "--vary", "rate_rps=1", "--plot", "s.jpg"], "writes a PNG image"),
+        ("procure-plot-not-png", ["procure", w, "--plot", "p"], "writes a PNG image"),
+        ("simulate-plot-dev-null", [*SIM, "--rate", "1", "--plot", "/dev/null"], "not a regular file"),
         ("unknown-command", ["frobnicate"], "No such command"),
         ("unknown-option", ["models", "--colour"], "No such option"),
     ]
