@@ -122,8 +122,15 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # priced as one stream, so DataCrunch's RPS 1-16 DeepSeek-V3 rows entered the floor stage as batch-1 rows):
     # batch-1 10.9 / 72.7 -> 11.9 / 78.9 %, MoE 33.7 -> 24.7 % (the fitted MoE floors fall: issue 5929's B200
     # rows and LMSYS's gpt-oss rows gain 9-12 points; tenstorrent's AWQ rows, already +80 %, reach +95 %).
-    assert s[("all", "batch-1 decode")][1] <= 12.5 and s[("all", "batch-1 decode")][2] <= 80
-    assert s[("moe", "batch-1 decode")][1] <= 26
+    # Issue 5929's LLMPerf figures read as E2E per output token (e2e_per_token_ms): 10.62 / 71.98 -> 10.63 / 72.06 %,
+    # MoE 33.7 -> 33.9. vLLM V1 before 0.11 launching its attention ops eagerly between piecewise CUDA graphs
+    # (test_piecewise_graphs; calibration refitted): 10.63 / 72.06 -> 10.49 / 33.59 %, MoE 33.9 -> 21.9 %
+    # (tenstorrent's DeepSeek-R1 AWQ rows from +80 % to within 5 %).
+    # Both together (merge of the two, calibration refitted): batch-1 11.9 / 78.9 -> 10.5 / 34.6 %, MoE 24.7 / 94.9
+    # -> 27.2 / 36.9 %: tenstorrent's six rows leave the top (+94 -> +35 %) while the fitted τ_mla, now tied to them
+    # through the eager launches, rises a little, and issue 5929's B200 rows (+18 ... +30 %) move 2-4 points up.
+    assert s[("all", "batch-1 decode")][1] <= 11.5 and s[("all", "batch-1 decode")][2] <= 37
+    assert s[("moe", "batch-1 decode")][1] <= 28
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
     # (the simulated figures below, which replay the bursts, improve).

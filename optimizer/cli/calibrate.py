@@ -16,7 +16,8 @@ from gpuplan.optimizer.serving.validation import read_measurements, summarise
 
 MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,engine,metric,value,source,as_of "
                  "and optionally ep, mode (static|closed|open), rate_rps, engine_version, percentile "
-                 "(metric: decode_tok_s_per_user, tpot_ms, ttft_ms, itl_ms, e2e_ms, decode_tok_s, prefill_tok_s), "
+                 "(metric: decode_tok_s_per_user, tpot_ms, ttft_ms, itl_ms, e2e_ms, e2e_per_token_ms, decode_tok_s, "
+                 "prefill_tok_s), "
                  "and how the benchmark ran: attn_dp, dataset (random|sharegpt), range_ratio (0-1), requests, "
                  "max_seqs, max_batched_tokens.")
 SUMMARY_COLUMNS = [("calibration", "calibration"), ("scope", "scope"), ("group", "group"), ("rows", "rows"),

@@ -37,6 +37,7 @@ class GraphLimit(Sourced):
     min_gpu_memory_gib: float = Field(ge=0)
     min_tp: int = Field(ge=1)
     max_batch: int = Field(ge=0)
+    piecewise: bool = False  # decode graphs leave the attention ops out: they are launched eagerly
 
 
 @cache
@@ -59,6 +60,15 @@ def _capture_limit(engine: str, memory_gib: float, tp: int, version: str | None)
     if not pool:
         return 0
     return max(pool, key=lambda r: (r.min_gpu_memory_gib, r.min_tp)).max_batch
+
+
+def piecewise_attention(engine: str, version: str | None = None) -> bool:
+    """True where the engine at ``version`` replays its decode steps from piecewise CUDA graphs, launching the
+    attention ops eagerly between the captured pieces (graphs.csv ``piecewise``: vLLM V1 before 0.11)."""
+    if version is None:
+        return False
+    pool = prefer_version([r for r in _limits() if r.engine == engine.lower()], version)
+    return any(r.piecewise and r.versions for r in pool)
 
 
 def graph_limit(engine: str, gpu: GPU, tp: int, version: str | None = None, cuda_graphs: bool = True) -> int:

@@ -16,6 +16,9 @@ One engine step with b decoding sequences at context s and p prefill tokens (tim
   t_moe_act = L_moe · pairs · hidden · (n_in · b_in + 2 · b_out) / (BW · η_mem): the token copies' permute and
              finalize passes (terms.moe_activation_bytes; pairs = token-expert pairs the busiest GPU computes)
   t_step   = t_linear + t_moe_act + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
+             or, for a decode step replayed from piecewise CUDA graphs (vLLM V1 before 0.11, graphs.csv), at least
+             the host's launches of the eager attention ops plus its per-step time (terms.piecewise_launch_s):
+             t_step = max(t_step, t_launch + t_fixed + b · t_seq), reported as ``host_bound``
 η is η_cmp in decode steps and η_prefill in steps with prefill tokens. Prompt tokens skip the lm_head GEMM
 (logits only at sampled positions); MLA's down-projections (TP_REPLICATED) are read and computed whole on every
 attention-TP rank. The floors Σ τ are scaled by the eager
@@ -95,7 +98,8 @@ def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray,
     return n_ar * one_ar + s.moe_layers * (1.0 - a2a_on) * moe_ar, a2a_on * s.moe_layers * (dispatch + combine)
 
 
-STEP_TERMS = ("linear", "moe_activations", "attention", "all_reduce", "all_to_all", "layer_floors", "host")
+STEP_TERMS = ("linear", "moe_activations", "attention", "all_reduce", "all_to_all", "layer_floors", "host",
+              "host_bound")
 
 
 def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
@@ -145,7 +149,12 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
                         + np.zeros_like(b),
         "host": s.t_fixed_s + s.seq_s * (b + np.where(p > 0, 1.0, 0.0)),
     }
-    out["step"] = sum(out[k] for k in STEP_TERMS)
+    eager = terms.eager_scale(p_all, s.eager_floor_scale, b / s.attn_dp, s.graph_max_batch)
+    launch = terms.piecewise_launch_s(s.layers, s.mla_layers, s.layer_us, s.mla_layer_us, s.eager_floor_scale)
+    graphed = sum(out[k] for k in STEP_TERMS[:-1])
+    out["host_bound"] = np.where((s.piecewise > 0) & (eager == 1.0),
+                                 np.maximum(launch + out["host"] - graphed, 0.0), 0.0) + np.zeros_like(b)
+    out["step"] = graphed + out["host_bound"]
     return out
 
 

@@ -26,6 +26,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.expert_layout import expert_padding
+from gpuplan.optimizer.serving.graphs import piecewise_attention
 from gpuplan.optimizer.serving.kernels import kernel_constant
 from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
 
@@ -103,6 +104,7 @@ class Shape:
     attn16_flops_per_token: float = 0.0  # part of dense_flops_per_token in attention matrices the checkpoint keeps in
     # 16 bits while the rest computes in a lower format: they run at flops_attn_peak (attention_16bit_flops)
     attn16_replicated_flops: float = 0.0  # the replicated part of them (TP_REPLICATED matrices kept in 16 bits)
+    piecewise: float = 0.0  # 1: decode graphs leave the attention ops out (graphs.piecewise_attention)
 
     @property
     def bw(self) -> float:
@@ -233,6 +235,7 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         moe_input_passes=terms.moe_input_passes(cal.engine, gpu.arch or "", attn_dp),
         replicated_bytes=matrices_bytes(arch, wfmt, TP_REPLICATED),
         moe_kernel_floor_us=_moe_kernel_floor_us(arch, gpu, compute, cal.engine),
+        piecewise=float(piecewise_attention(cal.engine, version)),
         replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
                                              if g.is_matrix and g.name in TP_REPLICATED),
     )

@@ -125,6 +125,8 @@ def row_value(row: Row, r: SimReport) -> float:
     q = STATS[row.percentile]
     if row.metric in LATENCY:
         return r.metric(row.metric, q)
+    if row.metric == "e2e_per_token_ms":
+        return r.metric("e2e_ms", q) / max(row.output, 1)
     if row.metric == "decode_tok_s":
         return r.output_tok_s
     if row.metric == "decode_tok_s_per_user":
@@ -136,9 +138,10 @@ def row_value(row: Row, r: SimReport) -> float:
 
 def needs_simulation(row: Row) -> bool:
     """Rows the analytical model cannot read well: benchmark_serving runs (closed or open loop), tail
-    percentiles and the ITL / E2E distributions. Static mean rows (batch-1 latency, offline waves) stay
-    analytical."""
-    return row.mode in ("closed", "open") or row.percentile != "mean" or row.metric in ("itl_ms", "e2e_ms")
+    percentiles and the ITL / E2E (and E2E per output token) distributions. Static mean rows (batch-1 latency,
+    offline waves) stay analytical."""
+    return (row.mode in ("closed", "open") or row.percentile != "mean"
+            or row.metric in ("itl_ms", "e2e_ms", "e2e_per_token_ms"))
 
 
 def benchmark_key(row: Row) -> tuple:

@@ -258,3 +258,20 @@ def moe_floor_us(fitted_us: ArrayLike, kernel_us: ArrayLike) -> ArrayLike:
     """τ_moe of a step: the expert kernel path's measured fixed time per MoE layer where kernels.csv has one
     (``kernel_us`` > 0: the TRTLLM-Gen FP4 MoE's 24 µs, trtllm_gen_fp4_moe), else the calibration's fitted τ_moe."""
     return np.where(np.asarray(kernel_us) > 0, kernel_us, fitted_us)
+
+
+ATTENTION_SHARE_OF_LAYER_FLOOR = 0.2  # the attention kernel among ~5 per dense layer (calibration_defaults.csv notes)
+
+
+def piecewise_launch_s(layers: ArrayLike, mla_layers: ArrayLike, layer_us: ArrayLike, mla_layer_us: ArrayLike,
+                       eager_scale: ArrayLike) -> ArrayLike:
+    """Host time to launch one decode step replayed from piecewise CUDA graphs, whose attention ops run eagerly
+    between the captured pieces (vLLM V1 before 0.11, graphs.csv ``piecewise``): the attention op's kernels
+    launched one by one from Python at the eager scale s of the floors (terms.eager_scale), per layer the
+    attention's share of τ_layer (1 of ~5 kernels) and, in MLA layers, the whole MLA floor τ_mla, whose
+    absorbed products (W_UK, W_UV) and decode kernel run inside vLLM's MLA attention op:
+    t_launch = s · (L · τ_layer / 5 + L_mla · τ_mla). The GPU runs the pieces while the host launches the next
+    ops, so a step takes max(GPU time, t_launch + host time): the launches cost time only where they exceed the
+    GPU's work (batch-1 decode of an MLA model), not at load. DeepSeek-R1 with vLLM's fitted floors
+    (τ_layer 21 µs, τ_mla 37 µs, s = 6): 6 · 61 · (4.2 + 37.1) µs = 15.1 ms per step."""
+    return eager_scale * (layers * layer_us * ATTENTION_SHARE_OF_LAYER_FLOOR + mla_layers * mla_layer_us) * 1e-6

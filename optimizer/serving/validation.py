@@ -26,7 +26,10 @@ Each measured row names a deployment, a benchmark mode and one metric:
   held below OPEN_UTILIZATION_CAP when the rate exceeds what the slot cap serves.
 Whole-replica output tokens/s = O · b / (O · t_step + b · t_prefill) in static and closed modes, rate · O
 when open. The median inter-token latency (itl_ms p50) is one plain decode step (steps that carry a
-prefill chunk are the tail); other percentile rows (p90/p99) are predicted by the mean model for now
+prefill chunk are the tail). ``e2e_per_token_ms`` is a request's end-to-end latency over its output tokens,
+(TTFT + (O − 1) · TPOT) / O: what LLMPerf (ray-project/llmperf) reports as "inter-token latency" (its client
+sums every gap between streamed chunks, the first one being the TTFT, and divides by the chunks received).
+Other percentile rows (p90/p99) are predicted by the mean model for now
 (``predict`` is the single place a simulator can take them over).
 """
 
@@ -53,7 +56,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from gpuplan.rows import Sourced
 
-Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s"]
+Metric = Literal["decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s",
+                 "e2e_per_token_ms"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 GROUP_ORDER = ("batch-1 decode", "TPOT at load", "throughput at load", "TTFT", "E2E", "prefill")
 OPEN_UTILIZATION_CAP = 0.98
@@ -337,6 +341,7 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     itl = np.where(r.median, t_step, tpot)
     by_metric = {"decode_tok_s_per_user": 1.0 / tpot, "tpot_ms": tpot * 1e3, "itl_ms": itl * 1e3,
                  "ttft_ms": ttft * 1e3, "e2e_ms": (ttft + (o - 1) * tpot) * 1e3, "decode_tok_s": throughput,
+                 "e2e_per_token_ms": (ttft + (o - 1) * tpot) / o * 1e3,
                  "prefill_tok_s": i / t_iso}
     out = np.zeros_like(b)
     for k, name in enumerate(METRICS):
