@@ -16,13 +16,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
 from gpuplan.safeio import read_csv_dicts
 
 EXACT_DATE = r"^\d{4}-\d{2}-\d{2}$"
+MAX_NAME_CHARS = 200
+
+
+def printable_name(v: str) -> str:
+    """An identifier cell (provider, instance, region, GPU id …): printable text of at most MAX_NAME_CHARS
+    characters, so no newline, ANSI escape or bidi override reaches a terminal, a launch file or a file name."""
+    if len(v) > MAX_NAME_CHARS or any(not ch.isprintable() for ch in v):
+        raise ValueError(f"must be printable text (no control characters or newlines) of at most {MAX_NAME_CHARS} "
+                         "characters")
+    return v
+
+
+Name = Annotated[str, AfterValidator(printable_name)]
 PROVENANCE = ("source", "as_of", "notes")
 Row = TypeVar("Row", bound=BaseModel)
 

@@ -85,6 +85,9 @@ def read_csv_dicts(path: Path | str, limit_bytes: int = LIMIT_TABLE_BYTES) -> tu
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         header = [h.strip() for h in reader.fieldnames or []]
+        twice = sorted({h for h in header if h and header.count(h) > 1})
+        if twice:
+            raise UnreadableInput(f"{path}: column '{twice[0]}' given twice in the header")
         reader.fieldnames = header
         rows = []
         for row in reader:

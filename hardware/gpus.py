@@ -10,7 +10,7 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gpuplan.rows import Sourced
+from gpuplan.rows import Name, Sourced
 
 GPUS_CSV = Path(__file__).with_name("gpus.csv")
 GIB = 2**30
@@ -25,11 +25,11 @@ class GPU(Sourced):
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
-    id: str
-    name: str
-    vendor: str
-    arch: str | None = None
-    form_factor: str | None = None
+    id: Name
+    name: Name
+    vendor: Name
+    arch: Name | None = None
+    form_factor: Name | None = None
     aliases: tuple[str, ...] = ()
     memory_gib: float = Field(gt=0, le=1e5)
     memory_bw_gb_s: float = Field(gt=0, le=1e6)

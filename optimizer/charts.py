@@ -144,13 +144,7 @@ def latency_chart(report: SimReport) -> Figure:
 
 def save(fig: Figure, path: Path) -> None:
     """Write a PNG atomically to a new or regular file (never through a symlink or onto a device)."""
-    from gpuplan.optimizer.output import check_target
+    from gpuplan.optimizer.output import atomic_target
 
-    check_target(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name[:60]}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=120)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_target(path, suffix=".tmp.png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")

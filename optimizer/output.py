@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -13,6 +14,7 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -217,20 +219,42 @@ def _current_umask() -> int:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder and rename: never a half-written output, never a
-    device or symlink replaced; the file gets the usual 0666 & ~umask mode (not mkstemp's 0600)."""
+    device or symlink replaced; the file gets the usual 0666 & ~umask mode (not mkstemp's 0600). A folder
+    that cannot be created or written is one ``OutputError`` naming ``path`` (not the temporary file)."""
+    write_files({path: text})
+
+
+def write_files(texts: dict[Path, str]) -> None:
+    """Write several files as ``write_atomic`` does, all temporary files first and the renames last, so an
+    error or Ctrl-C while writing leaves none of them (only a failing rename itself can split the set)."""
+    with contextlib.ExitStack() as stack:
+        for path, text in texts.items():
+            tmp = stack.enter_context(atomic_target(path))
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o666 & ~_current_umask())
+
+
+@contextlib.contextmanager
+def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary file next to ``path`` for the caller to fill; renamed onto ``path`` when the block
+    ends, removed when it raises (Ctrl-C included). OSErrors become one line naming ``path``."""
     check_target(path)
     if path.parent.exists() and not path.parent.is_dir():
         raise OutputError(f"{path.parent}: is not a folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:60]}.", suffix=".tmp")
+    tmp: Path | None = None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_current_umask())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:60]}.", suffix=suffix)
+        os.close(fd)
+        tmp = Path(name)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 _NOT_FILENAME = re.compile(r"[^A-Za-z0-9._+-]+")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -18,7 +19,7 @@ from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.skypilot import read_skypilot
 from pydantic import ConfigDict, Field
 
-from gpuplan.rows import Sourced, validate_row
+from gpuplan.rows import Name, Sourced, validate_row
 from gpuplan.safeio import read_csv_dicts
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
@@ -34,10 +35,10 @@ class Offer(Sourced):
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
-    provider: str
-    instance: str
-    region: str | None = None
-    gpu: str
+    provider: Name
+    instance: Name
+    region: Name | None = None
+    gpu: Name
     gpus_per_instance: int = Field(ge=1, le=MAX_GPUS_PER_INSTANCE)
     on_demand_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
     spot_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
@@ -63,6 +64,7 @@ class Offer(Sourced):
         return getattr(self, f"{tier}_usd_per_hour", None)
 
 
+PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _OUR_COLUMNS = {"provider", "instance", "gpu", "gpus_per_instance", "source", "as_of"}
 _PRICES = tuple(f"{t}_usd_per_hour" for t in TIERS)
 
@@ -160,7 +162,11 @@ def expand_pricing(sources: Iterable[Path], default_provider: str | None = None)
             out.extend((p, None) for p in sky_catalogs())
         elif "=" in text and not Path(text).exists():
             provider, _, path = text.partition("=")
-            out.append((Path(path), provider.strip().lower() or None))
+            provider = provider.strip().lower()
+            if provider and not PROVIDER_NAME.fullmatch(provider):
+                raise InputError(f"--pricing {provider!r:.80}={path}: a provider name is lower-case letters, digits "
+                                 "and '._-' (e.g. lambda)")
+            out.append((Path(path), provider or None))
         else:
             out.append((Path(text), default_provider))
     return out

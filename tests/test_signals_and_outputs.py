@@ -106,7 +106,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(output.os, "replace", full)
     assert main(["models", "--format", "json", "-o", str(tmp_path / "m.json")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: No space left on device"
+    assert err == f"error: {tmp_path / 'm.json'}: cannot write (No space left on device)"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -120,5 +120,5 @@ def test_read_only_folder_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(output.tempfile, "mkstemp", denied)
     assert main(["models", "--format", "json", "-o", str(tmp_path / "m.json")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: Permission denied"
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'm.json'}: cannot write (Permission denied)"
     assert list(tmp_path.iterdir()) == []

@@ -118,6 +118,14 @@ def checked_output(ctx: click.Context, param: click.Parameter, value: str | Path
     return value
 
 
+def checked_png(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A --plot target: a path ending in .png (the charts are PNG images), checked as ``checked_output``."""
+    checked_output(ctx, param, value)
+    if value is not None and value.suffix.lower() != ".png":
+        raise click.BadParameter(f"writes a PNG image: give a path ending in .png, got '{value}'", ctx, param)
+    return value
+
+
 def checked_file_or_folder(ctx: click.Context, param: click.Parameter,
                            value: str | Path | None) -> str | Path | None:
     """As ``checked_output``, but an existing folder is accepted (``plan -o DIR``)."""

@@ -15,7 +15,7 @@ from gpuplan.optimizer.cli.common import (
     BATCH,
     TOKENS,
     FiniteFloat,
-    checked_output,
+    checked_png,
     cli,
     count,
     output_options,
@@ -91,7 +91,7 @@ def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, t
 @click.option("--tier", type=click.Choice(TIERS), default="on_demand", show_default=True, help="Price tier.")
 @click.option("--overhead-fraction", type=FiniteFloat(0, 10), default=None,
               help="Textbook rule for serving: overhead = F × weights, no engine cap.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_output,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_png,
               help="Write a model × GPU heatmap (GPUs needed) to this PNG.")
 @output_options
 @click.pass_context

@@ -18,7 +18,7 @@ from gpuplan.optimizer.output import (
     render,
     safe_filename,
     terminal_safe,
-    write_atomic,
+    write_files,
 )
 from gpuplan.optimizer.planning.planner import PlanReport, all_candidates, build_plan
 from gpuplan.optimizer.planning.workload import Fleet, load_fleet
@@ -213,5 +213,4 @@ def write_folder(result: Result, folder: Path, files: dict[str, str], notes: lis
         raise OutputError(f"{folder}: exists and is not a folder")
     for name in texts:
         check_target(folder / name)
-    for name, text in texts.items():
-        write_atomic(folder / name, text)
+    write_files({folder / name: text for name, text in texts.items()})  # all or none, Ctrl-C included

@@ -5,13 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import ENGINE_VERSION, cli, no_cuda_graphs_option, output_options, show, tables_of
-from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.cli.common import (
+    ENGINE_VERSION,
+    TOKENS,
+    FiniteFloat,
+    checked_png,
+    cli,
+    count,
+    no_cuda_graphs_option,
+    output_options,
+    positive,
+    show,
+    tables_of,
+)
 from gpuplan.optimizer.output import Result, View
+from gpuplan.optimizer.planning.workload import MAX_CONCURRENCY
+from gpuplan.optimizer.serving.arrivals import MAX_RATE_RPS
 from gpuplan.optimizer.serving.calibration import ENGINES
 from gpuplan.optimizer.serving.dataset_lengths import dataset_names
+from gpuplan.optimizer.serving.deployment import MAX_BATCH
 from gpuplan.optimizer.serving.simulation import SimReport, simulate
 
+MAX_REQUESTS = 10_000_000  # as a measured row's requests; the simulator holds every request in memory
 METRICS = (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms"), ("itl_ms", "ITL ms"), ("e2e_ms", "E2E ms"))
 SUMMARY = (("output_tok_s", "output tok/s"), ("req_s", "requests/s"), ("duration_s", "duration s"),
            ("mean_running", "mean running sequences"), ("mean_in_system", "mean requests in system"),
@@ -39,32 +54,37 @@ def sim_result(r: SimReport) -> Result:
 @cli.command("simulate")
 @click.option("--model", required=True, help="Model id or alias, or a path to a config.json.")
 @click.option("--gpu", required=True, help="GPU id or alias.")
-@click.option("--tp", type=int, default=1, show_default=True, help="GPUs of the replica (tensor-parallel degree).")
-@click.option("--ep", type=int, default=1, show_default=True,
+@click.option("--tp", type=count(4096), default=1, show_default=True,
+              help="GPUs of the replica (tensor-parallel degree).")
+@click.option("--ep", type=count(4096), default=1, show_default=True,
               help="Expert-parallel ranks for MoE layers (must divide --tp and the experts).")
-@click.option("--attn-dp", type=int, default=None,
+@click.option("--attn-dp", type=count(4096), default=None,
               help="Data-parallel attention ranks (default: --ep when --ep > 1, else 1).")
 @click.option("--weights", default="bf16", show_default=True)
 @click.option("--kv", default="bf16", show_default=True)
-@click.option("--input", "input_tokens", type=int, default=1024, show_default=True, help="Prompt tokens (mean).")
-@click.option("--output", "output_tokens", type=int, default=256, show_default=True,
+@click.option("--input", "input_tokens", type=TOKENS, default=1024, show_default=True, help="Prompt tokens (mean).")
+@click.option("--output", "output_tokens", type=TOKENS, default=256, show_default=True,
               help="Generated tokens (mean).")
-@click.option("--rate", "rate_rps", type=float, default=None, help="Open loop: Poisson arrivals, requests/s.")
-@click.option("--concurrency", type=int, default=None,
+@click.option("--rate", "rate_rps", type=positive(MAX_RATE_RPS), default=None,
+              help="Open loop: Poisson arrivals, requests/s.")
+@click.option("--concurrency", type=count(MAX_CONCURRENCY), default=None,
               help="Closed loop: clients each sending the next request when the last one ends.")
 @click.option("--trace", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Open loop from a CSV: arrival_s (sorted) and optional input_tokens, output_tokens.")
-@click.option("--requests", type=int, default=None, help="Requests to simulate (default 1000; a trace: all its rows).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same numbers).")
+@click.option("--requests", type=count(MAX_REQUESTS), default=None,
+              help="Requests to simulate (default 1000; a trace: all its rows).")
+@click.option("--seed", type=count(2**63 - 1, minimum=0), default=0, show_default=True,
+              help="Random seed (same seed, same numbers).")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="Calibration and scheduler defaults (default: vllm; llama.cpp on Apple and for GGUF).")
 @click.option("--engine-version", type=ENGINE_VERSION, default=None,
               help="Engine release to model (calibration, scheduler, CUDA-graph and memory defaults keyed by version "
                    "range; default: the current release).")
-@click.option("--max-num-seqs", type=int, default=None, help="Running sequences cap (default: the engine's).")
-@click.option("--max-batched-tokens", type=int, default=None,
+@click.option("--max-num-seqs", type=count(MAX_BATCH), default=None,
+              help="Running sequences cap (default: the engine's).")
+@click.option("--max-batched-tokens", type=TOKENS, default=None,
               help="Tokens per step, decodes + prefill chunks (default: the engine's).")
-@click.option("--input-range-ratio", "range_ratio", type=float, default=0.0, show_default=True,
+@click.option("--input-range-ratio", "range_ratio", type=FiniteFloat(min=0, max=1), default=0.0, show_default=True,
               help="Lengths uniform in [L(1-r), L(1+r)] (at least 1), as vLLM's --random-range-ratio; "
                    "r = 1: 1 to 2L.")
 @click.option("--lengths", "lengths_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -73,7 +93,7 @@ def sim_result(r: SimReport) -> Result:
               help="Lengths shaped as the dataset's benchmark_serving samples (published length moments, "
                    "lognormal, the benchmark's length filter), scaled to the --input/--output means.")
 @no_cuda_graphs_option
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_png,
               help="Also draw the latency distributions and KV use to this image (PNG).")
 @output_options
 @click.pass_context
@@ -96,8 +116,6 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
       gpuplan simulate --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --kv fp8 --concurrency 128
       gpuplan simulate --model gpt-oss-20b --gpu h100-sxm --input 215 --output 194 --dataset sharegpt --rate 20
     """
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise InputError(f"--plot writes a PNG image: give a path ending in .png, got '{plot}'")
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
                  seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp,
                  engine_version=engine_version, dataset=dataset, cuda_graphs=not eager)

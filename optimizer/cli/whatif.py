@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import click
-from gpuplan.optimizer.cli.common import SECONDS, checked_output, cli, count, output_options, positive, show, tables_of
+from gpuplan.optimizer.cli.common import SECONDS, checked_png, cli, count, output_options, positive, show, tables_of
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.procurement import procure
 from gpuplan.optimizer.planning.sweeps import load_raw, parse_vary, sweep
@@ -22,7 +22,7 @@ from rich.progress import Progress
                    "constraints.tier, NAME/rate_rps for one workload, …")
 @click.option("--workers", type=count(1024), default=1, show_default=True, help="Parallel processes.")
 @click.option("--time-limit", type=SECONDS, default=10.0, show_default=True, help="Solver limit per point, s.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_output,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_png,
               help="Write a PNG chart of $/Mtok against the first varied key.")
 @output_options
 @click.pass_context
@@ -64,7 +64,7 @@ def sweep_cmd(ctx: click.Context, workloads: Path, vary: tuple[str, ...], worker
 @click.option("--power-utilization", type=positive(1.0), default=None,
               help="Average power draw of owned servers as a share of their max power (default 0.7).")
 @click.option("--time-limit", type=SECONDS, default=10.0, show_default=True, help="Solver limit per tier, s.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_output,
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_png,
               help="Write a PNG of cumulative cost per tier.")
 @output_options
 @click.pass_context

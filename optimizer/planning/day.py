@@ -259,10 +259,11 @@ def _on_demand_hint(cands: list[Candidate], rates, groups, prices, r, od, total)
     for h in range(HOURS):
         ws = [Workload(name=n, model="hint", input_tokens=1, output_tokens=1, rate_rps=rates[n][h],
                        slo={"ttft_ms": 1, "tpot_ms": 1}) for n in sorted(rates) if rates[n][h] > 0]
-        counts = greedy(Problem(ws, usable, "on_demand"), usable, {w.name: w for w in ws})
+        live = [x for x in usable if x.workload in {w.name for w in ws}]  # an idle hour's workloads buy nothing
+        counts = greedy(Problem(ws, live, "on_demand"), live, {w.name: w for w in ws}) if ws else {}
         for x in cands:
             hint[r[x.id, h].Index()] = counts.get(x.id, 0)
-        bought = instances_for(usable, counts)
+        bought = instances_for(live, counts)
         for key in groups:
             hint[od[key, h].Index()] = bought.get(key, 0)
             hint[total[key, h].Index()] = bought.get(key, 0)

@@ -116,7 +116,7 @@ class Workload(BaseModel):
             raise ValueError(f"rate_profile needs {HOURS} hourly values, got {len(v)}")
         if any(not 0 <= x <= MAX_RATE_RPS for x in v) or not any(x > 0 for x in v):
             raise ValueError(f"rate_profile values must be ≥ 0 (at most {MAX_RATE_RPS:g}) and not all 0")
-        return v
+        return [x + 0.0 for x in v]  # -0.0 (YAML allows it) is an idle hour, reported as 0
 
     @model_validator(mode="after")
     def _demand(self) -> Workload:

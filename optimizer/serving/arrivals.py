@@ -17,7 +17,6 @@ every rate and arrival times that only scale with 1 / rate (common random number
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,12 @@ import numpy as np
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.dataset_lengths import dataset_request_lengths
 
+from gpuplan.rows import read_cells
+
 PROBABILITY_TOLERANCE = 1e-6
+MAX_TOKENS = 100_000_000  # per request, as workload files and the CLI's --input / --output
+MAX_ARRIVAL_S = 1e9  # about 32 years: later arrival times overflow nothing, but no trace is that long
+MAX_RATE_RPS = 1e6  # as a workload's rate_rps
 
 
 @dataclass(frozen=True)
@@ -37,31 +41,27 @@ class Requests:
     concurrency: int | None
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            rows = list(reader)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise InputError(f"{path}: missing column '{missing[0]}' (needs {', '.join(required)})")
+def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str | None]]]:
+    """The rows of a trace or histogram CSV, read as every user table is (regular file, bounded, UTF-8, no
+    column twice, no row longer than the header); a missing column or no rows is one line naming the file."""
+    rows = list(read_cells(path, required, InputError))
     if not rows:
         raise InputError(f"{path}: no rows")
     return rows
 
 
-def _number(path: Path, line: int, row: dict[str, str], column: str, kind: type) -> float:
-    """A cell as ``kind``: integers (token counts) must be ≥ 1, floats (times, probabilities) ≥ 0."""
+def _number(path: Path, line: int, row: dict[str, str | None], column: str, kind: type) -> float:
+    """A cell as ``kind``: integers (token counts) in [1, MAX_TOKENS], floats (times, probabilities) finite
+    and ≥ 0."""
     try:
         value = kind(row[column])
     except (TypeError, ValueError):
-        raise InputError(f"{path}, row {line}, column '{column}': not a number ({row[column]!r})") from None
-    if not math.isfinite(value) or value < (1 if kind is int else 0):
-        raise InputError(f"{path}, row {line}, column '{column}': must be a finite number ≥ {1 if kind is int else 0}, "
+        raise InputError(f"{path}, row {line}, column '{column}': not a number ({row[column]!r:.60})") from None
+    if kind is int and not 1 <= value <= MAX_TOKENS:
+        raise InputError(f"{path}, row {line}, column '{column}': must be an integer in [1, {MAX_TOKENS:,}], "
                          f"got {value}")
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"{path}, row {line}, column '{column}': must be a finite number ≥ 0, got {value}")
     return value
 
 
@@ -69,7 +69,7 @@ def read_histogram(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input_tokens, output_tokens, probability) columns; probabilities must sum to 1 (± 1e-6)."""
     rows = _rows(path, ("input_tokens", "output_tokens", "probability"))
     inp, out, prob = [], [], []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         inp.append(int(_number(path, line, row, "input_tokens", int)))
         out.append(int(_number(path, line, row, "output_tokens", int)))
         p = _number(path, line, row, "probability", float)
@@ -86,9 +86,11 @@ def read_trace(path: Path) -> tuple[list[float], list[int] | None, list[int] | N
     """arrival_s column (sorted, ≥ 0) and optional input_tokens / output_tokens columns."""
     rows = _rows(path, ("arrival_s",))
     times: list[float] = []
-    lengths = {c: [] for c in ("input_tokens", "output_tokens") if c in rows[0]}
-    for line, row in enumerate(rows, start=2):
+    lengths: dict[str, list[int]] = {c: [] for c in ("input_tokens", "output_tokens") if c in rows[0][1]}
+    for line, row in rows:
         t = _number(path, line, row, "arrival_s", float)
+        if t > MAX_ARRIVAL_S:
+            raise InputError(f"{path}, row {line}, column 'arrival_s': {t:g} s is beyond {MAX_ARRIVAL_S:g} s")
         if times and t < times[-1]:
             raise InputError(f"{path}, row {line}: arrival_s {t:g} is earlier than the row before "
                              f"({times[-1]:g}); the trace must be sorted by arrival time")
@@ -125,8 +127,10 @@ def make_requests(input_tokens: int, output_tokens: int, requests: int | None, s
     for name, v in (("--input", input_tokens), ("--output", output_tokens), ("--requests", requests)):
         if v <= 0:
             raise InputError(f"{name} must be a positive integer, got {v}")
-    if rate_rps is not None and not rate_rps > 0:
-        raise InputError(f"--rate must be > 0 requests/s, got {rate_rps}")
+    if rate_rps is not None and not 0 < rate_rps <= MAX_RATE_RPS:
+        raise InputError(f"--rate must be in (0, {MAX_RATE_RPS:g}] requests/s, got {rate_rps}")
+    if seed < 0:
+        raise InputError(f"--seed must be ≥ 0, got {seed}")
     if concurrency is not None and concurrency <= 0:
         raise InputError(f"--concurrency must be a positive integer, got {concurrency}")
     arrivals = None
@@ -153,5 +157,8 @@ def make_requests(input_tokens: int, output_tokens: int, requests: int | None, s
     if rate_rps is not None:
         gaps = np.random.default_rng([seed, 2]).standard_exponential(requests) / rate_rps
         arrivals = np.concatenate([[0.0], np.cumsum(gaps[:-1])]).tolist()
+        if arrivals[-1] > MAX_ARRIVAL_S:
+            raise InputError(f"--rate {rate_rps:g} req/s spreads {requests:,} requests over {arrivals[-1]:.3g} s, "
+                             f"beyond {MAX_ARRIVAL_S:g} s: give a higher rate or fewer requests")
     return Requests(input_tokens=inp_l, output_tokens=out_l, arrivals=arrivals,
                     concurrency=min(concurrency, requests) if concurrency else None)

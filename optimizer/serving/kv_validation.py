@@ -25,6 +25,7 @@ import numpy as np
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.models.catalog import resolve
 from gpuplan.models.memory import GIB
+from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import checked_version, version_in_range
 from gpuplan.optimizer.serving.kv_capacity import reported_tokens
 from gpuplan.optimizer.serving.steps import VLLM_V1, tp_pool_bytes
@@ -43,7 +44,7 @@ SMALL_POOL_SHARE = 0.05  # a kv_gib row below 5 % of the GPU's memory is scored 
 class KvRow(Sourced):
     """One logged KV capacity figure and the deployment it came from (module docstring)."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
     model: str = Field(min_length=1)
     gpu: str | None = None
@@ -82,7 +83,10 @@ class KvCheck(BaseModel):
 
 
 def read_kv_rows(path: Path = KV_CAPACITY_CSV) -> list[KvRow]:
-    return read_rows(path, KvRow)
+    rows = read_rows(path, KvRow)
+    if not rows:
+        raise InputError(f"{path}: no rows to check")
+    return rows
 
 
 def _error_pct(row: KvRow, predicted: float, gpu_gib: float | None) -> float:

@@ -78,7 +78,7 @@ class Measurement(Sourced):
     and per-step token limits; ``cuda_graphs`` ``off`` when the server ran decode steps without CUDA graphs
     (empty: the engine's capture defaults, graphs.csv)."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")  # a misspelt column is refused
 
     model: str
     gpu: str

