@@ -286,6 +286,7 @@ def drifting_closed_loop(mode: np.ndarray, spread: np.ndarray) -> np.ndarray:
 
 
 OPEN_BATCH_ITERATIONS = 60
+OPEN_BATCH_TOLERANCE = 1e-10
 
 
 def open_loop_batch(s: Shape, rate_rps: np.ndarray, output: np.ndarray, t_prefill_s: np.ndarray,
@@ -293,11 +294,16 @@ def open_loop_batch(s: Shape, rate_rps: np.ndarray, output: np.ndarray, t_prefil
     """Mean running sequences of a Poisson open loop, by Little's law: b = λ · O · TPOT(b), TPOT(b) =
     t_step(b) / (1 − λ · t_prefill) (the prefill share of GPU time stretches every token), solved by
     fixed-point iteration from b = 1 (t_step grows with b, so the iterates rise monotonically to the least
-    fixed point), within [1, slots]; a rate the slots cannot serve runs into the slot cap."""
+    fixed point), within [1, slots]; a rate the slots cannot serve runs into the slot cap. The iteration stops
+    when no row's batch moves by more than OPEN_BATCH_TOLERANCE (relative), at most OPEN_BATCH_ITERATIONS times."""
     stretch = 1.0 / (1.0 - np.minimum(rate_rps * t_prefill_s, 0.999))
     b = np.ones_like(np.asarray(rate_rps, dtype=float))
     for _ in range(OPEN_BATCH_ITERATIONS):
-        b = np.clip(rate_rps * output * decode_step_s(s, b)[0] * stretch, 1.0, slots)
+        nxt = np.clip(rate_rps * output * decode_step_s(s, b)[0] * stretch, 1.0, slots)
+        done = np.all(np.abs(nxt - b) <= OPEN_BATCH_TOLERANCE * nxt)
+        b = nxt
+        if done:
+            break
     return b
 
 
