@@ -135,6 +135,7 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
                   ) / attn_tp
     attn_compute = attn_flops / (s.flops_attn_peak * eta)
     all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp, b + p_all)
+    eager = terms.eager_scale(p_all, s.eager_floor_scale, b / s.attn_dp, s.graph_max_batch)
     out = {
         "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,
         "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p),
@@ -145,11 +146,9 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us,
                                             terms.moe_floor_us(s.moe_layer_us, s.moe_kernel_floor_us), s.mla_layer_us)
-                        * terms.eager_scale(p_all, s.eager_floor_scale, b / s.attn_dp, s.graph_max_batch)
-                        + np.zeros_like(b),
+                        * eager + np.zeros_like(b),
         "host": s.t_fixed_s + s.seq_s * (b + np.where(p > 0, 1.0, 0.0)),
     }
-    eager = terms.eager_scale(p_all, s.eager_floor_scale, b / s.attn_dp, s.graph_max_batch)
     launch = terms.piecewise_launch_s(s.layers, s.mla_layers, s.layer_us, s.mla_layer_us, s.eager_floor_scale)
     graphed = sum(out[k] for k in STEP_TERMS[:-1])
     out["host_bound"] = np.where((s.piecewise > 0) & (eager == 1.0),
