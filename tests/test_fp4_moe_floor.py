@@ -1,7 +1,7 @@
 """The measured fixed time per MoE layer of the TRTLLM-Gen FP4 MoE kernels (kernels.csv
 trtllm_gen_fp4_moe_fixed_us): the constant is the published 1-token MoE module time less its expert reads, it
-replaces the fitted τ_moe where, and only where, an engine runs those kernels by default (SGLang on data-centre
-Blackwell with FP4 experts), and the step's floors add up by hand."""
+replaces the fitted τ_moe where, and only where, an engine runs those kernels by default (on data-centre Blackwell:
+SGLang with FP4 experts, vLLM with MXFP4 experts), and the step's floors add up by hand."""
 
 from __future__ import annotations
 
@@ -49,9 +49,12 @@ def test_the_kernel_path() -> None:
     assert not terms.trtllm_gen_fp4_moe("sglang", "NVIDIA", "Blackwell (GB100, 2 dies)", "fp8")
     assert not terms.trtllm_gen_fp4_moe("sglang", "NVIDIA", "Hopper (GH100)", "fp8")
     assert not terms.trtllm_gen_fp4_moe("sglang", "AMD", "CDNA 3 (MI300X)", "fp8")
-    # TensorRT-LLM's MoE backend defaulted to CUTLASS; vLLM's FP4 MoE kernel depends on its FlashInfer switches.
-    assert not terms.trtllm_gen_fp4_moe("trtllm", "NVIDIA", "Blackwell (GB100, 2 dies)", "fp4")
-    assert not terms.trtllm_gen_fp4_moe("vllm", "NVIDIA", "Blackwell (GB100, 2 dies)", "fp4")
+    # TensorRT-LLM's MoE backend defaulted to CUTLASS; vLLM's nvfp4 MoE runs its own CUTLASS kernel by default.
+    assert not terms.trtllm_gen_fp4_moe("trtllm", "NVIDIA", "Blackwell (GB100, 2 dies)", "fp4", "mxfp4")
+    assert not terms.trtllm_gen_fp4_moe("vllm", "NVIDIA", "Blackwell (GB100, 2 dies)", "fp4", "nvfp4")
+    # vLLM's mxfp4.py picks SM100_FI_MXFP4_BF16 (FlashInfer TRTLLM-Gen MXFP4 MoE) on SM100 by default.
+    assert terms.trtllm_gen_fp4_moe("vllm", "NVIDIA", "Blackwell (GB100, 2 dies)", "fp4", "mxfp4")
+    assert not terms.trtllm_gen_fp4_moe("vllm", "NVIDIA", "Hopper (GH100)", "bf16", "mxfp4")  # triton_kernels
 
 
 def test_it_replaces_the_fitted_moe_floor_only_on_that_path() -> None:
@@ -63,6 +66,17 @@ def test_it_replaces_the_fitted_moe_floor_only_on_that_path() -> None:
     assert _shape("sglang", "b200", "nvfp4", model="llama-3.1-70b")[0].moe_kernel_floor_us == 0.0  # no experts
     assert _shape("trtllm", "b200", "nvfp4")[0].moe_kernel_floor_us == 0.0
     assert _shape("vllm", "b200", "nvfp4")[0].moe_kernel_floor_us == 0.0
+    assert _shape("vllm", "b200", "mxfp4", model="gpt-oss-120b", tp=1)[0].moe_kernel_floor_us == fixed
+    assert _shape("vllm", "h200", "mxfp4", model="gpt-oss-120b", tp=1)[0].moe_kernel_floor_us == 0.0
+
+
+def test_gpt_oss_120b_on_one_b200_with_vllm_floors_by_hand() -> None:
+    # gpt-oss-120b: 36 layers, every one MoE (config.json num_hidden_layers 36, num_local_experts 128); vLLM's
+    # default SM100 MXFP4 backend is the TRTLLM-Gen kernel, so each MoE layer pays its measured 24 us, not tau_moe.
+    s, cal, arch = _shape("vllm", "b200", "mxfp4", model="gpt-oss-120b", tp=1)
+    assert (arch.layers, sum(arch.moe_layers), arch.mla) == (36, 36, None)
+    expected_us = 36 * cal.layer_us + 36 * 24.0
+    assert float(step_terms_s(s, 1.0)["layer_floors"]) == pytest.approx(expected_us * 1e-6, rel=1e-9)
 
 
 def test_batch_1_floors_of_deepseek_r1_on_8_b200_by_hand() -> None:

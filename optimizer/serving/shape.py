@@ -234,7 +234,7 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         skipped_head_flops=_skipped_head_flops(arch, cal.engine),
         moe_input_passes=terms.moe_input_passes(cal.engine, gpu.arch or "", attn_dp),
         replicated_bytes=matrices_bytes(arch, wfmt, TP_REPLICATED),
-        moe_kernel_floor_us=_moe_kernel_floor_us(arch, gpu, compute, cal.engine),
+        moe_kernel_floor_us=_moe_kernel_floor_us(arch, gpu, compute, cal.engine, wfmt.id),
         piecewise=float(piecewise_attention(cal.engine, version)),
         replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
                                              if g.is_matrix and g.name in TP_REPLICATED),
@@ -279,10 +279,11 @@ def _moe_kernel_eta(arch: Architecture, gpu: GPU, engine: str, compute: str, att
                                             kernel_constant("triton_fp8_fused_moe_eta")))
 
 
-def _moe_kernel_floor_us(arch: Architecture, gpu: GPU, compute: str, engine: str) -> float:
+def _moe_kernel_floor_us(arch: Architecture, gpu: GPU, compute: str, engine: str, weights: str) -> float:
     """The measured fixed time per MoE layer of the routed-expert kernels, µs, where one is in kernels.csv
-    (terms.trtllm_gen_fp4_moe: SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell), else 0 (the fitted τ_moe)."""
-    if arch.moe is None or not terms.trtllm_gen_fp4_moe(engine, gpu.vendor, gpu.arch or "", compute):
+    (terms.trtllm_gen_fp4_moe: SGLang's TRTLLM-Gen FP4 MoE and vLLM's MXFP4 one on data-centre Blackwell), else 0
+    (the fitted τ_moe)."""
+    if arch.moe is None or not terms.trtllm_gen_fp4_moe(engine, gpu.vendor, gpu.arch or "", compute, weights):
         return 0.0
     return kernel_constant("trtllm_gen_fp4_moe_fixed_us")
 

@@ -240,18 +240,22 @@ def eager_scale(prefill_tokens: ArrayLike, scale: ArrayLike, rank_batch: ArrayLi
     return np.where((np.asarray(prefill_tokens) > 0) | beyond, scale, 1.0)
 
 
-def trtllm_gen_fp4_moe(engine: str, vendor: str, arch: str, compute: str) -> bool:
+def trtllm_gen_fp4_moe(engine: str, vendor: str, arch: str, compute: str, weights: str = "") -> bool:
     """True where the routed experts run the TRTLLM-Gen FP4 MoE kernels (fused routing and grouped GEMMs) by the
-    engine's default: SGLang with FP4 experts (nvfp4, mxfp4) computed natively on a data-centre Blackwell GPU
-    (B200, B300, GB200: the two-die SM100 parts; the single-die GB20x parts run other kernels). SGLang's
-    ServerArgs picks FlashInfer's ``flashinfer_trtllm`` MoE runner on SM100 for DeepSeek-V3-architecture FP4
-    checkpoints and ``flashinfer_mxfp4`` (the MXFP4 variant) for gpt-oss. Not TensorRT-LLM, whose MoE backend
-    defaulted to CUTLASS (``MoeConfig.backend``; TRTLLM-Gen only when a recipe asks for it), nor vLLM, whose
-    FP4 MoE kernel depends on its FlashInfer switches: their Blackwell FP4 kernels are not measured in
-    kernels.csv."""
+    engine's default: FP4 experts computed natively on a data-centre Blackwell GPU (B200, B300, GB200: the two-die
+    SM100 parts; the single-die GB20x parts run other kernels), with
+    - SGLang and any FP4 format (nvfp4, mxfp4): ServerArgs picks FlashInfer's ``flashinfer_trtllm`` MoE runner on
+      SM100 for DeepSeek-V3-architecture FP4 checkpoints and ``flashinfer_mxfp4`` (the MXFP4 variant) for gpt-oss;
+    - vLLM and ``weights`` mxfp4: vllm/model_executor/layers/quantization/mxfp4.py selects SM100_FI_MXFP4_BF16 on
+      SM100 when no switch is set (FlashInfer's TRTLLM-Gen MXFP4 MoE with 16-bit activations; the MXFP8-activation
+      and CUTLASS variants need VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8*), the backend whose 256-alignment padding
+      expert_layout.csv already counts. vLLM's nvfp4 MoE runs its own CUTLASS kernel unless FlashInfer is switched
+      on, so not there.
+    Not TensorRT-LLM, whose MoE backend defaulted to CUTLASS (``MoeConfig.backend``; TRTLLM-Gen only when a recipe
+    asks for it)."""
     a = arch.lower()
-    return (engine == "sglang" and vendor.lower() == "nvidia" and a.startswith("blackwell") and "2 dies" in a
-            and compute == "fp4")
+    sm100 = vendor.lower() == "nvidia" and a.startswith("blackwell") and "2 dies" in a and compute == "fp4"
+    return sm100 and (engine == "sglang" or (engine == "vllm" and weights == "mxfp4"))
 
 
 def moe_floor_us(fitted_us: ArrayLike, kernel_us: ArrayLike) -> ArrayLike:
