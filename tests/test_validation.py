@@ -186,8 +186,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     s = _summary("shipped", True)
     # 842 -> 914 rows (AIConfigurator's 72 rows, refitted): TPOT at load 19.4 -> 20.9 % (bound 19.5 -> 21.5: the model
     # over-predicts the new rows' TPOT by 20-35 %), throughput 15.2 -> 14.9, TTFT 32.1 -> 35.8 (their TTFT by 60 %).
-    assert s[("all", "TPOT at load")][1] <= 21.5 and s[("all", "throughput at load")][1] <= 17.5
-    assert s[("all", "TPOT at load")][2] <= 52 and s[("all", "throughput at load")][2] <= 62
+    # The TRTLLM-Gen MXFP4 MoE floor on vLLM's default SM100 backend (refitted): TPOT at load 20.9 / 50.2 -> 19.6 /
+    # 47.9 % (AIConfigurator's gpt-oss B200 TPOTs +36 -> +18 % median), TTFT 35.8 -> 35.3.
+    assert s[("all", "TPOT at load")][1] <= 20.5 and s[("all", "throughput at load")][1] <= 17.5
+    assert s[("all", "TPOT at load")][2] <= 50 and s[("all", "throughput at load")][2] <= 62
     assert s[("all", "TTFT")][1] <= 36 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
