@@ -190,7 +190,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # 47.9 % (AIConfigurator's gpt-oss B200 TPOTs +36 -> +18 % median), TTFT 35.8 -> 35.3.
     assert s[("all", "TPOT at load")][1] <= 20.5 and s[("all", "throughput at load")][1] <= 17.5
     assert s[("all", "TPOT at load")][2] <= 50 and s[("all", "throughput at load")][2] <= 62
-    assert s[("all", "TTFT")][1] <= 36 and s[("all", "TTFT p99")][1] <= 72.5
+    # MXFP4 experts at the FP8 rate on Blackwell (terms.mxfp4_expert_compute, a miscount: no engine quantises gpt-oss's
+    # activations to FP4), refitted: TTFT 35.3 -> 36.2 % (bound 36 -> 36.5: AIConfigurator's vLLM B200 TTFTs, already
+    # 43 % too slow, get slower; NVIDIA's gpt-oss B200/GB200 throughput rows +34 -> +12 %).
+    assert s[("all", "TTFT")][1] <= 36.5 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical

@@ -6,10 +6,11 @@ tensor-parallel group of a = G/d GPUs (d = 1: plain TP; d = ep = G: DeepSeek-sty
 
 One engine step with b decoding sequences at context s and p prefill tokens (times in seconds):
   t_linear = ‖dense / a / (BW · η_mem) + experts / (BW · η_mem · η_slice(w)),
-              FLOPs_dense / (F_w · η) + FLOPs_experts / (F_w · min(η · η_moe, η_k))‖_p   (p = 3: imperfect
+              FLOPs_dense / (F_w · η) + FLOPs_experts / (F_e · min(η · η_moe, η_k))‖_p   (p = 3: imperfect
              overlap at the ridge); experts: bytes the busiest rank reads; η_slice(w) = w / (w + w₀): grouped-GEMM
              bandwidth on expert slices of w = intermediate · ep / G columns; η_moe: grouped vs dense GEMM
-             throughput; η_k: the measured ceiling of the engine's expert kernel (terms.moe_kernel_flops_eta)
+             throughput; η_k: the measured ceiling of the engine's expert kernel (terms.moe_kernel_flops_eta); F_e:
+             the experts' tensor path, F_w but for MXFP4 experts with 8-bit activations (terms.mxfp4_expert_compute)
   t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β) when attention is
              data-parallel (with attention TP, EP ranks sum their partial outputs by all-reduce instead)
@@ -128,7 +129,7 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     expert_eta = np.minimum(eta * s.eta_moe, s.moe_kernel_eta)
     attn16_flops = rank_tokens * (s.attn16_flops_per_token + (attn_tp - 1.0) * s.attn16_replicated_flops) / attn_tp
     gemm = ((dense_flops - attn16_flops) / (s.flops_w_peak * eta) + attn16_flops / (s.flops_attn_peak * eta)
-            + expert_flops / (s.flops_w_peak * expert_eta))
+            + expert_flops / (np.where(s.flops_expert_peak > 0, s.flops_expert_peak, s.flops_w_peak) * expert_eta))
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
         ctx, s.attn_ctx_half_tokens))
     attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio

@@ -105,6 +105,8 @@ class Shape:
     # 16 bits while the rest computes in a lower format: they run at flops_attn_peak (attention_16bit_flops)
     attn16_replicated_flops: float = 0.0  # the replicated part of them (TP_REPLICATED matrices kept in 16 bits)
     piecewise: float = 0.0  # 1: decode graphs leave the attention ops out (graphs.piecewise_attention)
+    flops_expert_peak: float = 0.0  # FLOP/s of the routed experts' tensor path where it differs from flops_w_peak
+    # (0: flops_w_peak; terms.mxfp4_expert_compute)
 
     @property
     def bw(self) -> float:
@@ -236,6 +238,7 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         replicated_bytes=matrices_bytes(arch, wfmt, TP_REPLICATED),
         moe_kernel_floor_us=_moe_kernel_floor_us(arch, gpu, compute, cal.engine, wfmt.id),
         piecewise=float(piecewise_attention(cal.engine, version)),
+        flops_expert_peak=_expert_flops_peak(arch, gpu, wfmt, compute, cal.engine),
         replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
                                              if g.is_matrix and g.name in TP_REPLICATED),
     )
@@ -286,6 +289,15 @@ def _moe_kernel_floor_us(arch: Architecture, gpu: GPU, compute: str, engine: str
     if arch.moe is None or not terms.trtllm_gen_fp4_moe(engine, gpu.vendor, gpu.arch or "", compute, weights):
         return 0.0
     return kernel_constant("trtllm_gen_fp4_moe_fixed_us")
+
+
+def _expert_flops_peak(arch: Architecture, gpu: GPU, wfmt: NumberFormat, compute: str, engine: str) -> float:
+    """FLOP/s of the routed experts' GEMMs where the engine's default kernel computes MXFP4 experts on another
+    tensor path than the format's own FP4 one (terms.mxfp4_expert_compute), else 0 (flops_w_peak)."""
+    if arch.moe is None or wfmt.id != "mxfp4" or compute != "fp4":
+        return 0.0
+    path = terms.mxfp4_expert_compute(engine)
+    return gpu.peak_flops(path) if path else 0.0
 
 
 def _prefill_attention_ratio(arch: Architecture) -> float:

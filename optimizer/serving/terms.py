@@ -258,6 +258,23 @@ def trtllm_gen_fp4_moe(engine: str, vendor: str, arch: str, compute: str, weight
     return sm100 and (engine == "sglang" or (engine == "vllm" and weights == "mxfp4"))
 
 
+MXFP4_EXPERT_PATH_ENGINES = ("sglang", "vllm", "trtllm")
+
+
+def mxfp4_expert_compute(engine: str) -> str:
+    """Tensor path of MXFP4 experts (gpt-oss's checkpoint: E2M1 weights, 16-bit activations) under the engine's
+    default kernel on a GPU that runs MXFP4 natively; "" where the format's own path stands. The MMA's kind is
+    set by both operands, and no serving engine quantises these activations to FP4 by default, so the experts
+    never run at the E2M1 × E2M1 (FP4) rate; with 8-bit activations (E2M1 × E4M3, Blackwell's mixed f8f6f4
+    kind) they run at the FP8 rate, the fastest they can reach:
+    SGLang: ``flashinfer_mxfp4_moe_precision`` "default" quantises the activations to MXFP8 (mxfp8_quantize) before
+    FlashInfer's TRTLLM-Gen MXFP4 MoE. vLLM: SM100_FI_MXFP4_BF16 hands that kernel BF16 activations, which it
+    quantises inside its pipeline (SGLang's "bf16" precision comment) or computes in BF16, so the FP8 rate is an
+    upper bound. TensorRT-LLM: W4A16_MXFP4 unless OVERRIDE_QUANT_ALGO=W4A8_MXFP4_MXFP8 (NVIDIA's gpt-oss recipes set
+    it), the FP8 rate at best."""
+    return "fp8" if engine in MXFP4_EXPERT_PATH_ENGINES else ""
+
+
 def moe_floor_us(fitted_us: ArrayLike, kernel_us: ArrayLike) -> ArrayLike:
     """τ_moe of a step: the expert kernel path's measured fixed time per MoE layer where kernels.csv has one
     (``kernel_us`` > 0: the TRTLLM-Gen FP4 MoE's 24 µs, trtllm_gen_fp4_moe), else the calibration's fitted τ_moe."""
