@@ -188,7 +188,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # over-predicts the new rows' TPOT by 20-35 %), throughput 15.2 -> 14.9, TTFT 32.1 -> 35.8 (their TTFT by 60 %).
     assert s[("all", "TPOT at load")][1] <= 21.5 and s[("all", "throughput at load")][1] <= 17.5
     assert s[("all", "TPOT at load")][2] <= 52 and s[("all", "throughput at load")][2] <= 62
-    assert s[("all", "TTFT")][1] <= 36 and s[("all", "TTFT p99")][1] <= 72.5
+    # Rows without engine_version modelled as their date's release (releases.csv), vllm's early-build row narrowed
+    # to >=0.6.6 (refitted): TTFT 35.8 -> 36.2 (bound 36 -> 36.5: dstack's vLLM 0.6.3 Llama-3.1-405B rows leave
+    # the early-build row and its fitted level, so the unranged row's request time moves; LOSO TTFT 37.9 -> 37.7).
+    assert s[("all", "TTFT")][1] <= 36.5 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
