@@ -85,3 +85,17 @@ def test_every_release_is_sourced_and_versions_rise_with_dates_per_line() -> Non
     for engine in ("vllm", "sglang", "trtllm"):
         rows = [r for r in RELEASES if r.engine == engine]
         assert len({r.version for r in rows}) == len(rows)
+
+
+def test_kv_log_without_version_is_checked_at_its_dates_release() -> None:
+    # vllm-project/vllm issue 21348 (2025-07-22) compares vLLM 0.9.2 with an SGLang build it does not name;
+    # pypi.org/project/sglang/0.4.9.post3 was uploaded that same day (on or before counts), so the SGLang log is
+    # checked at 0.4.9.post3.
+    from gpuplan.optimizer.serving.kv_validation import KV_CAPACITY_CSV, check_row, read_kv_rows
+
+    (row,) = [r for r in read_kv_rows(KV_CAPACITY_CSV) if r.engine == "sglang" and r.as_of == "2025-07-22"
+              and r.metric == "kv_gib"]
+    assert row.engine_version is None and release_on("sglang", row.as_of) == "0.4.9.post3"
+    stated = row.model_copy(update={"engine_version": "0.4.9.post3"})
+    assert check_row(row) == check_row(stated)
+    assert check_row(row) != check_row(row.model_copy(update={"as_of": "2099-01-01"}))  # the current release
