@@ -28,7 +28,7 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.serving.calibration import ENGINES
 from pydantic import ConfigDict, Field, field_validator
 
-from gpuplan.rows import EXACT_DATE, Sourced
+from gpuplan.rows import Sourced
 
 RELEASES_CSV = Path(__file__).with_name("releases.csv")
 FINAL_VERSION = r"\d+(\.\d+){1,3}(\.post\d+)?"  # 0.5.6, 0.9.0.1, 0.5.6.post2; no rc, dev or local label
@@ -41,19 +41,13 @@ class Release(Sourced):
 
     engine: str
     version: str = Field(pattern=f"^{FINAL_VERSION}$")
-    released: str = Field(pattern=EXACT_DATE)
+    released: dt.date
 
     @field_validator("engine")
     @classmethod
     def _known_engine(cls, v: str) -> str:
         if v not in ENGINES:
             raise ValueError(f"unknown engine '{v}' (known: {', '.join(ENGINES)})")
-        return v
-
-    @field_validator("released")
-    @classmethod
-    def _calendar_date(cls, v: str) -> str:
-        dt.date.fromisoformat(v)
         return v
 
 
@@ -75,5 +69,6 @@ def release_on(engine: str, date: str, releases: tuple[Release, ...] | None = No
     rows = [r for r in (load_releases() if releases is None else releases) if r.engine == engine.lower()]
     if not rows or date > max(r.as_of for r in rows):
         return None
-    out = [r for r in rows if r.released <= date] or [min(rows, key=lambda r: r.released)]
+    day = dt.date.fromisoformat(date)
+    out = [r for r in rows if r.released <= day] or [min(rows, key=lambda r: r.released)]
     return max(out, key=lambda r: version_key(r.version)).version
