@@ -82,14 +82,27 @@ def validate_row(model: type[Row], path: Path | str, line: int, cells: dict[str,
         raise error(f"{path}, row {line}, column '{column}': {first['msg']} (got {value!r:.60})") from None
 
 
-def read_cells(path: Path, required: Iterable[str],
-               error: type[Exception]) -> Iterator[tuple[int, dict[str, str | None]]]:
+def check_columns(path: Path | str, header: Iterable[str], known: Iterable[str] | None,
+                  error: type[Exception]) -> None:
+    """``error`` naming the first header column that is not in ``known`` (None: any column is accepted)."""
+    if known is None:
+        return
+    names = list(known)
+    unknown = [c for c in header if c not in names]
+    if unknown:
+        raise error(f"{path}: unknown column {unknown[0]!r:.80} (known: {', '.join(names)})")
+
+
+def read_cells(path: Path, required: Iterable[str], error: type[Exception],
+               known: Iterable[str] | None = None) -> Iterator[tuple[int, dict[str, str | None]]]:
     """(line, cells) of each CSV row below the header, cells stripped and empty ones None. A missing required
-    column, or a row with more cells than the header, is ``error`` with one line naming the file (and row)."""
+    column, a column not in ``known`` (when given: a misspelt optional column would otherwise be dropped
+    silently), or a row with more cells than the header, is ``error`` with one line naming the file (and row)."""
     header, rows = read_csv_dicts(path)
     missing = [c for c in required if c not in header]
     if missing:
         raise error(f"{path}: missing column '{missing[0]}'")
+    check_columns(path, header, known, error)
     for line, raw in enumerate(rows, start=2):
         if None in raw:
             raise error(f"{path}, row {line}: more cells than header columns")

@@ -19,7 +19,7 @@ from gpuplan.pricing.errors import InputError
 from gpuplan.pricing.skypilot import read_skypilot
 from pydantic import ConfigDict, Field
 
-from gpuplan.rows import Name, Sourced, validate_row
+from gpuplan.rows import Name, Sourced, check_columns, validate_row
 from gpuplan.safeio import read_csv_dicts
 
 OFFERS_CSV = Path(__file__).with_name("offers.csv")
@@ -65,6 +65,7 @@ class Offer(Sourced):
 
 
 PROVIDER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+INSTANCE_FACTS = ("vcpus", "host_memory_gb")  # columns of the shipped table the planner does not read (the host)
 _OUR_COLUMNS = {"provider", "instance", "gpu", "gpus_per_instance", "source", "as_of"}
 _PRICES = tuple(f"{t}_usd_per_hour" for t in TIERS)
 
@@ -128,6 +129,8 @@ def _read_table(path: Path, provider: str | None, _mtime_ns: int, _size: int) ->
     missing = sorted(_OUR_COLUMNS - set(header))
     if missing:
         raise InputError(f"{path}: missing column '{missing[0]}' (neither gpuplan nor SkyPilot vms.csv format)")
+    check_columns(path, header, [*Offer.model_fields, *INSTANCE_FACTS], InputError)  # a misspelt price column is
+    # refused, not dropped
     offers = _read_ours(path, rows)
     if not offers:
         raise InputError(f"{path}: no offer rows")

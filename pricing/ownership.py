@@ -86,7 +86,8 @@ class ReservedRow(Sourced):
 def load_ownership(path: Path = OWNERSHIP_CSV) -> tuple[tuple[OwnershipRow, ...], tuple[str, ...]]:
     """Rows with a sourced, dated price; rows without one are skipped with a note."""
     rows, skipped = [], []
-    for line, cells in read_cells(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of"), InputError):
+    for line, cells in read_cells(path, ("gpu", "gpus_per_server", "server_price_usd", "as_of"), InputError,
+                                  known=OwnershipRow.model_fields):
         if cells.get("server_price_usd") is None or cells.get("as_of") is None:
             skipped.append(f"{cells.get('gpu')}: no sourced, dated server price in {path.name} (row {line})")
             continue
@@ -99,7 +100,8 @@ def load_energy(path: Path = ENERGY_CSV) -> Energy:
     """PUE, $/kWh and cost of capital from the energy table; every row is validated (``EnergyRow``)."""
     values: dict[str, float] = {}
     sources = []
-    for line, cells in read_cells(path, ("name", "value"), InputError):
+    for line, cells in read_cells(path, ("name", "value"), InputError,
+                                  known=[*EnergyRow.model_fields, "unit"]):
         row = validate_row(EnergyRow, path, line, cells, InputError)
         if row.name in ENERGY_LIMITS:
             values[row.name] = row.value
@@ -144,7 +146,8 @@ def owned_offers(rows: tuple[OwnershipRow, ...], energy: Energy,
 @cache
 def load_reserved(path: Path = RESERVED_CSV) -> tuple[ReservedRow, ...]:
     rows = []
-    for line, cells in read_cells(path, ("provider", "instance"), InputError):
+    for line, cells in read_cells(path, ("provider", "instance"), InputError,
+                                  known=[f for f in ReservedRow.model_fields if f != "row"]):
         row = validate_row(ReservedRow, path, line, cells, InputError)
         if row.reserved_1y_usd_per_hour and row.reserved_3y_usd_per_hour and \
                 row.reserved_3y_usd_per_hour > row.reserved_1y_usd_per_hour:

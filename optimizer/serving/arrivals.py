@@ -33,6 +33,10 @@ MAX_ARRIVAL_S = 1e9  # about 32 years: later arrival times overflow nothing, but
 MAX_RATE_RPS = 1e6  # as a workload's rate_rps
 
 
+HISTOGRAM_COLUMNS = ("input_tokens", "output_tokens", "probability")
+TRACE_COLUMNS = ("arrival_s", "input_tokens", "output_tokens")
+
+
 @dataclass(frozen=True)
 class Requests:
     input_tokens: list[int]
@@ -41,10 +45,11 @@ class Requests:
     concurrency: int | None
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str | None]]]:
+def _rows(path: Path, required: tuple[str, ...], known: tuple[str, ...]) -> list[tuple[int, dict[str, str | None]]]:
     """The rows of a trace or histogram CSV, read as every user table is (regular file, bounded, UTF-8, no
-    column twice, no row longer than the header); a missing column or no rows is one line naming the file."""
-    rows = list(read_cells(path, required, InputError))
+    column twice, no row longer than the header); a missing or unknown column (a misspelt ``input_tokens``
+    would otherwise be ignored) or no rows is one line naming the file."""
+    rows = list(read_cells(path, required, InputError, known=known))
     if not rows:
         raise InputError(f"{path}: no rows")
     return rows
@@ -67,7 +72,7 @@ def _number(path: Path, line: int, row: dict[str, str | None], column: str, kind
 
 def read_histogram(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(input_tokens, output_tokens, probability) columns; probabilities must sum to 1 (± 1e-6)."""
-    rows = _rows(path, ("input_tokens", "output_tokens", "probability"))
+    rows = _rows(path, HISTOGRAM_COLUMNS, HISTOGRAM_COLUMNS)
     inp, out, prob = [], [], []
     for line, row in rows:
         inp.append(int(_number(path, line, row, "input_tokens", int)))
@@ -84,7 +89,7 @@ def read_histogram(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def read_trace(path: Path) -> tuple[list[float], list[int] | None, list[int] | None]:
     """arrival_s column (sorted, ≥ 0) and optional input_tokens / output_tokens columns."""
-    rows = _rows(path, ("arrival_s",))
+    rows = _rows(path, ("arrival_s",), TRACE_COLUMNS)
     times: list[float] = []
     lengths: dict[str, list[int]] = {c: [] for c in ("input_tokens", "output_tokens") if c in rows[0][1]}
     for line, row in rows:

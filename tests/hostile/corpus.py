@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 GPUS_CSV = REPO / "hardware" / "gpus.csv"
 OFFERS_CSV = REPO / "pricing" / "offers.csv"
 ENERGY_CSV = REPO / "pricing" / "energy.csv"
+RESERVED_CSV = REPO / "pricing" / "reserved.csv"
+OWNERSHIP_CSV = REPO / "pricing" / "ownership.csv"
 CALIBRATION_CSV = REPO / "optimizer" / "serving" / "calibration.csv"
 MEASURED_CSV = REPO / "tests" / "data" / "measured.csv"
 KV_CSV = REPO / "tests" / "data" / "kv_capacity.csv"
@@ -284,6 +286,17 @@ def _tables() -> list[Case]:
                               {"t.csv": content}))
         cases.append(Case(f"{option[2:]}-dev-zero", [option, "/dev/zero", cmd, *JSON_OUT], 2, "not a regular file"))
         cases.append(Case(f"{option[2:]}-folder", [option, "{d}", cmd, *JSON_OUT], 2, ""))
+    # a misspelt optional column was dropped without a word: the GPU had no FP4 rate, the offer no spot price
+    misspelt = {"hardware": (GPUS_CSV, "gpus", "fp4_tflops", "fp4_tflop"),
+                "pricing": (OFFERS_CSV, "prices", "spot_usd_per_hour", "spot_usd_hour"),
+                "reserved": (RESERVED_CSV, "prices", "reserved_3y_usd_per_hour", "reserved_3yr_usd_per_hour"),
+                "ownership": (OWNERSHIP_CSV, "prices", "hosting_usd_per_month", "hosting_usd_month"),
+                "energy": (ENERGY_CSV, "prices", "unit", "units")}
+    for option, (src, cmd, column, typo) in misspelt.items():
+        lines = src.read_text(encoding="utf-8").splitlines(keepends=True)
+        cases.append(Case(f"{option}-misspelt-column", [f"--{option}", "{d}/t.csv", cmd, *JSON_OUT], 2,
+                          f"unknown column '{typo}'", {"t.csv": (lines[0].replace(column, typo)
+                                                                   + "".join(lines[1:])).encode()}))
     bom = b"\xef\xbb\xbf"
     cases += [
         Case("hardware-bom-accepted", ["--hardware", "{d}/g.csv", "gpus", *JSON_OUT], 0, "",
@@ -469,6 +482,8 @@ def _simulate() -> list[Case]:
         "column-twice": (b"arrival_s,arrival_s\n0,1\n1,0\n", "given twice"),
         "unsorted": (TRACE.replace("0.5,100", "0.05,100").encode(), "sorted"),
         "header-only": (b"arrival_s\n", "no rows"),
+        # a misspelt length column was ignored: every request got --input's length
+        "misspelt-column": (TRACE.replace("input_tokens", "input_token").encode(), "unknown column 'input_token'"),
     }
     for name, (content, needle) in traces.items():
         cases.append(Case(f"simulate-trace-{name}", [*SIM, "--trace", "{d}/t.csv", *JSON_OUT], 2, needle,
@@ -478,7 +493,8 @@ def _simulate() -> list[Case]:
                           "not a regular file", setup=lambda d: __import__("os").mkfifo(d / "fifo")))
     histograms = {"utf16": (HISTOGRAM.encode("utf-16"), "UTF-16"),
                   "sum-0.9": (HISTOGRAM.replace("0.5\n200", "0.4\n200").encode(), "sum to"),
-                  "column-twice": (HISTOGRAM.replace("probability", "probability,probability").encode(), "twice")}
+                  "column-twice": (HISTOGRAM.replace("probability", "probability,probability").encode(), "twice"),
+                  "extra-column": (HISTOGRAM.replace("probability", "probabilty").encode(), "column")}
     for name, (content, needle) in histograms.items():
         cases.append(Case(f"simulate-lengths-{name}", [*run, "--lengths", "{d}/l.csv", *JSON_OUT], 2, needle,
                           {"l.csv": content}))
