@@ -85,6 +85,9 @@ class Architecture(BaseModel):
     # weight formats whose published checkpoint keeps the attention matrices in 16 bits although its config
     # does not say so (models/checkpoints.csv column attention_16bit: NVIDIA's DeepSeek-R1 NVFP4 release)
     attention_16bit_formats: tuple[str, ...] = ()
+    # the checkpoint's FP8 weight-scale block (quantization_config weight_block_size, e.g. (128, 128) for
+    # DeepSeek's release): its linear layers run block-scaled FP8 GEMMs; () for per-tensor / per-channel scales
+    fp8_weight_block: tuple[int, ...] = ()
 
     @property
     def is_moe(self) -> bool:
@@ -126,6 +129,18 @@ def _attention_unquantized_in(cfg: dict[str, Any], text: dict[str, Any]) -> str 
     if isinstance(kept, list) and any(isinstance(k, str) and "self_attn" in k for k in kept):
         return q["quant_method"].lower()
     return None
+
+
+def _fp8_weight_block(cfg: dict[str, Any], text: dict[str, Any]) -> tuple[int, ...]:
+    """The FP8 checkpoint's weight-scale block, (rows, cols), from ``quantization_config`` (quant_method fp8 with
+    ``weight_block_size``); () when the config names none."""
+    q = cfg.get("quantization_config") or text.get("quantization_config")
+    if not isinstance(q, dict) or str(q.get("quant_method", "")).lower() != "fp8":
+        return ()
+    block = q.get("weight_block_size")
+    if isinstance(block, list) and block and all(isinstance(b, int) and b > 0 for b in block):
+        return tuple(block)
+    return ()
 
 
 def _text_config(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -219,6 +234,7 @@ def parse_config(cfg: dict[str, Any], where: str = "config.json") -> Architectur
         attn_output_gate=bool(text.get("attn_output_gate", model_type == "qwen3_next")),  # always gated there
         attention_sinks=model_type == "gpt_oss",
         attention_unquantized_in=_attention_unquantized_in(cfg, text),
+        fp8_weight_block=_fp8_weight_block(cfg, text),
         mlp_bias=bool(text.get("mlp_bias", False)),
         mlp_gated=model_type != "nemotron_h",
         norms_per_layer=_norms_per_layer(model_type),

@@ -131,7 +131,10 @@ def test_leave_one_source_out_stays_under_reached_figures() -> None:
     # through the eager launches, rises a little, and issue 5929's B200 rows (+18 ... +30 %) move 2-4 points up.
     # 842 -> 914 rows (AIConfigurator's 72 TTFT/TPOT rows, none at batch 1; refitted on the merged model): batch-1
     # 10.5 / 34.6 -> 10.8 / 37.5 % (p90 bound 37 -> 38.5: the refit on the new rows moves the shared floors).
-    assert s[("all", "batch-1 decode")][1] <= 11.5 and s[("all", "batch-1 decode")][2] <= 38.5
+    # The block-scale FP8 K-loop floor on ROCm (blockscale.py; calibration refitted): 10.8 / 37.5 -> 11.1 / 38.9 %
+    # (p90 bound 38.5 -> 39.5): the AMD DeepSeek rows at 4 clients no longer lift the shared floors, and
+    # tenstorrent's six H100 DeepSeek-R1 rows, tied to τ_mla through vLLM's eager launches, lose 1.4 points each.
+    assert s[("all", "batch-1 decode")][1] <= 11.5 and s[("all", "batch-1 decode")][2] <= 39.5
     assert s[("moe", "batch-1 decode")][1] <= 28
     # TPOT at load 35.9 → 39.0 % with the CUDA-graph capture limits (graphs.csv): the analytical model prices a
     # 1000-request burst as 1000 sequences decoding at once, already too slow, and those steps are now eager
@@ -352,7 +355,8 @@ def test_early_build_version_rows_learn_from_the_other_publisher() -> None:
     # calibration_defaults.csv has `sglang,*,<0.4.4` (SGLang's FlashMLA decode backend arrived after 0.4.3:
     # sgl-project/sglang PR 4472, 2025-03-16) and `vllm,*,<0.8`. dstack's SGLang 0.4.3.post2 and DataCrunch's
     # SGLang 0.4.1 DeepSeek rows on H200 resolve to the ranged row ((0, 4, 3) < (0, 4, 4)); InferenceX's 0.5.7
-    # rows keep the unranged row; MI300X rows of SGLang 0.4.2 take the more specific vendor:amd selector.
+    # rows keep the unranged row; MI300X rows of SGLang 0.4.2 take the more specific vendor:amd selector, whose
+    # own <0.4.4 range (untuned block-scale FP8 GEMMs, blockfp8_kblock_us) holds them.
     from gpuplan.optimizer.serving.fitting import fit_calibration
     from gpuplan.optimizer.serving.validation import prepare
 
@@ -363,7 +367,7 @@ def test_early_build_version_rows_learn_from_the_other_publisher() -> None:
     assert keys[("0.4.3.post2", "dstackai/benchmarks", "h200")] == ("sglang", "*", "<0.4.4")
     assert keys[("0.4.1", "datacrunch-research/blogs", "h200")] == ("sglang", "*", "<0.4.4")
     assert keys[("0.5.7", "SemiAnalysisAI/InferenceX", "h200")] == ("sglang", "*", None)
-    assert keys[("0.4.2.post4", "dstackai/benchmarks", "mi300x")] == ("sglang", "vendor:amd", None)
+    assert keys[("0.4.2.post4", "dstackai/benchmarks", "mi300x")] == ("sglang", "vendor:amd", "<0.4.4")
     # Without dstack's rows (its leave-one-source-out fold) DataCrunch's rows alone move the ranged row: one
     # publisher identifies a version range's constants. Both run the early builds 2-4x slower than the unranged
     # row predicts (DataCrunch: 32 ms per token at batch 1 on 8x H200 with CUDA graphs, bench_one_batch), so the

@@ -69,7 +69,9 @@ class CalibrationRow(Sourced):
     attn_ctx_half_tokens: context at which decode attention reaches half of η_mem (0 = off);
     request_ms: per-request latency in TTFT (HTTP, tokenisation, scheduling); chunk_tokens: prefill
     tokens per engine step (chunked prefill); max_seqs: the scheduler's cap on running sequences
-    (vLLM --max-num-seqs, TensorRT-LLM max_batch_size, SGLang --max-running-requests)."""
+    (vLLM --max-num-seqs, TensorRT-LLM max_batch_size, SGLang --max-running-requests); blockfp8_kblock_us: time
+    of one 128-wide K-block step of a latency-bound block-scale FP8 GEMM (terms.blockscale_kloop_s; 0: the
+    engine's block-scale GEMMs are not latency-bound on these GPUs)."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
@@ -94,6 +96,7 @@ class CalibrationRow(Sourced):
     request_ms: float = Field(default=DEFAULT_REQUEST_MS, ge=0)
     chunk_tokens: float = Field(default=DEFAULT_CHUNK_TOKENS, ge=1)
     max_seqs: int = Field(default=DEFAULT_MAX_SEQS, ge=1)
+    blockfp8_kblock_us: float = Field(default=0.0, ge=0, le=100)
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:

@@ -98,8 +98,8 @@ def _comm_s(s: Shape, rank_tokens: np.ndarray, gpu_tokens: np.ndarray,
     return n_ar * one_ar + s.moe_layers * (1.0 - a2a_on) * moe_ar, a2a_on * s.moe_layers * (dispatch + combine)
 
 
-STEP_TERMS = ("linear", "moe_activations", "attention", "all_reduce", "all_to_all", "layer_floors", "host",
-              "host_bound")
+STEP_TERMS = ("linear", "moe_activations", "attention", "all_reduce", "all_to_all", "blockscale_kloop",
+              "layer_floors", "host", "host_bound")
 
 
 def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: float | np.ndarray = 0.0,
@@ -144,6 +144,7 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
         "kv_read": kv_read,
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
+        "blockscale_kloop": terms.blockscale_kloop_s(s.blockfp8_kblocks, s.blockfp8_kblock_us) + np.zeros_like(b),
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us,
                                             terms.moe_floor_us(s.moe_layer_us, s.moe_kernel_floor_us), s.mla_layer_us)
                         * eager + np.zeros_like(b),

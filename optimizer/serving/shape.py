@@ -24,6 +24,7 @@ from gpuplan.models.memory import (
 from gpuplan.models.params import Kind, tensor_groups
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving import terms
+from gpuplan.optimizer.serving.blockscale import block_scaled_fp8, kblocks_per_step
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.expert_layout import expert_padding
 from gpuplan.optimizer.serving.graphs import piecewise_attention
@@ -105,6 +106,8 @@ class Shape:
     # 16 bits while the rest computes in a lower format: they run at flops_attn_peak (attention_16bit_flops)
     attn16_replicated_flops: float = 0.0  # the replicated part of them (TP_REPLICATED matrices kept in 16 bits)
     piecewise: float = 0.0  # 1: decode graphs leave the attention ops out (graphs.piecewise_attention)
+    blockfp8_kblocks: float = 0.0  # K-block steps of latency-bound block-scale FP8 GEMMs per step (blockscale.py)
+    blockfp8_kblock_us: float = 0.0  # time of one such step, µs (calibration)
 
     @property
     def bw(self) -> float:
@@ -236,6 +239,8 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         replicated_bytes=matrices_bytes(arch, wfmt, TP_REPLICATED),
         moe_kernel_floor_us=_moe_kernel_floor_us(arch, gpu, compute, cal.engine),
         piecewise=float(piecewise_attention(cal.engine, version)),
+        blockfp8_kblocks=(kblocks_per_step(arch, attn_tp, tp) if block_scaled_fp8(arch, gpu.vendor, compute) else 0.0),
+        blockfp8_kblock_us=cal.blockfp8_kblock_us,
         replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
                                              if g.is_matrix and g.name in TP_REPLICATED),
     )

@@ -260,6 +260,17 @@ def moe_floor_us(fitted_us: ArrayLike, kernel_us: ArrayLike) -> ArrayLike:
     return np.where(np.asarray(kernel_us) > 0, kernel_us, fitted_us)
 
 
+def blockscale_kloop_s(kblocks: ArrayLike, us_per_kblock: ArrayLike) -> ArrayLike:
+    """Time of the block-scale FP8 GEMMs of one step while they are latency-bound (decode sizes on ROCm):
+    t = n_kb · τ_kb, n_kb = the sequential 128-wide K-block steps of the step's block-scaled GEMMs on one GPU
+    (blockscale.kblocks_per_step) and τ_kb the time of one block step (calibration ``blockfp8_kblock_us``).
+    The kernel's few output tiles walk K one block at a time, so its time is K / 128 steps whatever the tokens:
+    AITER's Triton gemm_a8w8_blockscale at N = 2112, K = 7168 (DeepSeek's fused q_a + kv_a, 56 block steps) takes
+    128.8 / 127.3 / 117.5 µs at M = 64 / 128 / 256 with its default config (ROCm/aiter pull request 1232):
+    2.3 µs per block step, 20 times its bytes / bandwidth time. 0 where no block-scale GEMM runs."""
+    return kblocks * us_per_kblock * 1e-6
+
+
 ATTENTION_SHARE_OF_LAYER_FLOOR = 0.2  # the attention kernel among ~5 per dense layer (calibration_defaults.csv notes)
 
 
