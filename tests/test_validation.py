@@ -196,6 +196,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # MXFP4 experts at the FP8 rate on Blackwell (terms.mxfp4_expert_compute, a miscount: no engine quantises gpt-oss's
     # activations to FP4), refitted: TTFT 35.3 -> 36.2 % (bound 36 -> 36.5: AIConfigurator's vLLM B200 TTFTs, already
     # 43 % too slow, get slower; NVIDIA's gpt-oss B200/GB200 throughput rows +34 -> +12 %).
+    # Rows without engine_version modelled as their date's release (releases.csv), vllm's early-build row narrowed
+    # to >=0.6.6 (refitted, on main 185bc8e's model): TTFT 35.65 -> 36.11 (bound 36 -> 36.5: dstack's vLLM 0.6.3
+    # Llama-3.1-405B rows leave the early-build row, so the unranged row's request time moves; LOSO TTFT 37.99 ->
+    # 37.55).
     assert s[("all", "TTFT")][1] <= 36.5 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),

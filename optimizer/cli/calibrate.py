@@ -78,7 +78,8 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool
         summary += summarise(loso_comps, "leave-one-source-out")
     row_dicts = [c.model_dump() for c in comps]
     columns = [("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("ep", "ep"), ("weights", "weights"),
-               ("batch", "batch"), ("engine", "engine"), ("metric", "metric"), ("measured", "measured"),
+               ("batch", "batch"), ("engine", "engine"), ("engine_version", "version"),
+               ("engine_version_assumed", "version by date"), ("metric", "metric"), ("measured", "measured"),
                ("predicted", "predicted"), ("error_pct", "error %")]
     if loso:
         for row, held in zip(row_dicts, loso_comps, strict=True):

@@ -28,6 +28,7 @@ from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import checked_version, version_in_range
 from gpuplan.optimizer.serving.kv_capacity import reported_tokens
+from gpuplan.optimizer.serving.releases import release_on
 from gpuplan.optimizer.serving.steps import VLLM_V1, tp_pool_bytes
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -97,7 +98,10 @@ def _error_pct(row: KvRow, predicted: float, gpu_gib: float | None) -> float:
 
 
 def check_row(row: KvRow, tables: Tables = DEFAULT) -> list[KvCheck]:
-    """The row's end-to-end and accounting checks (those its columns allow)."""
+    """The row's end-to-end and accounting checks (those its columns allow), at the engine release the row
+    states, else at its date's (releases.release_on: a log published on ``as_of`` came from a release out by then)."""
+    if row.engine_version is None:
+        row = row.model_copy(update={"engine_version": release_on(row.engine, row.as_of)})
     m = resolve(row.model)
     kvfmt = tables.formats.kv_format(row.kv)
     out: list[KvCheck] = []

@@ -48,6 +48,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
 from gpuplan.optimizer.serving.graphs import NO_GRAPHS, capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
+from gpuplan.optimizer.serving.releases import release_on
 from gpuplan.optimizer.serving.roofline import busy_wait_s, decode_step_s, prefill_s, serving
 from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.shape import Shape, make_shape, stack
@@ -208,6 +209,7 @@ class Case:
     moe: bool
     running: int  # sequences that run at once: min(batch, KV capacity at input + output, scheduler cap)
     overlap: bool  # the engine at the row's version has an overlap scheduler (scheduler.csv)
+    version_assumed: bool = False  # the row states no engine version: m.engine_version is its date's release
 
 
 def row_capture_limit(m: Measurement, g: GPU) -> int:
@@ -220,7 +222,19 @@ def row_capture_limit(m: Measurement, g: GPU) -> int:
     return 0 if m.mode == "static" else capture_limit(m.engine, g, m.tp, m.engine_version)
 
 
+def dated(m: Measurement) -> Measurement:
+    """The row as it is modelled: one that states no ``engine_version`` ran the engine's release of its date
+    (releases.release_on at ``as_of``, the newest release the run can have used; None, the current release,
+    where the release table has no answer)."""
+    if m.engine_version is not None:
+        return m
+    return m.model_copy(update={"engine_version": release_on(m.engine, m.as_of)})
+
+
 def prepare(m: Measurement, tables: Tables) -> Case:
+    """The row's deployment shape and load at the engine release it ran (``dated``)."""
+    assumed = m.engine_version is None
+    m = dated(m)
     model = resolve(m.model)
     g = tables.gpus.get(m.gpu)
     wfmt, kvfmt = tables.formats.weight(m.weights), tables.formats.kv_format(m.kv)
@@ -234,7 +248,8 @@ def prepare(m: Measurement, tables: Tables) -> Case:
                                    m.engine_version)
     running = max(1, min(clients_of(m), capacity, m.max_seqs or cal.max_seqs))
     return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
-                running=running, overlap=engine_defaults(m.engine, g, m.engine_version).overlap)
+                running=running, overlap=engine_defaults(m.engine, g, m.engine_version).overlap,
+                version_assumed=assumed and m.engine_version is not None)
 
 
 @dataclass(frozen=True)
@@ -373,6 +388,8 @@ class Comparison(BaseModel):
     batch: int
     mode: str
     engine: str
+    engine_version: str | None  # the release modelled: the row's, else its date's (engine_version_assumed)
+    engine_version_assumed: bool
     metric: str
     percentile: str
     group: str
@@ -398,7 +415,8 @@ def comparisons(cases: list[Case], predicted: np.ndarray) -> list[Comparison]:
     for c, p in zip(cases, predicted, strict=True):
         m = c.m
         out.append(Comparison(model=m.model, gpu=m.gpu, tp=m.tp, ep=m.ep, weights=m.weights, batch=m.batch,
-                              mode=m.mode or "closed", engine=m.engine, metric=m.metric, percentile=m.percentile,
+                              mode=m.mode or "closed", engine=m.engine, engine_version=m.engine_version,
+                              engine_version_assumed=c.version_assumed, metric=m.metric, percentile=m.percentile,
                               group=group_of(m), model_class="moe" if c.moe else "dense", measured=m.value,
                               predicted=float(p), error_pct=(float(p) - m.value) / m.value * 100, source=m.source,
                               source_key=source_key(m.source)))
