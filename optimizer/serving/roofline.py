@@ -11,7 +11,9 @@ One engine step with b decoding sequences at context s and p prefill tokens (tim
              bandwidth on expert slices of w = intermediate · ep / G columns; η_moe: grouped vs dense GEMM
              throughput; η_k: the measured ceiling of the engine's expert kernel (terms.moe_kernel_flops_eta); F_e:
              the experts' tensor path, F_w but for MXFP4 experts with 8-bit activations (terms.mxfp4_expert_compute)
-  t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_attn / (F_16 · η))
+  t_attn   = max(b/d · KV(s) · rep / a / (BW · η_mem · η_ctx(s)), FLOPs_decode / (F_16 · η) + FLOPs_prompt / R),
+             R = min(F_16 · η, I · BW) where the engine's prefill kernel re-reads K and V per small query tile of
+             I FLOP/B (prefill_tiles.py: vLLM's unified Triton attention on ROCm), R = F_16 · η elsewhere
   t_comm   = all-reduces over a (α–β) + MoE dispatch/combine all-to-all over ep (α–β) when attention is
              data-parallel (with attention TP, EP ranks sum their partial outputs by all-reduce instead)
   t_moe_act = L_moe · pairs · hidden · (n_in · b_in + 2 · b_out) / (BW · η_mem): the token copies' permute and
@@ -132,9 +134,11 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
             + expert_flops / (np.where(s.flops_expert_peak > 0, s.flops_expert_peak, s.flops_w_peak) * expert_eta))
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
         ctx, s.attn_ctx_half_tokens))
-    attn_flops = (b / s.attn_dp * _attention_flops(s, ctx) + p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio
-                  ) / attn_tp
-    attn_compute = attn_flops / (s.flops_attn_peak * eta)
+    decode_attn_flops = b / s.attn_dp * _attention_flops(s, ctx) / attn_tp
+    prefill_attn_flops = p * _attention_flops(s, p_ctx) * s.prefill_attn_ratio / attn_tp
+    prefill_rate = terms.prefill_attention_rate_flops_s(s.flops_attn_peak, eta, s.prefill_tile_flops_per_byte,
+                                                        s.bw_peak)
+    attn_compute = decode_attn_flops / (s.flops_attn_peak * eta) + prefill_attn_flops / prefill_rate
     all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp, b + p_all)
     eager = terms.eager_scale(p_all, s.eager_floor_scale, b / s.attn_dp, s.graph_max_batch)
     out = {

@@ -30,6 +30,7 @@ from gpuplan.optimizer.serving.expert_layout import expert_padding
 from gpuplan.optimizer.serving.graphs import piecewise_attention
 from gpuplan.optimizer.serving.kernels import kernel_constant
 from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
+from gpuplan.optimizer.serving.prefill_tiles import tile_block_m, tile_flops_per_byte, tile_query_rows
 
 ACTIVATION_BYTES = 2  # 16-bit activations in all-reduces and MoE combine
 # MLA's down-projections (q_a, kv_a with the RoPE key): the engines keep them whole on every attention-TP rank
@@ -110,6 +111,8 @@ class Shape:
     # (0: flops_w_peak; terms.mxfp4_expert_compute)
     blockfp8_kblocks: float = 0.0  # K-block steps of latency-bound block-scale FP8 GEMMs per step (blockscale.py)
     blockfp8_kblock_us: float = 0.0  # time of one such step, µs (calibration)
+    prefill_tile_flops_per_byte: float = 0.0  # FLOP/B of a prefill attention kernel that re-reads K and V per small
+    # query tile (prefill_tiles.py; 0: flash tiles, compute-bound)
 
     @property
     def bw(self) -> float:
@@ -187,7 +190,22 @@ def make_shape(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt:
     attn_now = attention_flops_per_token(arch, context)
     attn_slope = (attention_flops_per_token(arch, 2 * context + 1) - attn_now) / (context + 1)
     return replace(shape, kv_bytes_per_seq=kv_now, kv_bytes_slope=max(kv_slope, 0.0), attn_flops_at_ctx=attn_now,
-                   attn_flops_slope=max(attn_slope, 0.0), context=context), warning
+                   attn_flops_slope=max(attn_slope, 0.0), context=context,
+                   prefill_tile_flops_per_byte=_prefill_tile_intensity(arch, gpu, kvfmt, cal.engine, tp // attn_dp,
+                                                                       version)), warning
+
+
+def _prefill_tile_intensity(arch: Architecture, gpu: GPU, kvfmt: NumberFormat, engine: str, attn_tp: int,
+                            version: str | None) -> float:
+    """FLOP per K/V byte of the engine's prefill attention kernel where it re-reads the keys per small query tile
+    (prefill_tiles.py: vLLM's unified Triton kernel on ROCm), else 0. Query heads per KV head on one GPU:
+    g = (heads / a) / max(kv_heads / a, 1) over the a attention-TP GPUs (KV heads replicate below one per GPU).
+    MLA models run other kernels (TRITON_MLA): 0."""
+    block_m = tile_block_m(engine, gpu.vendor, version)
+    if not block_m or arch.mla is not None or arch.kv_heads <= 0:
+        return 0.0
+    g = max(round((arch.heads / attn_tp) / max(arch.kv_heads / attn_tp, 1.0)), 1)
+    return tile_flops_per_byte(tile_query_rows(block_m, g), kvfmt.bits / 8.0)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -44,6 +44,7 @@ from gpuplan.models.memory import (
     state_bytes_per_sequence,
     tokens_held,
 )
+from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.admission import NO_RESERVATION, Reservation
 from gpuplan.optimizer.serving.calibration import CalibrationRow, version_in_range
 from gpuplan.optimizer.serving.engine_memory import effective_mem_util, weights_kv_cap
@@ -363,8 +364,12 @@ def _step_table(shape: Shape, batches: list[float], tokens: list[float]) -> list
 
 def _attention_coefficients(s: Shape) -> tuple[float, float]:
     """τ_attn(x) = max(a0 + a1 · x, 0) seconds per prompt token whose query sees x keys: the step model's
-    attention FLOPs (affine around the shape's context) / attention TP / (16-bit rate · η_prefill)."""
-    rate = float(s.flops_attn_peak * s.eta_prefill * s.tp / s.attn_dp) / float(s.prefill_attn_ratio)
+    attention FLOPs (affine around the shape's context) / attention TP / the prompt tokens' attention rate
+    (16-bit rate · η_prefill, or the K/V streaming rate of a small-tile kernel:
+    terms.prefill_attention_rate_flops_s)."""
+    per_gpu = float(terms.prefill_attention_rate_flops_s(s.flops_attn_peak, s.eta_prefill,
+                                                          s.prefill_tile_flops_per_byte, s.bw_peak))
+    rate = per_gpu * float(s.tp / s.attn_dp) / float(s.prefill_attn_ratio)
     a1 = float(s.attn_flops_slope) / rate
     return float(s.attn_flops_at_ctx - s.attn_flops_slope * s.context) / rate, a1
 

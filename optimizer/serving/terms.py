@@ -281,6 +281,20 @@ def moe_floor_us(fitted_us: ArrayLike, kernel_us: ArrayLike) -> ArrayLike:
     return np.where(np.asarray(kernel_us) > 0, kernel_us, fitted_us)
 
 
+def prefill_attention_rate_flops_s(flops_peak: ArrayLike, eta: ArrayLike, tile_flops_per_byte: ArrayLike,
+                                   bw_peak: ArrayLike) -> ArrayLike:
+    """Attention FLOP/s of prompt tokens: R = min(F_16 · η, I · BW_peak) where the engine's prefill kernel
+    re-reads the prefix's K and V once per query tile of I FLOP per byte (prefill_tiles.tile_flops_per_byte),
+    R = F_16 · η where I = 0 (flash-attention tiles, compute-bound). The streamed tiles are priced at the HBM
+    peak, not at the decode η_mem: the programs of one KV head fetch the same key tiles close together, so
+    L2 and Infinity Cache serve what a lone stream would lose (no fitted factor). vLLM's unified Triton
+    kernel on an MI355X (8 TB/s), 16-bit KV, 8 query heads per KV head: I = 16, R = 128 TFLOP/s, 5 % of its
+    2,517 dense BF16 TFLOP/s."""
+    compute = np.asarray(flops_peak) * np.asarray(eta)
+    tile = np.asarray(tile_flops_per_byte, dtype=float)
+    return np.where(tile > 0, np.minimum(compute, tile * np.asarray(bw_peak)), compute)
+
+
 def blockscale_kloop_s(kblocks: ArrayLike, us_per_kblock: ArrayLike) -> ArrayLike:
     """Time of the block-scale FP8 GEMMs of one step while they are latency-bound (decode sizes on ROCm):
     t = n_kb · τ_kb, n_kb = the sequential 128-wide K-block steps of the step's block-scaled GEMMs on one GPU
