@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from exact_checker import exact_min_cost, packable
-from gpuplan.optimizer.planning.packing import min_instances
+from gpuplan.optimizer.planning.packing import layout, min_instances
 from gpuplan.optimizer.planning.solver import Problem, solve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from solver_fixtures import candidate, draw_problem, draw_workloads, offer_lists
+from solver_fixtures import candidate, draw_problem, draw_workloads, offer_lists, workload
 
 SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 10]
 
@@ -43,6 +43,21 @@ def test_two_tp8_and_one_tp4_need_three_10_gpu_instances() -> None:
     assert min_instances(8, {8: 2, 4: 1}) == 3  # 20 GPUs > 16
     assert min_instances(10, {4: 5}) == 3  # two TP4 per 10-GPU instance
     assert min_instances(6, {4: 1, 2: 1}) == 1
+
+
+def test_tp3_remainders_hold_a_tp1_but_not_a_tp2() -> None:
+    # Three TP-3 replicas on 4-GPU instances leave one GPU on each: room for the TP 1, not for the TP 2, so a
+    # fourth instance is needed although 3 · 3 + 1 + 2 = 12 GPUs = 3 instances. The model's chain row for TP 2
+    # was dropped as implied by TP 1's (both 4 GPUs on an empty instance) and the solver reported $3/h.
+    assert min_instances(4, {3: 3, 1: 1, 2: 1}) == 4
+    assert layout(4, {1, 2, 3}).rows == (1, 2)
+    assert layout(4, {1, 2}).rows == (1,)  # no TP 3: the single GPU-count row
+    big = ("p1", "g1", 4, 1.0)
+    ws = [workload("w1", 3.0), workload("w2", 2.0)]
+    cands = [candidate(0, "w1", big, 3, 1.2), candidate(1, "w2", big, 1, 0.5), candidate(2, "w2", big, 2, 1.74)]
+    sol = solve(Problem(ws, cands, "on_demand"), time_limit_s=5)
+    assert sol.status == "optimal" and sol.objective_value == pytest.approx(4.0)
+    assert sol.instances == {("p1", "g1x4"): 4}
 
 
 @st.composite

@@ -17,8 +17,10 @@ GPUs for chain replicas. With x_p instances of type p, the replica counts r_t ar
 s·⌊residual/s⌋ GPUs of them. It is sufficient because chain sizes are divisible: place replicas largest
 first; each placed degree is a multiple of every smaller s, so every instance's free space stays a multiple
 of s below its rounded residual and no GPU counted on the right is lost to fragmentation (the classical
-result that first-fit decreasing is optimal for divisible item sizes). Constraints whose right-hand side
-equals the next smaller s's are implied and omitted, so power-of-two offers keep the single GPU-count row.
+result that first-fit decreasing is optimal for divisible item sizes). A row whose right-hand side equals a
+smaller kept s's for every instance type is implied and omitted, so power-of-two offers keep the single
+GPU-count row; with L-patterns the residuals differ (a TP-3 replica on a 4-GPU instance leaves 1 GPU: room for
+a TP 1, not a TP 2), so the rows of larger s are kept.
 """
 
 from __future__ import annotations
@@ -61,13 +63,14 @@ def layout(gpus_per_instance: int, degrees: set[int] | list[int]) -> Layout:
         if sum(t * k for t, k in zip(large, counts, strict=True)) <= g:
             patterns.append(tuple((t, k) for t, k in zip(large, counts, strict=True) if k))
     patterns.sort(key=lambda p: (len(p), p))
+    lay = Layout(g, tuple(patterns), chain, ())
     rows = []
-    prev_cap: int | None = None
-    for s in chain:
-        cap = s * (g // s)
-        if prev_cap is None or cap < prev_cap:
+    prev_caps: tuple[int, ...] | None = None
+    for s in chain:  # row s is implied by the last kept row s' < s when every instance type offers s the same
+        caps = tuple(lay.chain_capacity(p, s) for p in lay.patterns)  # GPUs as s' (its left side is larger)
+        if caps != prev_caps:
             rows.append(s)
-        prev_cap = cap
+            prev_caps = caps
     return Layout(g, tuple(patterns), chain, tuple(rows))
 
 
