@@ -328,6 +328,29 @@ def _predict_with(cases: list[Case], calibration: Calibration) -> np.ndarray:
     return out
 
 
+_FOLDS: dict[tuple, Calibration] = {}  # fitted fold calibrations of this process (a fit is a pure function)
+MAX_FOLDS = 1024
+
+
+def _data_key(path) -> tuple[str, int]:
+    """A data table by path and modification time (a rewritten file is a new key)."""
+    try:
+        return str(path), path.stat().st_mtime_ns
+    except OSError:
+        return str(path), -1
+
+
+def _fitted_fold(train: list[Case], base: Calibration, label: str, key: tuple) -> Calibration:
+    """``fit_calibration(train, base, label)``, memoised by ``key`` (the rows, the start calibration and the
+    hardware and format tables): `validate` with and without --analytical, or twice in one session, fits each
+    fold once."""
+    if key not in _FOLDS:
+        if len(_FOLDS) >= MAX_FOLDS:
+            _FOLDS.clear()
+        _FOLDS[key] = fit_calibration(train, base, label)
+    return _FOLDS[key]
+
+
 def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None,
                          simulated: bool = False) -> list[Comparison]:
     """Every row predicted by a calibration fitted, from ``start`` (default: the shipped hand-set
@@ -337,10 +360,12 @@ def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None,
     cases = [prepare(m, tables) for m in rows]
     keys = [source_key(c.m.source) for c in cases]
     predicted = np.empty(len(cases))
+    data = (tuple(rows), tables.calibration.model_dump_json(), _data_key(tables.hardware_path),
+            _data_key(tables.formats_path))
     for key in sorted(set(keys)):
         train = [c for c, k in zip(cases, keys, strict=True) if k != key]
         held = [i for i, k in enumerate(keys) if k == key]
-        cal = fit_calibration(train, tables.calibration, f"all sources but {key}")
+        cal = _fitted_fold(train, tables.calibration, f"all sources but {key}", (data, key))
         predicted[held] = _predict_with([cases[i] for i in held], cal)
         if simulated:
             predicted[held] = simulated_values([cases[i].m for i in held], predicted[held],
