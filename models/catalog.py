@@ -61,6 +61,25 @@ def attention_16bit_formats(path: Path = CHECKPOINTS_CSV) -> dict[str, tuple[str
 
 
 @cache
+def fp8_weight_blocks(path: Path = CHECKPOINTS_CSV) -> dict[str, tuple[int, ...]]:
+    """model id → the weight-scale block (rows, cols) of its published FP8 checkpoint (checkpoint table column
+    ``fp8_weight_block``, e.g. ``128x128``; empty: per-tensor or per-channel scales, or the config says it).
+    For models whose catalog config.json is the 16-bit release (Qwen3), this is where the FP8 checkpoint's
+    ``quantization_config.weight_block_size`` is known from; a bad cell names the file, row and column."""
+    out: dict[str, tuple[int, ...]] = {}
+    _, rows = read_csv_dicts(path)
+    for line, row in enumerate(rows, start=2):
+        cell = (row.get("fp8_weight_block") or "").strip()
+        if not cell:
+            continue
+        parts = cell.split("x")
+        if len(parts) != 2 or not all(p.isdigit() and 0 < int(p) <= 4096 for p in parts):
+            raise InputError(f"{path}, row {line}, column 'fp8_weight_block': '{cell[:20]}' is not ROWSxCOLS")
+        out[(row.get("model") or "").strip().lower()] = tuple(int(p) for p in parts)
+    return out
+
+
+@cache
 def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
     """id → Model for every catalog row (aliases resolved by ``resolve``)."""
     out: dict[str, Model] = {}
@@ -74,6 +93,8 @@ def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
         arch = read_config(cfg_path)
         if mid in (kept := attention_16bit_formats()):
             arch = arch.model_copy(update={"attention_16bit_formats": kept[mid]})
+        if not arch.fp8_weight_block and mid in (blocks := fp8_weight_blocks()):
+            arch = arch.model_copy(update={"fp8_weight_block": blocks[mid]})
         try:
             official_total = _float(row.get("official_total_params"))
             official_active = _float(row.get("official_active_params"))

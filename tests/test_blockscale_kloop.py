@@ -90,3 +90,16 @@ def test_the_floor_does_not_depend_on_the_batch() -> None:
     a, _ = _terms("deepseek-r1", "mi300x", "sglang", "0.4.2", 1.0)
     b, _ = _terms("deepseek-r1", "mi300x", "sglang", "0.4.2", 128.0)
     assert np.isclose(float(a["blockscale_kloop"]), float(b["blockscale_kloop"]))
+
+
+def test_qwen3_fp8_block_comes_from_the_checkpoint_table() -> None:
+    # Qwen3's catalog config.json is the BF16 release (no quantization_config); its official FP8 checkpoints are
+    # "fine-grained fp8 quantization with block size of 128" (Qwen's model cards), recorded in
+    # models/checkpoints.csv column fp8_weight_block. RedHatAI's Llama FP8 scales per channel: no block.
+    qwen = resolve("qwen3-235b-a22b").arch
+    assert qwen.fp8_weight_block == (128, 128)
+    assert block_scaled_fp8(qwen, "AMD", "fp8") and not block_scaled_fp8(qwen, "AMD", "bf16")
+    assert resolve("llama-3.1-70b").arch.fp8_weight_block == ()
+    # Qwen3-235B-A22B at TP 8: 94 layers, hidden 4096, 64 query heads x 128 = 8192, no shared expert, every layer
+    # MoE: qkv (K 4096) 32 block steps + o (8192 / 8 = 1024) 8 = 40 per layer, experts in the fused MoE kernel.
+    assert kblocks_per_step(qwen, 8, 8) == 94 * (4096 // 128 + 8192 // 8 // 128)

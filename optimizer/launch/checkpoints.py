@@ -25,7 +25,7 @@ from typing import Literal
 
 from gpuplan.models.catalog import Model
 from gpuplan.optimizer.errors import InputError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from gpuplan.rows import Sourced, validate_row
 from gpuplan.safeio import read_csv_dicts, read_json
@@ -58,6 +58,7 @@ class Checkpoint(Sourced):
     kind: Literal["release", "native", "published", "online"]
     gated: bool  # the launch passes HF_TOKEN: Meta and Mistral releases (and their derivatives) ask for a licence
     attention_16bit: bool = False  # the checkpoint keeps its attention matrices in 16 bits (read by models/catalog.py)
+    fp8_weight_block: str | None = Field(default=None, pattern=r"^\d+x\d+$")  # FP8 scale block (models/catalog.py)
 
 
 def _package_csv() -> Path:
