@@ -149,7 +149,9 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
         "kv_read": kv_read,
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
-        "blockscale_kloop": terms.blockscale_kloop_s(s.blockfp8_kblocks, s.blockfp8_kblock_us) + np.zeros_like(b),
+        # the block-scale GEMMs take max(K-loop, compute): the step adds the K-loop's excess over their compute
+        "blockscale_kloop": np.maximum(terms.blockscale_kloop_s(s.blockfp8_kblocks, s.blockfp8_kblock_us)
+                                       - (dense_flops - attn16_flops) / (s.flops_w_peak * eta), 0.0) + np.zeros_like(b),
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us,
                                             terms.moe_floor_us(s.moe_layer_us, s.moe_kernel_floor_us), s.mla_layer_us)
                         * eager + np.zeros_like(b),

@@ -302,7 +302,9 @@ def blockscale_kloop_s(kblocks: ArrayLike, us_per_kblock: ArrayLike) -> ArrayLik
     The kernel's few output tiles walk K one block at a time, so its time is K / 128 steps whatever the tokens:
     AITER's Triton gemm_a8w8_blockscale at N = 2112, K = 7168 (DeepSeek's fused q_a + kv_a, 56 block steps) takes
     128.8 / 127.3 / 117.5 µs at M = 64 / 128 / 256 with its default config (ROCm/aiter pull request 1232):
-    2.3 µs per block step, 20 times its bytes / bandwidth time. 0 where no block-scale GEMM runs."""
+    2.3 µs per block step, 20 times its bytes / bandwidth time. 0 where no block-scale GEMM runs. The kernels
+    take max(K-loop, compute), so the step adds max(t − t_gemm, 0), t_gemm their 8-bit compute time
+    (roofline.step_terms_s): the floor fades where a long prompt makes them compute-bound."""
     return kblocks * us_per_kblock * 1e-6
 
 
