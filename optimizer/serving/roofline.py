@@ -130,7 +130,8 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
                    - p * s.skipped_head_flops) / attn_tp
     expert_eta = np.minimum(eta * s.eta_moe, s.moe_kernel_eta)
     attn16_flops = rank_tokens * (s.attn16_flops_per_token + (attn_tp - 1.0) * s.attn16_replicated_flops) / attn_tp
-    gemm = ((dense_flops - attn16_flops) / (s.flops_w_peak * eta) + attn16_flops / (s.flops_attn_peak * eta)
+    low_gemm = (dense_flops - attn16_flops) / (s.flops_w_peak * eta)  # the dense GEMMs in the weight format
+    gemm = (low_gemm + attn16_flops / (s.flops_attn_peak * eta)
             + expert_flops / (np.where(s.flops_expert_peak > 0, s.flops_expert_peak, s.flops_w_peak) * expert_eta))
     kv_read = b / s.attn_dp * kv_bytes_at(s, ctx) * s.kv_rep / attn_tp / (bw * terms.attention_efficiency(
         ctx, s.attn_ctx_half_tokens))
@@ -150,8 +151,8 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
         # the block-scale GEMMs take max(K-loop, compute): the step adds the K-loop's excess over their compute
-        "blockscale_kloop": np.maximum(terms.blockscale_kloop_s(s.blockfp8_kblocks, s.blockfp8_kblock_us)
-                                       - (dense_flops - attn16_flops) / (s.flops_w_peak * eta), 0.0) + np.zeros_like(b),
+        "blockscale_kloop": np.maximum(terms.blockscale_kloop_s(s.blockfp8_kblocks, s.blockfp8_kblock_us) - low_gemm,
+                                       0.0) + np.zeros_like(b),
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us,
                                             terms.moe_floor_us(s.moe_layer_us, s.moe_kernel_floor_us), s.mla_layer_us)
                         * eager + np.zeros_like(b),
