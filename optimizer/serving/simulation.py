@@ -17,6 +17,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.arrivals import Requests, make_requests
 from gpuplan.optimizer.serving.calibration import checked_version
 from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
+from gpuplan.optimizer.serving.dp_attention import dp_attention_defaults
 from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.scheduler import engine_defaults
@@ -176,7 +177,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     check_tp(m.arch, g, layout.attn_tp if layout.attn_dp > 1 else tp, m.id)
     eng = engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
-    d = engine_defaults(eng, g, engine_version)
+    d = dp_attention_defaults(engine_defaults(eng, g, engine_version), layout.attn_dp, engine_version)
     seqs = max_num_seqs or d.max_num_seqs
     if not 1 <= seqs <= MAX_BATCH:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")

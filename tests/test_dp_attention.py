@@ -1,0 +1,67 @@
+"""SGLang's server settings under data-parallel attention (dp_attention.csv), checked against the ServerArgs code
+of the releases the table cites."""
+
+from __future__ import annotations
+
+import pytest
+from gpuplan.models.catalog import resolve
+from gpuplan.optimizer.serving.dp_attention import dp_attention_defaults, dp_attention_row, rank_chunk_tokens
+from gpuplan.optimizer.serving.scheduler import engine_defaults
+from gpuplan.optimizer.serving.simulation import deployment_steps
+from gpuplan.optimizer.tables import DEFAULT
+from hypothesis import given
+from hypothesis import strategies as st
+
+
+@pytest.mark.parametrize(("version", "gpu", "dp", "chunk"), [
+    # 0.4.1 to 0.4.4 (ServerArgs.__post_init__): chunked_prefill_size // 2 whatever the DP size;
+    # H200 (141 GB) has chunked_prefill_size 8192 in 0.4.x, so each rank prefills 4096 tokens per step
+    ("0.4.1", "h200", 8, 4096),
+    ("0.4.3.post2", "h200", 8, 4096),
+    ("0.4.4", "h200", 4, 4096),
+    # 0.4.5 on: chunked_prefill_size // dp_size: 8192 // 8 = 1024 on H200 (0.5.3 _handle_gpu_memory_settings
+    # gives 8192 for 60-160 GiB), 16384 // 8 = 2048 on B200 (>= 160 GiB), 16384 // 4 = 4096 at DP 4
+    ("0.4.5", "h200", 8, 1024),
+    ("0.5.3", "h200", 8, 1024),
+    ("0.5.6", "b200", 8, 2048),
+    ("0.5.6.post1", "b200", 4, 4096),
+    (None, "mi300x", 8, 2048),
+])
+def test_rank_chunked_prefill_by_version(version: str | None, gpu: str, dp: int, chunk: int) -> None:
+    d = engine_defaults("sglang", DEFAULT.gpus.get(gpu), version)
+    assert dp_attention_defaults(d, dp, version).max_batched_tokens == chunk
+
+
+def test_conservativeness_scales_the_running_reservation() -> None:
+    # schedule_conservativeness x 0.3 in every release: init_new_token_ratio 0.7 x 0.3 = 0.21, its floor
+    # 0.21 x 0.14 = 0.0294 (scheduler.py: min_new_token_ratio = init x default_min_new_token_ratio_factor)
+    d = engine_defaults("sglang", DEFAULT.gpus.get("h200"), "0.5.3")
+    r = dp_attention_defaults(d, 8, "0.5.3").reservation
+    assert r.running_init == pytest.approx(0.21)
+    assert r.running_min == pytest.approx(0.0294)
+    assert r.new == d.reservation.new and r.clip_tokens == 4096  # the new request's own output is not scaled
+
+
+def test_other_engines_and_dp_1_keep_their_defaults() -> None:
+    g = DEFAULT.gpus.get("h200")
+    assert dp_attention_row("vllm") is None
+    for engine, dp in (("vllm", 8), ("trtllm", 8), ("sglang", 1)):
+        d = engine_defaults(engine, g, None)
+        assert dp_attention_defaults(d, dp) == d
+
+
+def test_simulator_takes_the_rank_chunk() -> None:
+    # DeepSeek-R1 on 8 x H200, SGLang 0.5.3 --tp 8 --enable-dp-attention --dp 8: token budget 8192 // 8
+    _, _, _, tokens = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 1000, 200, None,
+                                       1200, DEFAULT, attn_dp=8, engine_version="0.5.3")
+    assert tokens == 1024
+    _, _, _, tokens = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 1000, 200, None,
+                                       1200, DEFAULT, engine_version="0.5.3")
+    assert tokens == 8192
+
+
+@given(st.integers(1, 1 << 20), st.integers(1, 64), st.integers(0, 8))
+def test_rank_chunk_never_exceeds_the_chunk(chunk: int, dp: int, divisor: int) -> None:
+    c = rank_chunk_tokens(chunk, dp, divisor)
+    assert 1 <= c <= chunk
+    assert c == max(1, chunk // (divisor or dp))
