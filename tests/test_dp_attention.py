@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import pytest
 from gpuplan.models.catalog import resolve
-from gpuplan.optimizer.serving.dp_attention import dp_attention_defaults, dp_attention_row, rank_chunk_tokens
+from gpuplan.optimizer.serving.dp_attention import (
+    dp_attention_defaults,
+    dp_attention_row,
+    rank_chunk_tokens,
+)
 from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.simulation import deployment_steps
+from gpuplan.optimizer.serving.simulator import SchedulerConfig, simulate_trace
 from gpuplan.optimizer.tables import DEFAULT
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,8 +33,10 @@ from hypothesis import strategies as st
     (None, "mi300x", 8, 2048),
 ])
 def test_rank_chunked_prefill_by_version(version: str | None, gpu: str, dp: int, chunk: int) -> None:
-    d = engine_defaults("sglang", DEFAULT.gpus.get(gpu), version)
-    assert dp_attention_defaults(d, dp, version).max_batched_tokens == chunk
+    base = engine_defaults("sglang", DEFAULT.gpus.get(gpu), version)
+    d = dp_attention_defaults(base, dp, version)
+    assert d.rank_chunk_tokens == chunk
+    assert d.max_batched_tokens == base.max_batched_tokens  # the replay's step budget stays the engine's
 
 
 def test_conservativeness_scales_the_running_reservation() -> None:
@@ -51,13 +58,26 @@ def test_other_engines_and_dp_1_keep_their_defaults() -> None:
 
 
 def test_simulator_takes_the_rank_chunk() -> None:
-    # DeepSeek-R1 on 8 x H200, SGLang 0.5.3 --tp 8 --enable-dp-attention --dp 8: token budget 8192 // 8
-    _, _, _, tokens = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 1000, 200, None,
-                                       1200, DEFAULT, attn_dp=8, engine_version="0.5.3")
-    assert tokens == 1024
-    _, _, _, tokens = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 1000, 200, None,
-                                       1200, DEFAULT, engine_version="0.5.3")
-    assert tokens == 8192
+    # DeepSeek-R1 on 8 x H200, SGLang 0.5.3 --tp 8 --enable-dp-attention --dp 8: each rank's chunk 8192 // 8
+    steps, _, _, tokens = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 1000, 200,
+                                           None, 1200, DEFAULT, attn_dp=8, engine_version="0.5.3")
+    assert (steps.rank_chunk_tokens, tokens) == (1024, 8192)
+    assert steps.reservation.running_init == pytest.approx(0.21)
+    steps, _, _, tokens = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 1000, 200,
+                                           None, 1200, DEFAULT, engine_version="0.5.3")
+    assert (steps.rank_chunk_tokens, tokens) == (0, 8192)
+
+
+def test_a_prompt_advances_one_rank_chunk_per_step() -> None:
+    # SGLang 0.5.3, 8 x H200, DP 8: a lone 4,000-token prompt takes ⌈4000 / 1024⌉ = 4 prefill steps
+    from test_simulator import toy
+
+    steps = toy(10_000)
+    steps.rank_chunk_tokens = 1024
+    tr = simulate_trace(steps, [4000], [2], SchedulerConfig(8, 8192), arrivals=[0.0])
+    assert tr.steps == 4 + 1  # four chunks (the last samples the first token) and one decode step
+    steps.rank_chunk_tokens = 0
+    assert simulate_trace(steps, [4000], [2], SchedulerConfig(8, 8192), arrivals=[0.0]).steps == 1 + 1
 
 
 @given(st.integers(1, 1 << 20), st.integers(1, 64), st.integers(0, 8))

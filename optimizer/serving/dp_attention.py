@@ -7,9 +7,13 @@ share held back for the running requests' future outputs (admission.Reservation 
 the overlap scheduler off (recorded in the table's source, not applied: see the 0.4.1 row). Engines without a
 row keep their defaults.
 
-The simulator runs one scheduler for the replica, so the per-rank chunk becomes the replica's token budget per
-step and its prompt tokens are priced on one attention rank (roofline.step_terms_s without ``spread``): one
-rank prefilling while the others decode in the same lockstep step, not several ranks prefilling at once.
+The simulator runs one scheduler for the replica: a request's prompt advances by at most C_r tokens per step
+(one rank's chunk), the step's token budget stays the engine's C, and a step's prompt tokens are priced as if
+one attention rank held them all (roofline.step_terms_s without ``spread``). SGLang's ranks prefill side by
+side (dp · C_r tokens per step, each rank's attention and dense layers on its own chunk); replaying that, with
+the budget dp · C_r and the chunks priced on ⌈K / C_r⌉ ranks, made the published DP-attention runs look
+faster than measured and the leave-one-source-out throughput median worse (14.6 → 15.3 %), so the replay keeps
+the serial pricing: the cost that holds these runs back is not yet in the step model (README, weak spots).
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ def rank_chunk_tokens(chunk_tokens: int, dp: int, divisor: int) -> int:
 
 
 def dp_attention_defaults(d: EngineDefaults, dp: int, version: str | None = None) -> EngineDefaults:
-    """An engine's scheduler defaults under ``dp`` > 1 attention ranks: the token budget per step becomes one
-    rank's chunk (rank_chunk_tokens) and the running requests' reservation ratios ρ₀, ρ_min scale by the
+    """An engine's scheduler defaults under ``dp`` > 1 attention ranks: one request's prompt advances by at most
+    one rank's chunk C_r per step (rank_chunk_tokens; the replica's token budget stays the engine's C, which is
+    dp · C_r from 0.4.5 on), and the running requests' reservation ratios ρ₀, ρ_min scale by the
     conservativeness factor."""
     row = dp_attention_row(d.engine, version)
     if dp <= 1 or row is None:
@@ -67,5 +72,5 @@ def dp_attention_defaults(d: EngineDefaults, dp: int, version: str | None = None
     r = d.reservation
     resv = replace(r, running_init=r.running_init * row.conservativeness_scale,
                    running_min=r.running_min * row.conservativeness_scale)
-    tokens = rank_chunk_tokens(d.max_batched_tokens, dp, row.chunk_divisor) if d.max_batched_tokens else 0
-    return replace(d, max_batched_tokens=tokens, reservation=resv)
+    chunk = rank_chunk_tokens(d.max_batched_tokens, dp, row.chunk_divisor) if d.max_batched_tokens else 0
+    return replace(d, reservation=resv, rank_chunk_tokens=chunk)

@@ -188,7 +188,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
                         input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout,
                         d.prefill_first, d.reservation, d.overlap,
                         graph_limit(eng, g, tp, engine_version, cuda_graphs),
-                        engine_version)
+                        engine_version, d.rank_chunk_tokens)
     # 0: the whole context fits one step (vLLM V0 without chunked prefill: max(max_model_len, 2048)).
     tokens = d.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
     return steps, eng, seqs, tokens

@@ -19,6 +19,8 @@ The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
 - when the KV cache cannot hold the next token of every decoding sequence, the most recently
   admitted sequence is preempted (recompute: its KV is freed, it returns to the head of the queue and
   later re-prefills its prompt plus the tokens it had generated);
+- data-parallel attention (``steps.rank_chunk_tokens`` C_r): a request's prompt advances by at most one
+  rank's chunk per step, the step budget being every rank's (dp_attention);
 - a request reaches the scheduler ``request_s`` after it arrives (host time: tokenisation, API
   server), when the step model has such a term;
 - an engine with an overlap scheduler (``steps.overlap``: SGLang, TensorRT-LLM's PyTorch executor) plans
@@ -136,6 +138,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     max_seqs, max_tokens = cfg.max_num_seqs, cfg.max_batched_tokens
     decode_s, mixed_s = steps.decode_s, steps.mixed_s
     prefill_first = steps.prefill_first
+    rank_cap = steps.rank_chunk_tokens or max_tokens  # DP attention: a request's prompt gets one rank's chunk
     stall, stall_w = 0.0, 0  # prefill-only time the decoding sequences have waited, and how many waited
 
     def complete(v: int) -> None:
@@ -183,7 +186,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         for p in prefilling:
             if budget <= 0:
                 break
-            k = min(target[p] - prefilled[p], budget)
+            k = min(target[p] - prefilled[p], budget, rank_cap)
             chunks.append((p, k))
             budget -= k
         blocked = False  # the head of the queue waits for reserved KV (not for a slot or budget)
@@ -199,7 +202,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             kv_pref += target[w]
             r_pref += out[w] - gen[w]
             used += target[w]
-            k = min(target[w], budget)
+            k = min(target[w], budget, rank_cap)
             chunks.append((w, k))
             budget -= k
         occupancy = len(waiting) + len(running)
