@@ -107,16 +107,6 @@ def read_trace(path: Path) -> tuple[list[float], list[int] | None, list[int] | N
     return times, lengths.get("input_tokens"), lengths.get("output_tokens")
 
 
-def pool_hit_fraction(pool: int | None, requests: int) -> float:
-    """Expected share of ``requests`` uniform draws, with replacement, from a pool of P prompts that repeat an
-    earlier draw (a prefix-cache hit): 1 − D/N with D = P · (1 − (1 − 1/P)^N) the expected distinct prompts
-    of N draws; 0 without a pool."""
-    if pool is None or requests <= 0:
-        return 0.0
-    distinct = pool * -math.expm1(requests * math.log1p(-1.0 / pool)) if pool > 1 else 1.0
-    return max(0.0, 1.0 - distinct / requests)
-
-
 def uniform_lengths(mean: int, ratio: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """Integers uniform in [⌊L(1 − r)⌋, ⌊L(1 + r)⌋], at least 1 (vLLM random dataset; r = 1: 1 … 2L)."""
     if ratio == 0:

@@ -45,7 +45,6 @@ from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.arrivals import pool_hit_fraction
 from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
 from gpuplan.optimizer.serving.graphs import NO_GRAPHS, capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
@@ -53,7 +52,6 @@ from gpuplan.optimizer.serving.releases import release_on
 from gpuplan.optimizer.serving.roofline import busy_wait_s, decode_step_s, prefill_s, serving
 from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.shape import Shape, make_shape, stack
-from gpuplan.optimizer.serving.simulated_rows import replayed_requests
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -81,7 +79,8 @@ class Measurement(Sourced):
     and per-step token limits; ``cuda_graphs`` ``off`` when the server ran decode steps without CUDA graphs
     (empty: the engine's capture defaults, graphs.csv); ``prompt_pool`` the number of distinct prompts the client
     drew its requests from (AIPerf / GenAI-Perf synthetic data reuse a pool of 100 by default; empty: every
-    prompt distinct), whose repeats hit the server's prefix cache."""
+    prompt distinct), whose repeats hit the server's prefix cache; the simulator's replay of the row draws them
+    (simulated_rows), while the analytical model, and so the calibration fit, reads every prompt as new."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")  # a misspelt column is refused
 
@@ -271,7 +270,6 @@ class RowArrays:
     clients: np.ndarray  # requests the benchmark keeps in flight (``batch``), ≥ running sequences
     overlap: np.ndarray  # the engine's overlap scheduler (bool)
     spread: np.ndarray  # request lengths vary (ShareGPT, or a random range ratio > 0)
-    hit: np.ndarray  # expected share of requests whose prompt hits the prefix cache (a repeat of a pool prompt)
 
 
 def row_arrays(cases: list[Case]) -> RowArrays:
@@ -286,9 +284,7 @@ def row_arrays(cases: list[Case]) -> RowArrays:
                      median=np.array([m.percentile == "p50" for m in ms]),
                      clients=np.array([clients_of(m) for m in ms], dtype=float),
                      overlap=np.array([c.overlap for c in cases], dtype=bool),
-                     spread=np.array([m.dataset == "sharegpt" or (m.range_ratio or 0.0) > 0 for m in ms], dtype=bool),
-                     hit=np.array([pool_hit_fraction(m.prompt_pool, m.requests or replayed_requests(m.batch))
-                                   for m in ms], dtype=float))
+                     spread=np.array([m.dataset == "sharegpt" or (m.range_ratio or 0.0) > 0 for m in ms], dtype=bool))
 
 
 def queue_wait_s(clients: np.ndarray, running: np.ndarray, service_s: np.ndarray, mode: np.ndarray) -> np.ndarray:
@@ -342,17 +338,14 @@ def _rows_of(s: Shape, keep: np.ndarray) -> Shape:
 def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     """Predicted value of every row's metric (see module docstring), vectorised over rows."""
     i, o = r.input, r.output
-    # A prefix-cache hit prefills one token: its prefill work is gone, and its own first token takes a step.
-    t_prompt = np.asarray(prefill_s(s, None, i), dtype=float)
-    t_iso = (1.0 - r.hit) * t_prompt
-    t_pre = (1.0 - r.hit) * np.asarray(prefill_s(s, None, i, spread=True), dtype=float)
+    t_iso = np.asarray(prefill_s(s, None, i), dtype=float)
+    t_pre = np.asarray(prefill_s(s, None, i, spread=True), dtype=float)
     is_open = r.mode == 2
     b = r.batch.copy()
     if is_open.any():
         b[is_open] = open_loop_batch(_rows_of(s, is_open), r.rate[is_open], o[is_open], t_pre[is_open],
                                      r.batch[is_open])
     t_step = decode_step_s(s, b)[0]
-    t_iso = t_iso + r.hit * t_step
     rate_max = b / (o * t_step + b * t_pre)
     saturated = b >= r.batch
     open_util = np.minimum(r.rate / rate_max, np.where(saturated, OPEN_UTILIZATION_CAP, 1.0))
@@ -374,7 +367,7 @@ def metric_values(s: Shape, r: RowArrays) -> np.ndarray:
     by_metric = {"decode_tok_s_per_user": 1.0 / tpot, "tpot_ms": tpot * 1e3, "itl_ms": itl * 1e3,
                  "ttft_ms": ttft * 1e3, "e2e_ms": (ttft + (o - 1) * tpot) * 1e3, "decode_tok_s": throughput,
                  "e2e_per_token_ms": (ttft + (o - 1) * tpot) / o * 1e3,
-                 "prefill_tok_s": i / t_prompt}
+                 "prefill_tok_s": i / t_iso}
     out = np.zeros_like(b)
     for k, name in enumerate(METRICS):
         out = np.where(r.metric == k, by_metric[name], out)
