@@ -27,7 +27,13 @@ The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
   step k + 1 on the CPU while step k runs on the GPU, so a request that reaches it during step k is first
   seen when step k ends and runs in step k + 2: while sequences are running it waits one step longer than
   with a synchronous loop; an idle engine schedules it at once;
-- a request's first token is sampled by the step that completes its prefill.
+- a request's first token is sampled by the step that completes its prefill;
+- prefix caching (on by default in vLLM V1, SGLang's radix cache and TensorRT-LLM's KV block reuse): when
+  the client draws its prompts from a pool (``prompt_ids``), a request whose prompt an earlier request has
+  finished prefilling finds every prompt token but the last in the cache and prefills that one token (the
+  engines recompute the last prompt token to sample the first output token); the cached blocks are assumed
+  to stay resident (the pool's prompts fit in the KV cache, else no request hits) and their KV is counted
+  per request, as if not shared (an upper bound on KV use).
 
 Between events (an arrival that can be admitted, a completion, a prefill chunk, KV exhaustion) the
 batch is constant, so n identical decode steps are advanced at once: the mean context grows by one
@@ -80,10 +86,19 @@ class Trace:
     kv_capacity_tokens: int = 0
 
 
+def pool_fits(prompt_ids: list[int], inp: list[int], cap_tokens: int) -> bool:
+    """Whether the distinct prompts of a pool fit in the KV cache together (Σ over distinct prompts of their
+    tokens ≤ capacity): the condition under which the simulator lets repeats hit the prefix cache."""
+    lengths = dict(zip(prompt_ids, inp, strict=True))
+    return sum(lengths.values()) <= cap_tokens
+
+
 def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: SchedulerConfig,
-                   arrivals: list[float] | None = None, concurrency: int | None = None) -> Trace:
+                   arrivals: list[float] | None = None, concurrency: int | None = None,
+                   prompt_ids: list[int] | None = None) -> Trace:
     """Run the scheduler over requests with lengths ``inp``/``out``: open loop at the sorted ``arrivals``
-    times, or closed loop with ``concurrency`` clients (each sends its next request when its last ends)."""
+    times, or closed loop with ``concurrency`` clients (each sends its next request when its last ends).
+    ``prompt_ids``: the pool entry each request's prompt is (repeats hit the prefix cache)."""
     n = len(inp)
     cap = steps.kv_capacity_tokens
     if cfg.max_batched_tokens < cfg.max_num_seqs:
@@ -96,6 +111,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         raise InputError(f"a request of {biggest:,} tokens does not fit in the KV cache "
                          f"({cap:,} tokens on this deployment)")
     closed = arrivals is None
+    cached: set[int] = set()  # pool prompts whose prefill has completed (resident in the prefix cache)
+    pool = prompt_ids if prompt_ids is not None and pool_fits(prompt_ids, inp, cap) else None
     arrive = [0.0] * n if closed else list(arrivals)
     first = [math.nan] * n
     finish = [math.nan] * n
@@ -202,7 +219,9 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             kv_pref += target[w]
             r_pref += out[w] - gen[w]
             used += target[w]
-            k = min(target[w], budget, rank_cap)
+            if pool is not None and pool[w] in cached:
+                prefilled[w] = inp[w] - 1  # a prefix-cache hit: only the last prompt token is computed
+            k = min(target[w] - prefilled[w], budget, rank_cap)
             chunks.append((w, k))
             budget -= k
         occupancy = len(waiting) + len(running)
@@ -231,6 +250,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 prefilling.remove(p)
                 kv_pref -= target[p]
                 r_pref -= out[p] - gen[p]
+                if pool is not None:
+                    cached.add(pool[p])
                 gen[p] += 1
                 if math.isnan(first[p]):
                     first[p] = now
