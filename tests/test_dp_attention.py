@@ -85,3 +85,19 @@ def test_rank_chunk_never_exceeds_the_chunk(chunk: int, dp: int, divisor: int) -
     c = rank_chunk_tokens(chunk, dp, divisor)
     assert 1 <= c <= chunk
     assert c == max(1, chunk // (divisor or dp))
+
+
+def test_isolated_prompt_is_chunked_by_its_rank_in_both_models() -> None:
+    # 4,000 prompt tokens on SGLang 0.5.3, DP 8 on 8 x H200: 4 chunks of 1,024 in the replay and in the
+    # isolated-request figure (prompt_s) alike, so the replay at vanishing load equals the isolated request;
+    # 0.4.3.post2 (C_r 4,096) takes the prompt in one step.
+    from gpuplan.optimizer.serving.simulation import simulate
+
+    for version in ("0.5.3", "0.4.3.post2"):
+        r = simulate("deepseek-r1", "h200", "fp8", "fp8", 8, input_tokens=4000, output_tokens=4, concurrency=1,
+                     requests=2, engine="sglang", attn_dp=8, engine_version=version)
+        assert r.ttft_ms.mean == pytest.approx(r.isolated_ttft_ms, rel=1e-3)
+    for version, chunk in (("0.5.3", 1024), ("0.4.3.post2", 4096)):
+        steps, _, _, _ = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 4000, 4, None,
+                                          4004, DEFAULT, attn_dp=8, engine_version=version)
+        assert steps.prefill_shape.chunk_tokens == chunk

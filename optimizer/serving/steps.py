@@ -395,6 +395,8 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
         shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par, version=version)
         table.append(decode_step_s(shape, batches)[0].tolist())
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par, version=version)
+    if rank_chunk_tokens:  # an isolated prompt is chunked as its rank chunks it (prompt_s)
+        pshape = with_calibration(pshape, chunk_tokens=min(float(pshape.chunk_tokens), float(rank_chunk_tokens)))
     capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version)
     capacity = capacity // block_size * block_size
     bgrid, kgrid = token_grid(max(max_batch, 1)), token_grid(MAX_GRID_TOKENS)  # decodes b (≥ 2 points), tokens K
