@@ -108,8 +108,9 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         raise InputError(f"max sequences {cfg.max_num_seqs} exceeds the step table ({steps.max_batch})")
     biggest = max(i + o for i, o in zip(inp, out, strict=True))
     if biggest > cap:
-        raise InputError(f"a request of {biggest:,} tokens does not fit in the KV cache "
-                         f"({cap:,} tokens on this deployment)")
+        room = (f"{cap:,} tokens on this deployment" if cap > 0 else
+                "the weights and runtime leave no memory for it: a smaller --weights format or more GPUs (--tp)")
+        raise InputError(f"a request of {biggest:,} tokens does not fit in the KV cache ({room})")
     closed = arrivals is None
     cached: set[int] = set()  # pool prompts whose prefill has completed (resident in the prefix cache)
     pool = prompt_ids if prompt_ids is not None and pool_fits(prompt_ids, inp, cap) else None
