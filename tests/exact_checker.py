@@ -74,7 +74,8 @@ def exact_min_cost(problem) -> float | None:
 
 def packable(gpus_per_instance: int, instances: int, tps: list[int]) -> bool:
     """Can these replicas (one TP degree each) be placed on ``instances`` bins of ``gpus_per_instance``?
-    Plain depth-first search, largest first, skipping bins with equal free space (symmetry)."""
+    Depth-first search, largest first, over the bins' free space as a sorted tuple (bins with equal free
+    space are interchangeable), memoised on (next item, free space) so no state is searched twice."""
     return _packable(gpus_per_instance, instances, tuple(sorted(tps, reverse=True)))
 
 
@@ -82,19 +83,12 @@ def packable(gpus_per_instance: int, instances: int, tps: list[int]) -> bool:
 def _packable(gpus_per_instance: int, instances: int, items: tuple[int, ...]) -> bool:
     if sum(items) > gpus_per_instance * instances:
         return False
-    free = [gpus_per_instance] * instances
 
-    def place(i: int) -> bool:
+    @functools.cache
+    def place(i: int, free: tuple[int, ...]) -> bool:
         if i == len(items):
             return True
-        seen = set()
-        for b in range(instances):
-            if free[b] >= items[i] and free[b] not in seen:
-                seen.add(free[b])
-                free[b] -= items[i]
-                if place(i + 1):
-                    return True
-                free[b] += items[i]
-        return False
+        return any(place(i + 1, tuple(sorted((*free[:b], room - items[i], *free[b + 1:]))))
+                   for b, room in enumerate(free) if room >= items[i] and (b == 0 or free[b - 1] != room))
 
-    return place(0)
+    return place(0, (gpus_per_instance,) * instances)
