@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from gpuplan.models.arch import Architecture, parse_config
 from gpuplan.models.errors import InputError
@@ -45,38 +46,52 @@ def _float(cell: str | None) -> float | None:
     return float(cell) if cell not in (None, "") else None
 
 
+class CheckpointFacts(NamedTuple):
+    """What the checkpoint table adds to a catalog config, by model id."""
+
+    attention_16bit: dict[str, tuple[str, ...]]  # weight formats whose checkpoint keeps attention in 16 bits
+    fp8_weight_block: dict[str, tuple[int, ...]]  # weight-scale block (rows, cols) of the FP8 checkpoint
+
+
+def _attention_16bit_cell(path: Path, line: int, row: dict[str, str]) -> bool:
+    cell = (row.get("attention_16bit") or "").strip()
+    if cell not in ("", "no", KEEPS_ATTENTION_16BIT):
+        raise InputError(f"{path}, row {line}, column 'attention_16bit': '{cell[:20]}' is not yes or no")
+    return cell == KEEPS_ATTENTION_16BIT
+
+
+def _fp8_weight_block_cell(path: Path, line: int, row: dict[str, str]) -> tuple[int, ...] | None:
+    cell = (row.get("fp8_weight_block") or "").strip()
+    if not cell:
+        return None
+    parts = cell.split("x")
+    if len(parts) != 2 or not all(p.isdigit() and 0 < int(p) <= 4096 for p in parts):
+        raise InputError(f"{path}, row {line}, column 'fp8_weight_block': '{cell[:20]}' is not ROWSxCOLS")
+    return tuple(int(p) for p in parts)
+
+
 @cache
+def checkpoint_facts(path: Path = CHECKPOINTS_CSV) -> CheckpointFacts:
+    """One pass over the checkpoint table. Column ``attention_16bit`` (yes, no or empty): the published
+    checkpoint of that weight format keeps the attention matrices in 16 bits. Column ``fp8_weight_block``
+    (e.g. ``128x128``; empty: per-tensor or per-channel scales, or the config says it): the FP8 checkpoint's
+    ``quantization_config.weight_block_size``, for models whose catalog config.json is the 16-bit release
+    (Qwen3). A bad cell names the file, row and column."""
+    kept: dict[str, set[str]] = {}
+    blocks: dict[str, tuple[int, ...]] = {}
+    _, rows = read_csv_dicts(path)
+    for line, row in enumerate(rows, start=2):
+        model = (row.get("model") or "").strip().lower()
+        if _attention_16bit_cell(path, line, row):
+            kept.setdefault(model, set()).add((row.get("weights") or "").strip())
+        if (block := _fp8_weight_block_cell(path, line, row)) is not None:
+            blocks[model] = block
+    return CheckpointFacts({m: tuple(sorted(f)) for m, f in kept.items()}, blocks)
+
+
 def attention_16bit_formats(path: Path = CHECKPOINTS_CSV) -> dict[str, tuple[str, ...]]:
-    """model id → the weight formats whose published checkpoint keeps the attention matrices in 16 bits
-    (checkpoint table column ``attention_16bit``: yes, no or empty); a bad cell names the file, row and column."""
-    out: dict[str, set[str]] = {}
-    _, rows = read_csv_dicts(path)
-    for line, row in enumerate(rows, start=2):
-        cell = (row.get("attention_16bit") or "").strip()
-        if cell not in ("", "no", KEEPS_ATTENTION_16BIT):
-            raise InputError(f"{path}, row {line}, column 'attention_16bit': '{cell[:20]}' is not yes or no")
-        if cell == KEEPS_ATTENTION_16BIT:
-            out.setdefault((row.get("model") or "").strip().lower(), set()).add((row.get("weights") or "").strip())
-    return {model: tuple(sorted(formats)) for model, formats in out.items()}
-
-
-@cache
-def fp8_weight_blocks(path: Path = CHECKPOINTS_CSV) -> dict[str, tuple[int, ...]]:
-    """model id → the weight-scale block (rows, cols) of its published FP8 checkpoint (checkpoint table column
-    ``fp8_weight_block``, e.g. ``128x128``; empty: per-tensor or per-channel scales, or the config says it).
-    For models whose catalog config.json is the 16-bit release (Qwen3), this is where the FP8 checkpoint's
-    ``quantization_config.weight_block_size`` is known from; a bad cell names the file, row and column."""
-    out: dict[str, tuple[int, ...]] = {}
-    _, rows = read_csv_dicts(path)
-    for line, row in enumerate(rows, start=2):
-        cell = (row.get("fp8_weight_block") or "").strip()
-        if not cell:
-            continue
-        parts = cell.split("x")
-        if len(parts) != 2 or not all(p.isdigit() and 0 < int(p) <= 4096 for p in parts):
-            raise InputError(f"{path}, row {line}, column 'fp8_weight_block': '{cell[:20]}' is not ROWSxCOLS")
-        out[(row.get("model") or "").strip().lower()] = tuple(int(p) for p in parts)
-    return out
+    """model id → the weight formats whose published checkpoint keeps the attention matrices in 16 bits."""
+    return checkpoint_facts(path).attention_16bit
 
 
 @cache
@@ -91,10 +106,11 @@ def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
         validate_row(Sourced, path, line, row, InputError)
         cfg_path = path.parent / (row.get("config_file") or f"configs/{mid}.json")
         arch = read_config(cfg_path)
-        if mid in (kept := attention_16bit_formats()):
-            arch = arch.model_copy(update={"attention_16bit_formats": kept[mid]})
-        if not arch.fp8_weight_block and mid in (blocks := fp8_weight_blocks()):
-            arch = arch.model_copy(update={"fp8_weight_block": blocks[mid]})
+        facts = checkpoint_facts()
+        if mid in facts.attention_16bit:
+            arch = arch.model_copy(update={"attention_16bit_formats": facts.attention_16bit[mid]})
+        if not arch.fp8_weight_block and mid in facts.fp8_weight_block:
+            arch = arch.model_copy(update={"fp8_weight_block": facts.fp8_weight_block[mid]})
         try:
             official_total = _float(row.get("official_total_params"))
             official_active = _float(row.get("official_active_params"))
