@@ -17,8 +17,9 @@ from published_rows import read_rows
 
 DATA = Path(__file__).parent / "data"
 HEADER = ("model,gpu,tp,ep,attn_dp,weights,kv,input,output,batch,mode,requests,dataset,range_ratio,engine,"
-          "max_seqs,max_batched_tokens,metric,value,source,as_of")
-GOOD = "deepseek-r1,h200,8,8,8,fp8,bf16,1000,1000,16,closed,160,random,0.111,sglang,256,16384,ttft_ms,900,x,2026-01-01"
+          "max_seqs,max_batched_tokens,prompt_pool,metric,value,source,as_of")
+GOOD = ("deepseek-r1,h200,8,8,8,fp8,bf16,1000,1000,16,closed,160,random,0.111,sglang,256,16384,100,ttft_ms,900,x,"
+        "2026-01-01")
 
 
 def _csv(tmp_path: Path, line: str) -> Path:
@@ -29,12 +30,12 @@ def _csv(tmp_path: Path, line: str) -> Path:
 
 def test_benchmark_columns_are_read(tmp_path: Path) -> None:
     (m,) = read_measurements(_csv(tmp_path, GOOD))
-    assert (m.attn_dp, m.requests, m.dataset, m.range_ratio, m.max_seqs, m.max_batched_tokens) == \
-        (8, 160, "random", 0.111, 256, 16384)
+    assert (m.attn_dp, m.requests, m.dataset, m.range_ratio, m.max_seqs, m.max_batched_tokens, m.prompt_pool) == \
+        (8, 160, "random", 0.111, 256, 16384, 100)
     # Empty cells keep the defaults: the layout's attention DP (ep) and fixed lengths.
-    (plain,) = read_measurements(_csv(tmp_path, "deepseek-r1,h200,8,8,,fp8,bf16,1000,1000,16,closed,,,,sglang,,,"
+    (plain,) = read_measurements(_csv(tmp_path, "deepseek-r1,h200,8,8,,fp8,bf16,1000,1000,16,closed,,,,sglang,,,,"
                                                  "ttft_ms,900,x,2026-01-01"))
-    assert plain.attn_dp is None and length_spread(plain) == 0.0
+    assert plain.attn_dp is None and plain.prompt_pool is None and length_spread(plain) == 0.0
     assert prepare(plain, Tables()).shape.attn_dp == 8  # make_layout's default: attention DP = ep
     assert prepare(m.model_copy(update={"attn_dp": 1}), Tables()).shape.attn_dp == 1
     # A ShareGPT row draws from the dataset's distribution (dataset_lengths), not a uniform spread.
@@ -44,6 +45,7 @@ def test_benchmark_columns_are_read(tmp_path: Path) -> None:
     assert prepare(m.model_copy(update={"batch": 512, "max_seqs": 64, "max_batched_tokens": None}), Tables()).running \
         == 64
     assert benchmark_key(m) != benchmark_key(m.model_copy(update={"range_ratio": 0.0}))
+    assert benchmark_key(m) != benchmark_key(m.model_copy(update={"prompt_pool": None}))
 
 
 @pytest.mark.parametrize(("column", "value", "needle"), [
@@ -53,6 +55,7 @@ def test_benchmark_columns_are_read(tmp_path: Path) -> None:
     ("attn_dp", "3", "attention DP 3 must divide tp 8"),
     ("attn_dp", "0", "column 'attn_dp'"),
     ("requests", "0", "column 'requests'"),
+    ("prompt_pool", "0", "column 'prompt_pool'"),
     ("max_batched_tokens", "128", "must be ≥ max_seqs (256)"),
 ])
 def test_bad_benchmark_column_is_one_line(tmp_path: Path, gpuplan, column: str, value: str, needle: str) -> None:

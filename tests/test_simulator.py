@@ -349,6 +349,8 @@ def test_bad_histogram(gpuplan, tmp_path, content: str, needle: str) -> None:
     (("--rate", "1", "--input-range-ratio", "1.5"), "Invalid value for '--input-range-ratio': 1.5 is not in the range"),
     (("--rate", "1", "--max-num-seqs", "64", "--max-batched-tokens", "32"), "must be ≥ max sequences"),
     (("--rate", "1", "--input", "100000", "--gpu", "l4"), "does not fit in the KV cache"),
+    # DeepSeek-R1 at 16 bits is ~1.34 TB of weights (671B parameters x 2 bytes), more than 8 x 141 GB of H200
+    (("--model", "deepseek-r1", "--gpu", "h200", "--tp", "8", "--concurrency", "1"), "no memory for it"),
     (("--rate", "1", "--input", "200000"), "beyond llama-3.1-8b's limit of 131,072 tokens"),
     (("--rate", "1", "--plot", "latency.txt"), "'--plot': writes a PNG image"),
 ])

@@ -200,7 +200,9 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # to >=0.6.6 (refitted, on main 185bc8e's model): TTFT 35.65 -> 36.11 (bound 36 -> 36.5: dstack's vLLM 0.6.3
     # Llama-3.1-405B rows leave the early-build row, so the unranged row's request time moves; LOSO TTFT 37.99 ->
     # 37.55).
-    assert s[("all", "TTFT")][1] <= 36.5 and s[("all", "TTFT p99")][1] <= 72.5
+    # AIConfigurator's rows replayed with AIPerf's pool of 100 prompts (prompt_pool; calibration unchanged): TTFT
+    # 34.67 / 92.45 -> 30.31 / 79.13 (bound 36.5 -> 32).
+    assert s[("all", "TTFT")][1] <= 32 and s[("all", "TTFT p99")][1] <= 72.5
     assert s[("all", "TPOT at load p99")][1] <= 40.5
     # LOSO: TPOT at load 32.9 % (dense 16.8, MoE 37.8), throughput 23.6 / 119.7 %, TTFT 49.1 % (dense 30.3 %),
     # p99 TTFT 76.1 %, p99 TPOT 49.4 %; static mean rows stay analytical (batch-1 decode as in the analytical
@@ -259,7 +261,11 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # The K/V streaming floor of vLLM's unified Triton prefill attention on ROCm (prefill_tiles.py), refitted:
     # TTFT 37.99 -> 36.47 (dense 27.4), throughput 15.21 / 47.86 -> 14.68 / 46.18, TPOT 20.26 / 48.81 -> 20.52 /
     # 48.67, batch-1 11.08 -> 11.14; llm-d's MI355X 16k-64k-token TTFTs -43 ... -70 % -> -12 ... +0.4 %.
-    assert s[("all", "TTFT")][1] <= 37.5 and s[("dense", "TTFT")][1] <= 29.5
+    # AIConfigurator's rows replayed with AIPerf's pool of 100 prompts (prompt_pool; calibration unchanged): TTFT
+    # 36.44 / 92.45 -> 31.57 / 76.49 (bound 37.5 -> 33; MoE 42.3 -> 35.1, bound 44.5 -> 37), TPOT 17.85 -> 17.81;
+    # its vLLM rows' signed TTFT +78.5 -> -2.0 %. Its 12 TensorRT-LLM rows without the pool (the generator turns
+    # KV block reuse off): TTFT 31.57 / 76.49 -> 30.88 / 79.90 (MoE 34.3), TPOT 17.81 -> 17.95.
+    assert s[("all", "TTFT")][1] <= 33 and s[("dense", "TTFT")][1] <= 29.5 and s[("moe", "TTFT")][1] <= 37
     assert s[("all", "throughput at load")][1] <= 16 and s[("all", "throughput at load")][2] <= 48
     # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor), calibration
     # refitted: TPOT 19.51 / 49.45 -> 19.74 / 48.98, throughput 17.41 / 64.16 -> 17.41 / 62.83, TTFT 35.77 / 80.90

@@ -92,6 +92,10 @@ def sim_result(r: SimReport) -> Result:
 @click.option("--dataset", type=click.Choice(dataset_names()), default=None,
               help="Lengths shaped as the dataset's benchmark_serving samples (published length moments, "
                    "lognormal, the benchmark's length filter), scaled to the --input/--output means.")
+@click.option("--prompt-pool", type=click.IntRange(min=1), default=None,
+              help="The client draws every prompt from this many distinct prompts (AIPerf / GenAI-Perf synthetic "
+                   "data: --num-dataset-entries, default 100); a repeat hits the server's prefix cache and "
+                   "prefills one token (default: every prompt distinct).")
 @no_cuda_graphs_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_png,
               help="Also draw the latency distributions and KV use to this image (PNG).")
@@ -102,7 +106,7 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
                  trace: Path | None, requests: int | None, seed: int, engine: str | None,
                  engine_version: str | None, max_num_seqs: int | None,
                  max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, dataset: str | None,
-                 eager: bool, plot: Path | None,
+                 prompt_pool: int | None, eager: bool, plot: Path | None,
                  fmt: str, out: Path | None) -> None:
     """Continuous-batching simulation of one replica: TTFT, TPOT, ITL, E2E (mean, p50, p90, p99),
     throughput and KV use, with the engine's scheduler (max sequences, token budget, chunked prefill,
@@ -118,7 +122,7 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
     """
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
                  seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp,
-                 engine_version=engine_version, dataset=dataset, cuda_graphs=not eager)
+                 engine_version=engine_version, dataset=dataset, cuda_graphs=not eager, prompt_pool=prompt_pool)
     result = sim_result(r)
     if plot is not None:
         from gpuplan.optimizer.charts import latency_chart, save

@@ -31,6 +31,7 @@ PROBABILITY_TOLERANCE = 1e-6
 MAX_TOKENS = 100_000_000  # per request, as workload files and the CLI's --input / --output
 MAX_ARRIVAL_S = 1e9  # about 32 years: later arrival times overflow nothing, but no trace is that long
 MAX_RATE_RPS = 1e6  # as a workload's rate_rps
+MAX_POOL = 10_000_000  # distinct prompts a client can cycle through
 
 
 HISTOGRAM_COLUMNS = ("input_tokens", "output_tokens", "probability")
@@ -43,6 +44,7 @@ class Requests:
     output_tokens: list[int]
     arrivals: list[float] | None  # None: closed loop
     concurrency: int | None
+    prompt_ids: list[int] | None = None  # which of a pool of distinct prompts each request sends (None: all distinct)
 
 
 def _rows(path: Path, required: tuple[str, ...], known: tuple[str, ...]) -> list[tuple[int, dict[str, str | None]]]:
@@ -118,9 +120,13 @@ DEFAULT_REQUESTS = 1000
 
 def make_requests(input_tokens: int, output_tokens: int, requests: int | None, seed: int = 0,
                   rate_rps: float | None = None, concurrency: int | None = None, trace: Path | None = None,
-                  range_ratio: float = 0.0, lengths_csv: Path | None = None, dataset: str | None = None) -> Requests:
+                  range_ratio: float = 0.0, lengths_csv: Path | None = None, dataset: str | None = None,
+                  prompt_pool: int | None = None) -> Requests:
     """The request stream of one simulation (exactly one of rate_rps, concurrency, trace); ``requests``
-    None means every row of a trace, else DEFAULT_REQUESTS."""
+    None means every row of a trace, else DEFAULT_REQUESTS. ``prompt_pool`` P: the client sends prompts drawn
+    uniformly, with replacement, from P distinct prompts (AIPerf and GenAI-Perf synthetic data: a pool of
+    ``--num-dataset-entries`` conversations, default 100, each request a random choice from it); a prompt's
+    length is the one drawn for its pool entry, so a repeat is the same prompt."""
     if sum(x is not None for x in (rate_rps, concurrency, trace)) != 1:
         raise InputError("give exactly one of --rate, --concurrency or --trace")
     if not 0 <= range_ratio <= 1:
@@ -138,6 +144,10 @@ def make_requests(input_tokens: int, output_tokens: int, requests: int | None, s
         raise InputError(f"--seed must be ≥ 0, got {seed}")
     if concurrency is not None and concurrency <= 0:
         raise InputError(f"--concurrency must be a positive integer, got {concurrency}")
+    if prompt_pool is not None and not 1 <= prompt_pool <= MAX_POOL:
+        raise InputError(f"--prompt-pool must be an integer in [1, {MAX_POOL:,}], got {prompt_pool}")
+    if prompt_pool is not None and trace is not None:
+        raise InputError("--prompt-pool applies to generated requests, not to a --trace (its rows are the prompts)")
     arrivals = None
     t_inp = t_out = None
     if trace is not None:
@@ -145,16 +155,21 @@ def make_requests(input_tokens: int, output_tokens: int, requests: int | None, s
         requests = min(requests, len(arrivals))
         arrivals = arrivals[:requests]
     length_rng = np.random.default_rng([seed, 1])
+    drawn = max(requests, prompt_pool or 0)  # a pool longer than the run draws a length for every entry
     if lengths_csv is not None:
         h_inp, h_out, prob = read_histogram(lengths_csv)
-        pick = length_rng.choice(len(prob), size=requests, p=prob)
+        pick = length_rng.choice(len(prob), size=drawn, p=prob)
         inp, out = h_inp[pick], h_out[pick]
     elif dataset is not None:
-        inp, out = dataset_request_lengths(dataset, input_tokens, output_tokens, requests, length_rng)
+        inp, out = dataset_request_lengths(dataset, input_tokens, output_tokens, drawn, length_rng)
     else:
-        inp = uniform_lengths(input_tokens, range_ratio, requests, length_rng)
-        out = uniform_lengths(output_tokens, range_ratio, requests, length_rng)
-    inp_l, out_l = inp.tolist(), out.tolist()
+        inp = uniform_lengths(input_tokens, range_ratio, drawn, length_rng)
+        out = uniform_lengths(output_tokens, range_ratio, drawn, length_rng)
+    ids = None
+    if prompt_pool is not None:
+        ids = np.random.default_rng([seed, 3]).integers(0, prompt_pool, size=requests)
+        inp = inp[ids]
+    inp_l, out_l = inp[:requests].tolist(), out[:requests].tolist()
     if t_inp is not None:
         inp_l = t_inp[:requests]
     if t_out is not None:
@@ -166,4 +181,5 @@ def make_requests(input_tokens: int, output_tokens: int, requests: int | None, s
             raise InputError(f"--rate {rate_rps:g} req/s spreads {requests:,} requests over {arrivals[-1]:.3g} s, "
                              f"beyond {MAX_ARRIVAL_S:g} s: give a higher rate or fewer requests")
     return Requests(input_tokens=inp_l, output_tokens=out_l, arrivals=arrivals,
-                    concurrency=min(concurrency, requests) if concurrency else None)
+                    concurrency=min(concurrency, requests) if concurrency else None,
+                    prompt_ids=None if ids is None else ids.tolist())

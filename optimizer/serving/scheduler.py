@@ -33,6 +33,7 @@ class EngineDefaults:
     prefill_first: bool = False
     reservation: Reservation = NO_RESERVATION  # KV held back for future outputs at admission (admission.py)
     overlap: bool = False  # the CPU schedules step k + 1 while step k runs (new requests wait one step more)
+    rank_chunk_tokens: int = 0  # most prompt tokens of one request per step (one attention rank's chunk; 0: none)
 
 
 class SchedulerRow(Sourced):

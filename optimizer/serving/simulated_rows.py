@@ -64,7 +64,13 @@ class Row(Protocol):
 
 
 OPTIONAL = ("ep", "attn_dp", "engine_version", "requests", "dataset", "range_ratio", "max_seqs", "max_batched_tokens",
-            "cuda_graphs")
+            "cuda_graphs", "prompt_pool")
+
+
+def replayed_requests(clients: int) -> int:
+    """Requests a closed-loop replay sends when the row states none: CLOSED_ROUNDS per client, at least
+    MIN_REQUESTS."""
+    return max(MIN_REQUESTS, CLOSED_ROUNDS * clients)
 
 
 def _opt(row: Row, name: str) -> object:
@@ -93,14 +99,14 @@ def replay(row: Row, tables: Tables) -> SimReport:
                   engine_version=_opt(row, "engine_version"), range_ratio=length_spread(row),
                   dataset=length_dataset(row),
                   max_num_seqs=_opt(row, "max_seqs"), max_batched_tokens=_opt(row, "max_batched_tokens"),
-                  cuda_graphs=_opt(row, "cuda_graphs") is not False)
+                  cuda_graphs=_opt(row, "cuda_graphs") is not False, prompt_pool=_opt(row, "prompt_pool"))
     n = _opt(row, "requests")
     if row.mode == "open":
         if row.rate_rps is None:
             raise InputError("an open-loop row needs rate_rps")
         return simulate(rate_rps=row.rate_rps, requests=n or OPEN_REQUESTS, **common)  # type: ignore[arg-type]
     if row.mode == "closed":
-        n = n or max(MIN_REQUESTS, CLOSED_ROUNDS * row.batch)
+        n = n or replayed_requests(row.batch)
         return simulate(concurrency=row.batch, requests=n, **common)  # type: ignore[arg-type]
     return simulate(concurrency=row.batch, requests=row.batch, **common)  # type: ignore[arg-type]
 

@@ -17,6 +17,7 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.arrivals import Requests, make_requests
 from gpuplan.optimizer.serving.calibration import checked_version
 from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
+from gpuplan.optimizer.serving.dp_attention import dp_attention_defaults
 from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.scheduler import engine_defaults
@@ -71,6 +72,7 @@ class SimReport(Frame):
     output_tokens: int
     max_num_seqs: int
     max_batched_tokens: int
+    prompt_pool: int | None = None  # distinct prompts the client draws from (None: every prompt distinct)
     schedule: str = "mixed"  # mixed (prefill chunks share steps with decodes) | prefill-first (decodes wait)
     ttft_ms: Stats
     tpot_ms: Stats
@@ -176,7 +178,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     check_tp(m.arch, g, layout.attn_tp if layout.attn_dp > 1 else tp, m.id)
     eng = engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
-    d = engine_defaults(eng, g, engine_version)
+    d = dp_attention_defaults(engine_defaults(eng, g, engine_version), layout.attn_dp, engine_version)
     seqs = max_num_seqs or d.max_num_seqs
     if not 1 <= seqs <= MAX_BATCH:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
@@ -187,7 +189,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
                         input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout,
                         d.prefill_first, d.reservation, d.overlap,
                         graph_limit(eng, g, tp, engine_version, cuda_graphs),
-                        engine_version)
+                        engine_version, d.rank_chunk_tokens)
     # 0: the whole context fits one step (vLLM V0 without chunked prefill: max(max_model_len, 2048)).
     tokens = d.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
     return steps, eng, seqs, tokens
@@ -200,16 +202,17 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              max_batched_tokens: int | None = None, range_ratio: float = 0.0,
              lengths_csv: str | Path | None = None, tables: Tables = DEFAULT, ep: int = 1,
              attn_dp: int | None = None, engine_version: str | None = None,
-             dataset: str | None = None, cuda_graphs: bool = True) -> SimReport:
+             dataset: str | None = None, cuda_graphs: bool = True, prompt_pool: int | None = None) -> SimReport:
     """Simulate ``requests`` requests on one replica (``gpuplan simulate``; default 1000, or every row of a
     trace); same seed, same numbers. ``dataset`` (e.g. ``sharegpt``) shapes the lengths as that dataset's
     sampled pairs about the ``input_tokens`` / ``output_tokens`` means; ``cuda_graphs`` False models a server
-    that runs without CUDA graphs (vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``)."""
+    that runs without CUDA graphs (vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``); ``prompt_pool``
+    P: the client draws every prompt from P distinct prompts and repeats hit the engine's prefix cache."""
     m = model if isinstance(model, Model) else resolve(model)
     engine_version = checked_version(engine_version)
     reqs: Requests = make_requests(input_tokens, output_tokens, requests, seed, rate_rps, concurrency,
                                    Path(trace) if trace else None, range_ratio,
-                                   Path(lengths_csv) if lengths_csv else None, dataset)
+                                   Path(lengths_csv) if lengths_csv else None, dataset, prompt_pool)
     longest = max(i + o for i, o in zip(reqs.input_tokens, reqs.output_tokens, strict=True))
     if m.arch.max_context and longest > m.arch.max_context:
         raise InputError(f"a request of {longest:,} tokens is beyond {m.id}'s limit of {m.arch.max_context:,} "
@@ -221,7 +224,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     if tokens <= 0:
         raise InputError(f"--max-batched-tokens must be positive, got {tokens}")
     tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(seqs, tokens),
-                        reqs.arrivals, reqs.concurrency)
+                        reqs.arrivals, reqs.concurrency, reqs.prompt_ids)
     mode = "closed" if concurrency is not None else ("trace" if trace is not None else "open")
     samples = samples_ms(tr)
     report = SimReport(
@@ -229,7 +232,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         kv=tables.formats.kv_format(kv).id, engine=eng, engine_version=engine_version, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
-        schedule="prefill-first" if steps.prefill_first else "mixed",
+        prompt_pool=prompt_pool, schedule="prefill-first" if steps.prefill_first else "mixed",
         isolated_ttft_ms=(steps.request_s + steps.prompt_s(input_tokens)) * 1e3,
         isolated_tpot_ms=steps.decode_s(1, input_tokens + output_tokens / 2) * 1e3,
         **summarise(tr, samples))  # type: ignore[arg-type]

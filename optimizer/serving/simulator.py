@@ -19,13 +19,21 @@ The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
 - when the KV cache cannot hold the next token of every decoding sequence, the most recently
   admitted sequence is preempted (recompute: its KV is freed, it returns to the head of the queue and
   later re-prefills its prompt plus the tokens it had generated);
+- data-parallel attention (``steps.rank_chunk_tokens`` C_r): a request's prompt advances by at most one
+  rank's chunk per step, the step budget being every rank's (dp_attention);
 - a request reaches the scheduler ``request_s`` after it arrives (host time: tokenisation, API
   server), when the step model has such a term;
 - an engine with an overlap scheduler (``steps.overlap``: SGLang, TensorRT-LLM's PyTorch executor) plans
   step k + 1 on the CPU while step k runs on the GPU, so a request that reaches it during step k is first
   seen when step k ends and runs in step k + 2: while sequences are running it waits one step longer than
   with a synchronous loop; an idle engine schedules it at once;
-- a request's first token is sampled by the step that completes its prefill.
+- a request's first token is sampled by the step that completes its prefill;
+- prefix caching (on by default in vLLM V1, SGLang's radix cache and TensorRT-LLM's KV block reuse): when
+  the client draws its prompts from a pool (``prompt_ids``), a request whose prompt an earlier request has
+  finished prefilling finds every prompt token but the last in the cache and prefills that one token (the
+  engines recompute the last prompt token to sample the first output token); the cached blocks are assumed
+  to stay resident (the pool's prompts fit in the KV cache, else no request hits) and their KV is counted
+  per request, as if not shared (an upper bound on KV use).
 
 Between events (an arrival that can be admitted, a completion, a prefill chunk, KV exhaustion) the
 batch is constant, so n identical decode steps are advanced at once: the mean context grows by one
@@ -78,10 +86,19 @@ class Trace:
     kv_capacity_tokens: int = 0
 
 
+def pool_fits(prompt_ids: list[int], inp: list[int], cap_tokens: int) -> bool:
+    """Whether the distinct prompts of a pool fit in the KV cache together (Σ over distinct prompts of their
+    tokens ≤ capacity): the condition under which the simulator lets repeats hit the prefix cache."""
+    lengths = dict(zip(prompt_ids, inp, strict=True))
+    return sum(lengths.values()) <= cap_tokens
+
+
 def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: SchedulerConfig,
-                   arrivals: list[float] | None = None, concurrency: int | None = None) -> Trace:
+                   arrivals: list[float] | None = None, concurrency: int | None = None,
+                   prompt_ids: list[int] | None = None) -> Trace:
     """Run the scheduler over requests with lengths ``inp``/``out``: open loop at the sorted ``arrivals``
-    times, or closed loop with ``concurrency`` clients (each sends its next request when its last ends)."""
+    times, or closed loop with ``concurrency`` clients (each sends its next request when its last ends).
+    ``prompt_ids``: the pool entry each request's prompt is (repeats hit the prefix cache)."""
     n = len(inp)
     cap = steps.kv_capacity_tokens
     if cfg.max_batched_tokens < cfg.max_num_seqs:
@@ -91,9 +108,12 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         raise InputError(f"max sequences {cfg.max_num_seqs} exceeds the step table ({steps.max_batch})")
     biggest = max(i + o for i, o in zip(inp, out, strict=True))
     if biggest > cap:
-        raise InputError(f"a request of {biggest:,} tokens does not fit in the KV cache "
-                         f"({cap:,} tokens on this deployment)")
+        room = (f"{cap:,} tokens on this deployment" if cap > 0 else
+                "the weights and runtime leave no memory for it: a smaller --weights format or more GPUs (--tp)")
+        raise InputError(f"a request of {biggest:,} tokens does not fit in the KV cache ({room})")
     closed = arrivals is None
+    cached: set[int] = set()  # pool prompts whose prefill has completed (resident in the prefix cache)
+    pool = prompt_ids if prompt_ids is not None and pool_fits(prompt_ids, inp, cap) else None
     arrive = [0.0] * n if closed else list(arrivals)
     first = [math.nan] * n
     finish = [math.nan] * n
@@ -136,6 +156,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     max_seqs, max_tokens = cfg.max_num_seqs, cfg.max_batched_tokens
     decode_s, mixed_s = steps.decode_s, steps.mixed_s
     prefill_first = steps.prefill_first
+    rank_cap = steps.rank_chunk_tokens or max_tokens  # DP attention: a request's prompt gets one rank's chunk
     stall, stall_w = 0.0, 0  # prefill-only time the decoding sequences have waited, and how many waited
 
     def complete(v: int) -> None:
@@ -183,7 +204,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         for p in prefilling:
             if budget <= 0:
                 break
-            k = min(target[p] - prefilled[p], budget)
+            k = min(target[p] - prefilled[p], budget, rank_cap)
             chunks.append((p, k))
             budget -= k
         blocked = False  # the head of the queue waits for reserved KV (not for a slot or budget)
@@ -199,7 +220,9 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             kv_pref += target[w]
             r_pref += out[w] - gen[w]
             used += target[w]
-            k = min(target[w], budget)
+            if pool is not None and pool[w] in cached:
+                prefilled[w] = inp[w] - 1  # a prefix-cache hit: only the last prompt token is computed
+            k = min(target[w] - prefilled[w], budget, rank_cap)
             chunks.append((w, k))
             budget -= k
         occupancy = len(waiting) + len(running)
@@ -228,6 +251,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 prefilling.remove(p)
                 kv_pref -= target[p]
                 r_pref -= out[p] - gen[p]
+                if pool is not None:
+                    cached.add(pool[p])
                 gen[p] += 1
                 if math.isnan(first[p]):
                     first[p] = now

@@ -285,6 +285,7 @@ class StepModel:
     prefill_first: bool = False  # the engine runs prefill batches alone (decodes wait)
     reservation: Reservation = NO_RESERVATION  # KV the engine holds back for future outputs at admission
     overlap: bool = False  # overlap scheduler: a request arriving during step k runs in step k + 2
+    rank_chunk_tokens: int = 0  # data-parallel attention: one rank's chunk C_r, a request's most tokens per step
     batch_grid: list[float] = field(default_factory=list)  # decodes b of the M table
     token_grid: list[float] = field(default_factory=list)  # prefill tokens K of the M table (first 0)
     step_table: list[list[float]] = field(default_factory=list)  # M[b index][K index] seconds
@@ -378,12 +379,13 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
                 cal: CalibrationRow, max_batch: int, max_context: float, mean_context: float,
                 kv_context: int, block_size: int = 1, layout: Layout | None = None,
                 prefill_first: bool = False, reservation: Reservation = NO_RESERVATION,
-                overlap: bool = False, graph_max_batch: int = 0, version: str | None = None) -> StepModel:
+                overlap: bool = False, graph_max_batch: int = 0, version: str | None = None,
+                rank_chunk_tokens: int = 0) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context`` and M(b, K); the
     prefill shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``.
     The KV capacity is rounded down to whole blocks of ``block_size`` tokens; decode batches above
     ``graph_max_batch`` per attention rank run without a CUDA graph (0: no limit); ``version`` (the engine's)
-    selects its memory cap (steps.engine_cap)."""
+    selects its memory cap (steps.engine_cap); ``rank_chunk_tokens``: one DP-attention rank's chunk (dp_attention)."""
     grid = context_grid(max_context)
     batches = np.arange(0, max_batch + 1, dtype=float)
     table = []
@@ -393,11 +395,13 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
         shape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, s, cal, **par, version=version)
         table.append(decode_step_s(shape, batches)[0].tolist())
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par, version=version)
+    if rank_chunk_tokens:  # an isolated prompt is chunked as its rank chunks it (prompt_s)
+        pshape = with_calibration(pshape, chunk_tokens=min(float(pshape.chunk_tokens), float(rank_chunk_tokens)))
     capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version)
     capacity = capacity // block_size * block_size
     bgrid, kgrid = token_grid(max(max_batch, 1)), token_grid(MAX_GRID_TOKENS)  # decodes b (≥ 2 points), tokens K
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
                      kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)),
                      prefill_first=prefill_first, reservation=reservation, overlap=overlap, batch_grid=bgrid,
-                     token_grid=kgrid,
+                     token_grid=kgrid, rank_chunk_tokens=rank_chunk_tokens,
                      step_table=_step_table(pshape, bgrid, kgrid), attn_s_per_token=_attention_coefficients(pshape))

@@ -77,7 +77,10 @@ class Measurement(Sourced):
     row's mean lengths L (uniform in [L(1 − r), L(1 + r)], r in [0, 1], random dataset only); ``requests``
     the benchmark's ``--num-prompts``; ``max_seqs`` / ``max_batched_tokens`` the server's running-sequence
     and per-step token limits; ``cuda_graphs`` ``off`` when the server ran decode steps without CUDA graphs
-    (empty: the engine's capture defaults, graphs.csv)."""
+    (empty: the engine's capture defaults, graphs.csv); ``prompt_pool`` the number of distinct prompts the client
+    drew its requests from (AIPerf / GenAI-Perf synthetic data reuse a pool of 100 by default; empty: every
+    prompt distinct), whose repeats hit the server's prefix cache; the simulator's replay of the row draws them
+    (simulated_rows), while the analytical model, and so the calibration fit, reads every prompt as new."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")  # a misspelt column is refused
 
@@ -101,6 +104,7 @@ class Measurement(Sourced):
     max_seqs: int | None = Field(default=None, ge=1, le=1_000_000)
     max_batched_tokens: int | None = Field(default=None, ge=1, le=100_000_000)
     cuda_graphs: bool | None = None
+    prompt_pool: int | None = Field(default=None, ge=1, le=10_000_000)
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
     value: float = Field(gt=0, le=1e12)
