@@ -125,15 +125,22 @@ def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
 
 
 def _alias_index(catalog: dict[str, Model]) -> dict[str, str]:
+    """Lower-case name → catalog id: ids first, then aliases, then each model's Hugging Face repo id
+    (``meta-llama/llama-3.1-8b-instruct``) and its name part (``llama-3.1-8b-instruct``); an earlier entry wins."""
     index = {mid: mid for mid in catalog}
     for model in catalog.values():
         for alias in model.aliases:
             index.setdefault(alias, model.id)
+    for model in catalog.values():
+        if model.hf_repo:
+            repo = model.hf_repo.strip().lower()
+            index.setdefault(repo, model.id)
+            index.setdefault(repo.rsplit("/", 1)[-1], model.id)
     return index
 
 
 def resolve(name: str, catalog_path: Path = CATALOG_CSV) -> Model:
-    """A catalog id or alias (case-insensitive), or a path to a config.json."""
+    """A catalog id, alias or Hugging Face repo id (case-insensitive), or a path to a config.json."""
     key = name.strip().lower()
     catalog = load_catalog(catalog_path)
     index = _alias_index(catalog)
