@@ -26,6 +26,7 @@ Examples:
 """
 
 
+MODEL_HELP = "Model id, alias or Hugging Face repo id (deepseek-ai/DeepSeek-R1), or a path to a config.json."
 TABLE_FILE = click.Path(dir_okay=False, path_type=Path)  # a data table the user swaps in
 
 

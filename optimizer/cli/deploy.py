@@ -6,6 +6,7 @@ import click
 from gpuplan.optimizer.cli.common import (
     BATCH,
     ENGINE_VERSION,
+    MODEL_HELP,
     TOKENS,
     FiniteFloat,
     cli,
@@ -22,7 +23,7 @@ from gpuplan.optimizer.serving.deployment import memory, perf
 
 
 @cli.command("memory")
-@click.option("--model", required=True, help="Model id, alias or Hugging Face repo id (deepseek-ai/DeepSeek-R1), or a path to a config.json.")
+@click.option("--model", required=True, help=MODEL_HELP)
 @click.option("--weights", default="bf16", show_default=True, help="Weight format (see hardware/formats.csv).")
 @click.option("--kv", default="bf16", show_default=True, help="KV-cache format.")
 @click.option("--context", type=TOKENS, required=True, help="Tokens per sequence.")
@@ -79,7 +80,7 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
 
 
 @cli.command("perf")
-@click.option("--model", required=True, help="Model id, alias or Hugging Face repo id (deepseek-ai/DeepSeek-R1), or a path to a config.json.")
+@click.option("--model", required=True, help=MODEL_HELP)
 @click.option("--gpu", required=True, help="GPU id or alias.")
 @click.option("--tp", type=count(4096), default=1, show_default=True,
               help="Tensor-parallel degree (GPUs of the replica).")

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from gpuplan.optimizer.cli.common import (
     ENGINE_VERSION,
+    MODEL_HELP,
     TOKENS,
     FiniteFloat,
     checked_png,
@@ -52,7 +53,7 @@ def sim_result(r: SimReport) -> Result:
 
 
 @cli.command("simulate")
-@click.option("--model", required=True, help="Model id, alias or Hugging Face repo id (deepseek-ai/DeepSeek-R1), or a path to a config.json.")
+@click.option("--model", required=True, help=MODEL_HELP)
 @click.option("--gpu", required=True, help="GPU id or alias.")
 @click.option("--tp", type=count(4096), default=1, show_default=True,
               help="GPUs of the replica (tensor-parallel degree).")
