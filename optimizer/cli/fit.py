@@ -71,7 +71,8 @@ def _heatmap(path: Path, rows: list[str], cols: list[str], values: np.ndarray, t
 
 
 @cli.command("fit")
-@click.option("--model", "model_name", default=None, help="Catalog id, alias or Hugging Face repo id, or a config.json (default: whole catalog).")
+@click.option("--model", "model_name", default=None, help="Catalog id, alias or Hugging Face repo id, or a config.json "
+                                                                 "(default: whole catalog).")
 @click.option("--gpu", "gpu_names", multiple=True,
               help="GPU id (repeatable; default: every GPU in the table). One GPU: the models that fit it.")
 @click.option("--weights", default=None, help="Weight format (hardware/formats.csv; default bf16, nf4 for qlora).")
