@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.deployment import perf
 from gpuplan.optimizer.serving.simulation import simulate
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, simulate_trace
@@ -252,6 +253,16 @@ def test_closed_loop_keeps_concurrency_in_flight() -> None:
     assert r.mean_in_system <= 32 + 1e-9
     assert r.mean_in_system > 30
     assert max(p.running + p.waiting for p in r.kv_timeline) <= 32
+
+
+def test_token_budget_caps_the_running_sequences_where_the_engine_allows_it() -> None:
+    # TensorRT-LLM accepts max_num_tokens below its max_batch_size (2048 by default; InferenceX's recipes set
+    # 1-8k tokens): no step carries more decodes than its budget, so 512 tokens run at most 512 sequences.
+    # vLLM refuses max_num_batched_tokens < max_num_seqs at start-up, and so does the simulator.
+    kw = dict(input_tokens=200, output_tokens=50, concurrency=8, requests=40, max_batched_tokens=512)
+    assert simulate(MODEL, GPU, engine="trtllm", **kw).max_num_seqs == 512
+    with pytest.raises(InputError, match="as vLLM requires"):
+        simulate(MODEL, GPU, engine="vllm", **kw)
 
 
 def test_kv_pressure_preempts_and_still_serves_everyone() -> None:
