@@ -321,5 +321,5 @@ def piecewise_launch_s(layers: ArrayLike, mla_layers: ArrayLike, layer_us: Array
     t_launch = s · (L · τ_layer / 5 + L_mla · τ_mla). The GPU runs the pieces while the host launches the next
     ops, so a step takes max(GPU time, t_launch + host time): the launches cost time only where they exceed the
     GPU's work (batch-1 decode of an MLA model), not at load. DeepSeek-R1 with vLLM's fitted floors
-    (τ_layer 21 µs, τ_mla 37 µs, s = 6): 6 · 61 · (4.2 + 37.1) µs = 15.1 ms per step."""
+    (calibration.csv: τ_layer 19.96 µs, τ_mla 31.83 µs, s = 6): 6 · 61 · (3.99 + 31.83) µs = 13.1 ms per step."""
     return eager_scale * (layers * layer_us * ATTENTION_SHARE_OF_LAYER_FLOOR + mla_layers * mla_layer_us) * 1e-6
