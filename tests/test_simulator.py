@@ -265,6 +265,23 @@ def test_token_budget_caps_the_running_sequences_where_the_engine_allows_it() ->
         simulate(MODEL, GPU, engine="vllm", **kw)
 
 
+def test_memory_fraction_sets_the_kv_cache() -> None:
+    # vLLM's --gpu-memory-utilization defaults to 0.9 (vllm/engine/arg_utils.py), so 0.9 is the default cache;
+    # a larger fraction holds more tokens, a smaller one fewer.
+    kw = dict(input_tokens=1000, output_tokens=200, concurrency=8, requests=40, engine="vllm")
+    default, same = simulate(MODEL, GPU, **kw), simulate(MODEL, GPU, mem_fraction=0.9, **kw)
+    assert same.kv_capacity_tokens == default.kv_capacity_tokens and same.mem_fraction == 0.9
+    assert (simulate(MODEL, GPU, mem_fraction=0.7, **kw).kv_capacity_tokens < default.kv_capacity_tokens
+            < simulate(MODEL, GPU, mem_fraction=0.95, **kw).kv_capacity_tokens)
+    # DeepSeek-R1 FP8 (~671 GB of weights) on 4 x B200 (179 GiB each): InferenceX's SGLang recipe needs
+    # --mem-fraction-static 0.95 to leave room for any KV cache; 0.8 leaves none.
+    ds = dict(tp=4, weights="fp8", kv="fp8", engine="sglang", input_tokens=922, output_tokens=922, concurrency=4,
+              requests=8)
+    assert simulate("deepseek-r1", "b200", mem_fraction=0.95, **ds).kv_capacity_tokens > 100_000
+    with pytest.raises(InputError, match="larger --mem-fraction"):
+        simulate("deepseek-r1", "b200", mem_fraction=0.8, **ds)
+
+
 def test_kv_pressure_preempts_and_still_serves_everyone() -> None:
     # Qwen3-8B bf16 on a 24 GB L4 holds only a few 8k-token sequences: at overload the KV fills, the
     # scheduler preempts, and every request still completes with KV use never above capacity.
@@ -292,7 +309,7 @@ def test_help_examples_run(gpuplan, tmp_path, monkeypatch) -> None:
     text = gpuplan("simulate", "--help").out
     block = text.split("Examples:")[1].split("Options:")[0]
     examples = [" ".join(line.split()) for line in block.strip().splitlines()]
-    assert len(examples) == 5
+    assert len(examples) == 6
     for line in examples:
         args = line.split()
         assert args[0] == "gpuplan"

@@ -97,6 +97,9 @@ def sim_result(r: SimReport) -> Result:
               help="The client draws every prompt from this many distinct prompts (AIPerf / GenAI-Perf synthetic "
                    "data: --num-dataset-entries, default 100); a repeat hits the server's prefix cache and "
                    "prefills one token (default: every prompt distinct).")
+@click.option("--mem-fraction", type=positive(1.0), default=None,
+              help="The server's memory fraction, which sets the KV cache: vLLM --gpu-memory-utilization, SGLang "
+                   "--mem-fraction-static, TensorRT-LLM's KV fraction read as vLLM's (default: the engine's).")
 @no_cuda_graphs_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_png,
               help="Also draw the latency distributions and KV use to this image (PNG).")
@@ -107,7 +110,7 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
                  trace: Path | None, requests: int | None, seed: int, engine: str | None,
                  engine_version: str | None, max_num_seqs: int | None,
                  max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, dataset: str | None,
-                 prompt_pool: int | None, eager: bool, plot: Path | None,
+                 prompt_pool: int | None, mem_fraction: float | None, eager: bool, plot: Path | None,
                  fmt: str, out: Path | None) -> None:
     """Continuous-batching simulation of one replica: TTFT, TPOT, ITL, E2E (mean, p50, p90, p99),
     throughput and KV use, with the engine's scheduler (max sequences, token budget, chunked prefill,
@@ -120,10 +123,12 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
       gpuplan simulate --model qwen3-30b-a3b --gpu h200 --rate 4 --input-range-ratio 0.5 --seed 7 --plot lat.png
       gpuplan simulate --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --kv fp8 --concurrency 128
       gpuplan simulate --model gpt-oss-20b --gpu h100-sxm --input 215 --output 194 --dataset sharegpt --rate 20
+      gpuplan simulate --model deepseek-r1 --gpu b200 --tp 4 --weights fp8 --kv fp8 --mem-fraction 0.95 --concurrency 16
     """
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
                  seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp,
-                 engine_version=engine_version, dataset=dataset, cuda_graphs=not eager, prompt_pool=prompt_pool)
+                 engine_version=engine_version, dataset=dataset, cuda_graphs=not eager, prompt_pool=prompt_pool,
+                 mem_fraction=mem_fraction)
     result = sim_result(r)
     if plot is not None:
         from gpuplan.optimizer.charts import latency_chart, save

@@ -8,6 +8,7 @@ the first arrival to the last completion.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,7 @@ class SimReport(Frame):
     max_num_seqs: int
     max_batched_tokens: int
     prompt_pool: int | None = None  # distinct prompts the client draws from (None: every prompt distinct)
+    mem_fraction: float | None = None  # the server's memory fraction (None: the engine's default)
     schedule: str = "mixed"  # mixed (prefill chunks share steps with decodes) | prefill-first (decodes wait)
     ttft_ms: Stats
     tpot_ms: Stats
@@ -168,10 +170,12 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
 def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine: str | None,
                      input_tokens: int, output_tokens: int, max_num_seqs: int | None, max_context: int,
                      tables: Tables, ep: int = 1, attn_dp: int | None = None,
-                     engine_version: str | None = None, cuda_graphs: bool = True) -> tuple[StepModel, str, int, int]:
+                     engine_version: str | None = None, cuda_graphs: bool = True,
+                     mem_fraction: float | None = None) -> tuple[StepModel, str, int, int]:
     """(step model, engine, max_num_seqs, max_batched_tokens) of a deployment; engine defaults fill gaps.
     ``ep`` > 1: MoE layers expert-parallel over ep ranks, attention data-parallel (default attn_dp = ep);
-    ``cuda_graphs`` False: the server runs every decode step without CUDA graphs (graphs.graph_limit)."""
+    ``cuda_graphs`` False: the server runs every decode step without CUDA graphs (graphs.graph_limit);
+    ``mem_fraction``: the server's memory fraction in place of the engine's default (steps.max_sequences)."""
     g = tables.gpus.get(gpu)
     wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
     layout = make_layout(m.arch, tp, ep, attn_dp)
@@ -189,7 +193,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
                         input_tokens + output_tokens / 2, input_tokens + output_tokens, d.block_size, layout,
                         d.prefill_first, d.reservation, d.overlap,
                         graph_limit(eng, g, tp, engine_version, cuda_graphs),
-                        engine_version, d.rank_chunk_tokens)
+                        engine_version, d.rank_chunk_tokens, mem_fraction)
     # 0: the whole context fits one step (vLLM V0 without chunked prefill: max(max_model_len, 2048)).
     tokens = d.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
     return steps, eng, seqs, tokens
@@ -202,12 +206,17 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              max_batched_tokens: int | None = None, range_ratio: float = 0.0,
              lengths_csv: str | Path | None = None, tables: Tables = DEFAULT, ep: int = 1,
              attn_dp: int | None = None, engine_version: str | None = None,
-             dataset: str | None = None, cuda_graphs: bool = True, prompt_pool: int | None = None) -> SimReport:
+             dataset: str | None = None, cuda_graphs: bool = True, prompt_pool: int | None = None,
+             mem_fraction: float | None = None) -> SimReport:
     """Simulate ``requests`` requests on one replica (``gpuplan simulate``; default 1000, or every row of a
     trace); same seed, same numbers. ``dataset`` (e.g. ``sharegpt``) shapes the lengths as that dataset's
     sampled pairs about the ``input_tokens`` / ``output_tokens`` means; ``cuda_graphs`` False models a server
     that runs without CUDA graphs (vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``); ``prompt_pool``
-    P: the client draws every prompt from P distinct prompts and repeats hit the engine's prefix cache."""
+    P: the client draws every prompt from P distinct prompts and repeats hit the engine's prefix cache;
+    ``mem_fraction``: the server's memory fraction (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static)
+    in place of the engine's default, which sets the KV capacity."""
+    if mem_fraction is not None and not (0.0 < mem_fraction <= 1.0 and math.isfinite(mem_fraction)):
+        raise InputError(f"--mem-fraction must be in (0, 1], got {mem_fraction}")
     m = model if isinstance(model, Model) else resolve(model)
     engine_version = checked_version(engine_version)
     reqs: Requests = make_requests(input_tokens, output_tokens, requests, seed, rate_rps, concurrency,
@@ -219,7 +228,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
                          "tokens")
     steps, eng, seqs, default_tokens = deployment_steps(m, gpu, weights, kv, tp, engine, input_tokens,
                                                         output_tokens, max_num_seqs, longest, tables, ep, attn_dp,
-                                                        engine_version, cuda_graphs)
+                                                        engine_version, cuda_graphs, mem_fraction)
     tokens = max_batched_tokens or max(default_tokens, seqs)
     if tokens <= 0:
         raise InputError(f"--max-batched-tokens must be positive, got {tokens}")
@@ -237,7 +246,8 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         kv=tables.formats.kv_format(kv).id, engine=eng, engine_version=engine_version, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
-        prompt_pool=prompt_pool, schedule="prefill-first" if steps.prefill_first else "mixed",
+        prompt_pool=prompt_pool, mem_fraction=mem_fraction,
+        schedule="prefill-first" if steps.prefill_first else "mixed",
         isolated_ttft_ms=(steps.request_s + steps.prompt_s(input_tokens)) * 1e3,
         isolated_tpot_ms=steps.decode_s(1, input_tokens + output_tokens / 2) * 1e3,
         **summarise(tr, samples))  # type: ignore[arg-type]

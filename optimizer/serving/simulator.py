@@ -109,7 +109,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     biggest = max(i + o for i, o in zip(inp, out, strict=True))
     if biggest > cap:
         room = (f"{cap:,} tokens on this deployment" if cap > 0 else
-                "the weights and runtime leave no memory for it: a smaller --weights format or more GPUs (--tp)")
+                "the weights and runtime leave no memory for it: a smaller --weights format, more GPUs (--tp) or a "
+                "larger --mem-fraction")
         raise InputError(f"a request of {biggest:,} tokens does not fit in the KV cache ({room})")
     closed = arrivals is None
     cached: set[int] = set()  # pool prompts whose prefill has completed (resident in the prefix cache)

@@ -136,10 +136,11 @@ def with_activation(b: Breakdown, activation_bytes_per_gpu: int | None) -> Break
 
 def kv_capacity_tokens(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int,
                        context: int, cal: CalibrationRow, layout: Layout | None = None,
-                       version: str | None = None) -> int:
+                       version: str | None = None, fraction: float | None = None) -> int:
     """KV budget of the TP group (memory model, engine cap) / KV bytes per token at ``context``; with expert
-    parallelism and attention DP, the sequences of ``context`` tokens the layout holds × ``context``."""
-    return max_sequences(arch, gpu, wfmt, kvfmt, tp, context, cal, layout, version, tokens=True)
+    parallelism and attention DP, the sequences of ``context`` tokens the layout holds × ``context``;
+    ``fraction`` replaces the engine's memory cap (``max_sequences``)."""
+    return max_sequences(arch, gpu, wfmt, kvfmt, tp, context, cal, layout, version, tokens=True, fraction=fraction)
 
 
 def tp_pool_bytes(arch: Architecture, gpu: GPU, wfmt: NumberFormat, tp: int, context: int, cal: CalibrationRow,
@@ -174,12 +175,16 @@ def _pool_bytes(b: Breakdown, gpu: GPU, cal: CalibrationRow, cap: float | None, 
 
 def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
                   cal: CalibrationRow, layout: Layout | None = None, version: str | None = None,
-                  tokens: bool = False) -> int:
+                  tokens: bool = False, fraction: float | None = None) -> int:
     """Sequences of ``context`` tokens (with ``tokens``: KV tokens) the deployment's KV budget holds: the memory
     model under the engine's cap (``mem_util``, or engine_cap's weights + KV fraction, activations outside); vLLM
     counts its pool's blocks as it does itself (kv_capacity.pool_sequences: window layers hold up to the window
-    plus one step's token budget)."""
+    plus one step's token budget). ``fraction`` replaces the engine's cap as the server's flag does (vLLM
+    --gpu-memory-utilization: everything under it; SGLang --mem-fraction-static: weights + KV, activations
+    outside; TensorRT-LLM's KV memory fraction read as vLLM's), as ``tp_pool_bytes`` does."""
     cap = engine_cap(cal, gpu, tp, layout.attn_dp if layout is not None else 1, version)
+    if fraction is not None:
+        cal, cap = (cal, fraction) if cap is not None else (cal.model_copy(update={"mem_util": fraction}), None)
     padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, layout.ep if layout is not None else 1, version)
     attn_tp = layout.attn_tp if layout is not None else tp
     reserve = profile_activation_bytes(arch, cal.engine, gpu, attn_tp, version)
@@ -380,12 +385,13 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
                 kv_context: int, block_size: int = 1, layout: Layout | None = None,
                 prefill_first: bool = False, reservation: Reservation = NO_RESERVATION,
                 overlap: bool = False, graph_max_batch: int = 0, version: str | None = None,
-                rank_chunk_tokens: int = 0) -> StepModel:
+                rank_chunk_tokens: int = 0, mem_fraction: float | None = None) -> StepModel:
     """Tabulate decode steps for batches 0..max_batch on a context grid up to ``max_context`` and M(b, K); the
     prefill shape is the one ``perf`` uses (at ``mean_context``), so an isolated request matches ``perf``.
     The KV capacity is rounded down to whole blocks of ``block_size`` tokens; decode batches above
     ``graph_max_batch`` per attention rank run without a CUDA graph (0: no limit); ``version`` (the engine's)
-    selects its memory cap (steps.engine_cap); ``rank_chunk_tokens``: one DP-attention rank's chunk (dp_attention)."""
+    selects its memory cap (steps.engine_cap), ``mem_fraction`` replaces it (the server's memory-fraction flag);
+    ``rank_chunk_tokens``: one DP-attention rank's chunk (dp_attention)."""
     grid = context_grid(max_context)
     batches = np.arange(0, max_batch + 1, dtype=float)
     table = []
@@ -397,7 +403,7 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
     pshape, _ = make_shape(arch, gpu, tp, wfmt, kvfmt, mean_context, cal, **par, version=version)
     if rank_chunk_tokens:  # an isolated prompt is chunked as its rank chunks it (prompt_s)
         pshape = with_calibration(pshape, chunk_tokens=min(float(pshape.chunk_tokens), float(rank_chunk_tokens)))
-    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version)
+    capacity = kv_capacity_tokens(arch, gpu, wfmt, kvfmt, tp, kv_context, cal, layout, version, mem_fraction)
     capacity = capacity // block_size * block_size
     bgrid, kgrid = token_grid(max(max_batch, 1)), token_grid(MAX_GRID_TOKENS)  # decodes b (≥ 2 points), tokens K
     return StepModel(contexts=grid, decode_table=table, prefill_shape=pshape, arch=arch,
