@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
     (lambda: api.sweep("examples/steady.yaml", {"rate_rps": [1]}, workers=0), "option 'workers'"),
     (lambda: api.procure("examples/steady.yaml", months=0), "option 'months'"),
     (lambda: api.fleet(42), "workloads must be"),
+    (lambda: api.simulate("llama-3.1-8b", "h100-sxm", concurrency=4, mem_fraction=1.5), "option 'mem_fraction'"),
+    (lambda: api.simulate("llama-3.1-8b", "h100-sxm", concurrency=4, engine_version="x.y"), "x.y"),
 ])
 def test_bad_option_is_a_value_error_naming_it(call, needle: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
