@@ -1,5 +1,6 @@
 """How a measured row's benchmark is replayed: the optional benchmark columns (attn_dp, dataset, range_ratio,
-requests, max_seqs, max_batched_tokens), their reading and their effect on a closed-loop replay."""
+requests, max_seqs, max_batched_tokens, prompt_pool, mem_fraction), their reading and their effect on a
+closed-loop replay."""
 
 from __future__ import annotations
 
@@ -46,6 +47,28 @@ def test_benchmark_columns_are_read(tmp_path: Path) -> None:
         == 64
     assert benchmark_key(m) != benchmark_key(m.model_copy(update={"range_ratio": 0.0}))
     assert benchmark_key(m) != benchmark_key(m.model_copy(update={"prompt_pool": None}))
+
+
+def test_memory_fraction_sets_the_rows_kv_capacity(tmp_path: Path) -> None:
+    # DeepSeek-R1 FP8 on 8 x H200 under SGLang: a row whose server ran --mem-fraction-static 0.8 (the InferenceX
+    # AMD and DataCrunch recipes' value) holds fewer KV tokens than one at 0.9, in the fit (running sequences)
+    # and in the replay (the simulator's KV capacity) alike; out of (0, 1] it is a bad cell.
+    (m,) = read_measurements(_csv(tmp_path, GOOD))
+    big = m.model_copy(update={"batch": 4096, "requests": None, "max_seqs": None, "max_batched_tokens": None})
+    low, high = (prepare(big.model_copy(update={"mem_fraction": f}), Tables()).running for f in (0.8, 0.9))
+    assert 1 <= low < high
+    steps = [deployment_steps(resolve(m.model), m.gpu, m.weights, m.kv, m.tp, m.engine, 1000, 1000, None, 2000,
+                              Tables(), m.ep, m.attn_dp, mem_fraction=f)[0].kv_capacity_tokens for f in (0.8, 0.9)]
+    assert 0 < steps[0] < steps[1]
+    for bad in ("0", "1.2", "nan"):
+        with pytest.raises(INPUT_ERRORS, match="mem_fraction"):
+            read_measurements(_mf_csv(tmp_path, bad))
+
+
+def _mf_csv(tmp_path: Path, value: str) -> Path:
+    p = tmp_path / "mf.csv"
+    p.write_text(f"{HEADER},mem_fraction\n{GOOD},{value}\n")
+    return p
 
 
 @pytest.mark.parametrize(("column", "value", "needle"), [

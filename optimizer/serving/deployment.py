@@ -228,10 +228,13 @@ class PerfReport(Frame):
 
 
 def max_batch_in_memory(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
-                        cal: CalibrationRow, layout: Layout | None = None, engine_version: str | None = None) -> int:
+                        cal: CalibrationRow, layout: Layout | None = None, engine_version: str | None = None,
+                        fraction: float | None = None) -> int:
     """Largest number of ``context``-token sequences the KV budget of a TP group (or EP layout) holds
-    (steps.max_sequences: the engine's memory cap at ``engine_version``, the current release by default)."""
-    return min(max_sequences(m.arch, g, wfmt, kvfmt, tp, context, cal, layout, engine_version), MAX_BATCH)
+    (steps.max_sequences: the engine's memory cap at ``engine_version``, the current release by default, or the
+    server's memory ``fraction``)."""
+    return min(max_sequences(m.arch, g, wfmt, kvfmt, tp, context, cal, layout, engine_version, fraction=fraction),
+               MAX_BATCH)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ class Row(Protocol):
 
 
 OPTIONAL = ("ep", "attn_dp", "engine_version", "requests", "dataset", "range_ratio", "max_seqs", "max_batched_tokens",
-            "cuda_graphs", "prompt_pool")
+            "cuda_graphs", "prompt_pool", "mem_fraction")
 
 
 def replayed_requests(clients: int) -> int:
@@ -99,7 +99,8 @@ def replay(row: Row, tables: Tables) -> SimReport:
                   engine_version=_opt(row, "engine_version"), range_ratio=length_spread(row),
                   dataset=length_dataset(row),
                   max_num_seqs=_opt(row, "max_seqs"), max_batched_tokens=_opt(row, "max_batched_tokens"),
-                  cuda_graphs=_opt(row, "cuda_graphs") is not False, prompt_pool=_opt(row, "prompt_pool"))
+                  cuda_graphs=_opt(row, "cuda_graphs") is not False, prompt_pool=_opt(row, "prompt_pool"),
+                  mem_fraction=_opt(row, "mem_fraction"))
     n = _opt(row, "requests")
     if row.mode == "open":
         if row.rate_rps is None:

@@ -80,7 +80,9 @@ class Measurement(Sourced):
     (empty: the engine's capture defaults, graphs.csv); ``prompt_pool`` the number of distinct prompts the client
     drew its requests from (AIPerf / GenAI-Perf synthetic data reuse a pool of 100 by default; empty: every
     prompt distinct), whose repeats hit the server's prefix cache; the simulator's replay of the row draws them
-    (simulated_rows), while the analytical model, and so the calibration fit, reads every prompt as new."""
+    (simulated_rows), while the analytical model, and so the calibration fit, reads every prompt as new;
+    ``mem_fraction`` the server's memory fraction (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static;
+    empty: the engine's default), which sets the KV capacity in the fit and the replay alike."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")  # a misspelt column is refused
 
@@ -105,6 +107,7 @@ class Measurement(Sourced):
     max_batched_tokens: int | None = Field(default=None, ge=1, le=100_000_000)
     cuda_graphs: bool | None = None
     prompt_pool: int | None = Field(default=None, ge=1, le=10_000_000)
+    mem_fraction: float | None = Field(default=None, gt=0, le=1)
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
     value: float = Field(gt=0, le=1e12)
@@ -249,7 +252,7 @@ def prepare(m: Measurement, tables: Tables) -> Case:
     shape, _ = make_shape(model.arch, g, m.tp, wfmt, kvfmt, context, cal, ep=layout.ep, attn_dp=layout.attn_dp,
                           graph_max_batch=row_capture_limit(m, g), version=m.engine_version)
     capacity = max_batch_in_memory(model, g, wfmt, kvfmt, m.tp, max(1, m.input) + max(1, m.output), cal, layout,
-                                   m.engine_version)
+                                   m.engine_version, m.mem_fraction)
     running = max(1, min(clients_of(m), capacity, m.max_seqs or cal.max_seqs))
     return Case(m=m, shape=shape, cal_key=(cal.engine, cal.gpu, cal.versions), moe=model.arch.moe is not None,
                 running=running, overlap=engine_defaults(m.engine, g, m.engine_version).overlap,
