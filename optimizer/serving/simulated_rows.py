@@ -34,7 +34,7 @@ from typing import Protocol
 import numpy as np
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.simulation import SimReport, simulate
+from gpuplan.optimizer.serving.simulation import SimReport, simulate, stats
 from gpuplan.optimizer.tables import Tables
 
 CLOSED_ROUNDS = 8
@@ -132,8 +132,8 @@ def row_value(row: Row, r: SimReport) -> float:
     q = STATS[row.percentile]
     if row.metric in LATENCY:
         return r.metric(row.metric, q)
-    if row.metric == "e2e_per_token_ms":
-        return r.metric("e2e_ms", q) / max(row.output, 1)
+    if row.metric == "e2e_per_token_ms":  # each request's E2E over its own output tokens, as LLMPerf reads it
+        return stats(r.samples["e2e_per_token_ms"]).at(q)
     if row.metric == "decode_tok_s":
         return r.output_tok_s
     if row.metric == "decode_tok_s_per_user":

@@ -143,13 +143,13 @@ def _timeline(tr: Trace) -> list[TimelinePoint]:
 
 
 def samples_ms(tr: Trace, skip: int = 0) -> dict[str, np.ndarray]:
-    """Per-request TTFT, TPOT (requests with more than one output token) and E2E in ms, of the requests
-    after the first ``skip``."""
+    """Per-request TTFT, TPOT (requests with more than one output token), E2E and E2E per output token
+    (E2E / O, LLMPerf's "inter-token latency") in ms, of the requests after the first ``skip``."""
     arrive, first, finish = (np.array(x[skip:]) for x in (tr.arrive, tr.first, tr.finish))
     out = np.array(tr.output_tokens[skip:])
     multi = out > 1
     return {"ttft_ms": (first - arrive) * 1e3, "tpot_ms": (finish - first)[multi] / (out[multi] - 1) * 1e3,
-            "e2e_ms": (finish - arrive) * 1e3}
+            "e2e_ms": (finish - arrive) * 1e3, "e2e_per_token_ms": (finish - arrive) / out * 1e3}
 
 
 def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
