@@ -89,3 +89,11 @@ def test_prompt_pool_with_a_trace_is_refused(gpuplan, tmp_path) -> None:
     r = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, "--trace", str(trace), "--prompt-pool", "5")
     assert r.code == 2 and "--prompt-pool applies to generated requests" in r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+def test_simulate_table_names_the_pool(gpuplan) -> None:
+    # The pool changes every TTFT figure, so the table's title says it was used (the JSON has prompt_pool).
+    args = ("simulate", "--model", MODEL, "--gpu", GPU, "--concurrency", "2", "--requests", "8")
+    pooled = gpuplan(*args, "--prompt-pool", "3")
+    assert pooled.code == 0 and "pool of 3 prompts" in pooled.out
+    assert "pool of" not in gpuplan(*args).out
