@@ -33,7 +33,7 @@ from typing import Protocol
 
 import numpy as np
 from gpuplan.models.catalog import resolve
-from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.errors import INPUT_ERRORS, InputError, located
 from gpuplan.optimizer.serving.simulation import SimReport, simulate, stats
 from gpuplan.optimizer.tables import Tables
 
@@ -113,12 +113,13 @@ def replay(row: Row, tables: Tables) -> SimReport:
 
 
 def _replay_or_none(row: Row, tables: Tables) -> SimReport | None:
+    """The row's replay, None when its run does not fit in KV; other refusals name the row (``located``)."""
     try:
         return replay(row, tables)
-    except InputError as err:
+    except INPUT_ERRORS as err:
         if "does not fit in the KV cache" in str(err):
             return None
-        raise
+        raise located(row, err) from None
 
 
 def predict_simulated(row: Row, tables: Tables) -> float:
