@@ -32,7 +32,8 @@ METRICS = (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms"), ("itl_ms", "ITL ms"),
 SUMMARY = (("output_tok_s", "output tok/s"), ("req_s", "requests/s"), ("duration_s", "duration s"),
            ("mean_running", "mean running sequences"), ("mean_in_system", "mean requests in system"),
            ("kv_capacity_tokens", "KV capacity tokens"), ("kv_mean_fraction", "KV used, mean"),
-           ("kv_peak_fraction", "KV used, peak"), ("preemptions", "preemptions"), ("steps", "engine steps"),
+           ("kv_peak_fraction", "KV used, peak"), ("preemptions", "preemptions"),
+           ("prompt_cache_hits", "prompt-cache hits"), ("steps", "engine steps"),
            ("isolated_ttft_ms", "TTFT alone ms"), ("isolated_tpot_ms", "TPOT alone ms"))
 
 

@@ -90,6 +90,7 @@ class SimReport(Frame):
     kv_mean_fraction: float
     kv_peak_fraction: float
     preemptions: int
+    prompt_cache_hits: int = 0  # admissions that found their pooled prompt in the prefix cache (--prompt-pool)
     steps: int
     isolated_ttft_ms: float  # one request alone: host time + prefill of the mean prompt
     isolated_tpot_ms: float  # one request alone: decode step at batch 1, mean context
@@ -164,6 +165,7 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
         mean_running=tr.running_integral / duration, mean_in_system=tr.occupancy_integral / duration,
         kv_mean_fraction=tr.kv_integral / duration / max(tr.kv_capacity_tokens, 1),
         kv_peak_fraction=tr.kv_peak_tokens / max(tr.kv_capacity_tokens, 1), preemptions=tr.preemptions,
+        prompt_cache_hits=tr.prompt_cache_hits,
         steps=tr.steps,
         kv_capacity_tokens=tr.kv_capacity_tokens, kv_timeline=_timeline(tr))
 
