@@ -70,6 +70,17 @@ def _fp8_weight_block_cell(path: Path, line: int, row: dict[str, str]) -> tuple[
     return tuple(int(p) for p in parts)
 
 
+def _check_fp8_block(path: Path, line: int, model: str, weights: str, block: tuple[int, ...],
+                     earlier: tuple[int, ...] | None) -> None:
+    """The block is the FP8 checkpoint's, and one per model (the architecture carries one)."""
+    where = f"{path}, row {line}, column 'fp8_weight_block'"
+    if weights != "fp8":
+        raise InputError(f"{where}: only an fp8 checkpoint has FP8 weight-scale blocks (this row's weights: "
+                         f"'{weights[:20]}')")
+    if earlier is not None and earlier != block:
+        raise InputError(f"{where}: {model} has {'x'.join(map(str, earlier))} on an earlier row")
+
+
 @cache
 def checkpoint_facts(path: Path = CHECKPOINTS_CSV) -> CheckpointFacts:
     """One pass over the checkpoint table. Column ``attention_16bit`` (yes, no or empty): the published
@@ -85,6 +96,7 @@ def checkpoint_facts(path: Path = CHECKPOINTS_CSV) -> CheckpointFacts:
         if _attention_16bit_cell(path, line, row):
             kept.setdefault(model, set()).add((row.get("weights") or "").strip())
         if (block := _fp8_weight_block_cell(path, line, row)) is not None:
+            _check_fp8_block(path, line, model, (row.get("weights") or "").strip(), block, blocks.get(model))
             blocks[model] = block
     return CheckpointFacts({m: tuple(sorted(f)) for m, f in kept.items()}, blocks)
 

@@ -16,3 +16,10 @@ class InfeasibleError(RuntimeError):
 
 
 INPUT_ERRORS = (InputError, ModelInputError, HardwareInputError, PricingInputError, UnreadableInput)
+
+
+def located(row: object, err: Exception) -> InputError:
+    """``err`` prefixed with the file and row its input was read from (a row's ``_where``, e.g. "measured.csv,
+    row 7"), so a row that parses but names something the models refuse is found in one line."""
+    where = getattr(row, "_where", "")
+    return InputError(f"{where}: {err}" if where else str(err))

@@ -69,3 +69,18 @@ def test_a_bad_attention_16bit_cell_is_one_line_naming_file_row_and_column(tmp_p
     bad.write_text("model,weights,attention_16bit,source,as_of\nm,nvfp4,maybe,x,2025-01-01\n")
     with pytest.raises(InputError, match=r"checkpoints.csv, row 2, column 'attention_16bit'"):
         attention_16bit_formats(bad)
+
+
+@pytest.mark.parametrize(("rows", "needle"), [
+    # an FP8 weight-scale block on a checkpoint that is not FP8 would still reach the model's architecture
+    ("m,bf16,128x128,x,2025-01-01\n", "row 2, column 'fp8_weight_block': only an fp8 checkpoint"),
+    # two FP8 checkpoints of one model with different blocks: the model carries one block, so say which row
+    ("m,fp8,128x128,x,2025-01-01\nm,fp8,1x128,x,2025-01-01\n", "row 3, column 'fp8_weight_block': m has 128x128"),
+])
+def test_a_contradictory_fp8_weight_block_is_refused(tmp_path, rows: str, needle: str) -> None:
+    from gpuplan.models.catalog import checkpoint_facts
+
+    bad = tmp_path / "checkpoints.csv"
+    bad.write_text("model,weights,fp8_weight_block,source,as_of\n" + rows)
+    with pytest.raises(InputError, match=needle):
+        checkpoint_facts(bad)

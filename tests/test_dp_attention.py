@@ -101,3 +101,27 @@ def test_isolated_prompt_is_chunked_by_its_rank_in_both_models() -> None:
         steps, _, _, _ = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 4000, 4, None,
                                           4004, DEFAULT, attn_dp=8, engine_version=version)
         assert steps.prefill_shape.chunk_tokens == chunk
+
+
+def test_rank_chunk_divides_the_servers_own_chunk_size() -> None:
+    # SGLang ServerArgs._handle_data_parallelism divides chunked_prefill_size by dp_size after the command line
+    # is read, so --chunked-prefill-size 32768 --dp 8 gives each rank 32768 // 8 = 4096 tokens (0.5.3), and
+    # 0.4.3.post2's // 2 gives 16384; the engine default (8,192 on H200) would give 1024 and 4096.
+    for version, chunk in (("0.5.3", 4096), ("0.4.3.post2", 16384)):
+        steps, _, _, _ = deployment_steps(resolve("deepseek-r1"), "h200", "fp8", "fp8", 8, "sglang", 1000, 200,
+                                          None, 1200, DEFAULT, attn_dp=8, engine_version=version,
+                                          max_batched_tokens=32768)
+        assert steps.rank_chunk_tokens == chunk
+
+
+def test_simulate_chunks_a_dp_rank_prompt_by_the_given_budget() -> None:
+    # 8,000 prompt tokens, SGLang 0.5.3, DP 8 on 8 x H200: --max-batched-tokens 65536 gives each rank 8,192
+    # tokens, so the prompt takes one step instead of the default budget's ⌈8000 / 1024⌉ = 8.
+    from gpuplan.optimizer.serving.simulation import simulate
+
+    kw = dict(input_tokens=8000, output_tokens=2, concurrency=1, requests=1, engine="sglang", attn_dp=8,
+              engine_version="0.5.3")
+    default = simulate("deepseek-r1", "h200", "fp8", "fp8", 8, **kw)  # type: ignore[arg-type]
+    wide = simulate("deepseek-r1", "h200", "fp8", "fp8", 8, max_batched_tokens=65536, **kw)  # type: ignore[arg-type]
+    assert (default.steps, wide.steps) == (8 + 1, 1 + 1)  # prefill steps and one decode step
+    assert wide.ttft_ms.mean == pytest.approx(wide.isolated_ttft_ms, rel=1e-3)

@@ -41,3 +41,20 @@ def test_issue_5929_rows_read_as_e2e_per_token() -> None:
     assert rows and all(r.metric == "e2e_per_token_ms" for r in rows)
     b200 = {r.input: r.value for r in rows if r.gpu == "b200" and r.ep == 1}
     assert b200[8192] - b200[1600] == pytest.approx((394.11 - 161.04) / 600, abs=0.05)
+
+
+def test_replay_reads_e2e_per_token_request_by_request() -> None:
+    # LLMPerf divides each request's E2E by that request's output tokens and takes the statistic over requests
+    # (token_benchmark_ray.py), so with spread lengths the replay's p50 is the median of E2E_i / O_i, not the
+    # median E2E over the mean output.
+    import numpy as np
+    from gpuplan.optimizer.serving.arrivals import make_requests
+    from gpuplan.optimizer.serving.simulated_rows import replay, row_value
+
+    row = Measurement(**{**ROW, "batch": 4, "mode": "closed", "requests": 40, "range_ratio": 0.9,
+                         "metric": "e2e_per_token_ms", "percentile": "p50"})
+    r = replay(row, Tables())
+    outs = np.array(make_requests(2000, 100, 40, seed=0, concurrency=4, range_ratio=0.9).output_tokens)
+    per_request = float(np.percentile(r.samples["e2e_ms"] / outs, 50))
+    assert row_value(row, r) == pytest.approx(per_request, rel=1e-9)
+    assert abs(r.metric("e2e_ms", 50) / 100 / per_request - 1) > 0.01  # the two readings differ here (1.8 %)

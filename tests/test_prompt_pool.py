@@ -39,6 +39,10 @@ def test_a_pool_larger_than_the_kv_cache_never_hits() -> None:
     arrivals = [0.0, 1.0, 2.0, 3.0]
     assert simulate_trace(*args, arrivals=arrivals, prompt_ids=[0, 1, 2, 0]).first == \
         simulate_trace(*args, arrivals=arrivals).first
+    # ... and says so: no hit at 250 tokens, the one repeat (request 4) hits at 300
+    assert simulate_trace(*args, arrivals=arrivals, prompt_ids=[0, 1, 2, 0]).prompt_cache_hits == 0
+    roomy = (toy(300), *args[1:])
+    assert simulate_trace(*roomy, arrivals=arrivals, prompt_ids=[0, 1, 2, 0]).prompt_cache_hits == 1
 
 
 def test_hits_are_the_repeated_draws() -> None:
@@ -51,7 +55,7 @@ def test_hits_are_the_repeated_draws() -> None:
     repeat = np.array([ids[k] in ids[:k] for k in range(len(ids))])
     assert repeat.sum() == 60 - len(set(ids)) > 0
     assert (ttft < r.isolated_ttft_ms - 1.0).tolist() == repeat.tolist()
-    assert r.prompt_pool == 20
+    assert r.prompt_pool == 20 and r.prompt_cache_hits == repeat.sum()
 
 
 def test_a_pool_entry_keeps_its_length() -> None:
@@ -89,3 +93,11 @@ def test_prompt_pool_with_a_trace_is_refused(gpuplan, tmp_path) -> None:
     r = gpuplan("simulate", "--model", MODEL, "--gpu", GPU, "--trace", str(trace), "--prompt-pool", "5")
     assert r.code == 2 and "--prompt-pool applies to generated requests" in r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+def test_simulate_table_names_the_pool(gpuplan) -> None:
+    # The pool changes every TTFT figure, so the table's title says it was used (the JSON has prompt_pool).
+    args = ("simulate", "--model", MODEL, "--gpu", GPU, "--concurrency", "2", "--requests", "8")
+    pooled = gpuplan(*args, "--prompt-pool", "3")
+    assert pooled.code == 0 and "pool of 3 prompts" in pooled.out
+    assert "pool of" not in gpuplan(*args).out

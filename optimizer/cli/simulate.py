@@ -32,7 +32,8 @@ METRICS = (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms"), ("itl_ms", "ITL ms"),
 SUMMARY = (("output_tok_s", "output tok/s"), ("req_s", "requests/s"), ("duration_s", "duration s"),
            ("mean_running", "mean running sequences"), ("mean_in_system", "mean requests in system"),
            ("kv_capacity_tokens", "KV capacity tokens"), ("kv_mean_fraction", "KV used, mean"),
-           ("kv_peak_fraction", "KV used, peak"), ("preemptions", "preemptions"), ("steps", "engine steps"),
+           ("kv_peak_fraction", "KV used, peak"), ("preemptions", "preemptions"),
+           ("prompt_cache_hits", "prompt-cache hits"), ("steps", "engine steps"),
            ("isolated_ttft_ms", "TTFT alone ms"), ("isolated_tpot_ms", "TPOT alone ms"))
 
 
@@ -40,8 +41,9 @@ def sim_result(r: SimReport) -> Result:
     demand = (f"{r.rate_rps:g} req/s Poisson" if r.mode == "open" else
               f"{r.concurrency} concurrent clients" if r.mode == "closed" else "trace")
     layout = f" (EP {r.ep})" if r.ep > 1 else ""
+    pool = f" · pool of {r.prompt_pool:,} prompts" if r.prompt_pool else ""
     title = (f"{r.model} on {r.tp} × {r.gpu}{layout} · {r.weights}/{r.kv} · {r.engine} · {r.input_tokens}→"
-             f"{r.output_tokens} tokens · {demand} · {r.requests:,} requests · seed {r.seed}")
+             f"{r.output_tokens} tokens · {demand} · {r.requests:,} requests{pool} · seed {r.seed}")
     lat = [{"metric": label, **getattr(r, key).model_dump()} for key, label in METRICS]
     summary = [{"figure": label, "value": getattr(r, key)} for key, label in SUMMARY]
     views = [View(title=title, columns=[("metric", "metric"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"),

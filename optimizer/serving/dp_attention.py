@@ -2,7 +2,8 @@
 
 SGLang's ``--enable-dp-attention`` runs one scheduler per attention rank and rewrites three of its defaults
 (the table cites the ServerArgs code per release): each rank's chunked prefill size C_r = C // k, with k = 2
-before 0.4.5 and k = dp (the DP size) from 0.4.5; the schedule conservativeness × 0.3, which scales the KV
+before 0.4.5 and k = dp (the DP size) from 0.4.5, C being the server's chunked prefill size (its default or the
+one the command sets); the schedule conservativeness × 0.3, which scales the KV
 share held back for the running requests' future outputs (admission.Reservation ρ₀ and ρ_min); and in 0.4.1
 the overlap scheduler off (recorded in the table's source, not applied: see the 0.4.1 row). Engines without a
 row keep their defaults.

@@ -33,8 +33,8 @@ from typing import Protocol
 
 import numpy as np
 from gpuplan.models.catalog import resolve
-from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.simulation import SimReport, simulate
+from gpuplan.optimizer.errors import INPUT_ERRORS, InputError, located
+from gpuplan.optimizer.serving.simulation import SimReport, simulate, stats
 from gpuplan.optimizer.tables import Tables
 
 CLOSED_ROUNDS = 8
@@ -113,12 +113,13 @@ def replay(row: Row, tables: Tables) -> SimReport:
 
 
 def _replay_or_none(row: Row, tables: Tables) -> SimReport | None:
+    """The row's replay, None when its run does not fit in KV; other refusals name the row (``located``)."""
     try:
         return replay(row, tables)
-    except InputError as err:
+    except INPUT_ERRORS as err:
         if "does not fit in the KV cache" in str(err):
             return None
-        raise
+        raise located(row, err) from None
 
 
 def predict_simulated(row: Row, tables: Tables) -> float:
@@ -132,8 +133,8 @@ def row_value(row: Row, r: SimReport) -> float:
     q = STATS[row.percentile]
     if row.metric in LATENCY:
         return r.metric(row.metric, q)
-    if row.metric == "e2e_per_token_ms":
-        return r.metric("e2e_ms", q) / max(row.output, 1)
+    if row.metric == "e2e_per_token_ms":  # each request's E2E over its own output tokens, as LLMPerf reads it
+        return stats(r.samples["e2e_per_token_ms"]).at(q)
     if row.metric == "decode_tok_s":
         return r.output_tok_s
     if row.metric == "decode_tok_s_per_user":

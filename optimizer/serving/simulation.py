@@ -9,6 +9,7 @@ the first arrival to the last completion.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,7 @@ class SimReport(Frame):
     kv_mean_fraction: float
     kv_peak_fraction: float
     preemptions: int
+    prompt_cache_hits: int = 0  # admissions that found their pooled prompt in the prefix cache (--prompt-pool)
     steps: int
     isolated_ttft_ms: float  # one request alone: host time + prefill of the mean prompt
     isolated_tpot_ms: float  # one request alone: decode step at batch 1, mean context
@@ -142,13 +144,13 @@ def _timeline(tr: Trace) -> list[TimelinePoint]:
 
 
 def samples_ms(tr: Trace, skip: int = 0) -> dict[str, np.ndarray]:
-    """Per-request TTFT, TPOT (requests with more than one output token) and E2E in ms, of the requests
-    after the first ``skip``."""
+    """Per-request TTFT, TPOT (requests with more than one output token), E2E and E2E per output token
+    (E2E / O, LLMPerf's "inter-token latency") in ms, of the requests after the first ``skip``."""
     arrive, first, finish = (np.array(x[skip:]) for x in (tr.arrive, tr.first, tr.finish))
     out = np.array(tr.output_tokens[skip:])
     multi = out > 1
     return {"ttft_ms": (first - arrive) * 1e3, "tpot_ms": (finish - first)[multi] / (out[multi] - 1) * 1e3,
-            "e2e_ms": (finish - arrive) * 1e3}
+            "e2e_ms": (finish - arrive) * 1e3, "e2e_per_token_ms": (finish - arrive) / out * 1e3}
 
 
 def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
@@ -163,6 +165,7 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
         mean_running=tr.running_integral / duration, mean_in_system=tr.occupancy_integral / duration,
         kv_mean_fraction=tr.kv_integral / duration / max(tr.kv_capacity_tokens, 1),
         kv_peak_fraction=tr.kv_peak_tokens / max(tr.kv_capacity_tokens, 1), preemptions=tr.preemptions,
+        prompt_cache_hits=tr.prompt_cache_hits,
         steps=tr.steps,
         kv_capacity_tokens=tr.kv_capacity_tokens, kv_timeline=_timeline(tr))
 
@@ -171,18 +174,23 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
                      input_tokens: int, output_tokens: int, max_num_seqs: int | None, max_context: int,
                      tables: Tables, ep: int = 1, attn_dp: int | None = None,
                      engine_version: str | None = None, cuda_graphs: bool = True,
-                     mem_fraction: float | None = None) -> tuple[StepModel, str, int, int]:
+                     mem_fraction: float | None = None,
+                     max_batched_tokens: int | None = None) -> tuple[StepModel, str, int, int]:
     """(step model, engine, max_num_seqs, max_batched_tokens) of a deployment; engine defaults fill gaps.
     ``ep`` > 1: MoE layers expert-parallel over ep ranks, attention data-parallel (default attn_dp = ep);
     ``cuda_graphs`` False: the server runs every decode step without CUDA graphs (graphs.graph_limit);
-    ``mem_fraction``: the server's memory fraction in place of the engine's default (steps.max_sequences)."""
+    ``mem_fraction``: the server's memory fraction in place of the engine's default (steps.max_sequences);
+    ``max_batched_tokens``: the server's own token budget C, which a data-parallel attention rank's chunk
+    C_r = C // k divides as the engine default would be (dp_attention); the returned budget stays the default."""
     g = tables.gpus.get(gpu)
     wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
     layout = make_layout(m.arch, tp, ep, attn_dp)
     check_tp(m.arch, g, layout.attn_tp if layout.attn_dp > 1 else tp, m.id)
     eng = engine or default_engine(g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
-    d = dp_attention_defaults(engine_defaults(eng, g, engine_version), layout.attn_dp, engine_version)
+    base = engine_defaults(eng, g, engine_version)
+    d = dp_attention_defaults(replace(base, max_batched_tokens=max_batched_tokens) if max_batched_tokens else base,
+                              layout.attn_dp, engine_version)
     seqs = max_num_seqs or d.max_num_seqs
     if not 1 <= seqs <= MAX_BATCH:
         raise InputError(f"--max-num-seqs must be in [1, {MAX_BATCH}], got {seqs}")
@@ -195,7 +203,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
                         graph_limit(eng, g, tp, engine_version, cuda_graphs),
                         engine_version, d.rank_chunk_tokens, mem_fraction)
     # 0: the whole context fits one step (vLLM V0 without chunked prefill: max(max_model_len, 2048)).
-    tokens = d.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
+    tokens = base.max_batched_tokens or max(m.arch.max_context or 0, int(max_context), V0_MIN_BATCHED_TOKENS)
     return steps, eng, seqs, tokens
 
 
@@ -228,7 +236,8 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
                          "tokens")
     steps, eng, seqs, default_tokens = deployment_steps(m, gpu, weights, kv, tp, engine, input_tokens,
                                                         output_tokens, max_num_seqs, longest, tables, ep, attn_dp,
-                                                        engine_version, cuda_graphs, mem_fraction)
+                                                        engine_version, cuda_graphs, mem_fraction,
+                                                        max_batched_tokens)
     tokens = max_batched_tokens or max(default_tokens, seqs)
     if tokens <= 0:
         raise InputError(f"--max-batched-tokens must be positive, got {tokens}")

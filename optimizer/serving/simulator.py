@@ -78,6 +78,7 @@ class Trace:
     running: list[int] = field(default_factory=list)  # admitted sequences,
     waiting: list[int] = field(default_factory=list)  # queued requests
     preemptions: int = 0
+    prompt_cache_hits: int = 0  # requests whose prompt a pooled earlier request had prefilled (prompt_ids)
     steps: int = 0
     occupancy_integral: float = 0.0  # ∫ (waiting + running) dt, for Little's law
     running_integral: float = 0.0  # ∫ admitted sequences dt
@@ -223,6 +224,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             used += target[w]
             if pool is not None and pool[w] in cached:
                 prefilled[w] = inp[w] - 1  # a prefix-cache hit: only the last prompt token is computed
+                tr.prompt_cache_hits += 1
             k = min(target[w] - prefilled[w], budget, rank_cap)
             chunks.append((w, k))
             budget -= k

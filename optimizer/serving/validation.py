@@ -44,7 +44,7 @@ import numpy as np
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import resolve
-from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.errors import INPUT_ERRORS, InputError, located
 from gpuplan.optimizer.serving.deployment import check_tp, max_batch_in_memory
 from gpuplan.optimizer.serving.graphs import NO_GRAPHS, capture_limit
 from gpuplan.optimizer.serving.layout import make_layout
@@ -53,7 +53,7 @@ from gpuplan.optimizer.serving.roofline import busy_wait_s, decode_step_s, prefi
 from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.shape import Shape, make_shape, stack
 from gpuplan.optimizer.tables import Tables
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from gpuplan.rows import Sourced
 
@@ -85,6 +85,7 @@ class Measurement(Sourced):
     empty: the engine's default), which sets the KV capacity in the fit and the replay alike."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")  # a misspelt column is refused
+    _where: str = PrivateAttr(default="")  # "file, row N" when read from a CSV (read_measurements)
 
     model: str
     gpu: str
@@ -145,9 +146,12 @@ class Measurement(Sourced):
 
 
 def read_measurements(path: Path) -> list[Measurement]:
+    """The rows of a measured CSV, each remembering its file and row for later errors (``located``)."""
     rows = read_rows(path, Measurement)
     if not rows:
         raise InputError(f"{path}: no measurement rows")
+    for line, m in enumerate(rows, start=2):  # read_rows numbers rows the same way
+        m._where = f"{path}, row {line}"
     return rows
 
 
@@ -239,7 +243,15 @@ def dated(m: Measurement) -> Measurement:
 
 
 def prepare(m: Measurement, tables: Tables) -> Case:
-    """The row's deployment shape and load at the engine release it ran (``dated``)."""
+    """The row's deployment shape and load at the engine release it ran (``dated``); a deployment the models
+    refuse is an error naming the row (``located``)."""
+    try:
+        return _prepare(m, tables)
+    except INPUT_ERRORS as err:
+        raise located(m, err) from None
+
+
+def _prepare(m: Measurement, tables: Tables) -> Case:
     assumed = m.engine_version is None
     m = dated(m)
     model = resolve(m.model)
