@@ -259,8 +259,10 @@ def test_token_budget_caps_the_running_sequences_where_the_engine_allows_it() ->
     # TensorRT-LLM accepts max_num_tokens below its max_batch_size (2048 by default; InferenceX's recipes set
     # 1-8k tokens): no step carries more decodes than its budget, so 512 tokens run at most 512 sequences.
     # vLLM refuses max_num_batched_tokens < max_num_seqs at start-up, and so does the simulator.
+    # SGLang runs its decode batches outside the chunked-prefill budget: its running cap stays (4,096 here).
     kw = dict(input_tokens=200, output_tokens=50, concurrency=8, requests=40, max_batched_tokens=512)
     assert simulate(MODEL, GPU, engine="trtllm", **kw).max_num_seqs == 512
+    assert simulate(MODEL, GPU, engine="sglang", **kw).max_num_seqs == 4096
     with pytest.raises(InputError, match="as vLLM requires"):
         simulate(MODEL, GPU, engine="vllm", **kw)
 

@@ -241,10 +241,13 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     tokens = max_batched_tokens or max(default_tokens, seqs)
     if tokens <= 0:
         raise InputError(f"--max-batched-tokens must be positive, got {tokens}")
-    if tokens < seqs and eng != "vllm":
-        # a token budget below the running cap (TensorRT-LLM's max_num_tokens under its max_batch_size 2048,
-        # which it accepts): no step carries more decodes than its token budget, so the budget caps them;
-        # vLLM refuses such a configuration (max_num_batched_tokens ≥ max_num_seqs), and so does the simulator
+    if tokens < seqs and eng == "vllm":
+        raise InputError(f"max batched tokens ({tokens}) must be ≥ max sequences ({seqs}), as vLLM requires "
+                         "(set --max-num-seqs too)")
+    if tokens < seqs and not steps.prefill_first:
+        # a token budget below the running cap on a mixed-step engine (TensorRT-LLM's max_num_tokens under its
+        # max_batch_size 2048, which it accepts): no step carries more decodes than its token budget, so the
+        # budget caps them. A prefill-first engine (SGLang) runs its decodes outside the prefill budget.
         seqs = tokens
     tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(seqs, tokens),
                         reqs.arrivals, reqs.concurrency, reqs.prompt_ids)

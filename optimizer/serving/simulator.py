@@ -102,9 +102,9 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     ``prompt_ids``: the pool entry each request's prompt is (repeats hit the prefix cache)."""
     n = len(inp)
     cap = steps.kv_capacity_tokens
-    if cfg.max_batched_tokens < cfg.max_num_seqs:
+    if cfg.max_batched_tokens < cfg.max_num_seqs and not steps.prefill_first:
         raise InputError(f"max batched tokens ({cfg.max_batched_tokens}) must be ≥ max sequences "
-                         f"({cfg.max_num_seqs}), as vLLM requires")
+                         f"({cfg.max_num_seqs}) on an engine whose decodes share the step's token budget")
     if cfg.max_num_seqs > steps.max_batch:
         raise InputError(f"max sequences {cfg.max_num_seqs} exceeds the step table ({steps.max_batch})")
     biggest = max(i + o for i, o in zip(inp, out, strict=True))
