@@ -48,3 +48,14 @@ def test_1000_small_workloads_get_a_plan(gpuplan, tmp_path) -> None:
         p.pop("solve_seconds")
         assert p["status"] in ("optimal", "feasible") and p["gap"] <= 0.05
     assert plans[0] == plans[1]
+
+
+def test_passes_under_a_deadline_fit_a_share_of_the_time_left() -> None:
+    from gpuplan.optimizer.planning.planner import FIRST_PREFETCH, PREFETCH_WORKLOADS, next_pass_size
+
+    assert next_pass_size(0, 0.0, None) == PREFETCH_WORKLOADS  # no deadline: the largest pass
+    assert next_pass_size(0, 0.0, 4.0) == FIRST_PREFETCH  # no rate measured yet: a small first pass
+    # 10 workloads took 2 s (0.2 s each); 0.25 × 40 s left fits 50 more; 2 s left fits 2 (at least the first size)
+    assert next_pass_size(10, 2.0, 40.0) == 50
+    assert next_pass_size(10, 2.0, 2.0) == FIRST_PREFETCH
+    assert next_pass_size(10, 0.01, 60.0) == PREFETCH_WORKLOADS  # a fast machine: the largest pass

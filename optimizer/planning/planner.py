@@ -32,6 +32,21 @@ from pydantic import BaseModel
 MTOK = 1e6
 CONFIRM_ROUNDS = 3
 PREFETCH_WORKLOADS = 100  # workloads whose points are evaluated in one pass (the deadline is checked between)
+FIRST_PREFETCH = 10  # under a deadline, the first pass is this small; later passes fit a share of the time left
+PASS_SHARE = 0.25  # a pass under a deadline is sized to take at most this share of the time left
+
+
+def next_pass_size(done: int, elapsed_s: float, left_s: float | None) -> int:
+    """Workloads in the next vectorised pass: PREFETCH_WORKLOADS without a deadline; with one, as many as the
+    measured rate (``done`` workloads in ``elapsed_s``) fits in PASS_SHARE of the ``left_s`` seconds left,
+    between FIRST_PREFETCH and PREFETCH_WORKLOADS, so that the deadline is overrun by at most about that share
+    on any machine (a pass cannot be interrupted)."""
+    if left_s is None:
+        return PREFETCH_WORKLOADS
+    if done == 0 or elapsed_s <= 0:
+        return FIRST_PREFETCH
+    fits = int(PASS_SHARE * max(left_s, 0.0) * done / elapsed_s)
+    return max(FIRST_PREFETCH, min(PREFETCH_WORKLOADS, fits))
 
 
 class _Capacity(BaseModel):
@@ -130,15 +145,19 @@ def all_candidates(fleet: Fleet, tables: Tables, deadline: float | None = None,
         gpus = f" of {', '.join(c.gpus)}" if c.gpus else ""
         place = describe_place(c.regions, c.jurisdictions)
         raise InfeasibleError(f"no offer{gpus} is priced in tier '{c.tier}'{where}{' ' + place if place else ''}")
-    sets = []
+    sets: list[CandidateSet] = []
+    start, fetched = time.perf_counter(), 0
     with _gc_paused():
         for i, w in enumerate(fleet.workloads):
-            if i % PREFETCH_WORKLOADS == 0:  # their points in one vectorised pass (memoised per table set)
-                prefetch(fleet.workloads[i:i + PREFETCH_WORKLOADS], fleet.constraints, tables, offers)
-            if deadline is not None and time.perf_counter() > deadline:
+            now = time.perf_counter()
+            if deadline is not None and now > deadline:
                 raise InfeasibleError(f"the time limit of {time_limit_s:g} s bound while generating candidates "
                                       f"({i:,} of {len(fleet.workloads):,} workloads done); no plan was found "
                                       "(raise --time-limit)")
+            if i == fetched:  # the next workloads' points in one vectorised pass (memoised per table set)
+                size = next_pass_size(i, now - start, None if deadline is None else deadline - now)
+                prefetch(fleet.workloads[i:i + size], fleet.constraints, tables, offers)
+                fetched = i + size
             sets.append(generate(w, fleet.constraints, tables, offers))
     return sets, notes
 
