@@ -64,8 +64,11 @@ def _terms(model: str, gpu: str, engine: str, version: str | None, batch: float)
 
 def test_applies_only_to_block_scaled_fp8_on_amd() -> None:
     amd, cal = _terms("deepseek-r1", "mi300x", "sglang", "0.4.2", 4.0)
-    # 4 tokens' 8-bit GEMM compute (microseconds) is all the K-loop floor hides of its 20 ms
-    assert float(amd["blockscale_kloop"]) == pytest.approx(8710 * cal.blockfp8_kblock_us * 1e-6, rel=1e-3)
+    # The block-scaled dense GEMMs run as kernels of their own: reads, then max(K-loop, compute). At 4 tokens
+    # their compute is microseconds, so the step gains the 20 ms K-loop (and the split phase's tiny gap).
+    kloop_s = 8710 * cal.blockfp8_kblock_us * 1e-6
+    assert float(amd["blockscale_kloop"]) == pytest.approx(kloop_s, rel=0.02)
+    assert float(amd["blockscale_kloop"]) <= kloop_s * 1.001
     nvidia, _ = _terms("deepseek-r1", "h200", "sglang", "0.4.2", 4.0)
     assert float(nvidia["blockscale_kloop"]) == 0.0  # CUDA kernels: the fitted floors hold
     per_channel, _ = _terms("llama-3.1-70b", "mi300x", "sglang", "0.4.2", 4.0)
@@ -101,7 +104,8 @@ def test_the_floor_is_the_k_loop_at_decode_and_fades_where_the_gemms_are_compute
     s, _ = make_shape(resolve("deepseek-r1").arch, g, 8, t.formats.weight("fp8"), t.formats.kv_format("bf16"), 2048,
                       cal, version="0.4.2")
     prompt = step_terms_s(s, 0.0, prefill_tokens=16384.0)
-    assert float(prompt["blockscale_kloop"]) == 0.0
+    # compute-bound: the K-loop is hidden; what remains is the split linear phase's gap to the joint one
+    assert float(prompt["blockscale_kloop"]) < 0.01 * float(prompt["step"])
     assert float(prompt["gemm_compute"]) > 8710 * cal.blockfp8_kblock_us * 1e-6
 
 

@@ -26,7 +26,7 @@ from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import decode_step_s
 from gpuplan.optimizer.serving.shape import compute_path, stack
 from gpuplan.optimizer.tables import Tables
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 TABLES = Tables()
@@ -124,6 +124,9 @@ def _shape(model: str, gpu: str, weights: str, tp: int, ep: int, i: int, o: int)
        gpu=st.sampled_from(["h100-sxm", "l4", "mi300x", "b200", "a100-80gb-pcie"]),
        weights=st.sampled_from(["bf16", "fp8", "awq"]), tp=st.sampled_from(TP_DEGREES[:4]),
        use_ep=st.booleans(), i=st.integers(1, 32_000), o=st.integers(1, 8_000))
+# found by a randomised run: the block-scale K-loop floor on ROCm, added as its excess over the GEMMs' compute,
+# shrank faster than the joint linear phase grew, so the step fell with the batch
+@example(model="deepseek-r1", gpu="mi300x", weights="fp8", tp=1, use_ep=False, i=1, o=1)
 def test_decode_step_is_nondecreasing_in_batch(model: str, gpu: str, weights: str, tp: int, use_ep: bool, i: int,
                                                o: int) -> None:
     """What ``tpot_reach`` relies on: t_step(b) never falls as the batch grows (to rounding)."""

@@ -142,17 +142,22 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     attn_compute = decode_attn_flops / (s.flops_attn_peak * eta) + prefill_attn_flops / prefill_rate
     all_reduce, all_to_all = _comm_s(s, rank_tokens, b / s.tp + p / attn_tp, b + p_all)
     eager = terms.eager_scale(p_all, s.eager_floor_scale, b / s.attn_dp, s.graph_max_batch)
+    linear = terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p)
+    # The block-scale GEMMs (the dense linear layers in the weight format) are kernels of their own: their
+    # weight reads, then max(K-loop, compute); the other GEMMs keep their overlapped reads and compute. Split
+    # linear phase less the joint one: ≥ 0 (Minkowski), and each part never falls as the batch grows.
+    kloop = terms.blockscale_kloop_s(s.blockfp8_kblocks, s.blockfp8_kblock_us)
+    split = (terms.overlapped_s(expert_read, gemm - low_gemm, s.overlap_p) + dense_read
+             + np.maximum(kloop, low_gemm))
     out = {
         "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,
-        "linear": terms.overlapped_s(dense_read + expert_read, gemm, s.overlap_p),
+        "linear": linear,
         "moe_activations": s.moe_layers * terms.moe_activation_bytes(pairs, s.hidden, s.dispatch_bytes,
                                                                       ACTIVATION_BYTES, s.moe_input_passes) / bw,
         "kv_read": kv_read,
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
-        # the block-scale GEMMs take max(K-loop, compute): the step adds the K-loop's excess over their compute
-        "blockscale_kloop": np.maximum(terms.blockscale_kloop_s(s.blockfp8_kblocks, s.blockfp8_kblock_us) - low_gemm,
-                                       0.0) + np.zeros_like(b),
+        "blockscale_kloop": np.where(kloop > 0, np.maximum(split - linear, 0.0), 0.0) + np.zeros_like(b),
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us,
                                             terms.moe_floor_us(s.moe_layer_us, s.moe_kernel_floor_us), s.mla_layer_us)
                         * eager + np.zeros_like(b),

@@ -303,8 +303,10 @@ def blockscale_kloop_s(kblocks: ArrayLike, us_per_kblock: ArrayLike) -> ArrayLik
     AITER's Triton gemm_a8w8_blockscale at N = 2112, K = 7168 (DeepSeek's fused q_a + kv_a, 56 block steps) takes
     128.8 / 127.3 / 117.5 µs at M = 64 / 128 / 256 with its default config (ROCm/aiter pull request 1232):
     2.3 µs per block step, 20 times its bytes / bandwidth time. 0 where no block-scale GEMM runs. The kernels
-    take max(K-loop, compute), so the step adds max(t − t_gemm, 0), t_gemm their 8-bit compute time
-    (roofline.step_terms_s): the floor fades where a long prompt makes them compute-bound."""
+    run as kernels of their own: where the term is on, the linear phase is split (roofline.step_terms_s) into
+    ‖(R_experts, G_other)‖_p + R_dense + max(t, G_dense) in place of ‖(R, G)‖_p (at decode sizes the K-loop whole
+    beside the weight reads, as the floor was fitted); the floor fades where a long prompt makes the GEMMs
+    compute-bound, and the step never falls as the batch grows."""
     return kblocks * us_per_kblock * 1e-6
 
 
