@@ -72,6 +72,15 @@ def engine_cap(cal: CalibrationRow, gpu: GPU, tp: int, attn_dp: int = 1, version
     return weights_kv_cap(cal.engine, version, gpu, tp, attn_dp, chunk, capture_limit(cal.engine, gpu, tp, version))
 
 
+def memory_cap(cal: CalibrationRow, cap: float | None, fraction: float | None) -> tuple[CalibrationRow, float | None]:
+    """(calibration, engine cap) with the server's memory ``fraction`` in place of the engine's default: where the
+    engine keeps activations outside its cap (``cap`` not None: SGLang's weights + KV fraction) the fraction is
+    that cap, else it is the calibration's ``mem_util`` (vLLM --gpu-memory-utilization); None keeps both."""
+    if fraction is None:
+        return cal, cap
+    return (cal, fraction) if cap is not None else (cal.model_copy(update={"mem_util": fraction}), None)
+
+
 VLLM_V1 = ">=0.8"  # the V1 engine (default from 0.8) profiles with the scheduler's token budget
 # The dummy sampler run of vLLM's profile (gpu_model_runner._dummy_sampler_run) asks for top_p 0.9 and top_k =
 # vocab − 1. Where the PyTorch-native sampler runs it, it sorts every row of logits over the whole vocabulary
@@ -151,9 +160,7 @@ def tp_pool_bytes(arch: Architecture, gpu: GPU, wfmt: NumberFormat, tp: int, con
     gpu_memory_utilization, TensorRT-LLM's and llama.cpp's share) or SGLang's weights + KV fraction
     (engine_cap; activations outside it). ``fraction`` replaces the engine's cap (--gpu-memory-utilization,
     --mem-fraction-static), ``max_num_seqs`` / ``batched_tokens`` the scheduler defaults vLLM profiles with."""
-    cap = engine_cap(cal, gpu, tp, 1, version)
-    if fraction is not None:
-        cal, cap = (cal, fraction) if cap is not None else (cal.model_copy(update={"mem_util": fraction}), None)
+    cal, cap = memory_cap(cal, engine_cap(cal, gpu, tp, 1, version), fraction)
     padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, 1, version)
     reserve = profile_activation_bytes(arch, cal.engine, gpu, tp, version, tokens=batched_tokens, rows=max_num_seqs)
     return _pool_bytes(_tp_breakdown(arch, gpu, wfmt, wfmt, tp, context, cal, padding, reserve), gpu, cal, cap, tp)
@@ -181,10 +188,9 @@ def max_sequences(arch: Architecture, gpu: GPU, wfmt: NumberFormat, kvfmt: Numbe
     counts its pool's blocks as it does itself (kv_capacity.pool_sequences: window layers hold up to the window
     plus one step's token budget). ``fraction`` replaces the engine's cap as the server's flag does (vLLM
     --gpu-memory-utilization: everything under it; SGLang --mem-fraction-static: weights + KV, activations
-    outside; TensorRT-LLM's KV memory fraction read as vLLM's), as ``tp_pool_bytes`` does."""
-    cap = engine_cap(cal, gpu, tp, layout.attn_dp if layout is not None else 1, version)
-    if fraction is not None:
-        cal, cap = (cal, fraction) if cap is not None else (cal.model_copy(update={"mem_util": fraction}), None)
+    outside; TensorRT-LLM's KV memory fraction read as vLLM's; ``memory_cap``)."""
+    cal, cap = memory_cap(cal, engine_cap(cal, gpu, tp, layout.attn_dp if layout is not None else 1, version),
+                          fraction)
     padding = expert_padding(arch, cal.engine, wfmt.id, gpu.id, tp, layout.ep if layout is not None else 1, version)
     attn_tp = layout.attn_tp if layout is not None else tp
     reserve = profile_activation_bytes(arch, cal.engine, gpu, attn_tp, version)
