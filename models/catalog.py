@@ -111,6 +111,7 @@ def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
     """id → Model for every catalog row (aliases resolved by ``resolve``)."""
     out: dict[str, Model] = {}
     _, rows = read_csv_dicts(path)
+    facts = checkpoint_facts()
     for line, row in enumerate(rows, start=2):
         mid = (row.get("id") or "").strip().lower()
         if not mid:
@@ -118,7 +119,6 @@ def load_catalog(path: Path = CATALOG_CSV) -> dict[str, Model]:
         validate_row(Sourced, path, line, row, InputError)
         cfg_path = path.parent / (row.get("config_file") or f"configs/{mid}.json")
         arch = read_config(cfg_path)
-        facts = checkpoint_facts()
         if mid in facts.attention_16bit:
             arch = arch.model_copy(update={"attention_16bit_formats": facts.attention_16bit[mid]})
         if not arch.fp8_weight_block and mid in facts.fp8_weight_block:
@@ -151,11 +151,17 @@ def _alias_index(catalog: dict[str, Model]) -> dict[str, str]:
     return index
 
 
+@cache
+def _catalog_index(path: Path) -> dict[str, str]:
+    """``_alias_index`` of the catalog at ``path``, built once per table (as ``load_catalog`` reads it once)."""
+    return _alias_index(load_catalog(path))
+
+
 def resolve(name: str, catalog_path: Path = CATALOG_CSV) -> Model:
     """A catalog id, alias or Hugging Face repo id (case-insensitive), or a path to a config.json."""
     key = name.strip().lower()
     catalog = load_catalog(catalog_path)
-    index = _alias_index(catalog)
+    index = _catalog_index(catalog_path)
     if key in index:
         return catalog[index[key]]
     as_path = Path(name)
