@@ -11,9 +11,15 @@ from hypothesis import strategies as st
 
 
 def _enumerate(demand: int, caps: list[int], costs: list[int]) -> int:
-    ranges = [range(math.ceil(demand / c) + 1) for c in caps]
-    return min(sum(k * c for k, c in zip(ks, costs, strict=True)) for ks in itertools.product(*ranges)
-               if sum(k * c for k, c in zip(ks, caps, strict=True)) >= demand)
+    """Brute force over the counts of every item but the last; the last then takes the fewest units that
+    cover what is left (costs are positive, so fewer is cheaper)."""
+    ranges = [range(math.ceil(demand / c) + 1) for c in caps[:-1]]
+    best = math.inf
+    for ks in itertools.product(*ranges):
+        covered = sum(k * c for k, c in zip(ks, caps, strict=False))
+        last = max(0, math.ceil((demand - covered) / caps[-1]))
+        best = min(best, sum(k * c for k, c in zip(ks, costs, strict=False)) + last * costs[-1])
+    return int(best)
 
 
 @settings(max_examples=150, deadline=None)

@@ -28,7 +28,7 @@ import numpy as np
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
 from gpuplan.optimizer.serving.priors import PARAMS, Priors, load_priors
 from gpuplan.optimizer.serving.shape import Shape, stack, with_calibration
-from gpuplan.optimizer.serving.simulated_rows import simulated_values
+from gpuplan.optimizer.serving.simulated_rows import simulated_values, tables_key
 from gpuplan.optimizer.serving.validation import (
     Case,
     Comparison,
@@ -332,14 +332,6 @@ _FOLDS: dict[tuple, Calibration] = {}  # fitted fold calibrations of this proces
 MAX_FOLDS = 1024
 
 
-def _data_key(path) -> tuple[str, int]:
-    """A data table by path and modification time (a rewritten file is a new key)."""
-    try:
-        return str(path), path.stat().st_mtime_ns
-    except OSError:
-        return str(path), -1
-
-
 def _fitted_fold(train: list[Case], base: Calibration, label: str, key: tuple) -> Calibration:
     """``fit_calibration(train, base, label)``, memoised by ``key`` (the rows, the start calibration and the
     hardware and format tables): `validate` with and without --analytical, or twice in one session, fits each
@@ -360,8 +352,7 @@ def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None,
     cases = [prepare(m, tables) for m in rows]
     keys = [source_key(c.m.source) for c in cases]
     predicted = np.empty(len(cases))
-    data = (tuple(rows), tables.calibration.model_dump_json(), _data_key(tables.hardware_path),
-            _data_key(tables.formats_path))
+    data = (tuple(m.model_dump_json() for m in rows), tables_key(tables))  # content: not where a row was read
     for key in sorted(set(keys)):
         train = [c for c, k in zip(cases, keys, strict=True) if k != key]
         held = [i for i, k in enumerate(keys) if k == key]
