@@ -10,8 +10,9 @@ import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, load_calibration
 from gpuplan.optimizer.serving.fitting import LATENCY_BATCH, calibrate
+from gpuplan.optimizer.serving.measurements import Measurement, read_measurements, source_key
 from gpuplan.optimizer.serving.priors import PARAMS, load_priors
-from gpuplan.optimizer.serving.validation import Measurement, prepare, read_measurements, source_key
+from gpuplan.optimizer.serving.validation import prepare
 from gpuplan.optimizer.tables import Tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

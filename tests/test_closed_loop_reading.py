@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gpuplan.optimizer.serving.measurements import Measurement, clients_of, load_mode
 from gpuplan.optimizer.serving.roofline import decode_step_s, prefill_s
 from gpuplan.optimizer.serving.simulated_rows import predict_simulated
-from gpuplan.optimizer.serving.validation import (
-    Measurement,
-    clients_of,
-    drifting_closed_loop,
-    load_mode,
-    predict,
-    prepare,
-)
+from gpuplan.optimizer.serving.validation import drifting_closed_loop, predict, prepare
 from gpuplan.optimizer.tables import Tables
 
 # gpustack's Qwen3-8B latency runs (one H100, vLLM 0.11, vllm bench serve on ShareGPT: 233 / 221 mean tokens).

@@ -19,7 +19,7 @@ from gpuplan.optimizer.serving.dataset_lengths import (
     lognormal_params,
     scale_to_mean,
 )
-from gpuplan.optimizer.serving.validation import read_measurements
+from gpuplan.optimizer.serving.measurements import read_measurements
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -9,8 +9,8 @@ import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.models.memory import GIB, kv_cache_bytes, weights_bytes
 from gpuplan.optimizer.serving import engine_memory as em
+from gpuplan.optimizer.serving.engine_capacity import engine_cap, kv_capacity_tokens
 from gpuplan.optimizer.serving.scheduler import engine_defaults
-from gpuplan.optimizer.serving.steps import engine_cap, kv_capacity_tokens
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -98,7 +98,7 @@ def test_vllm_reserves_its_profile_run_whatever_the_prompt() -> None:
     # vllm/engine/arg_utils.py) spread over min(tokens, max_num_seqs) requests, then the sampler on their logits
     # (vllm/v1/worker/gpu_model_runner.py profile_run). Qwen3-32B (hidden 5120, 64 q + 2·8 kv heads of 128,
     # intermediate 25600, vocab 151936): 2 B · (4·5120 + 80·128 + 3·25600) = 215,040 B per token.
-    from gpuplan.optimizer.serving.steps import profile_activation_bytes
+    from gpuplan.optimizer.serving.engine_capacity import profile_activation_bytes
     m = resolve("qwen3-32b")
     a100, h100 = T.gpus.get("a100-80gb"), T.gpus.get("h100-sxm")
     one_row = 151936 * 4

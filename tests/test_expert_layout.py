@@ -8,8 +8,8 @@ from gpuplan.models.catalog import resolve
 from gpuplan.models.memory import GIB, weights_bytes
 from gpuplan.optimizer.serving import expert_layout as el
 from gpuplan.optimizer.serving.deployment import memory, perf
+from gpuplan.optimizer.serving.engine_capacity import kv_capacity_tokens
 from gpuplan.optimizer.serving.shape import make_shape
-from gpuplan.optimizer.serving.steps import kv_capacity_tokens
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -12,10 +12,10 @@ from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import CalibrationRow
 from gpuplan.optimizer.serving.graphs import NO_GRAPHS, capture_limit, graph_limit
 from gpuplan.optimizer.serving.layout import make_layout
+from gpuplan.optimizer.serving.measurements import read_measurements
 from gpuplan.optimizer.serving.roofline import step_terms_s
 from gpuplan.optimizer.serving.shape import make_shape
 from gpuplan.optimizer.serving.simulation import simulate
-from gpuplan.optimizer.serving.validation import read_measurements
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given, settings
 from hypothesis import strategies as st

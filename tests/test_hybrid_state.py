@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.models.memory import GIB, kv_bytes_per_token_layer, state_bytes_per_sequence, tokens_held
-from gpuplan.optimizer.serving import steps
+from gpuplan.optimizer.serving import engine_capacity
 from gpuplan.optimizer.serving.hybrid_state import (
     memory_ratio,
     sglang_state_split,
@@ -65,16 +65,16 @@ def test_h100_fp8_running_cap() -> None:
     m, g = resolve("qwen3.5-35b-a3b"), T.gpus.get("h100-sxm")
     wf, kf = T.formats.weight("fp8"), T.formats.kv_format("bf16")
     cal = T.calibration.lookup("sglang", g.id, g.vendor, g.arch, "0.5.16")
-    cap = steps.state_running_cap(m.arch, g, wf, kf, 1, 9216, cal, "0.5.16")
+    cap = engine_capacity.state_running_cap(m.arch, g, wf, kf, 1, 9216, cal, "0.5.16")
     assert cap == 49
-    assert steps.max_sequences(m.arch, g, wf, kf, 1, 9216, cal, None, "0.5.16") == 49
+    assert engine_capacity.max_sequences(m.arch, g, wf, kf, 1, 9216, cal, None, "0.5.16") == 49
     per_token = kv_bytes_per_token_layer(m.arch, kf) * tokens_held(m.arch, 9216) / 9216
     assert per_token == 10 * 2 * 2 * 256 * 2
-    tokens = steps.kv_capacity_tokens(m.arch, g, wf, kf, 1, 9216, cal, None, "0.5.16")
+    tokens = engine_capacity.kv_capacity_tokens(m.arch, g, wf, kf, 1, 9216, cal, None, "0.5.16")
     assert tokens == 864_878  # 17,712,713,978 B / 20,480 B: 93.8 sequences of 9,216 tokens
     # vLLM keeps the state in its KV blocks: no slot cap
     vcal = T.calibration.lookup("vllm", g.id, g.vendor, g.arch, None)
-    assert steps.state_running_cap(m.arch, g, wf, kf, 1, 9216, vcal) is None
+    assert engine_capacity.state_running_cap(m.arch, g, wf, kf, 1, 9216, vcal) is None
     # the simulator runs at most the slot cap
     _, _, seqs, _ = deployment_steps(m, "h100-sxm", "fp8", "bf16", 1, "sglang", 8192, 1024, None, 9216, T,
                                      engine_version="0.5.16")
@@ -84,7 +84,7 @@ def test_h100_fp8_running_cap() -> None:
 def test_dense_model_has_no_cap() -> None:
     m, g = resolve("llama-3.1-8b"), T.gpus.get("h100-sxm")
     cal = T.calibration.lookup("sglang", g.id, g.vendor, g.arch, None)
-    assert steps.state_running_cap(m.arch, g, T.formats.weight("bf16"), T.formats.kv_format("bf16"), 1, 4096,
+    assert engine_capacity.state_running_cap(m.arch, g, T.formats.weight("bf16"), T.formats.kv_format("bf16"), 1, 4096,
                                    cal) is None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gpuplan.optimizer.serving.validation import read_measurements
+from gpuplan.optimizer.serving.measurements import read_measurements
 from gpuplan.optimizer.tables import Tables
 from published_rows import check_row, duplicate_keys, read_rows
 

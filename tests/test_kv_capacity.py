@@ -9,8 +9,8 @@ import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.models.memory import GIB
 from gpuplan.optimizer.serving import kv_capacity as kc
+from gpuplan.optimizer.serving.engine_capacity import profile_activation_bytes, sampler_bytes_per_logit
 from gpuplan.optimizer.serving.kv_validation import check_all, read_kv_rows, summarise_kv
-from gpuplan.optimizer.serving.steps import profile_activation_bytes, sampler_bytes_per_logit
 from gpuplan.optimizer.tables import DEFAULT as T
 from hypothesis import given, settings
 from hypothesis import strategies as st

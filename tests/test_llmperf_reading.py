@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gpuplan.optimizer.serving.validation import Measurement, predict, read_measurements
+from gpuplan.optimizer.serving.measurements import Measurement, read_measurements
+from gpuplan.optimizer.serving.validation import predict
 from gpuplan.optimizer.tables import Tables
 
 MEASURED_CSV = Path(__file__).parent / "data" / "measured.csv"

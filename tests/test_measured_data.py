@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from gpuplan.optimizer.serving.validation import source_key
+from gpuplan.optimizer.serving.measurements import source_key
 from gpuplan.optimizer.tables import Tables
 from published_rows import check_row, duplicate_keys, read_rows
 from published_rows import version as _version

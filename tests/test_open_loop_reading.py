@@ -6,15 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gpuplan.optimizer.serving.measurements import OPEN_UNCAPPED_CLIENTS, Measurement, clients_of
 from gpuplan.optimizer.serving.roofline import decode_step_s, prefill_s
-from gpuplan.optimizer.serving.validation import (
-    OPEN_UNCAPPED_CLIENTS,
-    Measurement,
-    clients_of,
-    open_loop_batch,
-    predict,
-    prepare,
-)
+from gpuplan.optimizer.serving.validation import open_loop_batch, predict, prepare
 from gpuplan.optimizer.tables import Tables
 
 # An open loop as MEASURED.md records one (batch 1 = no client cap, requests = --num-prompts), on a

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from gpuplan.hardware.errors import InputError
 from gpuplan.optimizer.serving.hybrid_state import slots_per_running_request
+from gpuplan.optimizer.serving.measurements import Measurement, dated
 from gpuplan.optimizer.serving.releases import Release, load_releases, release_on, version_key
-from gpuplan.optimizer.serving.validation import Measurement, dated, prepare
+from gpuplan.optimizer.serving.validation import prepare
 from gpuplan.optimizer.tables import Tables
 from hypothesis import given
 from hypothesis import strategies as st

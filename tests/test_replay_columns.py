@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from gpuplan.models.catalog import resolve
 from gpuplan.optimizer.errors import INPUT_ERRORS
+from gpuplan.optimizer.serving.measurements import Measurement, read_measurements
 from gpuplan.optimizer.serving.simulated_rows import benchmark_key, length_dataset, length_spread, replay
 from gpuplan.optimizer.serving.simulation import deployment_steps
-from gpuplan.optimizer.serving.validation import Measurement, prepare, read_measurements
+from gpuplan.optimizer.serving.validation import prepare
 from gpuplan.optimizer.tables import Tables
 from published_rows import read_rows
 

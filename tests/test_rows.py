@@ -21,9 +21,9 @@ from gpuplan.optimizer.serving.expert_layout import ExpertLayout
 from gpuplan.optimizer.serving.graphs import GraphLimit
 from gpuplan.optimizer.serving.kernels import KernelConstant
 from gpuplan.optimizer.serving.links import LinkRow
+from gpuplan.optimizer.serving.measurements import Measurement
 from gpuplan.optimizer.serving.priors import PriorRow
 from gpuplan.optimizer.serving.scheduler import SCHEDULER_CSV, SchedulerRow, _scheduler_rows
-from gpuplan.optimizer.serving.validation import Measurement
 from gpuplan.pricing.offers import OFFERS_CSV, Offer
 from gpuplan.pricing.ownership import ENERGY_CSV, EnergyRow, OwnershipRow, ReservedRow
 from hypothesis import given

@@ -11,15 +11,8 @@ import pytest
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, load_calibration
 from gpuplan.optimizer.serving.fitting import calibrate, in_sample, leave_one_source_out
-from gpuplan.optimizer.serving.validation import (
-    Measurement,
-    compare,
-    group_of,
-    predict,
-    read_measurements,
-    source_key,
-    summarise,
-)
+from gpuplan.optimizer.serving.measurements import Measurement, group_of, read_measurements, source_key
+from gpuplan.optimizer.serving.validation import compare, predict, summarise
 from gpuplan.optimizer.tables import Tables
 
 MEASURED = Path(__file__).parent / "data" / "measured.csv"

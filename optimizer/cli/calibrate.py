@@ -12,7 +12,8 @@ from gpuplan.optimizer.output import Result, View, output_file, write_atomic
 from gpuplan.optimizer.serving.calibration import CALIBRATION_CSV
 from gpuplan.optimizer.serving.fitting import calibrate, in_sample, leave_one_source_out
 from gpuplan.optimizer.serving.kv_validation import KV_CAPACITY_CSV, check_all, read_kv_rows, summarise_kv
-from gpuplan.optimizer.serving.validation import read_measurements, summarise
+from gpuplan.optimizer.serving.measurements import read_measurements
+from gpuplan.optimizer.serving.validation import summarise
 
 MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,engine,metric,value,source,as_of "
                  "and optionally ep, mode (static|closed|open), rate_rps, engine_version, percentile "

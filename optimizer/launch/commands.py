@@ -12,7 +12,7 @@ from gpuplan.optimizer.launch.checkpoints import resolve_checkpoint
 from gpuplan.optimizer.launch.engines import EngineArgs, Unsupported, engine_version, shell
 from gpuplan.optimizer.planning.workload import Workload
 from gpuplan.optimizer.serving.calibration import CalibrationRow
-from gpuplan.optimizer.serving.steps import engine_cap
+from gpuplan.optimizer.serving.engine_capacity import engine_cap
 from gpuplan.optimizer.tables import Tables
 from pydantic import BaseModel
 
@@ -70,7 +70,7 @@ def plan_launch(w: Workload, c: Shape, tables: Tables, dp: int = 1, ep: int = 1)
     g = tables.gpus.get(c.gpu)
     cal = tables.calibration.lookup(c.engine, g.id, g.vendor)
     attn_dp = ep if ep > 1 and c.tp % ep == 0 else 1  # the step model's EP layout
-    # SGLang: the weights + KV cap the plan's KV budget assumed (its own default from 0.5.3, steps.engine_cap)
+    # SGLang: the weights + KV cap the plan's KV budget assumed (its own default from 0.5.3, engine_capacity.engine_cap)
     sglang_cap = engine_cap(cal, g, c.tp, attn_dp) if c.engine == "sglang" else None
     fraction = cal.mem_util if sglang_cap is None else sglang_cap
     if c.engine == "trtllm":

@@ -16,6 +16,12 @@ from gpuplan.models.catalog import Model, resolve
 from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import CalibrationRow, checked_version
+from gpuplan.optimizer.serving.engine_capacity import (
+    max_sequences,
+    profile_activation_bytes,
+    tp_pool_bytes,
+    with_activation,
+)
 from gpuplan.optimizer.serving.expert_layout import expert_padding, padded_breakdown
 from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.kv_capacity import reported_tokens
@@ -23,12 +29,6 @@ from gpuplan.optimizer.serving.layout import Layout, make_layout, weights_bytes_
 from gpuplan.optimizer.serving.roofline import decode_step_s, prefill_s, serving, step_terms_s
 from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.shape import Shape, compute_path, make_shape
-from gpuplan.optimizer.serving.steps import (
-    max_sequences,
-    profile_activation_bytes,
-    tp_pool_bytes,
-    with_activation,
-)
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel
 
@@ -171,7 +171,7 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
 
 def _engine_kv(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberFormat, tp: int, context: int,
                cal: CalibrationRow) -> dict[str, float | int]:
-    """The engine's KV pool per GPU (steps.tp_pool_bytes), the token count it would log for it
+    """The engine's KV pool per GPU (engine_capacity.tp_pool_bytes), the token count it would log for it
     (kv_capacity.reported_tokens) and the sequences of ``context`` tokens it holds (vLLM: window layers up to the window
     plus one step), as ``perf`` counts them."""
     pool = tp_pool_bytes(m.arch, g, wfmt, tp, context, cal)
@@ -231,8 +231,8 @@ def max_batch_in_memory(m: Model, g: GPU, wfmt: NumberFormat, kvfmt: NumberForma
                         cal: CalibrationRow, layout: Layout | None = None, engine_version: str | None = None,
                         fraction: float | None = None) -> int:
     """Largest number of ``context``-token sequences the KV budget of a TP group (or EP layout) holds
-    (steps.max_sequences: the engine's memory cap at ``engine_version``, the current release by default, or the
-    server's memory ``fraction``)."""
+    (engine_capacity.max_sequences: the engine's memory cap at ``engine_version``, the current release by
+    default, or the server's memory ``fraction``)."""
     return min(max_sequences(m.arch, g, wfmt, kvfmt, tp, context, cal, layout, engine_version, fraction=fraction),
                MAX_BATCH)
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
+from gpuplan.optimizer.serving.measurements import source_key
 from gpuplan.optimizer.serving.priors import PARAMS, Priors, load_priors
 from gpuplan.optimizer.serving.shape import Shape, stack, with_calibration
 from gpuplan.optimizer.serving.simulated_rows import simulated_values, tables_key
@@ -38,7 +39,6 @@ from gpuplan.optimizer.serving.validation import (
     predict_cases,
     prepare,
     row_arrays,
-    source_key,
 )
 from gpuplan.optimizer.tables import Tables
 

@@ -3,7 +3,7 @@
 The pool per GPU (bytes the engine hands its KV cache):
 
   vLLM V1   util · M − weights − profile peak − non-torch  (vllm/v1/worker/gpu_worker.py determine_available_memory;
-            the profile peak is steps.profile_activation_bytes, the non-torch part the calibration's runtime)
+            the profile peak is engine_capacity.profile_activation_bytes, the non-torch part the calibration's runtime)
   SGLang    f · M − (weights + runtime)  (model_runner: rest = memory free after loading − M · (1 − f), with
             f = --mem-fraction-static, engine_memory.py for its default)
   TRT-LLM   frac · (M − weights − runtime − activations)  (kv_cache_free_gpu_mem_fraction, default 0.9, is a

@@ -6,7 +6,7 @@ Each row is one number an engine printed: ``kv_tokens`` (vLLM 'GPU KV cache size
 (``mem_fraction`` = --gpu-memory-utilization / --mem-fraction-static / kv_cache_free_gpu_mem_fraction,
 ``max_model_len``, ``max_num_seqs``, ``max_batched_tokens``; empty = the engine's default). Two checks:
 
-- end to end (rows with a GPU): the pool from the memory model (steps.tp_pool_bytes) and, for ``kv_tokens``,
+- end to end (rows with a GPU): the pool from the memory model (engine_capacity.tp_pool_bytes) and, for ``kv_tokens``,
   the engine's count of it (kv_capacity.reported_tokens);
 - accounting (``kv_tokens`` rows with ``logged_kv_gib``): the engine's count of the pool it logged, which
   isolates the per-token arithmetic (layers, heads, sliding windows, latent width, page size) from the budget.
@@ -27,9 +27,9 @@ from gpuplan.models.catalog import resolve
 from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.calibration import checked_version, version_in_range
+from gpuplan.optimizer.serving.engine_capacity import VLLM_V1, tp_pool_bytes
 from gpuplan.optimizer.serving.kv_capacity import reported_tokens
 from gpuplan.optimizer.serving.releases import release_on
-from gpuplan.optimizer.serving.steps import VLLM_V1, tp_pool_bytes
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 

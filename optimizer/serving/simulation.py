@@ -20,11 +20,12 @@ from gpuplan.optimizer.serving.arrivals import Requests, make_requests
 from gpuplan.optimizer.serving.calibration import checked_version
 from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
 from gpuplan.optimizer.serving.dp_attention import dp_attention_defaults
+from gpuplan.optimizer.serving.engine_capacity import state_running_cap
 from gpuplan.optimizer.serving.graphs import graph_limit
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.scheduler import engine_defaults
 from gpuplan.optimizer.serving.simulator import SchedulerConfig, Trace, simulate_trace
-from gpuplan.optimizer.serving.steps import StepModel, build_steps, state_running_cap
+from gpuplan.optimizer.serving.steps import StepModel, build_steps
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel, PrivateAttr
 
@@ -179,7 +180,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     """(step model, engine, max_num_seqs, max_batched_tokens) of a deployment; engine defaults fill gaps.
     ``ep`` > 1: MoE layers expert-parallel over ep ranks, attention data-parallel (default attn_dp = ep);
     ``cuda_graphs`` False: the server runs every decode step without CUDA graphs (graphs.graph_limit);
-    ``mem_fraction``: the server's memory fraction in place of the engine's default (steps.max_sequences);
+    ``mem_fraction``: the server's memory fraction in place of the engine's default (engine_capacity.max_sequences);
     ``max_batched_tokens``: the server's own token budget C, which a data-parallel attention rank's chunk
     C_r = C // k divides as the engine default would be (dp_attention); the returned budget stays the default."""
     g = tables.gpus.get(gpu)
