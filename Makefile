@@ -18,7 +18,7 @@ plan: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile  # one worker per core, each test file on one worker
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
