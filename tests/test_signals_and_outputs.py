@@ -5,6 +5,7 @@ umask, replaces only regular files, and a full disk is one line, exit 2, no temp
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import os
 import random
 import signal
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from gpuplan.optimizer.cli.main import main
+from gpuplan.optimizer.parallel import in_processes, worker_count
 from gpuplan.optimizer.planning.interrupt import solve_interruptibly
-from gpuplan.optimizer.planning.sweeps import worker_count
 from ortools.sat.python import cp_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,22 @@ def test_workers_are_capped_by_points_and_cores() -> None:
     assert worker_count(64, 2) == min(2, cores)
     assert worker_count(64, 1000) == cores
     assert worker_count(1, 8) == 1
+
+
+def _square_or_fail(x: int) -> int:
+    if x == 7:
+        raise ValueError("seven")
+    return x * x
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: in_processes runs in this process")
+def test_in_processes_keeps_order_and_reraises_a_childs_error() -> None:
+    seen: list[tuple[int, int]] = []
+    assert in_processes(_square_or_fail, [3, 1, 2, 5], 2, lambda done, n: seen.append((done, n))) == [9, 1, 4, 25]
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    with pytest.raises(ValueError, match="seven"):
+        in_processes(_square_or_fail, [1, 7, 2], 2)
+    assert multiprocessing.active_children() == []  # the error killed and reaped every worker
 
 
 def _alive_children(pid: int) -> list[int]:

@@ -306,6 +306,22 @@ def test_leave_one_source_out_never_sees_the_held_out_source(simulated: bool) ->
     assert any(dirty[k][1] != pytest.approx(clean[k][1]) for k in others)
 
 
+def test_leave_one_source_out_in_two_processes_equals_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The folds fitted in child processes (validate --workers 2) give the same predictions, to the bit, as
+    # the folds fitted here (each fold's fit is a pure function of its rows). Four sources keep it small.
+    from gpuplan.optimizer.serving import fitting
+
+    keep = {"llm-d/llm-d", "docs.vultr.com", "vllm-project/vllm-project.github.io", "blogs.oracle.com"}
+    rows = [r for r in read_measurements(MEASURED) if source_key(r.source) in keep]
+    monkeypatch.setattr(fitting, "_FOLDS", {})
+    done: list[int] = []
+    two = leave_one_source_out(rows, Tables(), workers=2, progress=lambda d, n: done.append(n))
+    assert done == [len(keep)] * len(keep)  # one tick per fold fitted
+    monkeypatch.setattr(fitting, "_FOLDS", {})
+    one = leave_one_source_out(rows, Tables(), workers=1)
+    assert [c.predicted for c in two] == [c.predicted for c in one]
+
+
 def test_calibration_fitted_on_half_improves_the_other_half() -> None:
     rows = [r for r in read_measurements(MEASURED) if r.engine == "llama.cpp"]
     train, held_out = rows[::2], rows[1::2]

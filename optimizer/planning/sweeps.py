@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import multiprocessing
-import os
-import signal
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 from gpuplan.optimizer.errors import InfeasibleError, InputError
+from gpuplan.optimizer.parallel import in_processes
 from gpuplan.optimizer.planning.planner import build_plan
 from gpuplan.optimizer.planning.workload import Fleet, parse_fleet
 from gpuplan.optimizer.tables import Tables
@@ -125,89 +121,7 @@ def sweep(base: dict[str, Any], grid: dict[str, list[Any]], tables: Tables, sour
     points = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
     parse_fleet(apply_point(base, points[0]), source)  # fail fast on bad keys or values
     jobs = [(base, values, source, tables, time_limit_s) for values in points]
-    results: list[SweepPoint] = []
-    if worker_count(workers, len(jobs)) == 1:
-        for i, job in enumerate(jobs):
-            results.append(_solve_point(job))
-            if progress:
-                progress(i + 1, len(jobs))
-    else:
-        results = _solve_parallel(jobs, worker_count(workers, len(jobs)), progress)
-    return SweepResult(keys=keys, points=results)
-
-
-def worker_count(requested: int, points: int) -> int:
-    """Processes actually started: never more than the points or the machine's cores."""
-    return max(1, min(requested, points, os.cpu_count() or 1))
-
-
-def _worker(conn: Connection, parent: int) -> None:
-    """In a child process: receive (index, job), send back (index, point or exception), until None; die at
-    once on SIGTERM, leave Ctrl-C to the parent, stop if the parent is gone."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while os.getppid() == parent:
-        message = conn.recv()
-        if message is None:
-            break
-        index, job = message
-        try:
-            conn.send((index, _solve_point(job)))
-        except Exception as err:  # an input error of this point: the parent re-raises it
-            conn.send((index, err))
-    conn.close()
-
-
-def _solve_parallel(jobs: list[tuple[Any, ...]], workers: int,
-                    progress: Callable[[int, int], None] | None) -> list[SweepPoint]:
-    """Points in order from ``workers`` child processes, each handed the next point when it returns one.
-    The parent waits in short, interruptible slices; an exception or interrupt in the parent, or a child's
-    error, kills every child, so Ctrl-C and SIGTERM stop the whole sweep at once (no pool whose locks a
-    killed worker could hold)."""
-    context = multiprocessing.get_context("fork")
-    children: dict[Connection, BaseProcess] = {}
-    results: dict[int, SweepPoint] = {}
-    pending = iter(enumerate(jobs))
-    busy: set[Connection] = set()
-
-    def hand_out(conn: Connection) -> None:
-        """The next point, or None (the child ends) when all are handed out."""
-        job = next(pending, None)
-        conn.send(job)
-        if job is None:
-            busy.discard(conn)
-        else:
-            busy.add(conn)
-
-    try:
-        for _ in range(workers):
-            mine, theirs = context.Pipe()
-            child = context.Process(target=_worker, args=(theirs, os.getpid()), daemon=True)
-            child.start()
-            theirs.close()
-            children[mine] = child
-            hand_out(mine)
-        while len(results) < len(jobs):
-            ready = wait(list(busy), timeout=0.1)
-            for conn in ready:
-                try:
-                    index, point = conn.recv()  # type: ignore[union-attr]
-                except EOFError:
-                    code = children[conn].exitcode  # type: ignore[index]
-                    raise RuntimeError(f"a sweep worker died (exit code {code})") from None
-                if isinstance(point, BaseException):
-                    raise point
-                results[index] = point
-                hand_out(conn)  # type: ignore[arg-type]
-                if progress:
-                    progress(len(results), len(jobs))
-    finally:
-        for conn, child in children.items():
-            if child.is_alive():
-                child.kill()
-            child.join(1.0)
-            conn.close()
-    return [results[i] for i in range(len(jobs))]
+    return SweepResult(keys=keys, points=in_processes(_solve_point, jobs, workers, progress))
 
 
 def load_raw(path: Path) -> dict[str, Any]:

@@ -22,9 +22,11 @@ with the fold's fitted calibration (the fit itself stays analytical).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
+from gpuplan.optimizer.parallel import in_processes
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
 from gpuplan.optimizer.serving.measurements import source_key
 from gpuplan.optimizer.serving.priors import PARAMS, Priors, load_priors
@@ -332,35 +334,44 @@ _FOLDS: dict[tuple, Calibration] = {}  # fitted fold calibrations of this proces
 MAX_FOLDS = 1024
 
 
-def _fitted_fold(train: list[Case], base: Calibration, label: str, key: tuple) -> Calibration:
-    """``fit_calibration(train, base, label)``, memoised by ``key`` (the rows, the start calibration and the
-    hardware and format tables): `validate` with and without --analytical, or twice in one session, fits each
-    fold once."""
-    if key not in _FOLDS:
-        if len(_FOLDS) >= MAX_FOLDS:
-            _FOLDS.clear()
-        _FOLDS[key] = fit_calibration(train, base, label)
-    return _FOLDS[key]
+def _remember(key: tuple, calibration: Calibration) -> None:
+    """Keep a fitted fold calibration for this process (``_FOLDS``, emptied when it reaches MAX_FOLDS)."""
+    if len(_FOLDS) >= MAX_FOLDS:
+        _FOLDS.clear()
+    _FOLDS[key] = calibration
 
 
-def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None,
-                         simulated: bool = False) -> list[Comparison]:
+def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None, simulated: bool = False,
+                         workers: int = 1, progress: Callable[[int, int], None] | None = None) -> list[Comparison]:
     """Every row predicted by a calibration fitted, from ``start`` (default: the shipped hand-set
     defaults, calibration_defaults.csv), without any row of its source; ``simulated``: serving-benchmark
-    rows replayed in the simulator with that calibration."""
+    rows replayed in the simulator with that calibration. The folds are fitted in up to ``workers``
+    processes (parallel.in_processes; a fit is a pure function, so the result is the same) and memoised per
+    process by the rows' content, the start calibration and the hardware and format tables: `validate` with
+    and without --analytical, or twice in one session, fits each fold once. ``progress(done, total)`` counts
+    the folds fitted."""
     tables = tables.with_calibration(start or load_calibration(DEFAULTS_CSV))
     cases = [prepare(m, tables) for m in rows]
     keys = [source_key(c.m.source) for c in cases]
-    predicted = np.empty(len(cases))
+    sources = sorted(set(keys))
     data = (tuple(m.model_dump_json() for m in rows), tables_key(tables))  # content: not where a row was read
-    for key in sorted(set(keys)):
+    folds = {key: _FOLDS[(data, key)] for key in sources if (data, key) in _FOLDS}
+    todo = [key for key in sources if key not in folds]
+
+    def fold(key: str) -> Calibration:
         train = [c for c, k in zip(cases, keys, strict=True) if k != key]
+        return fit_calibration(train, tables.calibration, f"all sources but {key}")
+
+    for key, cal in zip(todo, in_processes(fold, todo, workers, progress), strict=True):
+        folds[key] = cal
+        _remember((data, key), cal)
+    predicted = np.empty(len(cases))
+    for key in sources:
         held = [i for i, k in enumerate(keys) if k == key]
-        cal = _fitted_fold(train, tables.calibration, f"all sources but {key}", (data, key))
-        predicted[held] = _predict_with([cases[i] for i in held], cal)
+        predicted[held] = _predict_with([cases[i] for i in held], folds[key])
         if simulated:
             predicted[held] = simulated_values([cases[i].m for i in held], predicted[held],
-                                               tables.with_calibration(cal))
+                                               tables.with_calibration(folds[key]))
     return comparisons(cases, predicted)
 
 
