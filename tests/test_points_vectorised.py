@@ -14,14 +14,8 @@ from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.planning.candidate_gen import TP_DEGREES, layouts
 from gpuplan.optimizer.planning.points import Spec, best_points, tpot_reach
 from gpuplan.optimizer.planning.workload import Workload
-from gpuplan.optimizer.serving.deployment import (
-    check_tp,
-    curve_shape,
-    default_engine,
-    max_batch_in_memory,
-    max_tp,
-    serving_curve,
-)
+from gpuplan.optimizer.serving.curves import curve_shape, serving_curve
+from gpuplan.optimizer.serving.deployment import check_tp, default_engine, max_batch_in_memory, max_tp
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import decode_step_s
 from gpuplan.optimizer.serving.shape import compute_path, stack

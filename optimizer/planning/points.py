@@ -19,7 +19,8 @@ from gpuplan.hardware.gpus import GPU
 from gpuplan.models.catalog import Model
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.planning.workload import Workload
-from gpuplan.optimizer.serving.deployment import curve_shape, default_engine, max_batch_in_memory, serving_curves
+from gpuplan.optimizer.serving.curves import curve_shape, serving_curves
+from gpuplan.optimizer.serving.deployment import default_engine, max_batch_in_memory
 from gpuplan.optimizer.serving.layout import make_layout
 from gpuplan.optimizer.serving.roofline import decode_step_s
 from gpuplan.optimizer.serving.scheduler import engine_defaults
