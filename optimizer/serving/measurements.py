@@ -166,6 +166,7 @@ def load_mode(m: Measurement) -> str:
         return "static"
     return m.mode or "closed"
 
+
 def dated(m: Measurement) -> Measurement:
     """The row as it is modelled: one that states no ``engine_version`` ran the engine's release of its date
     (releases.release_on at ``as_of``, the newest release the run can have used; None, the current release,

@@ -87,8 +87,6 @@ def row_capture_limit(m: Measurement, g: GPU) -> int:
     return 0 if m.mode == "static" else capture_limit(m.engine, g, m.tp, m.engine_version)
 
 
-
-
 def prepare(m: Measurement, tables: Tables) -> Case:
     """The row's deployment shape and load at the engine release it ran (``dated``); a deployment the models
     refuse is an error naming the row (``located``)."""
