@@ -85,7 +85,6 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool
             task = bar.add_task("fitting a calibration without each source", total=None)
             loso_comps = leave_one_source_out(rows, tables, simulated=not analytical, workers=workers,
                                               progress=lambda done, n: bar.update(task, completed=done, total=n))
-    if loso:
         summary += summarise(loso_comps, "leave-one-source-out")
     row_dicts = [c.model_dump() for c in comps]
     columns = [("model", "model"), ("gpu", "gpu"), ("tp", "tp"), ("ep", "ep"), ("weights", "weights"),

@@ -147,8 +147,11 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     # weight reads, then max(K-loop, compute); the other GEMMs keep their overlapped reads and compute. Split
     # linear phase less the joint one: ≥ 0 (Minkowski), and each part never falls as the batch grows.
     kloop = terms.blockscale_kloop_s(s.blockfp8_kblocks, s.blockfp8_kblock_us)
-    split = (terms.overlapped_s(expert_read, gemm - low_gemm, s.overlap_p) + dense_read
-             + np.maximum(kloop, low_gemm))
+    blockscale = 0.0  # no block-scale K-loop floor on this GPU (most rows): no split to price
+    if np.any(kloop > 0):
+        split = (terms.overlapped_s(expert_read, gemm - low_gemm, s.overlap_p) + dense_read
+                 + np.maximum(kloop, low_gemm))
+        blockscale = np.where(kloop > 0, np.maximum(split - linear, 0.0), 0.0)
     out = {
         "dense_read": dense_read, "expert_read": expert_read, "gemm_compute": gemm,
         "linear": linear,
@@ -157,7 +160,7 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
         "kv_read": kv_read,
         "attention_compute": attn_compute,
         "attention": np.maximum(kv_read, attn_compute), "all_reduce": all_reduce, "all_to_all": all_to_all,
-        "blockscale_kloop": np.where(kloop > 0, np.maximum(split - linear, 0.0), 0.0) + np.zeros_like(b),
+        "blockscale_kloop": blockscale + np.zeros_like(b),
         "layer_floors": terms.layer_floor_s(s.layers, s.moe_layers, s.mla_layers, s.layer_us,
                                             terms.moe_floor_us(s.moe_layer_us, s.moe_kernel_floor_us), s.mla_layer_us)
                         * eager + np.zeros_like(b),
