@@ -21,7 +21,10 @@ One engine step with b decoding sequences at context s and p prefill tokens (tim
   t_step   = t_linear + t_moe_act + t_attn + t_comm + Σ_layers τ(kind) + t_fixed + b · t_seq
              or, for a decode step replayed from piecewise CUDA graphs (vLLM V1 before 0.11, graphs.csv), at least
              the host's launches of the eager attention ops plus its per-step time (terms.piecewise_launch_s):
-             t_step = max(t_step, t_launch + t_fixed + b · t_seq), reported as ``host_bound``
+             t_step = max(t_step, t_launch + t_fixed + b · t_seq), reported as ``host_bound``; likewise a step
+             with prompt tokens on an engine that runs them as eager Python (SGLang; TensorRT-LLM < 1.0 for MLA
+             models) takes at least its host time, t_step = max(t_step, t_host + t_fixed + b · t_seq)
+             (prompt_host.py: DeepSeek-R1 FP8 137 ms, so its batch-1 TTFT hardly grows with the prompt)
 η is η_cmp in decode steps and η_prefill in steps with prefill tokens. Prompt tokens skip the lm_head GEMM
 (logits only at sampled positions); MLA's down-projections (TP_REPLICATED) are read and computed whole on every
 attention-TP rank. The floors Σ τ are scaled by the eager
@@ -168,8 +171,11 @@ def step_terms_s(s: Shape, decode_batch: float | np.ndarray, prefill_tokens: flo
     }
     launch = terms.piecewise_launch_s(s.layers, s.mla_layers, s.layer_us, s.mla_layer_us, s.eager_floor_scale)
     graphed = sum(out[k] for k in STEP_TERMS[:-1])
-    out["host_bound"] = np.where((s.piecewise > 0) & (eager == 1.0),
-                                 np.maximum(launch + out["host"] - graphed, 0.0), 0.0) + np.zeros_like(b)
+    # The host's launches bound a step where they outlast the GPU's work: a decode step replayed from piecewise
+    # graphs (the attention ops launched eagerly) or, on engines that run prompt steps eagerly, a prompt step.
+    host_launch = np.where(p_all > 0, s.prompt_host_s, np.where((s.piecewise > 0) & (eager == 1.0), launch, 0.0))
+    out["host_bound"] = np.where(host_launch > 0, np.maximum(host_launch + out["host"] - graphed, 0.0),
+                                 0.0) + np.zeros_like(b)
     out["step"] = graphed + out["host_bound"]
     return out
 

@@ -31,6 +31,7 @@ from gpuplan.optimizer.serving.graphs import piecewise_attention
 from gpuplan.optimizer.serving.kernels import kernel_constant
 from gpuplan.optimizer.serving.links import MIB, a2a_alpha_s, alpha_s, link_row
 from gpuplan.optimizer.serving.prefill_tiles import tile_block_m, tile_flops_per_byte, tile_query_rows
+from gpuplan.optimizer.serving.prompt_host import prompt_host_s
 
 ACTIVATION_BYTES = 2  # 16-bit activations in all-reduces and MoE combine
 # MLA's down-projections (q_a, kv_a with the RoPE key): the engines keep them whole on every attention-TP rank
@@ -111,6 +112,7 @@ class Shape:
     # (0: flops_w_peak; terms.mxfp4_expert_compute)
     blockfp8_kblocks: float = 0.0  # K-block steps of latency-bound block-scale FP8 GEMMs per step (blockscale.py)
     blockfp8_kblock_us: float = 0.0  # time of one such step, µs (calibration)
+    prompt_host_s: float = 0.0  # host time of an eager prompt step (prompt_host.py; 0: not host-bound)
     prefill_tile_flops_per_byte: float = 0.0  # FLOP/B of a prefill attention kernel that re-reads K and V per small
     # query tile (prefill_tiles.py; 0: flash tiles, compute-bound)
 
@@ -262,6 +264,7 @@ def _shape_without_context(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFo
         flops_expert_peak=_expert_flops_peak(arch, gpu, wfmt, compute, cal.engine),
         blockfp8_kblocks=(kblocks_per_step(arch, attn_tp, tp) if block_scaled_fp8(arch, gpu.vendor, compute) else 0.0),
         blockfp8_kblock_us=cal.blockfp8_kblock_us,
+        prompt_host_s=prompt_host_s(arch, cal.engine, version, wfmt.id, compute),
         replicated_flops_per_token=2.0 * sum(g.active_elements for g in tensor_groups(arch)
                                              if g.is_matrix and g.name in TP_REPLICATED),
     )

@@ -5,6 +5,7 @@ the step model flows into the simulator without a change here. A step carries b 
 and prefill chunks (c_i cached, k_i new tokens), K = Σ k_i:
 
   t = t_decode(b, s) + [M(b, K) − M(b, 0)] + Σ_i k_i · τ_attn(c_i + k_i / 2)
+  (on an engine that runs prompt steps eagerly, at least t_host + t_fixed + (b + 1) · t_seq: prompt_host.py)
 
 - t_decode(b, s) = ``decode_step_s``, tabulated on a geometric grid of contexts and interpolated linearly
   in s (exact wherever the step time is affine in s, as the memory-bound roofline is);
@@ -90,6 +91,8 @@ class StepModel:
     token_grid: list[float] = field(default_factory=list)  # prefill tokens K of the M table (first 0)
     step_table: list[list[float]] = field(default_factory=list)  # M[b index][K index] seconds
     attn_s_per_token: tuple[float, float] = (0.0, 0.0)  # τ_attn(x) = max(a0 + a1 · x, 0)
+    prompt_host_s: float = 0.0  # host time of an eager prompt step (prompt_host.py; 0: none)
+    host_s: tuple[float, float] = (0.0, 0.0)  # the engine's per-step and per-sequence host time
     _prefill_cache: dict[int, float] = field(default_factory=lambda: {0: 0.0})
     _solo_cache: dict[int, float] = field(default_factory=dict)
 
@@ -143,17 +146,22 @@ class StepModel:
         chunk is priced exactly (so an isolated request costs ``prefill_s``), others from the table."""
         if not batch and len(chunks) == 1 and self.step_table:
             c, k = chunks[0]
-            return self.solo_s(k) + self.attention_s(c, k)
-        t = self.decode_s(batch, context) if batch else 0.0
-        return t + self.batch_s(batch, sum(k for _, k in chunks)) + sum(self.attention_s(c, k) for c, k in chunks)
+            t = self.solo_s(k) + self.attention_s(c, k)
+        else:
+            t = self.decode_s(batch, context) if batch else 0.0
+            t += self.batch_s(batch, sum(k for _, k in chunks)) + sum(self.attention_s(c, k) for c, k in chunks)
+        if chunks and self.prompt_host_s:  # an eager prompt step takes at least the host's time (prompt_host.py)
+            t = max(t, self.prompt_host_s + self.host_s[0] + self.host_s[1] * (batch + 1))
+        return t
 
 
 def _bare(shape: Shape) -> Shape:
     """The shape without attention (no KV read, no attention FLOPs) and with the prefill efficiency for every
     row: M(b, K) − M(b, 0) is then what K prompt tokens add at η_prefill while the decodes keep η_cmp (in
-    t_decode)."""
+    t_decode). Without the eager prompt step's host floor, which ``StepModel.mixed_s`` applies to the whole step
+    (attention included), as roofline.step_terms_s does."""
     return with_calibration(shape, attn_flops_at_ctx=0.0, attn_flops_slope=0.0, kv_bytes_per_seq=0.0,
-                            kv_bytes_slope=0.0, eta_cmp=shape.eta_prefill)
+                            kv_bytes_slope=0.0, eta_cmp=shape.eta_prefill, prompt_host_s=0.0)
 
 
 def _step_table(shape: Shape, batches: list[float], tokens: list[float]) -> list[list[float]]:
@@ -205,4 +213,5 @@ def build_steps(arch: Architecture, gpu: GPU, tp: int, wfmt: NumberFormat, kvfmt
                      kv_capacity_tokens=capacity, request_s=float(getattr(pshape, "request_s", 0.0)),
                      prefill_first=prefill_first, reservation=reservation, overlap=overlap, batch_grid=bgrid,
                      token_grid=kgrid, rank_chunk_tokens=rank_chunk_tokens,
-                     step_table=_step_table(pshape, bgrid, kgrid), attn_s_per_token=_attention_coefficients(pshape))
+                     step_table=_step_table(pshape, bgrid, kgrid), attn_s_per_token=_attention_coefficients(pshape),
+                     prompt_host_s=float(pshape.prompt_host_s), host_s=(float(pshape.t_fixed_s), float(pshape.seq_s)))
