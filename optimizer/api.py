@@ -144,12 +144,14 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              attn_dp: Annotated[int, Field(ge=1)] | None = None, dataset: str | None = None,
              cuda_graphs: bool = True, prompt_pool: Annotated[int, Field(ge=1)] | None = None,
              engine_version: str | None = None,
-             mem_fraction: Annotated[float, Field(gt=0, le=1)] | None = None) -> SimReport:
+             mem_fraction: Annotated[float, Field(gt=0, le=1)] | None = None,
+             recv_interval: Annotated[int, Field(ge=1, le=10_000)] = 1) -> SimReport:
     """Continuous-batching simulation of one replica (``gpuplan simulate``): give one of ``rate_rps`` (open
     loop, Poisson), ``concurrency`` (closed loop) or ``trace`` (a CSV of arrival times); ``ep`` > 1 runs the
     MoE layers expert-parallel with data-parallel attention; ``cuda_graphs`` False: a server without CUDA graphs;
     ``prompt_pool`` P: prompts drawn from P distinct ones, repeats served from the prefix cache;
-    ``engine_version``: the engine release to model; ``mem_fraction``: the server's memory fraction.
+    ``engine_version``: the engine release to model; ``mem_fraction``: the server's memory fraction;
+    ``recv_interval``: SGLang's ``--scheduler-recv-interval`` (decode steps between polls for new requests).
 
     >>> r = simulate("llama-3.1-8b", "h100-sxm", input_tokens=1000, output_tokens=200, rate_rps=5, requests=200)
     >>> r.ttft_ms.p99 >= r.ttft_ms.p90 >= r.ttft_ms.p50
@@ -158,7 +160,8 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     return simulation.simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace,
                                requests, seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv,
                                tables, ep, attn_dp, engine_version=engine_version, dataset=dataset,
-                               cuda_graphs=cuda_graphs, prompt_pool=prompt_pool, mem_fraction=mem_fraction)
+                               cuda_graphs=cuda_graphs, prompt_pool=prompt_pool, mem_fraction=mem_fraction,
+                               recv_interval=recv_interval)
 
 
 class _Options(BaseModel):

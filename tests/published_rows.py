@@ -19,7 +19,8 @@ from gpuplan.optimizer.tables import Tables
 
 HEADER = ["model", "gpu", "tp", "ep", "attn_dp", "weights", "kv", "input", "output", "batch", "mode", "rate_rps",
           "requests", "dataset", "range_ratio", "engine", "engine_version", "max_seqs", "max_batched_tokens",
-          "cuda_graphs", "prompt_pool", "mem_fraction", "metric", "percentile", "value", "source", "as_of", "notes"]
+          "cuda_graphs", "prompt_pool", "mem_fraction", "recv_interval", "metric", "percentile", "value", "source",
+          "as_of", "notes"]
 METRICS = {"decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "decode_tok_s", "prefill_tok_s",
            "e2e_per_token_ms"}
 ENGINES = {"vllm", "sglang", "trtllm", "llama.cpp"}

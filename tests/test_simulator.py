@@ -311,7 +311,7 @@ def test_help_examples_run(gpuplan, tmp_path, monkeypatch) -> None:
     text = gpuplan("simulate", "--help").out
     block = text.split("Examples:")[1].split("Options:")[0]
     examples = [" ".join(line.split()) for line in block.strip().splitlines()]
-    assert len(examples) == 6
+    assert len(examples) == 7
     for line in examples:
         args = line.split()
         assert args[0] == "gpuplan"

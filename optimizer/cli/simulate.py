@@ -102,6 +102,9 @@ def sim_result(r: SimReport) -> Result:
 @click.option("--mem-fraction", type=positive(1.0), default=None,
               help="The server's memory fraction, which sets the KV cache: vLLM --gpu-memory-utilization, SGLang "
                    "--mem-fraction-static, TensorRT-LLM's KV fraction read as vLLM's (default: the engine's).")
+@click.option("--recv-interval", type=click.IntRange(1, 10_000), default=1, show_default=True,
+              help="SGLang's --scheduler-recv-interval: while only decoding, the scheduler polls for new requests "
+                   "every N decode steps (after a prefill step and when idle at once); requests wait for the poll.")
 @no_cuda_graphs_option
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, callback=checked_png,
               help="Also draw the latency distributions and KV use to this image (PNG).")
@@ -112,7 +115,8 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
                  trace: Path | None, requests: int | None, seed: int, engine: str | None,
                  engine_version: str | None, max_num_seqs: int | None,
                  max_batched_tokens: int | None, range_ratio: float, lengths_csv: Path | None, dataset: str | None,
-                 prompt_pool: int | None, mem_fraction: float | None, eager: bool, plot: Path | None,
+                 prompt_pool: int | None, mem_fraction: float | None, recv_interval: int, eager: bool,
+                 plot: Path | None,
                  fmt: str, out: Path | None) -> None:
     """Continuous-batching simulation of one replica: TTFT, TPOT, ITL, E2E (mean, p50, p90, p99),
     throughput and KV use, with the engine's scheduler (max sequences, token budget, chunked prefill,
@@ -126,11 +130,12 @@ def simulate_cmd(ctx: click.Context, model: str, gpu: str, tp: int, ep: int, att
       gpuplan simulate --model deepseek-r1 --gpu h200 --tp 8 --ep 8 --weights fp8 --kv fp8 --concurrency 128
       gpuplan simulate --model gpt-oss-20b --gpu h100-sxm --input 215 --output 194 --dataset sharegpt --rate 20
       gpuplan simulate --model deepseek-r1 --gpu b200 --tp 4 --weights fp8 --kv fp8 --mem-fraction 0.95 --concurrency 16
+      gpuplan simulate --model qwen3-30b-a3b --gpu h200 --engine sglang --concurrency 32 --recv-interval 30
     """
     r = simulate(model, gpu, weights, kv, tp, input_tokens, output_tokens, rate_rps, concurrency, trace, requests,
                  seed, engine, max_num_seqs, max_batched_tokens, range_ratio, lengths_csv, tables_of(ctx), ep, attn_dp,
                  engine_version=engine_version, dataset=dataset, cuda_graphs=not eager, prompt_pool=prompt_pool,
-                 mem_fraction=mem_fraction)
+                 mem_fraction=mem_fraction, recv_interval=recv_interval)
     result = sim_result(r)
     if plot is not None:
         from gpuplan.optimizer.charts import latency_chart, save

@@ -39,7 +39,9 @@ class Measurement(Sourced):
     prompt distinct), whose repeats hit the server's prefix cache; the simulator's replay of the row draws them
     (simulated_rows), while the analytical model, and so the calibration fit, reads every prompt as new;
     ``mem_fraction`` the server's memory fraction (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static;
-    empty: the engine's default), which sets the KV capacity in the fit and the replay alike."""
+    empty: the engine's default), which sets the KV capacity in the fit and the replay alike; ``recv_interval``
+    SGLang's ``--scheduler-recv-interval`` (decode steps between the scheduler's polls for new requests; empty:
+    1), which the replay runs and the analytical model, and so the fit, does not."""
 
     model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")  # a misspelt column is refused
     _where: str = PrivateAttr(default="")  # "file, row N" when read from a CSV (read_measurements)
@@ -66,6 +68,7 @@ class Measurement(Sourced):
     cuda_graphs: bool | None = None
     prompt_pool: int | None = Field(default=None, ge=1, le=10_000_000)
     mem_fraction: float | None = Field(default=None, gt=0, le=1)
+    recv_interval: int | None = Field(default=None, ge=1, le=10_000)
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
     value: float = Field(gt=0, le=1e12)

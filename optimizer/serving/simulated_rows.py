@@ -64,7 +64,7 @@ class Row(Protocol):
 
 
 OPTIONAL = ("ep", "attn_dp", "engine_version", "requests", "dataset", "range_ratio", "max_seqs", "max_batched_tokens",
-            "cuda_graphs", "prompt_pool", "mem_fraction")
+            "cuda_graphs", "prompt_pool", "mem_fraction", "recv_interval")
 
 
 def replayed_requests(clients: int) -> int:
@@ -100,7 +100,7 @@ def replay(row: Row, tables: Tables) -> SimReport:
                   dataset=length_dataset(row),
                   max_num_seqs=_opt(row, "max_seqs"), max_batched_tokens=_opt(row, "max_batched_tokens"),
                   cuda_graphs=_opt(row, "cuda_graphs") is not False, prompt_pool=_opt(row, "prompt_pool"),
-                  mem_fraction=_opt(row, "mem_fraction"))
+                  mem_fraction=_opt(row, "mem_fraction"), recv_interval=_opt(row, "recv_interval") or 1)
     n = _opt(row, "requests")
     if row.mode == "open":
         if row.rate_rps is None:

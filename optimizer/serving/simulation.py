@@ -32,6 +32,7 @@ from pydantic import BaseModel, PrivateAttr
 PERCENTILES = (50, 90, 99)
 LATENCY_METRICS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
 TIMELINE_POINTS = 200
+MAX_RECV_INTERVAL = 10_000  # SGLang --scheduler-recv-interval: decode steps between polls (the measured rows' bound)
 V0_MIN_BATCHED_TOKENS = 2048
 
 
@@ -77,6 +78,7 @@ class SimReport(Frame):
     max_batched_tokens: int
     prompt_pool: int | None = None  # distinct prompts the client draws from (None: every prompt distinct)
     mem_fraction: float | None = None  # the server's memory fraction (None: the engine's default)
+    recv_interval: int = 1  # SGLang --scheduler-recv-interval: decode steps between polls for new requests
     schedule: str = "mixed"  # mixed (prefill chunks share steps with decodes) | prefill-first (decodes wait)
     ttft_ms: Stats
     tpot_ms: Stats
@@ -216,14 +218,17 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              lengths_csv: str | Path | None = None, tables: Tables = DEFAULT, ep: int = 1,
              attn_dp: int | None = None, engine_version: str | None = None,
              dataset: str | None = None, cuda_graphs: bool = True, prompt_pool: int | None = None,
-             mem_fraction: float | None = None) -> SimReport:
+             mem_fraction: float | None = None, recv_interval: int = 1) -> SimReport:
     """Simulate ``requests`` requests on one replica (``gpuplan simulate``; default 1000, or every row of a
     trace); same seed, same numbers. ``dataset`` (e.g. ``sharegpt``) shapes the lengths as that dataset's
     sampled pairs about the ``input_tokens`` / ``output_tokens`` means; ``cuda_graphs`` False models a server
     that runs without CUDA graphs (vLLM ``--enforce-eager``, SGLang ``--disable-cuda-graph``); ``prompt_pool``
     P: the client draws every prompt from P distinct prompts and repeats hit the engine's prefix cache;
     ``mem_fraction``: the server's memory fraction (vLLM --gpu-memory-utilization, SGLang --mem-fraction-static)
-    in place of the engine's default, which sets the KV capacity."""
+    in place of the engine's default, which sets the KV capacity; ``recv_interval``: SGLang's
+    ``--scheduler-recv-interval``, the decode steps between its polls for new requests (simulator.py)."""
+    if not 1 <= recv_interval <= MAX_RECV_INTERVAL:
+        raise InputError(f"--recv-interval must be in [1, {MAX_RECV_INTERVAL}], got {recv_interval}")
     if mem_fraction is not None and not (0.0 < mem_fraction <= 1.0 and math.isfinite(mem_fraction)):
         raise InputError(f"--mem-fraction must be in (0, 1], got {mem_fraction}")
     m = model if isinstance(model, Model) else resolve(model)
@@ -250,7 +255,9 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         # max_batch_size 2048, which it accepts): no step carries more decodes than its token budget, so the
         # budget caps them. A prefill-first engine (SGLang) runs its decodes outside the prefill budget.
         seqs = tokens
-    tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(seqs, tokens),
+    if recv_interval > 1 and eng != "sglang":
+        raise InputError(f"--recv-interval is SGLang's --scheduler-recv-interval; engine {eng} polls every step")
+    tr = simulate_trace(steps, reqs.input_tokens, reqs.output_tokens, SchedulerConfig(seqs, tokens, recv_interval),
                         reqs.arrivals, reqs.concurrency, reqs.prompt_ids)
     mode = "closed" if concurrency is not None else ("trace" if trace is not None else "open")
     samples = samples_ms(tr)
@@ -259,7 +266,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
         kv=tables.formats.kv_format(kv).id, engine=eng, engine_version=engine_version, mode=mode,
         rate_rps=rate_rps, concurrency=reqs.concurrency, requests=len(reqs.input_tokens), seed=seed,
         input_tokens=input_tokens, output_tokens=output_tokens, max_num_seqs=seqs, max_batched_tokens=tokens,
-        prompt_pool=prompt_pool, mem_fraction=mem_fraction,
+        prompt_pool=prompt_pool, mem_fraction=mem_fraction, recv_interval=recv_interval,
         schedule="prefill-first" if steps.prefill_first else "mixed",
         isolated_ttft_ms=(steps.request_s + steps.prompt_s(input_tokens)) * 1e3,
         isolated_tpot_ms=steps.decode_s(1, input_tokens + output_tokens / 2) * 1e3,

@@ -27,6 +27,10 @@ The scheduler is the one vLLM (V1) and SGLang run, reduced to what sets latency:
   step k + 1 on the CPU while step k runs on the GPU, so a request that reaches it during step k is first
   seen when step k ends and runs in step k + 2: while sequences are running it waits one step longer than
   with a synchronous loop; an idle engine schedules it at once;
+- SGLang's ``--scheduler-recv-interval`` N (``cfg.recv_interval``; SchedulerRecvSkipper): while the engine only
+  decodes, it polls for new requests every N decode steps; after a step with prompt tokens, and when idle, it
+  polls at once (a prefill step weighs 1000 in its counter, a decode step 1). A request reaching the scheduler
+  between polls waits for the next one, up to N decode steps;
 - a request's first token is sampled by the step that completes its prefill;
 - prefix caching (on by default in vLLM V1, SGLang's radix cache and TensorRT-LLM's KV block reuse): when
   the client draws its prompts from a pool (``prompt_ids``), a request whose prompt an earlier request has
@@ -60,6 +64,7 @@ RESERVATION_RECHECK_STEPS = 8  # decode steps between admission checks while a d
 class SchedulerConfig:
     max_num_seqs: int
     max_batched_tokens: int
+    recv_interval: int = 1  # SGLang --scheduler-recv-interval: decode steps between polls for new requests
 
 
 @dataclass
@@ -92,6 +97,13 @@ def pool_fits(prompt_ids: list[int], inp: list[int], cap_tokens: int) -> bool:
     tokens ≤ capacity): the condition under which the simulator lets repeats hit the prefix cache."""
     lengths = dict(zip(prompt_ids, inp, strict=True))
     return sum(lengths.values()) <= cap_tokens
+
+
+def next_poll(since_poll: int, every: int, steps: int) -> int:
+    """Decode steps from now to the first poll at least ``steps`` steps away, the scheduler polling every
+    ``every`` decode steps and ``since_poll`` steps having passed since its last poll (every = 1: ``steps``)."""
+    first = every - since_poll % every
+    return first + max(0, -(-(steps - first) // every)) * every
 
 
 def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: SchedulerConfig,
@@ -173,13 +185,17 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
 
     overlap = steps.overlap
     last_start = 0.0  # when the step that ended at ``now`` started
+    every = cfg.recv_interval
+    since_poll = every  # decode steps since the scheduler last polled for requests (polls at every-th)
 
     while done < n:
-        seen = last_start if overlap and (nd or prefilling) else now  # requests the scheduler has received
-        while pending and pending[0][0] <= seen:
-            i = pending.popleft()[1]
-            waiting.append(i)
-            occ += now - arrive[i]
+        if since_poll >= every:  # a poll is due (or fell inside the last run of decode steps): receive
+            since_poll %= every
+            seen = last_start if overlap and (nd or prefilling) else now
+            while pending and pending[0][0] <= seen:
+                i = pending.popleft()[1]
+                waiting.append(i)
+                occ += now - arrive[i]
         used = s_dec + nd * big_n + kv_pref
         while nd and used + nd > cap:  # the next decode token does not fit: preempt the newest sequence
             v = next(reversed(running))
@@ -233,6 +249,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             dec = 0 if prefill_first else nd
             ctx = (s_dec + nd * big_n) / nd if dec else 0.0
             dt = mixed_s(dec, ctx, [(prefilled[p], k) for p, k in chunks])
+            since_poll = every  # a step with prompt tokens is followed by a poll
             last_start = now
             now += dt
             occ += occupancy * dt
@@ -279,7 +296,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             if pending and len(running) < max_seqs:
                 t0 = decode_s(nd, ctx)
                 lag = 1 if overlap else 0  # with overlap, admitted one step after the step it arrived in
-                steps_n = min(steps_n, max(1, math.ceil((pending[0][0] - now) / t0) + lag))
+                steps_n = min(steps_n, next_poll(since_poll, every,
+                                                 max(1, math.ceil((pending[0][0] - now) / t0) + lag)))
             if blocked and running_ratio(resv, big_n - reset_n) > resv.running_min:
                 steps_n = min(steps_n, RESERVATION_RECHECK_STEPS)  # the held-back share decays: look again
             dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
@@ -291,6 +309,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             kv_peak = max(kv_peak, used + nd * steps_n)
             tr.steps += steps_n
             big_n += steps_n
+            since_poll += steps_n
             waited = min(stall_w, nd)
             if waited:  # the first token after a prefill batch came late for the sequences that waited
                 itl_s.append(stall + dt / steps_n)
@@ -303,6 +322,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 raise RuntimeError("simulator stalled with requests left")  # unreachable: all requests fit
             occ += occupancy * (pending[0][0] - now)
             now = pending[0][0]
+            since_poll = every  # an idle scheduler polls at once
             continue
         while heap and heap[0][0] <= big_n:
             _, v, ver = heapq.heappop(heap)
