@@ -43,8 +43,10 @@ def test_deepseek_r1_host_time_by_hand() -> None:
     assert quantised_activations(DSR1, "fp8", compute)
     assert prompt_host_s(DSR1, "sglang", "0.5.12", "fp8", compute) == pytest.approx(DSR1_HOST_S * QUANTISED)
     assert prompt_host_s(DSR1, "trtllm", "0.21.0rc2", "nvfp4", "fp4") == pytest.approx(DSR1_HOST_S * QUANTISED)
-    # 16-bit weights quantise no activations: the per-layer times alone.
+    # 16-bit weights quantise no activations: the per-layer times alone; nor do NVFP4 weights dequantised on a
+    # GPU without FP4 (an H200 computes them in BF16).
     assert prompt_host_s(DSR1, "sglang", None, "bf16", "bf16") == pytest.approx(DSR1_HOST_S)
+    assert not quantised_activations(DSR1, "nvfp4", compute_path(T.gpus.get("h200"), T.formats.weight("nvfp4"))[0])
 
 
 def test_qwen3_moe_without_mla_by_hand() -> None:

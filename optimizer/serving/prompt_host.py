@@ -3,8 +3,9 @@
 SGLang and TensorRT-LLM's PyTorch backend replay decode batches from CUDA graphs but run every step that
 carries prompt tokens as eager PyTorch: the host launches each kernel from Python, one op after another. The GPU
 runs the kernels while the host issues the next ones, so such a step takes max(GPU time, host time): a long prompt
-hides the host, a short one (batch-1 TTFT of a 61-layer MoE) is bound by it. Published batch-1 TTFTs that do not
-grow with the prompt show it (DeepSeek-R1 on 8 × B200: 153 ms at 610 tokens, 166 ms at 4,194; prompt_host.csv).
+hides the host, a short one (batch-1 TTFT of a 61-layer MoE) is bound by it. NVIDIA's TensorRT-LLM 0.21 perf
+overview shows it: DeepSeek-R1's batch-1 TTFT at 1,600 prompt tokens is 165 ms on 8 × H200 and 161 ms on 8 × B200,
+although the B200 has 1.7× the bandwidth and 2.3× the FP4 rate (prompt_host.csv).
 
 Host time of one prompt step:
   t_host = (L · h_layer + L_moe · h_moe + L_mla · h_mla) · (1 + (f_q − 1) · [quantised activations])
@@ -55,8 +56,9 @@ def _rows(path: Path = PROMPT_HOST_CSV) -> tuple[PromptHost, ...]:
 
 def quantised_activations(arch: Architecture, weights: str, compute: str) -> bool:
     """True where every linear layer quantises its activations in blocks: a block-scaled FP8 checkpoint
-    (``Architecture.fp8_weight_block``) computing in FP8, or NVFP4 weights (16-element activation blocks)."""
-    return (bool(arch.fp8_weight_block) and compute == "fp8") or weights == "nvfp4"
+    (``Architecture.fp8_weight_block``) computing in FP8, or NVFP4 weights computing in FP4 (16-element activation
+    blocks; on a GPU without FP4 the weights are dequantised and the activations stay in 16 bits)."""
+    return (bool(arch.fp8_weight_block) and compute == "fp8") or (weights == "nvfp4" and compute == "fp4")
 
 
 def prompt_host_s(arch: Architecture, engine: str, version: str | None, weights: str, compute: str) -> float:
