@@ -42,6 +42,7 @@ def sim_result(r: SimReport) -> Result:
               f"{r.concurrency} concurrent clients" if r.mode == "closed" else "trace")
     layout = f" (EP {r.ep})" if r.ep > 1 else ""
     pool = f" · pool of {r.prompt_pool:,} prompts" if r.prompt_pool else ""
+    polls = f", polls every {r.recv_interval} decode steps" if r.recv_interval > 1 else ""
     title = (f"{r.model} on {r.tp} × {r.gpu}{layout} · {r.weights}/{r.kv} · {r.engine} · {r.input_tokens}→"
              f"{r.output_tokens} tokens · {demand} · {r.requests:,} requests{pool} · seed {r.seed}")
     lat = [{"metric": label, **getattr(r, key).model_dump()} for key, label in METRICS]
@@ -49,7 +50,7 @@ def sim_result(r: SimReport) -> Result:
     views = [View(title=title, columns=[("metric", "metric"), ("mean", "mean"), ("p50", "p50"), ("p90", "p90"),
                                         ("p99", "p99")], rows=lat),
              View(title=f"throughput and KV (max {r.max_num_seqs} sequences, {r.max_batched_tokens:,} "
-                        "batched tokens per step)", columns=[("figure", "figure"), ("value", "value")],
+                        f"batched tokens per step{polls})", columns=[("figure", "figure"), ("value", "value")],
                   rows=summary)]
     return Result(payload=r.model_dump(mode="json"), csv_rows=[r.row()], views=views)
 
