@@ -26,6 +26,7 @@ from pathlib import Path
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.models.arch import Architecture
+from gpuplan.optimizer.serving import terms
 from gpuplan.optimizer.serving.calibration import VersionRange, prefer_version
 from pydantic import ConfigDict, Field
 
@@ -71,6 +72,7 @@ def prompt_host_s(arch: Architecture, engine: str, version: str | None, weights:
         return 0.0
     r = rows[0]
     moe_layers = sum(arch.moe_layers) if arch.moe else 0
-    per_step_us = arch.layers * r.dense_layer_us + moe_layers * r.moe_layer_us + mla_layers * r.mla_layer_us
+    per_step_s = terms.layer_floor_s(arch.layers, moe_layers, mla_layers, r.dense_layer_us, r.moe_layer_us,
+                                     r.mla_layer_us)  # the per-layer floors' sum, at the host's times
     factor = r.quantised_factor if quantised_activations(arch, weights, compute) else 1.0
-    return per_step_us * factor * 1e-6
+    return float(per_step_s) * factor
