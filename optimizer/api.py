@@ -30,7 +30,7 @@ from gpuplan.optimizer.planning.sweeps import sweep as _sweep
 from gpuplan.optimizer.planning.workload import Constraints, Fleet, load_fleet, parse_fleet
 from gpuplan.optimizer.serving import deployment, simulation
 from gpuplan.optimizer.serving.deployment import MemoryReport, PerfReport
-from gpuplan.optimizer.serving.simulation import SimReport
+from gpuplan.optimizer.serving.simulation import MAX_RECV_INTERVAL, SimReport
 from gpuplan.optimizer.tables import DEFAULT, Tables
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, validate_call
 
@@ -145,7 +145,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
              cuda_graphs: bool = True, prompt_pool: Annotated[int, Field(ge=1)] | None = None,
              engine_version: str | None = None,
              mem_fraction: Annotated[float, Field(gt=0, le=1)] | None = None,
-             recv_interval: Annotated[int, Field(ge=1, le=10_000)] = 1) -> SimReport:
+             recv_interval: Annotated[int, Field(ge=1, le=MAX_RECV_INTERVAL)] = 1) -> SimReport:
     """Continuous-batching simulation of one replica (``gpuplan simulate``): give one of ``rate_rps`` (open
     loop, Poisson), ``concurrency`` (closed loop) or ``trace`` (a CSV of arrival times); ``ep`` > 1 runs the
     MoE layers expert-parallel with data-parallel attention; ``cuda_graphs`` False: a server without CUDA graphs;

@@ -25,7 +25,7 @@ from gpuplan.optimizer.serving.arrivals import MAX_RATE_RPS
 from gpuplan.optimizer.serving.calibration import ENGINES
 from gpuplan.optimizer.serving.dataset_lengths import dataset_names
 from gpuplan.optimizer.serving.deployment import MAX_BATCH
-from gpuplan.optimizer.serving.simulation import SimReport, simulate
+from gpuplan.optimizer.serving.simulation import MAX_RECV_INTERVAL, SimReport, simulate
 
 MAX_REQUESTS = 10_000_000  # as a measured row's requests; the simulator holds every request in memory
 METRICS = (("ttft_ms", "TTFT ms"), ("tpot_ms", "TPOT ms"), ("itl_ms", "ITL ms"), ("e2e_ms", "E2E ms"))
@@ -103,7 +103,7 @@ def sim_result(r: SimReport) -> Result:
 @click.option("--mem-fraction", type=positive(1.0), default=None,
               help="The server's memory fraction, which sets the KV cache: vLLM --gpu-memory-utilization, SGLang "
                    "--mem-fraction-static, TensorRT-LLM's KV fraction read as vLLM's (default: the engine's).")
-@click.option("--recv-interval", type=click.IntRange(1, 10_000), default=1, show_default=True,
+@click.option("--recv-interval", type=click.IntRange(1, MAX_RECV_INTERVAL), default=1, show_default=True,
               help="SGLang's --scheduler-recv-interval: while only decoding, the scheduler polls for new requests "
                    "every N decode steps (after a prefill step and when idle at once); requests wait for the poll.")
 @no_cuda_graphs_option
