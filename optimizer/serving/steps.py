@@ -68,8 +68,13 @@ def token_grid(limit: float) -> list[float]:
 
 def _interp(grid: list[float], x: float) -> tuple[int, float]:
     """(j, w): x lies between grid[j] and grid[j + 1] at weight w (w > 1 beyond the last point)."""
-    j = min(max(bisect.bisect_right(grid, x) - 1, 0), len(grid) - 2)
-    return j, (x - grid[j]) / (grid[j + 1] - grid[j])
+    j = bisect.bisect_right(grid, x) - 1  # clamped by branches, not min/max: the simulator's hottest call
+    if j < 0:
+        j = 0
+    elif j > len(grid) - 2:
+        j = len(grid) - 2
+    g = grid[j]
+    return j, (x - g) / (grid[j + 1] - g)
 
 
 @dataclass
