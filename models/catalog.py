@@ -51,6 +51,7 @@ class CheckpointFacts(NamedTuple):
 
     attention_16bit: dict[str, tuple[str, ...]]  # weight formats whose checkpoint keeps attention in 16 bits
     fp8_weight_block: dict[str, tuple[int, ...]]  # weight-scale block (rows, cols) of the FP8 checkpoint
+    repos: dict[str, str]  # lower-case checkpoint repo id → model id (first row wins)
 
 
 def _attention_16bit_cell(path: Path, line: int, row: dict[str, str]) -> bool:
@@ -87,18 +88,22 @@ def checkpoint_facts(path: Path = CHECKPOINTS_CSV) -> CheckpointFacts:
     checkpoint of that weight format keeps the attention matrices in 16 bits. Column ``fp8_weight_block``
     (e.g. ``128x128``; empty: per-tensor or per-channel scales, or the config says it): the FP8 checkpoint's
     ``quantization_config.weight_block_size``, for models whose catalog config.json is the 16-bit release
-    (Qwen3). A bad cell names the file, row and column."""
+    (Qwen3). Column ``checkpoint``: the repository a user may name instead of the model (``resolve``). A bad
+    cell names the file, row and column."""
     kept: dict[str, set[str]] = {}
     blocks: dict[str, tuple[int, ...]] = {}
+    repos: dict[str, str] = {}
     _, rows = read_csv_dicts(path)
     for line, row in enumerate(rows, start=2):
         model = (row.get("model") or "").strip().lower()
+        if repo := (row.get("checkpoint") or "").strip().lower():
+            repos.setdefault(repo, model)
         if _attention_16bit_cell(path, line, row):
             kept.setdefault(model, set()).add((row.get("weights") or "").strip())
         if (block := _fp8_weight_block_cell(path, line, row)) is not None:
             _check_fp8_block(path, line, model, (row.get("weights") or "").strip(), block, blocks.get(model))
             blocks[model] = block
-    return CheckpointFacts({m: tuple(sorted(f)) for m, f in kept.items()}, blocks)
+    return CheckpointFacts({m: tuple(sorted(f)) for m, f in kept.items()}, blocks, repos)
 
 
 def attention_16bit_formats(path: Path = CHECKPOINTS_CSV) -> dict[str, tuple[str, ...]]:
@@ -153,8 +158,16 @@ def _alias_index(catalog: dict[str, Model]) -> dict[str, str]:
 
 @cache
 def _catalog_index(path: Path) -> dict[str, str]:
-    """``_alias_index`` of the catalog at ``path``, built once per table (as ``load_catalog`` reads it once)."""
-    return _alias_index(load_catalog(path))
+    """``_alias_index`` of the catalog at ``path``, built once per table (as ``load_catalog`` reads it once),
+    then the published checkpoints of its models (checkpoints.csv: ``nvidia/DeepSeek-R1-FP4`` and
+    ``deepseek-r1-fp4`` name ``deepseek-r1``); names the catalog already uses keep their model."""
+    catalog = load_catalog(path)
+    index = _alias_index(catalog)
+    for repo, mid in checkpoint_facts().repos.items():
+        if mid in catalog:
+            index.setdefault(repo, mid)
+            index.setdefault(repo.rsplit("/", 1)[-1], mid)
+    return index
 
 
 def resolve(name: str, catalog_path: Path = CATALOG_CSV) -> Model:

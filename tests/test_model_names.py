@@ -34,3 +34,28 @@ def test_every_repo_id_names_its_own_model():
 def test_unknown_repo_id_is_an_input_error():
     with pytest.raises(InputError, match="unknown model"):
         resolve("some-org/not-a-model")
+
+
+@pytest.mark.parametrize(("name", "model_id"), [
+    # published checkpoints of catalog models (models/checkpoints.csv, column 'checkpoint'): NVIDIA's FP4
+    # DeepSeek-R1 (huggingface.co/nvidia/DeepSeek-R1-FP4), Qwen's block-FP8 release, a community GGUF and AWQ
+    ("nvidia/DeepSeek-R1-FP4", "deepseek-r1"),
+    ("DeepSeek-R1-FP4", "deepseek-r1"),
+    ("Qwen/Qwen3-235B-A22B-FP8", "qwen3-235b-a22b"),
+    ("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "llama-3.1-8b"),
+    ("TheBloke/Llama-2-7B-AWQ", "llama-2-7b"),
+])
+def test_checkpoint_repos_resolve_to_their_model(name, model_id):
+    assert resolve(name).id == model_id
+
+
+def test_checkpoint_repos_never_take_a_catalog_name():
+    # a checkpoint's repo id (or name part) that equals a catalog id, alias or model repo keeps the catalog's
+    # meaning: the checkpoint table only adds names
+    from gpuplan.models.catalog import CATALOG_CSV, _catalog_index, checkpoint_facts
+
+    plain = _alias_index(load_catalog())
+    full = _catalog_index(CATALOG_CSV)
+    assert all(full[name] == mid for name, mid in plain.items())
+    for repo, mid in checkpoint_facts().repos.items():
+        assert full[repo] in (mid, plain.get(repo))
