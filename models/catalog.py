@@ -184,6 +184,18 @@ def resolve(name: str, catalog_path: Path = CATALOG_CSV) -> Model:
         stem = cfg.parent.name if cfg.name == "config.json" else cfg.stem
         return Model(id=stem.lower(), arch=arch, params=count_params(arch), source=str(cfg),
                      as_of="user-supplied", config_path=str(cfg))
+    raise InputError(f"unknown model '{name}' (not in the catalog and not a config.json path){_hint(key, index)}")
+
+
+def _hint(key: str, index: dict[str, str]) -> str:
+    """The catalog model a mistyped or unknown name most likely means: the longest catalog name that starts
+    the name (``qwen3-30b-a3b-instruct-2507`` → ``qwen3-30b-a3b``, a revision that may differ in context length,
+    so its own config.json is the exact choice), else the closest spelling."""
+    part = key.rsplit("/", 1)[-1]
+    family = [n for n in index if "/" not in n and len(n) >= 5 and part.startswith(n)
+              and (part == n or part[len(n)] in "-_.:")]
+    if family:
+        best = index[max(family, key=len)]
+        return f"; did you mean '{best}'? (other revisions are not guessed: pass their config.json)"
     close = difflib.get_close_matches(key, list(index), n=1, cutoff=0.5)
-    hint = f"; did you mean '{index[close[0]]}'?" if close else ""
-    raise InputError(f"unknown model '{name}' (not in the catalog and not a config.json path){hint}")
+    return f"; did you mean '{index[close[0]]}'?" if close else ""

@@ -62,3 +62,16 @@ def test_checkpoint_repos_never_take_a_catalog_name():
     assert all(full[name] == mid for name, mid in plain.items())
     for repo, mid in checkpoint_facts().repos.items():
         assert full[repo] in (mid, plain.get(repo))
+
+
+@pytest.mark.parametrize(("name", "hint"), [
+    # later revisions whose config differs from the catalog model's (Qwen3's 2507 releases: 262,144 positions
+    # against 40,960; Kimi-K2-Thinking: INT4 experts and 262,144 positions) stay unknown; the hint names the family
+    ("Qwen/Qwen3-30B-A3B-Instruct-2507", "qwen3-30b-a3b"),
+    ("qwen3-235b-a22b-thinking-2507", "qwen3-235b-a22b"),
+    ("moonshotai/Kimi-K2-Thinking", "kimi-k2"),
+    ("deepseek-r2", "deepseek-r1"),  # no family prefix: the closest spelling
+])
+def test_unknown_revisions_get_their_family_as_the_hint(name, hint):
+    with pytest.raises(InputError, match=f"did you mean '{hint}'"):
+        resolve(name)
