@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from functools import cache
 from pathlib import Path
 
@@ -14,6 +15,20 @@ from gpuplan.rows import Name, Sourced
 
 GPUS_CSV = Path(__file__).with_name("gpus.csv")
 GIB = 2**30
+
+
+# Leading words of the device names drivers and engines print ("NVIDIA H100 80GB HBM3", "AMD Instinct MI300X",
+# vLLM's tuned-config file names "device_name=NVIDIA_H200"), dropped before a name is looked up again.
+VENDOR_WORDS = ("nvidia", "amd", "instinct", "geforce", "tesla")
+
+
+def normalised_gpu_name(name: str) -> str:
+    """A device name as the table spells ids: lower case, words joined by '-', leading vendor words dropped
+    ("NVIDIA_H100_80GB_HBM3" → "h100-80gb-hbm3", "AMD Instinct MI300X" → "mi300x")."""
+    words = [w for w in re.split(r"[\s_-]+", name.strip().lower()) if w]
+    while len(words) > 1 and words[0] in VENDOR_WORDS:
+        words.pop(0)
+    return "-".join(words)
 
 
 # Formats whose native support implies the tensor path (hardware table lists formats such as nvfp4, mxfp4).
@@ -107,11 +122,12 @@ class GpuTable(BaseModel):
     path: str
 
     def get(self, name: str) -> GPU:
-        key = name.strip().lower()
-        key = self.aliases.get(key, key)
-        if key in self.gpus:
-            return self.gpus[key]
-        close = difflib.get_close_matches(key, [*self.gpus, *self.aliases], n=1)
+        """The GPU of an id or alias, as typed or as a device name (``normalised_gpu_name``)."""
+        for spelled in (name.strip().lower(), normalised_gpu_name(name)):
+            gid = self.aliases.get(spelled, spelled)
+            if gid in self.gpus:
+                return self.gpus[gid]
+        close = difflib.get_close_matches(normalised_gpu_name(name), [*self.gpus, *self.aliases], n=1)
         hint = f"; did you mean '{self.aliases.get(close[0], close[0])}'?" if close else ""
         raise InputError(f"unknown GPU '{name}' in {self.path}{hint}")
 

@@ -1,4 +1,5 @@
-"""Model names a user types: catalog ids, aliases and the Hugging Face repo ids the models are published under."""
+"""Model and GPU names a user types: catalog ids, aliases, the Hugging Face repo ids the models are published under
+and the device names drivers print."""
 
 from __future__ import annotations
 
@@ -75,3 +76,30 @@ def test_checkpoint_repos_never_take_a_catalog_name():
 def test_unknown_revisions_get_their_family_as_the_hint(name, hint):
     with pytest.raises(InputError, match=f"did you mean '{hint}'"):
         resolve(name)
+
+
+@pytest.mark.parametrize(("name", "gpu_id"), [
+    # device names as engines print them: vLLM names its tuned kernel configs by the CUDA device name with
+    # underscores (vllm/model_executor/layers/fused_moe/configs/E=8,N=7168,device_name=NVIDIA_H100_80GB_HBM3.json:
+    # the 80 GB HBM3 H100 is the SXM part; the PCIe card is "NVIDIA H100 PCIe")
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+    ("NVIDIA_H100_80GB_HBM3", "h100-sxm"),
+    ("NVIDIA H200", "h200"),
+    ("NVIDIA_B200", "b200"),
+    ("AMD Instinct MI300X", "mi300x"),
+    ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+    ("NVIDIA GeForce RTX 4090", "rtx-4090"),
+    ("h100 sxm", "h100-sxm"),
+])
+def test_device_names_resolve_to_the_gpu(name, gpu_id):
+    from gpuplan.hardware.gpus import load_gpus
+
+    assert load_gpus().get(name).id == gpu_id
+
+
+def test_a_vendor_word_alone_is_no_gpu():
+    from gpuplan.hardware.errors import InputError as GpuInputError
+    from gpuplan.hardware.gpus import load_gpus
+
+    with pytest.raises(GpuInputError, match="unknown GPU 'NVIDIA'"):
+        load_gpus().get("NVIDIA")
