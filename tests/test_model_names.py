@@ -1,7 +1,9 @@
-"""Model and GPU names a user types: catalog ids, aliases, the Hugging Face repo ids the models are published under
-and the device names drivers print."""
+"""Model, GPU and engine names a user types: catalog ids, aliases, the Hugging Face repo ids the models are
+published under, the device names drivers print and the engines as benchmarks spell them."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from gpuplan.models.catalog import _alias_index, load_catalog, resolve
@@ -103,3 +105,32 @@ def test_a_vendor_word_alone_is_no_gpu():
 
     with pytest.raises(GpuInputError, match="unknown GPU 'NVIDIA'"):
         load_gpus().get("NVIDIA")
+
+
+@pytest.mark.parametrize(("name", "engine"), [
+    ("vLLM", "vllm"), ("SGLang", "sglang"), ("TensorRT-LLM", "trtllm"), ("tensorrt_llm", "trtllm"),
+    ("trtllm-serve", "trtllm"), ("llamacpp", "llama.cpp"), ("llama.cpp", "llama.cpp"), (" Vllm ", "vllm"),
+])
+def test_engine_spellings_name_the_engine(name, engine):
+    from gpuplan.optimizer.serving.calibration import engine_id
+
+    assert engine_id(name) == engine
+
+
+def test_engine_spellings_in_a_measured_csv_and_on_the_command_line(gpuplan, tmp_path):
+    # a measured row written with the engine's display name reads as the engine, and --engine takes it too
+    src = Path(__file__).with_name("data") / "measured.csv"
+    lines = src.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    col = header.index("engine")
+    row = next(line for line in lines[1:] if line.split(",")[col] == "sglang")
+    cells = row.split(",")
+    cells[col] = "SGLang"
+    (tmp_path / "m.csv").write_text(lines[0] + "\n" + ",".join(cells) + "\n", encoding="utf-8")
+    from gpuplan.optimizer.serving.measurements import read_measurements
+
+    assert read_measurements(tmp_path / "m.csv")[0].engine == "sglang"
+    r = gpuplan("perf", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine", "TensorRT-LLM", "--format", "json")
+    assert r.code == 0 and r.json()["engine"] == "trtllm"
+    bad = gpuplan("perf", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine", "tgi")
+    assert bad.code == 2 and "'tgi' is not one of" in bad.err

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import FORMATS, OutputError, Result, check_target, emit, output_file, terminal_safe
-from gpuplan.optimizer.serving.calibration import checked_version
+from gpuplan.optimizer.serving.calibration import ENGINES, checked_version, engine_id
 from gpuplan.optimizer.tables import Tables
 
 EPILOG = """\b
@@ -155,3 +155,17 @@ def show(result: Result, fmt: str, out: str | Path | None) -> None:
     emit(result, fmt, output_file(out, command, fmt) if out is not None else None)
     for note in result.notes if fmt != "table" else []:
         click.echo(terminal_safe(note, keep_newlines=True), err=True)
+
+
+class EngineChoice(click.Choice):
+    """``--engine``: one of ENGINES, written as people write it ("vLLM", "SGLang", "TensorRT-LLM":
+    calibration.engine_id); anything else is click's usual "not one of" error."""
+
+    def __init__(self) -> None:
+        super().__init__(ENGINES)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert(engine_id(value) if isinstance(value, str) else value, param, ctx)
+
+
+ENGINE = EngineChoice()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from gpuplan.optimizer.cli.common import (
     BATCH,
+    ENGINE,
     ENGINE_VERSION,
     MODEL_HELP,
     TOKENS,
@@ -18,7 +19,6 @@ from gpuplan.optimizer.cli.common import (
     tables_of,
 )
 from gpuplan.optimizer.output import Result, View
-from gpuplan.optimizer.serving.calibration import ENGINES
 from gpuplan.optimizer.serving.deployment import memory, perf
 
 
@@ -42,7 +42,7 @@ from gpuplan.optimizer.serving.deployment import memory, perf
               help="Activation checkpointing (training modes).")
 @click.option("--lora-rank", type=count(65_536), default=16, show_default=True,
               help="LoRA adapter rank (lora and qlora modes).")
-@click.option("--engine", type=click.Choice(ENGINES), default=None, help="Engine whose memory cap applies.")
+@click.option("--engine", type=ENGINE, default=None, help="Engine whose memory cap applies.")
 @output_options
 @click.pass_context
 def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: int, batch: int, mode: str,
@@ -93,7 +93,7 @@ def memory_cmd(ctx: click.Context, model: str, weights: str, kv: str, context: i
 @click.option("--input", "input_tokens", type=TOKENS, default=1024, show_default=True, help="Prompt tokens.")
 @click.option("--output", "output_tokens", type=TOKENS, default=256, show_default=True, help="Generated tokens.")
 @click.option("--batch", type=BATCH, default=1, show_default=True, help="Concurrent sequences in decode.")
-@click.option("--engine", type=click.Choice(ENGINES), default=None,
+@click.option("--engine", type=ENGINE, default=None,
               help="Calibration row to use (default: vllm; llama.cpp on Apple and for GGUF).")
 @click.option("--engine-version", type=ENGINE_VERSION, default=None,
               help="Engine release to model (calibration rows, scheduler, CUDA-graph and memory defaults keyed by "

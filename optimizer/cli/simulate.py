@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from gpuplan.optimizer.cli.common import (
+    ENGINE,
     ENGINE_VERSION,
     MODEL_HELP,
     TOKENS,
@@ -22,7 +23,6 @@ from gpuplan.optimizer.cli.common import (
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.workload import MAX_CONCURRENCY
 from gpuplan.optimizer.serving.arrivals import MAX_RATE_RPS
-from gpuplan.optimizer.serving.calibration import ENGINES
 from gpuplan.optimizer.serving.dataset_lengths import dataset_names
 from gpuplan.optimizer.serving.deployment import MAX_BATCH
 from gpuplan.optimizer.serving.simulation import MAX_RECV_INTERVAL, SimReport, simulate
@@ -79,7 +79,7 @@ def sim_result(r: SimReport) -> Result:
               help="Requests to simulate (default 1000; a trace: all its rows).")
 @click.option("--seed", type=count(2**63 - 1, minimum=0), default=0, show_default=True,
               help="Random seed (same seed, same numbers).")
-@click.option("--engine", type=click.Choice(ENGINES), default=None,
+@click.option("--engine", type=ENGINE, default=None,
               help="Calibration and scheduler defaults (default: vllm; llama.cpp on Apple and for GGUF).")
 @click.option("--engine-version", type=ENGINE_VERSION, default=None,
               help="Engine release to model (calibration, scheduler, CUDA-graph and memory defaults keyed by version "

@@ -89,11 +89,11 @@ class Workload(BaseModel):
     @field_validator("engine")
     @classmethod
     def _engine(cls, v: str | None) -> str | None:
-        from gpuplan.optimizer.serving.calibration import ENGINES
+        from gpuplan.optimizer.serving.calibration import ENGINES, engine_id
 
-        if v is not None and v.lower() not in ENGINES:
+        if v is not None and engine_id(v) not in ENGINES:
             raise ValueError(f"unknown engine '{v}' (one of {', '.join(ENGINES)})")
-        return v.lower() if v else v
+        return engine_id(v) if v else v
 
     @field_validator("checkpoint")
     @classmethod

@@ -25,6 +25,18 @@ CALIBRATION_CSV = Path(__file__).with_name("calibration.csv")
 # leave-one-source-out validation refits from these (never from a table fitted on the held-out rows).
 DEFAULTS_CSV = Path(__file__).with_name("calibration_defaults.csv")
 ENGINES = ("vllm", "sglang", "trtllm", "llama.cpp")
+# Other spellings of the engines as benchmarks and papers write them (the server or bench command included).
+ENGINE_ALIASES = {"tensorrt-llm": "trtllm", "tensorrtllm": "trtllm", "trt-llm": "trtllm", "trtllm-serve": "trtllm",
+                  "trtllm-bench": "trtllm", "llamacpp": "llama.cpp", "llama-cpp": "llama.cpp",
+                  "llama-server": "llama.cpp", "vllm-serve": "vllm"}
+
+
+def engine_id(name: str) -> str:
+    """The engine's id for a name as people write it: case, spaces and underscores aside ("vLLM", "SGLang",
+    "TensorRT-LLM", "tensorrt_llm", "trtllm-serve" → vllm, sglang, trtllm); an unknown name comes back
+    lower-cased for the caller's own error."""
+    key = re.sub(r"[\s_]+", "-", name.strip().lower())
+    return ENGINE_ALIASES.get(key, key)
 # Defaults of the step-model columns (see README "Step model"): per-layer floors from the 70–180 µs per
 # layer that batch-1 DeepSeek-R1 decode on 8 GPUs shows, split by layer kind; tile M of Hopper wgmma
 # (64 rows); 8192-token prefill chunks (vLLM max_num_batched_tokens, SGLang chunked_prefill_size).

@@ -10,6 +10,7 @@ from typing import Literal
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.errors import InputError
+from gpuplan.optimizer.serving.calibration import engine_id
 from gpuplan.optimizer.serving.releases import release_on
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -80,6 +81,11 @@ class Measurement(Sourced):
         if self.mode == "open" and self.rate_rps is None:
             raise ValueError("open-loop rows need rate_rps")
         return self
+
+    @field_validator("engine")
+    @classmethod
+    def _engine_id(cls, v: str) -> str:
+        return engine_id(v)
 
     @field_validator("attn_dp")
     @classmethod
