@@ -16,6 +16,12 @@ from gpuplan.rows import Sourced
 FORMATS_CSV = Path(__file__).with_name("formats.csv")
 
 Compute = Literal["bf16", "fp16", "fp8", "int8", "fp4"]
+# Spellings of the same formats in engines' flags and Hugging Face configs (torch dtypes, vLLM's
+# --kv-cache-dtype fp8_e4m3 / fp8_e5m2 and --quantization awq_marlin / gptq_marlin / modelopt_fp4); both FP8
+# encodings are 8 bits a value, which is all the memory and step models read of them.
+FORMAT_ALIASES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "fp8_e4m3": "fp8", "fp8-e4m3": "fp8",
+                  "e4m3": "fp8", "float8_e4m3fn": "fp8", "fp8_e5m2": "fp8", "awq_marlin": "awq",
+                  "gptq_marlin": "gptq", "modelopt_fp4": "nvfp4"}
 
 
 class NumberFormat(Sourced):
@@ -75,6 +81,7 @@ class FormatTable(BaseModel):
 
 def _pick(table: dict[str, NumberFormat], name: str, what: str, path: str) -> NumberFormat:
     key = name.strip().lower()
+    key = key if key in table else FORMAT_ALIASES.get(key, key)
     if key in table:
         return table[key]
     close = difflib.get_close_matches(key, list(table), n=1)

@@ -1,5 +1,5 @@
-"""Model, GPU and engine names a user types: catalog ids, aliases, the Hugging Face repo ids the models are
-published under, the device names drivers print and the engines as benchmarks spell them."""
+"""Model, GPU, engine and format names a user types: catalog ids, aliases, the Hugging Face repo ids the models are
+published under, the device names drivers print, engines and formats as benchmarks and engine flags spell them."""
 
 from __future__ import annotations
 
@@ -134,3 +134,26 @@ def test_engine_spellings_in_a_measured_csv_and_on_the_command_line(gpuplan, tmp
     assert r.code == 0 and r.json()["engine"] == "trtllm"
     bad = gpuplan("perf", "--model", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine", "tgi")
     assert bad.code == 2 and "'tgi' is not one of" in bad.err
+
+
+@pytest.mark.parametrize(("name", "kind", "fmt"), [
+    # vLLM flags and torch dtypes (vLLM engine arguments: --kv-cache-dtype fp8_e4m3 / fp8_e5m2,
+    # --quantization modelopt_fp4 / awq_marlin; Hugging Face configs: torch_dtype bfloat16)
+    ("fp8_e4m3", "kv", "fp8"), ("fp8_e5m2", "kv", "fp8"), ("bfloat16", "weight", "bf16"),
+    ("float16", "kv", "fp16"), ("modelopt_fp4", "weight", "nvfp4"), ("awq_marlin", "weight", "awq"),
+    ("FP8", "weight", "fp8"),
+])
+def test_format_spellings_name_the_format(name, kind, fmt):
+    from gpuplan.hardware.formats import load_formats
+
+    table = load_formats()
+    assert (table.weight(name) if kind == "weight" else table.kv_format(name)).id == fmt
+
+
+def test_an_ambiguous_format_stays_unknown():
+    # "fp4" is NVFP4 or MXFP4 (different block scales): not guessed
+    from gpuplan.hardware.errors import InputError as FormatInputError
+    from gpuplan.hardware.formats import load_formats
+
+    with pytest.raises(FormatInputError, match="unknown weight format 'fp4'"):
+        load_formats().weight("fp4")
