@@ -157,3 +157,12 @@ def test_an_ambiguous_format_stays_unknown():
 
     with pytest.raises(FormatInputError, match="unknown weight format 'fp4'"):
         load_formats().weight("fp4")
+
+
+def test_the_python_api_reports_the_ids_of_what_it_was_given():
+    # the names as a notebook user writes them, the table ids in the report
+    import gpuplan
+
+    r = gpuplan.perf("deepseek-ai/DeepSeek-R1-0528", "NVIDIA H200", weights="fp8", kv="fp8_e4m3", tp=8,
+                     engine="SGLang")
+    assert (r.model, r.gpu, r.weights, r.kv, r.engine) == ("deepseek-r1", "h200", "fp8", "fp8", "sglang")

@@ -13,7 +13,7 @@ from gpuplan.models.breakdown import Breakdown, Mode, fit, inference_breakdown, 
 from gpuplan.models.catalog import Model, resolve
 from gpuplan.models.memory import GIB
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.calibration import CalibrationRow, checked_version
+from gpuplan.optimizer.serving.calibration import CalibrationRow, checked_version, engine_id
 from gpuplan.optimizer.serving.curves import serving_curve
 from gpuplan.optimizer.serving.engine_capacity import (
     max_sequences,
@@ -44,6 +44,11 @@ def default_engine(gpu: GPU, wfmt: NumberFormat) -> str:
     if gpu.vendor.lower() == "apple" or wfmt.vllm_quantization == "gguf":
         return "llama.cpp"
     return "vllm"
+
+
+def chosen_engine(engine: str | None, gpu: GPU, wfmt: NumberFormat) -> str:
+    """The engine asked for, as its id ("SGLang" → sglang: calibration.engine_id), else ``default_engine``."""
+    return engine_id(engine) if engine else default_engine(gpu, wfmt)
 
 
 PCIE_HOST_GPUS = 8
@@ -130,7 +135,7 @@ def memory(model: str | Model, weights: str = "bf16", kv: str = "bf16", context:
     g = tables.gpus.get(gpu) if gpu else None
     cal = None
     if g is not None:
-        cal = tables.calibration.lookup(engine or default_engine(g, wfmt), g.id, g.vendor)
+        cal = tables.calibration.lookup(chosen_engine(engine, g, wfmt), g.id, g.vendor)
         if mode == "inference":
             check_tp(m.arch, g, gpus, m.id)
         warnings += [w for w in [compute_path(g, wfmt)[1]] if w]
@@ -252,7 +257,7 @@ def perf(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf16", 
     wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
     layout = make_layout(m.arch, tp, ep, attn_dp)
     check_tp(m.arch, g, layout.attn_tp, m.id) if layout.attn_dp > 1 else check_tp(m.arch, g, tp, m.id)
-    eng = engine or default_engine(g, wfmt)
+    eng = chosen_engine(engine, g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
     context = input_tokens + output_tokens
     curve = serving_curve(m, g, wfmt, kvfmt, layout, cal, input_tokens, output_tokens, [batch], utilization,

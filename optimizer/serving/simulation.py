@@ -18,7 +18,7 @@ from gpuplan.models.catalog import Model, resolve
 from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.serving.arrivals import Requests, make_requests
 from gpuplan.optimizer.serving.calibration import checked_version
-from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, default_engine
+from gpuplan.optimizer.serving.deployment import MAX_BATCH, Frame, check_tp, chosen_engine
 from gpuplan.optimizer.serving.dp_attention import dp_attention_defaults
 from gpuplan.optimizer.serving.engine_capacity import state_running_cap
 from gpuplan.optimizer.serving.graphs import graph_limit
@@ -189,7 +189,7 @@ def deployment_steps(m: Model, gpu: str, weights: str, kv: str, tp: int, engine:
     wfmt, kvfmt = tables.formats.weight(weights), tables.formats.kv_format(kv)
     layout = make_layout(m.arch, tp, ep, attn_dp)
     check_tp(m.arch, g, layout.attn_tp if layout.attn_dp > 1 else tp, m.id)
-    eng = engine or default_engine(g, wfmt)
+    eng = chosen_engine(engine, g, wfmt)
     cal = tables.calibration.lookup(eng, g.id, g.vendor, g.arch, engine_version)
     base = engine_defaults(eng, g, engine_version)
     d = dp_attention_defaults(replace(base, max_batched_tokens=max_batched_tokens) if max_batched_tokens else base,
