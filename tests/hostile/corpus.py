@@ -309,7 +309,8 @@ def _tables() -> list[Case]:
         Case("workload-bom-accepted", ["candidates", "{d}/w.yaml", *JSON_OUT], 0, "",
              {"w.yaml": bom + _yaml(BASE)}, outputs=("out.json",)),
         Case("measured-bom-accepted", ["validate", "{d}/m.csv", "--no-loso", *JSON_OUT], 0, "",
-             {"m.csv": bom + MEASURED_CSV.read_bytes()}, outputs=("out.json",)),
+             {"m.csv": bom + b"".join(MEASURED_CSV.read_bytes().splitlines(keepends=True)[:41])},
+             outputs=("out.json",)),  # the header and 40 rows: the BOM is what is tested, not the whole set
     ]
     return cases
 
