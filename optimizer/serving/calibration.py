@@ -37,6 +37,8 @@ def engine_id(name: str) -> str:
     lower-cased for the caller's own error."""
     key = re.sub(r"[\s_]+", "-", name.strip().lower())
     return ENGINE_ALIASES.get(key, key)
+
+
 # Defaults of the step-model columns (see README "Step model"): per-layer floors from the 70–180 µs per
 # layer that batch-1 DeepSeek-R1 decode on 8 GPUs shows, split by layer kind; tile M of Hopper wgmma
 # (64 rows); 8192-token prefill chunks (vLLM max_num_batched_tokens, SGLang chunked_prefill_size).
