@@ -123,11 +123,12 @@ class GpuTable(BaseModel):
 
     def get(self, name: str) -> GPU:
         """The GPU of an id or alias, as typed or as a device name (``normalised_gpu_name``)."""
-        for spelled in (name.strip().lower(), normalised_gpu_name(name)):
+        device = normalised_gpu_name(name)
+        for spelled in (name.strip().lower(), device):
             gid = self.aliases.get(spelled, spelled)
             if gid in self.gpus:
                 return self.gpus[gid]
-        close = difflib.get_close_matches(normalised_gpu_name(name), [*self.gpus, *self.aliases], n=1)
+        close = difflib.get_close_matches(device, [*self.gpus, *self.aliases], n=1)
         hint = f"; did you mean '{self.aliases.get(close[0], close[0])}'?" if close else ""
         raise InputError(f"unknown GPU '{name}' in {self.path}{hint}")
 
