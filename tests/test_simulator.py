@@ -27,9 +27,6 @@ class ToyModel(StepModel):
     def batch_s(self, batch: int, tokens: int) -> float:
         return tokens * 1e-5
 
-    def attention_s(self, cached: int, new: int) -> float:
-        return 0.0
-
 
 def toy(capacity: int, batch: int = 8) -> ToyModel:
     row = [0.0] + [0.010] * batch

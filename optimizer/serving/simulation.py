@@ -138,12 +138,13 @@ def stats(values: np.ndarray, weights: np.ndarray | None = None) -> Stats:
 
 def _timeline(tr: Trace) -> list[TimelinePoint]:
     """At most TIMELINE_POINTS evenly spaced samples of the event timeline."""
-    if not tr.t:
+    points = tr.timeline
+    if not points:
         return []
-    idx = np.unique(np.linspace(0, len(tr.t) - 1, min(TIMELINE_POINTS, len(tr.t))).astype(int))
+    idx = np.unique(np.linspace(0, len(points) - 1, min(TIMELINE_POINTS, len(points))).astype(int))
     cap = max(tr.kv_capacity_tokens, 1)
-    return [TimelinePoint(t_s=tr.t[i], kv_fraction=tr.kv_tokens[i] / cap, running=tr.running[i],
-                          waiting=tr.waiting[i]) for i in idx]
+    return [TimelinePoint(t_s=t, kv_fraction=kv / cap, running=run, waiting=wait)
+            for t, kv, run, wait in (points[i] for i in idx)]
 
 
 def samples_ms(tr: Trace, skip: int = 0) -> dict[str, np.ndarray]:
@@ -160,10 +161,11 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
     """Latency statistics, throughput and KV use of a finished trace."""
     arrive, finish = np.array(tr.arrive), np.array(tr.finish)
     out = np.array(tr.output_tokens)
+    itl = np.array(tr.itl, dtype=float).reshape(-1, 2)  # (gap s, tokens that saw it)
     duration = float(finish.max() - arrive.min())
     return dict(
         ttft_ms=stats(samples["ttft_ms"]), tpot_ms=stats(samples["tpot_ms"]), e2e_ms=stats(samples["e2e_ms"]),
-        itl_ms=stats(np.array(tr.itl_s) * 1e3, np.array(tr.itl_weight, dtype=float)),
+        itl_ms=stats(itl[:, 0] * 1e3, itl[:, 1]),
         duration_s=duration, output_tok_s=float(out.sum()) / duration, req_s=len(out) / duration,
         mean_running=tr.running_integral / duration, mean_in_system=tr.occupancy_integral / duration,
         kv_mean_fraction=tr.kv_integral / duration / max(tr.kv_capacity_tokens, 1),

@@ -76,12 +76,8 @@ class Trace:
     finish: list[float]
     input_tokens: list[int]
     output_tokens: list[int]
-    itl_s: list[float] = field(default_factory=list)  # inter-token gap …
-    itl_weight: list[int] = field(default_factory=list)  # … and how many tokens saw it
-    t: list[float] = field(default_factory=list)  # timeline: time,
-    kv_tokens: list[int] = field(default_factory=list)  # KV tokens in use,
-    running: list[int] = field(default_factory=list)  # admitted sequences,
-    waiting: list[int] = field(default_factory=list)  # queued requests
+    itl: list[tuple[float, int]] = field(default_factory=list)  # (inter-token gap, how many tokens saw it)
+    timeline: list[tuple[float, int, int, int]] = field(default_factory=list)  # (t, KV tokens, running, waiting)
     preemptions: int = 0
     prompt_cache_hits: int = 0  # requests whose prompt a pooled earlier request had prefilled (prompt_ids)
     steps: int = 0
@@ -90,6 +86,39 @@ class Trace:
     kv_integral: float = 0.0  # ∫ KV tokens in use dt
     kv_peak_tokens: int = 0  # most KV tokens in use at any step boundary
     kv_capacity_tokens: int = 0
+
+    @property
+    def itl_s(self) -> list[float]:
+        """Inter-token gaps, one per ``itl`` entry."""
+        return [g for g, _ in self.itl]
+
+    @property
+    def itl_weight(self) -> list[int]:
+        """How many tokens saw each gap."""
+        return [w for _, w in self.itl]
+
+    def _column(self, k: int) -> list:
+        return [point[k] for point in self.timeline]
+
+    @property
+    def t(self) -> list[float]:
+        """Event times of the timeline."""
+        return self._column(0)
+
+    @property
+    def kv_tokens(self) -> list[int]:
+        """KV tokens in use after each event."""
+        return self._column(1)
+
+    @property
+    def running(self) -> list[int]:
+        """Admitted sequences after each event."""
+        return self._column(2)
+
+    @property
+    def waiting(self) -> list[int]:
+        """Queued requests after each event."""
+        return self._column(3)
 
 
 def pool_fits(prompt_ids: list[int], inp: list[int], cap_tokens: int) -> bool:
@@ -139,8 +168,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     preempted_at = [math.nan] * n
     tr = Trace(arrive=arrive, first=first, finish=finish, input_tokens=list(inp), output_tokens=list(out),
                kv_capacity_tokens=cap)
-    itl_s, itl_w = tr.itl_s, tr.itl_weight
-    tl_t, tl_kv, tl_run, tl_wait = tr.t, tr.kv_tokens, tr.running, tr.waiting
+    itl = tr.itl
+    timeline = tr.timeline
 
     waiting: deque[int] = deque()
     host_s = steps.request_s  # host time before a request reaches the scheduler (tokenisation, queueing)
@@ -160,6 +189,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     now = 0.0
     occ = run_int = kv_int = 0.0
     kv_peak = 0
+    n_steps = 0
     if closed:
         nxt = min(concurrency or 1, n)  # next request a client issues
         pending.extend((host_s, i) for i in range(nxt))
@@ -172,16 +202,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     prefill_first = steps.prefill_first
     rank_cap = steps.rank_chunk_tokens or max_tokens  # DP attention: a request's prompt gets one rank's chunk
     stall, stall_w = 0.0, 0  # prefill-only time the decoding sequences have waited, and how many waited
-
-    def complete(v: int) -> None:
-        nonlocal done, nxt
-        finish[v] = now
-        del running[v]
-        done += 1
-        if closed and nxt < n:
-            arrive[nxt] = now
-            pending.append((now + host_s, nxt))
-            nxt += 1
+    heappush, heappop = heapq.heappush, heapq.heappop
+    finished: list[int] = []  # requests that ended in the current step
 
     overlap = steps.overlap
     last_start = 0.0  # when the step that ended at ``now`` started
@@ -218,15 +240,23 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             waiting.appendleft(v)
             used = s_dec + nd * big_n + kv_pref
         budget = max_tokens if prefill_first else max_tokens - nd
-        chunks = []
+        ids: list[int] = []  # the requests with a prefill chunk in this step …
+        chunks: list[tuple[int, int]] = []  # … and their chunks: (cached tokens, new tokens)
         for p in prefilling:
             if budget <= 0:
                 break
-            k = min(target[p] - prefilled[p], budget, rank_cap)
-            chunks.append((p, k))
+            c = prefilled[p]
+            k = target[p] - c
+            if k > budget:
+                k = budget
+            if k > rank_cap:
+                k = rank_cap
+            ids.append(p)
+            chunks.append((c, k))
             budget -= k
         blocked = False  # the head of the queue waits for reserved KV (not for a slot or budget)
-        while waiting and budget > 0 and len(running) < max_seqs and used + nd + target[waiting[0]] <= cap:
+        n_run = len(running)
+        while waiting and budget > 0 and n_run < max_seqs and used + nd + target[waiting[0]] <= cap:
             w = waiting[0]
             if reserving and not admits(resv, cap - used - nd, target[w], out[w] - gen[w],
                                         r_dec - nd * big_n + r_pref, big_n - reset_n):
@@ -234,6 +264,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 break
             waiting.popleft()
             running[w] = False
+            n_run += 1
             prefilling.append(w)
             kv_pref += target[w]
             r_pref += out[w] - gen[w]
@@ -241,82 +272,97 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             if pool is not None and pool[w] in cached:
                 prefilled[w] = inp[w] - 1  # a prefix-cache hit: only the last prompt token is computed
                 tr.prompt_cache_hits += 1
-            k = min(target[w] - prefilled[w], budget, rank_cap)
-            chunks.append((w, k))
+            c = prefilled[w]
+            k = target[w] - c
+            if k > budget:
+                k = budget
+            if k > rank_cap:
+                k = rank_cap
+            ids.append(w)
+            chunks.append((c, k))
             budget -= k
-        occupancy = len(waiting) + len(running)
+        occupancy = len(waiting) + n_run
         if chunks:  # one step with prefill chunks: with the decodes (mixed) or alone (prefill first)
             dec = 0 if prefill_first else nd
             ctx = (s_dec + nd * big_n) / nd if dec else 0.0
-            dt = mixed_s(dec, ctx, [(prefilled[p], k) for p, k in chunks])
+            dt = mixed_s(dec, ctx, chunks)
             since_poll = every  # a step with prompt tokens is followed by a poll
             last_start = now
             now += dt
             occ += occupancy * dt
-            run_int += len(running) * dt
+            run_int += n_run * dt
             kv_int += used * dt
-            kv_peak = max(kv_peak, used + dec)
-            tr.steps += 1
+            if used + dec > kv_peak:
+                kv_peak = used + dec
+            n_steps += 1
             if dec:
                 big_n += 1
-                itl_s.append(dt)
-                itl_w.append(nd)
+                itl.append((dt, nd))
             elif nd:
                 stall += dt
                 stall_w = nd
-            for p, k in chunks:
-                prefilled[p] += k
-                if prefilled[p] < target[p]:
+            for p, (c, k) in zip(ids, chunks, strict=True):
+                c += k
+                prefilled[p] = c
+                if c < target[p]:
                     continue
                 prefilling.remove(p)
                 kv_pref -= target[p]
                 r_pref -= out[p] - gen[p]
                 if pool is not None:
                     cached.add(pool[p])
-                gen[p] += 1
-                if math.isnan(first[p]):
+                g = gen[p] = gen[p] + 1
+                if first[p] != first[p]:  # NaN: the first token
                     first[p] = now
                 else:
-                    itl_s.append(now - preempted_at[p])
-                    itl_w.append(1)
-                if gen[p] >= out[p]:
-                    complete(p)
+                    itl.append((now - preempted_at[p], 1))
+                if g >= out[p]:  # done at its first token
+                    finished.append(p)
                     continue
                 running[p] = True
                 n0[p] = big_n
                 s_dec += target[p] - big_n
-                r_dec += out[p] - gen[p] + big_n
+                r_dec += out[p] - g + big_n
                 nd += 1
-                heapq.heappush(heap, (big_n + out[p] - gen[p], p, version[p]))
+                heappush(heap, (big_n + out[p] - g, p, version[p]))
         elif nd:  # a run of identical decode steps up to the next event
             while heap[0][2] != version[heap[0][1]]:
-                heapq.heappop(heap)
-            steps_n = min(heap[0][0] - big_n, (cap - used) // nd)
+                heappop(heap)
+            steps_n = heap[0][0] - big_n
+            room = (cap - used) // nd
+            if room < steps_n:
+                steps_n = room
             ctx = (s_dec + nd * big_n) / nd
-            if pending and len(running) < max_seqs:
+            if pending and n_run < max_seqs:
                 t0 = decode_s(nd, ctx)
-                lag = 1 if overlap else 0  # with overlap, admitted one step after the step it arrived in
-                steps_n = min(steps_n, next_poll(since_poll, every,
-                                                 max(1, math.ceil((pending[0][0] - now) / t0) + lag)))
-            if blocked and running_ratio(resv, big_n - reset_n) > resv.running_min:
-                steps_n = min(steps_n, RESERVATION_RECHECK_STEPS)  # the held-back share decays: look again
+                # with overlap, admitted one step after the step it arrived in
+                ahead = math.ceil((pending[0][0] - now) / t0) + (1 if overlap else 0)
+                if ahead < 1:
+                    ahead = 1
+                if every > 1:
+                    ahead = next_poll(since_poll, every, ahead)
+                if ahead < steps_n:
+                    steps_n = ahead
+            if (blocked and steps_n > RESERVATION_RECHECK_STEPS
+                    and running_ratio(resv, big_n - reset_n) > resv.running_min):
+                steps_n = RESERVATION_RECHECK_STEPS  # the held-back share decays: look again
             dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
-            last_start = now + dt - dt / steps_n
+            step_dt = dt / steps_n
+            last_start = now + dt - step_dt
             now += dt
             occ += occupancy * dt
-            run_int += len(running) * dt
+            run_int += n_run * dt
             kv_int += (used + nd * steps_n / 2) * dt
-            kv_peak = max(kv_peak, used + nd * steps_n)
-            tr.steps += steps_n
+            if used + nd * steps_n > kv_peak:
+                kv_peak = used + nd * steps_n
+            n_steps += steps_n
             big_n += steps_n
             since_poll += steps_n
-            waited = min(stall_w, nd)
+            waited = stall_w if stall_w < nd else nd
             if waited:  # the first token after a prefill batch came late for the sequences that waited
-                itl_s.append(stall + dt / steps_n)
-                itl_w.append(waited)
+                itl.append((stall + step_dt, waited))
             stall, stall_w = 0.0, 0
-            itl_s.append(dt / steps_n)
-            itl_w.append(nd * steps_n - waited)
+            itl.append((step_dt, nd * steps_n - waited))
         else:  # idle until the next request reaches the scheduler
             if not pending:
                 raise RuntimeError("simulator stalled with requests left")  # unreachable: all requests fit
@@ -325,17 +371,24 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             since_poll = every  # an idle scheduler polls at once
             continue
         while heap and heap[0][0] <= big_n:
-            _, v, ver = heapq.heappop(heap)
+            _, v, ver = heappop(heap)
             if ver != version[v]:
                 continue
             nd -= 1
             s_dec -= target[v] - n0[v]
             r_dec -= out[v] - gen[v] + n0[v]
-            complete(v)
-        tl_t.append(now)
-        tl_kv.append(s_dec + nd * big_n + kv_pref)
-        tl_run.append(len(running))
-        tl_wait.append(len(waiting))
+            finished.append(v)
+        for v in finished:  # completions: the closed loop's clients send their next requests
+            finish[v] = now
+            del running[v]
+            done += 1
+            if closed and nxt < n:
+                arrive[nxt] = now
+                pending.append((now + host_s, nxt))
+                nxt += 1
+        finished.clear()
+        timeline.append((now, s_dec + nd * big_n + kv_pref, len(running), len(waiting)))
     tr.occupancy_integral, tr.running_integral, tr.kv_integral = occ, run_int, kv_int
     tr.kv_peak_tokens = kv_peak
+    tr.steps = n_steps
     return tr

@@ -68,11 +68,7 @@ def token_grid(limit: float) -> list[float]:
 
 def _interp(grid: list[float], x: float) -> tuple[int, float]:
     """(j, w): x lies between grid[j] and grid[j + 1] at weight w (w > 1 beyond the last point)."""
-    j = bisect.bisect_right(grid, x) - 1  # clamped by branches, not min/max: the simulator's hottest call
-    if j < 0:
-        j = 0
-    elif j > len(grid) - 2:
-        j = len(grid) - 2
+    j = bisect.bisect_right(grid, x, 1, len(grid) - 1) - 1  # searching grid[1:-1] clamps j to [0, len − 2]
     g = grid[j]
     return j, (x - g) / (grid[j + 1] - g)
 
@@ -100,6 +96,13 @@ class StepModel:
     host_s: tuple[float, float] = (0.0, 0.0)  # the engine's per-step and per-sequence host time
     _prefill_cache: dict[int, float] = field(default_factory=lambda: {0: 0.0})
     _solo_cache: dict[int, float] = field(default_factory=dict)
+    _last_context: int = field(init=False)  # len(contexts) − 1
+    _batch_at: list[tuple[int, float]] = field(init=False)  # _interp(batch_grid, b) for b = 0 … max_batch
+    _tokens_at: dict[int, tuple[int, float]] = field(init=False, default_factory=dict)  # _interp(token_grid, K)
+
+    def __post_init__(self) -> None:
+        self._last_context = len(self.contexts) - 1
+        self._batch_at = [_interp(self.batch_grid, b) for b in range(self.max_batch + 1)] if self.batch_grid else []
 
     @property
     def max_batch(self) -> int:
@@ -107,10 +110,12 @@ class StepModel:
 
     def decode_s(self, batch: int, context: float) -> float:
         """One decode step of ``batch`` sequences at mean context ``context``, linear in context between
-        grid points (and beyond the last two)."""
-        j, w = _interp(self.contexts, context)
-        lo, hi = self.decode_table[j][batch], self.decode_table[j + 1][batch]
-        return lo + (hi - lo) * w
+        grid points (and beyond the last two); ``_interp`` written out (the simulator's hottest call)."""
+        grid = self.contexts
+        j = bisect.bisect_right(grid, context, 1, self._last_context) - 1
+        g = grid[j]
+        lo = self.decode_table[j][batch]
+        return lo + (self.decode_table[j + 1][batch] - lo) * ((context - g) / (grid[j + 1] - g))
 
     def prompt_s(self, tokens: int) -> float:
         """P(n): the step model's prefill of an n-token prompt alone (0 for n = 0), cached."""
@@ -125,8 +130,11 @@ class StepModel:
         (the whole step, floors included) without decodes."""
         if tokens <= 0:
             return 0.0
-        i, u = _interp(self.batch_grid, batch)
-        j, w = _interp(self.token_grid, tokens)
+        i, u = self._batch_at[batch]
+        at = self._tokens_at.get(tokens)
+        if at is None:
+            at = self._tokens_at[tokens] = _interp(self.token_grid, tokens)
+        j, w = at
         rows = self.step_table
         lo = rows[i][j] + (rows[i + 1][j] - rows[i][j]) * u
         hi = rows[i][j + 1] + (rows[i + 1][j + 1] - rows[i][j + 1]) * u
@@ -153,8 +161,15 @@ class StepModel:
             c, k = chunks[0]
             t = self.solo_s(k) + self.attention_s(c, k)
         else:
+            a0, a1 = self.attn_s_per_token
+            tokens, attn = 0, 0.0
+            for c, k in chunks:  # Σ attention_s(c, k), written out
+                tokens += k
+                x = a0 + a1 * (c + k / 2)
+                if x > 0.0:
+                    attn += k * x
             t = self.decode_s(batch, context) if batch else 0.0
-            t += self.batch_s(batch, sum(k for _, k in chunks)) + sum(self.attention_s(c, k) for c, k in chunks)
+            t += self.batch_s(batch, tokens) + attn
         if chunks and self.prompt_host_s:  # an eager prompt step takes at least the host's time (prompt_host.py)
             t = max(t, self.prompt_host_s + self.host_s[0] + self.host_s[1] * (batch + 1))
         return t
