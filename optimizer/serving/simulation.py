@@ -9,6 +9,7 @@ the first arrival to the last completion.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import replace
 from pathlib import Path
 
@@ -161,11 +162,11 @@ def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
     """Latency statistics, throughput and KV use of a finished trace."""
     arrive, finish = np.array(tr.arrive), np.array(tr.finish)
     out = np.array(tr.output_tokens)
-    itl = np.array(tr.itl, dtype=float).reshape(-1, 2)  # (gap s, tokens that saw it)
+    gaps, weights = (np.array(column, dtype=float) for column in (zip(*tr.itl, strict=True) if tr.itl else ((), ())))
     duration = float(finish.max() - arrive.min())
     return dict(
         ttft_ms=stats(samples["ttft_ms"]), tpot_ms=stats(samples["tpot_ms"]), e2e_ms=stats(samples["e2e_ms"]),
-        itl_ms=stats(itl[:, 0] * 1e3, itl[:, 1]),
+        itl_ms=stats(gaps * 1e3, weights),
         duration_s=duration, output_tok_s=float(out.sum()) / duration, req_s=len(out) / duration,
         mean_running=tr.running_integral / duration, mean_in_system=tr.occupancy_integral / duration,
         kv_mean_fraction=tr.kv_integral / duration / max(tr.kv_capacity_tokens, 1),
@@ -238,7 +239,7 @@ def simulate(model: str | Model, gpu: str, weights: str = "bf16", kv: str = "bf1
     reqs: Requests = make_requests(input_tokens, output_tokens, requests, seed, rate_rps, concurrency,
                                    Path(trace) if trace else None, range_ratio,
                                    Path(lengths_csv) if lengths_csv else None, dataset, prompt_pool)
-    longest = max(i + o for i, o in zip(reqs.input_tokens, reqs.output_tokens, strict=True))
+    longest = max(map(operator.add, reqs.input_tokens, reqs.output_tokens))
     if m.arch.max_context and longest > m.arch.max_context:
         raise InputError(f"a request of {longest:,} tokens is beyond {m.id}'s limit of {m.arch.max_context:,} "
                          "tokens")

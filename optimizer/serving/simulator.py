@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -148,7 +149,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                          f"({cfg.max_num_seqs}) on an engine whose decodes share the step's token budget")
     if cfg.max_num_seqs > steps.max_batch:
         raise InputError(f"max sequences {cfg.max_num_seqs} exceeds the step table ({steps.max_batch})")
-    biggest = max(i + o for i, o in zip(inp, out, strict=True))
+    biggest = max(map(operator.add, inp, out))
     if biggest > cap:
         room = (f"{cap:,} tokens on this deployment" if cap > 0 else
                 "the weights and runtime leave no memory for it: a smaller --weights format, more GPUs (--tp) or a "
@@ -195,7 +196,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
         pending.extend((host_s, i) for i in range(nxt))
     else:
         nxt = n
-        pending.extend((t + host_s, i) for i, t in enumerate(arrive))
+        pending.extend(zip([t + host_s for t in arrive], range(n), strict=True))
     done = 0
     max_seqs, max_tokens = cfg.max_num_seqs, cfg.max_batched_tokens
     decode_s, mixed_s = steps.decode_s, steps.mixed_s
@@ -239,48 +240,50 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             prefilled[v] = 0
             waiting.appendleft(v)
             used = s_dec + nd * big_n + kv_pref
-        budget = max_tokens if prefill_first else max_tokens - nd
-        ids: list[int] = []  # the requests with a prefill chunk in this step …
-        chunks: list[tuple[int, int]] = []  # … and their chunks: (cached tokens, new tokens)
-        for p in prefilling:
-            if budget <= 0:
-                break
-            c = prefilled[p]
-            k = target[p] - c
-            if k > budget:
-                k = budget
-            if k > rank_cap:
-                k = rank_cap
-            ids.append(p)
-            chunks.append((c, k))
-            budget -= k
         blocked = False  # the head of the queue waits for reserved KV (not for a slot or budget)
         n_run = len(running)
-        while waiting and budget > 0 and n_run < max_seqs and used + nd + target[waiting[0]] <= cap:
-            w = waiting[0]
-            if reserving and not admits(resv, cap - used - nd, target[w], out[w] - gen[w],
-                                        r_dec - nd * big_n + r_pref, big_n - reset_n):
-                blocked = True
-                break
-            waiting.popleft()
-            running[w] = False
-            n_run += 1
-            prefilling.append(w)
-            kv_pref += target[w]
-            r_pref += out[w] - gen[w]
-            used += target[w]
-            if pool is not None and pool[w] in cached:
-                prefilled[w] = inp[w] - 1  # a prefix-cache hit: only the last prompt token is computed
-                tr.prompt_cache_hits += 1
-            c = prefilled[w]
-            k = target[w] - c
-            if k > budget:
-                k = budget
-            if k > rank_cap:
-                k = rank_cap
-            ids.append(w)
-            chunks.append((c, k))
-            budget -= k
+        ids: list[int] | tuple[()] = ()  # the requests with a prefill chunk in this step …
+        chunks: list[tuple[int, int]] | tuple[()] = ()  # … and their chunks: (cached tokens, new tokens)
+        if prefilling or waiting:
+            budget = max_tokens if prefill_first else max_tokens - nd
+            ids, chunks = [], []
+            for p in prefilling:
+                if budget <= 0:
+                    break
+                c = prefilled[p]
+                k = target[p] - c
+                if k > budget:
+                    k = budget
+                if k > rank_cap:
+                    k = rank_cap
+                ids.append(p)
+                chunks.append((c, k))
+                budget -= k
+            while waiting and budget > 0 and n_run < max_seqs and used + nd + target[waiting[0]] <= cap:
+                w = waiting[0]
+                if reserving and not admits(resv, cap - used - nd, target[w], out[w] - gen[w],
+                                            r_dec - nd * big_n + r_pref, big_n - reset_n):
+                    blocked = True
+                    break
+                waiting.popleft()
+                running[w] = False
+                n_run += 1
+                prefilling.append(w)
+                kv_pref += target[w]
+                r_pref += out[w] - gen[w]
+                used += target[w]
+                if pool is not None and pool[w] in cached:
+                    prefilled[w] = inp[w] - 1  # a prefix-cache hit: only the last prompt token is computed
+                    tr.prompt_cache_hits += 1
+                c = prefilled[w]
+                k = target[w] - c
+                if k > budget:
+                    k = budget
+                if k > rank_cap:
+                    k = rank_cap
+                ids.append(w)
+                chunks.append((c, k))
+                budget -= k
         occupancy = len(waiting) + n_run
         if chunks:  # one step with prefill chunks: with the decodes (mixed) or alone (prefill first)
             dec = 0 if prefill_first else nd
@@ -333,6 +336,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             if room < steps_n:
                 steps_n = room
             ctx = (s_dec + nd * big_n) / nd
+            t0 = 0.0
             if pending and n_run < max_seqs:
                 t0 = decode_s(nd, ctx)
                 # with overlap, admitted one step after the step it arrived in
@@ -346,7 +350,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             if (blocked and steps_n > RESERVATION_RECHECK_STEPS
                     and running_ratio(resv, big_n - reset_n) > resv.running_min):
                 steps_n = RESERVATION_RECHECK_STEPS  # the held-back share decays: look again
-            dt = steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
+            dt = t0 if steps_n == 1 and t0 else steps_n * decode_s(nd, ctx + (steps_n - 1) / 2)
             step_dt = dt / steps_n
             last_start = now + dt - step_dt
             now += dt
@@ -378,15 +382,16 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             s_dec -= target[v] - n0[v]
             r_dec -= out[v] - gen[v] + n0[v]
             finished.append(v)
-        for v in finished:  # completions: the closed loop's clients send their next requests
-            finish[v] = now
-            del running[v]
-            done += 1
-            if closed and nxt < n:
-                arrive[nxt] = now
-                pending.append((now + host_s, nxt))
-                nxt += 1
-        finished.clear()
+        if finished:  # completions: the closed loop's clients send their next requests
+            for v in finished:
+                finish[v] = now
+                del running[v]
+                if closed and nxt < n:
+                    arrive[nxt] = now
+                    pending.append((now + host_s, nxt))
+                    nxt += 1
+            done += len(finished)
+            finished.clear()
         timeline.append((now, s_dec + nd * big_n + kv_pref, len(running), len(waiting)))
     tr.occupancy_integral, tr.running_integral, tr.kv_integral = occ, run_int, kv_int
     tr.kv_peak_tokens = kv_peak

@@ -97,12 +97,18 @@ class StepModel:
     _prefill_cache: dict[int, float] = field(default_factory=lambda: {0: 0.0})
     _solo_cache: dict[int, float] = field(default_factory=dict)
     _last_context: int = field(init=False)  # len(contexts) − 1
-    _batch_at: list[tuple[int, float]] = field(init=False)  # _interp(batch_grid, b) for b = 0 … max_batch
+    _batch_at: list[tuple[list[float], list[float], float, float]] = field(init=False)  # per b: _batch_rows
     _tokens_at: dict[int, tuple[int, float]] = field(init=False, default_factory=dict)  # _interp(token_grid, K)
 
     def __post_init__(self) -> None:
         self._last_context = len(self.contexts) - 1
-        self._batch_at = [_interp(self.batch_grid, b) for b in range(self.max_batch + 1)] if self.batch_grid else []
+        self._batch_at = [self._batch_rows(b) for b in range(self.max_batch + 1)] if self.batch_grid else []
+
+    def _batch_rows(self, batch: int) -> tuple[list[float], list[float], float, float]:
+        """The M rows around ``batch`` decodes, its weight u between them and M(b, 0) (0 for b = 0)."""
+        i, u = _interp(self.batch_grid, batch)
+        lo, hi = self.step_table[i], self.step_table[i + 1]
+        return lo, hi, u, (lo[0] + (hi[0] - lo[0]) * u if batch else 0.0)
 
     @property
     def max_batch(self) -> int:
@@ -130,15 +136,13 @@ class StepModel:
         (the whole step, floors included) without decodes."""
         if tokens <= 0:
             return 0.0
-        i, u = self._batch_at[batch]
+        below, above, u, base = self._batch_at[batch]
         at = self._tokens_at.get(tokens)
         if at is None:
             at = self._tokens_at[tokens] = _interp(self.token_grid, tokens)
         j, w = at
-        rows = self.step_table
-        lo = rows[i][j] + (rows[i + 1][j] - rows[i][j]) * u
-        hi = rows[i][j + 1] + (rows[i + 1][j + 1] - rows[i][j + 1]) * u
-        base = rows[i][0] + (rows[i + 1][0] - rows[i][0]) * u if batch else 0.0
+        lo = below[j] + (above[j] - below[j]) * u
+        hi = below[j + 1] + (above[j + 1] - below[j + 1]) * u
         return lo + (hi - lo) * w - base
 
     def attention_s(self, cached: int, new: int) -> float:
