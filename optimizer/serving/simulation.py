@@ -160,14 +160,11 @@ def samples_ms(tr: Trace, skip: int = 0) -> dict[str, np.ndarray]:
 
 def summarise(tr: Trace, samples: dict[str, np.ndarray]) -> dict[str, object]:
     """Latency statistics, throughput and KV use of a finished trace."""
-    arrive, finish = np.array(tr.arrive), np.array(tr.finish)
-    out = np.array(tr.output_tokens)
-    gaps, weights = (np.array(column, dtype=float) for column in (zip(*tr.itl, strict=True) if tr.itl else ((), ())))
-    duration = float(finish.max() - arrive.min())
+    duration = max(tr.finish) - min(tr.arrive)
     return dict(
         ttft_ms=stats(samples["ttft_ms"]), tpot_ms=stats(samples["tpot_ms"]), e2e_ms=stats(samples["e2e_ms"]),
-        itl_ms=stats(gaps * 1e3, weights),
-        duration_s=duration, output_tok_s=float(out.sum()) / duration, req_s=len(out) / duration,
+        itl_ms=stats(np.array(tr.itl_s) * 1e3, np.array(tr.itl_weight, dtype=float)),
+        duration_s=duration, output_tok_s=sum(tr.output_tokens) / duration, req_s=len(tr.output_tokens) / duration,
         mean_running=tr.running_integral / duration, mean_in_system=tr.occupancy_integral / duration,
         kv_mean_fraction=tr.kv_integral / duration / max(tr.kv_capacity_tokens, 1),
         kv_peak_fraction=tr.kv_peak_tokens / max(tr.kv_capacity_tokens, 1), preemptions=tr.preemptions,

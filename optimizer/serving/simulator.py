@@ -77,7 +77,8 @@ class Trace:
     finish: list[float]
     input_tokens: list[int]
     output_tokens: list[int]
-    itl: list[tuple[float, int]] = field(default_factory=list)  # (inter-token gap, how many tokens saw it)
+    itl_s: list[float] = field(default_factory=list)  # inter-token gap …
+    itl_weight: list[int] = field(default_factory=list)  # … and how many tokens saw it
     timeline: list[tuple[float, int, int, int]] = field(default_factory=list)  # (t, KV tokens, running, waiting)
     preemptions: int = 0
     prompt_cache_hits: int = 0  # requests whose prompt a pooled earlier request had prefilled (prompt_ids)
@@ -87,16 +88,6 @@ class Trace:
     kv_integral: float = 0.0  # ∫ KV tokens in use dt
     kv_peak_tokens: int = 0  # most KV tokens in use at any step boundary
     kv_capacity_tokens: int = 0
-
-    @property
-    def itl_s(self) -> list[float]:
-        """Inter-token gaps, one per ``itl`` entry."""
-        return [g for g, _ in self.itl]
-
-    @property
-    def itl_weight(self) -> list[int]:
-        """How many tokens saw each gap."""
-        return [w for _, w in self.itl]
 
     def _column(self, k: int) -> list:
         return [point[k] for point in self.timeline]
@@ -169,7 +160,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     preempted_at = [math.nan] * n
     tr = Trace(arrive=arrive, first=first, finish=finish, input_tokens=list(inp), output_tokens=list(out),
                kv_capacity_tokens=cap)
-    itl = tr.itl
+    itl_s, itl_w = tr.itl_s, tr.itl_weight
     timeline = tr.timeline
 
     waiting: deque[int] = deque()
@@ -207,6 +198,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     finished: list[int] = []  # requests that ended in the current step
 
     overlap = steps.overlap
+    lag = 1 if overlap else 0  # with overlap, a request is admitted one step after the step it arrived in
     last_start = 0.0  # when the step that ended at ``now`` started
     every = cfg.recv_interval
     since_poll = every  # decode steps since the scheduler last polled for requests (polls at every-th)
@@ -214,11 +206,12 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
     while done < n:
         if since_poll >= every:  # a poll is due (or fell inside the last run of decode steps): receive
             since_poll %= every
-            seen = last_start if overlap and (nd or prefilling) else now
-            while pending and pending[0][0] <= seen:
-                i = pending.popleft()[1]
-                waiting.append(i)
-                occ += now - arrive[i]
+            if pending and pending[0][0] <= now:  # something reached the scheduler (seen ≤ now)
+                seen = last_start if overlap and (nd or prefilling) else now
+                while pending and pending[0][0] <= seen:
+                    i = pending.popleft()[1]
+                    waiting.append(i)
+                    occ += now - arrive[i]
         used = s_dec + nd * big_n + kv_pref
         while nd and used + nd > cap:  # the next decode token does not fit: preempt the newest sequence
             v = next(reversed(running))
@@ -300,7 +293,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             n_steps += 1
             if dec:
                 big_n += 1
-                itl.append((dt, nd))
+                itl_s.append(dt)
+                itl_w.append(nd)
             elif nd:
                 stall += dt
                 stall_w = nd
@@ -318,7 +312,8 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
                 if first[p] != first[p]:  # NaN: the first token
                     first[p] = now
                 else:
-                    itl.append((now - preempted_at[p], 1))
+                    itl_s.append(now - preempted_at[p])
+                    itl_w.append(1)
                 if g >= out[p]:  # done at its first token
                     finished.append(p)
                     continue
@@ -339,8 +334,7 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             t0 = 0.0
             if pending and n_run < max_seqs:
                 t0 = decode_s(nd, ctx)
-                # with overlap, admitted one step after the step it arrived in
-                ahead = math.ceil((pending[0][0] - now) / t0) + (1 if overlap else 0)
+                ahead = math.ceil((pending[0][0] - now) / t0) + lag
                 if ahead < 1:
                     ahead = 1
                 if every > 1:
@@ -364,9 +358,11 @@ def simulate_trace(steps: StepModel, inp: list[int], out: list[int], cfg: Schedu
             since_poll += steps_n
             waited = stall_w if stall_w < nd else nd
             if waited:  # the first token after a prefill batch came late for the sequences that waited
-                itl.append((stall + step_dt, waited))
+                itl_s.append(stall + step_dt)
+                itl_w.append(waited)
             stall, stall_w = 0.0, 0
-            itl.append((step_dt, nd * steps_n - waited))
+            itl_s.append(step_dt)
+            itl_w.append(nd * steps_n - waited)
         else:  # idle until the next request reaches the scheduler
             if not pending:
                 raise RuntimeError("simulator stalled with requests left")  # unreachable: all requests fit
