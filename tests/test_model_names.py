@@ -86,6 +86,9 @@ def test_unknown_revisions_get_their_family_as_the_hint(name, hint):
     ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
     ("NVIDIA GeForce RTX 4090", "rtx-4090"),
     ("h100 sxm", "h100-sxm"),
+    # nvidia-smi's names (aiconfigurator rtx_pro_6000_server.yaml; sglang issue #3685 check_env)
+    ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtx-pro-6000"),
+    ("NVIDIA_H20", "h20"),
 ])
 def test_device_names_resolve_to_the_gpu(name, gpu_id):
     from gpuplan.hardware.gpus import load_gpus

@@ -30,6 +30,21 @@ def test_ideal_batch1_decode_is_bandwidth_over_bytes() -> None:
     assert r.bound == "memory"
 
 
+@pytest.mark.parametrize(("gpu", "bandwidth_b_s"), [
+    ("rtx-pro-6000", 1597e9),  # NVIDIA RTX PRO 6000 Blackwell Server Edition page: 1597 GB/s (WS/Max-Q: 1792)
+    ("h20", 4.0e12),  # H20 96GB: 4.0 TB/s (LMSYS 2025-09-26, aiconfigurator h20_sxm.yaml)
+])
+def test_ideal_batch1_decode_on_the_newer_rows(gpu: str, bandwidth_b_s: float) -> None:
+    # Qwen3-32B BF16 on one 96 GB GPU: every weight but the embedding table once (32,762,123,264 params in the
+    # config's count − 151,936 × 5,120 embedding rows; lm_head untied, read once) × 2 B + the KV of 1024 + 128
+    # tokens (64 layers × 8 KV heads × 128 × 2 (K, V) × 2 B = 262,144 B a token).
+    r = perf("qwen3-32b", gpu, "bf16", input_tokens=1024, output_tokens=256, tables=IDEAL_TABLES)
+    weight_bytes = (32_762_123_264 - 151_936 * 5_120) * 2
+    kv_bytes = 262_144 * (1024 + 128)
+    assert r.step_ms == pytest.approx((weight_bytes + kv_bytes) / bandwidth_b_s * 1e3, rel=1e-3)
+    assert r.bound == "memory"
+
+
 def test_ideal_prefill_is_flops_over_peak() -> None:
     # 2 × active matmul params × I + causal attention 2 · I² · heads · head_dim · layers at 989.5 TFLOP/s.
     # The params leave out the embedding table (a gather) and the lm_head (128,256 × 4096 each, untied): the

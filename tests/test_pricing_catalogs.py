@@ -67,6 +67,8 @@ def test_gcp_host_and_accelerator_rows_are_summed_per_zone() -> None:
     ("paperspace", "A100-80G", "a100-80gb"),
     ("do", "gpu-h100x8-640gb", "h100-sxm"),                   # GpuInfo with lower-case keys
     ("verda", "1RTX6000ADA.10V", "rtx-6000-ada"),             # 'RTX-6000-Ada'; GpuInfo written as JSON
+    ("verda", "1RTXPRO6000.30V", "rtx-pro-6000"),             # 'RTX-PRO-6000' (Server Edition assumed)
+    ("oci", "BM.GPU.RTXPRO.8", "rtx-pro-6000"),               # 'RTXPRO6000', 8 per bare-metal host
     ("hyperstack", "n3-H100x8-NVLink", "h100-pcie"),          # PCIe cards with NVLink bridges
     ("hyperstack", "n3-A100x1", "a100-80gb-pcie"),
     ("hyperstack", "n3-H100-SXM5x8", "h100-sxm"),
@@ -183,3 +185,11 @@ def test_an_edited_table_is_read_again(tmp_path: Path) -> None:
     assert read_table(offers).offers[0].on_demand_usd_per_hour == 20
     offers.write_text(head + "x,h1,us-east-1,h100-sxm,8,21.5,2026-01-02,test\n")  # another size: not cached
     assert read_table(offers).offers[0].on_demand_usd_per_hour == 21.5
+
+
+def test_the_workstation_rtx_pro_6000_is_not_the_server_edition() -> None:
+    # Vast lists 'RTXPRO6000WS': the Workstation Edition's 1792 GB/s and higher clocks are not the rtx-pro-6000
+    # row (Server Edition, 1597 GB/s), so its offers are counted as unmapped, not priced as the wrong card.
+    table = read_table(CATALOGS / "vast" / "vms.csv")
+    assert "3 accelerator 'RTXPRO6000WS' not in the mapping table" in table.summary
+    assert not any(o.gpu == "rtx-pro-6000" for o in table.offers)
