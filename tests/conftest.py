@@ -32,6 +32,23 @@ def corrupt_csv(src: Path, column: str, value: str, dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_folds(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
+    """One run's worker processes share their leave-one-source-out folds (fold_cache): the validation tests
+    and the `validate` help examples, which land on different workers, fit each fold once between them."""
+    from gpuplan.optimizer.serving.fold_cache import ENV
+
+    base = tmp_path_factory.getbasetemp()
+    folder = (base if worker_id == "master" else base.parent) / "folds"
+    previous = os.environ.get(ENV)
+    os.environ[ENV] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = previous
+
+
 @pytest.fixture(autouse=True)
 def _debug_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     """In tests an unexpected exception raises with its traceback instead of the CLI's one-line

@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 from gpuplan.optimizer.parallel import in_processes
+from gpuplan.optimizer.serving import fold_cache
 from gpuplan.optimizer.serving.calibration import DEFAULTS_CSV, Calibration, CalibrationRow, load_calibration
 from gpuplan.optimizer.serving.measurements import source_key
 from gpuplan.optimizer.serving.priors import PARAMS, Priors, load_priors
@@ -348,7 +349,8 @@ def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None,
     rows replayed in the simulator with that calibration. The folds are fitted in up to ``workers``
     processes (parallel.in_processes; a fit is a pure function, so the result is the same) and memoised per
     process by the rows' content, the start calibration and the hardware and format tables: `validate` with
-    and without --analytical, or twice in one session, fits each fold once. ``progress(done, total)`` counts
+    and without --analytical, or twice in one session, fits each fold once; with ``GPUPLAN_FOLD_CACHE`` set (and
+    one worker), processes share the folds through that folder (fold_cache). ``progress(done, total)`` counts
     the folds fitted."""
     tables = tables.with_calibration(start or load_calibration(DEFAULTS_CSV))
     cases = [prepare(m, tables) for m in rows]
@@ -362,9 +364,12 @@ def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None,
         train = [c for c, k in zip(cases, keys, strict=True) if k != key]
         return fit_calibration(train, tables.calibration, f"all sources but {key}")
 
-    for key, cal in zip(todo, in_processes(fold, todo, workers, progress), strict=True):
-        folds[key] = cal
-        _remember((data, key), cal)
+    fitted = fold_cache.shared_folds_or_none(data, todo, fold, progress) if workers == 1 else {}
+    rest = [key for key in todo if key not in fitted]
+    fitted.update(zip(rest, in_processes(fold, rest, workers, progress), strict=True))
+    for key in todo:
+        folds[key] = fitted[key]
+        _remember((data, key), fitted[key])
     predicted = np.empty(len(cases))
     for key in sources:
         held = [i for i, k in enumerate(keys) if k == key]
