@@ -25,6 +25,15 @@ METRICS = {"decode_tok_s_per_user", "tpot_ms", "ttft_ms", "itl_ms", "e2e_ms", "d
            "e2e_per_token_ms"}
 ENGINES = {"vllm", "sglang", "trtllm", "llama.cpp"}
 
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_FOLDERS = ("models", "optimizer", "hardware", "pricing", "gpuplan")
+
+
+def shipped_files() -> list[Path]:
+    """Every module and table the package ships: where a constant fitted on a check file could live."""
+    return [p for d in SHIPPED_FOLDERS for p in (ROOT / d).rglob("*") if p.suffix in {".py", ".csv", ".json", ".yaml"}]
+
+
 _REPO_PREFIX = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]+)@")
 _URL = re.compile(r"https?://[^\s,;()'\"]+")
 

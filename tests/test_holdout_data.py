@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from gpuplan.optimizer.tables import Tables
-from published_rows import check_row, duplicate_keys, origins, read_rows
+from published_rows import check_row, duplicate_keys, origins, read_rows, shipped_files
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -91,8 +91,7 @@ def test_sources_table_counts_match_the_file() -> None:
 def test_no_shipped_table_or_module_is_fitted_on_the_holdout() -> None:
     # No shipped module or table may read the held-out file, and no serving-model file (step model,
     # calibration tables and their fitting) may cite one of its sources: that is where fitted constants live.
-    shipped = [p for d in ("models", "optimizer", "hardware", "pricing", "gpuplan") for p in (ROOT / d).rglob("*")
-               if p.suffix in {".py", ".csv", ".json", ".yaml"}]
+    shipped = shipped_files()
     serving = [p for p in shipped if "serving" in p.parts or "calib" in p.name]
     assert len(shipped) > 10 and serving
     assert [str(p.relative_to(ROOT)) for p in shipped if "holdout" in p.read_text(encoding="utf-8").lower()] == []

@@ -146,7 +146,8 @@ def test_preemption_recomputes_the_newest_sequence() -> None:
     tr = simulate_trace(toy(250), [100, 100], [100, 100], SchedulerConfig(8, 8192), arrivals=[0.0, 0.0])
     assert tr.preemptions == 1
     assert tr.finish == pytest.approx([0.992, 1.72326])
-    assert max(tr.kv_tokens) <= 250 and tr.kv_peak_tokens == 250  # 2 × (100 + 25) when B is preempted
+    # 2 × (100 + 25) when B is preempted
+    assert max(kv for _, kv, _, _ in tr.timeline) <= 250 and tr.kv_peak_tokens == 250
 
 
 def test_vanishing_load_equals_the_isolated_request() -> None:
@@ -430,8 +431,8 @@ def test_scheduler_invariants_under_any_pressure(n: int, seqs: int, extra_tokens
                         concurrency=3 if closed else None)
     first, finish, arrive = np.array(tr.first), np.array(tr.finish), np.array(tr.arrive)
     assert np.all(np.isfinite(finish)) and np.all(arrive <= first) and np.all(first <= finish)
-    assert max(tr.running) <= seqs
-    assert max(tr.kv_tokens) <= tr.kv_peak_tokens <= capacity
+    assert max(running for _, _, running, _ in tr.timeline) <= seqs
+    assert max(kv for _, kv, _, _ in tr.timeline) <= tr.kv_peak_tokens <= capacity
     assert tr.kv_integral <= tr.kv_peak_tokens * max(finish) + 1e-9
     assert tr.occupancy_integral == pytest.approx(float((finish - arrive).sum()), rel=1e-9, abs=1e-12)
 

@@ -89,29 +89,6 @@ class Trace:
     kv_peak_tokens: int = 0  # most KV tokens in use at any step boundary
     kv_capacity_tokens: int = 0
 
-    def _column(self, k: int) -> list:
-        return [point[k] for point in self.timeline]
-
-    @property
-    def t(self) -> list[float]:
-        """Event times of the timeline."""
-        return self._column(0)
-
-    @property
-    def kv_tokens(self) -> list[int]:
-        """KV tokens in use after each event."""
-        return self._column(1)
-
-    @property
-    def running(self) -> list[int]:
-        """Admitted sequences after each event."""
-        return self._column(2)
-
-    @property
-    def waiting(self) -> list[int]:
-        """Queued requests after each event."""
-        return self._column(3)
-
 
 def pool_fits(prompt_ids: list[int], inp: list[int], cap_tokens: int) -> bool:
     """Whether the distinct prompts of a pool fit in the KV cache together (Σ over distinct prompts of their
