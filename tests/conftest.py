@@ -40,13 +40,9 @@ def _shared_folds(tmp_path_factory: pytest.TempPathFactory, worker_id: str):
 
     base = tmp_path_factory.getbasetemp()
     folder = (base if worker_id == "master" else base.parent) / "folds"
-    previous = os.environ.get(ENV)
-    os.environ[ENV] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop(ENV, None)
-    else:
-        os.environ[ENV] = previous
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(autouse=True)

@@ -364,7 +364,7 @@ def leave_one_source_out(rows, tables: Tables, start: Calibration | None = None,
         train = [c for c, k in zip(cases, keys, strict=True) if k != key]
         return fit_calibration(train, tables.calibration, f"all sources but {key}")
 
-    fitted = fold_cache.shared_folds_or_none(data, todo, fold, progress) if workers == 1 else {}
+    fitted = fold_cache.folds_from_env(data, todo, fold, progress) if workers == 1 else {}
     rest = [key for key in todo if key not in fitted]
     fitted.update(zip(rest, in_processes(fold, rest, workers, progress), strict=True))
     for key in todo:

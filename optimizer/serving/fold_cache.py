@@ -110,7 +110,7 @@ def shared_folds(folder: Path, data: tuple, sources: list[str],
     return out
 
 
-def shared_folds_or_none(data: tuple, sources: list[str], fit: Callable[[str], Calibration],
+def folds_from_env(data: tuple, sources: list[str], fit: Callable[[str], Calibration],
                          progress: Callable[[int, int], None] | None = None) -> dict[str, Calibration]:
     """``shared_folds`` in the ``GPUPLAN_FOLD_CACHE`` folder, ``progress(done, total)`` after each fold fitted
     here; {} when there is no usable folder or it fails (the caller fits the folds itself)."""
