@@ -103,8 +103,38 @@ def test_whole_experts_stream_at_least_as_fast_as_slices(model, gpu, batch) -> N
     assert effs == sorted(effs)
     s = _shape(model, gpu, "fp8", 8)
     t = step_terms_s(s, float(batch))
-    touched = terms.experts_touched(s.num_experts, s.top_k, float(batch))
+    touched = terms.experts_touched(s.num_experts, s.top_k, float(batch), s.expert_load_cv)
     assert t["expert_read"] >= touched * s.expert_bytes * s.moe_layers / 8 / s.bw_peak * (1 - 1e-9)
+
+
+def test_skewed_routing_touches_fewer_experts_by_hand() -> None:
+    # Qwen3-30B-A3B (128 experts, top-8) at 10 decodes with the published load CV 1.28 (kernels.csv: TensorRT-LLM
+    # blog 4, DeepSeek-R1 without EPLB, 164.1 / 128): p̄ = 1/16, a + b = (15/16) / (1.28² / 16) − 1 = 8.1553,
+    # b = (15/16)(a + b); E[(1 − p)^10] = Π_{i<10} (b + i) / (a + b + i) = 0.6468 → 128 · 0.3532 = 45.2 experts,
+    # against 128 · (1 − (15/16)^10) = 60.9 under uniform routing.
+    total = (15 / 16) / (1.28**2 / 16) - 1
+    b = 15 / 16 * total
+    untouched = float(np.prod([(b + i) / (total + i) for i in range(10)]))
+    assert terms.experts_touched(128, 8, 10.0, 1.28) == pytest.approx(128 * (1 - untouched), rel=1e-9)
+    assert terms.experts_touched(128, 8, 10.0, 1.28) == pytest.approx(45.2, abs=0.05)
+    assert terms.experts_touched(128, 8, 10.0) == pytest.approx(128 * (1 - (15 / 16) ** 10))
+    # One token picks exactly k experts however skewed the router; the most skew a mean of k/E allows (CV beyond
+    # √((1 − p̄)/p̄) = √15) is the same k experts for every token.
+    assert terms.experts_touched(128, 8, 1.0, 1.28) == pytest.approx(8.0)
+    assert terms.experts_touched(128, 8, 10_000.0, 100.0) == pytest.approx(8.0, rel=1e-2)
+    assert terms.experts_touched(0, 0, 5.0, 1.28) == 0.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([(256, 8), (128, 8), (128, 4), (8, 2), (16, 1), (512, 10)]), st.floats(1.0, 1e5),
+       st.floats(0.01, 3.0))
+def test_skewed_routing_bounds(experts, tokens, cv) -> None:
+    # Skew never touches more experts than uniform routing (Jensen), never fewer than one token's k, never more
+    # than E, and more tokens never touch fewer experts.
+    e, k = experts
+    skewed = float(terms.experts_touched(e, k, tokens, cv))
+    assert k * (1 - 1e-6) <= skewed <= float(terms.experts_touched(e, k, tokens)) * (1 + 1e-6) <= e * (1 + 1e-6)
+    assert float(terms.experts_touched(e, k, tokens * 2, cv)) >= skewed * (1 - 1e-6)
 
 
 def test_nvlink_all_to_all_matches_tensorrt_llm_one_sided_kernels() -> None:
@@ -208,11 +238,15 @@ def test_routing_skew_reproduces_the_published_ep32_imbalance() -> None:
 
 
 def test_busiest_rank_computes_the_skewed_share_at_large_batch() -> None:
-    # DeepSeek-R1 EP 8 with attention DP on 8 x H200 at 4096 decodes: every expert is touched, so sampling
-    # alone gives each rank 1/8 of the expert rows; the skewed busiest rank computes (1 + 0.60)/8 of them.
+    # DeepSeek-R1 EP 8 with attention DP on 8 x H200 at 4096 decodes: the skewed router touches ~244 of the 256
+    # experts, so sampling alone gives the busiest rank its 32 experts' share of the rows, 32/244 (> 1/8);
+    # the skewed busiest rank computes (1 + 0.60)/8 of them.
     s = _shape("deepseek-r1", "h200", "fp8", 8, 8)
     skewed = step_terms_s(s, 4096.0)["gemm_compute"]
     even = step_terms_s(replace(s, ep_excess_scale=0.0), 4096.0)["gemm_compute"]
     delta = float(terms.ep_load_excess(8, 256, s.expert_load_cv, s.ep_excess_scale))
+    touched = float(terms.experts_touched(256, 8, 4096.0, s.expert_load_cv))
+    sampled = float(terms.busiest_rank_experts(touched, 256, 8)) / touched
+    assert touched == pytest.approx(244, abs=1) and sampled == pytest.approx(32 / touched)
     dense_part = step_terms_s(replace(s, expert_flops_per_row=0.0), 4096.0)["gemm_compute"]
-    assert (skewed - dense_part) == pytest.approx((even - dense_part) * (1 + delta), rel=1e-6)
+    assert (skewed - dense_part) == pytest.approx((even - dense_part) * (1 + delta) / 8 / sampled, rel=1e-6)

@@ -245,8 +245,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # +22/+36 % on the anchors / the gpt-oss B200 block): TPOT 20.3 / 50.7 -> 22.1 / 50.6 % (bound 21.5 -> 23),
     # TTFT 34.0 -> 37.9 (bound 36 -> 39), MoE TTFT 36.5 -> 43.0 (bound 41 -> 44.5): new data faster than the model,
     # not a model change (figures on main e186a67's model, refitted).
-    assert s[("all", "TPOT at load")][1] <= 23 and s[("moe", "TPOT at load")][1] <= 24.5
-    assert s[("all", "TPOT at load")][2] <= 52
+    # Routing skew in the experts a batch touches (below): TPOT 17.59 / 43.58 -> 14.98 / 46.21, MoE 18.0 -> 15.1
+    # (bounds 23 / 24.5 / 52 -> 16 / 16.5 / 47.5).
+    assert s[("all", "TPOT at load")][1] <= 16 and s[("moe", "TPOT at load")][1] <= 16.5
+    assert s[("all", "TPOT at load")][2] <= 47.5
     assert s[("all", "throughput at load")][1] <= 19 and s[("all", "throughput at load")][2] <= 67
     # vLLM >= 0.14's async scheduling (overlap; scheduler.csv), after the FP4 MoE floor, refitted: TTFT 35.71 ->
     # 35.05, TPOT 19.74 -> 19.68, batch-1 10.85 / 72.66 -> 10.86 / 72.69, throughput 17.41 -> 17.42.
@@ -259,7 +261,10 @@ def test_simulated_figures_stay_under_reached_figures() -> None:
     # its vLLM rows' signed TTFT +78.5 -> -2.0 %. Its 12 TensorRT-LLM rows without the pool (the generator turns
     # KV block reuse off): TTFT 31.57 / 76.49 -> 30.88 / 79.90 (MoE 34.3), TPOT 17.81 -> 17.95.
     assert s[("all", "TTFT")][1] <= 33 and s[("dense", "TTFT")][1] <= 29.5 and s[("moe", "TTFT")][1] <= 37
-    assert s[("all", "throughput at load")][1] <= 16 and s[("all", "throughput at load")][2] <= 48
+    # Routing skew in the experts a batch touches (terms.experts_touched with kernels.csv's load CV 1.28), refitted:
+    # TPOT 17.59 / 43.58 -> 14.98 / 46.18, throughput 15.10 / 46.42 -> 15.96 / 48.31 (bounds 16 / 48 -> 16.5 /
+    # 49.5: early-2025 DeepSeek builds and gpustack's bursts, already too fast, get faster), TTFT 29.20 -> 28.58.
+    assert s[("all", "throughput at load")][1] <= 16.5 and s[("all", "throughput at load")][2] <= 49.5
     # The FP4 MoE floor (SGLang's TRTLLM-Gen FP4 MoE on data-centre Blackwell, test_fp4_moe_floor), calibration
     # refitted: TPOT 19.51 / 49.45 -> 19.74 / 48.98, throughput 17.41 / 64.16 -> 17.41 / 62.83, TTFT 35.77 / 80.90
     # -> 35.71 / 80.86, p99 TPOT 29.8 -> 30.2, p99 TTFT 70.7 -> 72.5 (bound 72.5 -> 73.5: InferenceX's SGLang B200

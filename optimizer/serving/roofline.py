@@ -63,7 +63,7 @@ def _attention_flops(s: Shape, context: float | np.ndarray) -> np.ndarray:
 def _expert_phase(s: Shape, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(weight bytes, FLOPs, token-expert pairs) of routed experts on the busiest GPU for ``tokens`` tokens
     entering each MoE layer (pairs: the unpadded rows its grouped GEMMs compute, per MoE layer)."""
-    touched = terms.experts_touched(s.num_experts, s.top_k, tokens)
+    touched = terms.experts_touched(s.num_experts, s.top_k, tokens, s.expert_load_cv)
     busiest = terms.busiest_rank_experts(touched, s.num_experts, s.ep)
     gpus_per_rank = s.tp / s.ep
     expert_bytes = busiest * s.expert_bytes * s.moe_layers / gpus_per_rank

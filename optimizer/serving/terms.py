@@ -7,6 +7,7 @@ numpy arrays of equal shape (the calibration fit evaluates all measured rows at 
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import gammaln
 
 ArrayLike = float | np.ndarray
 
@@ -42,10 +43,28 @@ def all_to_all_s(size_bytes: ArrayLike, group: ArrayLike, alpha: ArrayLike, link
     return np.where(group > 1, alpha + share * size_bytes / (link_bytes_s * eta), 0.0)
 
 
-def experts_touched(num_experts: ArrayLike, top_k: ArrayLike, tokens: ArrayLike) -> ArrayLike:
-    """E · (1 − (1 − k/E)^T) distinct experts hit by T tokens routing uniformly to k of E (0 without MoE)."""
+def experts_touched(num_experts: ArrayLike, top_k: ArrayLike, tokens: ArrayLike,
+                    load_cv: ArrayLike = 0.0) -> ArrayLike:
+    """Distinct experts hit by T tokens each routed to k of E (0 without MoE).
+
+    Uniform routing (``load_cv`` = 0): E · (1 − (1 − k/E)^T). Real routers favour some experts: expert e is
+    picked by a token with probability p_e, mean p̄ = k/E and coefficient of variation c across experts
+    (``load_cv``). With p ~ Beta(a, b), a + b = (1 − p̄) / (c² p̄) − 1, a = p̄ (a + b):
+    E · (1 − E[(1 − p)^T]), E[(1 − p)^T] = B(a, b + T) / B(a, b) = Γ(b + T) Γ(a + b) / (Γ(b) Γ(a + b + T)).
+    One token still hits exactly k experts; a skewed batch re-hits popular experts and leaves rare ones
+    unread, so fewer distinct experts are read than under uniform routing (Jensen: (1 − p)^T is convex).
+    a + b is floored at 10⁻³ (c beyond √((1 − p̄)/p̄), the most skew a mean of p̄ allows: the same k experts
+    every time)."""
     e = np.maximum(num_experts, 1.0)
-    return np.where(num_experts > 0, e * (1.0 - (1.0 - top_k / e) ** tokens), 0.0)
+    p = np.clip(top_k / e, 0.0, 1.0)
+    c2 = np.square(load_cv)
+    if not np.any(c2 > 0):
+        return np.where(num_experts > 0, e * (1.0 - (1.0 - p) ** tokens), 0.0)
+    total = np.maximum((1.0 - p) / np.maximum(c2 * p, 1e-12) - 1.0, 1e-3)
+    b = (1.0 - p) * total
+    untouched = np.exp(gammaln(b + tokens) + gammaln(total) - gammaln(b) - gammaln(total + tokens))
+    uniform = (1.0 - p) ** tokens
+    return np.where(num_experts > 0, e * (1.0 - np.where(c2 > 0, untouched, uniform)), 0.0)
 
 
 def busiest_rank_experts(touched: ArrayLike, num_experts: ArrayLike, ep: ArrayLike) -> ArrayLike:
