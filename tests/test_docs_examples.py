@@ -1,7 +1,9 @@
 """Every example the user is shown runs: each ``gpuplan …`` line under "Example(s):" in every command's
 ``--help`` (commands discovered from the click group, so new commands are covered), and each command in
-README's code blocks, whose first shown output line must match the real one (figures masked, so the test
-checks the command and the shape of its answer, not numbers that move when a table is updated).
+README's code blocks, whose first shown output line must match the real one (figures masked: the command and
+the shape of its answer), and every whole table row README shows must be a row of today's output, figures
+included (so a change that moves a shown number updates README with it; the daily plan, whose stages a wall
+clock may cut, is exempt).
 
 All commands run in-process in one scratch folder that links the repository's data folders, so files the
 examples write (``-o plan.json``, ``--plot sweep.png``) land there; each distinct command runs once.
@@ -153,3 +155,25 @@ def expected_exit(shown: list[str]) -> int:
         if marked:
             return int(marked.group(1))
     return 3 if shown and shown[0].startswith("infeasible:") else 0
+
+
+def _row(line: str) -> str:
+    """A table row with box drawing removed and spaces collapsed (figures kept)."""
+    return " ".join(line.translate({ord(c): " " for c in BOX}).split())
+
+
+# Outputs a wall clock can change: the daily plan's stages may be cut by the clock (its note says so).
+CLOCK_BOUND = {"examples/daily.yaml"}
+
+
+@pytest.mark.parametrize(("argv", "shown"), README, ids=[" ".join(a) for a, _ in README])
+def test_readme_rows_are_todays(argv: list[str], shown: list[str], workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    # Every whole table row README shows (a '│' line not shortened with '…') is a row of today's output, figures
+    # included: a change to the tables or the model that moves a shown number must update README with it.
+    if CLOCK_BOUND & set(argv):
+        pytest.skip("clock-bound output")
+    _, output = run(argv, workdir, monkeypatch, capsys)
+    actual = {_row(line) for line in output.splitlines() if line.startswith(("│", "┃"))}
+    stale = [line for line in shown if line.startswith("│") and "…" not in line and _row(line) not in actual]
+    assert stale == [], stale

@@ -123,6 +123,8 @@ def test_skewed_routing_touches_fewer_experts_by_hand() -> None:
     assert terms.experts_touched(128, 8, 1.0, 1.28) == pytest.approx(8.0)
     assert terms.experts_touched(128, 8, 10_000.0, 100.0) == pytest.approx(8.0, rel=1e-2)
     assert terms.experts_touched(0, 0, 5.0, 1.28) == 0.0
+    # No token touches nothing: exactly 0, never a rounding hair below it (the busiest EP rank takes its root).
+    assert all(float(terms.experts_touched(e, k, 0.0, 1.28)) == 0.0 for e, k in ((256, 8), (128, 4), (384, 8)))
 
 
 @settings(max_examples=60, deadline=None)

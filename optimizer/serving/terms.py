@@ -54,7 +54,7 @@ def experts_touched(num_experts: ArrayLike, top_k: ArrayLike, tokens: ArrayLike,
     One token still hits exactly k experts; a skewed batch re-hits popular experts and leaves rare ones
     unread, so fewer distinct experts are read than under uniform routing (Jensen: (1 − p)^T is convex).
     a + b is floored at 10⁻³ (c beyond √((1 − p̄)/p̄), the most skew a mean of p̄ allows: the same k experts
-    every time)."""
+    every time); 0 for T = 0 and clipped to [0, E] (the Γ ratio rounds a hair off 1 near T = 0)."""
     e = np.maximum(num_experts, 1.0)
     p = np.clip(top_k / e, 0.0, 1.0)
     c2 = np.square(load_cv)
@@ -64,7 +64,8 @@ def experts_touched(num_experts: ArrayLike, top_k: ArrayLike, tokens: ArrayLike,
     b = (1.0 - p) * total
     untouched = np.exp(gammaln(b + tokens) + gammaln(total) - gammaln(b) - gammaln(total + tokens))
     uniform = (1.0 - p) ** tokens
-    return np.where(num_experts > 0, e * (1.0 - np.where(c2 > 0, untouched, uniform)), 0.0)
+    touched = np.clip(e * (1.0 - np.where(c2 > 0, untouched, uniform)), 0.0, e)
+    return np.where((num_experts > 0) & (np.asarray(tokens) > 0), touched, 0.0)
 
 
 def busiest_rank_experts(touched: ArrayLike, num_experts: ArrayLike, ep: ArrayLike) -> ArrayLike:
