@@ -55,17 +55,21 @@ def experts_touched(num_experts: ArrayLike, top_k: ArrayLike, tokens: ArrayLike,
     unread, so fewer distinct experts are read than under uniform routing (Jensen: (1 − p)^T is convex).
     a + b is floored at 10⁻³ (c beyond √((1 − p̄)/p̄), the most skew a mean of p̄ allows: the same k experts
     every time); 0 for T = 0 and clipped to [0, E] (the Γ ratio rounds a hair off 1 near T = 0)."""
+    moe = np.asarray(num_experts) > 0
+    if not np.any(moe):  # dense models: nothing to count (and no Γ to evaluate)
+        return np.where(moe, np.asarray(tokens, dtype=float), 0.0)
     e = np.maximum(num_experts, 1.0)
     p = np.clip(top_k / e, 0.0, 1.0)
     c2 = np.square(load_cv)
     if not np.any(c2 > 0):
-        return np.where(num_experts > 0, e * (1.0 - (1.0 - p) ** tokens), 0.0)
+        return np.where(moe, e * (1.0 - (1.0 - p) ** tokens), 0.0)
     total = np.maximum((1.0 - p) / np.maximum(c2 * p, 1e-12) - 1.0, 1e-3)
     b = (1.0 - p) * total
     untouched = np.exp(gammaln(b + tokens) + gammaln(total) - gammaln(b) - gammaln(total + tokens))
-    uniform = (1.0 - p) ** tokens
-    touched = np.clip(e * (1.0 - np.where(c2 > 0, untouched, uniform)), 0.0, e)
-    return np.where((num_experts > 0) & (np.asarray(tokens) > 0), touched, 0.0)
+    if not np.all(c2 > 0):
+        untouched = np.where(c2 > 0, untouched, (1.0 - p) ** tokens)
+    touched = np.clip(e * (1.0 - untouched), 0.0, e)
+    return np.where(moe & (np.asarray(tokens) > 0), touched, 0.0)
 
 
 def busiest_rank_experts(touched: ArrayLike, num_experts: ArrayLike, ep: ArrayLike) -> ArrayLike:
