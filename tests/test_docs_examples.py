@@ -117,12 +117,16 @@ def readme_examples() -> list[tuple[list[str], list[str]]]:
     return out
 
 
+def _row(line: str) -> str:
+    """A table row with box drawing removed and spaces collapsed (figures kept)."""
+    return " ".join(line.translate({ord(c): " " for c in BOX}).split())
+
+
 def _shape(line: str) -> str:
-    """A line with box drawing removed, figures and solver status (optimal or feasible, which depends on the
-    machine's speed within the time limit) masked, and spaces collapsed."""
-    line = line.translate({ord(c): " " for c in BOX})
-    line = re.sub(r"\b(optimal|feasible)\b", "STATUS", line)
-    return " ".join(re.sub(r"\d[\d,.]*", "#", line).split())
+    """``_row`` with figures and solver status (optimal or feasible, which depends on the machine's speed within
+    the time limit) masked."""
+    line = re.sub(r"\b(optimal|feasible)\b", "STATUS", _row(line))
+    return re.sub(r"\d[\d,.]*", "#", line)
 
 
 README = readme_examples()
@@ -155,11 +159,6 @@ def expected_exit(shown: list[str]) -> int:
         if marked:
             return int(marked.group(1))
     return 3 if shown and shown[0].startswith("infeasible:") else 0
-
-
-def _row(line: str) -> str:
-    """A table row with box drawing removed and spaces collapsed (figures kept)."""
-    return " ".join(line.translate({ord(c): " " for c in BOX}).split())
 
 
 # Outputs a wall clock can change: the daily plan's stages may be cut by the clock (its note says so).
