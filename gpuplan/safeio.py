@@ -61,6 +61,16 @@ def read_bytes(path: Path | str, limit_bytes: int) -> bytes:
     return data
 
 
+def lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a UTF-16 surrogate code point: a "\\ud800" escape in YAML or JSON makes one, and
+    no UTF-8 text (nor a terminal, nor a file name) can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def decode_utf8(data: bytes, where: str) -> str:
     """Strict UTF-8 (a leading byte-order mark is dropped); the error names the byte offset."""
     try:
@@ -125,6 +135,13 @@ class StrictLoader(yaml.SafeLoader):
             raise yaml.YAMLError(f"line {node.start_mark.line + 1}: tag {node.tag} is not allowed "
                                  "(only plain strings, numbers, booleans, lists and mappings)")
         return node
+
+    def construct_scalar(self, node: Any) -> Any:
+        value = super().construct_scalar(node)
+        if isinstance(value, str) and lone_surrogate(value):
+            raise yaml.YAMLError(f"line {node.start_mark.line + 1}: an escape gives a lone UTF-16 surrogate, "
+                                 "not a character")
+        return value
 
     def get_single_node(self) -> Any:
         node = super().get_single_node()
@@ -210,8 +227,26 @@ def read_json(path: Path | str, limit_bytes: int = LIMIT_CONFIG_BYTES, non_finit
     text = read_text(path, limit_bytes)
     constants = {"parse_constant": _no_constant(where)} if not non_finite else {}
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates(where), **constants)
+        data = json.loads(text, object_pairs_hook=_no_duplicates(where), **constants)
     except json.JSONDecodeError as err:
         raise UnreadableInput(f"{where}: not valid JSON ({err})") from None
     except RecursionError:
         raise UnreadableInput(f"{where}: nested too deeply") from None
+    try:
+        odd = _holds_surrogate(data)
+    except RecursionError:
+        raise UnreadableInput(f"{where}: nested too deeply") from None
+    if odd:
+        raise UnreadableInput(f"{where}: a string escape gives a lone UTF-16 surrogate, not a character")
+    return data
+
+
+def _holds_surrogate(value: Any) -> bool:
+    """Whether any string of parsed JSON (keys included) holds a lone surrogate (``lone_surrogate``)."""
+    if isinstance(value, str):
+        return lone_surrogate(value)
+    if isinstance(value, dict):
+        return any(lone_surrogate(k) or _holds_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_surrogate(v) for v in value)
+    return False

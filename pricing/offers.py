@@ -7,6 +7,7 @@ pricing tier. Instances are paid whole.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import re
 from collections.abc import Iterable
@@ -198,6 +199,17 @@ def filter_offers(offers: Iterable[Offer], gpu: str | None = None, provider: Ite
             continue
         out.append(o)
     return out
+
+
+def check_providers(offers: Iterable[Offer], names: Iterable[str] | None, where: str) -> None:
+    """Every name in ``names`` is a provider of ``offers`` (any tier, case-insensitive), else one line naming
+    ``where``, the first unknown name and the known ones: a typo ('gpc') must not plan silently without it."""
+    known = sorted({o.provider for o in offers})
+    for name in names or ():
+        if name.lower() not in known:
+            close = difflib.get_close_matches(name.lower(), known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise InputError(f"{where}: unknown provider '{name}' (the price tables have {', '.join(known)}){hint}")
 
 
 def usd_per_gpu_hour(offer: Offer, tier: str) -> float:

@@ -13,7 +13,7 @@ from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.checks import check_offers, unmatched_reserved
 from gpuplan.pricing.errors import InputError as PricingInputError
-from gpuplan.pricing.offers import TIERS, filter_offers, usd_per_gpu_hour
+from gpuplan.pricing.offers import TIERS, check_providers, filter_offers, usd_per_gpu_hour
 from gpuplan.pricing.ownership import load_reserved
 from gpuplan.pricing.regions import filter_place, load_regions
 
@@ -134,6 +134,7 @@ def prices_cmd(ctx: click.Context, gpu: str | None, providers: tuple[str, ...], 
         _check(t, max_age_days, as_of.date() if as_of else None, fmt, out)
         return
     gpu_id = t.gpus.get(gpu).id if gpu else None
+    check_providers(t.offers, providers, "--provider")
     offers = filter_place(filter_offers(t.offers, gpu_id, providers, tier), regions, jurisdictions)
     sort_tier = tier or "on_demand"
     offers.sort(key=lambda o: (o.gpu, usd_per_gpu_hour(o, sort_tier) if o.price(sort_tier) else 1e9, o.key,

@@ -25,7 +25,7 @@ from gpuplan.optimizer.planning.points import OperatingPoint, Spec, best_points,
 from gpuplan.optimizer.planning.workload import Constraints, Workload
 from gpuplan.optimizer.serving.deployment import check_tp, max_tp
 from gpuplan.optimizer.tables import Tables
-from gpuplan.pricing.offers import Offer, filter_offers
+from gpuplan.pricing.offers import Offer, check_providers, filter_offers
 from gpuplan.pricing.regions import cheapest_region, describe_place, filter_place
 from pydantic import BaseModel
 
@@ -71,6 +71,7 @@ def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str
     """Offers priced in the tier, of allowed providers and GPUs, whose GPU is in the table; cheapest per
     (GPU, GPUs per instance) unless capped."""
     notes = [t.summary for t in tables.pricing_tables if t.summary]  # SkyPilot catalogs: what was skipped
+    check_providers(tables.offers, c.providers, "constraints.providers")
     providers = [*c.providers, "owned"] if c.providers else None  # owned servers are no provider's
     offers = filter_offers(tables.offers, provider=providers, tier=c.tier)
     offers = cheapest_region(filter_place(offers, c.regions, c.jurisdictions), c.tier)

@@ -55,8 +55,13 @@ def parse_vary(items: Sequence[str]) -> dict[str, list[Any]]:
         key, sep, values = item.partition("=")
         if not sep or not key.strip() or not values.strip():
             raise InputError(f"--vary '{item}': expected KEY=v1,v2,...")
-        parsed = [load_yaml(v.strip(), f"--vary '{key.strip()}'") for v in values.split(",") if v.strip()]
-        grid[key.strip()] = parsed
+        key = key.strip()
+        if key in grid:
+            raise InputError(f"--vary '{key}' is given twice: list all its values in one --vary {key}=v1,v2,...")
+        cells = [v.strip() for v in values.split(",")]
+        if not all(cells):
+            raise InputError(f"--vary '{item}': an empty value between commas")
+        grid[key] = [load_yaml(v, f"--vary '{key}'") for v in cells]
     if not grid:
         raise InputError("give at least one --vary KEY=v1,v2,...")
     return grid

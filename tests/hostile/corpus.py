@@ -143,6 +143,9 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("tier-unknown", "c.tier", "cheap", "tier"),
     ("single-type-string", "c.single_gpu_type", "yes", "single_gpu_type"),
     ("spot-share-inf", "c.spot_max_share", float("inf"), "spot_max_share"),
+    # a typo in a provider used to plan silently without that provider
+    ("provider-typo", "c.providers", ["aws", "gpc"], "unknown provider 'gpc'"),
+    ("provider-escape", "c.providers", ["\x1b[31mevil"], "unknown provider"),
 ]
 
 BAD_FILES: list[tuple[str, bytes, str]] = [
@@ -159,6 +162,11 @@ BAD_FILES: list[tuple[str, bytes, str]] = [
                               for c in "bcdefghijklmnopq"), "aliases are expanded"),
     ("alias-cycle", b"a: &a [*a]\n", "own anchor"),
     ("invalid-utf8", b"workloads:\n  - name: \xff\xfe\xfa\n", "not UTF-8"),
+    # a "\\ud800" escape is valid YAML syntax but gives half a UTF-16 pair, which no text can hold
+    ("surrogate-escape-name", _yaml(BASE).replace(b"name: chat", b'name: "\\ud800chat"'), "lone UTF-16 surrogate"),
+    ("surrogate-escape-engine", _yaml(BASE).replace(b"model: llama-3.1-8b", b'model: llama-3.1-8b\n  engine: '
+                                                                            b'"vllm\\udfff"'),
+     "lone UTF-16 surrogate"),
     ("utf16", "workloads: []\n".encode("utf-16"), "UTF-16"),
     ("nul-bytes", b"workloads:\x00\x00\n", "NUL"),
     ("empty", b"", "expected a mapping"),
@@ -330,6 +338,7 @@ def _configs() -> list[Case]:
         "config-huge-vocab": (json.dumps({**cfg, "vocab_size": 2**80}), "vocab_size"),
         "config-deep": ("[" * 100_000 + "]" * 100_000, "nested"),
         "config-not-json": ("hidden_size = 4096", "not valid JSON"),
+        "config-surrogate": (text.replace('"llama"', '"llama\\ud800"', 1), "lone UTF-16 surrogate"),
         "config-list": ("[1, 2]", "JSON object"),
     }
     cases = []
@@ -360,6 +369,7 @@ def _options() -> list[Case]:
         ("memory-context-huge", ["memory", "--model", "llama-3.1-8b", "--context", "99999999999999999999"],
          "--context"),
         ("memory-batch-zero", [*m, "--batch", "0"], "--batch"),
+        ("prices-provider-typo", ["prices", "--provider", "gpc"], "did you mean 'gcp'"),
         ("memory-gpus-negative", [*m, "--gpus", "-8"], "--gpus"),
         ("memory-lora-rank-zero", [*m, "--mode", "lora", "--lora-rank", "0"], "--lora-rank"),
         ("memory-overhead-nan", [*m, "--overhead-fraction", "nan"], "--overhead-fraction"),
@@ -386,6 +396,8 @@ def _options() -> list[Case]:
         ("sweep-workers-zero", ["sweep", w, "--vary", "rate_rps=1,2", "--workers", "0"], "--workers"),
         ("sweep-workers-negative", ["sweep", w, "--vary", "rate_rps=1,2", "--workers", "-3"], "--workers"),
         ("sweep-vary-malformed", ["sweep", w, "--vary", "rate_rps"], "KEY=v1"),
+        ("sweep-vary-twice", ["sweep", w, "--vary", "rate_rps=1", "--vary", "rate_rps=2"], "given twice"),
+        ("sweep-vary-empty-value", ["sweep", w, "--vary", "rate_rps=1,,2"], "empty value"),
         ("sweep-vary-python-tag", ["sweep", w, "--vary", "rate_rps=!!python/object:os.system"], "not allowed"),
         ("sweep-vary-inf", ["sweep", w, "--vary", "rate_rps=.inf"], "finite"),
         ("sweep-vary-bool", ["sweep", w, "--vary", "rate_rps=true"], "rate_rps"),
