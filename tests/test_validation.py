@@ -414,3 +414,18 @@ def test_early_build_version_rows_learn_from_the_other_publisher() -> None:
     fold = fit_calibration([c for c in cases if source_key(c.m.source) != "dstackai/benchmarks"], base, "fold")
     rows = {(r.engine, r.gpu, r.versions): r for r in fold.rows}
     assert rows[("sglang", "*", "<0.4.4")].moe_layer_us >= 2 * rows[("sglang", "*", None)].moe_layer_us
+
+
+def test_summary_reports_the_signed_median_beside_the_absolute_errors() -> None:
+    """Three rows measured at 100 and predicted at 80, 110 and 150: errors −20, +10, +50 %. By hand: absolute
+    median 20, signed median +10 (the model leans high), absolute p90 = 20 + 0.8 · (50 − 20) = 44 (numpy's
+    linear interpolation between the 2nd and 3rd of three sorted values)."""
+    from gpuplan.optimizer.serving.validation import Comparison
+
+    comps = [Comparison(model="m", gpu="g", tp=1, ep=1, weights="bf16", batch=1, mode="static", engine="vllm",
+                        engine_version=None, engine_version_assumed=False, metric="tpot_ms", percentile="mean",
+                        group="batch-1 decode", model_class="dense", measured=100.0, predicted=p,
+                        error_pct=p - 100.0, source="s", source_key="s") for p in (80.0, 110.0, 150.0)]
+    (first, *_) = summarise(comps)
+    assert (first.scope, first.rows) == ("all", 3)
+    assert (first.median_ape_pct, first.median_signed_pct, first.p90_ape_pct) == (20.0, 10.0, 44.0)

@@ -25,11 +25,12 @@ MEASURED_HELP = ("CSV with columns model,gpu,tp,weights,kv,input,output,batch,en
                  "and how the benchmark ran: attn_dp, dataset (random|sharegpt), range_ratio (0-1), requests, "
                  "max_seqs, max_batched_tokens.")
 SUMMARY_COLUMNS = [("calibration", "calibration"), ("scope", "scope"), ("group", "group"), ("rows", "rows"),
-                   ("median_ape_pct", "median %"), ("p90_ape_pct", "p90 %")]
+                   ("median_ape_pct", "median %"), ("p90_ape_pct", "p90 %"),
+                   ("median_signed_pct", "median signed %")]
 
 
 VALIDATE_HELP = f"""Predicted vs measured per row; median and 90th-percentile absolute % error per metric group,
-model class (dense / MoE) and engine, with the current calibration (in-sample for the shipped one) and
+model class (dense / MoE) and engine, and the median signed error (> 0: predicted above measured), with the current calibration (in-sample for the shipped one) and
 leave-one-source-out (every row predicted by a calibration fitted without any row of its source).
 
 MEASURED is a CSV of published or your own measurements: {MEASURED_HELP} Serving-benchmark rows (closed or
@@ -100,7 +101,7 @@ def validate_cmd(ctx: click.Context, measured: Path, show_rows: bool, loso: bool
         views.append(View(title=f"Predicted vs measured ({len(comps)} rows, calibration "
                                 f"{Path(tables.calibration.path).name}; LOSO: fitted without the row's source)",
                           columns=columns, rows=row_dicts))
-    views.append(View(title="Absolute percentage error", columns=SUMMARY_COLUMNS,
+    views.append(View(title="Percentage error (absolute; signed: predicted − measured)", columns=SUMMARY_COLUMNS,
                       rows=[s.model_dump() for s in summary]))
     payload = {"rows": row_dicts, "summary": [s.model_dump() for s in summary]}
     show(Result(payload=payload, csv_rows=row_dicts, views=views), fmt, out)

@@ -272,6 +272,7 @@ class Summary(BaseModel):
     rows: int
     median_ape_pct: float
     p90_ape_pct: float
+    median_signed_pct: float  # median of (predicted − measured) / measured: > 0 the model predicts above the runs
 
 
 def comparisons(cases: list[Case], predicted: np.ndarray) -> list[Comparison]:
@@ -293,8 +294,8 @@ def compare(rows: list[Measurement], tables: Tables) -> list[Comparison]:
 
 
 def summarise(comps: list[Comparison], calibration: str = "shipped") -> list[Summary]:
-    """Median and 90th-percentile absolute % error per metric group: over all rows, per model class and
-    per engine."""
+    """Median and 90th-percentile absolute % error per metric group, and the median signed error (which way
+    the model leans): over all rows, per model class and per engine."""
     out = []
     scopes: list[tuple[str, list[Comparison]]] = [("all", comps)]
     scopes += [(cls, [c for c in comps if c.model_class == cls]) for cls in ("dense", "moe")]
@@ -302,9 +303,11 @@ def summarise(comps: list[Comparison], calibration: str = "shipped") -> list[Sum
     for scope, members in scopes:
         present = {c.group for c in members}
         for group in [*GROUP_ORDER, *sorted(present - set(GROUP_ORDER))]:
-            errs = np.array([abs(c.error_pct) for c in members if c.group == group])
+            signed = np.array([c.error_pct for c in members if c.group == group])
+            errs = np.abs(signed)
             if errs.size:
                 out.append(Summary(calibration=calibration, scope=scope, group=group, rows=int(errs.size),
                                    median_ape_pct=round(float(np.median(errs)), 2),
-                                   p90_ape_pct=round(float(np.percentile(errs, 90)), 2)))
+                                   p90_ape_pct=round(float(np.percentile(errs, 90)), 2),
+                                   median_signed_pct=round(float(np.median(signed)), 2)))
     return out
