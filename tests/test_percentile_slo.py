@@ -16,7 +16,7 @@ def chat(percentile_value: object = 90, **slo: float) -> dict:
         "output_tokens": 200, "rate_rps": 30,
         "slo": {"ttft_ms": slo.get("ttft_ms", 300), "tpot_ms": slo.get("tpot_ms", 20),
                 "percentile": percentile_value}}],
-        "constraints": {"gpus": ["h100-sxm", "l40s"], "providers": ["aws", "lambda", "runpod"]}}
+        "constraints": {"gpus": ["h100-sxm", "l40s"], "providers": ["aws", "lambda"]}}
 
 
 @pytest.mark.parametrize(("value", "needle"), [

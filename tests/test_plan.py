@@ -147,7 +147,7 @@ def test_pruning_is_safe() -> None:
     # The optimum over the pruned candidates equals the optimum over all of them.
     tables = Tables()
     fleet = load_fleet(EXAMPLE)
-    c = Constraints(providers=["aws", "lambda", "runpod"])
+    c = Constraints(providers=["aws", "lambda"])
     offers, _ = usable_offers(tables, c)
     for w in fleet.workloads[:2]:
         kept = generate(w, c, tables, offers)

@@ -30,8 +30,9 @@ SUMMARY_COLUMNS = [("calibration", "calibration"), ("scope", "scope"), ("group",
 
 
 VALIDATE_HELP = f"""Predicted vs measured per row; median and 90th-percentile absolute % error per metric group,
-model class (dense / MoE) and engine, and the median signed error (> 0: predicted above measured), with the current calibration (in-sample for the shipped one) and
-leave-one-source-out (every row predicted by a calibration fitted without any row of its source).
+model class (dense / MoE) and engine, and the median signed error (> 0: predicted above measured), with the
+current calibration (in-sample for the shipped one) and leave-one-source-out (every row predicted by a
+calibration fitted without any row of its source).
 
 MEASURED is a CSV of published or your own measurements: {MEASURED_HELP} Serving-benchmark rows (closed or
 open loop), p50/p90/p99 rows and ITL/E2E rows are predicted by replaying their benchmark in the simulator
