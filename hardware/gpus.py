@@ -46,18 +46,18 @@ class GPU(Sourced):
     arch: Name | None = None
     form_factor: Name | None = None
     aliases: tuple[str, ...] = ()
-    memory_gib: float = Field(gt=0, le=1e5)
-    memory_bw_gb_s: float = Field(gt=0, le=1e6)
-    bf16_tflops: float | None = Field(default=None, gt=0, le=1e6)
-    fp16_tflops: float | None = Field(default=None, gt=0, le=1e6)
-    fp8_tflops: float | None = Field(default=None, gt=0, le=1e6)
-    int8_tops: float | None = Field(default=None, gt=0, le=1e6)
-    fp4_tflops: float | None = Field(default=None, gt=0, le=1e6)
+    memory_gib: float = Field(ge=0.1, le=1e5)  # bounds here and below: physical, so no ratio overflows
+    memory_bw_gb_s: float = Field(ge=1, le=1e6)
+    bf16_tflops: float | None = Field(default=None, ge=1e-3, le=1e6)
+    fp16_tflops: float | None = Field(default=None, ge=1e-3, le=1e6)
+    fp8_tflops: float | None = Field(default=None, ge=1e-3, le=1e6)
+    int8_tops: float | None = Field(default=None, ge=1e-3, le=1e6)
+    fp4_tflops: float | None = Field(default=None, ge=1e-3, le=1e6)
     link: str = "pcie"
     link_gb_s: float = Field(default=0, ge=0, le=1e6)  # GPU-to-GPU, per GPU, bidirectional total
     nvlink_domain: int = Field(default=1, ge=1, le=100_000)
     pcie_gb_s: float | None = Field(default=None, ge=0, le=1e6)  # host x16, one direction
-    tdp_w: float | None = Field(default=None, gt=0, le=1e6)
+    tdp_w: float | None = Field(default=None, ge=1, le=1e6)
     native_formats: frozenset[str] = frozenset()
 
     @field_validator("aliases", mode="before")

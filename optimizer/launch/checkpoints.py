@@ -121,11 +121,28 @@ def release_rules(m: Model, weights: str, engine: str) -> list[Checkpoint]:
     return []
 
 
+MAX_CHECKPOINT_CHARS = 4096  # PATH_MAX on Linux
+
+
 def check_override(value: str) -> str:
-    """A workload's ``checkpoint:``: a Hugging Face repo id ``org/name`` or an existing local path."""
-    if REPO_ID.fullmatch(value) or Path(value).exists():
+    """A workload's ``checkpoint:``: a Hugging Face repo id ``org/name`` or an existing local path. A path that
+    starts with '-' is refused (an engine's command line would read it as an option: write ./-name), and so is
+    one the system cannot look up (too long, a NUL); messages show at most 80 characters of the value."""
+    shown = f"'{value[:80]}'" + (f" ({len(value):,} characters)" if len(value) > 80 else "")
+    if REPO_ID.fullmatch(value):
         return value
-    raise InputError(f"'{value}' is neither a repo id (org/name) nor an existing path")
+    if value.startswith("-"):
+        raise InputError(f"{shown} starts with '-', which the engine's command line would read as an option "
+                         "(write a local path as ./-name)")
+    if len(value) > MAX_CHECKPOINT_CHARS:
+        raise InputError(f"{shown} is longer than a path can be ({MAX_CHECKPOINT_CHARS:,} characters)")
+    try:
+        exists = Path(value).exists()
+    except (OSError, ValueError) as err:
+        raise InputError(f"{shown} is not a usable path ({getattr(err, 'strerror', None) or err})") from None
+    if exists:
+        return value
+    raise InputError(f"{shown} is neither a repo id (org/name) nor an existing path")
 
 
 def _config_repo(m: Model) -> str | None:

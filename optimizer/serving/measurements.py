@@ -10,7 +10,7 @@ from typing import Literal
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.calibration import engine_id
+from gpuplan.optimizer.serving.calibration import VERSION_PATTERN, engine_id
 from gpuplan.optimizer.serving.releases import release_on
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -72,7 +72,7 @@ class Measurement(Sourced):
     recv_interval: int | None = Field(default=None, ge=1, le=10_000)
     metric: Metric
     percentile: Literal["mean", "p50", "p90", "p99"] = "mean"
-    value: float = Field(gt=0, le=1e12)
+    value: float = Field(ge=1e-6, le=1e12)  # above 0 by more than a subnormal: a ratio of it must stay finite
 
     @model_validator(mode="after")
     def _mode(self) -> Measurement:
@@ -86,6 +86,13 @@ class Measurement(Sourced):
     @classmethod
     def _engine_id(cls, v: str) -> str:
         return engine_id(v)
+
+    @field_validator("engine_version")
+    @classmethod
+    def _version_like(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(VERSION_PATTERN, v.strip()):
+            raise ValueError(f"engine version '{v[:40]}' is not like '0.11.0' or '1.2.0rc1'")
+        return v
 
     @field_validator("attn_dp")
     @classmethod

@@ -146,6 +146,10 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     # a typo in a provider used to plan silently without that provider
     ("provider-typo", "c.providers", ["aws", "gpc"], "unknown provider 'gpc'"),
     ("provider-escape", "c.providers", ["\x1b[31mevil"], "unknown provider"),
+    # a folder named like an engine option passed the "existing path" check and reached the launch command
+    ("checkpoint-option", "w.checkpoint", "--trust-remote-code", "starts with '-'"),
+    ("checkpoint-too-long", "w.checkpoint", "a/" * 3000, "longer than a path"),
+    ("checkpoint-name-too-long", "w.checkpoint", "a" * 300, "field 'checkpoint'"),
 ]
 
 BAD_FILES: list[tuple[str, bytes, str]] = [
@@ -232,7 +236,9 @@ def _tables() -> list[Case]:
     cases = []
     gpu_cells = [("memory_gib", "inf"), ("memory_gib", "nan"), ("memory_gib", "1e308"), ("memory_bw_gb_s", "-1"),
                  ("memory_bw_gb_s", "true"), ("nvlink_domain", "99999999999999999999999"), ("link_gb_s", "inf"),
-                 ("bf16_tflops", "1e400"), ("as_of", "2024-13"), ("as_of", "2020-09"), ("source", "")]
+                 ("bf16_tflops", "1e400"), ("as_of", "2024-13"), ("as_of", "2020-09"), ("source", ""),
+                 # subnormal: above 0, yet bandwidth-bound times overflowed to inf and NaN
+                 ("memory_bw_gb_s", "1e-320"), ("bf16_tflops", "1e-320")]
     for column, value in gpu_cells:
         cases.append(Case(f"hardware-{column}-{value}", ["--hardware", "{d}/g.csv", "gpus", *JSON_OUT], 2,
                           column, {"g.csv": _csv_with(GPUS_CSV, column, value)}))
@@ -273,7 +279,7 @@ def _tables() -> list[Case]:
     cases.append(Case("pricing-duplicate-offer-other-price", ["--pricing", "{d}/o.csv", "prices", *JSON_OUT], 2,
                       "with a different price", {"o.csv": "\n".join([*lines[:2], twice, *lines[2:]]).encode() + b"\n"}))
     cal_cells = [("eta_mem", "nan"), ("eta_mem", "inf"), ("t_fixed_ms", "1e308"), ("mem_util", "true"),
-                 ("as_of", "2026")]
+                 ("as_of", "2026"), ("eta_mem", "1e-320"), ("layer_us", "1e308")]
     for column, value in cal_cells:
         cases.append(Case(f"calibration-{column}-{value}",
                           ["--calibration", "{d}/c.csv", "perf", "--model", "llama-3.1-8b", "--gpu", "h100-sxm",
@@ -432,7 +438,8 @@ def _options() -> list[Case]:
 
 def _measurements() -> list[Case]:
     cells = [("value", "inf"), ("value", "nan"), ("value", "-1"), ("value", "1e308"), ("value", "true"),
-             ("tp", "1e20"), ("batch", "0"), ("input", "nan"), ("metric", "speed"), ("as_of", "2025-06")]
+             ("tp", "1e20"), ("batch", "0"), ("input", "nan"), ("metric", "speed"), ("as_of", "2025-06"),
+             ("value", "1e-320"), ("engine_version", "abc"), ("engine_version", "nan")]  # were internal errors
     cases = []
     for column, value in cells:
         content = _csv_with(MEASURED_CSV, column, value)
