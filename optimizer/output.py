@@ -183,11 +183,19 @@ def render(result: Result, fmt: str) -> str:
     return render_text(result, terminal_width())
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula (OWASP, CSV injection)
+
+
 def _csv_cell(value: Any) -> Any:
+    """A CSV cell: lists joined with ';', mappings as JSON, and text a spreadsheet would run as a formula (a
+    workload named '=HYPERLINK(…)' or '+cmd|…') prefixed with a quote, which shows the text as written; numbers
+    stay numbers (a negative number is written as such)."""
     if isinstance(value, list | tuple):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
+        value = ";".join(str(v) for v in value)
+    elif isinstance(value, dict):
+        value = json.dumps(value, sort_keys=True)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 

@@ -139,3 +139,19 @@ def test_read_only_folder_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert main(["models", "--format", "json", "-o", str(tmp_path / "m.json")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'm.json'}: cannot write (Permission denied)"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted() -> None:
+    """CSV injection (OWASP): a cell starting with = + - @ tab or CR runs as a formula when a spreadsheet opens
+    the file. Such text is written with a leading quote; numbers, negative ones too, stay numbers."""
+    import csv
+    import io
+
+    from gpuplan.optimizer.output import Result, render
+
+    rows = [{"workload": '=HYPERLINK("http://evil","x")', "dde": "+cmd|' /C calc'!A0", "at": "@SUM(A1)",
+             "plain": "chat", "delta": -3.5, "list": ["-a", "b"]}]
+    text = render(Result(payload=rows, csv_rows=rows, views=[]), "csv")
+    (row,) = list(csv.DictReader(io.StringIO(text)))
+    assert row == {"workload": "'=HYPERLINK(\"http://evil\",\"x\")", "dde": "'+cmd|' /C calc'!A0",
+                   "at": "'@SUM(A1)", "plain": "chat", "delta": "-3.5", "list": "'-a;b"}

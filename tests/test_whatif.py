@@ -72,6 +72,13 @@ def test_procure_rejects_bad_horizon(gpuplan) -> None:
     assert r.code == 2 and "--months" in r.err
 
 
+def test_procure_with_no_feasible_tier_exits_3(gpuplan) -> None:
+    # examples/tight.yaml asks a 1 ms TPOT that no GPU's batch-1 step meets: every tier is infeasible, so there is
+    # nothing to compare and the command says why (it used to print a table of infeasible rows and exit 0)
+    r = gpuplan("procure", str(EXAMPLES / "tight.yaml"))
+    assert r.code == 3 and r.err.startswith("infeasible: no tier (owned, reserved_3y") and "TPOT" in r.err
+
+
 def test_cheaper_owned_servers_break_even_sooner(tmp_path: Path) -> None:
     fleet = load_fleet(EXAMPLES / "steady.yaml")
     base = procure(fleet, Tables(), 60, 5)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from gpuplan.optimizer.cli.common import SECONDS, checked_png, cli, count, output_options, positive, show, tables_of
+from gpuplan.optimizer.errors import InfeasibleError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.planning.procurement import procure
 from gpuplan.optimizer.planning.sweeps import load_raw, parse_vary, sweep
@@ -84,6 +85,11 @@ def procure_cmd(ctx: click.Context, workloads: Path, months: int, power_utilizat
     if power_utilization is not None:
         tables = tables.replace(power_utilization)
     report = procure(load_fleet(workloads), tables, months, time_limit)
+    if all(o.status == "infeasible" for o in report.options):  # nothing to buy, rent or compare: exit 3
+        reasons = {o.reason for o in report.options}
+        raise InfeasibleError(f"no tier ({', '.join(o.tier for o in report.options)}) can serve the demand: "
+                              + (reasons.pop() if len(reasons) == 1 else
+                                 "; ".join(f"{o.tier}: {o.reason}" for o in report.options)))
     if plot is not None:
         from gpuplan.optimizer.charts import buy_vs_rent, save
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +22,7 @@ MAX_WORKLOADS = 100_000
 # Ceilings far above any real fleet, low enough that the solver's integer scaling cannot overflow.
 MAX_TOKENS = 100_000_000  # tokens per request or context
 MAX_RATE_RPS = 1_000_000.0
+MIN_RATE_RPS = 1e-6  # one request in 11.6 days; below, a subnormal rate made the solver see no demand
 MAX_CONCURRENCY = 100_000_000
 MAX_MS = 86_400_000.0  # one day
 MAX_BUDGET_USD_PER_HOUR = 1e9
@@ -70,7 +72,7 @@ class Workload(BaseModel):
     input_tokens: int = Field(gt=0, le=MAX_TOKENS)
     output_tokens: int = Field(gt=0, le=MAX_TOKENS)
     max_context: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
-    rate_rps: float | None = Field(default=None, gt=0, le=MAX_RATE_RPS)
+    rate_rps: float | None = Field(default=None, ge=MIN_RATE_RPS, le=MAX_RATE_RPS)
     concurrency: int | None = Field(default=None, gt=0, le=MAX_CONCURRENCY)
     rate_profile: list[float] | None = None  # 24 hourly request rates (req/s), hour 0 first
     rate_profile_csv: str | None = None  # or a CSV with columns hour,rate (path relative to the file)
@@ -117,8 +119,9 @@ class Workload(BaseModel):
             return v
         if len(v) != HOURS:
             raise ValueError(f"rate_profile needs {HOURS} hourly values, got {len(v)}")
-        if any(not 0 <= x <= MAX_RATE_RPS for x in v) or not any(x > 0 for x in v):
-            raise ValueError(f"rate_profile values must be ≥ 0 (at most {MAX_RATE_RPS:g}) and not all 0")
+        if any(not (x == 0 or MIN_RATE_RPS <= x <= MAX_RATE_RPS) for x in v) or not any(x > 0 for x in v):
+            raise ValueError(f"rate_profile values must be 0 or in [{MIN_RATE_RPS:g}, {MAX_RATE_RPS:g}], "
+                             "not all 0")
         return [x + 0.0 for x in v]  # -0.0 (YAML allows it) is an idle hour, reported as 0
 
     @model_validator(mode="after")
@@ -146,11 +149,11 @@ class Constraints(BaseModel):
     model_config = STRICT
 
     tier: Literal["on_demand", "spot", "reserved_1y", "reserved_3y", "owned"] = "on_demand"
-    providers: list[str] | None = None
+    providers: list[str] | None = None  # omitted: every provider ([] is refused, _not_empty)
     max_gpus: dict[str, Annotated[int, Field(ge=0, le=MAX_GPU_CAP)]] = Field(default_factory=dict)
     budget_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_BUDGET_USD_PER_HOUR)
     single_gpu_type: bool = False  # one GPU type per workload (else a mix when cheaper)
-    utilization: float = Field(default=DEFAULT_UTILIZATION, gt=0, le=1)
+    utilization: float = Field(default=DEFAULT_UTILIZATION, ge=0.01, le=1)  # below 1 %: no capacity
     gpus: list[str] | None = None  # only these GPU types
     committed_tier: Literal["reserved_1y", "reserved_3y", "owned"] = "reserved_1y"  # base of a daily profile
     spot_max_share: float = Field(default=0.3, ge=0, le=1)  # spot GPUs ≤ this share of each hour's GPUs
@@ -161,6 +164,13 @@ class Constraints(BaseModel):
     @classmethod
     def _place_list(cls, v: object) -> object:
         return [v] if isinstance(v, str) else v
+
+    @field_validator("providers", "gpus", "regions", "jurisdictions")
+    @classmethod
+    def _not_empty(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:  # an empty list used to mean "all", the opposite of what it says
+            raise ValueError("an empty list allows nothing: omit the key to allow every one")
+        return v
 
 
 class Fleet(BaseModel):
@@ -203,9 +213,9 @@ def _read_profile_csv(path: Path, where: str) -> list[float]:
             hour, rate = int(row["hour"]), float(row["rate"])
         except (TypeError, ValueError):
             raise InputError(f"{path}, row {line}: hour must be an integer and rate a number") from None
-        if not 0 <= hour < HOURS or hour in rates or not 0 <= rate <= MAX_RATE_RPS:
-            raise InputError(f"{path}, row {line}: hour must be 0-23, once each, and rate a finite number in "
-                             f"[0, {MAX_RATE_RPS:g}]")
+        if not 0 <= hour < HOURS or hour in rates or not (rate == 0 or MIN_RATE_RPS <= rate <= MAX_RATE_RPS):
+            raise InputError(f"{path}, row {line}: hour must be 0-23, once each, and rate 0 or a finite number in "
+                             f"[{MIN_RATE_RPS:g}, {MAX_RATE_RPS:g}]")
         rates[hour] = rate
     if len(rates) != HOURS:
         raise InputError(f"{path}: needs {HOURS} hours (0-23), got {len(rates)}")
@@ -230,6 +240,15 @@ def _inline_profiles(data: dict, base: Path | None, source: str) -> dict:
     return data
 
 
+def _number_hint(value: object) -> str:
+    """For a value YAML read as text though it is written as a number (YAML 1.1 needs a dot in a float with an
+    exponent: 1e-3 is text, 1.0e-3 a number), how to write it."""
+    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+[eE][+-]?\d+", value.strip()):
+        mantissa, _, exponent = value.strip().lower().partition("e")
+        return f" (YAML reads {value.strip()} as text: write {mantissa}.0e{exponent})"
+    return ""
+
+
 def parse_fleet(data: object, source: str, base: Path | None = None) -> Fleet:
     if isinstance(data, dict):
         data = _inline_profiles(data, base, source)
@@ -239,7 +258,7 @@ def parse_fleet(data: object, source: str, base: Path | None = None) -> Fleet:
         fleet = Fleet.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        msg = first["msg"].removeprefix("Value error, ")
+        msg = first["msg"].removeprefix("Value error, ") + _number_hint(first.get("input"))
         raise InputError(f"{source}: {_where(data, tuple(first['loc']))}: {msg}") from None
     if fleet.constraints.tier not in TIERS:
         raise InputError(f"{source}: constraints.tier must be one of {', '.join(TIERS)}")

@@ -105,7 +105,9 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("rate-1e16", "w.rate_rps", 1e16, "less than or equal"),
     ("rate-bool", "w.rate_rps", True, "rate_rps"),
     ("rate-string", "w.rate_rps", "12", "rate_rps"),
-    ("rate-negative", "w.rate_rps", -1, "greater than 0"),
+    ("rate-negative", "w.rate_rps", -1, "greater than or equal to 0.000001"),
+    ("rate-subnormal", "w.rate_rps", 1e-320, "greater than or equal to 0.000001"),  # the solver saw no demand
+    ("rate-exponent-without-dot", "w.rate_rps", "1e-3", "write 1.0e-3"),  # YAML 1.1 reads 1e-3 as text
     ("rate-list", "w.rate_rps", [1, 2], "rate_rps"),
     ("input-bool", "w.input_tokens", True, "input_tokens"),
     ("input-float", "w.input_tokens", 1.5, "input_tokens"),
@@ -147,6 +149,8 @@ BAD_VALUES: list[tuple[str, str, Any, str]] = [
     ("provider-typo", "c.providers", ["aws", "gpc"], "unknown provider 'gpc'"),
     ("provider-escape", "c.providers", ["\x1b[31mevil"], "unknown provider"),
     # a folder named like an engine option passed the "existing path" check and reached the launch command
+    ("providers-empty", "c.providers", [], "empty list allows nothing"),
+    ("gpus-empty", "c.gpus", [], "empty list allows nothing"),
     ("checkpoint-option", "w.checkpoint", "--trust-remote-code", "starts with '-'"),
     ("checkpoint-too-long", "w.checkpoint", "a/" * 3000, "longer than a path"),
     ("checkpoint-name-too-long", "w.checkpoint", "a" * 300, "field 'checkpoint'"),
