@@ -93,7 +93,7 @@ def read_csv_dicts(path: Path | str, limit_bytes: int = LIMIT_TABLE_BYTES) -> tu
     """(header, rows) of a CSV file, header cells stripped; a malformed file is one ``UnreadableInput``."""
     text = read_text(path, limit_bytes)
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)  # an open quote is an error
         header = [h.strip() for h in reader.fieldnames or []]
         twice = sorted({h for h in header if h and header.count(h) > 1})
         if twice:

@@ -76,6 +76,15 @@ def _cell(raw: dict[str, str | None], key: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def _positive_number(text: str) -> bool:
+    """A finite number > 0 written in ASCII (Python also reads Arabic-Indic digits and 'nan')."""
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return text.isascii() and math.isfinite(value) and value > 0
+
+
 def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
     offers: list[Offer] = []
     seen: dict[tuple[str, str, str], tuple[int, Offer]] = {}
@@ -86,6 +95,10 @@ def _read_ours(path: Path, rows: list[dict[str, str | None]]) -> list[Offer]:
         if "gpu" in cells:
             cells["gpu"] = str(cells["gpu"]).lower()
         offer = validate_row(Offer, path, line, cells, InputError)
+        for fact in INSTANCE_FACTS:  # not read by the planner, but a table with garbage in them is not trusted
+            text = _cell(raw, fact)
+            if text is not None and not _positive_number(text):
+                raise InputError(f"{path}, row {line}, column '{fact}': not a positive number ({text!a:.40})")
         if not any(offer.price(t) for t in TIERS):
             raise InputError(f"{path}, row {line}: offer '{offer.key}' has no price in any tier")
         first = seen.get(offer.region_key)

@@ -204,7 +204,8 @@ def test_daily_profile_cheaper_than_peak_all_day(gpuplan, tmp_path: Path) -> Non
     assert d["daily_usd"] <= p["total_usd_per_hour"] * 24 + 1e-6
 
 
-@pytest.mark.parametrize(("profile", "needle"), [([1.0] * 23, "24 hourly values"), ([-1.0] * 24, "≥ 0")])
+@pytest.mark.parametrize(("profile", "needle"), [([1.0] * 23, "24 hourly values"), ([-1.0] * 24, "0 or in [1e-06"),
+                                                 ([1e-9] + [1.0] * 23, "0 or in [1e-06")])
 def test_bad_profile_is_exit_2(gpuplan, tmp_path: Path, profile: list[float], needle: str) -> None:
     data = json.loads(json.dumps(SMALL))
     data["workloads"][0].pop("rate_rps")

@@ -210,6 +210,8 @@ def _read_profile_csv(path: Path, where: str) -> list[float]:
     rates: dict[int, float] = {}
     for line, row in enumerate(rows, start=2):
         try:
+            if not (row["hour"] or "").isascii() or not (row["rate"] or "").isascii():  # '١' reads as 1
+                raise ValueError(row["hour"])
             hour, rate = int(row["hour"]), float(row["rate"])
         except (TypeError, ValueError):
             raise InputError(f"{path}, row {line}: hour must be an integer and rate a number") from None

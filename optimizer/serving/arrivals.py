@@ -61,7 +61,10 @@ def _number(path: Path, line: int, row: dict[str, str | None], column: str, kind
     """A cell as ``kind``: integers (token counts) in [1, MAX_TOKENS], floats (times, probabilities) finite
     and ≥ 0."""
     try:
-        value = kind(row[column])
+        cell = row[column]
+        if cell is not None and not cell.isascii():  # Python reads '١٠٠' (Arabic-Indic digits) as 100
+            raise ValueError(cell)
+        value = kind(cell)
     except (TypeError, ValueError):
         raise InputError(f"{path}, row {line}, column '{column}': not a number ({row[column]!r:.60})") from None
     if kind is int and not 1 <= value <= MAX_TOKENS:

@@ -250,7 +250,7 @@ def _tables() -> list[Case]:
                    ("on_demand_usd_per_hour", "1e308"), ("on_demand_usd_per_hour", "-3"),
                    ("gpus_per_instance", "1e20"), ("gpus_per_instance", "0"), ("gpus_per_instance", "true"),
                    ("max_instances", "99999999999999999999999"), ("spot_usd_per_hour", "infinity"),
-                   ("as_of", "2025-02-30"), ("source", "")]
+                   ("as_of", "2025-02-30"), ("source", ""), ("vcpus", "nan"), ("host_memory_gb", "-1")]
     for column, value in offer_cells:
         cases.append(Case(f"pricing-{column}-{value}", ["--pricing", "{d}/o.csv", "prices", *JSON_OUT], 2,
                           column, {"o.csv": _csv_with(OFFERS_CSV, column, value)}))
@@ -508,6 +508,9 @@ def _simulate() -> list[Case]:
         "header-only": (b"arrival_s\n", "no rows"),
         # a misspelt length column was ignored: every request got --input's length
         "misspelt-column": (TRACE.replace("input_tokens", "input_token").encode(), "unknown column 'input_token'"),
+        # an open quote swallowed every later row, and Python reads Arabic-Indic digits as numbers
+        "unterminated-quote": (b'arrival_s\n"0\n1\n', "unexpected end of data"),
+        "arabic-indic-digits": (TRACE.replace("0.0,100", "0.0,\u0661\u0660\u0660").encode(), "not a number"),
     }
     for name, (content, needle) in traces.items():
         cases.append(Case(f"simulate-trace-{name}", [*SIM, "--trace", "{d}/t.csv", *JSON_OUT], 2, needle,
