@@ -574,3 +574,18 @@ def test_one_workload_on_one_instance_is_one_endpoint_behind_nginx(gpuplan, tmp_
             for a in argvs] == [("CUDA_VISIBLE_DEVICES=0,1,2,3", "8001", "4", None),
                                 ("CUDA_VISIBLE_DEVICES=4,5,6,7", "8002", "2", "2")]
     assert "nginx" in doc["setup"]
+
+
+def test_a_second_plan_into_a_folder_removes_the_first_plans_specs_and_nothing_else(gpuplan, tmp_path: Path) -> None:
+    # Deploying a folder's *.sky.yaml after re-planning into it used to start the first plan's services too.
+    folder = tmp_path / "out"
+    root = Path(__file__).parents[1] / "examples"
+    assert gpuplan("plan", str(root / "fleet.yaml"), "-o", str(folder)).code == 0
+    first = {p.name for p in folder.glob("*.sky.yaml")}
+    (folder / "mine.txt").write_text("the user's own file\n")
+    assert gpuplan("plan", str(root / "steady.yaml"), "-o", str(folder)).code == 0
+    second = {p.name for p in folder.glob("*.sky.yaml")}
+    assert first - second, "the two plans share every spec: the test shows nothing"
+    listed = (folder / "plan.files").read_text().splitlines()
+    assert second <= set(listed) and {"plan.json", "plan.csv", "plan.files"} <= set(listed)
+    assert {p.name for p in folder.iterdir()} == set(listed) | {"mine.txt"}

@@ -26,6 +26,8 @@ from gpuplan.pricing.offers import TIERS
 from rich.console import Console
 from rich.markup import escape
 
+from gpuplan.safeio import UnreadableInput, read_text
+
 
 def _fleet(path: Path, tier: str | None) -> Fleet:
     fleet = load_fleet(path)
@@ -202,15 +204,37 @@ def plan_cmd(ctx: click.Context, workloads: Path, objective: str, budget_usd_per
     show(result, fmt, out)
 
 
+MANIFEST = "plan.files"  # the files the last plan wrote into its folder, one name per line
+
+
 def write_folder(result: Result, folder: Path, files: dict[str, str], notes: list[str]) -> None:
     """plan.json, plan.csv and the launch specs, all rendered and checked before the first write; file
-    names pass through ``safe_filename`` (no path tricks, bounded length)."""
+    names pass through ``safe_filename`` (no path tricks, bounded length). The folder's MANIFEST lists them;
+    files an earlier plan listed there and this one does not write are removed after the write, so deploying
+    the folder's specs never starts a stale service."""
     texts = {"plan.json": render(result, "json"), "plan.csv": render(result, "csv")}
     texts.update({safe_filename(name, 120): text for name, text in sorted(files.items())})
     if notes:
         texts["NOTES.txt"] = "".join(f"{n}\n" for n in notes)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: exists and is not a folder")
+    stale = sorted(_listed(folder) - set(texts) - {MANIFEST})
+    texts[MANIFEST] = "".join(f"{name}\n" for name in sorted({*texts, MANIFEST}))
     for name in texts:
         check_target(folder / name)
     write_files({folder / name: text for name, text in texts.items()})  # all or none, Ctrl-C included
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+
+
+def _listed(folder: Path) -> set[str]:
+    """The names an earlier plan's MANIFEST in ``folder`` lists: only plain names this command could have
+    written (``safe_filename`` leaves them as they are) of regular files; anything else in the folder is the
+    user's and is never touched."""
+    try:
+        text = read_text(folder / MANIFEST, 1 << 20)
+    except UnreadableInput:
+        return set()
+    return {name for name in text.splitlines()
+            if name and safe_filename(name, 120) == name and (folder / name).is_file()
+            and not (folder / name).is_symlink()}
