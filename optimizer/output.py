@@ -257,6 +257,7 @@ def atomic_target(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         os.close(fd)
         tmp = Path(name)
         yield tmp
+        os.chmod(tmp, 0o666 & ~_current_umask())  # the usual mode of a new file, not mkstemp's 0600 (as write_atomic)
         os.replace(tmp, path)
     except OSError as err:
         raise OutputError(f"{path}: cannot write ({err.strerror or err})") from None

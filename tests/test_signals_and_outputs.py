@@ -155,3 +155,21 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted() -> None:
     (row,) = list(csv.DictReader(io.StringIO(text)))
     assert row == {"workload": "'=HYPERLINK(\"http://evil\",\"x\")", "dde": "'+cmd|' /C calc'!A0",
                    "at": "'@SUM(A1)", "plain": "chat", "delta": "-3.5", "list": "'-a;b"}
+
+
+def test_a_plot_gets_the_usual_file_mode(tmp_path: Path) -> None:
+    """--plot PNGs were written 0600 (mkstemp's mode) where every other output honours the umask."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gpuplan.optimizer.charts import save
+    from matplotlib.figure import Figure
+
+    target = tmp_path / "chart.png"
+    old = os.umask(0o022)
+    try:
+        save(Figure(), target)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,6 +9,7 @@ import click
 from gpuplan.models.catalog import load_catalog, resolve
 from gpuplan.models.memory import kv_bytes_per_token, state_bytes_per_sequence
 from gpuplan.optimizer.cli.common import cli, output_options, show, tables_of
+from gpuplan.optimizer.errors import InputError
 from gpuplan.optimizer.output import Result, View
 from gpuplan.optimizer.tables import Tables
 from gpuplan.pricing.checks import check_offers, unmatched_reserved
@@ -73,6 +74,9 @@ def gpus_cmd(ctx: click.Context, gpu_ids: tuple[str, ...], vendor: str | None, f
     """
     table = tables_of(ctx).gpus
     wanted = {table.get(g).id for g in gpu_ids}
+    vendors = sorted({g.vendor.lower() for g in table})
+    if vendor is not None and vendor.lower() not in vendors:
+        raise InputError(f"--vendor: unknown vendor '{vendor}' (the GPU table has {', '.join(vendors)})")
     rows = [g.model_dump(mode="json") for g in table
             if (not wanted or g.id in wanted) and (not vendor or g.vendor.lower() == vendor.lower())]
     for r in rows:

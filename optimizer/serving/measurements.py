@@ -123,8 +123,13 @@ def read_measurements(path: Path) -> list[Measurement]:
     rows = read_rows(path, Measurement)
     if not rows:
         raise InputError(f"{path}: no measurement rows")
+    seen: dict[str, int] = {}
     for line, m in enumerate(rows, start=2):  # read_rows numbers rows the same way
         m._where = f"{path}, row {line}"
+        key = m.model_dump_json()  # every column: a row given twice would weigh twice in the fit
+        if key in seen:
+            raise InputError(f"{path}, row {line}: repeats row {seen[key]} (every column the same)")
+        seen[key] = line
     return rows
 
 

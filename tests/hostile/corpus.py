@@ -380,6 +380,7 @@ def _options() -> list[Case]:
          "--context"),
         ("memory-batch-zero", [*m, "--batch", "0"], "--batch"),
         ("prices-provider-typo", ["prices", "--provider", "gpc"], "did you mean 'gcp'"),
+        ("gpus-vendor-typo", ["gpus", "--vendor", "nvdia"], "unknown vendor 'nvdia'"),
         ("memory-gpus-negative", [*m, "--gpus", "-8"], "--gpus"),
         ("memory-lora-rank-zero", [*m, "--mode", "lora", "--lora-rank", "0"], "--lora-rank"),
         ("memory-overhead-nan", [*m, "--overhead-fraction", "nan"], "--overhead-fraction"),
@@ -459,6 +460,8 @@ def _measurements() -> list[Case]:
              "not a regular file"),
     ]
     lines = MEASURED_CSV.read_text(encoding="utf-8").splitlines()
+    cases.append(Case("validate-row-twice", ["validate", "{d}/m.csv", *JSON_OUT], 2, "repeats row 2",
+                      {"m.csv": "\n".join([*lines[:3], lines[1]]).encode() + b"\n"}))
     typo = "\n".join([lines[0].replace(",percentile,", ",percentil,"), *lines[1:3]]).encode() + b"\n"
     kv_lines = KV_CSV.read_text(encoding="utf-8").splitlines()
     cases += [  # a misspelt optional column was ignored: the rows read as means, at the default settings
