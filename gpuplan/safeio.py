@@ -104,6 +104,9 @@ def read_csv_dicts(path: Path | str, limit_bytes: int = LIMIT_TABLE_BYTES) -> tu
             rows.append(row)
             if len(rows) > MAX_CSV_ROWS:
                 raise UnreadableInput(f"{path}: more than {MAX_CSV_ROWS:,} rows")
+            if reader.line_num != len(rows) + 1:  # errors say "row N" for the file's line N: keep them one
+                raise UnreadableInput(f"{path}, line {reader.line_num}: a blank line or a cell spanning lines "
+                                      f"comes before it (errors number rows by line: remove it)")
     except csv.Error as err:
         raise UnreadableInput(f"{path}: not a readable CSV file ({err})") from None
     return header, rows

@@ -273,9 +273,10 @@ def _tables() -> list[Case]:
              ("hardware", GPUS_CSV, "id", "h100\x1b[31m"), ("hardware", GPUS_CSV, "vendor", "x" * 300)]
     for option, table, column, value in names:  # identifiers reach terminals, launch files and file names
         cmd = "prices" if option == "pricing" else "gpus"
+        # a newline inside a quoted cell is refused before the cell is read (rows are numbered by line)
+        needle = "a cell spanning lines" if "\n" in value else f"column '{column}': Value error, must be printable"
         cases.append(Case(f"{option}-{column}-hostile-name", [f"--{option}", "{d}/t.csv", cmd, *JSON_OUT], 2,
-                          f"column '{column}': Value error, must be printable",
-                          {"t.csv": _csv_with(table, column, value)}))
+                          needle, {"t.csv": _csv_with(table, column, value)}))
     for name in ("\x1b[31maws", "../evil", "a b"):
         cases.append(Case(f"skypilot-provider-{name.encode().hex()}", ["--pricing", name + "={d}/vms.csv", "prices",
                                                                       *JSON_OUT], 2, "a provider name is",
@@ -513,6 +514,8 @@ def _simulate() -> list[Case]:
         "misspelt-column": (TRACE.replace("input_tokens", "input_token").encode(), "unknown column 'input_token'"),
         # an open quote swallowed every later row, and Python reads Arabic-Indic digits as numbers
         "unterminated-quote": (b'arrival_s\n"0\n1\n', "unexpected end of data"),
+        # a blank line shifted every later "row N" in errors by one
+        "blank-line-between-rows": (b"arrival_s\n0\n\n1\nxyz\n", "line 4: a blank line"),
         "arabic-indic-digits": (TRACE.replace("0.0,100", "0.0,\u0661\u0660\u0660").encode(), "not a number"),
     }
     for name, (content, needle) in traces.items():
