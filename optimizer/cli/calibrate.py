@@ -58,7 +58,7 @@ sources identify it, the floors only on latency-bound rows. The result is a cali
 \b
 Examples:
   gpuplan calibrate tests/data/measured.csv -o calibration.csv
-  gpuplan --calibration calibration.csv validate tests/data/measured.csv --summary-only
+  gpuplan --calibration calibration.csv validate tests/data/measured.csv --summary-only --no-loso
 """
 
 
