@@ -67,12 +67,18 @@ class CandidateSet(BaseModel):
     pruned: int
 
 
+def allowed_providers(tables: Tables, c: Constraints) -> list[str] | None:
+    """The providers ``constraints.providers`` allows (each one a provider of the price tables), with 'owned'
+    (owned servers are no provider's); None: every provider."""
+    check_providers(tables.offers, c.providers, "constraints.providers")
+    return [*c.providers, "owned"] if c.providers else None
+
+
 def usable_offers(tables: Tables, c: Constraints) -> tuple[list[Offer], list[str]]:
     """Offers priced in the tier, of allowed providers and GPUs, whose GPU is in the table; cheapest per
     (GPU, GPUs per instance) unless capped."""
     notes = [t.summary for t in tables.pricing_tables if t.summary]  # SkyPilot catalogs: what was skipped
-    check_providers(tables.offers, c.providers, "constraints.providers")
-    providers = [*c.providers, "owned"] if c.providers else None  # owned servers are no provider's
+    providers = allowed_providers(tables, c)
     offers = filter_offers(tables.offers, provider=providers, tier=c.tier)
     offers = cheapest_region(filter_place(offers, c.regions, c.jurisdictions), c.tier)
     if c.regions or c.jurisdictions:

@@ -14,7 +14,7 @@ import time
 
 from gpuplan.optimizer.errors import InfeasibleError
 from gpuplan.optimizer.launch.daily import DayDeployment, tier_deployments
-from gpuplan.optimizer.planning.candidate_gen import Candidate, generate, prefetch
+from gpuplan.optimizer.planning.candidate_gen import Candidate, allowed_providers, generate, prefetch
 from gpuplan.optimizer.planning.day_model import (
     DayInputs,
     build_day,
@@ -32,7 +32,7 @@ from gpuplan.optimizer.planning.planner import explain_empty
 from gpuplan.optimizer.planning.solver import DET_PER_S, TIE_BREAK_SHARE, WALL_NOTE
 from gpuplan.optimizer.planning.workload import HOURS, Fleet, Workload
 from gpuplan.optimizer.tables import Tables
-from gpuplan.pricing.offers import Offer, check_providers, filter_offers
+from gpuplan.pricing.offers import Offer, filter_offers
 from gpuplan.pricing.regions import cheapest_region, filter_place
 from ortools.sat.python import cp_model
 from pydantic import BaseModel
@@ -92,8 +92,7 @@ class DayPlan(BaseModel):
 
 def _day_offers(tables: Tables, fleet: Fleet) -> list[Offer]:
     c = fleet.constraints
-    check_providers(tables.offers, c.providers, "constraints.providers")
-    providers = [*c.providers, "owned"] if c.providers else None
+    providers = allowed_providers(tables, c)
     allowed = {tables.gpus.get(g).id for g in c.gpus} if c.gpus else None
     out = []
     placed = cheapest_region(filter_place(filter_offers(tables.offers, provider=providers), c.regions,

@@ -102,10 +102,7 @@ class Workload(BaseModel):
     def _checkpoint(cls, v: str | None) -> str | None:
         from gpuplan.optimizer.launch.checkpoints import check_override
 
-        try:
-            return check_override(v) if v is not None else v
-        except InputError as err:  # as a ValueError, pydantic's error names the workload and field
-            raise ValueError(str(err)) from None
+        return check_override(v) if v is not None else v
 
     @field_validator("weights", "kv", mode="before")
     @classmethod

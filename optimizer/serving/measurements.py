@@ -10,7 +10,7 @@ from typing import Literal
 
 from gpuplan.hardware.csvrows import read_rows
 from gpuplan.optimizer.errors import InputError
-from gpuplan.optimizer.serving.calibration import VERSION_PATTERN, engine_id
+from gpuplan.optimizer.serving.calibration import checked_version, engine_id
 from gpuplan.optimizer.serving.releases import release_on
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -90,8 +90,7 @@ class Measurement(Sourced):
     @field_validator("engine_version")
     @classmethod
     def _version_like(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(VERSION_PATTERN, v.strip()):
-            raise ValueError(f"engine version '{v[:40]}' is not like '0.11.0' or '1.2.0rc1'")
+        checked_version(v)  # its InputError is a ValueError: pydantic names the row and column
         return v
 
     @field_validator("attn_dp")
